@@ -1,0 +1,34 @@
+# custseg: `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO ?= demo-output
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/custseg synth --customers 5000 --seed 42 --out $(DEMO)/data
+	$(VENV)/bin/custseg rfm $(DEMO)/data/transactions.parquet \
+		--customers $(DEMO)/data/customers.parquet --out $(DEMO)/rfm
+	@echo "Outputs: $(DEMO)/rfm/segments.csv, $(DEMO)/rfm/summary.json, $(DEMO)/rfm/excluded_customers.csv"
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: install lint
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/bench_rfm.py --lines 10000000
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache .hypothesis

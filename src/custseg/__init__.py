@@ -1,0 +1,51 @@
+"""custseg: customer segments from raw sales records.
+
+>>> import custseg
+>>> result = custseg.run_rfm("orders.csv", out_dir="out")  # doctest: +SKIP
+>>> result.segments[["customer_id", "rfm_segment"]].head()  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .cleaning import REASONS, Audit  # noqa: E402
+from .config import Config  # noqa: E402
+from .exceptions import (  # noqa: E402
+    ConfigError,
+    CustsegError,
+    CustsegWarning,
+    DataError,
+    InputError,
+    MappingError,
+)
+from .pipeline import (  # noqa: E402
+    RfmResult,
+    clean,
+    customer_features,
+    map_columns,
+    read_table,
+    run_rfm,
+)
+from .rfm import balanced_edges, rfm_scores  # noqa: E402
+
+
+def read_customers(path, config=None):
+    """A customer table (one row per customer) with a text ``customer_id`` column.
+
+    Personal columns (names, emails, phones, addresses) are left out.
+    """
+    from .engines.duckdb import connect
+    from .io._customers import load_customers
+
+    config = config or Config()
+    con = connect(config)
+    try:
+        return load_customers(con, path, config)[0]
+    finally:
+        con.close()
+
+
+__all__ = [
+    "REASONS", "Audit", "Config", "ConfigError", "CustsegError", "CustsegWarning", "DataError",
+    "InputError", "MappingError", "RfmResult", "balanced_edges", "clean", "customer_features",
+    "map_columns", "read_customers", "read_table", "rfm_scores", "run_rfm",
+]

@@ -1,0 +1,242 @@
+"""Cleaning with an audit: every input row ends in exactly one status.
+
+A row is either a ``purchase`` (used for the customer features) or dropped under one
+reason; returns and cancellations are not purchases but feed ``return_rate``. Rules are
+applied in the order of :data:`REASONS`, so each row is counted once, and always
+``rows_in == rows_used + sum(dropped.values())``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from .config import Config
+from .exceptions import DataError
+from .io import Source
+from .io._parse import date_expr, decimal_comma, id_expr, lit, number_expr, q, text_expr
+
+#: Drop reasons in the order rules apply, with what each means.
+REASONS: dict[str, str] = {
+    "malformed_line": "text line with a different number of fields than the header",
+    "missing_customer_id": "no customer id",
+    "unparseable_date": "order date missing or not readable as a date",
+    "unparseable_number": "quantity, unit price or amount missing or not a number",
+    "after_as_of": "dated on or after the as-of date",
+    "duplicate": "exact copy of another line (equal in every input column)",
+    "cancellation": "line of a cancellation invoice; counted in return_rate",
+    "return": "negative quantity (or negative line total): a return; counted in return_rate",
+    "zero_quantity": "quantity is 0",
+    "non_positive_price": "unit price (or line total when there is no price) is 0 or below",
+}
+#: Statuses decided before duplicates are collapsed: every copy counts under them.
+_BEFORE_DUPLICATES = ("missing_customer_id", "unparseable_date", "unparseable_number",
+                      "after_as_of")
+RETURN_STATUSES = ("cancellation", "return")
+
+
+@dataclass
+class Audit:
+    """What happened to every input row."""
+
+    rows_in: int
+    rows_used: int
+    dropped: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows_in": self.rows_in, "rows_used": self.rows_used,
+                "dropped": dict(self.dropped), "warnings": list(self.warnings),
+                "notes": dict(self.notes)}
+
+
+def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[str, str],
+                config: Config, table: str = "lines") -> Audit:
+    """Parse and classify every raw row into DuckDB table ``table``.
+
+    The table holds one row per distinct input line: ``customer_id, invoice_id,
+    invoice_date, quantity, value, product_id, country, n, status`` where ``n`` is how
+    many identical copies the input had and ``value`` is quantity x unit price (or the
+    line total).
+    """
+    rules = config.cleaning
+    rel, types = source.relation, source.types
+    warnings = list(source.warnings)
+    notes: dict[str, str] = {}
+
+    date_sql, date_note, date_warn = date_expr(con, rel, mapping["invoice_date"],
+                                               types[mapping["invoice_date"]], config.dayfirst)
+    notes["invoice_date"] = f"{mapping['invoice_date']}: {date_note}"
+    warnings += date_warn
+
+    def num(fld: str) -> str:
+        col = mapping[fld]
+        comma = types[col] == "VARCHAR" and decimal_comma(con, rel, col)
+        if comma:
+            notes[fld] = f"{col}: decimal comma (1.234,50)"
+        return number_expr(col, types[col], comma)
+
+    has_price, has_qty = "unit_price" in mapping, "quantity" in mapping
+    qty_sql = num("quantity") if has_qty else ("1.0" if has_price else "CAST(NULL AS DOUBLE)")
+    if has_price and not has_qty:
+        warnings.append("No quantity column: each line counts as quantity 1.")
+    if has_price:
+        price_sql = num("unit_price")
+        value_sql, needed = "quantity * unit_price", ["quantity", "unit_price"]
+        if "amount" in mapping:
+            notes["amount"] = f"{mapping['amount']} ignored: unit price x quantity is used"
+    else:
+        price_sql = "CAST(NULL AS DOUBLE)"
+        value_sql, needed = "amount", ["amount"] + (["quantity"] if has_qty else [])
+    amount_sql = num("amount") if "amount" in mapping and not has_price else "CAST(NULL AS DOUBLE)"
+
+    cust_sql = id_expr(mapping["customer_id"], types[mapping["customer_id"]])
+    if "invoice_id" in mapping:
+        inv_sql = id_expr(mapping["invoice_id"], types[mapping["invoice_id"]])
+        cancel_sql, cancel_note = _cancellation_rule(con, rel, inv_sql, config)
+        notes["cancellation"] = cancel_note
+    else:
+        inv_sql, cancel_sql = None, "false"
+        notes["invoice_id"] = "no invoice column: each customer-day counts as one order"
+    product_sql = (id_expr(mapping["product_id"], types[mapping["product_id"]])
+                   if "product_id" in mapping else "CAST(NULL AS VARCHAR)")
+    country_sql = text_expr(mapping["country"]) if "country" in mapping else "CAST(NULL AS VARCHAR)"
+
+    as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
+    bad_number = " OR ".join(f"{f} IS NULL" for f in needed)
+    neg = "quantity < 0" if has_qty else "value < 0"
+
+    def rule(name: str, cond: str, status: str) -> str:
+        return f"WHEN {cond} THEN '{status}'" if rules[name] else ""
+
+    status_sql = "\n".join(filter(None, [
+        "CASE",
+        "WHEN customer_id IS NULL THEN 'missing_customer_id'",
+        "WHEN invoice_date IS NULL THEN 'unparseable_date'",
+        f"WHEN {bad_number} THEN 'unparseable_number'",
+        f"WHEN invoice_date >= {lit(as_of.isoformat())}::TIMESTAMP THEN 'after_as_of'"
+        if as_of else "",
+        rule("returns", "is_cancel", "cancellation"),
+        rule("returns", neg, "return"),
+        rule("zero_quantity", "quantity = 0" if has_qty else "false", "zero_quantity"),
+        rule("non_positive_price", "unit_price <= 0" if has_price else "value <= 0",
+             "non_positive_price"),
+        "ELSE 'purchase' END",
+    ]))
+    source_sql = (f"SELECT *, count(*) AS __custseg_n FROM {q(rel)} GROUP BY ALL"
+                  if rules["duplicates"] else f"SELECT *, 1 AS __custseg_n FROM {q(rel)}")
+    invoice_final = "raw_invoice" if inv_sql else "strftime(invoice_date, '%Y-%m-%d')"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE {q(table)} AS
+        WITH src AS ({source_sql}),
+        parsed AS (
+            SELECT {cust_sql} AS customer_id, {date_sql} AS invoice_date,
+                   {qty_sql} AS quantity, {price_sql} AS unit_price, {amount_sql} AS amount,
+                   {product_sql} AS product_id, {country_sql} AS country,
+                   {inv_sql or 'NULL'} AS raw_invoice, __custseg_n AS n
+            FROM src),
+        valued AS (SELECT *, {value_sql} AS value, {cancel_sql} AS is_cancel FROM parsed)
+        SELECT customer_id, {invoice_final} AS invoice_id, invoice_date, quantity, value,
+               product_id, country, n, {status_sql} AS status
+        FROM valued""")
+
+    counts = con.execute(
+        f"SELECT status, count(*), sum(n) FROM {q(table)} GROUP BY status").fetchall()
+    dropped = dict.fromkeys(REASONS, 0)
+    rows_used = 0
+    for status, distinct_rows, rows in counts:
+        if status in _BEFORE_DUPLICATES:
+            dropped[status] += int(rows)
+            continue
+        dropped["duplicate"] += int(rows - distinct_rows)
+        if status == "purchase":
+            rows_used = int(distinct_rows)
+        else:
+            dropped[status] += int(distinct_rows)
+    dropped["malformed_line"] = source.rejected
+    audit = Audit(rows_in=source.rows + source.rejected, rows_used=rows_used,
+                  dropped=dropped, warnings=warnings, notes=notes)
+    _check_unreadable(con, source, mapping, audit, config)
+    if rows_used == 0:
+        reasons = ", ".join(f"{k}: {v}" for k, v in dropped.items() if v)
+        raise DataError(f"Every line of {source.name} was dropped ({reasons}); "
+                        "check the column mapping (--map) and the as-of date.")
+    return audit
+
+
+def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str, str]:
+    """SQL condition on the raw invoice id marking cancellations, and a note on why."""
+    if config.cancellation_pattern:
+        pattern = config.cancellation_pattern
+        return (f"regexp_full_match(raw_invoice, {lit(pattern)})",
+                f"invoice ids matching {pattern!r} (from config)")
+    digits, c_digits, total = con.execute(
+        f"""SELECT count(*) FILTER (regexp_full_match(i, '[0-9]+')),
+                   count(*) FILTER (regexp_full_match(i, '[Cc][0-9]+')), count(i)
+            FROM (SELECT {inv_sql} AS i FROM {q(rel)})""").fetchone()
+    # The convention holds when (nearly) every id is a number or "C" + a number.
+    if c_digits and digits and digits + c_digits >= 0.99 * total:
+        return ("regexp_full_match(raw_invoice, '[Cc][0-9]+')",
+                f"invoice ids 'C' + digits ({c_digits} lines), since ordinary invoice ids "
+                "are digits (the Online Retail convention)")
+    return "false", "none marked: invoice ids do not follow the 'C' + number convention"
+
+
+def _check_unreadable(con, source: Source, mapping: dict[str, str], audit: Audit,
+                      config: Config) -> None:
+    """Name columns whose values could not be read; fail when a column is mostly unreadable
+    or a strict rule forbids dropping."""
+    checks = [("unparseable_date", ["invoice_date"]),
+              ("unparseable_number", ["quantity", "unit_price", "amount"]),
+              ("missing_customer_id", ["customer_id"])]
+    for reason, fields in checks:
+        count = audit.dropped[reason]
+        if not count:
+            continue
+        for fld in fields:
+            col = mapping.get(fld)
+            if col is None or (fld == "amount" and "unit_price" in mapping):
+                continue
+            if reason == "missing_customer_id":
+                examples, bad, nonnull = [], count, source.rows
+            else:
+                examples, bad, nonnull = _unreadable_values(con, source, col, fld, config)
+            if not bad:
+                continue
+            shown = ", ".join(repr(e) for e in examples)
+            strict_rule = "missing_customer" if reason == "missing_customer_id" else "unparseable"
+            if not config.cleaning[strict_rule]:
+                raise DataError(f"Column {col!r} of {source.name} has {bad} line(s) with "
+                                f"{REASONS[reason]}" + (f" (e.g. {shown})" if shown else "")
+                                + f"; cleaning rule {strict_rule!r} is off, so this is an error.")
+            if reason != "missing_customer_id" and nonnull and bad > 0.5 * nonnull:
+                raise DataError(
+                    f"Column {col!r} of {source.name} is mapped to {fld} but "
+                    f"{bad / nonnull:.0%} of its values cannot be read (e.g. {shown}); "
+                    f"map the right column with --map {fld}=COLUMN"
+                    + (" or pass --dayfirst" if fld == "invoice_date" else "") + ".")
+            if reason != "missing_customer_id":
+                audit.warnings.append(
+                    f"Column {col!r}: {bad} value(s) could not be read (e.g. {shown}); "
+                    f"those lines are dropped as {reason}.")
+
+
+def _unreadable_values(con, source: Source, col: str, fld: str, config: Config
+                       ) -> tuple[list[str], int, int]:
+    rel, typ = source.relation, source.types[col]
+    if fld == "invoice_date":
+        expr, _, _ = date_expr(con, rel, col, typ, config.dayfirst)
+    else:
+        comma = typ == "VARCHAR" and decimal_comma(con, rel, col)
+        expr = number_expr(col, typ, comma)
+    bad, nonnull = con.execute(
+        f"SELECT count(*) FILTER ({q(col)} IS NOT NULL AND ({expr}) IS NULL), "
+        f"count({q(col)}) FROM {q(rel)}").fetchone()
+    examples = [str(r[0]) for r in con.execute(
+        f"SELECT DISTINCT CAST({q(col)} AS VARCHAR) FROM {q(rel)} "
+        f"WHERE {q(col)} IS NOT NULL AND ({expr}) IS NULL ORDER BY 1 LIMIT 3").fetchall()]
+    return examples, int(bad), int(nonnull)

@@ -1,0 +1,198 @@
+"""The ``custseg`` command: thin commands over the library.
+
+Bad input ends in one line on stderr naming the problem and the fix, exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import Config
+from .exceptions import CustsegError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Customer segments from raw sales records.")
+err = Console(stderr=True)
+out = Console()
+
+MapOpt = Annotated[list[str] | None, typer.Option(
+    "--map", metavar="FIELD=COLUMN",
+    help="Name the column of a field, e.g. --map customer_id=Client (repeatable).")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", help="TOML or JSON config file (see README).", dir_okay=False)]
+AsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", metavar="YYYY-MM-DD",
+    help="Snapshot date: lines on or after it are ignored. Default: day after the last date.")]
+DayFirstOpt = Annotated[bool | None, typer.Option(
+    "--dayfirst/--no-dayfirst", help="Read 01/02/2011 as 1 February (default: from the data).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+def _config(config_file: Path | None, mapping: list[str] | None, **overrides) -> Config:
+    config = Config.from_file(config_file) if config_file else Config()
+    pairs = {}
+    for item in mapping or []:
+        field, sep, column = item.partition("=")
+        if not sep or not field.strip() or not column:
+            raise CustsegError(
+                f"--map {item!r} is not FIELD=COLUMN, e.g. --map customer_id=Client.")
+        pairs[field.strip()] = column
+    if pairs:
+        overrides["mapping"] = {**config.mapping, **pairs}
+    return config.replace(**overrides)
+
+
+class _Reporter:
+    """Rich progress, one line per stage, only on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                 TimeElapsedColumn(), console=err, transient=False)
+        self.enabled = enabled
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> _Reporter:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def __call__(self, stage: str, event: str) -> None:
+        if not self.enabled:
+            return
+        if event == "start":
+            self.tasks[stage] = self.progress.add_task(stage, total=1)
+        else:
+            self.progress.update(self.tasks[stage], completed=1)
+
+
+@app.command()
+def rfm(
+    input: Annotated[Path | None, typer.Argument(
+        help="Order lines: CSV/TSV/delimited text, .xlsx, Parquet file or folder.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("custseg-out"),
+    customers: Annotated[Path | None, typer.Option(
+        "--customers", help="Customer table to join on customer id (any input format).")] = None,
+    mapping: MapOpt = None,
+    as_of: AsOfOpt = None,
+    dayfirst: DayFirstOpt = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
+    delimiter: Annotated[str | None, typer.Option(
+        help="Force the delimiter of a text file (default: sniffed).")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="Force the encoding of a text file (default: UTF-8, else Latin-1).")] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Database URL, e.g. sqlite:///shop.db or duckdb:///shop.duckdb.")] = None,
+    sql: Annotated[str | None, typer.Option("--sql", help="Query to run on --db.")] = None,
+    config_file: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
+    from .pipeline import run_rfm
+
+    if delimiter == "\\t":
+        delimiter = "\t"
+    config = _config(config_file, mapping, as_of=as_of, dayfirst=dayfirst, sheet=sheet,
+                     delimiter=delimiter, encoding=encoding)
+    with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
+        result = run_rfm(input, out_dir=out_dir, customers=customers, config=config, db=db,
+                         sql=sql, reporter=reporter)
+    if quiet:
+        return
+    s = result.summary
+    audit = s["audit"]
+    dropped = ", ".join(f"{k} {v:,}" for k, v in audit["dropped"].items() if v) or "none"
+    out.print(f"{s['customers']:,} customers as of {s['as_of']} from {audit['rows_in']:,} lines "
+              f"({audit['rows_used']:,} used; dropped: {dropped}).")
+    table = Table("segment", "customers", "share", "revenue share", "mean recency",
+                  "mean frequency", "mean monetary", title="RFM segments")
+    for seg in s["rfm_segments"]:
+        if seg["customers"]:
+            table.add_row(seg["name"], f"{seg['customers']:,}", f"{seg['share']:.1%}",
+                          f"{seg['revenue_share']:.1%}", f"{seg['mean_recency']:.0f}",
+                          f"{seg['mean_frequency']:.1f}", f"{seg['mean_monetary']:,.2f}")
+    out.print(table)
+    for warning in audit["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'} and "
+              f"{out_dir / 'excluded_customers.csv'}.")
+
+
+@app.command()
+def synth(
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("custseg-synth"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate realistic synthetic order lines, a customer table and planted groups."""
+    from .synth import generate
+
+    info = generate(customers, out_dir, seed=seed)
+    if not quiet:
+        out.print(f"Wrote {info['lines']:,} order lines for {customers:,} customers to "
+                  f"{info['transactions']}, the customer table to {info['customers_table']} "
+                  f"and planted groups to {info['groups']}.")
+
+
+@app.command()
+def inspect(
+    input: Annotated[Path, typer.Argument(help="Any input file.")],
+    mapping: MapOpt = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
+    config_file: ConfigOpt = None,
+) -> None:
+    """Show how an input is read: format, rows, columns and the detected field mapping."""
+    from .engines.duckdb import connect
+    from .io import detect_mapping, load_source
+
+    config = _config(config_file, mapping, sheet=sheet)
+    con = connect(config)
+    source = load_source(con, input, config=config)
+    detected = {**detect_mapping(source.columns), **config.mapping}
+    out.print(f"{source.name}: {source.format}, {source.rows:,} rows, "
+              f"{len(source.columns)} columns {source.details or ''}", highlight=False)
+    table = Table("column", "type", "field")
+    by_col = {c: f for f, c in detected.items()}
+    for col in source.columns:
+        table.add_row(col, source.types[col], by_col.get(col, ""))
+    out.print(table)
+    for warning in source.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def main() -> None:
+    """Entry point: run the app, turning custseg errors into one line and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except CustsegError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}. Please report it "
+                  "with the command you ran.", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

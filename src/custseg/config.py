@@ -1,0 +1,164 @@
+"""One configuration object for a run, readable from a TOML or JSON file.
+
+Every key is checked: an unknown key or a value of the wrong kind raises
+:class:`~custseg.exceptions.ConfigError` naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+
+#: Cleaning rules, each on by default. Switching off ``duplicates``, ``returns``,
+#: ``non_positive_price`` or ``zero_quantity`` keeps those lines as purchases (``returns``
+#: off gives net revenue). Switching off ``missing_customer`` or ``unparseable`` makes such
+#: lines an error instead of a counted drop: they can never be used.
+CLEANING_RULES = (
+    "unparseable",
+    "missing_customer",
+    "duplicates",
+    "returns",
+    "non_positive_price",
+    "zero_quantity",
+)
+
+
+def default_rfm_segments() -> dict[str, list[str]]:
+    """The eleven named RFM segments over the 125 score cells (package data)."""
+    text = resources.files("custseg").joinpath("data/rfm_segments.json").read_text("utf-8")
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of a custseg run. All fields are optional.
+
+    Parameters
+    ----------
+    mapping : dict, default={}
+        Canonical field -> input column, overriding automatic detection
+        (``{"customer_id": "Client"}``).
+    dayfirst : bool or None, default=None
+        Read ``01/02/2011`` as 1 February. None decides from the data.
+    as_of : str or None, default=None
+        Snapshot date ``YYYY-MM-DD``: lines on or after it are ignored and recency counts
+        days up to it. None uses the day after the last date in the data.
+    sheet : str or None, default=None
+        Excel sheet name or 0-based index; None reads the first sheet.
+    delimiter, encoding : str or None, default=None
+        Force the text-file delimiter or encoding instead of sniffing them.
+    cancellation_pattern : str or None, default=None
+        Regular expression on invoice ids marking cancellations. None decides from the
+        data: ``C`` + digits when ordinary invoice ids are digits (Online Retail).
+    cleaning : dict, default all True
+        Rule name -> on/off, see ``CLEANING_RULES``.
+    rfm_segments : dict or None, default=None
+        Segment name -> list of RFM codes ("545"); must cover all 125 cells once.
+    customers_key : str or None, default=None
+        Id column of the customer table; None detects it.
+    memory_limit : str, default="4GB"
+        DuckDB memory limit; larger work spills to ``temp_directory``.
+    threads : int or None, default=None
+        DuckDB threads; None uses every core.
+    temp_directory : str or None, default=None
+        Where DuckDB spills; None uses the system temporary folder.
+    """
+
+    mapping: dict[str, str] = field(default_factory=dict)
+    dayfirst: bool | None = None
+    as_of: str | None = None
+    sheet: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    cancellation_pattern: str | None = None
+    cleaning: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(CLEANING_RULES, True))
+    rfm_segments: dict[str, list[str]] | None = None
+    customers_key: str | None = None
+    memory_limit: str = "4GB"
+    threads: int | None = None
+    temp_directory: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_type("mapping", self.mapping, dict)
+        for key, value in self.mapping.items():
+            _check_type(f"mapping.{key}", value, str)
+        _check_type("dayfirst", self.dayfirst, (bool, type(None)))
+        _check_type("as_of", self.as_of, (str, type(None)))
+        if self.as_of is not None:
+            try:
+                dt.date.fromisoformat(self.as_of)
+            except ValueError:
+                raise ConfigError(
+                    f"as_of must be a date YYYY-MM-DD. Got {self.as_of!r} instead."
+                ) from None
+        for name in ("sheet", "delimiter", "encoding", "cancellation_pattern", "customers_key",
+                     "temp_directory"):
+            _check_type(name, getattr(self, name), (str, type(None)))
+        _check_type("memory_limit", self.memory_limit, str)
+        _check_type("threads", self.threads, (int, type(None)))
+        _check_type("cleaning", self.cleaning, dict)
+        unknown = set(self.cleaning) - set(CLEANING_RULES)
+        if unknown:
+            raise ConfigError(
+                f"Unknown cleaning rule {sorted(unknown)[0]!r}; "
+                f"allowed: {', '.join(CLEANING_RULES)}."
+            )
+        # Fill rules left out of a partial dict.
+        object.__setattr__(self, "cleaning", {r: bool(self.cleaning.get(r, True))
+                                              for r in CLEANING_RULES})
+        if self.rfm_segments is not None:
+            _check_type("rfm_segments", self.rfm_segments, dict)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed; None values leave a field as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def segments(self) -> dict[str, list[str]]:
+        """The RFM segment map in force."""
+        return self.rfm_segments if self.rfm_segments is not None else default_rfm_segments()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Config:
+        """Read a config from a ``.toml`` or ``.json`` file."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
+        try:
+            if path.suffix.lower() == ".json":
+                data = json.loads(raw)
+            else:
+                data = tomllib.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Config file {path} is not valid TOML/JSON: {exc}.") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
+        """Build a config from a plain dict, rejecting unknown keys."""
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in allowed]
+        if unknown:
+            raise ConfigError(
+                f"Unknown key {unknown[0]!r} in {source}; allowed keys: {', '.join(allowed)}."
+            )
+        return cls(**data)
+
+
+def _check_type(name: str, value: Any, kinds: type | tuple[type, ...]) -> None:
+    if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is int):
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        allowed = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise ConfigError(
+            f"The {name!r} setting must be {allowed}. Got {value!r} instead."
+        )

@@ -1,0 +1,1 @@
+"""Execution engines. DuckDB (embedded, out-of-core) is the default."""

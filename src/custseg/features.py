@@ -1,0 +1,129 @@
+"""Per-customer features, defined once for every engine.
+
+Input: the cleaned lines (see :mod:`custseg.cleaning`)::
+
+    customer_id, invoice_id, invoice_date, quantity, value, product_id, country, status
+
+Output, one row per customer with at least one purchase::
+
+    customer_id, recency, frequency, monetary, tenure, avg_order_value,
+    avg_items_per_order, distinct_products, return_rate, mean_days_between_orders, country
+
+Definitions are two layers of plain SQL aggregates: :data:`BASE` over a customer's lines,
+then :data:`FEATURES` over those bases. An engine only has to run them; the dialect
+differences (date arithmetic) are named in :data:`DIALECTS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from .cleaning import RETURN_STATUSES
+from .io._parse import lit, q
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    description: str
+    sql: str  # over the BASE columns; {days(a, b)} is whole days from a to b
+
+
+#: Aggregates over one customer's purchase lines (``p``) and return lines (``r``).
+BASE: dict[str, str] = {
+    "first_ts": "min(invoice_date)",
+    "last_ts": "max(invoice_date)",
+    "orders": "count(DISTINCT invoice_id)",
+    "revenue": "sum(value)",
+    "items": "sum(quantity)",
+    "lines": "count(*)",
+    "products": "count(DISTINCT product_id)",
+}
+RETURNS_BASE: dict[str, str] = {"returned_value": "sum(abs(value))"}
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("recency", "days from the last purchase to the as-of date (latest buyers: 1)",
+            "{days(last_ts, as_of)}"),
+    Feature("frequency", "distinct orders (invoices; customer-days when there is no invoice id)",
+            "orders"),
+    Feature("monetary", "sum of quantity x unit price over purchases (or of line totals)",
+            "revenue"),
+    Feature("tenure", "days from the first purchase to the as-of date", "{days(first_ts, as_of)}"),
+    Feature("avg_order_value", "monetary / frequency", "revenue / orders"),
+    Feature("avg_items_per_order", "units bought per order (lines per order without quantity)",
+            "coalesce(items, lines) / orders"),
+    Feature("distinct_products", "distinct products bought (null without a product column)",
+            "CASE WHEN has_products THEN products END"),
+    Feature("return_rate", "returned value / (purchased + returned value), 0..1",
+            "coalesce(returned_value, 0) / (revenue + coalesce(returned_value, 0))"),
+    Feature("mean_days_between_orders",
+            "(last - first purchase) / (orders - 1) in days; null for one order",
+            "CASE WHEN orders > 1 THEN {seconds(first_ts, last_ts)} / 86400.0 / (orders - 1) END"),
+)
+FEATURE_NAMES = tuple(f.name for f in FEATURES) + ("country",)
+
+#: Dialect pieces: whole calendar days and seconds between two timestamps.
+DIALECTS = {
+    "duckdb": {
+        "days": "date_diff('day', CAST({a} AS DATE), CAST({b} AS DATE))",
+        "seconds": "date_diff('second', {a}, {b})",
+    },
+    "spark": {
+        "days": "datediff(CAST({b} AS DATE), CAST({a} AS DATE))",
+        "seconds": "(unix_timestamp({b}) - unix_timestamp({a}))",
+    },
+}
+
+
+def render(feature: Feature, dialect: str = "duckdb") -> str:
+    """A feature's SQL in one dialect."""
+    out = feature.sql
+    for fn, template in DIALECTS[dialect].items():
+        while "{" + fn + "(" in out:
+            start = out.index("{" + fn + "(")
+            end = out.index(")}", start)
+            a, b = (s.strip() for s in out[start + len(fn) + 2:end].split(","))
+            out = out[:start] + template.format(a=a, b=b) + out[end + 2:]
+    return out
+
+
+def features_sql(lines: str, as_of: dt.date, has_products: bool, dialect: str = "duckdb"
+                 ) -> str:
+    """One query from the cleaned lines table to the customer feature table."""
+    base = ",\n".join(f"{sql} AS {name}" for name, sql in BASE.items())
+    ret = ",\n".join(f"{sql} AS {name}" for name, sql in RETURNS_BASE.items())
+    feats = ",\n".join(f"{render(f, dialect)} AS {f.name}" for f in FEATURES)
+    statuses = ", ".join(lit(s) for s in RETURN_STATUSES)
+    return f"""
+    WITH p AS (SELECT customer_id, {base} FROM {q(lines)} WHERE status = 'purchase'
+               GROUP BY customer_id),
+    r AS (SELECT customer_id, {ret} FROM {q(lines)} WHERE status IN ({statuses})
+          GROUP BY customer_id),
+    c AS (SELECT customer_id, first(country ORDER BY n DESC, country) AS country
+          FROM (SELECT customer_id, country, count(*) AS n FROM {q(lines)}
+                WHERE status = 'purchase' AND country IS NOT NULL GROUP BY ALL)
+          GROUP BY customer_id),
+    b AS (SELECT p.*, r.returned_value, DATE {lit(as_of.isoformat())} AS as_of,
+                 {'true' if has_products else 'false'} AS has_products
+          FROM p LEFT JOIN r USING (customer_id))
+    SELECT b.customer_id, {feats}, c.country
+    FROM b LEFT JOIN c USING (customer_id)
+    ORDER BY b.customer_id"""
+
+
+def default_as_of(con: duckdb.DuckDBPyConnection, lines: str = "lines") -> dt.date:
+    """The day after the last dated line, so the latest buyers have recency 1."""
+    last = con.execute(f"SELECT max(invoice_date) FROM {q(lines)} "
+                       "WHERE status NOT IN ('unparseable_date')").fetchone()[0]
+    return (last.date() if isinstance(last, dt.datetime) else last) + dt.timedelta(days=1)
+
+
+def customer_features_table(con: duckdb.DuckDBPyConnection, as_of: dt.date,
+                            has_products: bool, lines: str = "lines") -> pd.DataFrame:
+    """Run :func:`features_sql` in DuckDB; one row per customer, sorted by id."""
+    frame = con.execute(features_sql(lines, as_of, has_products)).df()
+    return frame

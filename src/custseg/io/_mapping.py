@@ -1,0 +1,175 @@
+"""Match input columns to custseg's canonical fields.
+
+Column names are compared after normalisation (lower case, letters and digits only), first
+against each field's synonyms in priority order, then by prefix/suffix ("Order Date (UTC)").
+``--map FIELD=COLUMN`` overrides any of it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+
+from ..exceptions import MappingError
+
+#: Canonical fields of an order line, with synonyms in priority order (normalised names).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "customer_id": (
+        "customerid", "customer", "customerno", "customernumber", "customernum", "custid",
+        "custno", "customercode", "customerkey", "clientid", "client", "clientno",
+        "clientnumber", "memberid", "member", "membernumber", "userid", "buyerid",
+        "accountid", "accountnumber", "shopperid", "contactid",
+    ),
+    "invoice_id": (
+        "invoiceno", "invoice", "invoiceid", "invoicenumber", "invoicenum", "orderid",
+        "order", "orderno", "ordernumber", "ordernum", "orderkey", "transactionid",
+        "transaction", "transactionno", "receiptid", "receiptno", "receiptnumber", "billno",
+        "billid", "salesorder", "salesorderid", "basketid", "ticketid",
+    ),
+    "invoice_date": (
+        "invoicedate", "orderdate", "orderdatetime", "transactiondate", "transactiondatetime",
+        "purchasedate", "saledate", "salesdate", "orderedat", "createdat", "date",
+        "datetime", "timestamp", "orderts", "invoicedatetime", "receiptdate", "billdate",
+    ),
+    "quantity": (
+        "quantity", "qty", "units", "unitssold", "quantityordered", "qtyordered", "orderqty",
+        "orderquantity", "numitems", "itemcount", "pieces",
+    ),
+    "unit_price": (
+        "unitprice", "price", "priceeach", "unitcost", "itemprice", "priceperunit",
+        "sellingprice", "saleprice", "listprice", "cost",
+    ),
+    "amount": (
+        "amount", "sales", "revenue", "linetotal", "lineamount", "totalprice", "totalamount",
+        "total", "salesamount", "saleamount", "netsales", "grosssales", "value", "subtotal",
+        "ordervalue", "totalsales", "extendedprice",
+    ),
+    "product_id": (
+        "stockcode", "productid", "product", "sku", "productcode", "itemid", "itemcode",
+        "item", "articleid", "article", "productno", "productnumber", "upc", "ean", "asin",
+    ),
+    "description": (
+        "description", "productname", "itemname", "itemdescription", "productdescription",
+        "productdesc", "title",
+    ),
+    "country": ("country", "countryname", "billingcountry", "customercountry", "countrycode"),
+}
+
+#: Words that disqualify a column from a field even when a synonym matches
+#: (a ship date is not the order date; a customer's name is not their id).
+EXCLUDE: dict[str, tuple[str, ...]] = {
+    "customer_id": ("name", "email", "mail", "phone", "address", "city", "zip", "segment",
+                    "type", "country", "since"),
+    "invoice_date": ("ship", "deliver", "due", "return", "birth", "signup", "register",
+                     "updated", "modified", "cancel", "payment", "paid"),
+    "invoice_id": ("date", "line", "status", "type", "priority"),
+    "quantity": ("return",),
+    "unit_price": ("total", "line"),
+    "amount": ("discount", "tax", "shipping", "freight", "cost"),
+}
+
+#: Fields without which an order-line table cannot be used.
+REQUIRED = ("customer_id", "invoice_date")
+#: One of these must be present to compute monetary value.
+MONEY = ("unit_price", "amount")
+
+
+def normalize(name: str) -> str:
+    """Lower-case letters and digits only: ``"Customer ID"`` -> ``"customerid"``."""
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def detect_mapping(columns: Iterable[str], fields: Mapping[str, tuple[str, ...]] = FIELDS
+                   ) -> dict[str, str]:
+    """Guess field -> column from column names alone.
+
+    >>> detect_mapping(["InvoiceNo", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"])
+    {'customer_id': 'CustomerID', 'invoice_id': 'InvoiceNo', 'invoice_date': 'InvoiceDate', \
+'quantity': 'Quantity', 'unit_price': 'UnitPrice'}
+    """
+    columns = list(columns)
+    norm = {c: normalize(c) for c in columns}
+    taken: set[str] = set()
+    found: dict[str, str] = {}
+
+    def allowed(field: str, col: str) -> bool:
+        return col not in taken and not any(w in norm[col] for w in EXCLUDE.get(field, ()))
+
+    # Pass 1: exact synonyms, best synonym first.
+    for field, synonyms in fields.items():
+        for syn in synonyms:
+            match = [c for c in columns if norm[c] == syn and allowed(field, c)]
+            if match:
+                found[field] = match[0]
+                taken.add(match[0])
+                break
+    # Pass 2: prefix or suffix on longer names ("Order Date (UTC)", "Sales_EUR").
+    for field, synonyms in fields.items():
+        if field in found:
+            continue
+        for syn in synonyms:
+            if len(syn) < 4:
+                continue
+            match = [c for c in columns if allowed(field, c)
+                     and (norm[c].startswith(syn) or norm[c].endswith(syn))]
+            if match:
+                found[field] = match[0]
+                taken.add(match[0])
+                break
+    return {f: found[f] for f in fields if f in found}
+
+
+def resolve_mapping(columns: Iterable[str], overrides: Mapping[str, str] | None = None,
+                    source: str = "input") -> dict[str, str]:
+    """Detected mapping with explicit overrides applied and checked.
+
+    Raises :class:`MappingError` naming the missing field, the columns present and the
+    closest candidates when a needed field cannot be found.
+    """
+    columns = list(columns)
+    overrides = dict(overrides or {})
+    for field, col in overrides.items():
+        if field not in FIELDS:
+            raise MappingError(
+                f"Unknown field {field!r} in --map; fields are: {', '.join(FIELDS)}."
+            )
+        if col not in columns:
+            raise MappingError(
+                f"--map {field}={col}: {source} has no column {col!r}; "
+                f"columns present: {_list(columns)}{_closest(col, columns)}."
+            )
+    rest = [c for c in columns if c not in overrides.values()]
+    detected = detect_mapping(rest, {f: s for f, s in FIELDS.items() if f not in overrides})
+    mapping = {f: c for f, c in {**detected, **overrides}.items()}
+    mapping = {f: mapping[f] for f in FIELDS if f in mapping}
+    for field in REQUIRED:
+        if field not in mapping:
+            raise MappingError(_missing_message(field, columns, source))
+    if not any(f in mapping for f in MONEY):
+        raise MappingError(_missing_message("unit_price", columns, source,
+                                            also="or amount (a line total)"))
+    return mapping
+
+
+def _missing_message(field: str, columns: list[str], source: str, also: str = "") -> str:
+    wanted = f"{field} {also}".strip()
+    guesses: list[str] = []
+    for syn in FIELDS[field][:6]:
+        guesses += difflib.get_close_matches(syn, [normalize(c) for c in columns], n=2, cutoff=0.6)
+    by_norm = {normalize(c): c for c in columns}
+    closest = list(dict.fromkeys(by_norm[g] for g in guesses))[:3]
+    hint = f"; closest: {_list(closest)}" if closest else ""
+    return (f"No column for {wanted} in {source}. Columns present: {_list(columns)}{hint}. "
+            f"Name it with --map {field}=COLUMN.")
+
+
+def _closest(col: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(col, columns, n=3, cutoff=0.5)
+    return f"; did you mean {_list(close)}?" if close else ""
+
+
+def _list(cols: Iterable[str], limit: int = 30) -> str:
+    cols = list(cols)
+    shown = ", ".join(repr(c) for c in cols[:limit])
+    return shown + (f" (+{len(cols) - limit} more)" if len(cols) > limit else "")

@@ -1,0 +1,203 @@
+"""SQL expressions that turn raw input values into typed canonical values.
+
+Each builder returns a DuckDB expression that yields NULL for a value it cannot read, so
+that cleaning can count such lines instead of failing or guessing. Formats that differ
+between exports (day/month order, decimal comma) are decided from the data, once per
+column, and reported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+
+from ..exceptions import DataError
+
+_TEXT = ("VARCHAR",)
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL")
+_MISSING = ("", "nan", "none", "null", "na", "n/a", "#n/a", "-", "?")
+
+#: A number with optional sign, currency symbol or code, thousands separators, parentheses.
+_NUMBER_RE = (r"^\(?\s*[-+]?\s*(?:[$€£¥₹]|[A-Za-z]{3})?\s*[-+]?\s*([0-9][0-9,.' ]*[0-9]|[0-9]|"
+              r"[.,][0-9]+)\s*(?:[$€£¥₹%]|[A-Za-z]{3})?\s*\)?$")
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    """Quote a string literal for DuckDB."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _base(type_name: str) -> str:
+    return re.sub(r"\(.*", "", type_name).upper()
+
+
+@dataclass
+class ParsePlan:
+    """How each canonical field is read from the raw rows."""
+
+    exprs: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------- ids
+def id_expr(col: str, type_name: str) -> str:
+    """Identifier as text: ``17850.0`` -> ``"17850"``, ``"007"`` stays ``"007"``."""
+    base, c = _base(type_name), q(col)
+    if base in ("FLOAT", "DOUBLE", "REAL") or base.startswith("DECIMAL"):
+        return (f"CASE WHEN {c} IS NULL OR isnan({c}::DOUBLE) THEN NULL "
+                f"WHEN {c} = floor({c}) THEN CAST(CAST({c} AS HUGEINT) AS VARCHAR) "
+                f"ELSE CAST({c} AS VARCHAR) END")
+    if base in _NUMERIC:
+        return f"CAST({c} AS VARCHAR)"
+    text = f"trim(CAST({c} AS VARCHAR))"
+    missing = ", ".join(lit(m) for m in _MISSING)
+    return (f"CASE WHEN lower({text}) IN ({missing}) THEN NULL "
+            f"ELSE regexp_replace({text}, '^([0-9]+)\\.0+$', '\\1') END")
+
+
+def text_expr(col: str) -> str:
+    """Trimmed text, NULL when empty."""
+    return f"NULLIF(trim(CAST({q(col)} AS VARCHAR)), '')"
+
+
+# --------------------------------------------------------------------------- numbers
+def decimal_comma(con: duckdb.DuckDBPyConnection, relation: str, col: str) -> bool:
+    """True when the column writes decimals with a comma (``1.234,50``, ``12,5``)."""
+    c = q(col)
+    row = con.execute(
+        f"""SELECT
+              count(*) FILTER (regexp_matches({c}, '[0-9],[0-9]{{1,2}}\\s*[^0-9]*$')
+                               OR regexp_matches({c}, '[0-9]\\.[0-9]{{3}},')),
+              count(*) FILTER (regexp_matches({c}, '[0-9]\\.[0-9]{{1,2}}\\s*[^0-9]*$')
+                               OR regexp_matches({c}, '[0-9],[0-9]{{3}}\\.'))
+            FROM (SELECT {c} FROM {q(relation)} WHERE {c} IS NOT NULL LIMIT 200000)"""
+    ).fetchone()
+    return row[0] > 0 and row[0] > row[1]
+
+
+def number_expr(col: str, type_name: str, comma: bool = False) -> str:
+    """Finite DOUBLE or NULL. Text may carry ``$``, ``EUR``, thousands separators."""
+    base, c = _base(type_name), q(col)
+    if base in _NUMERIC or base.startswith("DECIMAL"):
+        return f"CASE WHEN isfinite({c}::DOUBLE) THEN {c}::DOUBLE END"
+    if base not in _TEXT:
+        return "CAST(NULL AS DOUBLE)"
+    core = f"regexp_extract(trim({c}), {lit(_NUMBER_RE)}, 1)"
+    if comma:
+        digits = f"replace(replace(replace(replace({core}, '.', ''), ' ', ''), '''', ''), ',', '.')"
+    else:
+        digits = f"replace(replace(replace({core}, ',', ''), ' ', ''), '''', '')"
+    sign = (f"CASE WHEN regexp_matches(trim({c}), '^\\(.*\\)$|^[^0-9]*-') THEN -1 ELSE 1 END")
+    parsed = f"(TRY_CAST({digits} AS DOUBLE) * {sign})"
+    direct = f"TRY_CAST({c} AS DOUBLE)" if not comma else "CAST(NULL AS DOUBLE)"
+    value = f"COALESCE({direct}, CASE WHEN {core} <> '' THEN {parsed} END)"
+    return f"CASE WHEN isfinite({value}) THEN {value} END"
+
+
+# ----------------------------------------------------------------------------- dates
+_TIMES = ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%H:%M:%S.%f")
+_FAMILIES = {
+    # name: (regex on the value, separator); ISO and compact are handled separately.
+    "slash": (r"^\d{1,2}/\d{1,2}/(\d{2}|\d{4})([ T].*)?$", "/"),
+    "dot": (r"^\d{1,2}\.\d{1,2}\.(\d{2}|\d{4})([ T].*)?$", "."),
+    "dash": (r"^\d{1,2}-\d{1,2}-(\d{2}|\d{4})([ T].*)?$", "-"),
+}
+_ISO = r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$"
+_YMD_SLASH = r"^\d{4}/\d{1,2}/\d{1,2}([ T].*)?$"
+_COMPACT = r"^\d{8}$"
+
+
+def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name: str,
+              dayfirst: bool | None = None) -> tuple[str, str, list[str]]:
+    """TIMESTAMP expression for a date column, a note on the format, and warnings."""
+    base, c = _base(type_name), q(col)
+    if base.startswith("TIMESTAMP") or base == "DATE":
+        return f"CAST({c} AS TIMESTAMP)", f"{base.lower()} column", []
+    if base in _NUMERIC:
+        expr = f"try_strptime(CAST(CAST({c} AS BIGINT) AS VARCHAR), '%Y%m%d')"
+        return expr, "numbers read as YYYYMMDD", []
+    if base not in _TEXT:
+        raise DataError(f"Column {col!r} has type {type_name}, which is not a date; "
+                        "map the order date with --map invoice_date=COLUMN.")
+    t = f"trim({c})"
+    counts = con.execute(
+        f"""SELECT count(*) FILTER (regexp_matches({t}, {lit(_ISO)})),
+                   count(*) FILTER (regexp_matches({t}, {lit(_YMD_SLASH)})),
+                   count(*) FILTER (regexp_matches({t}, {lit(_COMPACT)})),
+                   {", ".join(f"count(*) FILTER (regexp_matches({t}, {lit(rx)}))"
+                              for rx, _ in _FAMILIES.values())},
+                   count(*) FILTER (regexp_matches({t}, '[0-9]/[0-9]+/[0-9]{{2}}($|[ T])')
+                                    OR regexp_matches({t}, '[0-9][.-][0-9]+[.-][0-9]{{2}}($|[ T])'))
+            FROM {q(relation)} WHERE {c} IS NOT NULL"""
+    ).fetchone()
+    iso, ymd, compact, *fam_counts, two_digit_years = counts
+    parts, notes, warnings = [], [], []
+    if iso:
+        parts.append(f"TRY_CAST(replace({t}, 'Z', '') AS TIMESTAMP)")
+        notes.append("ISO")
+    if ymd:
+        parts.append(_strptime(t, "%Y/%m/%d", two_digit=False))
+        notes.append("YYYY/MM/DD")
+    if compact:
+        parts.append(f"try_strptime({t}, '%Y%m%d')")
+        notes.append("YYYYMMDD")
+    for (_name, (rx, sep)), n in zip(_FAMILIES.items(), fam_counts, strict=True):
+        if not n:
+            continue
+        first, second = con.execute(
+            f"""SELECT max(TRY_CAST(regexp_extract({t}, '^(\\d+)', 1) AS INT)),
+                       max(TRY_CAST(regexp_extract({t}, '^\\d+[/.-](\\d+)', 1) AS INT))
+                FROM {q(relation)} WHERE regexp_matches({t}, {lit(rx)})"""
+        ).fetchone()
+        if dayfirst is not None:
+            day_first, why = dayfirst, "as told (--dayfirst)" if dayfirst else "as told"
+        elif first > 12 >= second:
+            day_first, why = True, f"decided from the data: first part reaches {first}"
+        elif second > 12 >= first:
+            day_first, why = False, f"decided from the data: second part reaches {second}"
+        else:
+            day_first = sep != "/"
+            why = "ambiguous in the data, assumed"
+            order = "day/month" if day_first else "month/day"
+            if first > 12 and second > 12:
+                warnings.append(f"Column {col!r} mixes day/month and month/day dates; read "
+                                f"{sep}-dates as {order}, the rest as the other order.")
+            else:
+                flag = "--no-dayfirst" if day_first else "--dayfirst"
+                warnings.append(f"Column {col!r}: dates such as 01{sep}02{sep}2011 are ambiguous "
+                                f"and were read as {order}; pass {flag} if that is wrong.")
+        order = ("%d", "%m") if day_first else ("%m", "%d")
+        fmt = f"{order[0]}{sep}{order[1]}{sep}%Y"
+        parts.append(_strptime(t, fmt, two_digit=bool(two_digit_years)))
+        if first > 12 and second > 12:
+            swapped = f"{order[1]}{sep}{order[0]}{sep}%Y"
+            parts.append(_strptime(t, swapped, two_digit=bool(two_digit_years)))
+        label = "DD{0}MM{0}YYYY" if day_first else "MM{0}DD{0}YYYY"
+        notes.append(f"{label.format(sep)} ({why})")
+    if not parts:
+        return "CAST(NULL AS TIMESTAMP)", "no known date format", []
+    expr = parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
+    return expr, ", ".join(notes), warnings
+
+
+def _strptime(t: str, date_fmt: str, two_digit: bool) -> str:
+    def listed(d: str) -> str:
+        full = [f"{d} {tm}" for tm in _TIMES] + [f"{d}T{tm}" for tm in _TIMES[:2]] + [d]
+        return "[" + ", ".join(lit(f) for f in full) + "]"
+
+    four = f"try_strptime({t}, {listed(date_fmt)})"
+    if not two_digit:
+        return four
+    # %Y would read "11" as the year 11: pick the format by the year's length.
+    two = f"try_strptime({t}, {listed(date_fmt.replace('%Y', '%y'))})"
+    four_digit_year = f"regexp_matches({t}, '^\\d+[/.-]\\d+[/.-]\\d{{4}}')"
+    return f"CASE WHEN {four_digit_year} THEN {four} ELSE {two} END"

@@ -1,0 +1,264 @@
+"""The RFM job: read -> map -> clean -> features -> RFM -> outputs, and the same steps as
+library functions over pandas DataFrames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from . import __version__
+from .cleaning import Audit, clean_lines
+from .config import Config
+from .engines.duckdb import connect
+from .exceptions import InputError, MappingError
+from .features import FEATURES, customer_features_table, default_as_of
+from .io import load_source, resolve_mapping
+from .io._customers import find_key, load_customers
+from .rfm import check_segment_map, fit_edges, rfm_scores, score_warnings, segment_summary
+
+#: Stages of the job, in order, for progress reporting.
+STAGES = ("read", "clean", "features", "rfm", "write")
+_ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
+          "mean_days_between_orders": 2}
+
+
+@dataclass
+class RfmResult:
+    """Outputs of :func:`run_rfm`: one row per customer, the excluded ids, the summary."""
+
+    segments: pd.DataFrame
+    excluded: pd.DataFrame
+    summary: dict[str, Any]
+    out_dir: Path | None = None
+    _timings: dict[str, float] = field(default_factory=dict, repr=False)
+
+
+Reporter = Callable[[str, str], None]  # (stage, "start" | "done")
+
+
+@contextmanager
+def _stage(name: str, timings: dict[str, float], reporter: Reporter | None) -> Iterator[None]:
+    if reporter:
+        reporter(name, "start")
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 3)
+    if reporter:
+        reporter(name, "done")
+
+
+def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = None,
+            customers: str | Path | None = None, config: Config | None = None,
+            db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,
+            reporter: Reporter | None = None) -> RfmResult:
+    """Segment the customers of a transactions input with RFM.
+
+    Reads ``input`` (a file, ``db`` + ``sql``, or a DataFrame ``frame``), cleans it with an
+    audit, computes the customer features and RFM segments, and writes ``segments.csv``,
+    ``excluded_customers.csv`` and ``summary.json`` to ``out_dir`` when given (all at once:
+    a failed run leaves no folder behind).
+    """
+    config = config or Config()
+    segment_map = config.segments
+    check_segment_map(segment_map)
+    timings: dict[str, float] = {}
+    con = connect(config)
+    try:
+        with _stage("read", timings, reporter):
+            source = load_source(con, input, config=config, db=db, sql=sql, frame=frame)
+            mapping = _mapping_or_hint(con, source, config)
+        with _stage("clean", timings, reporter):
+            audit = clean_lines(con, source, mapping, config)
+        with _stage("features", timings, reporter):
+            as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
+                     else default_as_of(con))
+            feats = customer_features_table(con, as_of, "product_id" in mapping)
+            excluded = con.execute(
+                "SELECT DISTINCT customer_id, 'no_valid_purchase' AS reason FROM lines "
+                "WHERE customer_id IS NOT NULL AND status NOT IN ('missing_customer_id') "
+                "EXCEPT SELECT customer_id, 'no_valid_purchase' FROM lines "
+                "WHERE status = 'purchase' ORDER BY customer_id").df()
+            customer_info = None
+            if customers is not None:
+                feats, excluded, customer_info = _join_customers(con, feats, excluded,
+                                                                 customers, config)
+        with _stage("rfm", timings, reporter):
+            edges = fit_edges(feats)
+            scored = rfm_scores(feats, edges, segment_map)
+            audit.warnings.extend(score_warnings(feats, scored))
+            segments_summary = segment_summary(scored, segment_map)
+    finally:
+        con.close()
+    scored = _rounded(scored)
+    summary = {
+        "custseg_version": __version__,
+        "input": {"path": source.name, "rows": source.rows + source.rejected,
+                  "format": source.format, **source.details},
+        "mapping": mapping,
+        "audit": audit.to_dict(),
+        "customers": int(len(scored)),
+        "excluded_customers": {k: int(v) for k, v in excluded["reason"].value_counts()
+                               .sort_index().items()},
+        "as_of": as_of.isoformat(),
+        "features": {f.name: f.description for f in FEATURES},
+        "rfm_edges": edges,
+        "rfm_segments": segments_summary,
+    }
+    if customer_info is not None:
+        summary["customer_table"] = customer_info
+    result = RfmResult(segments=scored, excluded=excluded, summary=summary)
+    if out_dir is not None:
+        with _stage("write", timings, reporter):
+            summary["timings_s"] = timings
+            write_outputs(result, Path(out_dir))
+        summary["timings_s"] = timings
+        result.out_dir = Path(out_dir)
+    summary["timings_s"] = timings
+    return result
+
+
+def _mapping_or_hint(con: duckdb.DuckDBPyConnection, source, config: Config) -> dict[str, str]:
+    try:
+        return resolve_mapping(source.columns, config.mapping, source.name)
+    except MappingError:
+        if not config.mapping and _looks_like_customer_table(con, source):
+            raise MappingError(
+                f"{source.name} looks like a customer table (one row per customer, no order "
+                "date), not order lines: RFM needs transactions. Pass it with --customers "
+                "next to a transactions file, or map the columns with --map.") from None
+        raise
+
+
+def _looks_like_customer_table(con, source) -> bool:
+    try:
+        key = find_key(source.columns, None, source.name)
+    except MappingError:
+        return False
+    distinct = con.execute(
+        f'SELECT count(DISTINCT "{key}") FROM "{source.relation}"').fetchone()[0]
+    return distinct == source.rows
+
+
+def _join_customers(con, feats: pd.DataFrame, excluded: pd.DataFrame, path, config: Config):
+    table, info = load_customers(con, path, config)
+    clash = [c for c in table.columns if c != "customer_id" and c in feats.columns]
+    table = table.rename(columns={c: f"{c}_customer" for c in clash})
+    ids_t, ids_c = set(feats["customer_id"]), set(table["customer_id"])
+    info["join"] = {"both": len(ids_t & ids_c), "transactions_only": len(ids_t - ids_c),
+                    "customer_table_only": len(ids_c - ids_t)}
+    only_table = sorted(ids_c - ids_t - set(excluded["customer_id"]))
+    extra = pd.DataFrame({"customer_id": only_table, "reason": "no_transactions"})
+    excluded = pd.concat([excluded, extra], ignore_index=True).sort_values(
+        "customer_id", kind="stable").reset_index(drop=True)
+    feats = feats.merge(table, on="customer_id", how="left", validate="one_to_one")
+    return feats, excluded, info
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for col, digits in _ROUND.items():
+        if col in frame:
+            frame[col] = frame[col].round(digits)
+    return frame
+
+
+def write_outputs(result: RfmResult, out_dir: Path) -> None:
+    """Write the outputs into a temporary folder beside ``out_dir``, then swap it in."""
+    out_dir = Path(out_dir)
+    parent = out_dir.resolve().parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file; choose a folder path.")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise InputError(f"Cannot create output folder {out_dir}: {exc.strerror}.") from None
+    try:
+        con = duckdb.connect()
+        con.register("segments_frame", result.segments)
+        con.execute("COPY segments_frame TO ? (HEADER, DELIMITER ',')",
+                    [str(tmp / "segments.csv")])
+        con.close()
+        result.excluded.to_csv(tmp / "excluded_customers.csv", index=False)
+        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str)
+                                          + "\n", encoding="utf-8")
+        old = None
+        if out_dir.exists():
+            old = parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ------------------------------------------------------------ step-by-step library API
+def read_table(input: str | Path | None = None, *, config: Config | None = None,
+               db: str | None = None, sql: str | None = None) -> pd.DataFrame:
+    """Raw rows of a file or SQL query as a DataFrame (text files: every column as text).
+
+    For inputs too large for memory use :func:`run_rfm`, which never loads them whole.
+    """
+    con = connect(config)
+    try:
+        source = load_source(con, input, config=config, db=db, sql=sql)
+        return con.execute(f'SELECT * FROM "{source.relation}"').df()
+    finally:
+        con.close()
+
+
+def map_columns(columns: pd.DataFrame | list[str], overrides: dict[str, str] | None = None
+                ) -> dict[str, str]:
+    """Canonical field -> column for a table (or a list of column names)."""
+    cols = list(columns.columns) if isinstance(columns, pd.DataFrame) else list(columns)
+    return resolve_mapping(cols, overrides)
+
+
+def clean(raw: pd.DataFrame, mapping: dict[str, str] | None = None,
+          config: Config | None = None) -> tuple[pd.DataFrame, Audit]:
+    """Parse and classify every row of a raw order-line table.
+
+    Returns one row per distinct input line with canonical columns, ``n`` (copies in the
+    input) and ``status`` (``purchase`` or the drop reason), and the :class:`Audit`.
+    """
+    config = config or Config()
+    con = connect(config)
+    try:
+        source = load_source(con, frame=raw, config=config)
+        mapping = resolve_mapping(source.columns, mapping if mapping is not None
+                                  else config.mapping, "DataFrame")
+        audit = clean_lines(con, source, mapping, config)
+        lines = con.execute("SELECT * FROM lines ORDER BY customer_id, invoice_date, "
+                            "invoice_id, product_id, quantity, value").df()
+        return lines, audit
+    finally:
+        con.close()
+
+
+def customer_features(lines: pd.DataFrame, as_of: str | dt.date | None = None) -> pd.DataFrame:
+    """Customer feature table from the output of :func:`clean`, sorted by customer id."""
+    con = connect()
+    try:
+        con.register("lines_frame", lines)
+        con.execute("CREATE TABLE lines AS SELECT * FROM lines_frame")
+        day = (dt.date.fromisoformat(as_of) if isinstance(as_of, str)
+               else as_of or default_as_of(con))
+        has_products = bool(lines["product_id"].notna().any())
+        return customer_features_table(con, day, has_products)
+    finally:
+        con.close()

@@ -1,0 +1,132 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import MALL, needs_mall, write_text
+
+
+def custseg(*args, cwd=None):
+    """Run the installed command as a user would."""
+    return subprocess.run([sys.executable, "-m", "custseg.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_rfm_writes_outputs_and_prints_a_summary(tmp_path, lines):
+    path = write_text(lines, tmp_path / "orders.csv")
+    run = custseg("rfm", path, "--out", tmp_path / "out")
+    assert run.returncode == 0, run.stderr
+    assert "3 customers as of 2011-02-02" in run.stdout
+    seg = pd.read_csv(tmp_path / "out" / "segments.csv", dtype={"customer_id": str})
+    assert list(seg["customer_id"]) == ["A", "B", "C"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary) >= {"input", "mapping", "audit", "customers", "as_of", "rfm_segments",
+                            "timings_s"}
+    assert summary["input"] == {"path": str(path), "rows": 15, "format": "csv",
+                                "encoding": "utf-8", "delimiter": ","}
+    excluded = pd.read_csv(tmp_path / "out" / "excluded_customers.csv")
+    assert excluded.to_dict("records") == [{"customer_id": "D", "reason": "no_valid_purchase"}]
+
+
+def test_map_as_of_and_config_file(tmp_path, lines):
+    frame = lines.rename(columns={"CustomerID": "Kunde", "InvoiceDate": "Datum"})
+    path = write_text(frame, tmp_path / "orders.csv")
+    run = custseg("rfm", path, "--map", "customer_id=Kunde", "--map", "invoice_date=Datum",
+                  "--as-of", "2011-01-20", "--out", tmp_path / "out", "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == ""
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["mapping"]["customer_id"] == "Kunde"
+    assert summary["as_of"] == "2011-01-20"
+    assert summary["audit"]["dropped"]["after_as_of"] == 7
+    config = tmp_path / "custseg.toml"
+    config.write_text('as_of = "2011-01-20"\n[mapping]\ncustomer_id = "Kunde"\n'
+                      'invoice_date = "Datum"\n[cleaning]\nduplicates = false\n')
+    run = custseg("rfm", path, "--config", config, "--out", tmp_path / "out2", "-q")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "out2" / "summary.json").read_text())
+    assert summary["audit"]["dropped"]["duplicate"] == 0
+
+
+def bad_inputs(tmp_path, lines):
+    garbage_price = lines.astype({"UnitPrice": str}).assign(UnitPrice="#DIV/0!")
+    no_customer = lines.drop(columns=["CustomerID"])
+    return {
+        "empty": (b"", "empty"),
+        "header_only": (b"InvoiceNo,CustomerID,InvoiceDate,UnitPrice,Quantity\n", "no data rows"),
+        "no_customer": (no_customer.to_csv(index=False).encode(), "No column for customer_id"),
+        "bad_price": (garbage_price.to_csv(index=False).encode(), "'UnitPrice'"),
+        "all_future": (lines.to_csv(index=False).encode(), "Every line"),
+        "binary": (bytes(range(256)) * 10, "binary"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty", "header_only", "no_customer", "bad_price",
+                                  "all_future", "binary"])
+def test_bad_input_is_one_line_nonzero_and_leaves_no_folder(tmp_path, lines, case):
+    content, message = bad_inputs(tmp_path, lines)[case]
+    path = tmp_path / "input.csv"
+    path.write_bytes(content)
+    extra = ["--as-of", "2000-01-01"] if case == "all_future" else []
+    run = custseg("rfm", path, "--out", tmp_path / "out", *extra)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert message in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 or len(run.stderr) > 80  # soft-wrapped
+    assert "error:" in run.stderr
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_missing_path_and_bad_map_syntax(tmp_path):
+    run = custseg("rfm", tmp_path / "nope.csv", "--out", tmp_path / "o")
+    assert run.returncode == 1 and "does not exist" in run.stderr
+    assert "Traceback" not in run.stderr
+    run = custseg("rfm", tmp_path / "nope.csv", "--map", "customer_id")
+    assert run.returncode == 1 and "FIELD=COLUMN" in run.stderr
+
+
+def test_rerun_replaces_the_output_folder(tmp_path, lines):
+    path = write_text(lines, tmp_path / "orders.csv")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    assert custseg("rfm", path, "--out", out, "-q").returncode == 0
+    assert not (out / "stale.txt").exists()
+    assert (out / "segments.csv").exists()
+
+
+def test_customer_table_join_counts_both_sides(tmp_path, lines):
+    orders = write_text(lines, tmp_path / "orders.csv")
+    people = pd.DataFrame({"customer_id": ["A", "B", "Z"], "age": [30, 41, 55],
+                           "gender": ["F", "M", "F"], "email": ["a@x", "b@x", "z@x"],
+                           "Full Name": ["Ann", "Bob", "Zoe"]})
+    table = write_text(people, tmp_path / "people.csv")
+    run = custseg("rfm", orders, "--customers", table, "--out", tmp_path / "out", "-q")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    info = summary["customer_table"]
+    assert info["join"] == {"both": 2, "transactions_only": 1, "customer_table_only": 1}
+    assert info["personal_columns_left_out"] == ["email", "Full Name"]
+    seg = pd.read_csv(tmp_path / "out" / "segments.csv")
+    assert "email" not in seg.columns and "Full Name" not in seg.columns
+    assert seg.set_index("customer_id").loc["B", "age"] == 41
+    excluded = pd.read_csv(tmp_path / "out" / "excluded_customers.csv")
+    assert dict(zip(excluded["customer_id"], excluded["reason"], strict=True)) == {
+        "D": "no_valid_purchase", "Z": "no_transactions"}
+
+
+@needs_mall
+def test_customer_table_alone_gets_a_helpful_error(tmp_path):
+    run = custseg("rfm", MALL, "--out", tmp_path / "out")
+    assert run.returncode == 1
+    assert "looks like a customer table" in run.stderr
+
+
+@needs_mall
+def test_inspect_shows_mapping(tmp_path):
+    run = custseg("inspect", MALL)
+    assert run.returncode == 0
+    assert "customer_id" in run.stdout and "200 rows" in run.stdout
