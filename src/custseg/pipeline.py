@@ -86,11 +86,7 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
             as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
                      else default_as_of(con))
             feats = customer_features_table(con, as_of, "product_id" in mapping)
-            excluded = con.execute(
-                "SELECT DISTINCT customer_id, 'no_valid_purchase' AS reason FROM lines "
-                "WHERE customer_id IS NOT NULL AND status NOT IN ('missing_customer_id') "
-                "EXCEPT SELECT customer_id, 'no_valid_purchase' FROM lines "
-                "WHERE status = 'purchase' ORDER BY customer_id").df()
+            excluded = _without_purchase(con, feats)
             customer_info = None
             if customers is not None:
                 feats, excluded, customer_info = _join_customers(con, feats, excluded,
@@ -128,6 +124,15 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
         result.out_dir = Path(out_dir)
     summary["timings_s"] = timings
     return result
+
+
+def _without_purchase(con: duckdb.DuckDBPyConnection, feats: pd.DataFrame) -> pd.DataFrame:
+    """Customers seen in the input whose every line was dropped (ids, sorted)."""
+    seen = con.execute("SELECT DISTINCT customer_id FROM lines WHERE status NOT IN "
+                       "('purchase', 'missing_customer_id')").df()["customer_id"]
+    ids = sorted(set(seen) - set(feats["customer_id"]))
+    return pd.DataFrame({"customer_id": pd.Series(ids, dtype=object),
+                         "reason": "no_valid_purchase"})
 
 
 def _mapping_or_hint(con: duckdb.DuckDBPyConnection, source, config: Config) -> dict[str, str]:

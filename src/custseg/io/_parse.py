@@ -18,7 +18,8 @@ from ..exceptions import DataError
 _TEXT = ("VARCHAR",)
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
             "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL")
-_MISSING = ("", "nan", "none", "null", "na", "n/a", "#n/a", "-", "?")
+#: Text that means "no value" in an id column (case-insensitive), including empty.
+_MISSING_RE = r"(?i:nan|none|null|na|n/a|#n/a|-|\?)?"
 
 #: A number with optional sign, currency symbol or code, thousands separators, parentheses.
 _NUMBER_RE = (r"^\(?\s*[-+]?\s*(?:[$€£¥₹]|[A-Za-z]{3})?\s*[-+]?\s*([0-9][0-9,.' ]*[0-9]|[0-9]|"
@@ -58,15 +59,23 @@ def id_expr(col: str, type_name: str) -> str:
                 f"ELSE CAST({c} AS VARCHAR) END")
     if base in _NUMERIC:
         return f"CAST({c} AS VARCHAR)"
-    text = f"trim(CAST({c} AS VARCHAR))"
-    missing = ", ".join(lit(m) for m in _MISSING)
-    return (f"CASE WHEN lower({text}) IN ({missing}) THEN NULL "
+    # Cheap tests find the rare values that need work (padding, "17850.0", "nan", ...);
+    # the rest pass through untouched, which keeps large inputs fast.
+    v = f"CAST({c} AS VARCHAR)"
+    text = f"trim({v})"
+    return (f"CASE WHEN NOT ({_odd_text(v)} OR contains({v}, '.') OR length({v}) <= 4) "
+            f"THEN {v} WHEN regexp_full_match({text}, {lit(_MISSING_RE)}) THEN NULL "
             f"ELSE regexp_replace({text}, '^([0-9]+)\\.0+$', '\\1') END")
+
+
+def _odd_text(v: str) -> str:
+    return f"({v} = '' OR starts_with({v}, ' ') OR ends_with({v}, ' '))"
 
 
 def text_expr(col: str) -> str:
     """Trimmed text, NULL when empty."""
-    return f"NULLIF(trim(CAST({q(col)} AS VARCHAR)), '')"
+    v = f"CAST({q(col)} AS VARCHAR)"
+    return f"CASE WHEN NOT {_odd_text(v)} THEN {v} ELSE NULLIF(trim({v}), '') END"
 
 
 # --------------------------------------------------------------------------- numbers
