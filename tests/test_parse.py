@@ -3,7 +3,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from custseg.io._parse import date_expr, decimal_comma, id_expr, number_expr
+from custseg.io._parse import date_expr, decimal_comma, finite, id_expr, number_expr
 
 
 def parse_dates(values, dayfirst=None):
@@ -55,7 +55,7 @@ def test_mixed_formats_each_read_and_garbage_is_null():
 ])
 def test_number_text(raw, expected):
     con = duckdb.connect()
-    expr = number_expr("v", "VARCHAR")
+    expr = finite(f"({number_expr('v', 'VARCHAR')})")
     assert con.execute(f"SELECT {expr} FROM (SELECT ?::VARCHAR AS v)", [raw]).fetchone()[0] \
         == expected
 

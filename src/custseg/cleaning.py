@@ -17,7 +17,16 @@ import duckdb
 from .config import Config
 from .exceptions import DataError
 from .io import Source
-from .io._parse import date_expr, decimal_comma, id_expr, lit, number_expr, q, text_expr
+from .io._parse import (
+    date_expr,
+    decimal_comma,
+    finite,
+    id_expr,
+    lit,
+    number_expr,
+    q,
+    text_expr,
+)
 
 #: Drop reasons in the order rules apply, with what each means.
 REASONS: dict[str, str] = {
@@ -152,8 +161,11 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
                    {inv_sql or 'CAST(NULL AS VARCHAR)'} AS raw_invoice, {raw_hash} AS raw_hash
             FROM {q(rel)}),
         distinct_lines AS ({dedupe}),
-        valued AS (SELECT *, {value_sql} AS value, {cancel_sql} AS is_cancel
-                   FROM distinct_lines)
+        typed AS (SELECT * REPLACE ({finite("quantity")} AS quantity,
+                                    {finite("unit_price")} AS unit_price,
+                                    {finite("amount")} AS amount)
+                  FROM distinct_lines),
+        valued AS (SELECT *, {value_sql} AS value, {cancel_sql} AS is_cancel FROM typed)
         SELECT customer_id, {invoice_final} AS invoice_id, invoice_date, quantity, value,
                product_id, country, n, CAST({status_sql} AS line_status) AS status
         FROM valued""")
@@ -246,7 +258,7 @@ def _unreadable_values(con, source: Source, col: str, fld: str, config: Config
         expr, _, _ = date_expr(con, rel, col, typ, config.dayfirst)
     else:
         comma = typ == "VARCHAR" and decimal_comma(con, rel, col)
-        expr = number_expr(col, typ, comma)
+        expr = finite(f"({number_expr(col, typ, comma)})")
     bad, nonnull = con.execute(
         f"SELECT count(*) FILTER ({q(col)} IS NOT NULL AND ({expr}) IS NULL), "
         f"count({q(col)}) FROM {q(rel)}").fetchone()

@@ -94,10 +94,13 @@ def decimal_comma(con: duckdb.DuckDBPyConnection, relation: str, col: str) -> bo
 
 
 def number_expr(col: str, type_name: str, comma: bool = False) -> str:
-    """Finite DOUBLE or NULL. Text may carry ``$``, ``EUR``, thousands separators."""
+    """DOUBLE or NULL; may be inf or NaN, so wrap a column of it in :func:`finite`.
+
+    Text may carry ``$``, ``EUR``, thousands separators or accounting parentheses.
+    """
     base, c = _base(type_name), q(col)
     if base in _NUMERIC or base.startswith("DECIMAL"):
-        return f"CASE WHEN isfinite({c}::DOUBLE) THEN {c}::DOUBLE END"
+        return f"CAST({c} AS DOUBLE)"
     if base not in _TEXT:
         return "CAST(NULL AS DOUBLE)"
     core = f"regexp_extract(trim({c}), {lit(_NUMBER_RE)}, 1)"
@@ -106,10 +109,16 @@ def number_expr(col: str, type_name: str, comma: bool = False) -> str:
     else:
         digits = f"replace(replace(replace({core}, ',', ''), ' ', ''), '''', '')"
     sign = (f"CASE WHEN regexp_matches(trim({c}), '^\\(.*\\)$|^[^0-9]*-') THEN -1 ELSE 1 END")
-    parsed = f"(TRY_CAST({digits} AS DOUBLE) * {sign})"
-    direct = f"TRY_CAST({c} AS DOUBLE)" if not comma else "CAST(NULL AS DOUBLE)"
-    value = f"COALESCE({direct}, CASE WHEN {core} <> '' THEN {parsed} END)"
-    return f"CASE WHEN isfinite({value}) THEN {value} END"
+    messy = f"CASE WHEN {core} <> '' THEN TRY_CAST({digits} AS DOUBLE) * ({sign}) END"
+    if comma:
+        return messy
+    # Plain numbers take the fast cast; only the others go through the expression above.
+    return f"COALESCE(TRY_CAST({c} AS DOUBLE), {messy})"
+
+
+def finite(expr: str) -> str:
+    """NULL for infinite or NaN values (``expr`` appears twice: pass a column)."""
+    return f"CASE WHEN isfinite({expr}) THEN {expr} END"
 
 
 # ----------------------------------------------------------------------------- dates
@@ -120,6 +129,7 @@ _FAMILIES = {
     "dot": (r"^\d{1,2}\.\d{1,2}\.(\d{2}|\d{4})([ T].*)?$", "."),
     "dash": (r"^\d{1,2}-\d{1,2}-(\d{2}|\d{4})([ T].*)?$", "-"),
 }
+_SAMPLE = 1_000_000
 _ISO = r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$"
 _YMD_SLASH = r"^\d{4}/\d{1,2}/\d{1,2}([ T].*)?$"
 _COMPACT = r"^\d{8}$"
@@ -138,6 +148,9 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
         raise DataError(f"Column {col!r} has type {type_name}, which is not a date; "
                         "map the order date with --map invoice_date=COLUMN.")
     t = f"trim({c})"
+    # Formats are recognised on the first million values; only an ambiguous day/month
+    # order is checked on the whole column.
+    sample = f"(SELECT {c} FROM {q(relation)} WHERE {c} IS NOT NULL LIMIT {_SAMPLE})"
     counts = con.execute(
         f"""SELECT count(*) FILTER (regexp_matches({t}, {lit(_ISO)})),
                    count(*) FILTER (regexp_matches({t}, {lit(_YMD_SLASH)})),
@@ -146,7 +159,7 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
                               for rx, _ in _FAMILIES.values())},
                    count(*) FILTER (regexp_matches({t}, '[0-9]/[0-9]+/[0-9]{{2}}($|[ T])')
                                     OR regexp_matches({t}, '[0-9][.-][0-9]+[.-][0-9]{{2}}($|[ T])'))
-            FROM {q(relation)} WHERE {c} IS NOT NULL"""
+            FROM {sample}"""
     ).fetchone()
     iso, ymd, compact, *fam_counts, two_digit_years = counts
     parts, notes, warnings = [], [], []
@@ -154,7 +167,7 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
         parts.append(f"TRY_CAST(replace({t}, 'Z', '') AS TIMESTAMP)")
         notes.append("ISO")
     if ymd:
-        parts.append(_strptime(t, "%Y/%m/%d", two_digit=False))
+        parts.append(_strptime(con, sample, t, "%Y/%m/%d", two_digit=False))
         notes.append("YYYY/MM/DD")
     if compact:
         parts.append(f"try_strptime({t}, '%Y%m%d')")
@@ -162,11 +175,9 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
     for (_name, (rx, sep)), n in zip(_FAMILIES.items(), fam_counts, strict=True):
         if not n:
             continue
-        first, second = con.execute(
-            f"""SELECT max(TRY_CAST(regexp_extract({t}, '^(\\d+)', 1) AS INT)),
-                       max(TRY_CAST(regexp_extract({t}, '^\\d+[/.-](\\d+)', 1) AS INT))
-                FROM {q(relation)} WHERE regexp_matches({t}, {lit(rx)})"""
-        ).fetchone()
+        first, second = _part_maxima(con, sample, t, rx)
+        if dayfirst is None and first <= 12 and second <= 12:
+            first, second = _part_maxima(con, q(relation), t, rx)
         if dayfirst is not None:
             day_first, why = dayfirst, "as told (--dayfirst)" if dayfirst else "as told"
         elif first > 12 >= second:
@@ -186,10 +197,10 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
                                 f"and were read as {order}; pass {flag} if that is wrong.")
         order = ("%d", "%m") if day_first else ("%m", "%d")
         fmt = f"{order[0]}{sep}{order[1]}{sep}%Y"
-        parts.append(_strptime(t, fmt, two_digit=bool(two_digit_years)))
+        parts.append(_strptime(con, sample, t, fmt, two_digit=bool(two_digit_years)))
         if first > 12 and second > 12:
             swapped = f"{order[1]}{sep}{order[0]}{sep}%Y"
-            parts.append(_strptime(t, swapped, two_digit=bool(two_digit_years)))
+            parts.append(_strptime(con, sample, t, swapped, two_digit=bool(two_digit_years)))
         label = "DD{0}MM{0}YYYY" if day_first else "MM{0}DD{0}YYYY"
         notes.append(f"{label.format(sep)} ({why})")
     if not parts:
@@ -198,15 +209,35 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
     return expr, ", ".join(notes), warnings
 
 
-def _strptime(t: str, date_fmt: str, two_digit: bool) -> str:
-    def listed(d: str) -> str:
-        full = [f"{d} {tm}" for tm in _TIMES] + [f"{d}T{tm}" for tm in _TIMES[:2]] + [d]
-        return "[" + ", ".join(lit(f) for f in full) + "]"
+def _part_maxima(con: duckdb.DuckDBPyConnection, source: str, t: str, rx: str
+                 ) -> tuple[int, int]:
+    """Largest first and second number of the dates matching ``rx`` (day/month order)."""
+    return con.execute(
+        f"""SELECT max(TRY_CAST(regexp_extract({t}, '^(\\d+)', 1) AS INT)),
+                   max(TRY_CAST(regexp_extract({t}, '^\\d+[/.-](\\d+)', 1) AS INT))
+            FROM {source} WHERE regexp_matches({t}, {lit(rx)})""").fetchone()
 
-    four = f"try_strptime({t}, {listed(date_fmt)})"
+
+def _strptime(con: duckdb.DuckDBPyConnection, sample: str, t: str, date_fmt: str,
+              two_digit: bool) -> str:
+    """try_strptime over the time variants of ``date_fmt`` that occur in the sample,
+    most frequent first (each failed format costs time on every row)."""
+
+    def ranked(d: str) -> str:
+        full = [f"{d} {tm}" for tm in _TIMES] + [f"{d}T{tm}" for tm in _TIMES[:2]] + [d]
+        hits = con.execute("SELECT " + ", ".join(
+            f"count(try_strptime({t}, {lit(f)}))" for f in full)
+            + f" FROM (SELECT * FROM {sample} LIMIT 20000)").fetchone()
+        used = [f for f, n in sorted(zip(full, hits, strict=True), key=lambda x: -x[1]) if n]
+        used = used or full
+        if len(used) == 1:
+            return f"try_strptime({t}, {lit(used[0])})"
+        return f"try_strptime({t}, [{', '.join(lit(f) for f in used)}])"
+
+    four = ranked(date_fmt)
     if not two_digit:
         return four
     # %Y would read "11" as the year 11: pick the format by the year's length.
-    two = f"try_strptime({t}, {listed(date_fmt.replace('%Y', '%y'))})"
+    two = ranked(date_fmt.replace("%Y", "%y"))
     four_digit_year = f"regexp_matches({t}, '^\\d+[/.-]\\d+[/.-]\\d{{4}}')"
     return f"CASE WHEN {four_digit_year} THEN {four} ELSE {two} END"
