@@ -156,8 +156,8 @@ class Config:
 
 
 def _check_type(name: str, value: Any, kinds: type | tuple[type, ...]) -> None:
-    if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is int):
-        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         allowed = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
         raise ConfigError(
             f"The {name!r} setting must be {allowed}. Got {value!r} instead."
