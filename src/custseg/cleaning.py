@@ -45,6 +45,7 @@ REASONS: dict[str, str] = {
 _BEFORE_DUPLICATES = ("missing_customer_id", "unparseable_date", "unparseable_number",
                       "after_as_of")
 RETURN_STATUSES = ("cancellation", "return")
+_DUP_HASHES = "custseg_duplicate_hashes"
 
 
 @dataclass
@@ -116,37 +117,52 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     country_sql = text_expr(mapping["country"]) if "country" in mapping else "CAST(NULL AS VARCHAR)"
 
     as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
-    bad_number = " OR ".join(f"{f} IS NULL" for f in needed)
+    bad_number = " OR ".join(f"NOT coalesce(isfinite({f}), false)" for f in needed)
     neg = "quantity < 0" if has_qty else "value < 0"
 
     def rule(name: str, cond: str, status: str) -> str:
-        return f"WHEN {cond} THEN '{status}'" if rules[name] else ""
+        return f"WHEN {cond} THEN '{status}'::line_status" if rules[name] else ""
 
     status_sql = "\n".join(filter(None, [
         "CASE",
-        "WHEN customer_id IS NULL THEN 'missing_customer_id'",
-        "WHEN invoice_date IS NULL THEN 'unparseable_date'",
-        f"WHEN {bad_number} THEN 'unparseable_number'",
-        f"WHEN invoice_date >= {lit(as_of.isoformat())}::TIMESTAMP THEN 'after_as_of'"
+        "WHEN customer_id IS NULL THEN 'missing_customer_id'::line_status",
+        "WHEN invoice_date IS NULL THEN 'unparseable_date'::line_status",
+        f"WHEN {bad_number} THEN 'unparseable_number'::line_status",
+        f"WHEN invoice_date >= {lit(as_of.isoformat())}::TIMESTAMP "
+        "THEN 'after_as_of'::line_status"
         if as_of else "",
         rule("returns", "is_cancel", "cancellation"),
         rule("returns", neg, "return"),
         rule("zero_quantity", "quantity = 0" if has_qty else "false", "zero_quantity"),
         rule("non_positive_price", "unit_price <= 0" if has_price else "value <= 0",
              "non_positive_price"),
-        "ELSE 'purchase' END",
+        "ELSE 'purchase'::line_status END",
     ]))
-    # Exact duplicates are lines equal in every input column. They are found by grouping
-    # on the parsed values plus a 64-bit hash of every raw column: parsing first is cheap
-    # on dictionary-encoded input, and the hash keeps wide unmapped text (descriptions)
-    # out of the group keys. Two different lines merge only if their parsed values are
-    # equal and their raw hashes collide (odds about 1 in 2**64 per such pair).
+    # Exact duplicates are lines equal in every input column. A first pass keeps the
+    # 64-bit hashes of all raw columns that occur more than once (a small table); lines
+    # with any other hash are unique and stream straight through, and only the few
+    # others are grouped, on their parsed values plus the hash. Two different lines
+    # merge only if both their parsed values are equal and their raw hashes collide
+    # (odds about 1 in 2**64 per such pair).
+    h = "__custseg_hash"
     raw_hash = f"hash({', '.join(q(c) for c in source.columns)})"
+    parse = (f"{cust_sql} AS customer_id, {date_sql} AS invoice_date, {qty_sql} AS quantity, "
+             f"{price_sql} AS unit_price, {amount_sql} AS amount, {product_sql} AS product_id, "
+             f"{country_sql} AS country, {inv_sql or 'CAST(NULL AS VARCHAR)'} AS raw_invoice")
     cols = ("customer_id, invoice_date, quantity, unit_price, amount, product_id, country, "
             "raw_invoice")
-    dedupe = (f"SELECT {cols}, CAST(count(*) AS INTEGER) AS n FROM parsed "
-              f"GROUP BY {cols}, raw_hash"
-              if rules["duplicates"] else f"SELECT {cols}, 1 AS n FROM parsed")
+    if rules["duplicates"]:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_DUP_HASHES} AS SELECT {h} FROM "
+                    f"(SELECT {raw_hash} AS {h} FROM {q(rel)}) GROUP BY {h} HAVING count(*) > 1")
+        hashed = f"(SELECT *, {raw_hash} AS {h} FROM {q(rel)})"
+        dedupe = (f"SELECT {parse}, 1 AS n FROM {hashed} "
+                  f"WHERE {h} NOT IN (SELECT {h} FROM {_DUP_HASHES}) "
+                  f"UNION ALL "
+                  f"SELECT {cols}, CAST(count(*) AS INTEGER) AS n FROM "
+                  f"(SELECT {parse}, {h} FROM {hashed} "
+                  f"WHERE {h} IN (SELECT {h} FROM {_DUP_HASHES})) GROUP BY {cols}, {h}")
+    else:
+        dedupe = f"SELECT {parse}, 1 AS n FROM {q(rel)}"
     invoice_final = "raw_invoice" if inv_sql else "strftime(invoice_date, '%Y-%m-%d')"
     statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
     con.execute(f"DROP TABLE IF EXISTS {q(table)}")
@@ -154,21 +170,13 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     con.execute(f"CREATE TYPE line_status AS ENUM ({statuses})")
     con.execute(f"""
         CREATE TABLE {q(table)} AS
-        WITH parsed AS (
-            SELECT {cust_sql} AS customer_id, {date_sql} AS invoice_date,
-                   {qty_sql} AS quantity, {price_sql} AS unit_price, {amount_sql} AS amount,
-                   {product_sql} AS product_id, {country_sql} AS country,
-                   {inv_sql or 'CAST(NULL AS VARCHAR)'} AS raw_invoice, {raw_hash} AS raw_hash
-            FROM {q(rel)}),
-        distinct_lines AS ({dedupe}),
-        typed AS (SELECT * REPLACE ({finite("quantity")} AS quantity,
-                                    {finite("unit_price")} AS unit_price,
-                                    {finite("amount")} AS amount)
-                  FROM distinct_lines),
-        valued AS (SELECT *, {value_sql} AS value, {cancel_sql} AS is_cancel FROM typed)
+        WITH distinct_lines AS ({dedupe}),
+        valued AS (SELECT *, {value_sql} AS value, {cancel_sql} AS is_cancel
+                   FROM distinct_lines)
         SELECT customer_id, {invoice_final} AS invoice_id, invoice_date, quantity, value,
-               product_id, country, n, CAST({status_sql} AS line_status) AS status
+               product_id, country, n, {status_sql} AS status
         FROM valued""")
+    con.execute(f"DROP TABLE IF EXISTS {_DUP_HASHES}")
 
     counts = con.execute(
         f"SELECT status, count(*), sum(n) FROM {q(table)} GROUP BY status").fetchall()

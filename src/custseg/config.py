@@ -64,7 +64,7 @@ class Config:
         Segment name -> list of RFM codes ("545"); must cover all 125 cells once.
     customers_key : str or None, default=None
         Id column of the customer table; None detects it.
-    memory_limit : str, default="4GB"
+    memory_limit : str, default="1GB"
         DuckDB memory limit; larger work spills to ``temp_directory``.
     threads : int or None, default=None
         DuckDB threads; None uses every core.
@@ -82,7 +82,7 @@ class Config:
     cleaning: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(CLEANING_RULES, True))
     rfm_segments: dict[str, list[str]] | None = None
     customers_key: str | None = None
-    memory_limit: str = "4GB"
+    memory_limit: str = "1GB"
     threads: int | None = None
     temp_directory: str | None = None
 

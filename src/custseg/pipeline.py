@@ -23,7 +23,7 @@ from . import __version__
 from .cleaning import Audit, clean_lines
 from .config import Config
 from .engines.duckdb import connect
-from .exceptions import InputError, MappingError
+from .exceptions import ConfigError, InputError, MappingError
 from .features import FEATURES, customer_features_table, default_as_of
 from .io import load_source, resolve_mapping
 from .io._customers import find_key, load_customers
@@ -96,6 +96,10 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
             scored = rfm_scores(feats, edges, segment_map)
             audit.warnings.extend(score_warnings(feats, scored))
             segments_summary = segment_summary(scored, segment_map)
+    except duckdb.OutOfMemoryException:
+        raise ConfigError(f"DuckDB ran out of memory within memory_limit={config.memory_limit!r}; "
+                          "raise memory_limit in the config (e.g. '4GB') or free disk space "
+                          "for spilling.") from None
     finally:
         con.close()
     scored = _rounded(scored)

@@ -295,7 +295,7 @@ def _read_csv_into(con, path: Path, relation: str, encoding: str, delimiter: str
         f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM read_csv(?, delim=?, '
         "header=true, all_varchar=true, encoding=?, quote='\"', escape='\"', "
         "store_rejects=true, rejects_table='custseg_rejects', rejects_scan='custseg_scans', "
-        "max_line_size=67108864)",
+        "max_line_size=8388608)",
         [str(path), delimiter, encoding],
     )
     rejected, bad_unicode = con.execute(
