@@ -117,52 +117,11 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     country_sql = text_expr(mapping["country"]) if "country" in mapping else "CAST(NULL AS VARCHAR)"
 
     as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
-    bad_number = " OR ".join(f"NOT coalesce(isfinite({f}), false)" for f in needed)
-    neg = "quantity < 0" if has_qty else "value < 0"
-
-    def rule(name: str, cond: str, status: str) -> str:
-        return f"WHEN {cond} THEN '{status}'::line_status" if rules[name] else ""
-
-    status_sql = "\n".join(filter(None, [
-        "CASE",
-        "WHEN customer_id IS NULL THEN 'missing_customer_id'::line_status",
-        "WHEN invoice_date IS NULL THEN 'unparseable_date'::line_status",
-        f"WHEN {bad_number} THEN 'unparseable_number'::line_status",
-        f"WHEN invoice_date >= {lit(as_of.isoformat())}::TIMESTAMP "
-        "THEN 'after_as_of'::line_status"
-        if as_of else "",
-        rule("returns", "is_cancel", "cancellation"),
-        rule("returns", neg, "return"),
-        rule("zero_quantity", "quantity = 0" if has_qty else "false", "zero_quantity"),
-        rule("non_positive_price", "unit_price <= 0" if has_price else "value <= 0",
-             "non_positive_price"),
-        "ELSE 'purchase'::line_status END",
-    ]))
-    # Exact duplicates are lines equal in every input column. A first pass keeps the
-    # 64-bit hashes of all raw columns that occur more than once (a small table); lines
-    # with any other hash are unique and stream straight through, and only the few
-    # others are grouped, on their parsed values plus the hash. Two different lines
-    # merge only if both their parsed values are equal and their raw hashes collide
-    # (odds about 1 in 2**64 per such pair).
-    h = "__custseg_hash"
-    raw_hash = f"hash({', '.join(q(c) for c in source.columns)})"
+    status_sql = _status_case(rules, needed, has_qty, has_price, as_of)
     parse = (f"{cust_sql} AS customer_id, {date_sql} AS invoice_date, {qty_sql} AS quantity, "
              f"{price_sql} AS unit_price, {amount_sql} AS amount, {product_sql} AS product_id, "
              f"{country_sql} AS country, {inv_sql or 'CAST(NULL AS VARCHAR)'} AS raw_invoice")
-    cols = ("customer_id, invoice_date, quantity, unit_price, amount, product_id, country, "
-            "raw_invoice")
-    if rules["duplicates"]:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_DUP_HASHES} AS SELECT {h} FROM "
-                    f"(SELECT {raw_hash} AS {h} FROM {q(rel)}) GROUP BY {h} HAVING count(*) > 1")
-        hashed = f"(SELECT *, {raw_hash} AS {h} FROM {q(rel)})"
-        dedupe = (f"SELECT {parse}, 1 AS n FROM {hashed} "
-                  f"WHERE {h} NOT IN (SELECT {h} FROM {_DUP_HASHES}) "
-                  f"UNION ALL "
-                  f"SELECT {cols}, CAST(count(*) AS INTEGER) AS n FROM "
-                  f"(SELECT {parse}, {h} FROM {hashed} "
-                  f"WHERE {h} IN (SELECT {h} FROM {_DUP_HASHES})) GROUP BY {cols}, {h}")
-    else:
-        dedupe = f"SELECT {parse}, 1 AS n FROM {q(rel)}"
+    dedupe = _distinct_lines(con, source, parse, rules["duplicates"])
     invoice_final = "raw_invoice" if inv_sql else "strftime(invoice_date, '%Y-%m-%d')"
     statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
     con.execute(f"DROP TABLE IF EXISTS {q(table)}")
@@ -200,6 +159,58 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
         raise DataError(f"Every line of {source.name} was dropped ({reasons}); "
                         "check the column mapping (--map) and the as-of date.")
     return audit
+
+
+def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_price: bool,
+                 as_of: dt.date | None) -> str:
+    """The CASE giving each distinct line its status, rules in the order of REASONS."""
+    bad_number = " OR ".join(f"NOT coalesce(isfinite({f}), false)" for f in needed)
+    neg = "quantity < 0" if has_qty else "value < 0"
+
+    def rule(name: str, cond: str, status: str) -> str:
+        return f"WHEN {cond} THEN '{status}'::line_status" if rules[name] else ""
+
+    return "\n".join(filter(None, [
+        "CASE",
+        "WHEN customer_id IS NULL THEN 'missing_customer_id'::line_status",
+        "WHEN invoice_date IS NULL THEN 'unparseable_date'::line_status",
+        f"WHEN {bad_number} THEN 'unparseable_number'::line_status",
+        f"WHEN invoice_date >= {lit(as_of.isoformat())}::TIMESTAMP "
+        "THEN 'after_as_of'::line_status" if as_of else "",
+        rule("returns", "is_cancel", "cancellation"),
+        rule("returns", neg, "return"),
+        rule("zero_quantity", "quantity = 0" if has_qty else "false", "zero_quantity"),
+        rule("non_positive_price", "unit_price <= 0" if has_price else "value <= 0",
+             "non_positive_price"),
+        "ELSE 'purchase'::line_status END",
+    ]))
+
+
+def _distinct_lines(con: duckdb.DuckDBPyConnection, source: Source, parse: str,
+                    drop_duplicates: bool) -> str:
+    """SELECT of the parsed distinct lines with ``n``, the copies of each in the input.
+
+    Exact duplicates are lines equal in every input column. A first pass keeps the 64-bit
+    hashes of all raw columns that occur more than once (a small table); lines with any
+    other hash are unique and stream straight through, and only the few others are
+    grouped, on their parsed values plus the hash. Two different lines merge only if
+    their parsed values are equal and their raw hashes collide (odds about 1 in 2**64 per
+    such pair).
+    """
+    rel = q(source.relation)
+    if not drop_duplicates:
+        return f"SELECT {parse}, 1 AS n FROM {rel}"
+    h = "__custseg_hash"
+    raw_hash = f"hash({', '.join(q(c) for c in source.columns)})"
+    cols = ("customer_id, invoice_date, quantity, unit_price, amount, product_id, country, "
+            "raw_invoice")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_DUP_HASHES} AS SELECT {h} FROM "
+                f"(SELECT {raw_hash} AS {h} FROM {rel}) GROUP BY {h} HAVING count(*) > 1")
+    hashed = f"(SELECT *, {raw_hash} AS {h} FROM {rel})"
+    repeated = f"{h} IN (SELECT {h} FROM {_DUP_HASHES})"
+    return (f"SELECT {parse}, 1 AS n FROM {hashed} WHERE NOT {repeated} "
+            f"UNION ALL SELECT {cols}, CAST(count(*) AS INTEGER) AS n FROM "
+            f"(SELECT {parse}, {h} FROM {hashed} WHERE {repeated}) GROUP BY {cols}, {h}")
 
 
 def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str, str]:
