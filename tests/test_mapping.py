@@ -69,3 +69,27 @@ def test_map_to_absent_column_suggests_near_names():
 def test_unknown_field_in_map():
     with pytest.raises(MappingError, match="Unknown field 'client'"):
         map_columns(["a"], {"client": "a"})
+
+
+@pytest.mark.parametrize("cols, expected", [
+    # Kaggle "Sales Transaction" export
+    (["TransactionNo", "Date", "ProductNo", "ProductName", "Price", "Quantity", "CustomerNo",
+      "Country"],
+     {"customer_id": "CustomerNo", "invoice_id": "TransactionNo", "invoice_date": "Date",
+      "quantity": "Quantity", "unit_price": "Price", "product_id": "ProductNo",
+      "description": "ProductName", "country": "Country"}),
+    # Olist order items joined with orders
+    (["order_id", "order_item_id", "product_id", "seller_id", "price", "freight_value",
+      "customer_id", "order_status", "order_purchase_timestamp", "order_delivered_customer_date"],
+     {"customer_id": "customer_id", "invoice_id": "order_id",
+      "invoice_date": "order_purchase_timestamp", "unit_price": "price",
+      "product_id": "product_id"}),
+    # a German ERP export
+    (["Rechnungsnummer", "Rechnungsdatum", "Kundennummer", "Kundenname", "Artikelnummer",
+      "Menge", "Einzelpreis", "Land"],
+     {"customer_id": "Kundennummer", "invoice_id": "Rechnungsnummer",
+      "invoice_date": "Rechnungsdatum", "quantity": "Menge", "unit_price": "Einzelpreis",
+      "product_id": "Artikelnummer", "country": "Land"}),
+])
+def test_real_export_layouts(cols, expected):
+    assert detect_mapping(cols) == expected

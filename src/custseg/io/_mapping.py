@@ -20,40 +20,56 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "custno", "customercode", "customerkey", "clientid", "client", "clientno",
         "clientnumber", "memberid", "member", "membernumber", "userid", "buyerid",
         "accountid", "accountnumber", "shopperid", "contactid",
+        # German, French, Spanish, Italian, Dutch exports
+        "kundennummer", "kundenid", "kunde", "kundennr", "idclient", "numeroclient", "cliente",
+        "idcliente", "codcliente", "klantnummer", "klant",
     ),
     "invoice_id": (
         "invoiceno", "invoice", "invoiceid", "invoicenumber", "invoicenum", "orderid",
         "order", "orderno", "ordernumber", "ordernum", "orderkey", "transactionid",
         "transaction", "transactionno", "receiptid", "receiptno", "receiptnumber", "billno",
         "billid", "salesorder", "salesorderid", "basketid", "ticketid",
+        "rechnungsnummer", "rechnungsnr", "rechnung", "bestellnummer", "belegnummer", "facture",
+        "numerofacture", "numfacture", "commande", "factura", "numerofactura", "pedido",
+        "numeropedido", "fattura", "factuurnummer", "bestelnummer",
     ),
     "invoice_date": (
         "invoicedate", "orderdate", "orderdatetime", "transactiondate", "transactiondatetime",
         "purchasedate", "saledate", "salesdate", "orderedat", "createdat", "date",
         "datetime", "timestamp", "orderts", "invoicedatetime", "receiptdate", "billdate",
+        "rechnungsdatum", "bestelldatum", "belegdatum", "datum", "datefacture", "datecommande",
+        "fechafactura", "fechapedido", "fecha", "datafattura", "factuurdatum",
     ),
     "quantity": (
         "quantity", "qty", "units", "unitssold", "quantityordered", "qtyordered", "orderqty",
         "orderquantity", "numitems", "itemcount", "pieces",
+        "menge", "anzahl", "quantite", "cantidad", "quantita", "aantal",
     ),
     "unit_price": (
         "unitprice", "price", "priceeach", "unitcost", "itemprice", "priceperunit",
         "sellingprice", "saleprice", "listprice", "cost",
+        "einzelpreis", "preis", "stueckpreis", "prixunitaire", "prix", "preciounitario", "precio",
+        "prezzounitario", "prezzo", "prijs", "stukprijs",
     ),
     "amount": (
         "amount", "sales", "revenue", "linetotal", "lineamount", "totalprice", "totalamount",
         "total", "salesamount", "saleamount", "netsales", "grosssales", "value", "subtotal",
         "ordervalue", "totalsales", "extendedprice",
+        "umsatz", "betrag", "gesamtpreis", "montant", "montanttotal", "importe", "importetotal",
+        "totale", "importo", "bedrag", "omzet",
     ),
     "product_id": (
         "stockcode", "productid", "product", "sku", "productcode", "itemid", "itemcode",
         "item", "articleid", "article", "productno", "productnumber", "upc", "ean", "asin",
+        "artikelnummer", "artikelnr", "artikel", "produit", "referencia", "producto", "articolo",
+        "artikelcode",
     ),
     "description": (
         "description", "productname", "itemname", "itemdescription", "productdescription",
         "productdesc", "title",
     ),
-    "country": ("country", "countryname", "billingcountry", "customercountry", "countrycode"),
+    "country": ("country", "countryname", "billingcountry", "customercountry", "countrycode",
+                "land", "pays", "pais", "paese"),
 }
 
 #: Words that disqualify a column from a field even when a synonym matches
@@ -109,7 +125,7 @@ def detect_mapping(columns: Iterable[str], fields: Mapping[str, tuple[str, ...]]
         if field in found:
             continue
         for syn in synonyms:
-            if len(syn) < 4:
+            if len(syn) < 5:
                 continue
             match = [c for c in columns if allowed(field, c)
                      and (norm[c].startswith(syn) or norm[c].endswith(syn))]
