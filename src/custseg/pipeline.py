@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ class RfmResult:
     excluded: pd.DataFrame
     summary: dict[str, Any]
     out_dir: Path | None = None
-    _timings: dict[str, float] = field(default_factory=dict, repr=False)
 
 
 Reporter = Callable[[str, str], None]  # (stage, "start" | "done")
@@ -116,17 +115,15 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
         "features": {f.name: f.description for f in FEATURES},
         "rfm_edges": edges,
         "rfm_segments": segments_summary,
+        "timings_s": timings,  # the write stage's own time is added after the file is written
     }
     if customer_info is not None:
         summary["customer_table"] = customer_info
     result = RfmResult(segments=scored, excluded=excluded, summary=summary)
     if out_dir is not None:
         with _stage("write", timings, reporter):
-            summary["timings_s"] = timings
             write_outputs(result, Path(out_dir))
-        summary["timings_s"] = timings
         result.out_dir = Path(out_dir)
-    summary["timings_s"] = timings
     return result
 
 
