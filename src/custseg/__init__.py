@@ -44,8 +44,21 @@ def read_customers(path, config=None):
         con.close()
 
 
+_LAZY = {"Segmenter": "cluster", "run_segments": "segment", "compare_algorithms": "segment"}
+
+
+def __getattr__(name: str):
+    """Clustering names load scikit-learn, so they are imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'custseg' has no attribute {name!r}")
+
+
 __all__ = [
     "REASONS", "Audit", "Config", "ConfigError", "CustsegError", "CustsegWarning", "DataError",
-    "InputError", "MappingError", "RfmResult", "balanced_edges", "clean", "customer_features",
-    "map_columns", "read_customers", "read_table", "rfm_scores", "run_rfm",
+    "InputError", "MappingError", "RfmResult", "Segmenter", "balanced_edges", "clean",
+    "compare_algorithms", "customer_features", "map_columns", "read_customers", "read_table",
+    "rfm_scores", "run_rfm", "run_segments",
 ]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -33,6 +34,28 @@ AsOfOpt = Annotated[str | None, typer.Option(
 DayFirstOpt = Annotated[bool | None, typer.Option(
     "--dayfirst/--no-dayfirst", help="Read 01/02/2011 as 1 February (default: from the data).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+InputArg = Annotated[Path | None, typer.Argument(
+    help="Order lines or a customer table: CSV/TSV/delimited text, .xlsx, Parquet file or "
+         "folder.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+CustomersOpt = Annotated[Path | None, typer.Option(
+    "--customers", help="Customer table to join on customer id (any input format).")]
+SheetOpt = Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")]
+DelimiterOpt = Annotated[str | None, typer.Option(
+    help="Force the delimiter of a text file (default: sniffed).")]
+EncodingOpt = Annotated[str | None, typer.Option(
+    help="Force the encoding of a text file (default: UTF-8, else Latin-1).")]
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", help="Database URL, e.g. sqlite:///shop.db or duckdb:///shop.duckdb.")]
+SqlOpt = Annotated[str | None, typer.Option("--sql", help="Query to run on --db.")]
+AlgorithmOpt = Annotated[str, typer.Option(
+    "--algorithm", help="kmeans, hierarchical, gmm, kprototypes, dbscan, hdbscan or affinity.")]
+KOpt = Annotated[str, typer.Option("--k", help="Number of segments, or 'auto'.")]
+KRangeOpt = Annotated[str, typer.Option("--k-range", metavar="LOW-HIGH",
+                                        help="Range searched by --k auto.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same output.")]
+FeaturesOpt = Annotated[str | None, typer.Option(
+    "--features", metavar="A,B,C", help="Columns to cluster on (default: chosen for you).")]
 
 
 def _config(config_file: Path | None, mapping: list[str] | None, **overrides) -> Config:
@@ -76,44 +99,53 @@ class _Reporter:
             self.progress.update(self.tasks[stage], completed=1)
 
 
+def _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding) -> Config:
+    if delimiter == "\\t":
+        delimiter = "\t"
+    return _config(config_file, mapping, as_of=as_of, dayfirst=dayfirst, sheet=sheet,
+                   delimiter=delimiter, encoding=encoding)
+
+
+def _print_audit(s: dict) -> None:
+    audit = s["audit"]
+    dropped = ", ".join(f"{k} {v:,}" for k, v in audit["dropped"].items() if v) or "none"
+    when = f" as of {s['as_of']}" if "as_of" in s else ""
+    out.print(f"{s['customers']:,} customers{when} from {audit['rows_in']:,} rows "
+              f"({audit['rows_used']:,} used; dropped: {dropped}).")
+
+
+def _print_warnings(s: dict) -> None:
+    for warning in s["audit"]["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
 @app.command()
 def rfm(
-    input: Annotated[Path | None, typer.Argument(
-        help="Order lines: CSV/TSV/delimited text, .xlsx, Parquet file or folder.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("custseg-out"),
-    customers: Annotated[Path | None, typer.Option(
-        "--customers", help="Customer table to join on customer id (any input format).")] = None,
+    input: InputArg = None,
+    out_dir: OutOpt = Path("custseg-out"),
+    customers: CustomersOpt = None,
     mapping: MapOpt = None,
     as_of: AsOfOpt = None,
     dayfirst: DayFirstOpt = None,
-    sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
-    delimiter: Annotated[str | None, typer.Option(
-        help="Force the delimiter of a text file (default: sniffed).")] = None,
-    encoding: Annotated[str | None, typer.Option(
-        help="Force the encoding of a text file (default: UTF-8, else Latin-1).")] = None,
-    db: Annotated[str | None, typer.Option(
-        "--db", help="Database URL, e.g. sqlite:///shop.db or duckdb:///shop.duckdb.")] = None,
-    sql: Annotated[str | None, typer.Option("--sql", help="Query to run on --db.")] = None,
+    sheet: SheetOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    db: DbOpt = None,
+    sql: SqlOpt = None,
     config_file: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
     from .pipeline import run_rfm
 
-    if delimiter == "\\t":
-        delimiter = "\t"
-    config = _config(config_file, mapping, as_of=as_of, dayfirst=dayfirst, sheet=sheet,
-                     delimiter=delimiter, encoding=encoding)
+    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_rfm(input, out_dir=out_dir, customers=customers, config=config, db=db,
                          sql=sql, reporter=reporter)
     if quiet:
         return
     s = result.summary
-    audit = s["audit"]
-    dropped = ", ".join(f"{k} {v:,}" for k, v in audit["dropped"].items() if v) or "none"
-    out.print(f"{s['customers']:,} customers as of {s['as_of']} from {audit['rows_in']:,} lines "
-              f"({audit['rows_used']:,} used; dropped: {dropped}).")
+    _print_audit(s)
     table = Table("segment", "customers", "share", "revenue share", "mean recency",
                   "mean frequency", "mean monetary", title="RFM segments")
     for seg in s["rfm_segments"]:
@@ -122,10 +154,119 @@ def rfm(
                           f"{seg['revenue_share']:.1%}", f"{seg['mean_recency']:.0f}",
                           f"{seg['mean_frequency']:.1f}", f"{seg['mean_monetary']:,.2f}")
     out.print(table)
-    for warning in audit["warnings"]:
-        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    _print_warnings(s)
     out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'} and "
               f"{out_dir / 'excluded_customers.csv'}.")
+
+
+def _k(value: str) -> int | str:
+    if value == "auto":
+        return value
+    if value.isdigit() and int(value) >= 2:
+        return int(value)
+    raise CustsegError(f"--k {value!r} must be 'auto' or a whole number of at least 2.")
+
+
+def _k_range(value: str) -> tuple[int, int]:
+    low, sep, high = value.partition("-")
+    if sep and low.isdigit() and high.isdigit() and 2 <= int(low) <= int(high):
+        return int(low), int(high)
+    raise CustsegError(f"--k-range {value!r} must be LOW-HIGH with 2 <= LOW <= HIGH, e.g. 2-10.")
+
+
+def _features(value: str | None) -> list[str] | None:
+    return [f.strip() for f in value.split(",") if f.strip()] if value else None
+
+
+@app.command()
+def run(
+    input: InputArg = None,
+    out_dir: OutOpt = Path("custseg-out"),
+    algorithm: AlgorithmOpt = "kmeans",
+    k: KOpt = "auto",
+    k_range: KRangeOpt = "2-10",
+    seed: SeedOpt = 0,
+    features: FeaturesOpt = None,
+    customers: CustomersOpt = None,
+    mapping: MapOpt = None,
+    as_of: AsOfOpt = None,
+    dayfirst: DayFirstOpt = None,
+    sheet: SheetOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    db: DbOpt = None,
+    sql: SqlOpt = None,
+    config_file: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
+    from .segment import run_segments
+
+    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding)
+    with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
+        result = run_segments(input, out_dir=out_dir, customers=customers, config=config,
+                              db=db, sql=sql, algorithm=algorithm, k=_k(k),
+                              k_range=_k_range(k_range), seed=seed, features=_features(features),
+                              reporter=reporter)
+    if quiet:
+        return
+    s = result.summary
+    _print_audit(s)
+    if s.get("k_selection"):
+        out.print(s["k_selection"]["reason"], highlight=False)
+    m = s["metrics"]
+    out.print(f"{s['algorithm']}: {s['k']} segments; silhouette {m['silhouette']}, "
+              f"Calinski-Harabasz {m['calinski_harabasz']}, Davies-Bouldin "
+              f"{m['davies_bouldin']}, stability (ARI) {m['stability_ari']}.", highlight=False)
+    table = Table("segment", "customers", "share", *(["revenue share"]
+                  if "revenue_share" in s["segments"][0] else []), title="Segments")
+    for seg in s["segments"]:
+        row = [seg["name"], f"{seg['size']:,}", f"{seg['share']:.1%}"]
+        if "revenue_share" in seg:
+            row.append(f"{seg['revenue_share']:.1%}")
+        table.add_row(*row)
+    out.print(table)
+    _print_warnings(s)
+    out.print(f"Wrote {out_dir / 'segments.csv'} and {out_dir / 'summary.json'}.")
+
+
+@app.command()
+def compare(
+    input: InputArg = None,
+    out_dir: OutOpt = Path("custseg-compare"),
+    k: KOpt = "auto",
+    k_range: KRangeOpt = "2-10",
+    seed: SeedOpt = 0,
+    features: FeaturesOpt = None,
+    customers: CustomersOpt = None,
+    mapping: MapOpt = None,
+    as_of: AsOfOpt = None,
+    dayfirst: DayFirstOpt = None,
+    sheet: SheetOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    db: DbOpt = None,
+    sql: SqlOpt = None,
+    config_file: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run every algorithm, rank them, recommend one: writes OUT/comparison.csv."""
+    from .segment import compare_algorithms
+
+    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding)
+    with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
+        table, recommendation = compare_algorithms(
+            input, out_dir=out_dir, customers=customers, config=config, db=db, sql=sql,
+            k=_k(k), k_range=_k_range(k_range), seed=seed, features=_features(features),
+            reporter=reporter)
+    if quiet:
+        return
+    shown = Table(*table.columns[:8], title="Algorithms, best first")
+    for row in table.itertuples(index=False):
+        shown.add_row(*["" if pd.isna(v) else str(v) for v in list(row)[:8]])
+    out.print(shown)
+    out.print(recommendation, highlight=False)
+    out.print(f"Wrote {out_dir / 'comparison.csv'}.")
 
 
 @app.command()

@@ -37,7 +37,7 @@ _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return
 
 @dataclass
 class RfmResult:
-    """Outputs of :func:`run_rfm`: one row per customer, the excluded ids, the summary."""
+    """Outputs of a job: one row per customer, the excluded ids, the summary."""
 
     segments: pd.DataFrame
     excluded: pd.DataFrame
@@ -136,12 +136,16 @@ def _without_purchase(con: duckdb.DuckDBPyConnection, feats: pd.DataFrame) -> pd
                          "reason": "no_valid_purchase"})
 
 
+class CustomerTableInput(MappingError):
+    """The input is a customer table (one row per customer), not order lines."""
+
+
 def _mapping_or_hint(con: duckdb.DuckDBPyConnection, source, config: Config) -> dict[str, str]:
     try:
         return resolve_mapping(source.columns, config.mapping, source.name)
     except MappingError:
         if not config.mapping and _looks_like_customer_table(con, source):
-            raise MappingError(
+            raise CustomerTableInput(
                 f"{source.name} looks like a customer table (one row per customer, no order "
                 "date), not order lines: RFM needs transactions. Pass it with --customers "
                 "next to a transactions file, or map the columns with --map.") from None

@@ -1,0 +1,67 @@
+"""The common shape of custseg's clustering algorithms.
+
+Every algorithm is a function ``fit_<name>(X, k, *, seed, **options) -> Fitted`` over the
+prepared feature matrix ``X`` (rows = customers, float64, already scaled). ``k`` is the
+number of clusters, or None when the algorithm chooses it itself (density-based methods,
+affinity propagation, a Gaussian mixture by BIC). The result is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Label of customers no cluster claims (density methods); reported as "Unclustered".
+NOISE = -1
+
+
+@dataclass
+class Fitted:
+    """What an algorithm found.
+
+    labels : int64 array, one per row of X; ``NOISE`` (-1) for noise.
+    centers : (n_clusters, n_features) array in the prepared space, row i for label i, or
+        None. Methods without centres give the mean of each cluster (a nearest-centroid
+        rule), exemplars (affinity propagation) or medoids, so new customers can be
+        assigned to the nearest centre.
+    params : what the algorithm chose or was given (eps, n_components, linkage, ...),
+        plain JSON-ready values.
+    extra : data for the report (k-distance curve, BIC curve, dendrogram), JSON-ready.
+    """
+
+    labels: np.ndarray
+    centers: np.ndarray | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(len(set(self.labels.tolist()) - {NOISE}))
+
+
+def cluster_means(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean of each non-noise cluster, row i for label i (labels 0..n-1)."""
+    ids = sorted(set(labels.tolist()) - {NOISE})
+    if not ids:
+        return np.empty((0, X.shape[1]))
+    return np.vstack([X[labels == i].mean(axis=0) for i in ids])
+
+
+def nearest(X: np.ndarray, points: np.ndarray, chunk: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest row of ``points`` for each row of ``X``, and its distance,
+    in chunks so each block of distances stays near 128 MB whatever the sizes. Brute
+    force: meant for few points (centres, exemplars); use a k-d tree for many."""
+    chunk = chunk or max(1, (1 << 24) // max(1, len(points)))
+    idx = np.empty(len(X), dtype=np.int64)
+    dist = np.empty(len(X))
+    p2 = (points ** 2).sum(axis=1)
+    for start in range(0, len(X), chunk):
+        block = X[start:start + chunk]
+        d2 = (block ** 2).sum(axis=1)[:, None] - 2 * block @ points.T + p2[None, :]
+        j = d2.argmin(axis=1)
+        idx[start:start + chunk] = j
+        dist[start:start + chunk] = np.sqrt(np.maximum(d2[np.arange(len(block)), j], 0))
+    return idx, dist

@@ -1,0 +1,60 @@
+"""Centroid methods: k-means (MiniBatch for large n) and Gaussian mixtures."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+
+from ._base import Fitted
+
+#: Above this many rows k-means switches to MiniBatchKMeans.
+MINIBATCH_FROM = 200_000
+#: Gaussian mixtures are fitted on at most this many rows, then predict the rest.
+GMM_MAX_FIT = 100_000
+
+
+def fit_kmeans(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 10,
+               minibatch: bool | None = None) -> Fitted:
+    """k-means++ with ``n_init`` restarts; MiniBatchKMeans automatically for large n."""
+    minibatch = len(X) >= MINIBATCH_FROM if minibatch is None else minibatch
+    if minibatch:
+        model = MiniBatchKMeans(n_clusters=k, n_init=max(3, n_init // 3), random_state=seed,
+                                batch_size=4096, max_no_improvement=20)
+    else:
+        model = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = model.fit_predict(X)
+    return Fitted(labels=labels.astype(np.int64), centers=model.cluster_centers_,
+                  params={"n_init": model.n_init, "minibatch": bool(minibatch)},
+                  extra={"inertia": float(model.inertia_)})
+
+
+def fit_gmm(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 2,
+            covariance_type: str = "full", max_fit: int = GMM_MAX_FIT) -> Fitted:
+    """Gaussian mixture with ``k`` components, fitted on a sample for large n."""
+    rng = np.random.default_rng(seed)
+    fit_rows = X if len(X) <= max_fit else X[rng.choice(len(X), max_fit, replace=False)]
+    model = GaussianMixture(n_components=k, covariance_type=covariance_type, n_init=n_init,
+                            random_state=seed, reg_covar=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(fit_rows)
+    labels = model.predict(X).astype(np.int64)
+    labels, order = _consecutive(labels)
+    return Fitted(labels=labels, centers=model.means_[order],
+                  params={"covariance_type": covariance_type, "fitted_on": len(fit_rows),
+                          "converged": bool(model.converged_)},
+                  extra={"bic": float(model.bic(fit_rows))})
+
+
+def _consecutive(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber labels 0..n-1 (empty components dropped); also the old ids in new order."""
+    used = np.unique(labels)
+    remap = np.full(labels.max() + 1, -1)
+    remap[used] = np.arange(len(used))
+    return remap[labels], used

@@ -1,0 +1,110 @@
+"""k-prototypes for mixed numeric and categorical customers (the ``kmodes`` package).
+
+The cost of a customer to a prototype is the squared Euclidean distance over the numeric
+columns plus ``gamma`` times the number of categorical columns that differ from the
+prototype's modes. kmodes 0.12.2 works with this scikit-learn and numpy, but it loops over
+customers in Python (tens of microseconds per customer and pass), so it runs on at most
+``max_fit`` rows and predicts the others.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from kmodes.kprototypes import KPrototypes
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+
+from ._base import Fitted
+
+
+def fit_kprototypes(X: np.ndarray, k: int, *, seed: int = 0, categories: np.ndarray | None = None,
+                    gamma: float | None = None, n_init: int = 4,
+                    max_fit: int = 100_000) -> Fitted:
+    """k-prototypes (Huang) with Cao initialisation of the modes.
+
+    Parameters
+    ----------
+    X : (n, d) float array, the prepared numeric columns.
+    k : number of clusters.
+    seed : seed of the row sample and of kmodes' numeric initialisation.
+    categories : (n, c) int array of category codes, -1 for missing (kept as a category of
+        its own). None or no columns: k-means on ``X`` instead, with
+        ``params["fallback"]`` saying so.
+    gamma : weight of one categorical mismatch against squared numeric distance; None
+        uses kmodes' default, half the mean standard deviation of the numeric columns.
+    n_init : restarts; the lowest-cost run is kept.
+    max_fit : rows the model is fitted on; the others are assigned by ``predict``.
+
+    Returns
+    -------
+    Fitted
+        ``centers`` are the numeric parts of the prototypes and ``extra["modes"]`` their
+        categorical codes (row i for label i).
+    """
+    n, d = X.shape
+    rng = np.random.default_rng(seed)
+    fit_idx = None if n <= max_fit else np.sort(rng.choice(n, size=max_fit, replace=False))
+    rest = None
+    if fit_idx is not None:
+        rest = np.ones(n, dtype=bool)
+        rest[fit_idx] = False
+    cats = _as_categories(categories, n)
+
+    if cats is None:
+        kmeans = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            kmeans.fit(X if fit_idx is None else X[fit_idx])
+        labels = kmeans.predict(X).astype(np.int64)
+        labels, used = _consecutive(labels)
+        return Fitted(labels=labels, centers=kmeans.cluster_centers_[used],
+                      params={"k": k, "n_init": n_init, "fitted_on": n if fit_idx is None
+                              else len(fit_idx), "fallback": "kmeans (no categorical columns)"},
+                      extra={"inertia": float(kmeans.inertia_)})
+
+    combined = np.hstack([X, cats.astype(np.float64)])
+    categorical = list(range(d, d + cats.shape[1]))
+    model = KPrototypes(n_clusters=k, init="Cao", n_init=n_init, gamma=gamma,
+                        random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(combined if fit_idx is None else combined[fit_idx], categorical=categorical)
+    if model.labels_ is None:  # kmodes skips iterating when rows <= k distinct ones
+        labels = model.predict(combined, categorical=categorical).astype(np.int64)
+    elif fit_idx is None:
+        labels = model.labels_.astype(np.int64)
+    else:
+        labels = np.empty(n, dtype=np.int64)
+        labels[fit_idx] = model.labels_
+        labels[rest] = model.predict(combined[rest], categorical=categorical)
+    labels, used = _consecutive(labels)
+    prototypes = model.cluster_centroids_.astype(np.float64)[used]
+    return Fitted(
+        labels=labels, centers=prototypes[:, :d],
+        params={"k": k, "gamma": float(model.gamma), "n_init": n_init, "init": "Cao",
+                "fitted_on": n if fit_idx is None else len(fit_idx)},
+        extra={"modes": prototypes[:, d:].round().astype(np.int64).tolist(),
+               "cost": float(model.cost_), "n_iter": int(model.n_iter_)},
+    )
+
+
+def _as_categories(categories: np.ndarray | None, n: int) -> np.ndarray | None:
+    """The category codes as an (n, c) int array, or None when there are no columns."""
+    if categories is None:
+        return None
+    cats = np.asarray(categories)
+    if cats.ndim == 1:
+        cats = cats.reshape(-1, 1)
+    if cats.shape[0] != n:
+        raise ValueError(f"categories has {cats.shape[0]} rows, X has {n}")
+    if cats.shape[1] == 0:
+        return None
+    return cats.astype(np.int64)
+
+
+def _consecutive(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels renumbered 0..m-1 over the clusters that got rows, and the old ids in order."""
+    used, labels = np.unique(labels, return_inverse=True)
+    return labels.astype(np.int64), used

@@ -1,0 +1,316 @@
+"""``Segmenter``: preparation, choice of k, clustering and evaluation in one estimator."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ..exceptions import ConfigError, CustsegWarning, DataError
+from ._base import NOISE, Fitted, cluster_means, nearest
+from ._centroid import fit_gmm, fit_kmeans
+from ._evaluate import choose_k, choose_k_bic, inertia, scores, stability
+from ._hierarchical import LINKAGES, build_tree, fit_hierarchical
+from ._prepare import SCALERS, TRANSFORMS, FeaturePrep
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    needs_k: bool  # False: the algorithm decides the number of clusters itself
+    description: str
+
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
+    Algorithm("kmeans", True, "k-means++ (MiniBatch for large n)"),
+    Algorithm("hierarchical", True, "agglomerative over micro-clusters (Ward by default)"),
+    Algorithm("gmm", True, "Gaussian mixture, components by BIC"),
+    Algorithm("kprototypes", True, "k-prototypes for mixed numeric and categorical data"),
+    Algorithm("dbscan", False, "DBSCAN, eps from the knee of the k-distance curve"),
+    Algorithm("hdbscan", False, "HDBSCAN"),
+    Algorithm("affinity", False, "affinity propagation, exemplars on a sample"),
+)}
+#: Minimum share of customers below which a cluster draws a warning.
+SMALL_CLUSTER = 0.01
+#: k-prototypes (kmodes loops in Python) is fitted on at most this many customers.
+KPROTOTYPES_MAX_FIT = 20_000
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
+
+
+#: Declared parameters: name -> (check, description of the allowed values).
+_CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "algorithm": (lambda v: v in ALGORITHMS, f"one of {list(ALGORITHMS)}"),
+    "k": (lambda v: v == "auto" or (_positive_int(v) and v >= 2), "'auto' or an int >= 2"),
+    "k_range": (lambda v: isinstance(v, tuple | list) and len(v) == 2
+                and all(_positive_int(x) for x in v) and 2 <= v[0] <= v[1],
+                "a pair (low, high) of ints with 2 <= low <= high"),
+    "seed": (lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool),
+             "an int"),
+    "features": (lambda v: v is None or (isinstance(v, list | tuple)
+                                         and all(isinstance(x, str) for x in v)),
+                 "None or a list of column names"),
+    "skew": (lambda v: v in TRANSFORMS, f"one of {list(TRANSFORMS)}"),
+    "scaler": (lambda v: v in SCALERS, f"one of {list(SCALERS)}"),
+    "linkage": (lambda v: v in LINKAGES, f"one of {list(LINKAGES)}"),
+    "n_init": (_positive_int, "an int in the range [1, inf)"),
+    "n_bootstrap": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                    "an int in the range [0, inf)"),
+}
+
+
+class Segmenter(ClusterMixin, BaseEstimator):
+    """Segment customers: prepare features, choose k, cluster, evaluate.
+
+    Parameters
+    ----------
+    algorithm : str, default="kmeans"
+        One of ``kmeans``, ``hierarchical``, ``gmm``, ``kprototypes``, ``dbscan``,
+        ``hdbscan``, ``affinity``.
+    k : "auto" or int, default="auto"
+        Number of segments; "auto" chooses it over ``k_range`` (algorithms that decide
+        it themselves ignore it).
+    k_range : tuple of int, default=(2, 10)
+    seed : int, default=0
+    features : list of str, default=None
+        Columns to cluster on; None picks them (transaction features, or every usable
+        column of a customer table).
+    skew : {"log1p", "yeo-johnson", "none"}, default="log1p"
+        Skew handling of numeric features (log1p only on non-negative skewed columns).
+    scaler : {"standard", "robust"}, default="standard"
+    linkage : {"ward", "average", "complete"}, default="ward"
+        For ``hierarchical``.
+    n_init : int, default=10
+        Restarts of the final k-means / k-prototypes fit.
+    n_bootstrap : int, default=10
+        Bootstrap resamples for the stability score (0 skips it).
+
+    Attributes
+    ----------
+    labels_ : ndarray of int
+        0..n_clusters_-1, numbered by descending mean ``monetary`` (by size without it);
+        -1 for customers no cluster claims.
+    n_clusters_, cluster_centers_ : int, ndarray
+    k_selection_ : dict or None
+        Curves per k and the reason for the chosen k.
+    metrics_ : dict
+        silhouette, calinski_harabasz, davies_bouldin, stability_ari, sizes.
+    notes_, warnings_ : list of str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from custseg import Segmenter
+    >>> X = np.r_[np.zeros((20, 2)), np.ones((20, 2)) * 10] + np.arange(40)[:, None] % 3
+    >>> Segmenter(k=2, n_bootstrap=0).fit(X).n_clusters_
+    2
+    """
+
+    def __init__(self, algorithm: str = "kmeans", k: int | str = "auto",
+                 k_range: tuple[int, int] = (2, 10), seed: int = 0,
+                 features: list[str] | None = None, skew: str = "log1p",
+                 scaler: str = "standard", linkage: str = "ward", n_init: int = 10,
+                 n_bootstrap: int = 10) -> None:
+        self.algorithm = algorithm
+        self.k = k
+        self.k_range = k_range
+        self.seed = seed
+        self.features = features
+        self.skew = skew
+        self.scaler = scaler
+        self.linkage = linkage
+        self.n_init = n_init
+        self.n_bootstrap = n_bootstrap
+
+    # ------------------------------------------------------------------ validation
+    def _validate_params(self) -> None:
+        for name, (check, allowed) in _CONSTRAINTS.items():
+            value = getattr(self, name)
+            if not check(value):
+                raise ConfigError(f"The {name!r} parameter of Segmenter must be {allowed}. "
+                                  f"Got {value!r} instead.")
+
+    # --------------------------------------------------------------------- fitting
+    def fit(self, X, y=None) -> Segmenter:
+        """Cluster the customers of ``X`` (a DataFrame or a 2-D numeric array)."""
+        self._validate_params()
+        frame = _as_frame(X, min_samples=2)
+        self.n_features_in_ = frame.shape[1]
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.prep_ = FeaturePrep(features=list(self.features) if self.features else None,
+                                 transform=self.skew, scaler=self.scaler).fit(frame)
+        Xp = self.prep_.transform_frame(frame)
+        cats = self.prep_.category_codes(frame)
+        self.notes_ = list(self.prep_.notes_)
+        self.warnings_: list[str] = []
+        n_distinct = len(np.unique(Xp, axis=0)) if len(Xp) <= 200_000 else len(Xp)
+        algo = ALGORITHMS[self.algorithm]
+        start = time.perf_counter()
+        self.k_selection_ = None
+        if algo.needs_k:
+            if self.k == "auto":
+                low, high = self.k_range
+                high = min(high, n_distinct, len(Xp) - 1)
+                if high < low:
+                    raise DataError(f"Only {n_distinct} distinct customer(s) after preparation: "
+                                    f"too few for k in {low}..{self.k_range[1]}; pass --k "
+                                    "or use other features.")
+                k, self.k_selection_ = self._select_k(Xp, cats, range(low, high + 1))
+            else:
+                k = int(self.k)
+                if k > n_distinct:
+                    raise DataError(f"k={k} but only {n_distinct} distinct customer(s) after "
+                                    "preparation; choose a smaller k.")
+            fitted = self._fit_k(Xp, cats, k, self.n_init, self.seed)
+        else:
+            k = None if self.k == "auto" else int(self.k)
+            fitted = self._fit_free(Xp, k, self.seed)
+        self.fit_seconds_ = round(time.perf_counter() - start, 3)
+        self._finish(frame, Xp, cats, fitted)
+        return self
+
+    def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
+               tree=None) -> Fitted:
+        name = self.algorithm
+        if name == "kmeans":
+            return fit_kmeans(Xp, k, seed=seed, n_init=n_init)
+        if name == "hierarchical":
+            return fit_hierarchical(Xp, k, seed=seed, linkage_method=self.linkage, tree=tree)
+        if name == "gmm":
+            return fit_gmm(Xp, k, seed=seed)
+        from ._kprototypes import fit_kprototypes
+
+        numeric = Xp[:, :len(self.prep_.numeric_)]
+        return fit_kprototypes(numeric, k, seed=seed, categories=cats, n_init=min(n_init, 4),
+                               max_fit=KPROTOTYPES_MAX_FIT)
+
+    def _fit_free(self, Xp: np.ndarray, k: int | None, seed: int) -> Fitted:
+        if self.algorithm == "dbscan":
+            from ._density import fit_dbscan
+            return fit_dbscan(Xp, k, seed=seed)
+        if self.algorithm == "hdbscan":
+            from ._density import fit_hdbscan
+            return fit_hdbscan(Xp, k, seed=seed)
+        from ._affinity import fit_affinity
+        return fit_affinity(Xp, k, seed=seed)
+
+    def _select_k(self, Xp: np.ndarray, cats: np.ndarray, ks: range) -> tuple[int, dict]:
+        curves: dict[str, list] = {"k": [], "inertia": [], "silhouette": [],
+                                   "calinski_harabasz": [], "davies_bouldin": []}
+        tree = (build_tree(Xp, seed=self.seed, linkage_method=self.linkage)
+                if self.algorithm == "hierarchical" else None)
+        bic = []
+        sample = 0
+        for k in ks:
+            fitted = self._fit_k(Xp, cats, k, n_init=3, seed=self.seed, tree=tree)
+            s = scores(Xp, fitted.labels, seed=self.seed)
+            curves["k"].append(k)
+            curves["inertia"].append(round(float(fitted.extra.get("inertia")
+                                                 or inertia(Xp, fitted.labels)), 4))
+            for key in ("silhouette", "calinski_harabasz", "davies_bouldin"):
+                curves[key].append(s[key])
+            sample = max(sample, s["silhouette_sample"])
+            if "bic" in fitted.extra:
+                bic.append(round(fitted.extra["bic"], 2))
+        if self.algorithm == "gmm":
+            curves["bic"] = bic
+            chosen, reason = choose_k_bic(curves)
+        else:
+            chosen, reason = choose_k(curves)
+        return chosen, {**curves, "chosen": chosen, "reason": reason,
+                        "silhouette_sample": sample}
+
+    def _finish(self, frame: pd.DataFrame, Xp: np.ndarray, cats: np.ndarray,
+                fitted: Fitted) -> None:
+        labels, centers = _ordered(fitted, frame, Xp)
+        self.labels_ = labels
+        self.cluster_centers_ = centers
+        self.n_clusters_ = int(len(centers))
+        self.fitted_params_ = fitted.params
+        self.extra_ = fitted.extra
+        metrics = scores(Xp, labels, seed=self.seed)
+        metrics["stability_ari"] = None
+        if self.n_bootstrap and self.n_clusters_ >= 2:
+            metrics["stability_ari"] = stability(
+                Xp, labels, lambda Xb, s: self._refit_labels(Xb, cats, s),
+                n_boot=self.n_bootstrap, seed=self.seed)
+        sizes = [int((labels == i).sum()) for i in range(self.n_clusters_)]
+        noise = int((labels == NOISE).sum())
+        metrics["sizes"] = sizes
+        metrics["unclustered"] = noise
+        self.metrics_ = metrics
+        n = len(labels)
+        for i, size in enumerate(sizes):
+            if size < SMALL_CLUSTER * n:
+                self.warnings_.append(f"Segment {i + 1} holds {size} customers "
+                                      f"({size / n:.1%}), under 1% of all.")
+        if noise:
+            self.warnings_.append(f"{noise} customers ({noise / n:.1%}) belong to no cluster "
+                                  "and are reported as 'Unclustered'.")
+        for w in self.warnings_:
+            warnings.warn(w, CustsegWarning, stacklevel=3)
+
+    def _refit_labels(self, Xb: np.ndarray, cats: np.ndarray, seed: int) -> np.ndarray:
+        """Labels of a bootstrap sample clustered the same way (same k)."""
+        if ALGORITHMS[self.algorithm].needs_k:
+            if self.algorithm == "kprototypes":
+                return fit_kmeans(Xb, self.n_clusters_, seed=seed, n_init=2).labels
+            return self._fit_k(Xb, cats, self.n_clusters_, 2, seed).labels
+        return self._fit_free(Xb, None, seed).labels
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, X) -> np.ndarray:
+        """Nearest segment centre of each customer (prepared with the fitted parameters)."""
+        check_is_fitted(self, "labels_")
+        frame = _as_frame(X, getattr(self, "feature_names_in_", None))
+        if frame.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {frame.shape[1]} features, but Segmenter is expecting "
+                             f"{self.n_features_in_} features as input.")
+        Xp = self.prep_.transform_frame(frame)
+        if len(self.cluster_centers_) == 0:
+            return np.full(len(Xp), NOISE)
+        return nearest(Xp, self.cluster_centers_)[0]
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        return self.fit(X).labels_
+
+
+def _as_frame(X, columns=None, min_samples: int = 1) -> pd.DataFrame:
+    """A DataFrame as it is; anything else through scikit-learn's input checks."""
+    if isinstance(X, pd.DataFrame):
+        return X.reset_index(drop=True)
+    arr = check_array(X, accept_sparse=False, dtype="numeric", ensure_min_samples=min_samples)
+    names = list(columns) if columns is not None else [f"x{i}" for i in range(arr.shape[1])]
+    if len(names) != arr.shape[1]:
+        names = [f"x{i}" for i in range(arr.shape[1])]
+    return pd.DataFrame(arr, columns=names)
+
+
+def _ordered(fitted: Fitted, frame: pd.DataFrame, Xp: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber clusters by descending mean monetary (or size); noise stays -1."""
+    labels = fitted.labels
+    ids = sorted(set(labels.tolist()) - {NOISE})
+    if "monetary" in frame.columns:
+        money = pd.to_numeric(frame["monetary"], errors="coerce").to_numpy()
+        key = {i: (-np.nanmean(money[labels == i]), -(labels == i).sum(), i) for i in ids}
+    else:
+        key = {i: (-(labels == i).sum(), i) for i in ids}
+    order = sorted(ids, key=lambda i: key[i])
+    remap = {old: new for new, old in enumerate(order)}
+    new_labels = np.array([remap.get(v, NOISE) for v in labels.tolist()], dtype=np.int64)
+    usable = (fitted.centers is not None and len(fitted.centers) == len(ids)
+              and fitted.centers.shape[1] == Xp.shape[1])
+    centers = fitted.centers if usable else cluster_means(Xp, labels)
+    centers = np.asarray(centers)[order] if len(ids) else np.empty((0, Xp.shape[1]))
+    return new_labels, centers

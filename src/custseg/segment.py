@@ -1,0 +1,183 @@
+"""The segmentation jobs: ``run_segments`` (``custseg run``) and ``compare_algorithms``
+(``custseg compare``), on transactions (after RFM) or on a customer table alone."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .cluster import ALGORITHMS, NOISE, Segmenter
+from .config import Config
+from .engines.duckdb import connect
+from .exceptions import CustsegError, CustsegWarning
+from .io._customers import load_customers
+from .pipeline import CustomerTableInput, Reporter, RfmResult, _stage, run_rfm, write_outputs
+
+UNCLUSTERED = "Unclustered"
+
+
+def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None = None,
+                 customers: str | Path | None = None, config: Config | None = None,
+                 db: str | None = None, sql: str | None = None,
+                 frame: pd.DataFrame | None = None, algorithm: str = "kmeans",
+                 k: int | str = "auto", k_range: tuple[int, int] = (2, 10), seed: int = 0,
+                 features: list[str] | None = None,
+                 reporter: Reporter | None = None) -> RfmResult:
+    """RFM (for order lines) plus clustering into segments; or clustering of a customer
+    table alone. Writes what :func:`~custseg.run_rfm` writes, with ``segment`` and
+    ``segment_name`` columns and the clustering in ``summary.json``."""
+    config = config or Config()
+    base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
+                       reporter=reporter)
+    timings = base.summary["timings_s"]
+    with _stage("cluster", timings, reporter):
+        model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
+                          features=features)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
+            model.fit(base.segments)
+    base.segments = with_segments(base.segments, model.labels_)
+    base.summary.update(clustering_summary(model, base.segments))
+    base.summary["audit"]["warnings"].extend(model.warnings_)
+    if out_dir is not None:
+        with _stage("write", timings, reporter):
+            write_outputs(base, Path(out_dir))
+        base.out_dir = Path(out_dir)
+    return base
+
+
+def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path | None = None,
+                       customers: str | Path | None = None, config: Config | None = None,
+                       db: str | None = None, sql: str | None = None,
+                       frame: pd.DataFrame | None = None, k: int | str = "auto",
+                       k_range: tuple[int, int] = (2, 10), seed: int = 0,
+                       features: list[str] | None = None, algorithms: list[str] | None = None,
+                       reporter: Reporter | None = None) -> tuple[pd.DataFrame, str]:
+    """Run every algorithm on the same prepared customers; rank them best first.
+
+    Returns the comparison table and the recommendation in words; with ``out_dir`` also
+    writes ``comparison.csv`` and ``comparison.json``.
+    """
+    config = config or Config()
+    base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
+                       reporter=reporter)
+    rows = []
+    for name in algorithms or list(ALGORITHMS):
+        with _stage(name, base.summary["timings_s"], reporter):
+            start = time.perf_counter()
+            model = Segmenter(algorithm=name, k=k, k_range=k_range, seed=seed, features=features)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", CustsegWarning)
+                    model.fit(base.segments)
+            except CustsegError as exc:
+                rows.append({"algorithm": name, "k": None, "error": str(exc)})
+                continue
+            m = model.metrics_
+            rows.append({"algorithm": name, "k": model.n_clusters_,
+                         "silhouette": m["silhouette"],
+                         "calinski_harabasz": m["calinski_harabasz"],
+                         "davies_bouldin": m["davies_bouldin"],
+                         "stability_ari": m["stability_ari"], "unclustered": m["unclustered"],
+                         "seconds": round(time.perf_counter() - start, 2), "error": None})
+    table, recommendation = rank(pd.DataFrame(rows))
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".comparison.csv.tmp"
+        table.to_csv(tmp, index=False)
+        tmp.replace(out / "comparison.csv")
+        (out / "recommendation.txt").write_text(recommendation + "\n", encoding="utf-8")
+    return table, recommendation
+
+
+def rank(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Order algorithms best first by their mean rank over silhouette (high), Calinski-
+    Harabasz (high), Davies-Bouldin (low) and stability (high); failures last."""
+    ok = table[table["error"].isna()].copy()
+    if ok.empty:
+        return table, "No algorithm could segment these customers."
+    ranks = pd.concat([ok["silhouette"].rank(ascending=False),
+                       ok["calinski_harabasz"].rank(ascending=False),
+                       ok["davies_bouldin"].rank(ascending=True),
+                       ok["stability_ari"].rank(ascending=False)], axis=1)
+    ok["mean_rank"] = ranks.mean(axis=1, skipna=True).round(2)
+    ok = ok.sort_values(["mean_rank", "algorithm"], kind="stable")
+    ranked = pd.concat([ok, table[table["error"].notna()]], ignore_index=True)
+    best = ok.iloc[0]
+    why = (f"silhouette {best['silhouette']}, Calinski-Harabasz {best['calinski_harabasz']}, "
+           f"Davies-Bouldin {best['davies_bouldin']}, stability {best['stability_ari']}")
+    text = (f"Recommended: {best['algorithm']} with k={int(best['k'])}: best mean rank "
+            f"({best['mean_rank']}) over silhouette, Calinski-Harabasz, Davies-Bouldin and "
+            f"stability ({why}).")
+    return ranked, text
+
+
+def _base_table(input, *, customers, config, db, sql, frame, reporter) -> RfmResult:
+    """RFM features of order lines, or a customer table read as it is."""
+    try:
+        return run_rfm(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
+                       reporter=reporter)
+    except CustomerTableInput:
+        pass
+    timings: dict[str, float] = {}
+    con = connect(config)
+    try:
+        with _stage("read", timings, reporter):
+            table, info = load_customers(con, input, config)
+    finally:
+        con.close()
+    summary = {"input": {"path": info["path"], "rows": info["rows"], "format": info["format"]},
+               "customer_table": info, "customers": len(table),
+               "audit": {"rows_in": info["rows"], "rows_used": len(table),
+                         "dropped": {"missing_or_repeated_id": info["rows"] - len(table)},
+                         "warnings": list(info["warnings"]), "notes": {}},
+               "timings_s": timings}
+    return RfmResult(segments=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
+                     summary=summary)
+
+
+def with_segments(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+    """Add ``segment`` (1..k, -1 unclustered) and ``segment_name`` columns."""
+    out = frame.copy()
+    out["segment"] = np.where(labels == NOISE, -1, labels + 1)
+    out["segment_name"] = [UNCLUSTERED if s == -1 else f"Segment {s}" for s in out["segment"]]
+    return out
+
+
+def clustering_summary(model: Segmenter, segments: pd.DataFrame) -> dict[str, Any]:
+    """The clustering part of summary.json."""
+    n = len(segments)
+    has_money = "monetary" in segments
+    revenue = float(segments["monetary"].sum()) if has_money else 0.0
+    groups = []
+    used = model.prep_.numeric_
+    for seg_id in sorted(segments["segment"].unique(), key=lambda s: (s == -1, s)):
+        rows = segments[segments["segment"] == seg_id]
+        entry = {"id": int(seg_id), "name": rows["segment_name"].iloc[0], "size": len(rows),
+                 "share": round(len(rows) / n, 4)}
+        if has_money:
+            entry["revenue_share"] = round(float(rows["monetary"].sum()) / revenue, 4) \
+                if revenue else 0.0
+        entry["means"] = {c: _num(rows[c].mean()) for c in used}
+        groups.append(entry)
+    return {
+        "algorithm": model.algorithm, "k": model.n_clusters_,
+        "features": {"used": model.prep_.numeric_ + model.prep_.categorical_,
+                     "notes": model.notes_},
+        "k_selection": model.k_selection_,
+        "clustering_params": model.fitted_params_,
+        "metrics": {key: model.metrics_[key] for key in
+                    ("silhouette", "calinski_harabasz", "davies_bouldin", "stability_ari",
+                     "silhouette_sample")},
+        "segments": groups,
+    }
+
+
+def _num(v) -> float | None:
+    return None if pd.isna(v) else round(float(v), 4)
