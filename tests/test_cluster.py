@@ -244,3 +244,14 @@ def test_customer_table_alone_is_segmented_without_rfm(tmp_path):
     assert "rfm_segment" not in result.segments.columns
     assert adjusted_rand_score(g, result.segments["segment"]) >= 0.9
     assert (tmp_path / "out" / "segments.csv").exists()
+
+
+def test_rank_puts_too_many_segments_after_the_rest():
+    table = pd.DataFrame([
+        {"algorithm": "many", "k": 16, "silhouette": 0.7, "calinski_harabasz": 90.0,
+         "davies_bouldin": 0.5, "stability_ari": 0.9, "error": None},
+        {"algorithm": "few", "k": 5, "silhouette": 0.5, "calinski_harabasz": 60.0,
+         "davies_bouldin": 0.8, "stability_ari": 0.8, "error": None}])
+    ranked, text = rank(table, max_k=10)
+    assert list(ranked["algorithm"]) == ["few", "many"]
+    assert "more than 10 segments: many" in text

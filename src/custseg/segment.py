@@ -85,7 +85,7 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
                          "davies_bouldin": m["davies_bouldin"],
                          "stability_ari": m["stability_ari"], "unclustered": m["unclustered"],
                          "seconds": round(time.perf_counter() - start, 2), "error": None})
-    table, recommendation = rank(pd.DataFrame(rows))
+    table, recommendation = rank(pd.DataFrame(rows), max_k=k if isinstance(k, int) else k_range[1])
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -96,9 +96,10 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
     return table, recommendation
 
 
-def rank(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, str]:
     """Order algorithms best first by their mean rank over silhouette (high), Calinski-
-    Harabasz (high), Davies-Bouldin (low) and stability (high); failures last."""
+    Harabasz (high), Davies-Bouldin (low) and stability (high). Results with more segments
+    than ``max_k`` (too many to act on) come after the others, failures last."""
     ok = table[table["error"].isna()].copy()
     if ok.empty:
         return table, "No algorithm could segment these customers."
@@ -107,7 +108,9 @@ def rank(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
                        ok["davies_bouldin"].rank(ascending=True),
                        ok["stability_ari"].rank(ascending=False)], axis=1)
     ok["mean_rank"] = ranks.mean(axis=1, skipna=True).round(2)
-    ok = ok.sort_values(["mean_rank", "algorithm"], kind="stable")
+    ok["too_many"] = ok["k"] > max_k if max_k else False
+    ok = ok.sort_values(["too_many", "mean_rank", "algorithm"], kind="stable")
+    ok = ok.drop(columns="too_many")
     ranked = pd.concat([ok, table[table["error"].notna()]], ignore_index=True)
     best = ok.iloc[0]
     why = (f"silhouette {best['silhouette']}, Calinski-Harabasz {best['calinski_harabasz']}, "
@@ -115,6 +118,9 @@ def rank(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     text = (f"Recommended: {best['algorithm']} with k={int(best['k'])}: best mean rank "
             f"({best['mean_rank']}) over silhouette, Calinski-Harabasz, Davies-Bouldin and "
             f"stability ({why}).")
+    if max_k and (ok["k"] > max_k).any():
+        many = ", ".join(ok.loc[ok["k"] > max_k, "algorithm"])
+        text += f" Ranked last for more than {max_k} segments: {many}."
     return ranked, text
 
 

@@ -41,6 +41,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
 SMALL_CLUSTER = 0.01
 #: k-prototypes (kmodes loops in Python) is fitted on at most this many customers.
 KPROTOTYPES_MAX_FIT = 20_000
+#: Affinity propagation is quadratic: exemplars are found on this many customers.
+AFFINITY_MAX_FIT = 1_000
 
 
 def _positive_int(v: Any) -> bool:
@@ -202,7 +204,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
             from ._density import fit_hdbscan
             return fit_hdbscan(Xp, k, seed=seed)
         from ._affinity import fit_affinity
-        return fit_affinity(Xp, k, seed=seed)
+        return fit_affinity(Xp, k, seed=seed, max_fit=AFFINITY_MAX_FIT)
 
     def _select_k(self, Xp: np.ndarray, cats: np.ndarray, ks: range) -> tuple[int, dict]:
         curves: dict[str, list] = {"k": [], "inertia": [], "silhouette": [],
