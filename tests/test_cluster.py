@@ -255,3 +255,17 @@ def test_rank_puts_too_many_segments_after_the_rest():
     ranked, text = rank(table, max_k=10)
     assert list(ranked["algorithm"]) == ["few", "many"]
     assert "more than 10 segments: many" in text
+
+
+def test_spreadsheet_error_column_is_numeric_with_a_warning(tmp_path):
+    frame, g = mixed_table()
+    years = np.array([2.0, 9.0, 5.0])[g] + np.random.default_rng(5).normal(0, 0.5, len(g))
+    frame["ratio"] = years.round(2).astype(str)
+    frame.loc[::7, "ratio"] = "#DIV/0!"
+    path = tmp_path / "people.csv"
+    frame.to_csv(path, index=False)
+    result = run_segments(path, k=3)
+    assert "ratio" in result.summary["features"]["used"]
+    warning = [w for w in result.summary["audit"]["warnings"] if "'ratio'" in w]
+    assert warning and "#DIV/0!" in warning[0] and "86 value(s)" in warning[0]
+    assert adjusted_rand_score(g, result.segments["segment"]) >= 0.9

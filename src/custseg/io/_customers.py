@@ -72,11 +72,12 @@ def load_customers(con: duckdb.DuckDBPyConnection, path, config: Config
         if not pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any():
             as_num = pd.to_numeric(frame[c], errors="coerce")
             present = frame[c].notna().sum()
-            if as_num.notna().sum() >= 0.95 * present:
-                bad = int(present - as_num.notna().sum())
-                if bad:
-                    warnings.append(f"Column {c!r} of {source.name}: {bad} value(s) are not "
-                                    "numbers and are left empty.")
+            if as_num.notna().sum() >= 0.5 * present:  # a number column with some errors
+                bad_values = frame[c][frame[c].notna() & as_num.isna()]
+                if len(bad_values):
+                    shown = ", ".join(repr(v) for v in bad_values.astype(str).unique()[:3])
+                    warnings.append(f"Column {c!r} of {source.name}: {len(bad_values)} value(s) "
+                                    f"are not numbers (e.g. {shown}) and count as missing.")
                 frame[c] = as_num
     numeric = [c for c in keep if pd.api.types.is_numeric_dtype(frame[c])
                and not pd.api.types.is_bool_dtype(frame[c])]
