@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml Makefile
 
 demo: install
 	$(VENV)/bin/custseg synth --customers 5000 --seed 42 --out $(DEMO)/data
-	$(VENV)/bin/custseg rfm $(DEMO)/data/transactions.parquet \
-		--customers $(DEMO)/data/customers.parquet --out $(DEMO)/rfm
-	@echo "Outputs: $(DEMO)/rfm/segments.csv, $(DEMO)/rfm/summary.json, $(DEMO)/rfm/excluded_customers.csv"
+	$(VENV)/bin/custseg run $(DEMO)/data/transactions.parquet \
+		--customers $(DEMO)/data/customers.parquet --out $(DEMO)/segments
+	@echo "Outputs: $(DEMO)/segments/segments.csv, $(DEMO)/segments/summary.json, $(DEMO)/segments/excluded_customers.csv"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
