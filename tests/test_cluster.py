@@ -269,3 +269,23 @@ def test_spreadsheet_error_column_is_numeric_with_a_warning(tmp_path):
     warning = [w for w in result.summary["audit"]["warnings"] if "'ratio'" in w]
     assert warning and "#DIV/0!" in warning[0] and "86 value(s)" in warning[0]
     assert adjusted_rand_score(g, result.segments["segment"]) >= 0.9
+
+
+def test_algorithm_options_from_the_command_line(tmp_path):
+    frame, _ = mixed_table()
+    path = tmp_path / "people.csv"
+    frame.to_csv(path, index=False)
+    run = subprocess.run([sys.executable, "-m", "custseg.cli", "run", str(path),
+                          "--algorithm", "dbscan", "--option", "eps=0.9",
+                          "--option", "min_samples=8", "--scaler", "robust",
+                          "--out", str(tmp_path / "out"), "-q"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["clustering_params"]["eps"] == 0.9
+    assert summary["clustering_params"]["eps_from"] == "given"
+    assert summary["clustering_params"]["min_samples"] == 8
+    bad = subprocess.run([sys.executable, "-m", "custseg.cli", "run", str(path),
+                          "--algorithm", "kmeans", "--option", "eps=0.9",
+                          "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "takes, for kmeans, ['minibatch']. Got 'eps' instead." in bad.stderr

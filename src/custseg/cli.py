@@ -54,6 +54,14 @@ KOpt = Annotated[str, typer.Option("--k", help="Number of segments, or 'auto'.")
 KRangeOpt = Annotated[str, typer.Option("--k-range", metavar="LOW-HIGH",
                                         help="Range searched by --k auto.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same output.")]
+SkewOpt = Annotated[str, typer.Option("--skew", help="log1p, yeo-johnson or none.")]
+ScalerOpt = Annotated[str, typer.Option("--scaler", help="standard or robust.")]
+LinkageOpt = Annotated[str, typer.Option("--linkage",
+                                         help="ward, average or complete (hierarchical).")]
+OptionOpt = Annotated[list[str] | None, typer.Option(
+    "--option", metavar="KEY=VALUE",
+    help="Algorithm option, e.g. --option eps=0.4 (dbscan), --option min_cluster_size=50 "
+         "(hdbscan), --option covariance_type=diag (gmm). Repeatable.")]
 FeaturesOpt = Annotated[str | None, typer.Option(
     "--features", metavar="A,B,C", help="Columns to cluster on (default: chosen for you).")]
 
@@ -178,6 +186,23 @@ def _features(value: str | None) -> list[str] | None:
     return [f.strip() for f in value.split(",") if f.strip()] if value else None
 
 
+def _options(items: list[str] | None) -> dict | None:
+    options = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise CustsegError(f"--option {item!r} is not KEY=VALUE, e.g. --option eps=0.4.")
+        for kind in (int, float):
+            try:
+                options[key.strip()] = kind(raw)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key.strip()] = raw
+    return options or None
+
+
 @app.command()
 def run(
     input: InputArg = None,
@@ -187,6 +212,10 @@ def run(
     k_range: KRangeOpt = "2-10",
     seed: SeedOpt = 0,
     features: FeaturesOpt = None,
+    skew: SkewOpt = "log1p",
+    scaler: ScalerOpt = "standard",
+    linkage: LinkageOpt = "ward",
+    option: OptionOpt = None,
     customers: CustomersOpt = None,
     mapping: MapOpt = None,
     as_of: AsOfOpt = None,
@@ -207,7 +236,8 @@ def run(
         result = run_segments(input, out_dir=out_dir, customers=customers, config=config,
                               db=db, sql=sql, algorithm=algorithm, k=_k(k),
                               k_range=_k_range(k_range), seed=seed, features=_features(features),
-                              reporter=reporter)
+                              reporter=reporter, skew=skew, scaler=scaler, linkage=linkage,
+                              options=_options(option))
     if quiet:
         return
     s = result.summary
@@ -238,6 +268,8 @@ def compare(
     k_range: KRangeOpt = "2-10",
     seed: SeedOpt = 0,
     features: FeaturesOpt = None,
+    skew: SkewOpt = "log1p",
+    scaler: ScalerOpt = "standard",
     customers: CustomersOpt = None,
     mapping: MapOpt = None,
     as_of: AsOfOpt = None,
@@ -258,7 +290,7 @@ def compare(
         table, recommendation = compare_algorithms(
             input, out_dir=out_dir, customers=customers, config=config, db=db, sql=sql,
             k=_k(k), k_range=_k_range(k_range), seed=seed, features=_features(features),
-            reporter=reporter)
+            reporter=reporter, skew=skew, scaler=scaler)
     if quiet:
         return
     shown = Table(*table.columns[:8], title="Algorithms, best first")

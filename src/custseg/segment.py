@@ -26,18 +26,20 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
                  db: str | None = None, sql: str | None = None,
                  frame: pd.DataFrame | None = None, algorithm: str = "kmeans",
                  k: int | str = "auto", k_range: tuple[int, int] = (2, 10), seed: int = 0,
-                 features: list[str] | None = None,
-                 reporter: Reporter | None = None) -> RfmResult:
+                 features: list[str] | None = None, reporter: Reporter | None = None,
+                 **params: Any) -> RfmResult:
     """RFM (for order lines) plus clustering into segments; or clustering of a customer
     table alone. Writes what :func:`~custseg.run_rfm` writes, with ``segment`` and
-    ``segment_name`` columns and the clustering in ``summary.json``."""
+    ``segment_name`` columns and the clustering in ``summary.json``. Other keyword
+    arguments (``skew``, ``scaler``, ``linkage``, ``options``, ...) go to
+    :class:`~custseg.Segmenter`."""
     config = config or Config()
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter)
     timings = base.summary["timings_s"]
     with _stage("cluster", timings, reporter):
         model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
-                          features=features)
+                          features=features, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
             model.fit(base.segments)
@@ -57,7 +59,8 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
                        frame: pd.DataFrame | None = None, k: int | str = "auto",
                        k_range: tuple[int, int] = (2, 10), seed: int = 0,
                        features: list[str] | None = None, algorithms: list[str] | None = None,
-                       reporter: Reporter | None = None) -> tuple[pd.DataFrame, str]:
+                       reporter: Reporter | None = None, **params: Any
+                       ) -> tuple[pd.DataFrame, str]:
     """Run every algorithm on the same prepared customers; rank them best first.
 
     Returns the comparison table and the recommendation in words; with ``out_dir`` also
@@ -70,7 +73,8 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
     for name in algorithms or list(ALGORITHMS):
         with _stage(name, base.summary["timings_s"], reporter):
             start = time.perf_counter()
-            model = Segmenter(algorithm=name, k=k, k_range=k_range, seed=seed, features=features)
+            model = Segmenter(algorithm=name, k=k, k_range=k_range, seed=seed, features=features,
+                              **params)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", CustsegWarning)

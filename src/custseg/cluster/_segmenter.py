@@ -26,16 +26,21 @@ class Algorithm:
     name: str
     needs_k: bool  # False: the algorithm decides the number of clusters itself
     description: str
+    options: tuple[str, ...] = ()  # keyword options it accepts (Segmenter's ``options``)
 
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
-    Algorithm("kmeans", True, "k-means++ (MiniBatch for large n)"),
-    Algorithm("hierarchical", True, "agglomerative over micro-clusters (Ward by default)"),
-    Algorithm("gmm", True, "Gaussian mixture, components by BIC"),
-    Algorithm("kprototypes", True, "k-prototypes for mixed numeric and categorical data"),
-    Algorithm("dbscan", False, "DBSCAN, eps from the knee of the k-distance curve"),
-    Algorithm("hdbscan", False, "HDBSCAN"),
-    Algorithm("affinity", False, "affinity propagation, exemplars on a sample"),
+    Algorithm("kmeans", True, "k-means++ (MiniBatch for large n)", ("minibatch",)),
+    Algorithm("hierarchical", True, "agglomerative over micro-clusters (Ward by default)",
+              ("n_micro",)),
+    Algorithm("gmm", True, "Gaussian mixture, components by BIC", ("covariance_type",)),
+    Algorithm("kprototypes", True, "k-prototypes for mixed numeric and categorical data",
+              ("gamma",)),
+    Algorithm("dbscan", False, "DBSCAN, eps from the knee of the k-distance curve",
+              ("eps", "min_samples")),
+    Algorithm("hdbscan", False, "HDBSCAN", ("min_cluster_size",)),
+    Algorithm("affinity", False, "affinity propagation, exemplars on a sample",
+              ("preference", "damping")),
 )}
 #: Minimum share of customers below which a cluster draws a warning.
 SMALL_CLUSTER = 0.01
@@ -67,6 +72,7 @@ _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_init": (_positive_int, "an int in the range [1, inf)"),
     "n_bootstrap": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                     "an int in the range [0, inf)"),
+    "options": (lambda v: v is None or isinstance(v, dict), "None or a dict"),
 }
 
 
@@ -95,6 +101,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Restarts of the final k-means / k-prototypes fit.
     n_bootstrap : int, default=10
         Bootstrap resamples for the stability score (0 skips it).
+    options : dict, default=None
+        Options of the algorithm: ``eps``, ``min_samples`` (dbscan), ``min_cluster_size``
+        (hdbscan), ``preference``, ``damping`` (affinity), ``covariance_type`` (gmm),
+        ``gamma`` (kprototypes), ``n_micro`` (hierarchical), ``minibatch`` (kmeans).
 
     Attributes
     ----------
@@ -121,7 +131,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
                  k_range: tuple[int, int] = (2, 10), seed: int = 0,
                  features: list[str] | None = None, skew: str = "log1p",
                  scaler: str = "standard", linkage: str = "ward", n_init: int = 10,
-                 n_bootstrap: int = 10) -> None:
+                 n_bootstrap: int = 10, options: dict[str, Any] | None = None) -> None:
         self.algorithm = algorithm
         self.k = k
         self.k_range = k_range
@@ -132,6 +142,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.linkage = linkage
         self.n_init = n_init
         self.n_bootstrap = n_bootstrap
+        self.options = options
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self) -> None:
@@ -140,6 +151,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
             if not check(value):
                 raise ConfigError(f"The {name!r} parameter of Segmenter must be {allowed}. "
                                   f"Got {value!r} instead.")
+        accepted = ALGORITHMS[self.algorithm].options
+        for key in self.options or {}:
+            if key not in accepted:
+                raise ConfigError(f"The 'options' parameter of Segmenter takes, for "
+                                  f"{self.algorithm}, {list(accepted)}. Got {key!r} instead.")
 
     # --------------------------------------------------------------------- fitting
     def fit(self, X, y=None) -> Segmenter:
@@ -183,33 +199,36 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
                tree=None) -> Fitted:
-        name = self.algorithm
+        name, opts = self.algorithm, dict(self.options or {})
         if name == "kmeans":
-            return fit_kmeans(Xp, k, seed=seed, n_init=n_init)
+            return fit_kmeans(Xp, k, seed=seed, n_init=n_init, **opts)
         if name == "hierarchical":
-            return fit_hierarchical(Xp, k, seed=seed, linkage_method=self.linkage, tree=tree)
+            return fit_hierarchical(Xp, k, seed=seed, linkage_method=self.linkage, tree=tree,
+                                    **opts)
         if name == "gmm":
-            return fit_gmm(Xp, k, seed=seed)
+            return fit_gmm(Xp, k, seed=seed, **opts)
         from ._kprototypes import fit_kprototypes
 
         numeric = Xp[:, :len(self.prep_.numeric_)]
         return fit_kprototypes(numeric, k, seed=seed, categories=cats, n_init=min(n_init, 4),
-                               max_fit=KPROTOTYPES_MAX_FIT)
+                               max_fit=KPROTOTYPES_MAX_FIT, **opts)
 
     def _fit_free(self, Xp: np.ndarray, k: int | None, seed: int) -> Fitted:
+        opts = dict(self.options or {})
         if self.algorithm == "dbscan":
             from ._density import fit_dbscan
-            return fit_dbscan(Xp, k, seed=seed)
+            return fit_dbscan(Xp, k, seed=seed, **opts)
         if self.algorithm == "hdbscan":
             from ._density import fit_hdbscan
-            return fit_hdbscan(Xp, k, seed=seed)
+            return fit_hdbscan(Xp, k, seed=seed, **opts)
         from ._affinity import fit_affinity
-        return fit_affinity(Xp, k, seed=seed, max_fit=AFFINITY_MAX_FIT)
+        return fit_affinity(Xp, k, seed=seed, max_fit=AFFINITY_MAX_FIT, **opts)
 
     def _select_k(self, Xp: np.ndarray, cats: np.ndarray, ks: range) -> tuple[int, dict]:
         curves: dict[str, list] = {"k": [], "inertia": [], "silhouette": [],
                                    "calinski_harabasz": [], "davies_bouldin": []}
-        tree = (build_tree(Xp, seed=self.seed, linkage_method=self.linkage)
+        tree = (build_tree(Xp, seed=self.seed, linkage_method=self.linkage,
+                           **dict(self.options or {}))
                 if self.algorithm == "hierarchical" else None)
         bic = []
         sample = 0
