@@ -175,6 +175,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         algo = ALGORITHMS[self.algorithm]
         start = time.perf_counter()
         self.k_selection_ = None
+        tree = None
         if algo.needs_k:
             if self.k == "auto":
                 low, high = self.k_range
@@ -183,13 +184,16 @@ class Segmenter(ClusterMixin, BaseEstimator):
                     raise DataError(f"Only {n_distinct} distinct customer(s) after preparation: "
                                     f"too few for k in {low}..{self.k_range[1]}; pass --k "
                                     "or use other features.")
-                k, self.k_selection_ = self._select_k(Xp, cats, range(low, high + 1))
+                tree = (build_tree(Xp, seed=self.seed, linkage_method=self.linkage,
+                                   **dict(self.options or {}))
+                        if self.algorithm == "hierarchical" else None)
+                k, self.k_selection_ = self._select_k(Xp, cats, range(low, high + 1), tree)
             else:
                 k = int(self.k)
                 if k > n_distinct:
                     raise DataError(f"k={k} but only {n_distinct} distinct customer(s) after "
                                     "preparation; choose a smaller k.")
-            fitted = self._fit_k(Xp, cats, k, self.n_init, self.seed)
+            fitted = self._fit_k(Xp, cats, k, self.n_init, self.seed, tree=tree)
         else:
             k = None if self.k == "auto" else int(self.k)
             fitted = self._fit_free(Xp, k, self.seed)
@@ -224,12 +228,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         from ._affinity import fit_affinity
         return fit_affinity(Xp, k, seed=seed, max_fit=AFFINITY_MAX_FIT, **opts)
 
-    def _select_k(self, Xp: np.ndarray, cats: np.ndarray, ks: range) -> tuple[int, dict]:
+    def _select_k(self, Xp: np.ndarray, cats: np.ndarray, ks: range, tree=None
+                  ) -> tuple[int, dict]:
         curves: dict[str, list] = {"k": [], "inertia": [], "silhouette": [],
                                    "calinski_harabasz": [], "davies_bouldin": []}
-        tree = (build_tree(Xp, seed=self.seed, linkage_method=self.linkage,
-                           **dict(self.options or {}))
-                if self.algorithm == "hierarchical" else None)
         bic = []
         sample = 0
         for k in ks:
