@@ -29,6 +29,7 @@ test: install lint
 
 bench: install
 	$(PY) benchmarks/bench_rfm.py --lines 10000000
+	$(PY) benchmarks/bench_cluster.py --customers 1000000
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache .hypothesis

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -37,6 +36,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _machine import machine_line
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -212,21 +213,6 @@ def warm(path: Path) -> None:
             pass
 
 
-def versions() -> str:
-    from importlib.metadata import version
-
-    names = ("custseg", "duckdb", "pyarrow", "pandas", "numpy")
-    return ", ".join(f"{n} {version(n)}" for n in names)
-
-
-def memory_gb() -> float:
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024 ** 2
-    return float("nan")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=10_000_000,
@@ -285,9 +271,7 @@ def report_text(lines_arg: int, path: Path, n_lines: int, n_customers: int,
         f"# bench_rfm --lines {lines_arg:,}", "",
         f"Input: `{path.relative_to(HERE.parent)}`: {n_lines:,} order lines of "
         f"{n_customers:,} customers, {size_mb:,.0f} MB Parquet, {gen}.",
-        f"Machine: {os.cpu_count()} cores, {memory_gb():.1f} GB RAM, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
-        f"{versions()}.",
+        machine_line(("custseg", "duckdb", "pyarrow", "pandas", "numpy")),
         "Each contender ran in a fresh process; seconds exclude imports; peak RSS is the "
         "process's high-water mark.", "",
         *rows, "",
