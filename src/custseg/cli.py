@@ -248,13 +248,9 @@ def run(
     out.print(f"{s['algorithm']}: {s['k']} segments; silhouette {m['silhouette']}, "
               f"Calinski-Harabasz {m['calinski_harabasz']}, Davies-Bouldin "
               f"{m['davies_bouldin']}, stability (ARI) {m['stability_ari']}.", highlight=False)
-    table = Table("segment", "customers", "share", *(["revenue share"]
-                  if "revenue_share" in s["segments"][0] else []), title="Segments")
+    table = Table("#", "segment", "description", "first action", title="Segments")
     for seg in s["segments"]:
-        row = [seg["name"], f"{seg['size']:,}", f"{seg['share']:.1%}"]
-        if "revenue_share" in seg:
-            row.append(f"{seg['revenue_share']:.1%}")
-        table.add_row(*row)
+        table.add_row(str(seg["id"]), seg["name"], seg["description"], seg["actions"][0])
     out.print(table)
     _print_warnings(s)
     out.print(f"Wrote {out_dir / 'segments.csv'} and {out_dir / 'summary.json'}.")

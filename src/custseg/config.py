@@ -62,6 +62,8 @@ class Config:
         Rule name -> on/off, see ``CLEANING_RULES``.
     rfm_segments : dict or None, default=None
         Segment name -> list of RFM codes ("545"); must cover all 125 cells once.
+    naming_rules : list or None, default=None
+        Rules naming segments (see ``data/segment_names.json``); None uses those.
     customers_key : str or None, default=None
         Id column of the customer table; None detects it.
     memory_limit : str, default="1GB"
@@ -81,6 +83,7 @@ class Config:
     cancellation_pattern: str | None = None
     cleaning: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(CLEANING_RULES, True))
     rfm_segments: dict[str, list[str]] | None = None
+    naming_rules: list[dict] | None = None
     customers_key: str | None = None
     memory_limit: str = "1GB"
     threads: int | None = None
@@ -116,6 +119,11 @@ class Config:
                                               for r in CLEANING_RULES})
         if self.rfm_segments is not None:
             _check_type("rfm_segments", self.rfm_segments, dict)
+        if self.naming_rules is not None:
+            from .profile import check_rules
+
+            _check_type("naming_rules", self.naming_rules, list)
+            check_rules(self.naming_rules)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed; None values leave a field as it is."""

@@ -17,8 +17,7 @@ from .engines.duckdb import connect
 from .exceptions import CustsegError, CustsegWarning
 from .io._customers import load_customers
 from .pipeline import CustomerTableInput, Reporter, RfmResult, _stage, run_rfm, write_outputs
-
-UNCLUSTERED = "Unclustered"
+from .profile import UNCLUSTERED, build_profiles, name_segments
 
 
 def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None = None,
@@ -43,8 +42,14 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
             model.fit(base.segments)
-    base.segments = with_segments(base.segments, model.labels_)
-    base.summary.update(clustering_summary(model, base.segments))
+    with _stage("profile", timings, reporter):
+        labelled = with_segments(base.segments, model.labels_)
+        profiles = build_profiles(labelled)
+        names = name_segments(profiles, config.naming_rules)
+        labelled["segment_name"] = labelled["segment"].map(
+            {i: n["name"] for i, n in names.items()})
+    base.segments = labelled
+    base.summary.update(clustering_summary(model, profiles, names))
     base.summary["audit"]["warnings"].extend(model.warnings_)
     if out_dir is not None:
         with _stage("write", timings, reporter):
@@ -153,29 +158,24 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter) -> RfmRes
 
 
 def with_segments(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """Add ``segment`` (1..k, -1 unclustered) and ``segment_name`` columns."""
+    """Add ``segment`` (1..k, -1 unclustered) and a provisional ``segment_name``."""
     out = frame.copy()
     out["segment"] = np.where(labels == NOISE, -1, labels + 1)
     out["segment_name"] = [UNCLUSTERED if s == -1 else f"Segment {s}" for s in out["segment"]]
     return out
 
 
-def clustering_summary(model: Segmenter, segments: pd.DataFrame) -> dict[str, Any]:
+def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
+                       names: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """The clustering part of summary.json."""
-    n = len(segments)
-    has_money = "monetary" in segments
-    revenue = float(segments["monetary"].sum()) if has_money else 0.0
     groups = []
-    used = model.prep_.numeric_
-    for seg_id in sorted(segments["segment"].unique(), key=lambda s: (s == -1, s)):
-        rows = segments[segments["segment"] == seg_id]
-        entry = {"id": int(seg_id), "name": rows["segment_name"].iloc[0], "size": len(rows),
-                 "share": round(len(rows) / n, 4)}
-        if has_money:
-            entry["revenue_share"] = round(float(rows["monetary"].sum()) / revenue, 4) \
-                if revenue else 0.0
-        entry["means"] = {c: _num(rows[c].mean()) for c in used}
-        groups.append(entry)
+    for seg_id in sorted(profiles, key=lambda s: (s == -1, s)):
+        p = profiles[seg_id]
+        groups.append({"id": seg_id, "name": names[seg_id]["name"], "size": p["customers"],
+                       "share": p["share"],
+                       **({"revenue_share": p["revenue_share"]} if "revenue_share" in p else {}),
+                       "description": names[seg_id]["description"],
+                       "actions": names[seg_id]["actions"], "profile": p})
     return {
         "algorithm": model.algorithm, "k": model.n_clusters_,
         "features": {"used": model.prep_.numeric_ + model.prep_.categorical_,
