@@ -253,7 +253,8 @@ def run(
         table.add_row(str(seg["id"]), seg["name"], seg["description"], seg["actions"][0])
     out.print(table)
     _print_warnings(s)
-    out.print(f"Wrote {out_dir / 'segments.csv'} and {out_dir / 'summary.json'}.")
+    out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'} and the report "
+              f"{out_dir / 'report.html'}.")
 
 
 @app.command()
@@ -295,6 +296,19 @@ def compare(
     out.print(shown)
     out.print(recommendation, highlight=False)
     out.print(f"Wrote {out_dir / 'comparison.csv'}.")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Output folder of a finished `custseg run`.")],
+    quiet: QuietOpt = False,
+) -> None:
+    """Render DIR/report.html and DIR/figures/*.png again from the run's outputs."""
+    from .report import rerender
+
+    path = rerender(run_dir)
+    if not quiet:
+        out.print(f"Wrote {path} and {path.parent / 'figures'}.")
 
 
 @app.command()

@@ -185,8 +185,11 @@ def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def write_outputs(result: RfmResult, out_dir: Path) -> None:
-    """Write the outputs into a temporary folder beside ``out_dir``, then swap it in."""
+def write_outputs(result: RfmResult, out_dir: Path,
+                  extra: Callable[[Path], object] | None = None) -> None:
+    """Write the outputs into a temporary folder beside ``out_dir``, then swap it in.
+
+    ``extra(folder)`` writes further files (the report) into that folder first."""
     out_dir = Path(out_dir)
     parent = out_dir.resolve().parent
     if out_dir.exists() and not out_dir.is_dir():
@@ -205,6 +208,11 @@ def write_outputs(result: RfmResult, out_dir: Path) -> None:
         result.excluded.to_csv(tmp / "excluded_customers.csv", index=False)
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str)
                                           + "\n", encoding="utf-8")
+        if extra is not None:
+            extra(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary files
         old = None
         if out_dir.exists():
             old = parent / f".{out_dir.name}.old-{os.getpid()}"

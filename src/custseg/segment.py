@@ -52,8 +52,12 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
     base.summary.update(clustering_summary(model, profiles, names))
     base.summary["audit"]["warnings"].extend(model.warnings_)
     if out_dir is not None:
+        from .report import render_report
+
         with _stage("write", timings, reporter):
-            write_outputs(base, Path(out_dir))
+            write_outputs(base, Path(out_dir),
+                          extra=lambda folder: render_report(base.summary, base.segments,
+                                                             folder))
         base.out_dir = Path(out_dir)
     return base
 
@@ -182,6 +186,7 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
                      "notes": model.notes_},
         "k_selection": model.k_selection_,
         "clustering_params": model.fitted_params_,
+        "clustering_extra": model.extra_,
         "metrics": {key: model.metrics_[key] for key in
                     ("silhouette", "calinski_harabasz", "davies_bouldin", "stability_ari",
                      "silhouette_sample")},

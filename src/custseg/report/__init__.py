@@ -1,0 +1,95 @@
+"""The HTML report and its PNG figures, rendered from the run's summary dict.
+
+``render_report(summary, table, out_dir)`` writes ``report.html`` (one self-contained file:
+styles, the Vega bundle and the chart data inline, no network needed) and
+``figures/*.png``. Templates autoescape every data-derived string; chart specifications
+are embedded as JSON with ``<``, ``>`` and ``&`` escaped, so no value can close a tag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+CAPTIONS = {
+    "segment_sizes": "Share of customers and of revenue in each segment.",
+    "segment_zscores": "Mean of each feature in each segment, as a z-score against all "
+                       "customers (log scale for amounts and counts): red above, blue below.",
+    "snake_plot": "The same profile as lines over the features used for clustering.",
+    "projection": "Each dot is a customer; segments that overlap here may still differ in "
+                  "the other dimensions.",
+    "k_selection": "Metrics for each number of segments; the dashed line marks the choice.",
+    "distributions": "How the main features are spread across customers.",
+    "correlations": "Rank correlations; features close to +1 or -1 carry the same "
+                    "information.",
+    "rfm": "Recency and frequency scores (1 to 5) and the named RFM segments.",
+    "dendrogram": "Heights of the last merges of the hierarchical clustering.",
+}
+
+
+def _safe_json(spec: dict) -> str:
+    text = json.dumps(spec, separators=(",", ":"), default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Path:
+    """Write ``out_dir/report.html`` and ``out_dir/figures/*.png``; return the report path."""
+    import jinja2
+    import vl_convert as vlc
+    from markupsafe import Markup
+
+    from .charts import CHARTS
+
+    out_dir = Path(out_dir)
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    charts = []
+    for name, build in CHARTS:
+        chart = build(summary, table)
+        if chart is None:
+            continue
+        spec = chart.to_dict()
+        (figures / f"{name}.png").write_bytes(vlc.vegalite_to_png(spec, scale=2))
+        charts.append({"id": name, "spec": Markup(_safe_json(spec)),
+                       "caption": CAPTIONS.get(name, "")})
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.files("custseg") / "report" / "templates")),
+        autoescape=True, undefined=jinja2.ChainableUndefined)
+    env.filters["thousands"] = lambda v: f"{v:,}" if isinstance(v, int | float) else v
+    env.filters["pct"] = lambda v: f"{v:.1%}" if isinstance(v, int | float) else v
+    env.filters["num"] = lambda v: (f"{v:,.2f}" if isinstance(v, float) else
+                                    f"{v:,}" if isinstance(v, int) else "n/a")
+    key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
+    html = env.get_template("report.html.j2").render(
+        s=summary, charts=charts, key_features=key_features,
+        bundle=Markup(vlc.javascript_bundle()))
+    path = out_dir / "report.html"
+    tmp = path.with_name(".report.html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def rerender(run_dir: str | Path) -> Path:
+    """Render the report again from a finished run's ``summary.json`` and ``segments.csv``."""
+    from ..exceptions import InputError
+
+    run_dir = Path(run_dir)
+    summary_path, table_path = run_dir / "summary.json", run_dir / "segments.csv"
+    for path in (summary_path, table_path):
+        if not path.is_file():
+            raise InputError(f"{run_dir} has no {path.name}; point to the --out folder of a "
+                             "finished `custseg run`.")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{summary_path} is not valid JSON ({exc}).") from None
+    if "segments" not in summary:
+        raise InputError(f"{summary_path} has no segments: it comes from `custseg rfm`; "
+                         "the report needs a `custseg run` folder.")
+    table = pd.read_csv(table_path, dtype={"customer_id": str})
+    return render_report(summary, table, run_dir)
