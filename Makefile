@@ -10,6 +10,13 @@ DEMO ?= demo-output
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
+	@# Debian's Chromium drives the report's browser tests (Playwright's own download
+	@# does not work everywhere); skipped with a note where apt-get is not usable.
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "note: install Debian's chromium for the browser tests (they skip without it)"; fi; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
@@ -32,4 +39,4 @@ bench: install
 	$(PY) benchmarks/bench_cluster.py --customers 1000000
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache .hypothesis test-artifacts
