@@ -105,3 +105,17 @@ def test_names_stay_unique_with_more_segments_than_rules(planted_run):
     clones = {i * 10 + j: profiles[i] for i in profiles for j in range(4)}
     names = [v["name"] for v in name_segments(clones).values()]
     assert len(names) == len(set(names))
+
+
+def test_top_products_and_monthly_trend_add_up(planted_run):
+    result, _ = planted_run
+    trend = pd.DataFrame(result.summary["monthly_trend"])
+    assert trend["revenue"].sum() == pytest.approx(result.segments["monetary"].sum(), rel=1e-6)
+    by_seg = trend.groupby("segment")["revenue"].sum()
+    money = result.segments.groupby("segment")["monetary"].sum()
+    pd.testing.assert_series_equal(by_seg, money, check_names=False, rtol=1e-6)
+    for s in result.summary["segments"]:
+        products = s["profile"]["top_products"]
+        assert 1 <= len(products) <= 5
+        revenues = [p["revenue"] for p in products]
+        assert revenues == sorted(revenues, reverse=True)

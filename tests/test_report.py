@@ -63,3 +63,15 @@ def test_report_command_on_a_wrong_folder(tmp_path):
     run = subprocess.run([sys.executable, "-m", "custseg.cli", "report", str(tmp_path)],
                          capture_output=True, text=True)
     assert run.returncode == 1 and "has no summary.json" in run.stderr
+
+
+def test_result_shows_inline_in_a_notebook(tmp_path):
+    frame, _ = planted_lines(seed=3, per_group=40)
+    frame.loc[0, "article"] = "<b>bold</b>"
+    result = run_segments(frame=frame, config=custseg.Config(mapping=PLANTED_MAP), k=4)
+    table = result._repr_html_()
+    assert table.startswith("<table>") and "New customers" in table
+    written = run_segments(frame=frame, config=custseg.Config(mapping=PLANTED_MAP), k=4,
+                           out_dir=tmp_path / "out")
+    frame_html = written._repr_html_()
+    assert frame_html.startswith("<iframe srcdoc=") and "<b>bold</b>" not in frame_html

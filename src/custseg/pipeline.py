@@ -5,6 +5,7 @@ library functions over pandas DataFrames.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import os
 import shutil
@@ -43,6 +44,24 @@ class RfmResult:
     excluded: pd.DataFrame
     summary: dict[str, Any]
     out_dir: Path | None = None
+    lines_db: duckdb.DuckDBPyConnection | None = None  # open only with keep_lines
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the report when one was written, else a table of segments."""
+        report = self.out_dir / "report.html" if self.out_dir else None
+        if report is not None and report.exists():
+            doc = html.escape(report.read_text(encoding="utf-8"), quote=True)
+            return (f'<iframe srcdoc="{doc}" style="width:100%;height:900px;border:0">'
+                    "</iframe>")
+        if "segments" in self.summary:
+            rows = [(s["name"], s["size"], s["description"]) for s in self.summary["segments"]]
+        else:
+            rows = [(s["name"], s["customers"], f"{s['share']:.1%} of customers")
+                    for s in self.summary.get("rfm_segments", []) if s["customers"]]
+        body = "".join(f"<tr><td>{html.escape(str(a))}</td><td>{b:,}</td>"
+                       f"<td>{html.escape(str(c))}</td></tr>" for a, b, c in rows)
+        return ("<table><tr><th>segment</th><th>customers</th><th></th></tr>"
+                f"{body}</table>")
 
 
 Reporter = Callable[[str, str], None]  # (stage, "start" | "done")
@@ -62,13 +81,14 @@ def _stage(name: str, timings: dict[str, float], reporter: Reporter | None) -> I
 def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = None,
             customers: str | Path | None = None, config: Config | None = None,
             db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,
-            reporter: Reporter | None = None) -> RfmResult:
+            reporter: Reporter | None = None, keep_lines: bool = False) -> RfmResult:
     """Segment the customers of a transactions input with RFM.
 
     Reads ``input`` (a file, ``db`` + ``sql``, or a DataFrame ``frame``), cleans it with an
     audit, computes the customer features and RFM segments, and writes ``segments.csv``,
     ``excluded_customers.csv`` and ``summary.json`` to ``out_dir`` when given (all at once:
-    a failed run leaves no folder behind).
+    a failed run leaves no folder behind). With ``keep_lines`` the DuckDB connection
+    holding the cleaned ``lines`` table stays open as ``result.lines_db`` (close it).
     """
     config = config or Config()
     segment_map = config.segments
@@ -95,11 +115,14 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
             scored = rfm_scores(feats, edges, segment_map)
             audit.warnings.extend(score_warnings(feats, scored))
             segments_summary = segment_summary(scored, segment_map)
-    except duckdb.OutOfMemoryException:
-        raise ConfigError(f"DuckDB ran out of memory within memory_limit={config.memory_limit!r}; "
-                          "raise memory_limit in the config (e.g. '4GB') or free disk space "
-                          "for spilling.") from None
-    finally:
+    except BaseException as exc:
+        con.close()
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            raise ConfigError(f"DuckDB ran out of memory within memory_limit="
+                              f"{config.memory_limit!r}; raise memory_limit in the config "
+                              "(e.g. '4GB') or free disk space for spilling.") from None
+        raise
+    if not keep_lines:
         con.close()
     scored = _rounded(scored)
     summary = {
@@ -119,7 +142,8 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     }
     if customer_info is not None:
         summary["customer_table"] = customer_info
-    result = RfmResult(segments=scored, excluded=excluded, summary=summary)
+    result = RfmResult(segments=scored, excluded=excluded, summary=summary,
+                       lines_db=con if keep_lines else None)
     if out_dir is not None:
         with _stage("write", timings, reporter):
             write_outputs(result, Path(out_dir))

@@ -261,3 +261,37 @@ def describe(profile: dict[str, Any], transactional: bool) -> str:
 
 def _num(v, digits: int = 4) -> float | None:
     return None if v is None or pd.isna(v) else round(float(v), digits)
+
+
+# ------------------------------------------------------------- from the order lines
+def line_profiles(con, labels: pd.DataFrame, top: int = 5
+                  ) -> tuple[dict[int, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Top products per segment and the monthly trend, computed in the engine from the
+    cleaned ``lines`` table and ``labels`` (customer_id, segment)."""
+    con.register("custseg_labels", labels[["customer_id", "segment"]])
+    try:
+        products = con.execute(f"""
+            SELECT segment, product_id, sum(value) AS revenue,
+                   count(DISTINCT customer_id) AS customers
+            FROM lines JOIN custseg_labels USING (customer_id)
+            WHERE status = 'purchase' AND product_id IS NOT NULL
+            GROUP BY segment, product_id
+            QUALIFY row_number() OVER (PARTITION BY segment
+                                       ORDER BY revenue DESC, product_id) <= {int(top)}
+            ORDER BY segment, revenue DESC, product_id""").df()
+        trend = con.execute("""
+            SELECT segment, strftime(date_trunc('month', invoice_date), '%Y-%m') AS month,
+                   sum(value) AS revenue, count(DISTINCT customer_id) AS active_customers
+            FROM lines JOIN custseg_labels USING (customer_id)
+            WHERE status = 'purchase'
+            GROUP BY ALL ORDER BY month, segment""").df()
+    finally:
+        con.unregister("custseg_labels")
+    tops: dict[int, list[dict[str, Any]]] = {}
+    for row in products.itertuples(index=False):
+        tops.setdefault(int(row.segment), []).append(
+            {"product": str(row.product_id), "revenue": round(float(row.revenue), 2),
+             "customers": int(row.customers)})
+    months = [{"month": r.month, "segment": int(r.segment), "revenue": round(float(r.revenue), 2),
+               "active_customers": int(r.active_customers)} for r in trend.itertuples(index=False)]
+    return tops, months

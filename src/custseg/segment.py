@@ -17,7 +17,7 @@ from .engines.duckdb import connect
 from .exceptions import CustsegError, CustsegWarning
 from .io._customers import load_customers
 from .pipeline import CustomerTableInput, Reporter, RfmResult, _stage, run_rfm, write_outputs
-from .profile import UNCLUSTERED, build_profiles, name_segments
+from .profile import UNCLUSTERED, build_profiles, line_profiles, name_segments
 
 
 def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None = None,
@@ -34,7 +34,19 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
     :class:`~custseg.Segmenter`."""
     config = config or Config()
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
-                       reporter=reporter)
+                       reporter=reporter, keep_lines=True)
+    try:
+        return _segment(base, out_dir=out_dir, config=config, algorithm=algorithm, k=k,
+                        k_range=k_range, seed=seed, features=features, reporter=reporter,
+                        **params)
+    finally:
+        if base.lines_db is not None:
+            base.lines_db.close()
+            base.lines_db = None
+
+
+def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
+             features, reporter, **params) -> RfmResult:
     timings = base.summary["timings_s"]
     with _stage("cluster", timings, reporter):
         model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
@@ -48,8 +60,15 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
         names = name_segments(profiles, config.naming_rules)
         labelled["segment_name"] = labelled["segment"].map(
             {i: n["name"] for i, n in names.items()})
+        trend: list[dict[str, Any]] = []
+        if base.lines_db is not None:
+            tops, trend = line_profiles(base.lines_db, labelled)
+            for seg_id, products in tops.items():
+                profiles[seg_id]["top_products"] = products
     base.segments = labelled
     base.summary.update(clustering_summary(model, profiles, names))
+    if trend:
+        base.summary["monthly_trend"] = trend
     base.summary["audit"]["warnings"].extend(model.warnings_)
     if out_dir is not None:
         from .report import render_report
@@ -137,11 +156,12 @@ def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, s
     return ranked, text
 
 
-def _base_table(input, *, customers, config, db, sql, frame, reporter) -> RfmResult:
+def _base_table(input, *, customers, config, db, sql, frame, reporter,
+                keep_lines: bool = False) -> RfmResult:
     """RFM features of order lines, or a customer table read as it is."""
     try:
         return run_rfm(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
-                       reporter=reporter)
+                       reporter=reporter, keep_lines=keep_lines)
     except CustomerTableInput:
         pass
     timings: dict[str, float] = {}

@@ -223,12 +223,35 @@ def dendrogram(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     ).properties(width=WIDTH)
 
 
+def trend(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
+    """Monthly revenue and active customers per segment."""
+    rows = summary.get("monthly_trend")
+    if not rows:
+        return None
+    names = {s["id"]: (f"{s['id']}. {s['name']}" if s["id"] != -1 else s["name"])
+             for s in summary.get("segments", [])}
+    frame = pd.DataFrame(rows)
+    frame["segment"] = frame["segment"].map(names)
+    frame["month"] = pd.to_datetime(frame["month"] + "-01")
+    color = alt.Color("segment:N", sort=_order(summary))
+    base = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("yearmonth(month):T", title=None), color=color,
+        tooltip=["segment", alt.Tooltip("yearmonth(month):T", title="month"),
+                 alt.Tooltip("revenue:Q", format=",.0f"), "active_customers"])
+    revenue = base.encode(y=alt.Y("revenue:Q", title="revenue")).properties(
+        width=WIDTH, height=200, title="Monthly revenue per segment")
+    active = base.encode(y=alt.Y("active_customers:Q", title="active customers")).properties(
+        width=WIDTH, height=200, title="Active customers per month")
+    return alt.vconcat(revenue, active)
+
+
 #: Charts in report order: (file name, builder).
 CHARTS: list[tuple[str, Callable[[dict, pd.DataFrame], alt.Chart | None]]] = [
     ("segment_sizes", sizes),
     ("segment_zscores", zscores),
     ("snake_plot", snake),
     ("projection", projection),
+    ("monthly_trend", trend),
     ("k_selection", k_curves),
     ("distributions", distributions),
     ("correlations", correlations),
