@@ -75,3 +75,14 @@ def test_result_shows_inline_in_a_notebook(tmp_path):
                            out_dir=tmp_path / "out")
     frame_html = written._repr_html_()
     assert frame_html.startswith("<iframe srcdoc=") and "<b>bold</b>" not in frame_html
+
+
+def test_run_with_compare_puts_the_comparison_in_the_report(tmp_path):
+    frame, _ = planted_lines(seed=4, per_group=40)
+    result = run_segments(frame=frame, config=custseg.Config(mapping=PLANTED_MAP),
+                          out_dir=tmp_path / "out", compare=True)
+    cmp = result.summary["comparison"]
+    assert {row["algorithm"] for row in cmp["table"]} == set(custseg.cluster.ALGORITHMS)
+    assert cmp["recommendation"].startswith("Recommended:")
+    assert (tmp_path / "out" / "figures" / "comparison.png").exists()
+    assert 'id="chart-comparison"' in (tmp_path / "out" / "report.html").read_text()

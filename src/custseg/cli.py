@@ -216,6 +216,8 @@ def run(
     scaler: ScalerOpt = "standard",
     linkage: LinkageOpt = "ward",
     option: OptionOpt = None,
+    compare_all: Annotated[bool, typer.Option(
+        "--compare", help="Also run and rank every algorithm (shown in the report).")] = False,
     customers: CustomersOpt = None,
     mapping: MapOpt = None,
     as_of: AsOfOpt = None,
@@ -237,7 +239,7 @@ def run(
                               db=db, sql=sql, algorithm=algorithm, k=_k(k),
                               k_range=_k_range(k_range), seed=seed, features=_features(features),
                               reporter=reporter, skew=skew, scaler=scaler, linkage=linkage,
-                              options=_options(option))
+                              options=_options(option), compare=compare_all)
     if quiet:
         return
     s = result.summary

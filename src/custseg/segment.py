@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from pathlib import Path
@@ -26,10 +27,11 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
                  frame: pd.DataFrame | None = None, algorithm: str = "kmeans",
                  k: int | str = "auto", k_range: tuple[int, int] = (2, 10), seed: int = 0,
                  features: list[str] | None = None, reporter: Reporter | None = None,
-                 **params: Any) -> RfmResult:
+                 compare: bool = False, **params: Any) -> RfmResult:
     """RFM (for order lines) plus clustering into segments; or clustering of a customer
     table alone. Writes what :func:`~custseg.run_rfm` writes, with ``segment`` and
-    ``segment_name`` columns and the clustering in ``summary.json``. Other keyword
+    ``segment_name`` columns and the clustering in ``summary.json``. With ``compare`` every
+    algorithm is also run and ranked (``summary["comparison"]``). Other keyword
     arguments (``skew``, ``scaler``, ``linkage``, ``options``, ...) go to
     :class:`~custseg.Segmenter`."""
     config = config or Config()
@@ -38,7 +40,7 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
     try:
         return _segment(base, out_dir=out_dir, config=config, algorithm=algorithm, k=k,
                         k_range=k_range, seed=seed, features=features, reporter=reporter,
-                        **params)
+                        compare=compare, **params)
     finally:
         if base.lines_db is not None:
             base.lines_db.close()
@@ -46,8 +48,17 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
 
 
 def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
-             features, reporter, **params) -> RfmResult:
+             features, reporter, compare: bool = False, **params) -> RfmResult:
     timings = base.summary["timings_s"]
+    if compare:
+        table, recommendation = compare_on(base.segments, k=k, k_range=k_range, seed=seed,
+                                           features=features, timings=timings,
+                                           reporter=reporter,
+                                           **{p: v for p, v in params.items()
+                                              if p in ("skew", "scaler")})
+        base.summary["comparison"] = {
+            "table": json.loads(table.to_json(orient="records")),
+            "recommendation": recommendation}
     with _stage("cluster", timings, reporter):
         model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
                           features=features, **params)
@@ -92,21 +103,39 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
     """Run every algorithm on the same prepared customers; rank them best first.
 
     Returns the comparison table and the recommendation in words; with ``out_dir`` also
-    writes ``comparison.csv`` and ``comparison.json``.
+    writes ``comparison.csv`` and ``recommendation.txt``.
     """
     config = config or Config()
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter)
+    table, recommendation = compare_on(base.segments, k=k, k_range=k_range, seed=seed,
+                                       features=features, algorithms=algorithms,
+                                       timings=base.summary["timings_s"], reporter=reporter,
+                                       **params)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".comparison.csv.tmp"
+        table.to_csv(tmp, index=False)
+        tmp.replace(out / "comparison.csv")
+        (out / "recommendation.txt").write_text(recommendation + "\n", encoding="utf-8")
+    return table, recommendation
+
+
+def compare_on(customers: pd.DataFrame, *, k, k_range, seed, features, algorithms=None,
+               timings: dict[str, float], reporter: Reporter | None = None, **params: Any
+               ) -> tuple[pd.DataFrame, str]:
+    """Fit every algorithm on one customer table; the ranked table and the recommendation."""
     rows = []
     for name in algorithms or list(ALGORITHMS):
-        with _stage(name, base.summary["timings_s"], reporter):
+        with _stage(name, timings, reporter):
             start = time.perf_counter()
             model = Segmenter(algorithm=name, k=k, k_range=k_range, seed=seed, features=features,
                               **params)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", CustsegWarning)
-                    model.fit(base.segments)
+                    model.fit(customers)
             except CustsegError as exc:
                 rows.append({"algorithm": name, "k": None, "error": str(exc)})
                 continue
@@ -117,15 +146,7 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
                          "davies_bouldin": m["davies_bouldin"],
                          "stability_ari": m["stability_ari"], "unclustered": m["unclustered"],
                          "seconds": round(time.perf_counter() - start, 2), "error": None})
-    table, recommendation = rank(pd.DataFrame(rows), max_k=k if isinstance(k, int) else k_range[1])
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".comparison.csv.tmp"
-        table.to_csv(tmp, index=False)
-        tmp.replace(out / "comparison.csv")
-        (out / "recommendation.txt").write_text(recommendation + "\n", encoding="utf-8")
-    return table, recommendation
+    return rank(pd.DataFrame(rows), max_k=k if isinstance(k, int) else k_range[1])
 
 
 def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, str]:

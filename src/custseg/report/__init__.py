@@ -28,6 +28,8 @@ CAPTIONS = {
                     "information.",
     "rfm": "Recency and frequency scores (1 to 5) and the named RFM segments.",
     "dendrogram": "Heights of the last merges of the hierarchical clustering.",
+    "comparison": "Silhouette (separation) and stability (agreement over bootstrap "
+                  "resamples) of each algorithm; the full table is in summary.json.",
     "monthly_trend": "Revenue and active customers per month, by segment (customers are "
                      "placed in their segment as of the snapshot date).",
 }

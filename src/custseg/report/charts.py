@@ -245,6 +245,27 @@ def trend(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     return alt.vconcat(revenue, active)
 
 
+def comparison(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
+    """The algorithms compared on the same customers, best first."""
+    cmp = summary.get("comparison")
+    if not cmp:
+        return None
+    frame = pd.DataFrame(cmp["table"])
+    frame = frame[frame["error"].isna()] if "error" in frame else frame
+    if frame.empty:
+        return None
+    frame["label"] = frame["algorithm"] + " (k=" + frame["k"].astype(int).astype(str) + ")"
+    order = list(frame["label"])
+    long = frame.melt(id_vars=["label"], value_vars=["silhouette", "stability_ari"],
+                      var_name="metric").dropna()
+    return alt.Chart(long, title="Algorithms compared (best first): " + cmp["recommendation"]
+                     ).mark_bar().encode(
+        y=alt.Y("label:N", sort=order, title=None), x=alt.X("value:Q", title=None),
+        yOffset="metric:N", color=alt.Color("metric:N", title=None),
+        tooltip=["label", "metric", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=WIDTH)
+
+
 #: Charts in report order: (file name, builder).
 CHARTS: list[tuple[str, Callable[[dict, pd.DataFrame], alt.Chart | None]]] = [
     ("segment_sizes", sizes),
@@ -257,4 +278,5 @@ CHARTS: list[tuple[str, Callable[[dict, pd.DataFrame], alt.Chart | None]]] = [
     ("correlations", correlations),
     ("rfm", rfm_grid),
     ("dendrogram", dendrogram),
+    ("comparison", comparison),
 ]
