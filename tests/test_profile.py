@@ -119,3 +119,14 @@ def test_top_products_and_monthly_trend_add_up(planted_run):
         assert 1 <= len(products) <= 5
         revenues = [p["revenue"] for p in products]
         assert revenues == sorted(revenues, reverse=True)
+
+
+def test_two_segments_low_value_side_is_not_called_mid_value():
+    frame, _ = planted_lines(seed=5)
+    result = run_segments(frame=frame, config=custseg.Config(mapping=PLANTED_MAP), k=2)
+    for s in result.summary["segments"]:
+        z = s["profile"]["features"]["monetary"]["z"]
+        if "mid-value" in s["name"]:
+            assert -0.3 < z < 0.3
+        if s["name"].startswith("Low"):
+            assert z < -0.3

@@ -45,10 +45,12 @@ def check_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         name = rule.get("name") if isinstance(rule, dict) else None
         if not isinstance(name, str) or not name:
             raise ConfigError(f"A naming rule has no name: {rule!r}.")
-        for feature, cond in rule.get("when", {}).items():
-            if not isinstance(cond, str) or not _RULE.match(cond.replace(" ", "")):
-                raise ConfigError(f"Naming rule {name!r}: condition {feature}: {cond!r} must be "
-                                  "'top', 'bottom', '>Z' or '<Z' (Z a z-score, e.g. '>0.5').")
+        for feature, conds in rule.get("when", {}).items():
+            for cond in conds if isinstance(conds, list) else [conds]:
+                if not isinstance(cond, str) or not _RULE.match(cond.replace(" ", "")):
+                    raise ConfigError(
+                        f"Naming rule {name!r}: condition {feature}: {cond!r} must be 'top', "
+                        "'bottom', '>Z' or '<Z' (Z a z-score, e.g. '>0.5'), or a list of them.")
         actions = rule.get("actions", [])
         if not (2 <= len(actions) <= 4):
             raise ConfigError(f"Naming rule {name!r} needs 2 to 4 actions; it has {len(actions)}.")
@@ -146,7 +148,9 @@ def _by_rules(profiles, ids, rules) -> dict[int, dict[str, Any]]:
 def _fit(when: dict[str, str], profile: dict[str, Any], means, seg: int) -> float | None:
     """How well a segment fits a rule's conditions (None: it does not)."""
     score = 0.0
-    for feature, cond in when.items():
+    flat = [(f, c) for f, conds in when.items()
+            for c in (conds if isinstance(conds, list) else [conds])]
+    for feature, cond in flat:
         stats = profile["features"].get(feature)
         if stats is None or stats["z"] is None:
             return None
