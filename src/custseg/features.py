@@ -34,16 +34,19 @@ class Feature:
 
 
 #: Aggregates over one customer's purchase lines (``p``) and return lines (``r``).
+#: Money is summed as exact decimals: a parallel floating-point sum depends on the order
+#: of the rows, and a last-digit difference can change a rounded cent between runs.
+EXACT = "CAST(value AS DECIMAL(38, 6))"
 BASE: dict[str, str] = {
     "first_ts": "min(invoice_date)",
     "last_ts": "max(invoice_date)",
     "orders": "count(DISTINCT invoice_id)",
-    "revenue": "sum(value)",
+    "revenue": f"CAST(sum({EXACT}) AS DOUBLE)",
     "items": "sum(quantity)",
     "lines": "count(*)",
     "products": "count(DISTINCT product_id)",
 }
-RETURNS_BASE: dict[str, str] = {"returned_value": "sum(abs(value))"}
+RETURNS_BASE: dict[str, str] = {"returned_value": f"CAST(sum(abs({EXACT})) AS DOUBLE)"}
 
 FEATURES: tuple[Feature, ...] = (
     Feature("recency", "days from the last purchase to the as-of date (latest buyers: 1)",

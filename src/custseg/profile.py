@@ -275,7 +275,8 @@ def line_profiles(con, labels: pd.DataFrame, top: int = 5
     con.register("custseg_labels", labels[["customer_id", "segment"]])
     try:
         products = con.execute(f"""
-            SELECT segment, product_id, sum(value) AS revenue,
+            SELECT segment, product_id,
+                   CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE) AS revenue,
                    count(DISTINCT customer_id) AS customers
             FROM lines JOIN custseg_labels USING (customer_id)
             WHERE status = 'purchase' AND product_id IS NOT NULL
@@ -285,7 +286,8 @@ def line_profiles(con, labels: pd.DataFrame, top: int = 5
             ORDER BY segment, revenue DESC, product_id""").df()
         trend = con.execute("""
             SELECT segment, strftime(date_trunc('month', invoice_date), '%Y-%m') AS month,
-                   sum(value) AS revenue, count(DISTINCT customer_id) AS active_customers
+                   CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE) AS revenue,
+                   count(DISTINCT customer_id) AS active_customers
             FROM lines JOIN custseg_labels USING (customer_id)
             WHERE status = 'purchase'
             GROUP BY ALL ORDER BY month, segment""").df()
