@@ -313,6 +313,20 @@ def report(
         out.print(f"Wrote {path} and {path.parent / 'figures'}.")
 
 
+@app.command("app")
+def app_command(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(
+        help="Address to bind; 127.0.0.1 keeps the dashboard on this machine.")] = "127.0.0.1",
+    max_upload_mb: Annotated[int, typer.Option(help="Largest upload, in MB.")] = 1024,
+) -> None:
+    """Start the local web dashboard (Streamlit) at http://HOST:PORT."""
+    from .app import serve
+
+    out.print(f"custseg dashboard on http://{host}:{port} (Ctrl+C to stop)")
+    raise typer.Exit(serve(host, port, max_upload_mb))
+
+
 @app.command()
 def synth(
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2000,

@@ -1,0 +1,30 @@
+"""The local web dashboard (Streamlit): upload, map columns, segment, explore, download.
+
+``serve(host, port)`` runs ``main.py`` with Streamlit, bound to 127.0.0.1 unless told
+otherwise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+#: Upload size cap in MB (Streamlit's server.maxUploadSize).
+DEFAULT_MAX_UPLOAD_MB = 1024
+
+
+def command(host: str = "127.0.0.1", port: int = 8501,
+            max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB) -> list[str]:
+    """The streamlit command line that serves the dashboard."""
+    return [sys.executable, "-m", "streamlit", "run", str(Path(__file__).with_name("main.py")),
+            "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+            "--server.maxUploadSize", str(max_upload_mb), "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+            "--client.toolbarMode", "minimal"]
+
+
+def serve(host: str = "127.0.0.1", port: int = 8501,
+          max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB) -> int:
+    """Run the dashboard until interrupted; returns Streamlit's exit code."""
+    return subprocess.call(command(host, port, max_upload_mb))

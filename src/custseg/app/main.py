@@ -1,0 +1,249 @@
+"""custseg dashboard (run by ``custseg app``): every step of custseg in the browser.
+
+Uploads are saved in a private folder of this session (the upload area); nothing else on
+disk is read. Results are cached per input and settings, so switching views does not
+recompute; plots sample big inputs, assignments never do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import streamlit.components.v1 as components
+
+import custseg
+from custseg.cluster import ALGORITHMS
+from custseg.cluster._prepare import TRANSACTION_FEATURES
+from custseg.exceptions import CustsegError, CustsegWarning
+from custseg.io import FIELDS
+
+st.set_page_config(page_title="custseg: customer segments", layout="wide")
+UPLOADS = Path(tempfile.gettempdir()) / "custseg-uploads"
+ANY = "(detect)"
+NONE = "(none)"
+
+
+def upload_area() -> Path:
+    """This session's upload folder."""
+    if "upload_dir" not in st.session_state:
+        UPLOADS.mkdir(parents=True, exist_ok=True)
+        st.session_state.upload_dir = tempfile.mkdtemp(dir=UPLOADS)
+    return Path(st.session_state.upload_dir)
+
+
+def save_upload(upload) -> Path:
+    """Write an upload into the upload area under a safe name; never outside it."""
+    area = upload_area().resolve()
+    name = Path(upload.name).name or "upload"
+    target = (area / name).resolve()
+    if target.parent != area:
+        raise CustsegError(f"Refused file name {upload.name!r}: it points outside the upload "
+                           "area.")
+    data = upload.getvalue()
+    target.write_bytes(data)
+    return target
+
+
+@st.cache_data(show_spinner=False)
+def sample_data() -> str:
+    from custseg.synth import generate
+
+    folder = upload_area() / "sample"
+    if not (folder / "transactions.parquet").exists():
+        generate(3000, folder, seed=42)
+    return str(folder / "transactions.parquet")
+
+
+@st.cache_data(show_spinner=False)
+def inspect(path: str, sheet: str | None) -> dict:
+    from custseg.engines.duckdb import connect
+    from custseg.io import detect_mapping, load_source
+
+    config = custseg.Config(sheet=sheet)
+    con = connect(config)
+    try:
+        source = load_source(con, path, config=config)
+        return {"columns": source.columns, "rows": source.rows, "format": source.format,
+                "mapping": detect_mapping(source.columns)}
+    finally:
+        con.close()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def segment(path: str, digest: str, settings: dict) -> dict:
+    """Run custseg (cached by input digest and settings); the outputs' contents."""
+    out = Path(tempfile.mkdtemp(dir=upload_area())) / "run"
+    config = custseg.Config(mapping=settings["mapping"], as_of=settings["as_of"],
+                            sheet=settings["sheet"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CustsegWarning)
+        if settings["mode"] == "RFM only":
+            result = custseg.run_rfm(path, out_dir=out, config=config)
+        else:
+            result = custseg.run_segments(
+                path, out_dir=out, config=config, algorithm=settings["algorithm"],
+                k=settings["k"], features=settings["features"] or None,
+                compare=settings["compare"])
+    files = {name: (out / name).read_bytes() for name in
+             ("segments.csv", "summary.json", "report.html") if (out / name).exists()}
+    return {"summary": result.summary, "segments": result.segments, "files": files}
+
+
+def digest_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- page
+st.title("Customer segments")
+st.caption("Upload your order lines (or a customer table), check the columns, press "
+           "Run segmentation.")
+
+with st.sidebar:
+    st.header("1. Data")
+    upload = st.file_uploader("Order lines or customer table", type=["csv", "tsv", "txt",
+                              "xlsx", "parquet"], help="CSV/TSV, Excel or Parquet.")
+    use_sample = st.checkbox("Use the built-in sample data (when nothing is uploaded)",
+                             value=False)
+    sheet = st.text_input("Excel sheet (optional)", value="") or None
+
+path: Path | None = None
+try:
+    if upload is not None:  # an upload always wins over the sample
+        path = save_upload(upload)
+    elif use_sample:
+        path = Path(sample_data())
+except CustsegError as exc:
+    st.error(str(exc))
+
+if path is None:
+    st.info("Choose a file in the sidebar, or tick 'Use the built-in sample data'.")
+    st.stop()
+
+try:
+    info = inspect(str(path), sheet)
+except CustsegError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.subheader("2. Columns")
+st.write(f"**{path.name}**: {info['format']}, {info['rows']:,} rows, "
+         f"{len(info['columns'])} columns.")
+mapping: dict[str, str] = {}
+cols = st.columns(3)
+for i, field in enumerate(FIELDS):
+    detected = info["mapping"].get(field)
+    options = [ANY, NONE, *info["columns"]]
+    label = f"{field}" + (f" (found: {detected})" if detected else "")
+    choice = cols[i % 3].selectbox(label, options, index=0, key=f"map-{field}")
+    if choice not in (ANY, NONE):
+        mapping[field] = choice
+
+st.subheader("3. Settings")
+c1, c2, c3, c4 = st.columns(4)
+mode = c1.radio("Segments", ["Clustering", "RFM only"], index=0)
+algorithm = c2.selectbox("Algorithm", list(ALGORITHMS), index=0,
+                         disabled=mode == "RFM only")
+auto = c3.checkbox("Choose k automatically", value=True, disabled=mode == "RFM only")
+k = "auto" if auto else c3.slider("Number of segments (k)", 2, 12, 5)
+as_of = c4.text_input("As-of date (YYYY-MM-DD, optional)", value="") or None
+transactional = {"customer_id", "invoice_date"} <= set(info["mapping"]) or bool(mapping)
+candidates = (list(TRANSACTION_FEATURES) if transactional
+              else [c for c in info["columns"] if c != info["mapping"].get("customer_id")])
+features = st.multiselect("Features (optional; default: chosen for you)", candidates,
+                          default=[], disabled=mode == "RFM only")
+compare = st.checkbox("Also compare every algorithm (slower)", value=False,
+                      disabled=mode == "RFM only")
+
+settings = {"mapping": mapping, "as_of": as_of, "sheet": sheet, "mode": mode,
+            "algorithm": algorithm, "k": k, "features": features, "compare": compare}
+
+if st.button("Run segmentation", type="primary"):
+    st.session_state.run = {"path": str(path), "digest": digest_of(path), "settings": settings}
+
+run = st.session_state.get("run")
+if not run:
+    st.stop()
+
+try:
+    with st.status("Segmenting...", expanded=False) as status:
+        st.write("Reading, cleaning, computing features, clustering, profiling...")
+        result = segment(run["path"], run["digest"], run["settings"])
+        status.update(label="Done", state="complete")
+except CustsegError as exc:
+    st.error(str(exc))
+    st.stop()
+except Exception as exc:  # never a stack trace in the page
+    st.error(f"Unexpected error: {type(exc).__name__}: {exc}")
+    st.stop()
+
+summary, table, files = result["summary"], result["segments"], result["files"]
+st.subheader("4. Results")
+audit = summary["audit"]
+st.write(f"**{summary['customers']:,} customers** from {audit['rows_in']:,} rows "
+         f"({audit['rows_used']:,} used).")
+
+d1, d2 = st.columns(2)
+d1.download_button("Download segments CSV", files["segments.csv"], file_name="segments.csv",
+                   mime="text/csv")
+if "report.html" in files:
+    d2.download_button("Download the HTML report", files["report.html"],
+                       file_name="report.html", mime="text/html")
+
+tabs = st.tabs(["Segments", "Charts", "Customers", "RFM", "Comparison", "Audit"])
+with tabs[0]:
+    groups = summary.get("segments")
+    if groups:
+        cards = st.columns(3)
+        for i, seg in enumerate(groups):
+            with cards[i % 3].container(border=True):
+                st.markdown(f"#### {seg['name']}", help=f"segment {seg['id']}")
+                st.text(seg["description"])
+                st.markdown("\n".join(f"- {a}" for a in seg["actions"]))
+    else:
+        st.dataframe(pd.DataFrame(summary["rfm_segments"]), hide_index=True)
+with tabs[1]:
+    if "report.html" in files:  # the report itself: the same interactive charts
+        components.html(files["report.html"].decode("utf-8"), height=1400, scrolling=True)
+    else:
+        st.info("Charts come with clustering: choose 'Clustering' and run again.")
+with tabs[2]:
+    label = "segment_name" if "segment_name" in table else "rfm_segment"
+    chosen = st.selectbox("Segment", ["(all)", *sorted(table[label].astype(str).unique())])
+    query = st.text_input("Search customer id", value="")
+    view = table if chosen == "(all)" else table[table[label].astype(str) == chosen]
+    if query:
+        view = view[view["customer_id"].astype(str).str.contains(query, regex=False)]
+    st.dataframe(view.head(10_000), hide_index=True)
+    st.caption(f"{len(view):,} customers" + (" (first 10,000 shown)" if len(view) > 10_000
+                                              else ""))
+with tabs[3]:
+    if "r_score" in table:
+        grid = table.pivot_table(index="f_score", columns="r_score", values="customer_id",
+                                 aggfunc="count", fill_value=0).sort_index(ascending=False)
+        st.write("Customers by frequency score (rows, 5 = most orders) and recency score "
+                 "(columns, 5 = most recent):")
+        st.dataframe(grid)
+        named = pd.DataFrame(summary["rfm_segments"]).set_index("name")["customers"]
+        st.bar_chart(named[named > 0])
+    else:
+        st.info("No RFM: the input is a customer table.")
+with tabs[4]:
+    if summary.get("comparison"):
+        st.write(summary["comparison"]["recommendation"])
+        st.dataframe(pd.DataFrame(summary["comparison"]["table"]), hide_index=True)
+    else:
+        st.info("Tick 'Also compare every algorithm' and run again to see the comparison.")
+with tabs[5]:
+    st.dataframe(pd.DataFrame([{"reason": k, "rows": v} for k, v in audit["dropped"].items()]),
+                 hide_index=True)
+    for w in audit["warnings"]:
+        st.warning(w)

@@ -1,0 +1,142 @@
+"""The dashboard end to end in headless Chromium: upload, run, cards, download."""
+
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ONLINE_RETAIL
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="Debian's chromium is not installed (make install adds it)")
+playwright = pytest.importorskip("playwright.sync_api")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from custseg.app import command
+
+    port = free_port()
+    proc = subprocess.Popen(command("127.0.0.1", port), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the dashboard did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def input_file(tmp_path_factory) -> tuple[Path, int | None]:
+    if ONLINE_RETAIL.exists():
+        return ONLINE_RETAIL, 4338
+    from custseg.synth import generate
+
+    folder = tmp_path_factory.mktemp("synth")
+    generate(800, folder, seed=3)
+    return folder / "transactions.parquet", None
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                             args=["--no-sandbox", "--disable-gpu",
+                                   "--disable-background-networking",
+                                   "--disable-component-update", "--disable-sync"])
+
+
+def start_run(page, url: str, path: Path) -> None:
+    page.goto(url)
+    page.wait_for_selector('input[type="file"]', state="attached", timeout=60_000)
+    page.set_input_files('input[type="file"]', str(path))
+    button = page.get_by_role("button", name="Run segmentation")
+    button.wait_for(timeout=60_000)
+    button.click()
+
+
+def test_upload_run_and_download(app_url, input_file, tmp_path):
+    path, customers = input_file
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        start_run(page, app_url, path)
+        download = page.get_by_text("Download segments CSV")
+        download.wait_for(timeout=180_000)
+        cards = page.locator("h4").all_inner_texts()
+        with page.expect_download() as info:
+            download.click()
+        info.value.save_as(tmp_path / "segments.csv")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        browser.close()
+    seg = pd.read_csv(tmp_path / "segments.csv", dtype={"customer_id": str})
+    assert seg["customer_id"].is_unique
+    if customers:
+        assert len(seg) == customers
+    assert "segment_name" in seg.columns
+    assert cards and not any(c.startswith("Segment ") for c in cards)
+    assert errors == []
+
+
+def test_bad_file_shows_a_readable_message(app_url, tmp_path):
+    bad = tmp_path / "broken.csv"
+    bad.write_bytes(b"\x00\x01\x02 not a table \x00" * 20)
+    with playwright.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        page.goto(app_url)
+        page.wait_for_selector('input[type="file"]', state="attached", timeout=60_000)
+        page.set_input_files('input[type="file"]', str(bad))
+        alert = page.locator('[data-testid="stAlert"]').filter(has_text="binary")
+        alert.wait_for(timeout=60_000)
+        text = page.inner_text("body")
+        browser.close()
+    assert "Traceback" not in text
+
+
+def test_five_sessions_at_once(app_url, input_file, tmp_path):
+    path, customers = input_file
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = launch(p)
+        pages = []
+        for _ in range(5):
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            start_run(page, app_url, path)
+            pages.append(page)
+        for i, page in enumerate(pages):
+            download = page.get_by_text("Download segments CSV")
+            download.wait_for(timeout=300_000)
+            with page.expect_download() as info:
+                download.click()
+            info.value.save_as(tmp_path / f"s{i}.csv")
+        browser.close()
+    frames = [pd.read_csv(tmp_path / f"s{i}.csv", dtype={"customer_id": str}) for i in range(5)]
+    for frame in frames[1:]:
+        pd.testing.assert_frame_equal(frame, frames[0])
+    if customers:
+        assert len(frames[0]) == customers
+    assert errors == []
