@@ -67,7 +67,6 @@ FEATURES: tuple[Feature, ...] = (
             "(last - first purchase) / (orders - 1) in days; null for one order",
             "CASE WHEN orders > 1 THEN {seconds(first_ts, last_ts)} / 86400.0 / (orders - 1) END"),
 )
-FEATURE_NAMES = tuple(f.name for f in FEATURES) + ("country",)
 
 #: Dialect pieces: whole calendar days and seconds between two timestamps.
 DIALECTS = {

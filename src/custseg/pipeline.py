@@ -30,8 +30,6 @@ from .io import load_source, resolve_mapping
 from .io._customers import find_key, load_customers
 from .rfm import check_segment_map, fit_edges, rfm_scores, score_warnings, segment_summary
 
-#: Stages of the job, in order, for progress reporting.
-STAGES = ("read", "clean", "features", "rfm", "write")
 _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
           "mean_days_between_orders": 2}
 
