@@ -26,7 +26,7 @@ demo: install
 	$(VENV)/bin/custseg synth --customers 5000 --seed 42 --out $(DEMO)/data
 	$(VENV)/bin/custseg run $(DEMO)/data/transactions.parquet \
 		--customers $(DEMO)/data/customers.parquet --out $(DEMO)/segments
-	@echo "Outputs: $(DEMO)/segments/segments.csv, $(DEMO)/segments/summary.json, $(DEMO)/segments/excluded_customers.csv"
+	@echo "Outputs: $(DEMO)/segments/report.html (open it in a browser), segments.csv, summary.json, excluded_customers.csv, figures/"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

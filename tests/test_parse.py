@@ -80,3 +80,12 @@ def test_ids_are_text(typ, raw, expected):
     con = duckdb.connect()
     got = con.execute(f"SELECT {id_expr('v', typ)} FROM (SELECT ?::{typ} AS v)", [raw]).fetchone()
     assert got[0] == expected
+
+
+def test_month_names():
+    got, note, _ = parse_dates(["09-Dec-2011", "9 Dec 2011 14:05", "1-Feb-11"])
+    assert got == [dt.datetime(2011, 12, 9), dt.datetime(2011, 12, 9, 14, 5),
+                   dt.datetime(2011, 2, 1)]
+    assert "DD-Mon-YYYY" in note
+    got, note, _ = parse_dates(["Dec 9, 2011", "December 10, 2011", "Jan 2 2012"])
+    assert got == [dt.datetime(2011, 12, 9), dt.datetime(2011, 12, 10), dt.datetime(2012, 1, 2)]

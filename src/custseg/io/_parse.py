@@ -133,6 +133,10 @@ _SAMPLE = 1_000_000
 _ISO = r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$"
 _YMD_SLASH = r"^\d{4}/\d{1,2}/\d{1,2}([ T].*)?$"
 _COMPACT = r"^\d{8}$"
+_DAY_MONTH_NAME = r"^\d{1,2}[- ./][A-Za-z]{3,9}[- ./,]+\d{2,4}([ T].*)?$"
+_MONTH_NAME_DAY = r"^[A-Za-z]{3,9}\.? \d{1,2},? \d{4}([ T].*)?$"
+#: Separators around the month name: 09-Dec-2011, 9 Dec 2011, 09.Dec.2011, 9 Dec, 2011.
+_NAME_SEPS = (("-", "-"), (" ", " "), (".", "."), (" ", ", "), ("/", "/"))
 
 
 def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name: str,
@@ -155,13 +159,15 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
         f"""SELECT count(*) FILTER (regexp_matches({t}, {lit(_ISO)})),
                    count(*) FILTER (regexp_matches({t}, {lit(_YMD_SLASH)})),
                    count(*) FILTER (regexp_matches({t}, {lit(_COMPACT)})),
+                   count(*) FILTER (regexp_matches({t}, {lit(_DAY_MONTH_NAME)})),
+                   count(*) FILTER (regexp_matches({t}, {lit(_MONTH_NAME_DAY)})),
                    {", ".join(f"count(*) FILTER (regexp_matches({t}, {lit(rx)}))"
                               for rx, _ in _FAMILIES.values())},
                    count(*) FILTER (regexp_matches({t}, '[0-9]/[0-9]+/[0-9]{{2}}($|[ T])')
                                     OR regexp_matches({t}, '[0-9][.-][0-9]+[.-][0-9]{{2}}($|[ T])'))
             FROM {sample}"""
     ).fetchone()
-    iso, ymd, compact, *fam_counts, two_digit_years = counts
+    iso, ymd, compact, day_name, name_day, *fam_counts, two_digit_years = counts
     parts, notes, warnings = [], [], []
     if iso:
         parts.append(f"TRY_CAST(replace({t}, 'Z', '') AS TIMESTAMP)")
@@ -172,6 +178,17 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
     if compact:
         parts.append(f"try_strptime({t}, '%Y%m%d')")
         notes.append("YYYYMMDD")
+    if day_name:
+        four = _ranked(con, sample, t, [f"%d{a}%b{b}%Y" for a, b in _NAME_SEPS]
+                       + [f"%d{a}%B{b}%Y" for a, b in _NAME_SEPS])
+        two = _ranked(con, sample, t, [f"%d{a}%b{b}%y" for a, b in _NAME_SEPS])
+        parts.append(f"CASE WHEN regexp_matches({t}, '\\d{{4}}($|[ T])') THEN {four} "
+                     f"ELSE {two} END")
+        notes.append("DD-Mon-YYYY")
+    if name_day:
+        parts.append(_ranked(con, sample, t, ["%b %d, %Y", "%B %d, %Y", "%b %d %Y",
+                                              "%B %d %Y", "%b. %d, %Y"]))
+        notes.append("Mon DD, YYYY")
     for (_name, (rx, sep)), n in zip(_FAMILIES.items(), fam_counts, strict=True):
         if not n:
             continue
@@ -218,26 +235,29 @@ def _part_maxima(con: duckdb.DuckDBPyConnection, source: str, t: str, rx: str
             FROM {source} WHERE regexp_matches({t}, {lit(rx)})""").fetchone()
 
 
+def _ranked(con: duckdb.DuckDBPyConnection, sample: str, t: str, date_fmts: list[str]) -> str:
+    """try_strptime over the date formats (with their time variants) that occur in the
+    sample, most frequent first (each failed format costs time on every row)."""
+    full = [f"{d}{sep}{tm}" for d in date_fmts for sep, times in ((" ", _TIMES),
+                                                                   ("T", _TIMES[:2]))
+            for tm in times] + list(date_fmts)
+    hits = con.execute("SELECT " + ", ".join(
+        f"count(try_strptime({t}, {lit(f)}))" for f in full)
+        + f" FROM (SELECT * FROM {sample} LIMIT 20000)").fetchone()
+    used = [f for f, n in sorted(zip(full, hits, strict=True), key=lambda x: -x[1]) if n]
+    used = used or full
+    if len(used) == 1:
+        return f"try_strptime({t}, {lit(used[0])})"
+    return f"try_strptime({t}, [{', '.join(lit(f) for f in used)}])"
+
+
 def _strptime(con: duckdb.DuckDBPyConnection, sample: str, t: str, date_fmt: str,
               two_digit: bool) -> str:
-    """try_strptime over the time variants of ``date_fmt`` that occur in the sample,
-    most frequent first (each failed format costs time on every row)."""
-
-    def ranked(d: str) -> str:
-        full = [f"{d} {tm}" for tm in _TIMES] + [f"{d}T{tm}" for tm in _TIMES[:2]] + [d]
-        hits = con.execute("SELECT " + ", ".join(
-            f"count(try_strptime({t}, {lit(f)}))" for f in full)
-            + f" FROM (SELECT * FROM {sample} LIMIT 20000)").fetchone()
-        used = [f for f, n in sorted(zip(full, hits, strict=True), key=lambda x: -x[1]) if n]
-        used = used or full
-        if len(used) == 1:
-            return f"try_strptime({t}, {lit(used[0])})"
-        return f"try_strptime({t}, [{', '.join(lit(f) for f in used)}])"
-
-    four = ranked(date_fmt)
+    """Dates of one numeric layout (``%m/%d/%Y`` ...), two-digit years kept apart."""
+    four = _ranked(con, sample, t, [date_fmt])
     if not two_digit:
         return four
     # %Y would read "11" as the year 11: pick the format by the year's length.
-    two = ranked(date_fmt.replace("%Y", "%y"))
+    two = _ranked(con, sample, t, [date_fmt.replace("%Y", "%y")])
     four_digit_year = f"regexp_matches({t}, '^\\d+[/.-]\\d+[/.-]\\d{{4}}')"
     return f"CASE WHEN {four_digit_year} THEN {four} ELSE {two} END"
