@@ -44,7 +44,15 @@ def read_customers(path, config=None):
         con.close()
 
 
-_LAZY = {"Segmenter": "cluster", "run_segments": "segment", "compare_algorithms": "segment"}
+_LAZY = {"Segmenter": "cluster", "run_segments": "segment", "compare_algorithms": "segment",
+         "SavedModel": "model"}
+
+
+def load_model(path):
+    """A saved ``model.json`` (checked; never executed) with ``predict``."""
+    from .model import SavedModel
+
+    return SavedModel.load(path)
 
 
 def __getattr__(name: str):
@@ -58,7 +66,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "REASONS", "Audit", "Config", "ConfigError", "CustsegError", "CustsegWarning", "DataError",
-    "InputError", "MappingError", "RfmResult", "Segmenter", "balanced_edges", "clean",
-    "compare_algorithms", "customer_features", "map_columns", "read_customers", "read_table",
-    "rfm_scores", "run_rfm", "run_segments",
+    "InputError", "MappingError", "RfmResult", "SavedModel", "Segmenter", "balanced_edges",
+    "clean", "compare_algorithms", "customer_features", "load_model", "map_columns",
+    "read_customers", "read_table", "rfm_scores", "run_rfm", "run_segments",
 ]

@@ -313,6 +313,33 @@ def report(
         out.print(f"Wrote {path} and {path.parent / 'figures'}.")
 
 
+@app.command()
+def score(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="model.json of a run.")],
+    input: InputArg = None,
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path(
+        "scored.csv"),
+    as_of: AsOfOpt = None,
+    sheet: SheetOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Segments of new customers under a saved model (no refitting)."""
+    from .model import SavedModel
+
+    model = SavedModel.load(model_path)
+    config = _ingest_config(None, None, None, None, sheet, delimiter, encoding)
+    table = model.predict(input, config=config, as_of=as_of)
+    tmp = out_file.with_name(f".{out_file.name}.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(out_file)
+    if not quiet:
+        counts = table["segment_name"].value_counts()
+        out.print(f"Scored {len(table):,} customers: "
+                  + ", ".join(f"{n} {c:,}" for n, c in counts.items()) + f". Wrote {out_file}.")
+
+
 @app.command("app")
 def app_command(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,

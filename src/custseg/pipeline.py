@@ -43,6 +43,7 @@ class RfmResult:
     summary: dict[str, Any]
     out_dir: Path | None = None
     lines_db: duckdb.DuckDBPyConnection | None = None  # open only with keep_lines
+    segmenter: Any = None  # the fitted Segmenter of custseg run
 
     def _repr_html_(self) -> str:
         """In a notebook: the report when one was written, else a table of segments."""

@@ -77,17 +77,23 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
             for seg_id, products in tops.items():
                 profiles[seg_id]["top_products"] = products
     base.segments = labelled
+    base.segmenter = model
     base.summary.update(clustering_summary(model, profiles, names))
     if trend:
         base.summary["monthly_trend"] = trend
     base.summary["audit"]["warnings"].extend(model.warnings_)
     if out_dir is not None:
+        from .model import build_model, save_model
         from .report import render_report
 
+        saved = build_model(base.summary, base.segmenter, config)
+
+        def extra(folder: Path) -> None:
+            render_report(base.summary, base.segments, folder)
+            save_model(saved, folder / "model.json")
+
         with _stage("write", timings, reporter):
-            write_outputs(base, Path(out_dir),
-                          extra=lambda folder: render_report(base.summary, base.segments,
-                                                             folder))
+            write_outputs(base, Path(out_dir), extra=extra)
         base.out_dir = Path(out_dir)
     return base
 
