@@ -340,6 +340,27 @@ def score(
                   + ", ".join(f"{n} {c:,}" for n, c in counts.items()) + f". Wrote {out_file}.")
 
 
+@app.command()
+def track(
+    old_dir: Annotated[Path, typer.Argument(help="Older snapshot (a run or rfm --out folder).")],
+    new_dir: Annotated[Path, typer.Argument(help="Newer snapshot.")],
+    out_dir: OutOpt = Path("custseg-track"),
+    by: Annotated[str, typer.Option(help="cluster (segment names) or rfm (RFM segments).")]
+        = "cluster",
+    quiet: QuietOpt = False,
+) -> None:
+    """Segment migration between two snapshots: matrix, shares, movers, track.html."""
+    from .track import track as run_track
+
+    info = run_track(old_dir, new_dir, out_dir, by=by)
+    if not quiet:
+        out.print(f"{info['customers']:,} customers, {info['movers']:,} changed segment.")
+        for line in info["top_movements"]:
+            out.print(f"  {line}", highlight=False)
+        out.print(f"Wrote {out_dir / 'migration_matrix.csv'}, migration_share.csv, movers.csv "
+                  "and track.html.")
+
+
 @app.command("app")
 def app_command(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
