@@ -85,3 +85,31 @@ def test_customer_table_model(tmp_path):
     result = run_segments(MALL, k=5, out_dir=tmp_path / "out")
     scored = custseg.load_model(tmp_path / "out" / "model.json").predict(MALL)
     assert (scored["segment"].to_numpy() == result.segments["segment"].to_numpy()).all()
+
+
+def test_segmenter_save_and_load_predicts_the_same(tmp_path):
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(500, 3, centers=3, random_state=0)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    model = custseg.Segmenter(k=3, n_bootstrap=0).fit(frame)
+    model.save(tmp_path / "m.json")
+    scored = custseg.load_model(tmp_path / "m.json").predict(frame=frame)
+    assert (scored["segment"].to_numpy() == model.labels_ + 1).all()
+
+
+@needs_online_retail
+def test_track_with_the_old_model_keeps_segment_meanings(tmp_path):
+    old = run_segments(ONLINE_RETAIL, config=custseg.Config(as_of="2011-06-30"), k=4,
+                       out_dir=tmp_path / "june")
+    run_segments(ONLINE_RETAIL, k=4, out_dir=tmp_path / "december")
+    from custseg.track import track
+
+    info = track(tmp_path / "june", tmp_path / "december", tmp_path / "moves",
+                 model=tmp_path / "june" / "model.json")
+    matrix = pd.read_csv(tmp_path / "moves" / "migration_matrix.csv", index_col=0)
+    names = {s["name"] for s in old.summary["segments"]}
+    assert set(matrix.columns) - {"gone"} <= names  # the new snapshot speaks the old names
+    june = pd.read_csv(tmp_path / "june" / "segments.csv", dtype={"customer_id": str})
+    assert matrix.drop(index="new").to_numpy().sum() == len(june)
+    assert info["customers"] == matrix.to_numpy().sum()

@@ -347,12 +347,14 @@ def track(
     out_dir: OutOpt = Path("custseg-track"),
     by: Annotated[str, typer.Option(help="cluster (segment names) or rfm (RFM segments).")]
         = "cluster",
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="Old run's model.json: assign the new snapshot with it.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Segment migration between two snapshots: matrix, shares, movers, track.html."""
     from .track import track as run_track
 
-    info = run_track(old_dir, new_dir, out_dir, by=by)
+    info = run_track(old_dir, new_dir, out_dir, by=by, model=model)
     if not quiet:
         out.print(f"{info['customers']:,} customers, {info['movers']:,} changed segment.")
         for line in info["top_movements"]:

@@ -106,11 +106,7 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
           as_of: str | None = None) -> pd.DataFrame:
     """Segments of new customers under a saved model (features with the model's
     definitions, RFM with its stored cut points, nearest stored centre)."""
-    from .cluster._base import nearest
-    from .cluster._prepare import FeaturePrep
     from .pipeline import run_rfm
-    from .rfm import RFM_COLUMNS
-    from .rfm import score as rfm_score
 
     base = config or Config()
     if model["kind"] == "transactions":
@@ -119,14 +115,6 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
                            cleaning=model["config"]["cleaning"],
                            rfm_segments=model["rfm"]["segments"], as_of=as_of)
         table = run_rfm(input, config=cfg, frame=frame).segments
-        owner = {code: name for name, codes in model["rfm"]["segments"].items()
-                 for code in codes}
-        for col, letter in zip(RFM_COLUMNS, "rfm", strict=True):
-            table[f"{letter}_score"] = rfm_score(table[col], model["rfm"]["edges"][col],
-                                                 RFM_COLUMNS[col])
-        table["rfm_code"] = (table["r_score"].astype(str) + table["f_score"].astype(str)
-                             + table["m_score"].astype(str))
-        table["rfm_segment"] = table["rfm_code"].map(owner)
     else:
         from .engines.duckdb import connect
         from .io._customers import load_customers
@@ -136,6 +124,27 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
             table = load_customers(con, input, base)[0] if frame is None else frame.copy()
         finally:
             con.close()
+    return assign(model, table)
+
+
+def assign(model: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
+    """Add ``segment`` and ``segment_name`` to a customer feature table (and RFM scores
+    from the stored cut points when the table has recency, frequency and monetary)."""
+    from .cluster._base import nearest
+    from .cluster._prepare import FeaturePrep
+    from .rfm import RFM_COLUMNS
+    from .rfm import score as rfm_score
+
+    table = table.copy()
+    if model.get("rfm") and all(c in table for c in RFM_COLUMNS):
+        owner = {code: name for name, codes in model["rfm"]["segments"].items()
+                 for code in codes}
+        for col, letter in zip(RFM_COLUMNS, "rfm", strict=True):
+            table[f"{letter}_score"] = rfm_score(table[col], model["rfm"]["edges"][col],
+                                                 RFM_COLUMNS[col])
+        table["rfm_code"] = (table["r_score"].astype(str) + table["f_score"].astype(str)
+                             + table["m_score"].astype(str))
+        table["rfm_segment"] = table["rfm_code"].map(owner)
     f = model["features"]
     prep = FeaturePrep()
     prep.numeric_, prep.categorical_, prep.spec_ = f["numeric"], f["categorical"], f["spec"]

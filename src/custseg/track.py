@@ -118,11 +118,29 @@ def sankey_svg(matrix: pd.DataFrame, width: int = 900, height: int = 520) -> str
 
 
 def track(old_dir: str | Path, new_dir: str | Path, out_dir: str | Path,
-          by: str = "cluster") -> dict:
-    """Write migration_matrix.csv, migration_share.csv, movers.csv and track.html."""
+          by: str = "cluster", model: str | Path | None = None) -> dict:
+    """Write migration_matrix.csv, migration_share.csv, movers.csv and track.html.
+
+    With ``model`` (the old run's model.json) the new snapshot's customers are assigned
+    with that model, so segments keep their meaning across snapshots.
+    """
     if by not in ("cluster", "rfm"):
         raise InputError(f"--by {by!r} must be 'cluster' or 'rfm'.")
-    matrix, movers = migration(read_snapshot(old_dir, by), read_snapshot(new_dir, by))
+    old = read_snapshot(old_dir, by)
+    if model is not None:
+        from .model import assign, load_model
+
+        saved = load_model(model)
+        table = pd.read_csv(Path(new_dir) / "segments.csv", dtype={"customer_id": str})
+        scored = assign(saved, table)
+        column = {"cluster": "segment_name", "rfm": "rfm_segment"}[by]
+        new = scored.set_index("customer_id")[column].astype(str)
+        new.attrs["order"] = old.attrs.get("order", [])
+        new.attrs["order"] = [*new.attrs["order"],
+                              *sorted(set(new) - set(new.attrs["order"]))]
+    else:
+        new = read_snapshot(new_dir, by)
+    matrix, movers = migration(old, new)
     share = matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0).round(4)
     words = top_movements(matrix)
     out = Path(out_dir)

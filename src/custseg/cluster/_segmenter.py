@@ -307,6 +307,17 @@ class Segmenter(ClusterMixin, BaseEstimator):
     def fit_predict(self, X, y=None) -> np.ndarray:
         return self.fit(X).labels_
 
+    def save(self, path) -> None:
+        """Write the fitted preparation and centres as a JSON model (see
+        :func:`custseg.load_model`); its segments are numbered 1..k as ``segment``."""
+        check_is_fitted(self, "labels_")
+        from ..config import Config
+        from ..model import build_model, save_model
+
+        summary = {"segments": [{"id": i + 1, "name": f"Segment {i + 1}", "description": "",
+                                 "actions": []} for i in range(self.n_clusters_)]}
+        save_model(build_model(summary, self, Config()), path)
+
 
 def _as_frame(X, columns=None, min_samples: int = 1) -> pd.DataFrame:
     """A DataFrame as it is; anything else through scikit-learn's input checks."""
