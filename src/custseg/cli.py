@@ -319,17 +319,19 @@ def score(
     input: InputArg = None,
     out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path(
         "scored.csv"),
+    mapping: MapOpt = None,
     as_of: AsOfOpt = None,
     sheet: SheetOpt = None,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
+    config_file: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Segments of new customers under a saved model (no refitting)."""
     from .model import SavedModel
 
     model = SavedModel.load(model_path)
-    config = _ingest_config(None, None, None, None, sheet, delimiter, encoding)
+    config = _ingest_config(config_file, mapping, None, None, sheet, delimiter, encoding)
     table = model.predict(input, config=config, as_of=as_of)
     tmp = out_file.with_name(f".{out_file.name}.tmp")
     table.to_csv(tmp, index=False)

@@ -110,7 +110,8 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
 
     base = config or Config()
     if model["kind"] == "transactions":
-        cfg = base.replace(mapping=model["mapping"] or None, dayfirst=model["config"]["dayfirst"],
+        mapping = {**model["mapping"], **base.mapping}  # --map wins over the model's
+        cfg = base.replace(mapping=mapping or None, dayfirst=model["config"]["dayfirst"],
                            cancellation_pattern=model["config"]["cancellation_pattern"],
                            cleaning=model["config"]["cleaning"],
                            rfm_segments=model["rfm"]["segments"], as_of=as_of)
