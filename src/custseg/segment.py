@@ -18,7 +18,7 @@ from .engines.duckdb import connect
 from .exceptions import CustsegError, CustsegWarning
 from .io._customers import load_customers
 from .pipeline import CustomerTableInput, Reporter, RfmResult, _stage, run_rfm, write_outputs
-from .profile import UNCLUSTERED, build_profiles, line_profiles, name_segments
+from .profile import build_profiles, line_profiles, name_segments
 
 
 def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None = None,
@@ -209,10 +209,9 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
 
 
 def with_segments(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """Add ``segment`` (1..k, -1 unclustered) and a provisional ``segment_name``."""
+    """Add ``segment``: 1..k, and -1 for customers no cluster claims."""
     out = frame.copy()
     out["segment"] = np.where(labels == NOISE, -1, labels + 1)
-    out["segment_name"] = [UNCLUSTERED if s == -1 else f"Segment {s}" for s in out["segment"]]
     return out
 
 
