@@ -11,15 +11,18 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@# Debian's Chromium drives the report's browser tests (Playwright's own download
-	@# does not work everywhere); skipped with a note where apt-get is not usable.
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@# does not work everywhere) and a Java 17 runtime runs the Spark engine's tests;
+	@# they are skipped with a note where apt-get is not usable.
+	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else echo "note: install Debian's chromium for the browser tests (they skip without it)"; fi; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "note: install Debian's $$missing for the browser and Spark tests (they skip without)"; fi; \
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,spark]"
 	touch $(STAMP)
 
 demo: install

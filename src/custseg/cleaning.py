@@ -9,6 +9,7 @@ applied in the order of :data:`REASONS`, so each row is counted once, and always
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,50 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     many identical copies the input had and ``value`` is quantity x unit price (or the
     line total).
     """
+    plan = plan_cleaning(con, source, mapping, config)
+    dedupe = _distinct_lines(con, source, plan.parse, config.cleaning["duplicates"])
+    statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
+    con.execute(f"DROP TABLE IF EXISTS {q(table)}")
+    con.execute("DROP TYPE IF EXISTS line_status")
+    con.execute(f"CREATE TYPE line_status AS ENUM ({statuses})")
+    con.execute(f"CREATE TABLE {q(table)} AS {plan.lines_sql(f'({dedupe})')}")
+    con.execute(f"DROP TABLE IF EXISTS {_DUP_HASHES}")
+    counts = con.execute(
+        f"SELECT status, count(*), sum(n) FROM {q(table)} GROUP BY status").fetchall()
+    audit = audit_from_counts(counts, source, plan)
+    check_unreadable(source, mapping, audit, config,
+                     lambda col, fld: _unreadable_values(con, source, col, fld, config))
+    return audit
+
+
+@dataclass
+class CleaningPlan:
+    """How raw rows become classified lines, decided once from the data (or a sample).
+
+    ``parse`` is a SELECT list over the raw columns giving the canonical columns;
+    :meth:`lines_sql` turns a relation of parsed distinct lines (with ``n``) into the
+    classified lines. Both are DuckDB SQL, so every engine reads values identically.
+    """
+
+    parse: str
+    value_sql: str
+    cancel_sql: str
+    invoice_sql: str
+    status_sql: str
+    warnings: list[str]
+    notes: dict[str, str]
+
+    def lines_sql(self, distinct: str) -> str:
+        return f"""
+        SELECT customer_id, {self.invoice_sql} AS invoice_id, invoice_date, quantity, value,
+               product_id, country, n, {self.status_sql} AS status
+        FROM (SELECT *, {self.value_sql} AS value, {self.cancel_sql} AS is_cancel
+              FROM {distinct} AS distinct_lines) AS valued"""
+
+
+def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[str, str],
+                  config: Config) -> CleaningPlan:
+    """Decide the parse (date formats, decimal comma, cancellations) from ``source``."""
     rules = config.cleaning
     rel, types = source.relation, source.types
     warnings = list(source.warnings)
@@ -117,28 +162,18 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     country_sql = text_expr(mapping["country"]) if "country" in mapping else "CAST(NULL AS VARCHAR)"
 
     as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
-    status_sql = _status_case(rules, needed, has_qty, has_price, as_of)
     parse = (f"{cust_sql} AS customer_id, {date_sql} AS invoice_date, {qty_sql} AS quantity, "
              f"{price_sql} AS unit_price, {amount_sql} AS amount, {product_sql} AS product_id, "
              f"{country_sql} AS country, {inv_sql or 'CAST(NULL AS VARCHAR)'} AS raw_invoice")
-    dedupe = _distinct_lines(con, source, parse, rules["duplicates"])
-    invoice_final = "raw_invoice" if inv_sql else "strftime(invoice_date, '%Y-%m-%d')"
-    statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
-    con.execute(f"DROP TABLE IF EXISTS {q(table)}")
-    con.execute("DROP TYPE IF EXISTS line_status")
-    con.execute(f"CREATE TYPE line_status AS ENUM ({statuses})")
-    con.execute(f"""
-        CREATE TABLE {q(table)} AS
-        WITH distinct_lines AS ({dedupe}),
-        valued AS (SELECT *, {value_sql} AS value, {cancel_sql} AS is_cancel
-                   FROM distinct_lines)
-        SELECT customer_id, {invoice_final} AS invoice_id, invoice_date, quantity, value,
-               product_id, country, n, {status_sql} AS status
-        FROM valued""")
-    con.execute(f"DROP TABLE IF EXISTS {_DUP_HASHES}")
+    return CleaningPlan(
+        parse=parse, value_sql=value_sql, cancel_sql=cancel_sql,
+        invoice_sql="raw_invoice" if inv_sql else "strftime(invoice_date, '%Y-%m-%d')",
+        status_sql=_status_case(rules, needed, has_qty, has_price, as_of),
+        warnings=warnings, notes=notes)
 
-    counts = con.execute(
-        f"SELECT status, count(*), sum(n) FROM {q(table)} GROUP BY status").fetchall()
+
+def audit_from_counts(counts, source: Source, plan: CleaningPlan) -> Audit:
+    """The audit from ``(status, distinct lines, input rows)`` counts of the lines table."""
     dropped = dict.fromkeys(REASONS, 0)
     rows_used = 0
     for status, distinct_rows, rows in counts:
@@ -151,14 +186,8 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
         else:
             dropped[status] += int(distinct_rows)
     dropped["malformed_line"] = source.rejected
-    audit = Audit(rows_in=source.rows + source.rejected, rows_used=rows_used,
-                  dropped=dropped, warnings=warnings, notes=notes)
-    _check_unreadable(con, source, mapping, audit, config)
-    if rows_used == 0:
-        reasons = ", ".join(f"{k}: {v}" for k, v in dropped.items() if v)
-        raise DataError(f"Every line of {source.name} was dropped ({reasons}); "
-                        "check the column mapping (--map) and the as-of date.")
-    return audit
+    return Audit(rows_in=source.rows + source.rejected, rows_used=rows_used,
+                 dropped=dropped, warnings=list(plan.warnings), notes=dict(plan.notes))
 
 
 def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_price: bool,
@@ -231,10 +260,14 @@ def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str
     return "false", "none marked: invoice ids do not follow the 'C' + number convention"
 
 
-def _check_unreadable(con, source: Source, mapping: dict[str, str], audit: Audit,
-                      config: Config) -> None:
-    """Name columns whose values could not be read; fail when a column is mostly unreadable
-    or a strict rule forbids dropping."""
+def check_unreadable(source: Source, mapping: dict[str, str], audit: Audit, config: Config,
+                     unreadable: Callable[[str, str], tuple[list[str], int, int]]) -> None:
+    """Name columns whose values could not be read; fail when a column is mostly unreadable,
+    a strict rule forbids dropping, or no line is left.
+
+    ``unreadable(column, field)`` gives up to 3 example values, the count of unreadable
+    values and of non-empty values in the column.
+    """
     checks = [("unparseable_date", ["invoice_date"]),
               ("unparseable_number", ["quantity", "unit_price", "amount"]),
               ("missing_customer_id", ["customer_id"])]
@@ -249,7 +282,7 @@ def _check_unreadable(con, source: Source, mapping: dict[str, str], audit: Audit
             if reason == "missing_customer_id":
                 examples, bad, nonnull = [], count, source.rows
             else:
-                examples, bad, nonnull = _unreadable_values(con, source, col, fld, config)
+                examples, bad, nonnull = unreadable(col, fld)
             if not bad:
                 continue
             shown = ", ".join(repr(e) for e in examples)
@@ -268,6 +301,10 @@ def _check_unreadable(con, source: Source, mapping: dict[str, str], audit: Audit
                 audit.warnings.append(
                     f"Column {col!r}: {bad} value(s) could not be read (e.g. {shown}); "
                     f"those lines are dropped as {reason}.")
+    if audit.rows_used == 0:
+        reasons = ", ".join(f"{k}: {v}" for k, v in audit.dropped.items() if v)
+        raise DataError(f"Every line of {source.name} was dropped ({reasons}); "
+                        "check the column mapping (--map) and the as-of date.")
 
 
 def _unreadable_values(con, source: Source, col: str, fld: str, config: Config

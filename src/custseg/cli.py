@@ -62,6 +62,11 @@ OptionOpt = Annotated[list[str] | None, typer.Option(
     "--option", metavar="KEY=VALUE",
     help="Algorithm option, e.g. --option eps=0.4 (dbscan), --option min_cluster_size=50 "
          "(hdbscan), --option covariance_type=diag (gmm). Repeatable.")]
+EngineOpt = Annotated[str | None, typer.Option(
+    "--engine", help="duckdb (default: embedded, out-of-core) or spark.")]
+SparkMasterOpt = Annotated[str | None, typer.Option(
+    "--spark-master", metavar="URL",
+    help="Spark master with --engine spark: local[*] (default), spark://host:7077, yarn, ...")]
 FeaturesOpt = Annotated[str | None, typer.Option(
     "--features", metavar="A,B,C", help="Columns to cluster on (default: chosen for you).")]
 
@@ -107,11 +112,13 @@ class _Reporter:
             self.progress.update(self.tasks[stage], completed=1)
 
 
-def _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding) -> Config:
+def _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
+                   engine=None, spark_master=None) -> Config:
     if delimiter == "\\t":
         delimiter = "\t"
     return _config(config_file, mapping, as_of=as_of, dayfirst=dayfirst, sheet=sheet,
-                   delimiter=delimiter, encoding=encoding)
+                   delimiter=delimiter, encoding=encoding, engine=engine,
+                   spark_master=spark_master)
 
 
 def _print_audit(s: dict) -> None:
@@ -140,13 +147,16 @@ def rfm(
     encoding: EncodingOpt = None,
     db: DbOpt = None,
     sql: SqlOpt = None,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
     config_file: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
     from .pipeline import run_rfm
 
-    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding)
+    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
+                            engine, spark_master)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_rfm(input, out_dir=out_dir, customers=customers, config=config, db=db,
                          sql=sql, reporter=reporter)
@@ -227,13 +237,16 @@ def run(
     encoding: EncodingOpt = None,
     db: DbOpt = None,
     sql: SqlOpt = None,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
     config_file: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
     from .segment import run_segments
 
-    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding)
+    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
+                            engine, spark_master)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(input, out_dir=out_dir, customers=customers, config=config,
                               db=db, sql=sql, algorithm=algorithm, k=_k(k),
@@ -278,13 +291,16 @@ def compare(
     encoding: EncodingOpt = None,
     db: DbOpt = None,
     sql: SqlOpt = None,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
     config_file: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Run every algorithm, rank them, recommend one: writes OUT/comparison.csv."""
     from .segment import compare_algorithms
 
-    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding)
+    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
+                            engine, spark_master)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         table, recommendation = compare_algorithms(
             input, out_dir=out_dir, customers=customers, config=config, db=db, sql=sql,

@@ -30,6 +30,9 @@ CLEANING_RULES = (
     "zero_quantity",
 )
 
+#: Engines computing cleaning and features.
+ENGINES = ("duckdb", "spark")
+
 
 def default_rfm_segments() -> dict[str, list[str]]:
     """The eleven named RFM segments over the 125 score cells (package data)."""
@@ -72,6 +75,13 @@ class Config:
         DuckDB threads; None uses every core.
     temp_directory : str or None, default=None
         Where DuckDB spills; None uses the system temporary folder.
+    engine : {"duckdb", "spark"}, default="duckdb"
+        What computes cleaning and features: embedded DuckDB, or Apache Spark.
+    spark_master : str, default="local[*]"
+        Spark master URL (``local[*]``, ``spark://host:7077``, ``yarn``, ...).
+    spark_conf : dict, default={}
+        Extra Spark settings (``{"spark.executor.memory": "8g"}``), applied when the
+        session starts.
     """
 
     mapping: dict[str, str] = field(default_factory=dict)
@@ -88,6 +98,9 @@ class Config:
     memory_limit: str = "1GB"
     threads: int | None = None
     temp_directory: str | None = None
+    engine: str = "duckdb"
+    spark_master: str = "local[*]"
+    spark_conf: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_type("mapping", self.mapping, dict)
@@ -106,6 +119,11 @@ class Config:
                      "temp_directory"):
             _check_type(name, getattr(self, name), (str, type(None)))
         _check_type("memory_limit", self.memory_limit, str)
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}. "
+                              f"Got {self.engine!r} instead.")
+        _check_type("spark_master", self.spark_master, str)
+        _check_type("spark_conf", self.spark_conf, dict)
         _check_type("threads", self.threads, (int, type(None)))
         _check_type("cleaning", self.cleaning, dict)
         unknown = set(self.cleaning) - set(CLEANING_RULES)

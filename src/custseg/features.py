@@ -65,18 +65,22 @@ FEATURES: tuple[Feature, ...] = (
             "coalesce(returned_value, 0) / (revenue + coalesce(returned_value, 0))"),
     Feature("mean_days_between_orders",
             "(last - first purchase) / (orders - 1) in days; null for one order",
-            "CASE WHEN orders > 1 THEN {seconds(first_ts, last_ts)} / 86400.0 / (orders - 1) END"),
+            "CASE WHEN orders > 1 THEN {seconds(first_ts, last_ts)} / CAST(86400 AS DOUBLE)"
+            " / (orders - 1) END"),
 )
 
-#: Dialect pieces: whole calendar days and seconds between two timestamps.
+#: Dialect pieces: whole calendar days and seconds between two timestamps, and the most
+#: frequent country of a customer (ties: first alphabetically).
 DIALECTS = {
     "duckdb": {
         "days": "date_diff('day', CAST({a} AS DATE), CAST({b} AS DATE))",
         "seconds": "date_diff('second', {a}, {b})",
+        "top_country": "first(country ORDER BY n DESC, country)",
     },
     "spark": {
         "days": "datediff(CAST({b} AS DATE), CAST({a} AS DATE))",
         "seconds": "(unix_timestamp({b}) - unix_timestamp({a}))",
+        "top_country": "min_by(country, struct(-n, country))",
     },
 }
 
@@ -105,7 +109,7 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool, dialect: str = 
                GROUP BY customer_id),
     r AS (SELECT customer_id, {ret} FROM {q(lines)} WHERE status IN ({statuses})
           GROUP BY customer_id),
-    c AS (SELECT customer_id, first(country ORDER BY n DESC, country) AS country
+    c AS (SELECT customer_id, {DIALECTS[dialect]["top_country"]} AS country
           FROM (SELECT customer_id, country, count(*) AS n FROM {q(lines)}
                 WHERE status = 'purchase' AND country IS NOT NULL GROUP BY ALL)
           GROUP BY customer_id),

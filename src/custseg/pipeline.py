@@ -95,18 +95,26 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     timings: dict[str, float] = {}
     con = connect(config)
     try:
-        with _stage("read", timings, reporter):
-            source = load_source(con, input, config=config, db=db, sql=sql, frame=frame)
-            mapping = _mapping_or_hint(con, source, config)
-        with _stage("clean", timings, reporter):
-            audit = clean_lines(con, source, mapping, config)
-        with _stage("features", timings, reporter):
-            as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
-                     else default_as_of(con))
-            feats = customer_features_table(con, as_of, "product_id" in mapping)
-            excluded = _without_purchase(con, feats)
-            customer_info = None
-            if customers is not None:
+        if config.engine == "spark":
+            feats, excluded, as_of, source, mapping, audit = _spark_steps(
+                con, input, config, timings, reporter, db=db, sql=sql, frame=frame)
+            keep_lines = False
+        else:
+            with _stage("read", timings, reporter):
+                source = load_source(con, input, config=config, db=db, sql=sql, frame=frame)
+                mapping = _mapping_or_hint(con, source, config)
+            with _stage("clean", timings, reporter):
+                audit = clean_lines(con, source, mapping, config)
+            with _stage("features", timings, reporter):
+                as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
+                         else default_as_of(con))
+                feats = customer_features_table(con, as_of, "product_id" in mapping)
+                excluded = _without_purchase(con.execute(
+                    "SELECT DISTINCT customer_id FROM lines WHERE status NOT IN "
+                    "('purchase', 'missing_customer_id')").df()["customer_id"], feats)
+        customer_info = None
+        if customers is not None:
+            with _stage("customer_table", timings, reporter):
                 feats, excluded, customer_info = _join_customers(con, feats, excluded,
                                                                  customers, config)
         with _stage("rfm", timings, reporter):
@@ -129,6 +137,8 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
         "input": {"path": source.name, "rows": source.rows + source.rejected,
                   "format": source.format, **source.details},
         "mapping": mapping,
+        "engine": (f"spark ({config.spark_master})" if config.engine == "spark"
+                   else "duckdb"),
         "audit": audit.to_dict(),
         "customers": int(len(scored)),
         "excluded_customers": {k: int(v) for k, v in excluded["reason"].value_counts()
@@ -150,10 +160,27 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     return result
 
 
-def _without_purchase(con: duckdb.DuckDBPyConnection, feats: pd.DataFrame) -> pd.DataFrame:
-    """Customers seen in the input whose every line was dropped (ids, sorted)."""
-    seen = con.execute("SELECT DISTINCT customer_id FROM lines WHERE status NOT IN "
-                       "('purchase', 'missing_customer_id')").df()["customer_id"]
+def _spark_steps(con, input, config: Config, timings, reporter, **other):
+    """Read, clean and features on Spark (see :mod:`custseg.engines.spark`)."""
+    from .engines import spark as sp
+
+    with _stage("read", timings, reporter):
+        spark = sp.session(config)
+        data = sp.read(spark, con, input, config, **other)
+        source = data.source
+        mapping = _mapping_or_hint(con, source, config)
+    with _stage("clean", timings, reporter):
+        audit = sp.clean(spark, con, data, mapping, config)
+    with _stage("features", timings, reporter):
+        as_of = dt.date.fromisoformat(config.as_of) if config.as_of else sp.default_as_of(spark)
+        feats = sp.customer_features(spark, as_of, "product_id" in mapping)
+        excluded = _without_purchase(sp.seen_customers(spark), feats)
+    return feats, excluded, as_of, source, mapping, audit
+
+
+def _without_purchase(seen: pd.Series, feats: pd.DataFrame) -> pd.DataFrame:
+    """Customers seen in the input (``seen``: ids with a dropped line) whose every line was
+    dropped (ids, sorted)."""
     ids = sorted(set(seen) - set(feats["customer_id"]))
     return pd.DataFrame({"customer_id": pd.Series(ids, dtype=object),
                          "reason": "no_valid_purchase"})

@@ -281,13 +281,15 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
     source.details.update(encoding=encoding, delimiter=delimiter)
     source.warnings.extend(warnings)
     if rejected:
-        source.warnings.append(
-            f"{rejected} line(s) of {path.name} do not have the header's number of columns; "
-            "they are counted as malformed_line."
-        )
+        source.warnings.append(malformed_warning(path, rejected))
     if source.rows == 0 and rejected == 0:
         raise InputError(f"{path} has a header but no data rows; export the data again.")
     return source
+
+
+def malformed_warning(path: Path, rejected: int) -> str:
+    return (f"{rejected} line(s) of {path.name} do not have the header's number of columns; "
+            "they are counted as malformed_line.")
 
 
 def _read_csv_into(con, path: Path, relation: str, encoding: str, delimiter: str) -> int:

@@ -1,0 +1,303 @@
+"""The Spark engine: reading, cleaning and customer features computed by Apache Spark.
+
+Both engines apply the same rules. Decisions that depend on the data (date formats, a
+decimal comma, the cancellation convention) are made once by the DuckDB engine's own
+code on a sample of the input (its first :data:`SAMPLE_ROWS` rows). Spark then collapses
+exact duplicate lines, and its executors parse and classify every distinct line by the
+*same* DuckDB SQL (:class:`~custseg.cleaning.CleaningPlan`) over Arrow batches
+(``mapInArrow``), so values are read identically. The audit counts and the customer
+features (the SQL of :mod:`custseg.features` in Spark's dialect) are Spark SQL. Only the
+per-customer table comes back to the driver.
+
+Executors need custseg (and so DuckDB) installed in the Python that
+``PYSPARK_PYTHON`` names; locally that is this interpreter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from ..cleaning import (
+    REASONS,
+    Audit,
+    audit_from_counts,
+    check_unreadable,
+    plan_cleaning,
+)
+from ..config import Config
+from ..exceptions import ConfigError, InputError
+from ..features import features_sql
+from ..io import Source
+from ..io._parse import date_expr, decimal_comma, finite, lit, number_expr, q
+from ..io._readers import (
+    _describe,
+    load_source,
+    malformed_warning,
+    sniff_format,
+    sniff_text,
+)
+
+#: Rows of the input the data-dependent decisions are made on.
+SAMPLE_ROWS = 1_000_000
+#: Rows per Arrow batch handed to the parsing SQL on the executors.
+BATCH_ROWS = 200_000
+_CORRUPT = "_custseg_corrupt_record"
+_LINES_SCHEMA = ("customer_id STRING, invoice_id STRING, invoice_date TIMESTAMP_NTZ, "
+                 "quantity DOUBLE, value DOUBLE, product_id STRING, country STRING, "
+                 "n BIGINT, status STRING")
+
+
+def session(config: Config | None = None):
+    """The Spark session for ``config.spark_master`` (started once per process).
+
+    A local master binds the driver to 127.0.0.1 and runs without the web UI; the
+    executors' Python is this interpreter unless ``PYSPARK_PYTHON`` says otherwise.
+    Settings in ``config.spark_conf`` win.
+    """
+    config = config or Config()
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError("The Spark engine needs pyspark: pip install 'custseg[spark]' "
+                          "(and a Java 17 runtime).") from None
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    master = config.spark_master
+    local = master.startswith("local")
+    log4j = resources.files("custseg").joinpath("data/log4j2.properties")
+    conf: dict[str, str] = {
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.ansi.enabled": "true",
+        "spark.sql.ansi.doubleQuotedIdentifiers": "true",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
+        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile=file:{log4j} "
+                                         f"-Dlog4j2.configurationFile=file:{log4j}",
+    }
+    if local:
+        cores = os.cpu_count() or 2
+        conf.update({
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.host": "127.0.0.1",
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": str(max(4, 2 * cores)),
+            "spark.driver.memory": "2g",
+        })
+    conf.update({str(k): str(v) for k, v in config.spark_conf.items()})
+    builder = SparkSession.builder.master(master).appName("custseg")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    with _quiet():
+        try:
+            spark = builder.getOrCreate()
+        except Exception as exc:  # the JVM failed to start: no Java, bad master URL, ...
+            raise ConfigError(f"Spark did not start with master {master!r}: "
+                              f"{str(exc).splitlines()[0]}. Check Java 17 and the master "
+                              "URL.") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """pyspark 4 warns that pandas 3 is not fully supported; custseg moves data as Arrow
+    and is tested on pandas 3 with this engine."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pandas >= 3", category=FutureWarning)
+        yield
+
+
+@dataclass
+class SparkInput:
+    """Raw rows of an input as a Spark DataFrame, plus its sample in DuckDB."""
+
+    frame: Any  # pyspark.sql.DataFrame of the raw rows
+    source: Source  # describes the sample in DuckDB; rows/rejected count the whole input
+
+
+def read(spark, con: duckdb.DuckDBPyConnection, path: str | Path | None, config: Config,
+         **other: Any) -> SparkInput:
+    """Read an input with Spark; its first rows go to DuckDB relation ``raw``.
+
+    Parquet files and folders and delimited text are read by Spark (also from cluster
+    paths such as ``hdfs://``); Excel, SQL and DataFrame inputs are read on the driver by
+    the DuckDB engine and handed to Spark.
+    """
+    local = path is not None and "://" not in str(path)
+    kind = sniff_format(Path(path)) if local else _kind_from_name(str(path or ""))
+    if path is None or kind == "excel" or other.get("frame") is not None:
+        source = load_source(con, path, config=config, **other)
+        table = con.sql(f"SELECT * FROM {q(source.relation)}").to_arrow_table()
+        frame = spark.createDataFrame(table) if table.num_rows else _empty(spark, table)
+        return SparkInput(frame, source)
+    try:
+        if kind == "parquet":
+            frame = spark.read.parquet(str(path))
+            rejected, details = 0, {}
+        else:
+            frame, rejected, details = _read_text(spark, path, local, config)
+        rows = frame.count()
+    except Exception as exc:
+        if type(exc).__name__ in ("AnalysisException", "SparkException", "Py4JJavaError",
+                                  "PythonException", "IllegalArgumentException"):
+            raise InputError(f"Spark could not read {path}: {str(exc).splitlines()[0]}"
+                             ) from None
+        raise
+    sample = frame.limit(SAMPLE_ROWS).toArrow()
+    con.register("raw_sample", sample)
+    con.execute('CREATE OR REPLACE TABLE "raw" AS SELECT * FROM raw_sample')
+    con.unregister("raw_sample")
+    source = _describe(con, "raw", str(path), "parquet" if kind == "parquet" else "csv",
+                       rejected=rejected)
+    source.rows, source.columns = rows, list(frame.columns)
+    source.details.update(details)
+    if rejected:
+        source.warnings.append(malformed_warning(Path(str(path)), rejected))
+    if not rows:
+        raise InputError(f"{path} has no data rows; export the data again.")
+    return SparkInput(frame, source)
+
+
+def _kind_from_name(name: str) -> str:
+    low = name.lower().rstrip("/")
+    return "parquet" if low.endswith((".parquet", ".pq")) or "." not in low.rsplit("/", 1)[-1] \
+        else "text"
+
+
+def _read_text(spark, path, local: bool, config: Config):
+    encoding, delimiter = config.encoding, config.delimiter
+    if local:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+        encoding, delimiter = sniff_text(head, encoding, delimiter)
+        if delimiter == "whitespace":
+            raise InputError(f"{path}: whitespace-aligned text is read by the DuckDB engine "
+                             "only; save it as CSV or drop --engine spark.")
+    options = {"header": "true", "sep": delimiter or ",", "encoding": encoding or "utf-8",
+               "mode": "PERMISSIVE", "multiLine": "false", "quote": '"', "escape": '"',
+               "enforceSchema": "false"}
+    header = spark.read.options(**{**options, "inferSchema": "false"}).csv(str(path)).columns
+    schema = ", ".join(f"`{c.replace('`', '``')}` STRING" for c in header)
+    frame = (spark.read.options(**options, columnNameOfCorruptRecord=_CORRUPT)
+             .schema(f"{schema}, {_CORRUPT} STRING").csv(str(path)))
+    frame = frame.cache()
+    rejected = frame.filter(frame[_CORRUPT].isNotNull()).count()
+    frame = frame.filter(frame[_CORRUPT].isNull()).drop(_CORRUPT)
+    return frame, rejected, {"delimiter": delimiter or ",", "encoding": encoding or "utf-8"}
+
+
+def _empty(spark, table: pa.Table):
+    return spark.createDataFrame([], ", ".join(f"`{n}` STRING" for n in table.column_names))
+
+
+def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict[str, str],
+          config: Config, view: str = "lines") -> Audit:
+    """Classify every line as :func:`custseg.cleaning.clean_lines` does, on Spark.
+
+    Registers the classified distinct lines as temporary view ``view`` (cached).
+    """
+    source = data.source
+    plan = plan_cleaning(con, source, mapping, config)
+    raw = data.frame
+    if config.cleaning["duplicates"]:
+        distinct = raw.groupBy(*raw.columns).count().withColumnRenamed("count", "n")
+    else:
+        from pyspark.sql import functions as F
+
+        distinct = raw.withColumn("n", F.lit(1).cast("bigint"))
+    query = plan.lines_sql(f"(SELECT {plan.parse}, n FROM batch)")
+    with _quiet():
+        lines = distinct.mapInArrow(_BatchSQL(query, lines=True), _LINES_SCHEMA).cache()
+    lines.createOrReplaceTempView(view)
+    counts = [tuple(r) for r in spark.sql(
+        f"SELECT status, count(*), sum(n) FROM {view} GROUP BY status").collect()]
+    audit = audit_from_counts(counts, source, plan)
+    unreadable = _Unreadable(distinct, con, source, config)
+    check_unreadable(source, mapping, audit, config, unreadable)
+    return audit
+
+
+class _BatchSQL:
+    """Runs a DuckDB query over each Arrow batch of a partition (named ``batch``)."""
+
+    def __init__(self, query: str, lines: bool = False) -> None:
+        # The status of classified lines is an ENUM in DuckDB and a string in Spark.
+        self.query = (f"SELECT * REPLACE (CAST(status AS VARCHAR) AS status) FROM ({query})"
+                      if lines else query)
+
+    def __call__(self, batches):
+        con = duckdb.connect()
+        con.execute("SET threads = 1")
+        statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
+        con.execute(f"CREATE TYPE line_status AS ENUM ({statuses})")
+        for batch in batches:
+            con.register("batch", pa.Table.from_batches([batch]))
+            out = con.sql(self.query).to_arrow_table()
+            con.unregister("batch")
+            yield from out.to_batches()
+        con.close()
+
+
+class _Unreadable:
+    """Counts and examples of unreadable values of a column, over the whole input."""
+
+    def __init__(self, frame, con, source: Source, config: Config) -> None:
+        self.frame, self.con, self.source, self.config = frame, con, source, config
+
+    def __call__(self, col: str, fld: str) -> tuple[list[str], int, int]:
+        rel, typ = self.source.relation, self.source.types[col]
+        if fld == "invoice_date":
+            expr, _, _ = date_expr(self.con, rel, col, typ, self.config.dayfirst)
+        else:
+            comma = typ == "VARCHAR" and decimal_comma(self.con, rel, col)
+            expr = finite(f"({number_expr(col, typ, comma)})")
+        query = (f"SELECT CAST({q(col)} AS VARCHAR) AS v, n, ({expr}) IS NULL AS bad "
+                 f"FROM batch WHERE {q(col)} IS NOT NULL")
+        with _quiet():
+            cells = self.frame.select(col, "n").mapInArrow(_BatchSQL(query),
+                                                           "v STRING, n BIGINT, bad BOOLEAN")
+        cells.createOrReplaceTempView("custseg_cells")
+        spark = cells.sparkSession
+        bad, nonnull = spark.sql("SELECT coalesce(sum(n) FILTER (WHERE bad), 0), "
+                                 "coalesce(sum(n), 0) FROM custseg_cells").collect()[0]
+        examples = [r[0] for r in spark.sql("SELECT DISTINCT v FROM custseg_cells WHERE bad "
+                                            "ORDER BY v LIMIT 3").collect()]
+        return examples, int(bad), int(nonnull)
+
+
+def default_as_of(spark, view: str = "lines") -> dt.date:
+    """The day after the last dated line (as :func:`custseg.features.default_as_of`)."""
+    last = spark.sql(f"SELECT max(invoice_date) FROM {view} "
+                     "WHERE status <> 'unparseable_date'").collect()[0][0]
+    return (last.date() if isinstance(last, dt.datetime) else last) + dt.timedelta(days=1)
+
+
+def customer_features(spark, as_of: dt.date, has_products: bool, view: str = "lines"
+                      ) -> pd.DataFrame:
+    """The customer feature table, computed by Spark; one row per customer, sorted by id."""
+    table = spark.sql(features_sql(view, as_of, has_products, dialect="spark")).toArrow()
+    return table.to_pandas().sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def seen_customers(spark, view: str = "lines") -> pd.Series:
+    """Ids with a line that was dropped for a reason other than a missing id."""
+    table = spark.sql(f"SELECT DISTINCT customer_id FROM {view} WHERE status NOT IN "
+                      "('purchase', 'missing_customer_id')").toArrow()
+    return table.to_pandas()["customer_id"]
+
+
+__all__ = ["SAMPLE_ROWS", "SparkInput", "clean", "customer_features", "default_as_of",
+           "read", "seen_customers", "session"]
