@@ -57,3 +57,19 @@ def test_country_tie_breaks_alphabetically_whatever_the_row_order():
         "Country": ["Spain", "Italy"]})
     for frame in (rows, rows.iloc[::-1]):
         assert features_of(frame).loc["k", "country"] == "Italy"
+
+
+def test_features_in_several_passes_equal_one_pass(monkeypatch):
+    """Large inputs are aggregated in passes over hashed customer ids; same table."""
+    import tempfile
+
+    from custseg import features
+    from custseg.synth import generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = generate(400, tmp, seed=5)["transactions"]
+        one = custseg.run_rfm(path).segments
+        monkeypatch.setattr(features, "PASS_LINES", 1_000)  # about 8 passes
+        many = custseg.run_rfm(path).segments
+    assert len(one) > 350
+    pd.testing.assert_frame_equal(one, many)

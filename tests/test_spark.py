@@ -127,3 +127,49 @@ def test_cli_rfm_with_engine_spark(tmp_path):
     assert summary["engine"] == "spark (local[1])"
     assert summary["customers"] == 3
     assert "Traceback" not in run.stderr
+
+
+@pytest.fixture(scope="module")
+def synth_orders(tmp_path_factory):
+    from custseg.synth import generate
+
+    folder = tmp_path_factory.mktemp("synth")
+    return generate(3000, folder, seed=3)["transactions"]
+
+
+def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    from custseg.segment import run_segments
+
+    local = run_segments(synth_orders, n_bootstrap=0)
+    other = run_segments(synth_orders, out_dir=tmp_path / "out", config=SPARK, n_bootstrap=0)
+    assert other.summary["clustering_params"]["mllib"] == "KMeans"
+    # Fewer customers than the k sample: k is chosen on the same data, so the same k.
+    assert other.summary["k"] == local.summary["k"]
+    merged = local.segments.merge(other.segments, on="customer_id")
+    assert len(merged) == len(local.segments) == len(other.segments)
+    assert adjusted_rand_score(merged["segment_x"], merged["segment_y"]) > 0.8
+    assert {"report.html", "model.json", "segments.csv"} <= {
+        p.name for p in (tmp_path / "out").iterdir()}
+    assert other.summary["monthly_trend"]  # line profiles computed on Spark
+
+
+@pytest.mark.parametrize(("algorithm", "mllib"), [("hierarchical", "BisectingKMeans"),
+                                                  ("gmm", "GaussianMixture")])
+def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib):
+    from custseg.segment import run_segments
+
+    result = run_segments(synth_orders, config=SPARK, algorithm=algorithm, k=4,
+                          n_bootstrap=0)
+    assert result.summary["clustering_params"]["mllib"] == mllib
+    labels = result.segments["segment"]
+    assert labels.nunique() >= 3 and labels.between(1, 4).all()
+
+
+def test_algorithms_without_a_spark_version_are_refused(spark, synth_orders):
+    from custseg.exceptions import ConfigError
+    from custseg.segment import run_segments
+
+    with pytest.raises(ConfigError, match="no Spark version"):
+        run_segments(synth_orders, config=SPARK, algorithm="dbscan")

@@ -33,18 +33,28 @@ class Feature:
     sql: str  # over the BASE columns; {days(a, b)} is whole days from a to b
 
 
-#: Aggregates over one customer's purchase lines (``p``) and return lines (``r``).
+#: Aggregates over one customer's purchase lines (``p``) and return lines (``r``), in two
+#: steps: per invoice (:data:`INVOICE_BASE`), then per customer over its invoices
+#: (:data:`BASE`); distinct products are counted from the distinct (customer, product)
+#: pairs. Plain aggregates in steps (no ``count(DISTINCT ...)``) let an engine spill them
+#: to disk, so millions of customers fit in a small memory limit.
 #: Money is summed as exact decimals: a parallel floating-point sum depends on the order
 #: of the rows, and a last-digit difference can change a rounded cent between runs.
 EXACT = "CAST(value AS DECIMAL(38, 6))"
-BASE: dict[str, str] = {
+INVOICE_BASE: dict[str, str] = {
     "first_ts": "min(invoice_date)",
     "last_ts": "max(invoice_date)",
-    "orders": "count(DISTINCT invoice_id)",
-    "revenue": f"CAST(sum({EXACT}) AS DOUBLE)",
+    "revenue": f"sum({EXACT})",
     "items": "sum(quantity)",
     "lines": "count(*)",
-    "products": "count(DISTINCT product_id)",
+}
+BASE: dict[str, str] = {
+    "first_ts": "min(first_ts)",
+    "last_ts": "max(last_ts)",
+    "orders": "count(invoice_id)",
+    "revenue": "CAST(sum(revenue) AS DOUBLE)",
+    "items": "sum(items)",
+    "lines": "sum(lines)",
 }
 RETURNS_BASE: dict[str, str] = {"returned_value": f"CAST(sum(abs({EXACT})) AS DOUBLE)"}
 
@@ -97,25 +107,39 @@ def render(feature: Feature, dialect: str = "duckdb") -> str:
     return out
 
 
-def features_sql(lines: str, as_of: dt.date, has_products: bool, dialect: str = "duckdb"
-                 ) -> str:
-    """One query from the cleaned lines table to the customer feature table."""
+def features_sql(lines: str, as_of: dt.date, has_products: bool, dialect: str = "duckdb",
+                 part: tuple[int, int] | None = None) -> str:
+    """One query from the cleaned lines table to the customer feature table.
+
+    ``part=(j, n)`` restricts it to the customers whose id hashes to ``j`` modulo ``n``
+    (DuckDB), so that large inputs can be aggregated in ``n`` smaller passes.
+    """
+    src = q(lines) if part is None else (
+        f"(SELECT * FROM {q(lines)} WHERE hash(customer_id) % {int(part[1])} = {int(part[0])})")
+    inv = ",\n".join(f"{sql} AS {name}" for name, sql in INVOICE_BASE.items())
     base = ",\n".join(f"{sql} AS {name}" for name, sql in BASE.items())
     ret = ",\n".join(f"{sql} AS {name}" for name, sql in RETURNS_BASE.items())
     feats = ",\n".join(f"{render(f, dialect)} AS {f.name}" for f in FEATURES)
     statuses = ", ".join(lit(s) for s in RETURN_STATUSES)
     return f"""
-    WITH p AS (SELECT customer_id, {base} FROM {q(lines)} WHERE status = 'purchase'
-               GROUP BY customer_id),
-    r AS (SELECT customer_id, {ret} FROM {q(lines)} WHERE status IN ({statuses})
+    WITH i AS (SELECT customer_id, invoice_id, {inv} FROM {src} AS l
+               WHERE status = 'purchase' GROUP BY customer_id, invoice_id),
+    p AS (SELECT customer_id, {base} FROM i GROUP BY customer_id),
+    d AS (SELECT customer_id, count(*) AS products
+          FROM (SELECT customer_id, product_id FROM {src} AS l
+                WHERE status = 'purchase' AND product_id IS NOT NULL
+                GROUP BY customer_id, product_id) AS pairs
+          GROUP BY customer_id),
+    r AS (SELECT customer_id, {ret} FROM {src} AS l WHERE status IN ({statuses})
           GROUP BY customer_id),
     c AS (SELECT customer_id, {DIALECTS[dialect]["top_country"]} AS country
-          FROM (SELECT customer_id, country, count(*) AS n FROM {q(lines)}
-                WHERE status = 'purchase' AND country IS NOT NULL GROUP BY ALL)
+          FROM (SELECT customer_id, country, count(*) AS n FROM {src} AS l
+                WHERE status = 'purchase' AND country IS NOT NULL GROUP BY ALL) AS counts
           GROUP BY customer_id),
-    b AS (SELECT p.*, r.returned_value, DATE {lit(as_of.isoformat())} AS as_of,
+    b AS (SELECT p.*, coalesce(d.products, 0) AS products, r.returned_value,
+                 DATE {lit(as_of.isoformat())} AS as_of,
                  {'true' if has_products else 'false'} AS has_products
-          FROM p LEFT JOIN r USING (customer_id))
+          FROM p LEFT JOIN d USING (customer_id) LEFT JOIN r USING (customer_id))
     SELECT b.customer_id, {feats}, c.country
     FROM b LEFT JOIN c USING (customer_id)
     ORDER BY b.customer_id"""
@@ -128,8 +152,23 @@ def default_as_of(con: duckdb.DuckDBPyConnection, lines: str = "lines") -> dt.da
     return (last.date() if isinstance(last, dt.datetime) else last) + dt.timedelta(days=1)
 
 
+#: Lines aggregated per pass by :func:`customer_features_table` (a pass holds the groups
+#: of about this many lines within DuckDB's memory limit, spilling the rest).
+PASS_LINES = 20_000_000
+
+
 def customer_features_table(con: duckdb.DuckDBPyConnection, as_of: dt.date,
                             has_products: bool, lines: str = "lines") -> pd.DataFrame:
-    """Run :func:`features_sql` in DuckDB; one row per customer, sorted by id."""
-    frame = con.execute(features_sql(lines, as_of, has_products)).df()
-    return frame
+    """Run :func:`features_sql` in DuckDB; one row per customer, sorted by id.
+
+    Past :data:`PASS_LINES` lines the customers are split by a hash of their id into
+    passes, each aggregated on its own, so memory stays flat however large the input.
+    """
+    rows = con.execute(f"SELECT count(*) FROM {q(lines)}").fetchone()[0]
+    passes = max(1, -(-rows // PASS_LINES))
+    if passes == 1:
+        return con.execute(features_sql(lines, as_of, has_products)).df()
+    frames = [con.execute(features_sql(lines, as_of, has_products, part=(j, passes))).df()
+              for j in range(passes)]
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values("customer_id", kind="stable", ignore_index=True)

@@ -42,7 +42,7 @@ class RfmResult:
     excluded: pd.DataFrame
     summary: dict[str, Any]
     out_dir: Path | None = None
-    lines_db: duckdb.DuckDBPyConnection | None = None  # open only with keep_lines
+    lines_db: Any = None  # the engine's lines (a DuckDB connection), open with keep_lines
     segmenter: Any = None  # the fitted Segmenter of custseg run
 
     def _repr_html_(self) -> str:
@@ -96,9 +96,8 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     con = connect(config)
     try:
         if config.engine == "spark":
-            feats, excluded, as_of, source, mapping, audit = _spark_steps(
+            feats, excluded, as_of, source, mapping, audit, lines = _spark_steps(
                 con, input, config, timings, reporter, db=db, sql=sql, frame=frame)
-            keep_lines = False
         else:
             with _stage("read", timings, reporter):
                 source = load_source(con, input, config=config, db=db, sql=sql, frame=frame)
@@ -129,7 +128,12 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
                               f"{config.memory_limit!r}; raise memory_limit in the config "
                               "(e.g. '4GB') or free disk space for spilling.") from None
         raise
-    if not keep_lines:
+    if config.engine == "spark":
+        con.close()
+        con = lines
+        if not keep_lines:
+            lines.close()
+    elif not keep_lines:
         con.close()
     scored = _rounded(scored)
     summary = {
@@ -175,7 +179,7 @@ def _spark_steps(con, input, config: Config, timings, reporter, **other):
         as_of = dt.date.fromisoformat(config.as_of) if config.as_of else sp.default_as_of(spark)
         feats = sp.customer_features(spark, as_of, "product_id" in mapping)
         excluded = _without_purchase(sp.seen_customers(spark), feats)
-    return feats, excluded, as_of, source, mapping, audit
+    return feats, excluded, as_of, source, mapping, audit, sp.SparkLines(spark)
 
 
 def _without_purchase(seen: pd.Series, feats: pd.DataFrame) -> pd.DataFrame:

@@ -61,7 +61,8 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
             "recommendation": recommendation}
     with _stage("cluster", timings, reporter):
         model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
-                          features=features, **params)
+                          features=features,
+                          engine="spark" if config.engine == "spark" else "local", **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
             model.fit(base.segments)

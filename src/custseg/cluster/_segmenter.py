@@ -19,6 +19,7 @@ from ._centroid import fit_gmm, fit_kmeans
 from ._evaluate import choose_k, choose_k_bic, inertia, scores, stability
 from ._hierarchical import LINKAGES, build_tree, fit_hierarchical
 from ._prepare import SCALERS, TRANSFORMS, FeaturePrep
+from ._spark import SPARK_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
 
 
+#: Where the final fit runs: this process (scikit-learn and friends) or Spark MLlib.
+ENGINES = ("local", "spark")
+
 #: Declared parameters: name -> (check, description of the allowed values).
 _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "algorithm": (lambda v: v in ALGORITHMS, f"one of {list(ALGORITHMS)}"),
@@ -73,7 +77,10 @@ _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_bootstrap": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                     "an int in the range [0, inf)"),
     "options": (lambda v: v is None or isinstance(v, dict), "None or a dict"),
+    "engine": (lambda v: v in ENGINES, f"one of {list(ENGINES)}"),
 }
+#: With engine="spark", k is chosen on at most this many customers.
+SPARK_K_SAMPLE = 50_000
 
 
 class Segmenter(ClusterMixin, BaseEstimator):
@@ -105,6 +112,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Options of the algorithm: ``eps``, ``min_samples`` (dbscan), ``min_cluster_size``
         (hdbscan), ``preference``, ``damping`` (affinity), ``covariance_type`` (gmm),
         ``gamma`` (kprototypes), ``n_micro`` (hierarchical), ``minibatch`` (kmeans).
+    engine : {"local", "spark"}, default="local"
+        "spark" fits on Spark MLlib (KMeans; BisectingKMeans as the hierarchical method;
+        GaussianMixture), choosing k on a sample of ``SPARK_K_SAMPLE`` customers.
 
     Attributes
     ----------
@@ -131,7 +141,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
                  k_range: tuple[int, int] = (2, 10), seed: int = 0,
                  features: list[str] | None = None, skew: str = "log1p",
                  scaler: str = "standard", linkage: str = "ward", n_init: int = 10,
-                 n_bootstrap: int = 10, options: dict[str, Any] | None = None) -> None:
+                 n_bootstrap: int = 10, options: dict[str, Any] | None = None,
+                 engine: str = "local") -> None:
         self.algorithm = algorithm
         self.k = k
         self.k_range = k_range
@@ -143,6 +154,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.n_bootstrap = n_bootstrap
         self.options = options
+        self.engine = engine
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self) -> None:
@@ -151,6 +163,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
             if not check(value):
                 raise ConfigError(f"The {name!r} parameter of Segmenter must be {allowed}. "
                                   f"Got {value!r} instead.")
+        if self.engine == "spark" and self.algorithm not in SPARK_ALGORITHMS:
+            raise ConfigError(f"Algorithm {self.algorithm!r} has no Spark version; with "
+                              f"engine 'spark' use one of {list(SPARK_ALGORITHMS)}.")
         accepted = ALGORITHMS[self.algorithm].options
         for key in self.options or {}:
             if key not in accepted:
@@ -184,22 +199,40 @@ class Segmenter(ClusterMixin, BaseEstimator):
                     raise DataError(f"Only {n_distinct} distinct customer(s) after preparation: "
                                     f"too few for k in {low}..{self.k_range[1]}; pass --k "
                                     "or use other features.")
-                tree = (build_tree(Xp, seed=self.seed, linkage_method=self.linkage,
+                Xk, ck = self._k_sample(Xp, cats)
+                tree = (build_tree(Xk, seed=self.seed, linkage_method=self.linkage,
                                    **dict(self.options or {}))
                         if self.algorithm == "hierarchical" else None)
-                k, self.k_selection_ = self._select_k(Xp, cats, range(low, high + 1), tree)
+                k, self.k_selection_ = self._select_k(Xk, ck, range(low, high + 1), tree)
+                if len(Xk) < len(Xp):
+                    self.k_selection_["reason"] += (f" (k chosen on a sample of {len(Xk):,} "
+                                                    "customers)")
+                    tree = None
             else:
                 k = int(self.k)
                 if k > n_distinct:
                     raise DataError(f"k={k} but only {n_distinct} distinct customer(s) after "
                                     "preparation; choose a smaller k.")
-            fitted = self._fit_k(Xp, cats, k, self.n_init, self.seed, tree=tree)
+            if self.engine == "spark":
+                from ._spark import fit_spark
+
+                fitted = fit_spark(Xp, self.algorithm, k, seed=self.seed)
+            else:
+                fitted = self._fit_k(Xp, cats, k, self.n_init, self.seed, tree=tree)
         else:
             k = None if self.k == "auto" else int(self.k)
             fitted = self._fit_free(Xp, k, self.seed)
         self.fit_seconds_ = round(time.perf_counter() - start, 3)
         self._finish(frame, Xp, cats, fitted)
         return self
+
+    def _k_sample(self, Xp: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All customers, or with engine="spark" a seeded sample to choose k on."""
+        if self.engine != "spark" or len(Xp) <= SPARK_K_SAMPLE:
+            return Xp, cats
+        rows = np.sort(np.random.default_rng(self.seed).choice(len(Xp), SPARK_K_SAMPLE,
+                                                               replace=False))
+        return Xp[rows], (cats[rows] if len(cats) else cats)
 
     def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
                tree=None) -> Fitted:

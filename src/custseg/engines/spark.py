@@ -140,7 +140,7 @@ def read(spark, con: duckdb.DuckDBPyConnection, path: str | Path | None, config:
     kind = sniff_format(Path(path)) if local else _kind_from_name(str(path or ""))
     if path is None or kind == "excel" or other.get("frame") is not None:
         source = load_source(con, path, config=config, **other)
-        table = con.sql(f"SELECT * FROM {q(source.relation)}").to_arrow_table()
+        table = con.cursor().sql(f"SELECT * FROM {q(source.relation)}").to_arrow_table()
         frame = spark.createDataFrame(table) if table.num_rows else _empty(spark, table)
         return SparkInput(frame, source)
     try:
@@ -299,5 +299,38 @@ def seen_customers(spark, view: str = "lines") -> pd.Series:
     return table.to_pandas()["customer_id"]
 
 
-__all__ = ["SAMPLE_ROWS", "SparkInput", "clean", "customer_features", "default_as_of",
+class SparkLines:
+    """The classified lines on Spark behind the part of a DuckDB connection's interface
+    that the segment profiles use (``register``, ``execute(sql).df()``, ``unregister``)."""
+
+    dialect = "spark"
+
+    def __init__(self, spark, view: str = "lines") -> None:
+        self.spark, self.view = spark, view
+
+    def register(self, name: str, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        self.spark.createDataFrame(table).createOrReplaceTempView(name)
+
+    def unregister(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+
+    def execute(self, query: str) -> _Result:
+        return _Result(self.spark.sql(query))
+
+    def close(self) -> None:
+        if self.spark.catalog.tableExists(self.view):
+            self.spark.table(self.view).unpersist()
+            self.spark.catalog.dropTempView(self.view)
+
+
+@dataclass
+class _Result:
+    frame: Any
+
+    def df(self) -> pd.DataFrame:
+        return self.frame.toArrow().to_pandas()
+
+
+__all__ = ["SparkLines", "SAMPLE_ROWS", "SparkInput", "clean", "customer_features", "default_as_of",
            "read", "seen_customers", "session"]

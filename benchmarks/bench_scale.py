@@ -1,0 +1,323 @@
+"""The whole `custseg run` at scale, against the bare minimum and a seed-style notebook.
+
+    python benchmarks/bench_scale.py --data synth:1M,synth:10M,synth:100M,retail:5,retail:40
+        [--contenders custseg,bare,seed,spark] [--timeout 1800] [--seed-timeout 600]
+
+Data sets (generated once into ``benchmarks/.cache/`` and reused):
+
+* ``synth:N`` -- about N synthetic order lines (``custseg.synth``, N // 20 customers).
+* ``retail:C`` -- C copies of the real Online Retail lines (``../shared/data``), each copy
+  with its own customer and invoice numbers: "real-shaped" data (C=5: 2.7M lines, 21,690
+  customers; C=40: 21.7M lines, 173,520 customers).
+
+Contenders, each in a fresh process; wall seconds exclude imports; peak memory is the
+largest resident set of the process *tree* (Spark's JVM included), sampled every 0.2 s:
+
+* ``custseg``: ``custseg run`` as the CLI does it (DuckDB engine): read, audited
+  cleaning, features, RFM, k-means with k chosen automatically (k = 2..10, silhouette,
+  Calinski-Harabasz, Davies-Bouldin, elbow) and bootstrap stability, profiles, names,
+  the HTML report with its figures, ``model.json``; stage seconds from ``summary.json``.
+* ``spark``: the same with ``--engine spark`` (local[*] master).
+* ``bare``: the bare minimum: one DuckDB query for recency, frequency, monetary; then
+  scikit-learn KMeans for k = 2..10 scored by silhouette on a 10,000-customer sample;
+  then KMeans with 10 inits at the best k.
+* ``seed``: the seed-style notebook: pandas ``read_parquet`` and ``groupby`` with a
+  lambda for recency, KMeans (10 inits) for k = 2..10 scored by silhouette over every
+  customer, then AgglomerativeClustering (Ward) over every customer. It gets at most
+  ``--seed-timeout`` seconds and 16 GB of address space; where it fails or is stopped
+  that is recorded, and it is not tried on larger data.
+
+Writes ``benchmarks/results/bench_scale.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _machine import machine_line
+from bench_rfm import dataset, warm
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+RESULTS = HERE / "results"
+RETAIL = HERE.parent.parent / "shared" / "data" / "online_retail.parquet"
+SEED_MEMORY = 16 << 30
+LABELS = {"custseg": "custseg run (DuckDB)", "spark": "custseg run --engine spark",
+          "bare": "bare minimum", "seed": "seed-style notebook"}
+
+
+# ----------------------------------------------------------------------------- data
+def data_path(spec: str) -> Path:
+    kind, _, size = spec.partition(":")
+    if kind == "synth":
+        return dataset(_count(size))[0]
+    if kind == "retail":
+        return retail_copies(int(size))
+    raise SystemExit(f"unknown data set {spec!r}; use synth:N or retail:COPIES")
+
+
+def _count(text: str) -> int:
+    scale = {"K": 1_000, "M": 1_000_000}.get(text[-1:].upper(), 1)
+    return int(float(text.rstrip("KkMm")) * scale)
+
+
+def retail_copies(copies: int) -> Path:
+    """Online Retail repeated ``copies`` times, copy i with ids offset by i (cached)."""
+    if not RETAIL.exists():
+        raise SystemExit(f"real data set not found at {RETAIL}")
+    out = CACHE / f"retail-x{copies}.parquet"
+    if out.exists():
+        return out
+    import duckdb
+
+    tmp = out.with_name(out.name + ".tmp")
+    duckdb.connect().execute(f"""
+        COPY (SELECT CASE WHEN starts_with(InvoiceNo, 'C') THEN 'C' ELSE '' END
+                     || CAST(i * 1000000 + CAST(regexp_replace(InvoiceNo, '[^0-9]', '', 'g')
+                                                AS BIGINT) AS VARCHAR) AS InvoiceNo,
+                     StockCode, Description, Quantity, InvoiceDate, UnitPrice,
+                     CustomerID + i * 100000 AS CustomerID, Country
+              FROM read_parquet('{RETAIL}'), range({int(copies)}) AS t(i))
+        TO '{tmp}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)""")
+    os.replace(tmp, out)
+    return out
+
+
+# ------------------------------------------------------------------------ contenders
+def run_custseg(path: Path, work: Path, engine: str = "duckdb") -> dict[str, Any]:
+    from custseg.config import Config
+    from custseg.segment import run_segments
+
+    start = time.perf_counter()
+    result = run_segments(path, out_dir=work / "out", config=Config(engine=engine))
+    seconds = time.perf_counter() - start
+    s = result.summary
+    return {"seconds": seconds, "customers": s["customers"], "k": s["k"],
+            "silhouette": s["metrics"]["silhouette"], "stages": s["timings_s"]}
+
+
+def run_bare(path: Path, work: Path) -> dict[str, Any]:
+    import duckdb
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    start = time.perf_counter()
+    frame = duckdb.connect().execute("""
+        WITH buy AS (SELECT * FROM read_parquet(?) WHERE CustomerID IS NOT NULL
+                     AND Quantity > 0 AND UnitPrice > 0 AND NOT starts_with(InvoiceNo, 'C'))
+        SELECT CustomerID,
+               date_diff('day', CAST(max(InvoiceDate) AS DATE),
+                         (SELECT CAST(max(InvoiceDate) AS DATE) + 1 FROM buy)) AS recency,
+               count(DISTINCT InvoiceNo) AS frequency, sum(Quantity * UnitPrice) AS monetary
+        FROM buy GROUP BY CustomerID""", [str(path)]).df()
+    t_features = time.perf_counter() - start
+    X = StandardScaler().fit_transform(np.log1p(frame[["recency", "frequency", "monetary"]]))
+    best, best_score = 2, -1.0
+    for k in range(2, 11):
+        labels = KMeans(k, random_state=0).fit_predict(X)
+        score = silhouette_score(X, labels, sample_size=min(10_000, len(X)), random_state=0)
+        if score > best_score:
+            best, best_score = k, score
+    t_choose = time.perf_counter() - start - t_features
+    KMeans(best, n_init=10, random_state=0).fit(X)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "customers": len(frame), "k": best,
+            "silhouette": round(best_score, 4),
+            "stages": {"features": t_features, "choose_k": t_choose,
+                       "final_fit": seconds - t_features - t_choose}}
+
+
+def run_seed(path: Path, work: Path) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    start = time.perf_counter()
+    df = pd.read_parquet(path)
+    df = df.dropna(subset=["CustomerID"])
+    df = df[~df["InvoiceNo"].astype(str).str.startswith("C")]
+    df = df[(df["Quantity"] > 0) & (df["UnitPrice"] > 0)]
+    df["TotalPrice"] = df["Quantity"] * df["UnitPrice"]
+    snapshot = df["InvoiceDate"].max() + pd.Timedelta(days=1)
+    rfm = df.groupby("CustomerID").agg({
+        "InvoiceDate": lambda x: (snapshot - x.max()).days,
+        "InvoiceNo": "nunique", "TotalPrice": "sum"})
+    rfm.columns = ["Recency", "Frequency", "Monetary"]
+    t_features = time.perf_counter() - start
+    X = StandardScaler().fit_transform(np.log1p(rfm))
+    scores = {}
+    for k in range(2, 11):
+        labels = KMeans(n_clusters=k, n_init=10, random_state=42).fit_predict(X)
+        scores[k] = silhouette_score(X, labels)
+    best = max(scores, key=scores.get)
+    t_choose = time.perf_counter() - start - t_features
+    AgglomerativeClustering(n_clusters=best).fit(X)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "customers": len(rfm), "k": best,
+            "silhouette": round(float(scores[best]), 4),
+            "stages": {"features": t_features, "choose_k": t_choose,
+                       "agglomerative": seconds - t_features - t_choose}}
+
+
+CONTENDERS = {"custseg": run_custseg, "bare": run_bare, "seed": run_seed,
+              "spark": lambda path, work: run_custseg(path, work, engine="spark")}
+
+
+# -------------------------------------------------------------------------- running
+def child(name: str, path: str, work: str) -> None:
+    if name == "seed":
+        resource.setrlimit(resource.RLIMIT_AS, (SEED_MEMORY, SEED_MEMORY))
+    try:
+        report = CONTENDERS[name](Path(path), Path(work))
+    except MemoryError:
+        report = {"failed": f"MemoryError (address space limited to {SEED_MEMORY >> 30} GB)"}
+    print(json.dumps(report))
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += proc.memory_info().rss
+    return total
+
+
+def measure(name: str, path: Path, timeout: float) -> dict[str, Any]:
+    """Run one contender in a fresh interpreter; its report plus peak tree RSS."""
+    with tempfile.TemporaryDirectory(prefix=f"scale-{name}-", dir=CACHE) as work:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name,
+               "--target", str(path), "--work", work]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak, done = [0], threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], tree_rss(proc.pid))
+                done.wait(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        start = time.perf_counter()
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            import psutil
+
+            for p in psutil.Process(proc.pid).children(recursive=True):
+                p.kill()
+            proc.kill()
+            proc.communicate()
+            report = {"failed": f"stopped after {timeout:.0f} s"}
+        else:
+            if proc.returncode != 0:
+                last = (stderr.strip().splitlines() or ["?"])[-1]
+                report = {"failed": f"exit code {proc.returncode}: {last[:160]}"}
+            else:
+                report = json.loads(stdout.strip().splitlines()[-1])
+        done.set()
+        sampler.join()
+    report["wall_s"] = time.perf_counter() - start
+    report["peak_mb"] = peak[0] / 2 ** 20
+    return report
+
+
+def lines_and_customers(path: Path) -> tuple[int, int]:
+    import duckdb
+
+    return duckdb.connect().execute(
+        "SELECT count(*), count(DISTINCT CustomerID) FROM read_parquet(?)",
+        [str(path)]).fetchone()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="synth:1M,synth:10M,synth:100M,retail:5,retail:40")
+    parser.add_argument("--contenders", default="custseg,bare,seed")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--seed-timeout", type=float, default=600)
+    parser.add_argument("--out", default=str(RESULTS / "bench_scale.md"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.target, args.work)
+        return
+    CACHE.mkdir(parents=True, exist_ok=True)
+    names = args.contenders.split(",")
+    rows = []
+    seed_failed = False
+    for spec in args.data.split(","):
+        path = data_path(spec)
+        lines, customers = lines_and_customers(path)
+        warm(path)
+        results = {}
+        for name in names:
+            if name == "seed" and seed_failed:
+                results[name] = {"failed": "not run: failed or stopped on smaller data"}
+                continue
+            print(f"{spec}: {name} ...", flush=True)
+            timeout = args.seed_timeout if name == "seed" else args.timeout
+            results[name] = measure(name, path, timeout)
+            print(f"  {json.dumps(results[name])}", flush=True)
+            if name == "seed" and "failed" in results[name]:
+                seed_failed = True
+        rows.append((spec, lines, customers, results))
+        write(rows, names, Path(args.out))
+
+
+def write(rows, names, out: Path) -> None:
+    table = ["| data | lines | customers | contender | seconds | vs bare minimum | peak MB "
+             "| k | seconds per stage |", "|---|---:|---:|---|---:|---:|---:|---:|---|"]
+    for spec, lines, customers, results in rows:
+        bare = results.get("bare", {}).get("seconds")
+        for name in names:
+            r = results[name]
+            if "failed" in r:
+                table.append(f"| {spec} | {lines:,} | {customers:,} | {LABELS[name]} | "
+                             f"{r['failed']} | | {r.get('peak_mb', 0):,.0f} | | |")
+                continue
+            ratio = f"{r['seconds'] / bare:.2f}x" if bare else ""
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
+            table.append(f"| {spec} | {lines:,} | {customers:,} | {LABELS[name]} | "
+                         f"{r['seconds']:.1f} | {ratio} | {r['peak_mb']:,.0f} | {r['k']} | "
+                         f"{stages} |")
+    text = "\n".join([
+        "# bench_scale", "",
+        f"Command: `python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}`",
+        machine_line(("custseg", "duckdb", "pandas", "scikit-learn", "numpy")),
+        "Each contender ran in a fresh process; seconds exclude imports; peak MB is the "
+        "largest resident memory of the process tree (sampled every 0.2 s).", "",
+        *table, ""])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
