@@ -80,7 +80,9 @@ def fit_affinity(X: np.ndarray, k: int | None = None, *, seed: int = 0, max_fit:
         params["fallback"] = "kmeans"
     labels, centers = _assign(X, centers)
     extra = {"search": [[run.preference, len(run.exemplars)] for run in runs]}
-    return Fitted(labels=labels, centers=centers, params=params, extra=extra)
+    return Fitted(labels=labels, centers=centers, params=params, extra=extra,
+                  rule={"kind": "nearest_centre", "centers": centers,
+                        "labels": np.arange(len(centers))})
 
 
 def _propagate(similarity: np.ndarray, preference: float, seed: int, damping: float) -> _Run:

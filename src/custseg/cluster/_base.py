@@ -29,12 +29,16 @@ class Fitted:
     params : what the algorithm chose or was given (eps, n_components, linkage, ...),
         plain JSON-ready values.
     extra : data for the report (k-distance curve, BIC curve, dendrogram), JSON-ready.
+    rule : how any customer is labelled (see ``_rules``): a dict of numpy arrays with a
+        ``kind`` and the ``labels`` of its centres, components or points; None means the
+        nearest of ``centers``.
     """
 
     labels: np.ndarray
     centers: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    rule: dict[str, Any] | None = None
 
     @property
     def n_clusters(self) -> int:
