@@ -199,10 +199,12 @@ def relabelled(rule: dict[str, Any], remap: dict[int, int]) -> dict[str, Any]:
 
 
 def thinned(points: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-            max_numbers: int = MAX_RULE_NUMBERS) -> tuple[np.ndarray, np.ndarray, int]:
-    """At most ``max_numbers // d`` of the points (a seeded random subset, in their order)
-    so a point rule stays a bounded size; also how many there were."""
+            max_numbers: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """At most ``max_numbers // d`` (default ``MAX_RULE_NUMBERS // d``) of the points, a
+    seeded random subset in their order, so a point rule stays a bounded size; also how
+    many there were."""
     total = len(points)
+    max_numbers = MAX_RULE_NUMBERS if max_numbers is None else max_numbers
     cap = max(1, max_numbers // max(1, points.shape[1]))
     if total <= cap:
         return points, labels, total
