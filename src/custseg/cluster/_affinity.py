@@ -124,7 +124,6 @@ def _search_preference(similarity: np.ndarray, k: int, seed: int, damping: float
 
 def _assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest-centre labels, renumbered 0..m-1 over the centres that got rows."""
-    chunk = max(256, (1 << 24) // max(1, len(centers)))
-    idx, _ = nearest(X, centers, chunk=chunk)
+    idx, _ = nearest(X, centers)
     used, labels = np.unique(idx, return_inverse=True)
     return labels.astype(np.int64), centers[used]

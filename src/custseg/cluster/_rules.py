@@ -142,14 +142,20 @@ def _kprototypes_best(X: np.ndarray, cats: np.ndarray | None, rule: dict[str, An
 def _nearest_point(X: np.ndarray, rule: dict[str, Any]) -> np.ndarray:
     points = np.asarray(rule["points"], dtype=float)
     labels = np.asarray(rule["labels"], dtype=np.int64)
-    dist, idx = cKDTree(points).query(X, k=1, workers=-1)
-    near = labels[idx]
     radius = np.asarray(rule["radius"], dtype=float)
+    if radius.size == 0 or not (labels != NOISE).any():
+        return np.full(len(X), NOISE, dtype=np.int64)
+    # Beyond the largest radius every customer is noise whatever its nearest point, so the
+    # k-d tree search stops there (a little beyond: the exact test is the one below).
+    widest = float(radius.max())
+    dist, idx = cKDTree(points).query(X, k=1, workers=-1,
+                                      distance_upper_bound=widest * (1 + 1e-6) + 1e-12)
+    found = idx < len(points)  # none within the bound: idx == len(points), dist == inf
+    near = np.where(found, labels[np.minimum(idx, len(points) - 1)], NOISE)
     if radius.ndim == 0:
-        limit = np.full(len(X), float(radius))
+        limit = np.full(len(X), widest)
     else:
-        limit = np.where(near == NOISE, -1.0, radius[np.maximum(near, 0)]
-                         if len(radius) else -1.0)
+        limit = np.where(near == NOISE, -1.0, radius[np.maximum(near, 0)])
     return np.where((near != NOISE) & (dist <= limit), near, NOISE).astype(np.int64)
 
 
