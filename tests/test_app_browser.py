@@ -1,4 +1,4 @@
-"""The dashboard end to end in headless Chromium: upload, run, cards, download."""
+"""The dashboard end to end in headless Chromium: upload, run, cards, downloads."""
 
 import socket
 import subprocess
@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import custseg
 from conftest import ONLINE_RETAIL
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -88,6 +89,9 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         with page.expect_download() as info:
             download.click()
         info.value.save_as(tmp_path / "segments.csv")
+        with page.expect_download() as info:
+            page.get_by_role("button", name="Download the model (model.json)").click()
+        info.value.save_as(tmp_path / "model.json")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
@@ -98,6 +102,12 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
     assert "segment_name" in seg.columns
     assert cards and not any(c.startswith("Segment ") for c in cards)
     assert errors == []
+    # The downloaded model scores the same file back into the same segments.
+    scored = custseg.load_model(tmp_path / "model.json").predict(path)
+    merged = seg.merge(scored.astype({"customer_id": str}), on="customer_id",
+                       suffixes=("", "_scored"))
+    assert len(merged) == len(seg)
+    assert (merged["segment"] == merged["segment_scored"]).all()
 
 
 def test_bad_file_shows_a_readable_message(app_url, tmp_path):

@@ -2,9 +2,25 @@
 
 ``model.json`` holds what scoring needs: the column mapping and as-of rule, the feature
 preparation (imputation, transforms, scaling, one-hot levels and weights), the RFM cut
-points and segment map, the segment centres and the names, descriptions and actions. A
-SHA-256 checksum over the content catches edits and damage; a file of another major
-format version, a malformed or tampered one is refused with one line, never executed.
+points and segment map, the segment centres, the clustering's assignment rule and the
+names, descriptions and actions. A SHA-256 checksum over the content catches edits and
+damage; a file of another major format version, a malformed or tampered one is refused
+with one line, never executed.
+
+The assignment rule (``clustering.assignment``, format 1.1; see ``cluster/_rules.py``) is
+the one the fit used, with the final segment ids:
+
+* ``nearest_centre``: ``centers`` and the ``segments`` of each (k-means, k-prototypes on
+  numeric data, affinity propagation exemplars; hierarchical: the micro-cluster centres);
+* ``gaussian_mixture``: ``covariance_type``, ``weights``, ``means``,
+  ``precisions_cholesky`` and the segment of each component;
+* ``kprototypes``: numeric ``centers``, categorical ``modes`` (codes into the features'
+  levels, -1 other) and ``gamma``;
+* ``nearest_point``: ``points`` (training customers, prepared), their ``segments`` (-1
+  for Unclustered), ``radius`` (one number, or one per segment 1..k), ``what`` they are
+  and how many there were (``of``; more than stored when the set was thinned).
+
+A 1.0 model has no ``assignment``: its customers go to the nearest of ``centers``.
 """
 
 from __future__ import annotations
@@ -18,11 +34,13 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .cluster._base import NOISE
+from .cluster._rules import COVARIANCE_TYPES, KINDS, apply_rule
 from .config import Config
 from .exceptions import InputError
 
 FORMAT = "custseg-model"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -46,17 +64,180 @@ def build_model(summary: dict[str, Any], segmenter, config: Config) -> dict[str,
         "rfm": ({"edges": summary["rfm_edges"], "segments": config.segments}
                 if "rfm_edges" in summary else None),
         "clustering": {"algorithm": segmenter.algorithm, "k": segmenter.n_clusters_,
-                       "rule": "nearest centre in the prepared feature space",
-                       "centers": np.asarray(segmenter.cluster_centers_).round(12).tolist()},
+                       "rule": rule_text(segmenter.algorithm, segmenter.assignment_),
+                       "centers": np.asarray(segmenter.cluster_centers_).round(12).tolist(),
+                       "assignment": rule_json(segmenter.assignment_)},
         "segments": [{"id": s["id"], "name": s["name"], "description": s["description"],
                       "actions": s["actions"]} for s in summary.get("segments", [])],
     }
     return {**body, "checksum": _checksum(body)}
 
 
+def _segment_ids(labels) -> list[int]:
+    return [NOISE if v == NOISE else int(v) + 1 for v in np.asarray(labels).tolist()]
+
+
+def rule_json(rule: dict[str, Any]) -> dict[str, Any]:
+    """The JSON form of a fitted assignment rule (labels as segment ids 1..k, -1)."""
+    kind = rule["kind"]
+    out: dict[str, Any] = {"kind": kind}
+    if kind == "gaussian_mixture":
+        out["covariance_type"] = rule["covariance_type"]
+        out["weights"] = np.asarray(rule["weights"], dtype=float).tolist()
+    elif kind == "kprototypes":
+        out["gamma"] = float(rule["gamma"])
+    elif kind == "nearest_point":
+        radius = np.asarray(rule["radius"], dtype=float)
+        out["radius"] = radius.tolist()
+        out["what"], out["of"] = rule["what"], int(rule["of"])
+        out["stored"] = len(rule["labels"])
+    out["segments"] = _segment_ids(rule["labels"])
+    for key in ("centers", "modes", "means", "precisions_cholesky", "points"):
+        if key in rule:
+            out[key] = np.asarray(rule[key]).tolist()
+    return out
+
+
+def rule_text(algorithm: str, rule: dict[str, Any]) -> str:
+    """The assignment rule in words."""
+    kind = rule["kind"]
+    m = len(rule["labels"])
+    if kind == "gaussian_mixture":
+        return (f"the most likely of the {m} mixture components (highest log weight + log "
+                f"density with the stored means and precision Cholesky factors, covariance "
+                f"'{rule['covariance_type']}'), as scikit-learn's GaussianMixture.predict; "
+                "each component is one segment")
+    if kind == "kprototypes":
+        return (f"the k-prototype of lowest cost: squared Euclidean distance over the "
+                f"numeric columns plus gamma={float(rule['gamma']):.6g} times the number of "
+                "categorical columns that differ from the prototype's modes")
+    if kind == "nearest_point":
+        kept = (f"{m:,} {rule['what']}" if int(rule["of"]) == m
+                else f"{m:,} of the {int(rule['of']):,} {rule['what']} (a random sample, to "
+                     "bound the file)")
+        radius = np.asarray(rule["radius"], dtype=float)
+        within = (f"within eps={float(radius):.6g}" if radius.ndim == 0 else
+                  "within that segment's radius (99th percentile of its members' "
+                  "nearest-member distances)")
+        noise = ", Unclustered ones included," if (np.asarray(rule["labels"]) == NOISE).any() \
+            else ""
+        return (f"the nearest of the {kept}{noise} in the prepared feature space gives its "
+                f"segment when it is {within}; otherwise Unclustered (-1)")
+    if algorithm == "hierarchical":
+        return (f"the nearest of the {m} k-means micro-cluster centres in the prepared "
+                "feature space; each micro-cluster belongs to one segment of the merge tree "
+                "cut at k")
+    if algorithm == "affinity":
+        return "the nearest exemplar (a customer affinity propagation chose) in the prepared " \
+               "feature space"
+    return "the nearest centre in the prepared feature space"
+
+
+def _as_array(value: Any, ndim: int, shape: tuple[int | None, ...], what: str,
+              dtype=float) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} is not an array of numbers") from None
+    if a.ndim != ndim or any(want is not None and got != want
+                             for got, want in zip(a.shape, shape, strict=True)):
+        raise ValueError(f"{what} has shape {a.shape}, expected "
+                         f"{tuple('*' if v is None else v for v in shape)}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what} has a value that is not a finite number")
+    if dtype is not float:
+        if (a != np.round(a)).any():
+            raise ValueError(f"{what} must hold whole numbers")
+        return a.astype(dtype)
+    return a
+
+
+def rule_from_json(model: dict[str, Any]) -> dict[str, Any]:
+    """The checked assignment rule of a loaded model (labels 0..k-1, -1), in the form
+    ``custseg.cluster._rules.apply_rule`` takes; ValueError says what is wrong."""
+    clustering = model["clustering"]
+    features = model["features"]
+    ncols, n_num = len(features["columns"]), len(features["numeric"])
+    n_cat = len(features["categorical"])
+    ids = {s["id"] for s in model["segments"]}
+    a = clustering.get("assignment")
+    if a is None:  # format 1.0: nearest stored centre
+        centers = _as_array(clustering["centers"], 2, (None, ncols), "centers")
+        return {"kind": "nearest_centre", "centers": centers,
+                "labels": np.arange(len(centers))}
+    if not isinstance(a, dict) or a.get("kind") not in KINDS:
+        raise ValueError(f"its kind is not one of {list(KINDS)}")
+    kind = a["kind"]
+    segs = a.get("segments")
+    if (not isinstance(segs, list) or (not segs and kind != "nearest_point")
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in segs)):
+        raise ValueError("'segments' is not a non-empty list of segment ids")
+    allowed = ids - {NOISE} | ({NOISE} if kind == "nearest_point" else set())
+    if not set(segs) <= allowed:
+        raise ValueError(f"'segments' names segment(s) {sorted(set(segs) - allowed)} the model "
+                         "does not have")
+    m = len(segs)
+    labels = np.array([NOISE if v == NOISE else v - 1 for v in segs], dtype=np.int64)
+    rule: dict[str, Any] = {"kind": kind, "labels": labels}
+    if kind == "nearest_centre":
+        rule["centers"] = _as_array(a.get("centers"), 2, (m, ncols), "centers")
+    elif kind == "gaussian_mixture":
+        cov = a.get("covariance_type")
+        if cov not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type is not one of {list(COVARIANCE_TYPES)}")
+        rule["covariance_type"] = cov
+        rule["weights"] = _as_array(a.get("weights"), 1, (m,), "weights")
+        rule["means"] = _as_array(a.get("means"), 2, (m, ncols), "means")
+        shape = {"full": (m, ncols, ncols), "tied": (ncols, ncols), "diag": (m, ncols),
+                 "spherical": (m,)}[cov]
+        prec = _as_array(a.get("precisions_cholesky"), len(shape), shape,
+                         "precisions_cholesky")
+        diag = (np.diagonal(prec, axis1=-2, axis2=-1) if cov in ("full", "tied") else prec)
+        if (rule["weights"] <= 0).any() or (diag <= 0).any():
+            raise ValueError("weights and the diagonals of precisions_cholesky must be "
+                             "positive")
+        rule["precisions_cholesky"] = prec
+    elif kind == "kprototypes":
+        rule["centers"] = _as_array(a.get("centers"), 2, (m, n_num), "centers")
+        rule["modes"] = _as_array(a.get("modes"), 2, (m, n_cat), "modes", dtype=np.int64)
+        gamma = a.get("gamma")
+        if not isinstance(gamma, int | float) or not np.isfinite(gamma) or gamma < 0:
+            raise ValueError("gamma is not a non-negative number")
+        rule["gamma"] = float(gamma)
+    else:
+        points = a.get("points")
+        rule["points"] = (np.empty((0, ncols)) if points == [] and m == 0
+                          else _as_array(points, 2, (m, ncols), "points"))
+        radius = a.get("radius")
+        shape = () if isinstance(radius, int | float) else (None,)
+        radius = _as_array(radius, len(shape), shape, "radius")
+        if (radius < 0).any():
+            raise ValueError("radius must not be negative")
+        if radius.ndim == 1 and len(radius) <= labels.max():
+            raise ValueError("radius has fewer entries than segments")
+        of = a.get("of")
+        if not isinstance(of, int) or isinstance(of, bool) or of < m:
+            raise ValueError("'of' is not the number of points the stored ones came from")
+        rule.update(radius=radius, what=str(a.get("what", "points")), of=of)
+    return rule
+
+
+def _dumps(value: Any, level: int = 0) -> str:
+    """JSON text, indented by one space a level, with each list of plain values (a row of
+    numbers, a list of segment ids) on one line."""
+    pad = "\n" + " " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = [json.dumps(str(k), ensure_ascii=False) + ": " + _dumps(v, level + 1)
+                 for k, v in value.items()]
+        return "{" + pad + ("," + pad).join(items) + "\n" + " " * level + "}"
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        items = [_dumps(v, level + 1) for v in value]
+        return "[" + pad + ("," + pad).join(items) + "\n" + " " * level + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def save_model(model: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(model, indent=1, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+    Path(path).write_text(_dumps(model) + "\n", encoding="utf-8")
 
 
 def load_model(path: str | Path) -> dict[str, Any]:
@@ -90,8 +271,10 @@ def load_model(path: str | Path) -> dict[str, Any]:
 
 def _check_shapes(model: dict[str, Any], path: Path) -> None:
     try:
-        centers = np.asarray(model["clustering"]["centers"], dtype=float)
         columns = model["features"]["columns"]
+        centers = np.asarray(model["clustering"]["centers"], dtype=float)
+        if centers.shape == (0,):  # no cluster at all: every customer Unclustered
+            centers = centers.reshape(0, len(columns))
         ok = (centers.ndim == 2 and centers.shape[1] == len(columns)
               and np.isfinite(centers).all() and len(model["segments"]) >= len(centers))
     except (KeyError, TypeError, ValueError):
@@ -99,13 +282,21 @@ def _check_shapes(model: dict[str, Any], path: Path) -> None:
     if not ok:
         raise InputError(f"Model {path} is inconsistent (centres do not match the features); "
                          "re-run `custseg run`.")
+    try:
+        rule_from_json(model)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"Model {path} has a malformed assignment rule (missing or wrong "
+                         f"field {exc}); re-run `custseg run`.") from None
+    except ValueError as exc:
+        raise InputError(f"Model {path} has a malformed assignment rule: {exc}; re-run "
+                         "`custseg run`.") from None
 
 
 def score(model: dict[str, Any], input: str | Path | None = None, *,
           config: Config | None = None, frame: pd.DataFrame | None = None,
           as_of: str | None = None) -> pd.DataFrame:
     """Segments of new customers under a saved model (features with the model's
-    definitions, RFM with its stored cut points, nearest stored centre)."""
+    definitions, RFM with its stored cut points, the stored assignment rule)."""
     from .pipeline import run_rfm
 
     base = config or Config()
@@ -129,9 +320,9 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
 
 
 def assign(model: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
-    """Add ``segment`` and ``segment_name`` to a customer feature table (and RFM scores
-    from the stored cut points when the table has recency, frequency and monetary)."""
-    from .cluster._base import nearest
+    """Add ``segment`` (1..k, -1 Unclustered, by the stored assignment rule) and
+    ``segment_name`` to a customer feature table (and RFM scores from the stored cut
+    points when the table has recency, frequency and monetary)."""
     from .cluster._prepare import FeaturePrep
     from .rfm import RFM_COLUMNS
     from .rfm import score as rfm_score
@@ -151,9 +342,11 @@ def assign(model: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
     prep.numeric_, prep.categorical_, prep.spec_ = f["numeric"], f["categorical"], f["spec"]
     prep.columns_ = f["columns"]
     X = prep.transform_frame(table)
-    labels = nearest(X, np.asarray(model["clustering"]["centers"], dtype=float))[0]
+    rule = rule_from_json(model)
+    cats = prep.category_codes(table) if rule["kind"] == "kprototypes" else None
+    labels = apply_rule(rule, X, cats)
     names = {s["id"]: s["name"] for s in model["segments"]}
-    table["segment"] = labels + 1
+    table["segment"] = np.where(labels == NOISE, NOISE, labels + 1)
     table["segment_name"] = table["segment"].map(names)
     return table
 

@@ -90,7 +90,8 @@ def segment(path: str, digest: str, settings: dict) -> dict:
                 k=settings["k"], features=settings["features"] or None,
                 compare=settings["compare"])
     files = {name: (out / name).read_bytes() for name in
-             ("segments.csv", "summary.json", "report.html") if (out / name).exists()}
+             ("segments.csv", "summary.json", "report.html", "model.json")
+             if (out / name).exists()}
     return {"summary": result.summary, "segments": result.segments, "files": files}
 
 
@@ -191,12 +192,17 @@ audit = summary["audit"]
 st.write(f"**{summary['customers']:,} customers** from {audit['rows_in']:,} rows "
          f"({audit['rows_used']:,} used).")
 
-d1, d2 = st.columns(2)
+d1, d2, d3 = st.columns(3)
 d1.download_button("Download segments CSV", files["segments.csv"], file_name="segments.csv",
                    mime="text/csv")
 if "report.html" in files:
     d2.download_button("Download the HTML report", files["report.html"],
                        file_name="report.html", mime="text/html")
+if "model.json" in files:
+    d3.download_button("Download the model (model.json)", files["model.json"],
+                       file_name="model.json", mime="application/json",
+                       help="Scores new customers into these segments: "
+                            "custseg score model.json new_orders.csv --out scored.csv")
 
 tabs = st.tabs(["Segments", "Charts", "Customers", "RFM", "Comparison", "Audit"])
 with tabs[0]:

@@ -80,7 +80,9 @@ def fit_affinity(X: np.ndarray, k: int | None = None, *, seed: int = 0, max_fit:
         params["fallback"] = "kmeans"
     labels, centers = _assign(X, centers)
     extra = {"search": [[run.preference, len(run.exemplars)] for run in runs]}
-    return Fitted(labels=labels, centers=centers, params=params, extra=extra)
+    return Fitted(labels=labels, centers=centers, params=params, extra=extra,
+                  rule={"kind": "nearest_centre", "centers": centers,
+                        "labels": np.arange(len(centers))})
 
 
 def _propagate(similarity: np.ndarray, preference: float, seed: int, damping: float) -> _Run:
@@ -122,7 +124,6 @@ def _search_preference(similarity: np.ndarray, k: int, seed: int, damping: float
 
 def _assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest-centre labels, renumbered 0..m-1 over the centres that got rows."""
-    chunk = max(256, (1 << 24) // max(1, len(centers)))
-    idx, _ = nearest(X, centers, chunk=chunk)
+    idx, _ = nearest(X, centers)
     used, labels = np.unique(idx, return_inverse=True)
     return labels.astype(np.int64), centers[used]

@@ -29,9 +29,12 @@ def fit_kmeans(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 10,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         labels = model.fit_predict(X)
-    return Fitted(labels=labels.astype(np.int64), centers=model.cluster_centers_,
+    centers = model.cluster_centers_
+    return Fitted(labels=labels.astype(np.int64), centers=centers,
                   params={"n_init": model.n_init, "minibatch": bool(minibatch)},
-                  extra={"inertia": float(model.inertia_)})
+                  extra={"inertia": float(model.inertia_)},
+                  rule={"kind": "nearest_centre", "centers": centers,
+                        "labels": np.arange(len(centers))})
 
 
 def fit_gmm(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 2,
@@ -46,10 +49,17 @@ def fit_gmm(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 2,
         model.fit(fit_rows)
     labels = model.predict(X).astype(np.int64)
     labels, order = _consecutive(labels)
+    # Components no customer ended in are left out of the rule: the argmax over the others
+    # is the same for every training row.
+    prec = model.precisions_cholesky_
+    rule = {"kind": "gaussian_mixture", "covariance_type": covariance_type,
+            "weights": model.weights_[order], "means": model.means_[order],
+            "precisions_cholesky": prec if covariance_type == "tied" else prec[order],
+            "labels": np.arange(len(order))}
     return Fitted(labels=labels, centers=model.means_[order],
                   params={"covariance_type": covariance_type, "fitted_on": len(fit_rows),
                           "converged": bool(model.converged_)},
-                  extra={"bic": float(model.bic(fit_rows))})
+                  extra={"bic": float(model.bic(fit_rows))}, rule=rule)
 
 
 def _consecutive(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

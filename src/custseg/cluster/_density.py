@@ -2,9 +2,10 @@
 
 Both choose the number of clusters themselves (``k`` is ignored) and label customers in
 no dense region as ``NOISE``. Beyond ``max_fit`` rows the algorithm runs on a seeded
-random sample and every other row joins the cluster of its nearest fitted point when it
-is close enough (within ``eps`` of a core sample for DBSCAN, within a per-cluster radius
-for HDBSCAN), else it is noise.
+random sample and every other row is labelled by the same rule that a saved model uses
+(``Fitted.rule``): for DBSCAN the nearest core sample's cluster when it is within ``eps``;
+for HDBSCAN the label of the nearest fitted row (Unclustered ones included) when it is
+within that cluster's radius; else noise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 
 from ._base import NOISE, Fitted, cluster_means
+from ._rules import apply_rule, relabelled, thinned
 
 #: The k-distance curve (and so eps) is computed for at most this many rows.
 KDIST_ROWS = 10_000
@@ -61,17 +63,19 @@ def fit_dbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0, eps: float
 
     model = DBSCAN(eps=eps, min_samples=min_samples).fit(X_fit)
     fit_labels = model.labels_.astype(np.int64)
+    core = model.core_sample_indices_
+    points, point_labels, n_core = thinned(X_fit[core], fit_labels[core], rng)
+    rule = {"kind": "nearest_point", "points": points, "labels": point_labels,
+            "radius": eps, "what": "core samples", "of": n_core}
     if fit_idx is None:
         labels = fit_labels
     else:
-        labels = np.full(n, NOISE, dtype=np.int64)
-        core = model.core_sample_indices_
-        if len(core):
-            rest = np.ones(n, dtype=bool)
-            rest[fit_idx] = False
-            labels[rest] = _join_nearest(X[rest], X_fit[core], fit_labels[core], eps)
+        labels = np.empty(n, dtype=np.int64)
+        rest = np.ones(n, dtype=bool)
+        rest[fit_idx] = False
+        labels[rest] = apply_rule(rule, X[rest])
         labels[fit_idx] = fit_labels
-    labels = _consecutive(labels)
+    labels, rule = _renumbered(labels, rule)
     step = max(1, int(np.ceil(len(curve) / CURVE_POINTS)))
     return Fitted(
         labels=labels, centers=cluster_means(X, labels),
@@ -79,6 +83,7 @@ def fit_dbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0, eps: float
                 "eps_from": eps_from},
         extra={"k_distance": [float(v) for v in curve[::step]], "eps": eps,
                "noise_share": float(np.mean(labels == NOISE))},
+        rule=rule,
     )
 
 
@@ -93,10 +98,10 @@ def fit_hdbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0,
     seed : seed of the row sample.
     min_cluster_size : smallest cluster; default ``max(5, n_fit // 100)`` over the fitted
         rows, so groups under about 1% of customers are noise.
-    max_fit : HDBSCAN runs on at most this many rows. Every other row joins the cluster of
-        its nearest clustered fitted point when that distance is within the cluster's
+    max_fit : HDBSCAN runs on at most this many rows. Every other row takes the label of
+        its nearest fitted row (noise included) when that distance is within the cluster's
         radius (99th percentile of its members' distances to their nearest fellow member),
-        else it is noise.
+        else it is noise; the rule stores the fitted rows, radii and labels.
     """
     n = len(X)
     rng = np.random.default_rng(seed)
@@ -108,26 +113,26 @@ def fit_hdbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0,
 
     model = HDBSCAN(min_cluster_size=min_cluster_size, copy=True)
     fit_labels = model.fit_predict(X_fit).astype(np.int64)
-    extra: dict[str, object] = {}
+    radius = _cluster_radii(X_fit, fit_labels)
+    # Every fitted row is kept, Unclustered ones too: each gives back its own label, and a
+    # new customer nearest to an Unclustered one is Unclustered as well.
+    points, point_labels, n_fit = thinned(X_fit, fit_labels, rng)
+    rule = {"kind": "nearest_point", "points": points, "labels": point_labels,
+            "radius": radius, "what": "fitted customers", "of": n_fit}
     if fit_idx is None:
         labels = fit_labels
     else:
-        labels = np.full(n, NOISE, dtype=np.int64)
-        clustered = fit_labels != NOISE
-        if clustered.any():
-            radius = _cluster_radii(X_fit, fit_labels)
-            rest = np.ones(n, dtype=bool)
-            rest[fit_idx] = False
-            member_labels = fit_labels[clustered]
-            labels[rest] = _join_nearest(X[rest], X_fit[clustered], member_labels,
-                                         radius[member_labels])
-            extra["assign_radius"] = [float(r) for r in radius]
+        labels = np.empty(n, dtype=np.int64)
+        rest = np.ones(n, dtype=bool)
+        rest[fit_idx] = False
+        labels[rest] = apply_rule(rule, X[rest])
         labels[fit_idx] = fit_labels
-    labels = _consecutive(labels)
-    extra["noise_share"] = float(np.mean(labels == NOISE))
+    labels, rule = _renumbered(labels, rule)
+    extra = {"assign_radius": [float(r) for r in rule["radius"]],
+             "noise_share": float(np.mean(labels == NOISE))}
     return Fitted(labels=labels, centers=cluster_means(X, labels),
                   params={"min_cluster_size": min_cluster_size, "fitted_on": len(X_fit)},
-                  extra=extra)
+                  extra=extra, rule=rule)
 
 
 def _sample_index(n: int, max_fit: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -178,19 +183,6 @@ def _cluster_radii(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.asarray(radii)
 
 
-def _join_nearest(rows: np.ndarray, points: np.ndarray, point_labels: np.ndarray,
-                  radius: float | np.ndarray) -> np.ndarray:
-    """Label of each row's nearest point when within ``radius`` (per point or one), else noise.
-
-    The points are tens of thousands of core samples or cluster members, so a k-d tree is
-    used, not ``nearest``'s brute force (40x faster at 150,000 rows x 45,000 points x 6).
-    """
-    dist, idx = NearestNeighbors(n_neighbors=1).fit(points).kneighbors(rows)
-    dist, idx = dist[:, 0], idx[:, 0]
-    within = dist <= (radius[idx] if isinstance(radius, np.ndarray) else radius)
-    return np.where(within, point_labels[idx], NOISE).astype(np.int64)
-
-
 def _consecutive(labels: np.ndarray) -> np.ndarray:
     """Renumber non-noise labels 0..m-1 in their current order; noise stays ``NOISE``."""
     used = np.unique(labels[labels != NOISE])
@@ -199,3 +191,13 @@ def _consecutive(labels: np.ndarray) -> np.ndarray:
     remap = np.full(int(labels.max()) + 2, NOISE, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return remap[labels]  # remap[-1] is the trailing NOISE slot
+
+
+def _renumbered(labels: np.ndarray, rule: dict) -> tuple[np.ndarray, dict]:
+    """:func:`_consecutive` labels, and the rule renumbered the same way."""
+    new = _consecutive(labels)
+    if new is labels:
+        return labels, rule
+    used, first = np.unique(labels[labels != NOISE], return_index=True)
+    return new, relabelled(rule, dict(zip(used.tolist(),
+                                          new[labels != NOISE][first].tolist(), strict=True)))

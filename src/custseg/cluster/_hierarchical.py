@@ -105,7 +105,11 @@ def fit_hierarchical(X: np.ndarray, k: int, *, seed: int = 0, linkage_method: st
     centers = tree.centers_for(micro_groups, k)
     Z = tree.Z
     tail = Z[-min(len(Z), 60):]
+    # Every customer is labelled through its micro-cluster, the nearest k-means centre:
+    # the rule stores those centres and the cluster of each.
     return Fitted(labels=labels, centers=centers,
                   params={"linkage": linkage_method, "micro_clusters": int(len(tree.centers))},
                   extra={"dendrogram": {"last_merges": tail.round(6).tolist(),
-                                        "micro_clusters": int(len(tree.centers))}})
+                                        "micro_clusters": int(len(tree.centers))}},
+                  rule={"kind": "nearest_centre", "centers": tree.centers,
+                        "labels": micro_groups.astype(np.int64)})

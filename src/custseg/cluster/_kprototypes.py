@@ -59,10 +59,13 @@ def fit_kprototypes(X: np.ndarray, k: int, *, seed: int = 0, categories: np.ndar
             kmeans.fit(X if fit_idx is None else X[fit_idx])
         labels = kmeans.predict(X).astype(np.int64)
         labels, used = _consecutive(labels)
-        return Fitted(labels=labels, centers=kmeans.cluster_centers_[used],
+        centers = kmeans.cluster_centers_[used]
+        return Fitted(labels=labels, centers=centers,
                       params={"k": k, "n_init": n_init, "fitted_on": n if fit_idx is None
                               else len(fit_idx), "fallback": "kmeans (no categorical columns)"},
-                      extra={"inertia": float(kmeans.inertia_)})
+                      extra={"inertia": float(kmeans.inertia_)},
+                      rule={"kind": "nearest_centre", "centers": centers,
+                            "labels": np.arange(len(centers))})
 
     combined = np.hstack([X, cats.astype(np.float64)])
     categorical = list(range(d, d + cats.shape[1]))
@@ -87,6 +90,9 @@ def fit_kprototypes(X: np.ndarray, k: int, *, seed: int = 0, categories: np.ndar
                 "fitted_on": n if fit_idx is None else len(fit_idx)},
         extra={"modes": prototypes[:, d:].round().astype(np.int64).tolist(),
                "cost": float(model.cost_), "n_iter": int(model.n_iter_)},
+        rule={"kind": "kprototypes", "centers": prototypes[:, :d],
+              "modes": prototypes[:, d:].round().astype(np.int64), "gamma": float(model.gamma),
+              "labels": np.arange(len(prototypes))},
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,11 +14,12 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..exceptions import ConfigError, CustsegWarning, DataError
-from ._base import NOISE, Fitted, cluster_means, nearest
+from ._base import NOISE, Fitted, cluster_means
 from ._centroid import fit_gmm, fit_kmeans
 from ._evaluate import choose_k, choose_k_bic, inertia, scores, stability
 from ._hierarchical import LINKAGES, build_tree, fit_hierarchical
 from ._prepare import SCALERS, TRANSFORMS, FeaturePrep
+from ._rules import EXACT_KINDS, apply_rule, relabelled, rounded
 from ._spark import SPARK_ALGORITHMS
 
 
@@ -122,6 +123,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         0..n_clusters_-1, numbered by descending mean ``monetary`` (by size without it);
         -1 for customers no cluster claims.
     n_clusters_, cluster_centers_ : int, ndarray
+    assignment_ : dict
+        The rule that labels any customer (what ``predict`` and a saved model use), with
+        the final labels; for k-means, k-prototypes, affinity propagation, hierarchical
+        clustering and Gaussian mixtures the training labels come from it.
     k_selection_ : dict or None
         Curves per k and the reason for the chosen k.
     metrics_ : dict
@@ -288,9 +293,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     def _finish(self, frame: pd.DataFrame, Xp: np.ndarray, cats: np.ndarray,
                 fitted: Fitted) -> None:
-        labels, centers = _ordered(fitted, frame, Xp)
+        fitted, rule = _with_rule(fitted, Xp, cats)
+        labels, centers, remap = _ordered(fitted, frame, Xp)
         self.labels_ = labels
         self.cluster_centers_ = centers
+        self.assignment_ = relabelled(rule, remap)
         self.n_clusters_ = int(len(centers))
         self.fitted_params_ = fitted.params
         self.extra_ = fitted.extra
@@ -326,16 +333,20 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ prediction
     def predict(self, X) -> np.ndarray:
-        """Nearest segment centre of each customer (prepared with the fitted parameters)."""
+        """Segment of each customer (prepared with the fitted parameters) under the fitted
+        assignment rule, the one a saved model uses: the nearest centre for k-means and
+        affinity propagation, the nearest micro-cluster for hierarchical clustering, the
+        most likely component for Gaussian mixtures, the lowest cost for k-prototypes, the
+        nearest stored customer within a radius for the density methods (-1: none)."""
         check_is_fitted(self, "labels_")
         frame = _as_frame(X, getattr(self, "feature_names_in_", None))
         if frame.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {frame.shape[1]} features, but Segmenter is expecting "
                              f"{self.n_features_in_} features as input.")
         Xp = self.prep_.transform_frame(frame)
-        if len(self.cluster_centers_) == 0:
-            return np.full(len(Xp), NOISE)
-        return nearest(Xp, self.cluster_centers_)[0]
+        cats = (self.prep_.category_codes(frame)
+                if self.assignment_["kind"] == "kprototypes" else None)
+        return apply_rule(self.assignment_, Xp, cats)
 
     def fit_predict(self, X, y=None) -> np.ndarray:
         return self.fit(X).labels_
@@ -346,9 +357,12 @@ class Segmenter(ClusterMixin, BaseEstimator):
         check_is_fitted(self, "labels_")
         from ..config import Config
         from ..model import build_model, save_model
+        from ..profile import UNCLUSTERED
 
-        summary = {"segments": [{"id": i + 1, "name": f"Segment {i + 1}", "description": "",
-                                 "actions": []} for i in range(self.n_clusters_)]}
+        ids = list(range(1, self.n_clusters_ + 1)) + ([NOISE] if (self.labels_ == NOISE).any()
+                                                      else [])
+        summary = {"segments": [{"id": i, "name": UNCLUSTERED if i == NOISE else f"Segment {i}",
+                                 "description": "", "actions": []} for i in ids]}
         save_model(build_model(summary, self, Config()), path)
 
 
@@ -363,9 +377,31 @@ def _as_frame(X, columns=None, min_samples: int = 1) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=names)
 
 
+def _with_rule(fitted: Fitted, Xp: np.ndarray, cats: np.ndarray) -> tuple[Fitted, dict]:
+    """The fit's assignment rule; for exact kinds, rounded as it is saved, and the training
+    labels taken from it (``params["relabelled_by_rule"]`` counts the customers whose label
+    that changed: only near-ties, normally 0), so a saved model reproduces them."""
+    rule = fitted.rule
+    if rule is None:
+        ids = sorted(set(fitted.labels.tolist()) - {NOISE})
+        usable = (fitted.centers is not None and len(fitted.centers) == len(ids)
+                  and np.shape(fitted.centers)[1] == Xp.shape[1])
+        centers = fitted.centers if usable else cluster_means(Xp, fitted.labels)
+        rule = {"kind": "nearest_centre", "centers": np.asarray(centers),
+                "labels": np.asarray(ids if usable else range(len(centers)), dtype=np.int64)}
+    if rule["kind"] not in EXACT_KINDS:
+        return fitted, rule
+    rule = rounded(rule)
+    labels = apply_rule(rule, Xp, cats if rule["kind"] == "kprototypes" else None)
+    changed = int((labels != fitted.labels).sum())
+    return replace(fitted, labels=labels,
+                   params={**fitted.params, "relabelled_by_rule": changed}), rule
+
+
 def _ordered(fitted: Fitted, frame: pd.DataFrame, Xp: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber clusters by descending mean monetary (or size); noise stays -1."""
+             ) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """Renumber clusters by descending mean monetary (or size); noise stays -1. Also the
+    renumbering (old label -> new)."""
     labels = fitted.labels
     ids = sorted(set(labels.tolist()) - {NOISE})
     if "monetary" in frame.columns:
@@ -380,4 +416,4 @@ def _ordered(fitted: Fitted, frame: pd.DataFrame, Xp: np.ndarray
               and fitted.centers.shape[1] == Xp.shape[1])
     centers = fitted.centers if usable else cluster_means(Xp, labels)
     centers = np.asarray(centers)[order] if len(ids) else np.empty((0, Xp.shape[1]))
-    return new_labels, centers
+    return new_labels, centers, remap

@@ -55,8 +55,12 @@ def fit_spark(X: np.ndarray, algorithm: str, k: int, *, seed: int = 0,
     frame.unpersist()
     labels = np.empty(n, dtype=np.int64)
     labels[predicted.column("row").to_numpy()] = predicted.column("prediction").to_numpy()
+    rule = None
     if name == "GaussianMixture":
-        centers = np.array([row["mean"].toArray() for row in model.gaussiansDF.collect()])
+        gaussians = model.gaussiansDF.collect()
+        centers = np.array([row["mean"].toArray() for row in gaussians])
+        rule = _mixture_rule(np.asarray(model.weights), centers,
+                             [row["cov"].toArray() for row in gaussians])
     else:
         centers = np.array([np.asarray(c) for c in model.clusterCenters()])
     # Labels are renumbered 0..m-1 over the clusters that hold customers (MLlib may leave
@@ -65,6 +69,28 @@ def fit_spark(X: np.ndarray, algorithm: str, k: int, *, seed: int = 0,
     extra = {}
     if name != "GaussianMixture":
         extra["inertia"] = float(model.summary.trainingCost)
+    if rule is not None:  # label components as the Segmenter's labels (empty ones dropped)
+        keep = np.isin(np.arange(len(centers)), used)
+        remap = np.full(len(centers), -1)
+        remap[used] = np.arange(len(used))
+        rule = {**rule, "weights": rule["weights"][keep], "means": rule["means"][keep],
+                "precisions_cholesky": rule["precisions_cholesky"][keep],
+                "labels": remap[keep]}
     return Fitted(labels=labels.astype(np.int64), centers=centers[used] - shift,
                   params={"engine": "spark", "mllib": name, "k": int(k),
-                          "max_iter": int(max_iter)}, extra=extra)
+                          "max_iter": int(max_iter)}, extra=extra, rule=rule)
+
+
+def _mixture_rule(weights: np.ndarray, means: np.ndarray, covariances: list[np.ndarray]
+                  ) -> dict:
+    """MLlib's mixture as custseg's ``gaussian_mixture`` rule (full covariances)."""
+    from scipy.linalg import cholesky, solve_triangular
+
+    precisions = []
+    for cov in covariances:
+        lower = cholesky(cov, lower=True)
+        precisions.append(solve_triangular(lower, np.eye(len(cov)), lower=True).T)
+    return {"kind": "gaussian_mixture", "covariance_type": "full",
+            "weights": np.asarray(weights, dtype=float), "means": np.asarray(means),
+            "precisions_cholesky": np.array(precisions),
+            "labels": np.arange(len(weights), dtype=np.int64)}
