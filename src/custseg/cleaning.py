@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from .config import Config
-from .exceptions import DataError
+from .exceptions import DataError, MappingError
 from .io import Source
 from .io._parse import (
     date_expr,
@@ -75,7 +75,7 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     """
     rules = config.cleaning
     rel, types = source.relation, source.types
-    warnings = list(source.warnings)
+    warnings = list(source.warnings) + _duplicate_columns(source, mapping, config)
     notes: dict[str, str] = {}
 
     date_sql, date_note, date_warn = date_expr(con, rel, mapping["invoice_date"],
@@ -109,6 +109,12 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
         inv_sql = id_expr(mapping["invoice_id"], types[mapping["invoice_id"]])
         cancel_sql, cancel_note = _cancellation_rule(con, rel, inv_sql, config)
         notes["cancellation"] = cancel_note
+        if cancel_note.startswith("none marked: every"):
+            warnings.append(f"Column {mapping['invoice_id']!r}: every invoice id is 'C' + "
+                            "digits, which marks a cancellation in Online Retail-style "
+                            "exports; with no plain invoice ids they are read as ordinary "
+                            "orders. If they are cancellations, set cancellation_pattern in "
+                            "the config.")
     else:
         inv_sql, cancel_sql = None, "false"
         notes["invoice_id"] = "no invoice column: each customer-day counts as one order"
@@ -154,11 +160,35 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     audit = Audit(rows_in=source.rows + source.rejected, rows_used=rows_used,
                   dropped=dropped, warnings=warnings, notes=notes)
     _check_unreadable(con, source, mapping, audit, config)
+    if rows_used == 0 and as_of is not None and dropped["after_as_of"]:
+        first = con.execute(f"SELECT min(invoice_date) FROM {q(table)} "
+                            "WHERE status = 'after_as_of'").fetchone()[0]
+        if first is not None and first.date() >= as_of:
+            raise DataError(f"The as-of date {as_of} is before every order of {source.name} "
+                            f"(the first is dated {first.date()}); pass a later --as-of, or "
+                            "none for the day after the last order.")
     if rows_used == 0:
         reasons = ", ".join(f"{k}: {v}" for k, v in dropped.items() if v)
         raise DataError(f"Every line of {source.name} was dropped ({reasons}); "
                         "check the column mapping (--map) and the as-of date.")
     return audit
+
+
+def _duplicate_columns(source: Source, mapping: dict[str, str], config: Config) -> list[str]:
+    """Refuse a field read from a column whose name is not unique; warn about the others."""
+    warnings = []
+    chosen = set(config.mapping.values())
+    for name, columns in source.duplicates.items():
+        used = [(f, c) for f, c in mapping.items() if c in columns and c not in chosen]
+        if used:
+            fld, col = used[0]
+            raise MappingError(
+                f"{source.name} has {len(columns)} columns named {name!r} (read as "
+                f"{', '.join(map(repr, columns))}), so {fld} is ambiguous: rename the "
+                f"columns, or choose one with --map {fld}={columns[-1]}.")
+        warnings.append(f"{source.name} has {len(columns)} columns named {name!r}; they are "
+                        f"read as {', '.join(map(repr, columns))}.")
+    return warnings
 
 
 def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_price: bool,
@@ -228,6 +258,8 @@ def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str
         return ("regexp_full_match(raw_invoice, '[Cc][0-9]+')",
                 "invoice ids 'C' + digits, since ordinary invoice ids are digits "
                 "(the Online Retail convention)")
+    if c_digits and c_digits == total:
+        return "false", "none marked: every invoice id is 'C' + digits, none plain digits"
     return "false", "none marked: invoice ids do not follow the 'C' + number convention"
 
 

@@ -222,6 +222,9 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
         notes.append(f"{label.format(sep)} ({why})")
     if not parts:
         return "CAST(NULL AS TIMESTAMP)", "no known date format", []
+    if len(notes) > 1:
+        warnings.append(f"Column {col!r} mixes date formats ({', '.join(notes)}); each value "
+                        "was read in the format it is written in.")
     expr = parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
     return expr, ", ".join(notes), warnings
 
