@@ -159,6 +159,15 @@ def all_future(tmp: Path) -> Built:
     return csv_file(frame, tmp / "orders.csv"), [], buyers(frame)
 
 
+def impossible_years(tmp: Path) -> Built:
+    """Typos such as year 20111 or 1011 (found by fuzzing: they crashed the future check)."""
+    frame = orders(20)
+    frame.loc[0, "InvoiceDate"] = "20111-03-01 10:00"
+    frame.loc[1, "InvoiceDate"] = "1011-03-01 10:00"
+    kept = set(frame.drop(index=[0, 1])["CustomerID"])
+    return csv_file(frame, tmp / "orders.csv"), [], kept
+
+
 def non_numeric_amounts(tmp: Path) -> Built:
     frame = orders(20).astype({"UnitPrice": object})
     frame.loc[0, "UnitPrice"] = "#DIV/0!"
@@ -380,6 +389,7 @@ CASES: dict[str, Case] = {
     "mixed_date_formats": Case(mixed_date_formats, "warning", ("date formats",)),
     "future_dates": Case(future_dates, "warning", ("future", "2099"), future_lines_ignored),
     "all_future": Case(all_future, "warning", ("future",)),
+    "impossible_years": Case(impossible_years, "warning", ("20111-03-01", "could not be read")),
     "non_numeric_amounts": Case(non_numeric_amounts, "warning", ("#DIV/0!",), amounts_parsed),
     "nan_and_inf": Case(nan_and_inf, "warning", ("could not be read",)),
     "extreme_outlier": Case(extreme_outlier, "warning", ("median",)),

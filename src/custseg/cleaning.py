@@ -136,8 +136,10 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     con.execute(f"""
         CREATE TABLE {q(table)} AS
         WITH distinct_lines AS ({dedupe}),
+        dated AS (SELECT * REPLACE ({_in_range("invoice_date")} AS invoice_date)
+                  FROM distinct_lines),
         valued AS (SELECT *, {value_sql} AS value, {cancel_sql} AS is_cancel
-                   FROM distinct_lines)
+                   FROM dated)
         SELECT customer_id, {invoice_final} AS invoice_id, invoice_date, quantity, value,
                product_id, country, n, {status_sql} AS status
         FROM valued""")
@@ -172,6 +174,18 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
         raise DataError(f"Every line of {source.name} was dropped ({reasons}); "
                         "check the column mapping (--map) and the as-of date.")
     return audit
+
+
+#: Order dates outside [first, last) are read as unparseable (a year 20111 or 0211 is a
+#: typo, and such dates cannot be held by the DataFrames the results are returned in).
+DATE_RANGE = ("1900-01-01", "2200-01-01")
+
+
+def _in_range(expr: str) -> str:
+    """``expr`` (a TIMESTAMP; appears twice, so pass a column) or NULL out of range."""
+    first, last = DATE_RANGE
+    return (f"CASE WHEN {expr} >= TIMESTAMP '{first}' AND {expr} < TIMESTAMP '{last}' "
+            f"THEN {expr} END")
 
 
 def _duplicate_columns(source: Source, mapping: dict[str, str], config: Config) -> list[str]:
@@ -307,6 +321,7 @@ def _unreadable_values(con, source: Source, col: str, fld: str, config: Config
     rel, typ = source.relation, source.types[col]
     if fld == "invoice_date":
         expr, _, _ = date_expr(con, rel, col, typ, config.dayfirst)
+        expr = _in_range(f"({expr})")
     else:
         comma = typ == "VARCHAR" and decimal_comma(con, rel, col)
         expr = finite(f"({number_expr(col, typ, comma)})")
