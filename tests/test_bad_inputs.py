@@ -328,6 +328,31 @@ def quoted_names(tmp: Path) -> Built:
     return csv_file(frame, tmp / "orders.csv"), [], buyers(orders(12))
 
 
+def json_file(tmp: Path) -> Built:
+    (tmp / "orders.csv").write_text(orders(5).to_json(orient="records"))
+    return tmp / "orders.csv", [], None
+
+
+def gzip_file(tmp: Path) -> Built:
+    import gzip
+
+    data = gzip.compress(orders(5).to_csv(index=False).encode())
+    (tmp / "orders.csv.gz").write_bytes(data)
+    return tmp / "orders.csv.gz", [], None
+
+
+def nested_ids(tmp: Path) -> Built:
+    """A Parquet export whose customer id column holds lists: not ids (was: one customer)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = orders(8)
+    table = pa.Table.from_pandas(frame.drop(columns="CustomerID"), preserve_index=False)
+    ids = pa.array([[int(c), 1] for c in frame["CustomerID"]], pa.list_(pa.int64()))
+    pq.write_table(table.append_column("CustomerID", ids), tmp / "orders.parquet")
+    return tmp / "orders.parquet", [], None
+
+
 @dataclass
 class Case:
     build: Callable[[Path], Built]
@@ -411,6 +436,9 @@ CASES: dict[str, Case] = {
     "ragged_rows": Case(ragged_rows, "warning", ("malformed_line",)),
     "old_excel": Case(old_excel, "error", (".xls",)),
     "no_customer_ids": Case(no_customer_ids, "error", ("customer",)),
+    "json_file": Case(json_file, "error", ("JSON",)),
+    "gzip_file": Case(gzip_file, "error", ("gzip", "decompress")),
+    "nested_ids": Case(nested_ids, "error", ("CustomerID", "cannot be ids", "--map")),
     "customer_names": Case(customer_names, "ok", check=no_personal_data),
     "quoted_names": Case(quoted_names, "ok"),
 }

@@ -101,6 +101,8 @@ def sniff_format(path: Path) -> str:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             return "excel"
         raise InputError(f"{path} is a zip archive; unzip it, or save the sheet as .xlsx.")
+    if head.startswith(b"\x1f\x8b"):
+        raise InputError(f"{path} is gzip-compressed; decompress it first (gunzip).")
     if head.startswith(_OLE_MAGIC):
         raise InputError(f"{path} is an old binary Excel (.xls) file; save it as .xlsx or CSV.")
     return "text"
@@ -300,6 +302,9 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
                          ".xlsx or Parquet file.")
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
         raise InputError(f"{path} is empty; export the data again.")
+    if re.match(rb'^(\xef\xbb\xbf)?\s*(\[\s*[{\["\d]|\{\s*")', head[:200]):
+        raise InputError(f"{path} looks like JSON, not a table; export it as CSV, .xlsx or "
+                         "Parquet.")
     encoding, delimiter = sniff_text(head, config.encoding, config.delimiter)
     warnings: list[str] = []
     if encoding == "latin-1" and config.encoding is None:
