@@ -120,24 +120,27 @@ def test_cleaning_twice_equals_cleaning_once(frame):
 
 def _spark_ready() -> str | None:
     """Why the Spark comparison cannot run here, or None."""
+    import dataclasses
     import importlib.util
-    import inspect
 
-    if "engine" not in inspect.signature(custseg.run_rfm).parameters:
-        return "run_rfm has no engine option on this branch"
+    if "engine" not in {f.name for f in dataclasses.fields(custseg.Config)}:
+        return "no Spark engine (Config.engine) on this branch"
     if importlib.util.find_spec("pyspark") is None:
         return "pyspark is not installed"
     return None
 
 
 @pytest.mark.skipif(_spark_ready() is not None, reason=str(_spark_ready()))
-@fast
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tables)
 def test_spark_and_duckdb_engines_agree(frame):
     try:
-        duck = custseg.run_rfm(frame=frame, engine="duckdb").segments
+        duck = custseg.run_rfm(frame=frame, config=custseg.Config(engine="duckdb"))
     except custseg.DataError:
         return
-    spark = custseg.run_rfm(frame=frame, engine="spark").segments
-    pd.testing.assert_frame_equal(duck.reset_index(drop=True), spark.reset_index(drop=True),
+    spark = custseg.run_rfm(frame=frame, config=custseg.Config(engine="spark"))
+    pd.testing.assert_frame_equal(duck.segments.reset_index(drop=True),
+                                  spark.segments.reset_index(drop=True),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
+    assert duck.summary["audit"]["dropped"] == spark.summary["audit"]["dropped"]
