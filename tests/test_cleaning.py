@@ -63,7 +63,13 @@ def test_lines_on_or_after_as_of_are_counted_not_used(lines):
 
 
 def test_every_line_dropped_is_an_error_naming_the_reasons(lines):
-    with pytest.raises(DataError, match="Every line.*after_as_of: 13"):
+    with pytest.raises(DataError, match="Every line.*cancellation: 2.*zero_quantity: 9"):
+        custseg.clean(lines.assign(Quantity=0))
+
+
+def test_as_of_before_every_order_names_the_first_date(lines):
+    with pytest.raises(DataError, match="as-of date 2010-01-01 is before every order.*"
+                                        "first is dated 2011-01-10.*later --as-of"):
         custseg.clean(lines, config=Config(as_of="2010-01-01"))
 
 

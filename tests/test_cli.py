@@ -58,7 +58,7 @@ def bad_inputs(lines):
         "header_only": (b"InvoiceNo,CustomerID,InvoiceDate,UnitPrice,Quantity\n", "no data rows"),
         "no_customer": (no_customer.to_csv(index=False).encode(), "No column for customer_id"),
         "bad_price": (garbage_price.to_csv(index=False).encode(), "'UnitPrice'"),
-        "all_future": (lines.to_csv(index=False).encode(), "Every line"),
+        "all_future": (lines.to_csv(index=False).encode(), "before every order"),
         "binary": (bytes(range(256)) * 10, "binary"),
     }
 

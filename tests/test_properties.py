@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,3 +62,85 @@ def test_pipeline_invariants(frame, rnd):
     shuffled = custseg.run_rfm(frame=frame.iloc[order].reset_index(drop=True))
     pd.testing.assert_frame_equal(seg, shuffled.segments)
     assert shuffled.summary["audit"] == audit
+
+
+messy_line = st.tuples(
+    st.sampled_from(["1001", "1002", "1003", "C1002", "x-9", ""]),  # invoice
+    st.sampled_from(["P1", "P2", "", "  P3 "]),  # product
+    st.sampled_from(["1", "2", "-1", "0", "3.0", "", "NaN", "1e400", "abc"]),  # quantity
+    st.sampled_from(["2021-01-05 10:00", "2021-02-11", "05/01/2021", "11 Feb 2021", "",
+                     "2021-02-30", "not a date"]),  # date
+    st.sampled_from(["2.5", "1,234.50", "$12", "12 EUR", "#DIV/0!", "0", "-1", "inf", ""]),
+    st.sampled_from(["a", "b", "007", "7", "7.0", "", "NULL", " c "]),  # customer
+)
+messy_tables = st.lists(messy_line, min_size=1, max_size=30).map(
+    lambda rows: pd.DataFrame(rows, columns=["InvoiceNo", "StockCode", "Quantity",
+                                             "InvoiceDate", "UnitPrice", "CustomerID"]))
+
+
+@fast
+@given(messy_tables)
+def test_messy_text_values_keep_the_invariants(frame):
+    """Text as exports write it: every row gets one status, buyers appear once, scores and
+    recency stay in range, or the run stops with custseg's own error."""
+    try:
+        result = custseg.run_rfm(frame=frame)
+    except custseg.CustsegError:
+        return
+    seg, audit = result.segments, result.summary["audit"]
+    assert audit["rows_in"] == len(frame) == audit["rows_used"] + sum(audit["dropped"].values())
+    assert seg["customer_id"].is_unique
+    assert not set(seg["customer_id"]) & set(result.excluded["customer_id"])
+    assert (seg["recency"] >= 1).all() and (seg["monetary"] > 0).all()
+    for col in ("r_score", "f_score", "m_score"):
+        assert seg[col].between(1, 5).all()
+
+
+@fast
+@given(tables)
+def test_cleaning_twice_equals_cleaning_once(frame):
+    try:
+        lines, _ = custseg.clean(frame)
+    except custseg.DataError:
+        return
+    kept = lines[lines["status"] == "purchase"].drop(columns=["n", "status"])
+    again, audit = custseg.clean(kept, mapping={"customer_id": "customer_id",
+                                                "invoice_id": "invoice_id",
+                                                "invoice_date": "invoice_date",
+                                                "quantity": "quantity", "amount": "value",
+                                                "product_id": "product_id",
+                                                "country": "country"})
+    assert (again["status"] == "purchase").all()
+    assert audit.rows_used == audit.rows_in == len(kept)
+    cols = ["customer_id", "invoice_id", "invoice_date", "quantity", "value", "product_id"]
+    pd.testing.assert_frame_equal(
+        again[cols].sort_values(cols).reset_index(drop=True),
+        kept[cols].sort_values(cols).reset_index(drop=True), check_dtype=False)
+
+
+def _spark_ready() -> str | None:
+    """Why the Spark comparison cannot run here, or None."""
+    import dataclasses
+    import importlib.util
+
+    if "engine" not in {f.name for f in dataclasses.fields(custseg.Config)}:
+        return "no Spark engine (Config.engine) on this branch"
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed"
+    return None
+
+
+@pytest.mark.skipif(_spark_ready() is not None, reason=str(_spark_ready()))
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tables)
+def test_spark_and_duckdb_engines_agree(frame):
+    try:
+        duck = custseg.run_rfm(frame=frame, config=custseg.Config(engine="duckdb"))
+    except custseg.DataError:
+        return
+    spark = custseg.run_rfm(frame=frame, config=custseg.Config(engine="spark"))
+    pd.testing.assert_frame_equal(duck.segments.reset_index(drop=True),
+                                  spark.segments.reset_index(drop=True),
+                                  check_dtype=False, check_exact=False, rtol=1e-9)
+    assert duck.summary["audit"]["dropped"] == spark.summary["audit"]["dropped"]

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from .config import Config
-from .exceptions import DataError
+from .exceptions import DataError, MappingError
 from .io import Source
 from .io._parse import (
     date_expr,
@@ -86,7 +86,9 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
         f"SELECT status, count(*), sum(n) FROM {q(table)} GROUP BY status").fetchall()
     audit = audit_from_counts(counts, source, plan)
     check_unreadable(source, mapping, audit, config,
-                     lambda col, fld: _unreadable_values(con, source, col, fld, config))
+                     lambda col, fld: _unreadable_values(con, source, col, fld, config),
+                     lambda: con.execute(f"SELECT min(invoice_date) FROM {q(table)} "
+                                         "WHERE status = 'after_as_of'").fetchone()[0])
     return audit
 
 
@@ -112,7 +114,8 @@ class CleaningPlan:
         SELECT customer_id, {self.invoice_sql} AS invoice_id, invoice_date, quantity, value,
                product_id, country, n, {self.status_sql} AS status
         FROM (SELECT *, {self.value_sql} AS value, {self.cancel_sql} AS is_cancel
-              FROM {distinct} AS distinct_lines) AS valued"""
+              FROM (SELECT * REPLACE ({in_range("invoice_date")} AS invoice_date)
+                    FROM {distinct} AS distinct_lines) AS dated) AS valued"""
 
 
 def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[str, str],
@@ -120,7 +123,7 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
     """Decide the parse (date formats, decimal comma, cancellations) from ``source``."""
     rules = config.cleaning
     rel, types = source.relation, source.types
-    warnings = list(source.warnings)
+    warnings = list(source.warnings) + _duplicate_columns(source, mapping, config)
     notes: dict[str, str] = {}
 
     date_sql, date_note, date_warn = date_expr(con, rel, mapping["invoice_date"],
@@ -154,6 +157,12 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
         inv_sql = id_expr(mapping["invoice_id"], types[mapping["invoice_id"]])
         cancel_sql, cancel_note = _cancellation_rule(con, rel, inv_sql, config)
         notes["cancellation"] = cancel_note
+        if cancel_note.startswith("none marked: every"):
+            warnings.append(f"Column {mapping['invoice_id']!r}: every invoice id is 'C' + "
+                            "digits, which marks a cancellation in Online Retail-style "
+                            "exports; with no plain invoice ids they are read as ordinary "
+                            "orders. If they are cancellations, set cancellation_pattern in "
+                            "the config.")
     else:
         inv_sql, cancel_sql = None, "false"
         notes["invoice_id"] = "no invoice column: each customer-day counts as one order"
@@ -188,6 +197,35 @@ def audit_from_counts(counts, source: Source, plan: CleaningPlan) -> Audit:
     dropped["malformed_line"] = source.rejected
     return Audit(rows_in=source.rows + source.rejected, rows_used=rows_used,
                  dropped=dropped, warnings=list(plan.warnings), notes=dict(plan.notes))
+
+
+#: Order dates outside [first, last) are read as unparseable (a year 20111 or 0211 is a
+#: typo, and such dates cannot be held by the DataFrames the results are returned in).
+DATE_RANGE = ("1900-01-01", "2200-01-01")
+
+
+def in_range(expr: str) -> str:
+    """``expr`` (a TIMESTAMP; appears twice, so pass a column) or NULL out of range."""
+    first, last = DATE_RANGE
+    return (f"CASE WHEN {expr} >= TIMESTAMP '{first}' AND {expr} < TIMESTAMP '{last}' "
+            f"THEN {expr} END")
+
+
+def _duplicate_columns(source: Source, mapping: dict[str, str], config: Config) -> list[str]:
+    """Refuse a field read from a column whose name is not unique; warn about the others."""
+    warnings = []
+    chosen = set(config.mapping.values())
+    for name, columns in source.duplicates.items():
+        used = [(f, c) for f, c in mapping.items() if c in columns and c not in chosen]
+        if used:
+            fld, col = used[0]
+            raise MappingError(
+                f"{source.name} has {len(columns)} columns named {name!r} (read as "
+                f"{', '.join(map(repr, columns))}), so {fld} is ambiguous: rename the "
+                f"columns, or choose one with --map {fld}={columns[-1]}.")
+        warnings.append(f"{source.name} has {len(columns)} columns named {name!r}; they are "
+                        f"read as {', '.join(map(repr, columns))}.")
+    return warnings
 
 
 def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_price: bool,
@@ -257,16 +295,20 @@ def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str
         return ("regexp_full_match(raw_invoice, '[Cc][0-9]+')",
                 "invoice ids 'C' + digits, since ordinary invoice ids are digits "
                 "(the Online Retail convention)")
+    if c_digits and c_digits == total:
+        return "false", "none marked: every invoice id is 'C' + digits, none plain digits"
     return "false", "none marked: invoice ids do not follow the 'C' + number convention"
 
 
 def check_unreadable(source: Source, mapping: dict[str, str], audit: Audit, config: Config,
-                     unreadable: Callable[[str, str], tuple[list[str], int, int]]) -> None:
+                     unreadable: Callable[[str, str], tuple[list[str], int, int]],
+                     first_after_as_of: Callable[[], Any]) -> None:
     """Name columns whose values could not be read; fail when a column is mostly unreadable,
     a strict rule forbids dropping, or no line is left.
 
     ``unreadable(column, field)`` gives up to 3 example values, the count of unreadable
-    values and of non-empty values in the column.
+    values and of non-empty values in the column; ``first_after_as_of()`` the earliest
+    date of the lines dropped as ``after_as_of``.
     """
     checks = [("unparseable_date", ["invoice_date"]),
               ("unparseable_number", ["quantity", "unit_price", "amount"]),
@@ -301,6 +343,13 @@ def check_unreadable(source: Source, mapping: dict[str, str], audit: Audit, conf
                 audit.warnings.append(
                     f"Column {col!r}: {bad} value(s) could not be read (e.g. {shown}); "
                     f"those lines are dropped as {reason}.")
+    as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
+    if audit.rows_used == 0 and as_of is not None and audit.dropped["after_as_of"]:
+        first = first_after_as_of()
+        if first is not None and first.date() >= as_of:
+            raise DataError(f"The as-of date {as_of} is before every order of {source.name} "
+                            f"(the first is dated {first.date()}); pass a later --as-of, or "
+                            "none for the day after the last order.")
     if audit.rows_used == 0:
         reasons = ", ".join(f"{k}: {v}" for k, v in audit.dropped.items() if v)
         raise DataError(f"Every line of {source.name} was dropped ({reasons}); "
@@ -312,6 +361,7 @@ def _unreadable_values(con, source: Source, col: str, fld: str, config: Config
     rel, typ = source.relation, source.types[col]
     if fld == "invoice_date":
         expr, _, _ = date_expr(con, rel, col, typ, config.dayfirst)
+        expr = in_range(f"({expr})")
     else:
         comma = typ == "VARCHAR" and decimal_comma(con, rel, col)
         expr = finite(f"({number_expr(col, typ, comma)})")

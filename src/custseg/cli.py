@@ -67,6 +67,12 @@ EngineOpt = Annotated[str | None, typer.Option(
 SparkMasterOpt = Annotated[str | None, typer.Option(
     "--spark-master", metavar="URL",
     help="Spark master with --engine spark: local[*] (default), spark://host:7077, yarn, ...")]
+HashIdsOpt = Annotated[bool, typer.Option(
+    "--hash-ids", help="Write salted hashes instead of customer ids in every output.")]
+SaltOpt = Annotated[str | None, typer.Option(
+    "--salt", envvar="CUSTSEG_SALT", show_envvar=True,
+    help="Secret salt for --hash-ids, unused without it (same salt, same hashes; default: "
+         "random per run, never written).")]
 FeaturesOpt = Annotated[str | None, typer.Option(
     "--features", metavar="A,B,C", help="Columns to cluster on (default: chosen for you).")]
 
@@ -113,12 +119,13 @@ class _Reporter:
 
 
 def _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                   engine=None, spark_master=None) -> Config:
+                   engine=None, spark_master=None, hash_ids: bool = False,
+                   salt: str | None = None) -> Config:
     if delimiter == "\\t":
         delimiter = "\t"
     return _config(config_file, mapping, as_of=as_of, dayfirst=dayfirst, sheet=sheet,
                    delimiter=delimiter, encoding=encoding, engine=engine,
-                   spark_master=spark_master)
+                   spark_master=spark_master, hash_ids=hash_ids or None, salt=salt)
 
 
 def _print_audit(s: dict) -> None:
@@ -150,13 +157,15 @@ def rfm(
     engine: EngineOpt = None,
     spark_master: SparkMasterOpt = None,
     config_file: ConfigOpt = None,
+    hash_ids: HashIdsOpt = False,
+    salt: SaltOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
     from .pipeline import run_rfm
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master)
+                            engine, spark_master, hash_ids, salt)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_rfm(input, out_dir=out_dir, customers=customers, config=config, db=db,
                          sql=sql, reporter=reporter)
@@ -240,13 +249,15 @@ def run(
     engine: EngineOpt = None,
     spark_master: SparkMasterOpt = None,
     config_file: ConfigOpt = None,
+    hash_ids: HashIdsOpt = False,
+    salt: SaltOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
     from .segment import run_segments
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master)
+                            engine, spark_master, hash_ids, salt)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(input, out_dir=out_dir, customers=customers, config=config,
                               db=db, sql=sql, algorithm=algorithm, k=_k(k),
@@ -341,14 +352,20 @@ def score(
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
     config_file: ConfigOpt = None,
+    hash_ids: HashIdsOpt = False,
+    salt: SaltOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Segments of new customers under a saved model (no refitting)."""
     from .model import SavedModel
+    from .privacy import hashed_table, salt_for
 
     model = SavedModel.load(model_path)
-    config = _ingest_config(config_file, mapping, None, None, sheet, delimiter, encoding)
+    config = _ingest_config(config_file, mapping, None, None, sheet, delimiter, encoding,
+                            hash_ids, salt)
     table = model.predict(input, config=config, as_of=as_of)
+    if config.hash_ids:
+        table = hashed_table(table, salt_for(config))
     tmp = out_file.with_name(f".{out_file.name}.tmp")
     table.to_csv(tmp, index=False)
     tmp.replace(out_file)

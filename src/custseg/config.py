@@ -82,6 +82,11 @@ class Config:
     spark_conf : dict, default={}
         Extra Spark settings (``{"spark.executor.memory": "8g"}``), applied when the
         session starts.
+    hash_ids : bool, default=False
+        Replace customer ids by salted hashes in every output (``--hash-ids``).
+    salt : str or None, default=None
+        Secret salt of those hashes; the same salt gives the same hashes, so snapshots can
+        be tracked. None draws a random salt for each run (never written anywhere).
     """
 
     mapping: dict[str, str] = field(default_factory=dict)
@@ -101,6 +106,8 @@ class Config:
     engine: str = "duckdb"
     spark_master: str = "local[*]"
     spark_conf: dict[str, str] = field(default_factory=dict)
+    hash_ids: bool = False
+    salt: str | None = None
 
     def __post_init__(self) -> None:
         _check_type("mapping", self.mapping, dict)
@@ -115,8 +122,11 @@ class Config:
                 raise ConfigError(
                     f"as_of must be a date YYYY-MM-DD. Got {self.as_of!r} instead."
                 ) from None
+        _check_type("hash_ids", self.hash_ids, bool)
+        if self.salt is not None and not self.salt:
+            raise ConfigError("salt must not be empty; leave it out for a random salt.")
         for name in ("sheet", "delimiter", "encoding", "cancellation_pattern", "customers_key",
-                     "temp_directory"):
+                     "temp_directory", "salt"):
             _check_type(name, getattr(self, name), (str, type(None)))
         _check_type("memory_limit", self.memory_limit, str)
         if self.engine not in ENGINES:

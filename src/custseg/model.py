@@ -265,8 +265,84 @@ def load_model(path: str | Path) -> dict[str, Any]:
     if model.get("checksum") != _checksum(body):
         raise InputError(f"Model {path} fails its checksum: it was edited or damaged. Re-run "
                          "`custseg run` to make a new model.")
+    _check_schema(model, path)
     _check_shapes(model, path)
     return model
+
+
+def _check_schema(model: dict[str, Any], path: Path) -> None:
+    """Every part scoring uses has the kind of value it needs (a model whose checksum was
+    recomputed after an edit must still fail with one line, not deep inside scoring)."""
+    from .config import Config
+    from .exceptions import ConfigError
+    from .io import FIELDS
+    from .rfm import RFM_COLUMNS, check_segment_map
+
+    def fail(what: str) -> None:
+        raise InputError(f"Model {path} is inconsistent ({what}); re-run `custseg run` to "
+                         "make a new model.")
+
+    def strings(value) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    def number(value) -> bool:
+        return (isinstance(value, int | float) and not isinstance(value, bool)
+                and bool(np.isfinite(value)))
+
+    if model.get("kind") not in ("transactions", "customers"):
+        fail("kind")
+    mapping = model.get("mapping")
+    if not isinstance(mapping, dict) or not all(
+            f in FIELDS and isinstance(c, str) for f, c in mapping.items()):
+        fail("mapping")
+    conf = model.get("config")
+    if not isinstance(conf, dict):
+        fail("config")
+    try:
+        Config(dayfirst=conf.get("dayfirst"), cleaning=conf.get("cleaning"),
+               cancellation_pattern=conf.get("cancellation_pattern"), as_of=model.get("as_of"))
+    except (ConfigError, TypeError, AttributeError):
+        fail("config")
+    features = model.get("features")
+    if not isinstance(features, dict) or not all(
+            strings(features.get(k)) for k in ("numeric", "categorical", "columns")):
+        fail("features")
+    spec = features.get("spec")
+    if not isinstance(spec, dict):
+        fail("features")
+    expected = list(features["numeric"])
+    for col in features["numeric"]:
+        s = spec.get(col)
+        if not (isinstance(s, dict) and s.get("transform") in ("none", "log1p", "yeo-johnson")
+                and all(number(s.get(k)) for k in ("impute", "center", "scale"))
+                and s["scale"] != 0 and (s["transform"] != "yeo-johnson"
+                                         or number(s.get("lambda")))
+                and isinstance(s.get("impute_from", ""), str)):
+            fail(f"feature {col!r}")
+    for col in features["categorical"]:
+        s = spec.get(col)
+        if not (isinstance(s, dict) and strings(s.get("levels")) and number(s.get("weight"))):
+            fail(f"feature {col!r}")
+        expected += [f"{col}={lvl}" for lvl in [*s["levels"], "other"]]
+    if features["columns"] != expected:
+        fail("feature columns")
+    if model["kind"] == "transactions":
+        rfm = model.get("rfm")
+        if not (isinstance(rfm, dict) and isinstance(rfm.get("edges"), dict)
+                and isinstance(rfm.get("segments"), dict)
+                and all(isinstance(rfm["edges"].get(c), list)
+                        and all(number(v) for v in rfm["edges"][c]) for c in RFM_COLUMNS)
+                and all(isinstance(v, list) for v in rfm["segments"].values())):
+            fail("rfm")
+        try:
+            check_segment_map(rfm["segments"])
+        except ConfigError:
+            fail("rfm segments")
+    segments = model.get("segments")
+    if not (isinstance(segments, list) and all(
+            isinstance(g, dict) and isinstance(g.get("id"), int) and isinstance(g.get("name"), str)
+            for g in segments)):
+        fail("segments")
 
 
 def _check_shapes(model: dict[str, Any], path: Path) -> None:
@@ -275,8 +351,9 @@ def _check_shapes(model: dict[str, Any], path: Path) -> None:
         centers = np.asarray(model["clustering"]["centers"], dtype=float)
         if centers.shape == (0,):  # no cluster at all: every customer Unclustered
             centers = centers.reshape(0, len(columns))
+        ids = {s["id"] for s in model["segments"]}
         ok = (centers.ndim == 2 and centers.shape[1] == len(columns)
-              and np.isfinite(centers).all() and len(model["segments"]) >= len(centers))
+              and np.isfinite(centers).all() and ids >= set(range(1, len(centers) + 1)))
     except (KeyError, TypeError, ValueError):
         ok = False
     if not ok:

@@ -20,7 +20,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from . import __version__
+from . import __version__, privacy
+from .checks import customer_warnings, future_lines, future_warning
 from .cleaning import Audit, clean_lines
 from .config import Config
 from .engines.duckdb import connect
@@ -28,6 +29,7 @@ from .exceptions import ConfigError, InputError, MappingError
 from .features import FEATURES, customer_features_table, default_as_of
 from .io import load_source, resolve_mapping
 from .io._customers import find_key, load_customers
+from .io._readers import damaged_parquet
 from .rfm import check_segment_map, fit_edges, rfm_scores, score_warnings, segment_summary
 
 _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
@@ -44,6 +46,7 @@ class RfmResult:
     out_dir: Path | None = None
     lines_db: Any = None  # the engine's lines (a DuckDB connection), open with keep_lines
     segmenter: Any = None  # the fitted Segmenter of custseg run
+    id_salt: str | None = None  # with --hash-ids: outputs carry hashed customer ids
 
     def _repr_html_(self) -> str:
         """In a notebook: the report when one was written, else a table of segments."""
@@ -94,6 +97,7 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     check_segment_map(segment_map)
     timings: dict[str, float] = {}
     con = connect(config)
+    source = None
     try:
         if config.engine == "spark":
             feats, excluded, as_of, source, mapping, audit, lines = _spark_steps(
@@ -104,6 +108,8 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
                 mapping = _mapping_or_hint(con, source, config)
             with _stage("clean", timings, reporter):
                 audit = clean_lines(con, source, mapping, config)
+                if not config.as_of:
+                    config, audit = _ignore_future(con, source, mapping, config, audit)
             with _stage("features", timings, reporter):
                 as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
                          else default_as_of(con))
@@ -120,6 +126,8 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
             edges = fit_edges(feats)
             scored = rfm_scores(feats, edges, segment_map)
             audit.warnings.extend(score_warnings(feats, scored))
+            audit.warnings.extend(customer_warnings(feats, mapping["customer_id"],
+                                                    hide_ids=config.hash_ids))
             segments_summary = segment_summary(scored, segment_map)
     except BaseException as exc:
         con.close()
@@ -127,6 +135,8 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
             raise ConfigError(f"DuckDB ran out of memory within memory_limit="
                               f"{config.memory_limit!r}; raise memory_limit in the config "
                               "(e.g. '4GB') or free disk space for spilling.") from None
+        if isinstance(exc, duckdb.Error) and source is not None and source.format == "parquet":
+            raise damaged_parquet(source.name, exc) from None
         raise
     if config.engine == "spark":
         con.close()
@@ -155,8 +165,10 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     }
     if customer_info is not None:
         summary["customer_table"] = customer_info
+    if config.hash_ids:
+        summary["customer_ids"] = privacy.DESCRIPTION
     result = RfmResult(segments=scored, excluded=excluded, summary=summary,
-                       lines_db=con if keep_lines else None)
+                       lines_db=con if keep_lines else None, id_salt=privacy.salt_for(config))
     if out_dir is not None:
         with _stage("write", timings, reporter):
             write_outputs(result, Path(out_dir))
@@ -180,6 +192,21 @@ def _spark_steps(con, input, config: Config, timings, reporter, **other):
         feats = sp.customer_features(spark, as_of, "product_id" in mapping)
         excluded = _without_purchase(sp.seen_customers(spark), feats)
     return feats, excluded, as_of, source, mapping, audit, sp.SparkLines(spark)
+
+
+def _ignore_future(con, source, mapping: dict[str, str], config: Config, audit: Audit
+                   ) -> tuple[Config, Audit]:
+    """Without --as-of, lines dated after today (a typo, a wrong clock) would set the
+    snapshot date: clean again with the day after the last line up to today, and say so."""
+    today = dt.date.today()
+    as_of, count, first = future_lines(con, today)
+    if not count:
+        return config, audit
+    if as_of is not None:
+        config = config.replace(as_of=as_of.isoformat())
+        audit = clean_lines(con, source, mapping, config)
+    audit.warnings.append(future_warning(source.name, today, as_of, count, first))
+    return config, audit
 
 
 def _without_purchase(seen: pd.Series, feats: pd.DataFrame) -> pd.DataFrame:
@@ -253,13 +280,17 @@ def write_outputs(result: RfmResult, out_dir: Path,
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
     except OSError as exc:
         raise InputError(f"Cannot create output folder {out_dir}: {exc.strerror}.") from None
+    segments, excluded = result.segments, result.excluded
+    if result.id_salt is not None:
+        segments = privacy.hashed_table(segments, result.id_salt)
+        excluded = privacy.hashed_table(excluded, result.id_salt)
     try:
         con = duckdb.connect()
-        con.register("segments_frame", result.segments)
+        con.register("segments_frame", segments)
         con.execute("COPY segments_frame TO ? (HEADER, DELIMITER ',')",
                     [str(tmp / "segments.csv")])
         con.close()
-        result.excluded.to_csv(tmp / "excluded_customers.csv", index=False)
+        excluded.to_csv(tmp / "excluded_customers.csv", index=False)
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str)
                                           + "\n", encoding="utf-8")
         if extra is not None:

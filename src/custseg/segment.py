@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import privacy
+from .checks import check_segmentable
 from .cluster import ALGORITHMS, NOISE, Segmenter
 from .config import Config
 from .engines.duckdb import connect
@@ -50,6 +52,7 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
 def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
              features, reporter, compare: bool = False, **params) -> RfmResult:
     timings = base.summary["timings_s"]
+    check_segmentable(base.segments, base.summary["input"]["path"], features)
     if compare:
         table, recommendation = compare_on(base.segments, k=k, k_range=k_range, seed=seed,
                                            features=features, timings=timings,
@@ -205,8 +208,10 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
                          "dropped": {"missing_or_repeated_id": info["rows"] - len(table)},
                          "warnings": list(info["warnings"]), "notes": {}},
                "timings_s": timings}
+    if config.hash_ids:
+        summary["customer_ids"] = privacy.DESCRIPTION
     return RfmResult(segments=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
-                     summary=summary)
+                     summary=summary, id_salt=privacy.salt_for(config))
 
 
 def with_segments(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:

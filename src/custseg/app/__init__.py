@@ -14,6 +14,22 @@ from pathlib import Path
 DEFAULT_MAX_UPLOAD_MB = 1024
 
 
+def inside_upload_area(path: str | Path, area: str | Path) -> Path:
+    """``path`` resolved (symbolic links followed) when it lies inside the upload ``area``;
+    otherwise :class:`~custseg.exceptions.InputError`: the dashboard reads nothing else."""
+    from custseg.exceptions import InputError
+
+    root = Path(area).resolve()
+    try:
+        target = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+        target = None
+    if target is None or target == root or not target.is_relative_to(root):
+        raise InputError(f"Refused to read {str(path)!r}: the dashboard only reads files "
+                         "uploaded in this session. Upload the file instead.")
+    return target
+
+
 def command(host: str = "127.0.0.1", port: int = 8501,
             max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB) -> list[str]:
     """The streamlit command line that serves the dashboard."""

@@ -17,6 +17,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 import custseg
+from custseg.app import inside_upload_area
 from custseg.cluster import ALGORITHMS
 from custseg.cluster._prepare import TRANSACTION_FEATURES
 from custseg.exceptions import CustsegError, CustsegWarning
@@ -40,7 +41,7 @@ def save_upload(upload) -> Path:
     """Write an upload into the upload area under a safe name; never outside it."""
     area = upload_area().resolve()
     name = Path(upload.name).name or "upload"
-    target = (area / name).resolve()
+    target = inside_upload_area(area / name, area)
     if target.parent != area:
         raise CustsegError(f"Refused file name {upload.name!r}: it points outside the upload "
                            "area.")
@@ -130,6 +131,7 @@ if path is None:
     st.stop()
 
 try:
+    path = inside_upload_area(path, upload_area())
     info = inspect(str(path), sheet)
 except CustsegError as exc:
     st.error(str(exc))
@@ -177,7 +179,8 @@ if not run:
 try:
     with st.status("Segmenting...", expanded=False) as status:
         st.write("Reading, cleaning, computing features, clustering, profiling...")
-        result = segment(run["path"], run["digest"], run["settings"])
+        result = segment(str(inside_upload_area(run["path"], upload_area())), run["digest"],
+                         run["settings"])
         status.update(label="Done", state="complete")
 except CustsegError as exc:
     st.error(str(exc))

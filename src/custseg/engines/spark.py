@@ -35,6 +35,7 @@ from ..cleaning import (
     Audit,
     audit_from_counts,
     check_unreadable,
+    in_range,
     plan_cleaning,
 )
 from ..config import Config
@@ -226,7 +227,9 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
         f"SELECT status, count(*), sum(n) FROM {view} GROUP BY status").collect()]
     audit = audit_from_counts(counts, source, plan)
     unreadable = _Unreadable(distinct, con, source, config)
-    check_unreadable(source, mapping, audit, config, unreadable)
+    check_unreadable(source, mapping, audit, config, unreadable,
+                     lambda: spark.sql(f"SELECT min(invoice_date) FROM {view} "
+                                       "WHERE status = 'after_as_of'").collect()[0][0])
     return audit
 
 
@@ -261,6 +264,7 @@ class _Unreadable:
         rel, typ = self.source.relation, self.source.types[col]
         if fld == "invoice_date":
             expr, _, _ = date_expr(self.con, rel, col, typ, self.config.dayfirst)
+            expr = in_range(f"({expr})")
         else:
             comma = typ == "VARCHAR" and decimal_comma(self.con, rel, col)
             expr = finite(f"({number_expr(col, typ, comma)})")

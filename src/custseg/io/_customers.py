@@ -11,18 +11,39 @@ from ..config import Config
 from ..exceptions import DataError, MappingError
 from ._mapping import FIELDS, _list, normalize
 from ._parse import id_expr, q
-from ._readers import Source, load_source
+from ._readers import Source, damaged_parquet, load_source
 
 _PII = re.compile(
-    r"(^|first|last|full|given|family|sur|customer|contact|client|member|user|account)name$"
-    r"|^name$|e?mail|phone|mobile|telephone|^tel$|fax|address|street|postcode|postalcode|zipcode"
-    r"|^zip$|iban|creditcard|cardnumber|ssn|passport|birthdate|dateofbirth|^dob$"
+    r"(^|first|last|full|given|family|sur|middle|maiden|customer|contact|client|member|user"
+    r"|account|billing|shipping|recipient|buyer|cardholder|holder|owner|person|display)name$"
+    r"|^names?$|e?mail|phone|mobile|telephone|^tel$|fax|address|street|postcode|postalcode"
+    r"|zipcode|zip$|iban|creditcard|cardnumber|ssn|passport|birthdate|dateofbirth|^dob$"
+    r"|^(nom|prenom|nombre|apellidos?|vorname|nachname|familienname|cognome|naam|voornaam"
+    r"|achternaam|telefon|telefono|telephone|adresse|direccion|indirizzo|strasse|correo)$"
 )
+_EMAIL_VALUE = re.compile(r"^\s*[^@\s]+@[^@\s]+\.[A-Za-z]{2,}\s*$")
+_PHONE_VALUE = re.compile(r"^\s*(\+|00)?[\d\s().-]{6,}\s*$")
 
 
 def is_personal(column: str) -> bool:
     """True for columns that hold people's names, contacts or addresses."""
     return bool(_PII.search(normalize(column)))
+
+
+def looks_personal(values: pd.Series) -> str | None:
+    """``"e-mail addresses"`` or ``"phone numbers"`` when most of the (text) values are
+    such, else None."""
+    sample = values.dropna().astype(str).head(500)
+    if sample.empty or pd.api.types.is_numeric_dtype(values):
+        return None
+    if sample.str.match(_EMAIL_VALUE).mean() > 0.5:
+        return "e-mail addresses"
+    phone = sample.str.match(_PHONE_VALUE) & sample.str.count(r"\d").between(7, 15) & (
+        sample.str.strip().str.startswith(("+", "(", "0"))
+        | sample.str.count(r"\d").ge(9)) & sample.str.contains(r"[\s().+-]")
+    if phone.mean() > 0.5:
+        return "phone numbers"
+    return None
 
 
 def find_key(columns: list[str], key: str | None = None, source: str = "customer table") -> str:
@@ -53,10 +74,23 @@ def load_customers(con: duckdb.DuckDBPyConnection, path, config: Config
     personal = [c for c in source.columns if c != key and is_personal(c)]
     keep = [c for c in source.columns if c not in personal and c != key]
     cols = ", ".join(q(c) for c in keep)
-    frame = con.execute(
-        f"SELECT {id_expr(key, source.types[key])} AS customer_id{', ' + cols if cols else ''} "
-        f"FROM {q(source.relation)}").df()
+    try:
+        frame = con.execute(
+            f"SELECT {id_expr(key, source.types[key])} AS customer_id"
+            f"{', ' + cols if cols else ''} FROM {q(source.relation)}").df()
+    except duckdb.Error as exc:
+        if source.format == "parquet":
+            raise damaged_parquet(source.name, exc) from None
+        raise
     warnings = list(source.warnings)
+    for c in list(keep):
+        kind = looks_personal(frame[c])
+        if kind:
+            personal.append(c)
+            keep.remove(c)
+            frame = frame.drop(columns=c)
+            warnings.append(f"Column {c!r} of {source.name} holds {kind}: personal data, left "
+                            "out.")
     missing = int(frame["customer_id"].isna().sum())
     if missing:
         warnings.append(f"{missing} row(s) of {source.name} have no customer id and are ignored.")

@@ -53,9 +53,15 @@ class ParsePlan:
 def id_expr(col: str, type_name: str) -> str:
     """Identifier as text: ``17850.0`` -> ``"17850"``, ``"007"`` stays ``"007"``."""
     base, c = _base(type_name), q(col)
+    if (base in ("BOOLEAN", "BLOB", "BIT") or type_name.endswith("]")
+            or base in ("STRUCT", "MAP", "UNION", "LIST")):
+        raise DataError(f"Column {col!r} holds {type_name} values, which cannot be ids; map "
+                        "the id column with --map customer_id=COLUMN (or invoice_id, "
+                        "product_id).")
     if base in ("FLOAT", "DOUBLE", "REAL") or base.startswith("DECIMAL"):
-        return (f"CASE WHEN {c} IS NULL OR isnan({c}::DOUBLE) THEN NULL "
-                f"WHEN {c} = floor({c}) THEN CAST(CAST({c} AS HUGEINT) AS VARCHAR) "
+        return (f"CASE WHEN {c} IS NULL OR NOT isfinite({c}::DOUBLE) THEN NULL "
+                f"WHEN {c} = floor({c}) AND abs({c}::DOUBLE) < 1e18 "
+                f"THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) "
                 f"ELSE CAST({c} AS VARCHAR) END")
     if base in _NUMERIC:
         return f"CAST({c} AS VARCHAR)"
@@ -222,6 +228,9 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
         notes.append(f"{label.format(sep)} ({why})")
     if not parts:
         return "CAST(NULL AS TIMESTAMP)", "no known date format", []
+    if len(notes) > 1:
+        warnings.append(f"Column {col!r} mixes date formats ({', '.join(notes)}); each value "
+                        "was read in the format it is written in.")
     expr = parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
     return expr, ", ".join(notes), warnings
 

@@ -42,6 +42,9 @@ class Source:
     rejected: int = 0
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: Header names that occur more than once (case-insensitively, as DuckDB compares
+    #: names) -> the names the columns were given (``CustomerID``, ``CustomerID_1``).
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
 
 
 def load_source(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *,
@@ -67,10 +70,14 @@ def load_source(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, 
     path = Path(path)
     kind = sniff_format(path)
     if kind == "parquet":
-        return _load_parquet(con, path, relation)
-    if kind == "excel":
-        return _load_excel(con, path, relation, config.sheet)
-    return _load_text(con, path, relation, config)
+        source = _load_parquet(con, path, relation)
+    elif kind == "excel":
+        source = _load_excel(con, path, relation, config.sheet)
+    else:
+        source = _load_text(con, path, relation, config)
+    if source.rows == 0 and source.rejected == 0:
+        raise InputError(f"{path} has a header but no data rows; export the data again.")
+    return source
 
 
 def sniff_format(path: Path) -> str:
@@ -94,6 +101,8 @@ def sniff_format(path: Path) -> str:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             return "excel"
         raise InputError(f"{path} is a zip archive; unzip it, or save the sheet as .xlsx.")
+    if head.startswith(b"\x1f\x8b"):
+        raise InputError(f"{path} is gzip-compressed; decompress it first (gunzip).")
     if head.startswith(_OLE_MAGIC):
         raise InputError(f"{path} is an old binary Excel (.xls) file; save it as .xlsx or CSV.")
     return "text"
@@ -109,7 +118,21 @@ def _load_parquet(con, path: Path, relation: str) -> Source:
     except duckdb.Error as exc:
         raise InputError(f"{path} is not a readable Parquet file ({_first_line(exc)}); "
                          "export it again or convert it to CSV.") from None
+    if not path.is_dir():
+        try:
+            names = con.execute("SELECT name FROM parquet_schema(?) WHERE name <> "
+                                "'schema' AND num_children IS NULL", [str(path)]).fetchall()
+            source.duplicates = duplicate_names([n[0] for n in names], source.columns)
+        except duckdb.Error:
+            pass
     return source
+
+
+def damaged_parquet(name: str, exc: BaseException) -> InputError:
+    """The error for a Parquet file whose data (not only its footer) is damaged: DuckDB
+    reads the pages lazily, so this surfaces while cleaning."""
+    return InputError(f"{name} is a damaged Parquet file: reading its data failed "
+                      f"({_first_line(exc)[:200]}); export it again or convert it to CSV.")
 
 
 # ----------------------------------------------------------------------------- excel
@@ -119,25 +142,43 @@ def _load_excel(con, path: Path, relation: str, sheet: str | None) -> Source:
     try:
         book = openpyxl.load_workbook(path, read_only=True)
         sheets = book.sheetnames
-        book.close()
     except Exception as exc:  # openpyxl raises many kinds for broken files
-        raise InputError(f"{path} is not a readable .xlsx workbook ({exc}).") from None
-    if sheet is None:
-        chosen = sheets[0]
-    elif sheet in sheets:
-        chosen = sheet
-    elif sheet.isdigit() and int(sheet) < len(sheets):
-        chosen = sheets[int(sheet)]
-    else:
-        raise InputError(f"{path} has no sheet {sheet!r}; sheets: "
-                         f"{', '.join(map(repr, sheets))}. Pass one with --sheet.")
-    frame = pd.read_excel(path, sheet_name=chosen, engine="openpyxl")
+        raise InputError(f"{path} is not a readable .xlsx workbook ({_first_line(exc)}); "
+                         "save it again from Excel, or as CSV.") from None
+    try:
+        if not sheets:
+            raise InputError(f"{path} has no sheets; save it again from Excel, or as CSV.")
+        if sheet is None:
+            chosen = sheets[0]
+        elif sheet in sheets:
+            chosen = sheet
+        elif sheet.isdigit() and int(sheet) < len(sheets):
+            chosen = sheets[int(sheet)]
+        else:
+            raise InputError(f"{path} has no sheet {sheet!r}; sheets: "
+                             f"{', '.join(map(repr, sheets))}. Pass one with --sheet.")
+        header = [None if v is None else str(v) for row in
+                  book[chosen].iter_rows(max_row=1, values_only=True) for v in row]
+        frame = pd.read_excel(path, sheet_name=chosen, engine="openpyxl")
+    except InputError:
+        raise
+    except Exception as exc:  # a damaged sheet: openpyxl and pandas raise many kinds
+        raise InputError(f"{path} is not a readable .xlsx workbook ({_first_line(exc)}); "
+                         "save it again from Excel, or as CSV.") from None
+    finally:
+        book.close()
+    if frame.columns.empty:
+        raise InputError(f"{path}: sheet {chosen!r} is empty; choose another with --sheet.")
     frame.columns = [str(c) for c in frame.columns]
     con.register(f"{relation}_frame", _arrow_friendly(frame))
     con.execute(f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM "{relation}_frame"')
     con.unregister(f"{relation}_frame")
     source = _describe(con, relation, str(path), "excel")
     source.details["sheet"] = chosen
+    while header and header[-1] is None:
+        header.pop()
+    if None not in header:
+        source.duplicates = duplicate_names(header, source.columns)
     if len(sheets) > 1 and sheet is None:
         source.warnings.append(
             f"{path.name} has {len(sheets)} sheets; read the first, {chosen!r} "
@@ -261,8 +302,14 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
                          ".xlsx or Parquet file.")
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
         raise InputError(f"{path} is empty; export the data again.")
+    if re.match(rb'^(\xef\xbb\xbf)?\s*(\[\s*[{\["\d]|\{\s*")', head[:200]):
+        raise InputError(f"{path} looks like JSON, not a table; export it as CSV, .xlsx or "
+                         "Parquet.")
     encoding, delimiter = sniff_text(head, config.encoding, config.delimiter)
     warnings: list[str] = []
+    if encoding == "latin-1" and config.encoding is None:
+        warnings.append(f"{path.name} is not valid UTF-8; read it as Latin-1 (pass --encoding "
+                        "if it is another encoding).")
     if delimiter == "whitespace":
         _load_whitespace(con, path, relation, encoding)
         rejected = 0
@@ -279,6 +326,15 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
                                  "check the delimiter (--delimiter) or encoding.") from None
     source = _describe(con, relation, str(path), "csv", rejected=rejected)
     source.details.update(encoding=encoding, delimiter=delimiter)
+    if len(source.columns) == 1:
+        shown = source.columns[0] if len(source.columns[0]) <= 80 else (
+            source.columns[0][:77] + "...")
+        raise InputError(
+            f"{path} read with delimiter {_delimiter_name(delimiter)} has a single column "
+            f"({shown!r}), so its delimiter is wrong or not one of , ; tab |; pass the right "
+            "one with --delimiter.")
+    if delimiter != "whitespace":
+        source.duplicates = duplicate_names(_header(head, encoding, delimiter), source.columns)
     source.warnings.extend(warnings)
     if rejected:
         source.warnings.append(malformed_warning(path, rejected))
@@ -358,6 +414,30 @@ def _unique(names: list[str]) -> list[str]:
             seen[n] = 0
             out.append(n)
     return out
+
+
+def duplicate_names(header: list[str], columns: list[str]) -> dict[str, list[str]]:
+    """Header names present more than once (compared case-insensitively, as DuckDB does)
+    -> the names the columns got, when ``header`` and ``columns`` line up."""
+    if len(header) != len(columns):
+        return {}
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(header):
+        groups.setdefault(name.lower(), []).append(i)
+    return {header[ix[0]]: [columns[i] for i in ix] for ix in groups.values() if len(ix) > 1}
+
+
+def _header(head: bytes, encoding: str, delimiter: str) -> list[str]:
+    text = head.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace")
+    try:
+        return next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error:
+        return []
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", "whitespace": "whitespace", " ": "space"}.get(delimiter,
+                                                                      repr(delimiter))
 
 
 def _first_line(exc: BaseException) -> str:
