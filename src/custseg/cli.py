@@ -34,7 +34,7 @@ AsOfOpt = Annotated[str | None, typer.Option(
 DayFirstOpt = Annotated[bool | None, typer.Option(
     "--dayfirst/--no-dayfirst", help="Read 01/02/2011 as 1 February (default: from the data).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-InputArg = Annotated[Path | None, typer.Argument(
+InputArg = Annotated[str | None, typer.Argument(
     help="Order lines or a customer table: CSV/TSV/delimited text, .xlsx, Parquet file or "
          "folder.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
@@ -165,7 +165,7 @@ def rfm(
     from .pipeline import run_rfm
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master, hash_ids, salt)
+                            engine, spark_master, hash_ids=hash_ids, salt=salt)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_rfm(input, out_dir=out_dir, customers=customers, config=config, db=db,
                          sql=sql, reporter=reporter)
@@ -257,7 +257,7 @@ def run(
     from .segment import run_segments
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master, hash_ids, salt)
+                            engine, spark_master, hash_ids=hash_ids, salt=salt)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(input, out_dir=out_dir, customers=customers, config=config,
                               db=db, sql=sql, algorithm=algorithm, k=_k(k),
@@ -362,7 +362,7 @@ def score(
 
     model = SavedModel.load(model_path)
     config = _ingest_config(config_file, mapping, None, None, sheet, delimiter, encoding,
-                            hash_ids, salt)
+                            hash_ids=hash_ids, salt=salt)
     table = model.predict(input, config=config, as_of=as_of)
     if config.hash_ids:
         table = hashed_table(table, salt_for(config))

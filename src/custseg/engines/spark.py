@@ -293,14 +293,25 @@ def customer_features(spark, as_of: dt.date, has_products: bool, view: str = "li
                       ) -> pd.DataFrame:
     """The customer feature table, computed by Spark; one row per customer, sorted by id."""
     table = spark.sql(features_sql(view, as_of, has_products, dialect="spark")).toArrow()
-    return table.to_pandas().sort_values("customer_id", kind="stable").reset_index(drop=True)
+    return _frame(table).sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a DataFrame converted exactly as the DuckDB engine's results are
+    (dtypes and missing values alike)."""
+    con = duckdb.connect()
+    con.register("spark_result", table)
+    try:
+        return con.execute("SELECT * FROM spark_result").df()
+    finally:
+        con.close()
 
 
 def seen_customers(spark, view: str = "lines") -> pd.Series:
     """Ids with a line that was dropped for a reason other than a missing id."""
     table = spark.sql(f"SELECT DISTINCT customer_id FROM {view} WHERE status NOT IN "
                       "('purchase', 'missing_customer_id')").toArrow()
-    return table.to_pandas()["customer_id"]
+    return _frame(table)["customer_id"]
 
 
 class SparkLines:
@@ -333,7 +344,7 @@ class _Result:
     frame: Any
 
     def df(self) -> pd.DataFrame:
-        return self.frame.toArrow().to_pandas()
+        return _frame(self.frame.toArrow())
 
 
 __all__ = ["SparkLines", "SAMPLE_ROWS", "SparkInput", "clean", "customer_features", "default_as_of",
