@@ -154,7 +154,7 @@ def default_as_of(con: duckdb.DuckDBPyConnection, lines: str = "lines") -> dt.da
 
 #: Lines aggregated per pass by :func:`customer_features_table` (a pass holds the groups
 #: of about this many lines within DuckDB's memory limit, spilling the rest).
-PASS_LINES = 20_000_000
+PASS_LINES = 25_000_000
 
 
 def customer_features_table(con: duckdb.DuckDBPyConnection, as_of: dt.date,

@@ -11,7 +11,6 @@ from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
-    silhouette_score,
 )
 
 from ._base import NOISE
@@ -34,6 +33,49 @@ def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
+def silhouette(X: np.ndarray, labels: np.ndarray, chunk: int = 2048) -> float:
+    """Mean silhouette coefficient, as :func:`sklearn.metrics.silhouette_score` (Euclidean;
+    0 for a customer alone in its cluster), faster: distances in single precision (the
+    score is reported to 4 decimals), summed per cluster by one matrix product per block
+    of rows instead of a loop.
+
+    >>> import numpy as np
+    >>> from sklearn.metrics import silhouette_score
+    >>> X = np.random.default_rng(0).normal(size=(300, 3)); lab = np.arange(300) % 4
+    >>> bool(np.isclose(silhouette(X, lab), silhouette_score(X, lab)))
+    True
+    """
+    X = np.asarray(X, dtype=np.float64)
+    X = (X - X.mean(axis=0)).astype(np.float32)  # centred: smaller norms, less cancellation
+    _, labels = np.unique(labels, return_inverse=True)
+    n, k = len(X), int(labels.max()) + 1
+    onehot = np.zeros((n, k), dtype=np.float32)
+    onehot[np.arange(n), labels] = 1.0
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    sq = np.einsum("ij,ij->i", X, X)
+    total = 0.0
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        dist = X[rows] @ X.T
+        dist *= -2.0
+        dist += sq[rows, None]
+        dist += sq[None, :]
+        np.maximum(dist, 0.0, out=dist)
+        np.sqrt(dist, out=dist)
+        sums = (dist @ onehot).astype(np.float64)
+        own = labels[rows]
+        index = np.arange(len(own))
+        own_count = counts[own]
+        a = sums[index, own] / np.maximum(own_count - 1, 1)
+        means = sums / counts
+        means[index, own] = np.inf
+        b = means.min(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sil = np.where(own_count > 1, (b - a) / np.maximum(a, b), 0.0)
+        total += float(np.nansum(sil))
+    return total / n
+
+
 def scores(X: np.ndarray, labels: np.ndarray, *, seed: int = 0,
            sample: int = SILHOUETTE_SAMPLE) -> dict[str, float | int | None]:
     """Silhouette (sampled), Calinski-Harabasz and Davies-Bouldin over non-noise rows."""
@@ -43,8 +85,7 @@ def scores(X: np.ndarray, labels: np.ndarray, *, seed: int = 0,
         return {"silhouette": None, "calinski_harabasz": None, "davies_bouldin": None,
                 "silhouette_sample": 0}
     idx = stratified_sample(labels, sample, seed)
-    sil = (silhouette_score(X[idx], labels[idx]) if len(np.unique(labels[idx])) > 1
-           else None)
+    sil = silhouette(X[idx], labels[idx]) if len(np.unique(labels[idx])) > 1 else None
     return {"silhouette": _round(sil),
             "calinski_harabasz": _round(calinski_harabasz_score(X, labels)),
             "davies_bouldin": _round(davies_bouldin_score(X, labels)),

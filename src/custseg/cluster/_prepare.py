@@ -283,7 +283,8 @@ def _informative(prep: FeaturePrep, frame: pd.DataFrame, cols: list[str], core: 
     frequency and monetary form on their own (between-group share of its variance, eta
     squared, at least ``MIN_ETA2``); features that do not are mostly noise to k-means."""
     from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
+
+    from ._evaluate import silhouette
 
     rows = frame if len(frame) <= 20_000 else frame.sample(20_000, random_state=0)
     base = np.column_stack([prep._numeric(rows, c) for c in core])
@@ -294,7 +295,9 @@ def _informative(prep: FeaturePrep, frame: pd.DataFrame, cols: list[str], core: 
         lab = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(base)
         if len(np.unique(lab)) < 2:
             continue
-        sil = silhouette_score(base, lab, sample_size=min(len(rows), 3000), random_state=0)
+        pick = (slice(None) if len(rows) <= 3000
+                else np.random.RandomState(0).permutation(len(rows))[:3000])
+        sil = silhouette(base[pick], lab[pick])
         if sil > best:
             best, labels = sil, lab
     if labels is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -272,9 +273,16 @@ class Segmenter(ClusterMixin, BaseEstimator):
                                    "calinski_harabasz": [], "davies_bouldin": []}
         bic = []
         sample = 0
-        for k in ks:
+
+        def evaluate(k: int) -> tuple[Fitted, dict]:
             fitted = self._fit_k(Xp, cats, k, n_init=3, seed=self.seed, tree=tree)
-            s = scores(Xp, fitted.labels, seed=self.seed)
+            return fitted, scores(Xp, fitted.labels, seed=self.seed)
+
+        # Two k at a time: much of a fit and its scores runs outside the GIL (BLAS, numpy),
+        # and each k is seeded on its own, so the curves do not depend on the order.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(evaluate, ks))
+        for k, (fitted, s) in zip(ks, results, strict=True):
             curves["k"].append(k)
             curves["inertia"].append(round(float(fitted.extra.get("inertia")
                                                  or inertia(Xp, fitted.labels)), 4))

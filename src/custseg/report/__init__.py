@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from importlib import resources
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,27 @@ CAPTIONS = {
 def _safe_json(spec: dict) -> str:
     text = json.dumps(spec, separators=(",", ":"), default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def vega_bundle() -> str:
+    """vl-convert's Vega JavaScript bundle (about 1 s to build), cached on disk per version."""
+    import vl_convert as vlc
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "custseg"
+    path = cache / f"vega-bundle-{version('vl-convert-python')}.js"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    bundle = vlc.javascript_bundle()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(bundle, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: no cache, same report
+        pass
+    return bundle
 
 
 def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Path:
@@ -70,7 +92,7 @@ def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Pa
     key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
     html = env.get_template("report.html.j2").render(
         s=summary, charts=charts, key_features=key_features,
-        bundle=Markup(vlc.javascript_bundle()))
+        bundle=Markup(vega_bundle()))
     path = out_dir / "report.html"
     tmp = path.with_name(".report.html.tmp")
     tmp.write_text(html, encoding="utf-8")
