@@ -32,7 +32,7 @@ demo: install
 	@echo "Outputs: $(DEMO)/segments/report.html (open it in a browser), segments.csv, summary.json, excluded_customers.csv, figures/"
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks fuzz
 
 test: install lint
 	$(PY) -m pytest -q
