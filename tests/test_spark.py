@@ -173,3 +173,17 @@ def test_algorithms_without_a_spark_version_are_refused(spark, synth_orders):
 
     with pytest.raises(ConfigError, match="no Spark version"):
         run_segments(synth_orders, config=SPARK, algorithm="dbscan")
+
+
+def test_large_spark_runs_write_parquet_that_track_reads(spark, monkeypatch, tmp_path):
+    from custseg import pipeline
+    from custseg.track import track
+
+    monkeypatch.setattr(pipeline, "PARQUET_FROM", 2)  # "large" from 2 customers
+    result = run_rfm(frame=tiny_lines(), config=SPARK, out_dir=tmp_path / "out")
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert "segments.parquet" in names and "segments.csv" not in names
+    back = pipeline.read_segments(tmp_path / "out")
+    assert list(back["customer_id"]) == list(result.segments["customer_id"])
+    moved = track(tmp_path / "out", tmp_path / "out", tmp_path / "moves", by="rfm")
+    assert moved["customers"] == len(result.segments) and moved["movers"] == 0

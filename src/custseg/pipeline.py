@@ -266,6 +266,30 @@ def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+#: With the Spark engine, segments of at least this many customers are written as
+#: ``segments.parquet`` instead of ``segments.csv``.
+PARQUET_FROM = 1_000_000
+
+
+def segments_file(summary: dict[str, Any], customers: int) -> str:
+    """``segments.parquet`` for a large Spark run, ``segments.csv`` otherwise."""
+    spark = str(summary.get("engine", "duckdb")).startswith("spark")
+    return "segments.parquet" if spark and customers >= PARQUET_FROM else "segments.csv"
+
+
+def read_segments(folder: str | Path) -> pd.DataFrame:
+    """The segments table of a finished run's folder (CSV, or Parquet for large Spark runs).
+
+    Raises :class:`InputError` naming the folder when it holds neither."""
+    folder = Path(folder)
+    if (folder / "segments.parquet").is_file():
+        return pd.read_parquet(folder / "segments.parquet")
+    if (folder / "segments.csv").is_file():
+        return pd.read_csv(folder / "segments.csv", dtype={"customer_id": str})
+    raise InputError(f"{folder} has no segments.csv; pass the --out folder of a custseg run "
+                     "or rfm.")
+
+
 def write_outputs(result: RfmResult, out_dir: Path,
                   extra: Callable[[Path], object] | None = None) -> None:
     """Write the outputs into a temporary folder beside ``out_dir``, then swap it in.
@@ -285,10 +309,11 @@ def write_outputs(result: RfmResult, out_dir: Path,
         segments = privacy.hashed_table(segments, result.id_salt)
         excluded = privacy.hashed_table(excluded, result.id_salt)
     try:
+        name = segments_file(result.summary, len(segments))
+        form = "FORMAT parquet" if name.endswith(".parquet") else "HEADER, DELIMITER ','"
         con = duckdb.connect()
         con.register("segments_frame", segments)
-        con.execute("COPY segments_frame TO ? (HEADER, DELIMITER ',')",
-                    [str(tmp / "segments.csv")])
+        con.execute(f"COPY segments_frame TO ? ({form})", [str(tmp / name)])
         con.close()
         excluded.to_csv(tmp / "excluded_customers.csv", index=False)
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str)

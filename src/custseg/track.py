@@ -22,12 +22,11 @@ NEW, GONE = "new", "gone"
 def read_snapshot(folder: str | Path, by: str) -> pd.Series:
     """customer_id -> segment label of one snapshot, as a categorical in segment order
     (segment number for clusters, the segment map's order for RFM)."""
+    from .pipeline import read_segments
+
     path = Path(folder) / "segments.csv"
-    if not path.is_file():
-        raise InputError(f"{folder} has no segments.csv; pass the --out folder of a custseg "
-                         "run or rfm.")
     column = {"cluster": "segment_name", "rfm": "rfm_segment"}[by]
-    table = pd.read_csv(path, dtype={"customer_id": str})
+    table = read_segments(folder)
     if column not in table:
         raise InputError(f"{path} has no {column} column; use --by "
                          f"{'rfm' if by == 'cluster' else 'cluster'}.")
@@ -131,7 +130,9 @@ def track(old_dir: str | Path, new_dir: str | Path, out_dir: str | Path,
         from .model import assign, load_model
 
         saved = load_model(model)
-        table = pd.read_csv(Path(new_dir) / "segments.csv", dtype={"customer_id": str})
+        from .pipeline import read_segments
+
+        table = read_segments(new_dir)
         scored = assign(saved, table)
         column = {"cluster": "segment_name", "rfm": "rfm_segment"}[by]
         new = scored.set_index("customer_id")[column].astype(str)

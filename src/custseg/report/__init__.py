@@ -105,11 +105,12 @@ def rerender(run_dir: str | Path) -> Path:
     from ..exceptions import InputError
 
     run_dir = Path(run_dir)
-    summary_path, table_path = run_dir / "summary.json", run_dir / "segments.csv"
-    for path in (summary_path, table_path):
-        if not path.is_file():
-            raise InputError(f"{run_dir} has no {path.name}; point to the --out folder of a "
-                             "finished `custseg run`.")
+    from ..pipeline import read_segments
+
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise InputError(f"{run_dir} has no {summary_path.name}; point to the --out folder of "
+                         "a finished `custseg run`.")
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -117,5 +118,5 @@ def rerender(run_dir: str | Path) -> Path:
     if "segments" not in summary:
         raise InputError(f"{summary_path} has no segments: it comes from `custseg rfm`; "
                          "the report needs a `custseg run` folder.")
-    table = pd.read_csv(table_path, dtype={"customer_id": str})
+    table = read_segments(run_dir)
     return render_report(summary, table, run_dir)
