@@ -76,10 +76,8 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     """
     plan = plan_cleaning(con, source, mapping, config)
     dedupe = _distinct_lines(con, source, plan.parse, config.cleaning["duplicates"])
-    statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
     con.execute(f"DROP TABLE IF EXISTS {q(table)}")
-    con.execute("DROP TYPE IF EXISTS line_status")
-    con.execute(f"CREATE TYPE line_status AS ENUM ({statuses})")
+    create_status_type(con)
     con.execute(f"CREATE TABLE {q(table)} AS {plan.lines_sql(f'({dedupe})')}")
     con.execute(f"DROP TABLE IF EXISTS {_DUP_HASHES}")
     counts = con.execute(
@@ -87,9 +85,15 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     audit = audit_from_counts(counts, source, plan)
     check_unreadable(source, mapping, audit, config,
                      lambda col, fld: _unreadable_values(con, source, col, fld, config),
-                     lambda: con.execute(f"SELECT min(invoice_date) FROM {q(table)} "
-                                         "WHERE status = 'after_as_of'").fetchone()[0])
+                     con, table)
     return audit
+
+
+def create_status_type(con: duckdb.DuckDBPyConnection) -> None:
+    """The ENUM ``line_status`` (``purchase`` and the drop reasons) the statuses are cast to."""
+    statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
+    con.execute("DROP TYPE IF EXISTS line_status")
+    con.execute(f"CREATE TYPE line_status AS ENUM ({statuses})")
 
 
 @dataclass
@@ -302,13 +306,13 @@ def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str
 
 def check_unreadable(source: Source, mapping: dict[str, str], audit: Audit, config: Config,
                      unreadable: Callable[[str, str], tuple[list[str], int, int]],
-                     first_after_as_of: Callable[[], Any]) -> None:
+                     lines: Any, table: str) -> None:
     """Name columns whose values could not be read; fail when a column is mostly unreadable,
     a strict rule forbids dropping, or no line is left.
 
     ``unreadable(column, field)`` gives up to 3 example values, the count of unreadable
-    values and of non-empty values in the column; ``first_after_as_of()`` the earliest
-    date of the lines dropped as ``after_as_of``.
+    values and of non-empty values in the column; ``lines`` (a DuckDB connection, or
+    anything with ``execute(sql).fetchone()``) holds the classified lines as ``table``.
     """
     checks = [("unparseable_date", ["invoice_date"]),
               ("unparseable_number", ["quantity", "unit_price", "amount"]),
@@ -345,7 +349,8 @@ def check_unreadable(source: Source, mapping: dict[str, str], audit: Audit, conf
                     f"those lines are dropped as {reason}.")
     as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
     if audit.rows_used == 0 and as_of is not None and audit.dropped["after_as_of"]:
-        first = first_after_as_of()
+        first = lines.execute(f"SELECT min(invoice_date) FROM {q(table)} "
+                              "WHERE status = 'after_as_of'").fetchone()[0]
         if first is not None and first.date() >= as_of:
             raise DataError(f"The as-of date {as_of} is before every order of {source.name} "
                             f"(the first is dated {first.date()}); pass a later --as-of, or "
@@ -356,15 +361,21 @@ def check_unreadable(source: Source, mapping: dict[str, str], audit: Audit, conf
                         "check the column mapping (--map) and the as-of date.")
 
 
-def _unreadable_values(con, source: Source, col: str, fld: str, config: Config
-                       ) -> tuple[list[str], int, int]:
+def read_expr(con, source: Source, col: str, fld: str, config: Config) -> str:
+    """The parsed value of column ``col`` read as ``fld`` (date or number), NULL when it
+    cannot be read, as cleaning reads it."""
     rel, typ = source.relation, source.types[col]
     if fld == "invoice_date":
         expr, _, _ = date_expr(con, rel, col, typ, config.dayfirst)
-        expr = in_range(f"({expr})")
-    else:
-        comma = typ == "VARCHAR" and decimal_comma(con, rel, col)
-        expr = finite(f"({number_expr(col, typ, comma)})")
+        return in_range(f"({expr})")
+    comma = typ == "VARCHAR" and decimal_comma(con, rel, col)
+    return finite(f"({number_expr(col, typ, comma)})")
+
+
+def _unreadable_values(con, source: Source, col: str, fld: str, config: Config
+                       ) -> tuple[list[str], int, int]:
+    rel = source.relation
+    expr = read_expr(con, source, col, fld, config)
     bad, nonnull = con.execute(
         f"SELECT count(*) FILTER ({q(col)} IS NOT NULL AND ({expr}) IS NULL), "
         f"count({q(col)}) FROM {q(rel)}").fetchone()

@@ -114,9 +114,7 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
                 as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
                          else default_as_of(con))
                 feats = customer_features_table(con, as_of, "product_id" in mapping)
-                excluded = _without_purchase(con.execute(
-                    "SELECT DISTINCT customer_id FROM lines WHERE status NOT IN "
-                    "('purchase', 'missing_customer_id')").df()["customer_id"], feats)
+                excluded = _without_purchase(con, feats)
         customer_info = None
         if customers is not None:
             with _stage("customer_table", timings, reporter):
@@ -187,11 +185,12 @@ def _spark_steps(con, input, config: Config, timings, reporter, **other):
         mapping = _mapping_or_hint(con, source, config)
     with _stage("clean", timings, reporter):
         audit = sp.clean(spark, con, data, mapping, config)
+    lines = sp.SparkLines(spark)
     with _stage("features", timings, reporter):
-        as_of = dt.date.fromisoformat(config.as_of) if config.as_of else sp.default_as_of(spark)
+        as_of = dt.date.fromisoformat(config.as_of) if config.as_of else default_as_of(lines)
         feats = sp.customer_features(spark, as_of, "product_id" in mapping)
-        excluded = _without_purchase(sp.seen_customers(spark), feats)
-    return feats, excluded, as_of, source, mapping, audit, sp.SparkLines(spark)
+        excluded = _without_purchase(lines, feats)
+    return feats, excluded, as_of, source, mapping, audit, lines
 
 
 def _ignore_future(con, source, mapping: dict[str, str], config: Config, audit: Audit
@@ -209,9 +208,11 @@ def _ignore_future(con, source, mapping: dict[str, str], config: Config, audit: 
     return config, audit
 
 
-def _without_purchase(seen: pd.Series, feats: pd.DataFrame) -> pd.DataFrame:
-    """Customers seen in the input (``seen``: ids with a dropped line) whose every line was
-    dropped (ids, sorted)."""
+def _without_purchase(lines, feats: pd.DataFrame) -> pd.DataFrame:
+    """Customers seen in the input whose every line was dropped (ids, sorted); ``lines`` is
+    the engine's connection holding the classified lines."""
+    seen = lines.execute("SELECT DISTINCT customer_id FROM lines WHERE status NOT IN "
+                         "('purchase', 'missing_customer_id')").df()["customer_id"]
     ids = sorted(set(seen) - set(feats["customer_id"]))
     return pd.DataFrame({"customer_id": pd.Series(ids, dtype=object),
                          "reason": "no_valid_purchase"})

@@ -67,15 +67,7 @@ def fit_dbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0, eps: float
     points, point_labels, n_core = thinned(X_fit[core], fit_labels[core], rng)
     rule = {"kind": "nearest_point", "points": points, "labels": point_labels,
             "radius": eps, "what": "core samples", "of": n_core}
-    if fit_idx is None:
-        labels = fit_labels
-    else:
-        labels = np.empty(n, dtype=np.int64)
-        rest = np.ones(n, dtype=bool)
-        rest[fit_idx] = False
-        labels[rest] = apply_rule(rule, X[rest])
-        labels[fit_idx] = fit_labels
-    labels, rule = _renumbered(labels, rule)
+    labels, rule = _renumbered(_with_rest(X, fit_idx, fit_labels, rule), rule)
     step = max(1, int(np.ceil(len(curve) / CURVE_POINTS)))
     return Fitted(
         labels=labels, centers=cluster_means(X, labels),
@@ -85,6 +77,19 @@ def fit_dbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0, eps: float
                "noise_share": float(np.mean(labels == NOISE))},
         rule=rule,
     )
+
+
+def _with_rest(X: np.ndarray, fit_idx: np.ndarray | None, fit_labels: np.ndarray,
+               rule: dict) -> np.ndarray:
+    """Labels of every row: the fit's own for the fitted sample, the rule's for the rest."""
+    if fit_idx is None:
+        return fit_labels
+    labels = np.empty(len(X), dtype=np.int64)
+    rest = np.ones(len(X), dtype=bool)
+    rest[fit_idx] = False
+    labels[rest] = apply_rule(rule, X[rest])
+    labels[fit_idx] = fit_labels
+    return labels
 
 
 def fit_hdbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0,
@@ -119,15 +124,7 @@ def fit_hdbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0,
     points, point_labels, n_fit = thinned(X_fit, fit_labels, rng)
     rule = {"kind": "nearest_point", "points": points, "labels": point_labels,
             "radius": radius, "what": "fitted customers", "of": n_fit}
-    if fit_idx is None:
-        labels = fit_labels
-    else:
-        labels = np.empty(n, dtype=np.int64)
-        rest = np.ones(n, dtype=bool)
-        rest[fit_idx] = False
-        labels[rest] = apply_rule(rule, X[rest])
-        labels[fit_idx] = fit_labels
-    labels, rule = _renumbered(labels, rule)
+    labels, rule = _renumbered(_with_rest(X, fit_idx, fit_labels, rule), rule)
     extra = {"assign_radius": [float(r) for r in rule["radius"]],
              "noise_share": float(np.mean(labels == NOISE))}
     return Fitted(labels=labels, centers=cluster_means(X, labels),

@@ -31,18 +31,18 @@ import pandas as pd
 import pyarrow as pa
 
 from ..cleaning import (
-    REASONS,
     Audit,
     audit_from_counts,
     check_unreadable,
-    in_range,
+    create_status_type,
     plan_cleaning,
+    read_expr,
 )
 from ..config import Config
 from ..exceptions import ConfigError, InputError
 from ..features import features_sql
 from ..io import Source
-from ..io._parse import date_expr, decimal_comma, finite, lit, number_expr, q
+from ..io._parse import q
 from ..io._readers import (
     _describe,
     load_source,
@@ -227,9 +227,7 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
         f"SELECT status, count(*), sum(n) FROM {view} GROUP BY status").collect()]
     audit = audit_from_counts(counts, source, plan)
     unreadable = _Unreadable(distinct, con, source, config)
-    check_unreadable(source, mapping, audit, config, unreadable,
-                     lambda: spark.sql(f"SELECT min(invoice_date) FROM {view} "
-                                       "WHERE status = 'after_as_of'").collect()[0][0])
+    check_unreadable(source, mapping, audit, config, unreadable, SparkLines(spark, view), view)
     return audit
 
 
@@ -244,8 +242,7 @@ class _BatchSQL:
     def __call__(self, batches):
         con = duckdb.connect()
         con.execute("SET threads = 1")
-        statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
-        con.execute(f"CREATE TYPE line_status AS ENUM ({statuses})")
+        create_status_type(con)
         for batch in batches:
             con.register("batch", pa.Table.from_batches([batch]))
             out = con.sql(self.query).to_arrow_table()
@@ -261,13 +258,7 @@ class _Unreadable:
         self.frame, self.con, self.source, self.config = frame, con, source, config
 
     def __call__(self, col: str, fld: str) -> tuple[list[str], int, int]:
-        rel, typ = self.source.relation, self.source.types[col]
-        if fld == "invoice_date":
-            expr, _, _ = date_expr(self.con, rel, col, typ, self.config.dayfirst)
-            expr = in_range(f"({expr})")
-        else:
-            comma = typ == "VARCHAR" and decimal_comma(self.con, rel, col)
-            expr = finite(f"({number_expr(col, typ, comma)})")
+        expr = read_expr(self.con, self.source, col, fld, self.config)
         query = (f"SELECT CAST({q(col)} AS VARCHAR) AS v, n, ({expr}) IS NULL AS bad "
                  f"FROM batch WHERE {q(col)} IS NOT NULL")
         with _quiet():
@@ -280,13 +271,6 @@ class _Unreadable:
         examples = [r[0] for r in spark.sql("SELECT DISTINCT v FROM custseg_cells WHERE bad "
                                             "ORDER BY v LIMIT 3").collect()]
         return examples, int(bad), int(nonnull)
-
-
-def default_as_of(spark, view: str = "lines") -> dt.date:
-    """The day after the last dated line (as :func:`custseg.features.default_as_of`)."""
-    last = spark.sql(f"SELECT max(invoice_date) FROM {view} "
-                     "WHERE status <> 'unparseable_date'").collect()[0][0]
-    return (last.date() if isinstance(last, dt.datetime) else last) + dt.timedelta(days=1)
 
 
 def customer_features(spark, as_of: dt.date, has_products: bool, view: str = "lines"
@@ -307,16 +291,10 @@ def _frame(table: pa.Table) -> pd.DataFrame:
         con.close()
 
 
-def seen_customers(spark, view: str = "lines") -> pd.Series:
-    """Ids with a line that was dropped for a reason other than a missing id."""
-    table = spark.sql(f"SELECT DISTINCT customer_id FROM {view} WHERE status NOT IN "
-                      "('purchase', 'missing_customer_id')").toArrow()
-    return _frame(table)["customer_id"]
-
-
 class SparkLines:
     """The classified lines on Spark behind the part of a DuckDB connection's interface
-    that the segment profiles use (``register``, ``execute(sql).df()``, ``unregister``)."""
+    that the steps after cleaning use (``register``, ``execute(sql).df()`` or
+    ``.fetchone()``, ``unregister``), so they run unchanged on either engine."""
 
     dialect = "spark"
 
@@ -346,6 +324,10 @@ class _Result:
     def df(self) -> pd.DataFrame:
         return _frame(self.frame.toArrow())
 
+    def fetchone(self) -> tuple | None:
+        rows = self.frame.take(1)
+        return tuple(rows[0]) if rows else None
 
-__all__ = ["SparkLines", "SAMPLE_ROWS", "SparkInput", "clean", "customer_features", "default_as_of",
-           "read", "seen_customers", "session"]
+
+__all__ = ["SAMPLE_ROWS", "SparkInput", "SparkLines", "clean", "customer_features", "read",
+           "session"]
