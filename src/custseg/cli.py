@@ -73,6 +73,12 @@ SaltOpt = Annotated[str | None, typer.Option(
     "--salt", envvar="CUSTSEG_SALT", show_envvar=True,
     help="Secret salt for --hash-ids, unused without it (same salt, same hashes; default: "
          "random per run, never written).")]
+InputKindOpt = Annotated[str | None, typer.Option(
+    "--input-kind", help="table (one row per customer) or orders (order lines); default: "
+                         "detected from the columns.")]
+ClusterOnOpt = Annotated[str | None, typer.Option(
+    "--cluster-on", help="behaviour (default) or all: also cluster on the --customers "
+                         "table's columns (demographics).")]
 FeaturesOpt = Annotated[str | None, typer.Option(
     "--features", metavar="A,B,C", help="Columns to cluster on (default: chosen for you).")]
 
@@ -120,12 +126,14 @@ class _Reporter:
 
 def _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
                    engine=None, spark_master=None, hash_ids: bool = False,
-                   salt: str | None = None) -> Config:
+                   salt: str | None = None, input_kind: str | None = None,
+                   cluster_on: str | None = None) -> Config:
     if delimiter == "\\t":
         delimiter = "\t"
     return _config(config_file, mapping, as_of=as_of, dayfirst=dayfirst, sheet=sheet,
                    delimiter=delimiter, encoding=encoding, engine=engine,
-                   spark_master=spark_master, hash_ids=hash_ids or None, salt=salt)
+                   spark_master=spark_master, hash_ids=hash_ids or None, salt=salt,
+                   input_kind=input_kind, cluster_on=cluster_on)
 
 
 def _print_audit(s: dict) -> None:
@@ -159,13 +167,15 @@ def rfm(
     config_file: ConfigOpt = None,
     hash_ids: HashIdsOpt = False,
     salt: SaltOpt = None,
+    input_kind: InputKindOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
     from .pipeline import run_rfm
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master, hash_ids=hash_ids, salt=salt)
+                            engine, spark_master, hash_ids=hash_ids, salt=salt,
+                            input_kind=input_kind)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_rfm(input, out_dir=out_dir, customers=customers, config=config, db=db,
                          sql=sql, reporter=reporter)
@@ -238,6 +248,8 @@ def run(
     compare_all: Annotated[bool, typer.Option(
         "--compare", help="Also run and rank every algorithm (shown in the report).")] = False,
     customers: CustomersOpt = None,
+    cluster_on: ClusterOnOpt = None,
+    input_kind: InputKindOpt = None,
     mapping: MapOpt = None,
     as_of: AsOfOpt = None,
     dayfirst: DayFirstOpt = None,
@@ -257,7 +269,8 @@ def run(
     from .segment import run_segments
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master, hash_ids=hash_ids, salt=salt)
+                            engine, spark_master, hash_ids=hash_ids, salt=salt,
+                            input_kind=input_kind, cluster_on=cluster_on)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(input, out_dir=out_dir, customers=customers, config=config,
                               db=db, sql=sql, algorithm=algorithm, k=_k(k),
@@ -294,6 +307,8 @@ def compare(
     skew: SkewOpt = "log1p",
     scaler: ScalerOpt = "standard",
     customers: CustomersOpt = None,
+    cluster_on: ClusterOnOpt = None,
+    input_kind: InputKindOpt = None,
     mapping: MapOpt = None,
     as_of: AsOfOpt = None,
     dayfirst: DayFirstOpt = None,
@@ -311,7 +326,7 @@ def compare(
     from .segment import compare_algorithms
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master)
+                            engine, spark_master, input_kind=input_kind, cluster_on=cluster_on)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         table, recommendation = compare_algorithms(
             input, out_dir=out_dir, customers=customers, config=config, db=db, sql=sql,

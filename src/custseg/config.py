@@ -32,6 +32,10 @@ CLEANING_RULES = (
 
 #: Engines computing cleaning and features.
 ENGINES = ("duckdb", "spark")
+#: What an input is: detected, a customer table (one row per customer), or order lines.
+INPUT_KINDS = ("auto", "table", "orders")
+#: What clustering uses when a customer table is joined to order lines.
+CLUSTER_ON = ("behaviour", "all")
 
 
 def default_rfm_segments() -> dict[str, list[str]]:
@@ -87,6 +91,27 @@ class Config:
     salt : str or None, default=None
         Secret salt of those hashes; the same salt gives the same hashes, so snapshots can
         be tracked. None draws a random salt for each run (never written anywhere).
+    input_kind : {"auto", "table", "orders"}, default="auto"
+        Whether the input is a customer table (one row per customer) or order lines;
+        "auto" decides from its columns (``--input-kind``).
+    cluster_on : {"behaviour", "all"}, default="behaviour"
+        With a customer table joined to order lines: cluster on behaviour only, or on
+        behaviour and the table's columns (demographics) together (``--cluster-on``).
+    max_missing : float, default=0.5
+        A customer-table column with a larger share of missing or unreadable values is left
+        out (with a note), not imputed.
+    min_segment_share : float, default=0.03
+        With ``--k auto`` on data without clear clusters, every segment must hold at least
+        this share of customers.
+    min_stability : float, default=0.8
+        Bootstrap stability (mean adjusted Rand index) a chosen k must reach; below it the
+        run carries a warning.
+    at_risk_share : float, default=0.3
+        A segment whose share of RFM "At Risk", "Can't Lose Them" and "About To Sleep"
+        customers reaches this is named and acted on as slipping away.
+    labels : dict, default={}
+        Column -> the words used for it in names and descriptions
+        (``{"MntWines": "wine spend"}``); other columns are humanised automatically.
     """
 
     mapping: dict[str, str] = field(default_factory=dict)
@@ -108,6 +133,13 @@ class Config:
     spark_conf: dict[str, str] = field(default_factory=dict)
     hash_ids: bool = False
     salt: str | None = None
+    input_kind: str = "auto"
+    cluster_on: str = "behaviour"
+    max_missing: float = 0.5
+    min_segment_share: float = 0.03
+    min_stability: float = 0.8
+    at_risk_share: float = 0.3
+    labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_type("mapping", self.mapping, dict)
@@ -129,6 +161,18 @@ class Config:
                      "temp_directory", "salt"):
             _check_type(name, getattr(self, name), (str, type(None)))
         _check_type("memory_limit", self.memory_limit, str)
+        _check_choice("input_kind", self.input_kind, INPUT_KINDS)
+        _check_choice("cluster_on", self.cluster_on, CLUSTER_ON)
+        for name in ("max_missing", "min_segment_share", "min_stability", "at_risk_share"):
+            value = getattr(self, name)
+            _check_type(name, value, (float, int))
+            if not 0 <= value <= 1:
+                raise ConfigError(f"The {name!r} setting must be a share between 0 and 1. "
+                                  f"Got {value!r} instead.")
+            object.__setattr__(self, name, float(value))
+        _check_type("labels", self.labels, dict)
+        for key, value in self.labels.items():
+            _check_type(f"labels.{key}", value, str)
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}. "
                               f"Got {self.engine!r} instead.")
@@ -189,6 +233,12 @@ class Config:
                 f"Unknown key {unknown[0]!r} in {source}; allowed keys: {', '.join(allowed)}."
             )
         return cls(**data)
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"The {name!r} setting must be one of {', '.join(allowed)}. "
+                          f"Got {value!r} instead.")
 
 
 def _check_type(name: str, value: Any, kinds: type | tuple[type, ...]) -> None:
