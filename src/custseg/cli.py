@@ -44,15 +44,18 @@ SheetOpt = Annotated[str | None, typer.Option(help="Excel sheet name or 0-based 
 DelimiterOpt = Annotated[str | None, typer.Option(
     help="Force the delimiter of a text file (default: sniffed).")]
 EncodingOpt = Annotated[str | None, typer.Option(
-    help="Force the encoding of a text file (default: UTF-8, else Latin-1).")]
+    help="Encoding of a text file, any Python codec (cp1252, latin-1, utf-16, ...). Default: "
+         "guessed: UTF-8, UTF-16 (byte-order mark or NUL bytes), else Windows-1252.")]
 DbOpt = Annotated[str | None, typer.Option(
     "--db", help="Database URL, e.g. sqlite:///shop.db or duckdb:///shop.duckdb.")]
 SqlOpt = Annotated[str | None, typer.Option("--sql", help="Query to run on --db.")]
 AlgorithmOpt = Annotated[str, typer.Option(
     "--algorithm", help="kmeans, hierarchical, gmm, kprototypes, dbscan, hdbscan or affinity.")]
 KOpt = Annotated[str, typer.Option("--k", help="Number of segments, or 'auto'.")]
-KRangeOpt = Annotated[str, typer.Option("--k-range", metavar="LOW-HIGH",
-                                        help="Range searched by --k auto.")]
+KRangeOpt = Annotated[str | None, typer.Option(
+    "--k-range", metavar="LOW-HIGH",
+    help="Range searched by --k auto (default: clear groups in 2-10, else a continuum cut "
+         "for action in 3-8).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same output.")]
 SkewOpt = Annotated[str, typer.Option("--skew", help="log1p, yeo-johnson or none.")]
 ScalerOpt = Annotated[str, typer.Option("--scaler", help="standard or robust.")]
@@ -204,7 +207,9 @@ def _k(value: str) -> int | str:
     raise CustsegError(f"--k {value!r} must be 'auto' or a whole number of at least 2.")
 
 
-def _k_range(value: str) -> tuple[int, int]:
+def _k_range(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
     low, sep, high = value.partition("-")
     if sep and low.isdigit() and high.isdigit() and 2 <= int(low) <= int(high):
         return int(low), int(high)
@@ -238,7 +243,7 @@ def run(
     out_dir: OutOpt = Path("custseg-out"),
     algorithm: AlgorithmOpt = "kmeans",
     k: KOpt = "auto",
-    k_range: KRangeOpt = "2-10",
+    k_range: KRangeOpt = None,
     seed: SeedOpt = 0,
     features: FeaturesOpt = None,
     skew: SkewOpt = "log1p",
@@ -301,7 +306,7 @@ def compare(
     input: InputArg = None,
     out_dir: OutOpt = Path("custseg-compare"),
     k: KOpt = "auto",
-    k_range: KRangeOpt = "2-10",
+    k_range: KRangeOpt = None,
     seed: SeedOpt = 0,
     features: FeaturesOpt = None,
     skew: SkewOpt = "log1p",

@@ -1,9 +1,19 @@
 """Cluster quality: silhouette on a stratified sample, Calinski-Harabasz, Davies-Bouldin,
-bootstrap stability, and the choice of k from all of them."""
+bootstrap stability, and the choice of k.
+
+The choice of k first asks whether the customers form clear groups at all: a k whose
+silhouette shows reasonable structure (at least 0.5, Kaufman and Rousseeuw's band) and
+clearly beats a featureless reference (a single Gaussian cloud with the customers' own
+mean and covariance, clustered the same way: the idea of the gap statistic, Tibshirani,
+Walther and Hastie 2001, with silhouette as the index) is a clear grouping, and the metrics
+pick among such k. Otherwise the customers form a continuum (typical of RFM), where every
+split is a choice: k is then chosen for action, the largest in 3..8 whose segments are all
+stable, distinct and big enough (:func:`choose_k_for_action`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from kneed import KneeLocator
@@ -123,8 +133,113 @@ def stability(X: np.ndarray, labels: np.ndarray, refit: Callable[[np.ndarray, in
 SILHOUETTE_TOL, CH_TOL, DB_TOL = 0.05, 0.05, 0.20
 
 
-def choose_k(curves: dict[str, list]) -> tuple[int, str]:
-    """One k from the curves, and the reason in words.
+#: A silhouette of at least this shows reasonable structure (Kaufman and Rousseeuw, 1990).
+STRUCTURE_SILHOUETTE = 0.5
+#: ... and it must beat the featureless reference's silhouette at the same k by this much.
+STRUCTURE_MARGIN = 0.15
+#: Customers drawn for the featureless reference (at least, when there are fewer).
+REFERENCE_SIZE = 4_000
+#: Default ranges of k: where clear groups are looked for, and where a continuum is cut.
+STRUCTURE_RANGE, ACTION_RANGE = (2, 10), (3, 8)
+
+
+def reference_silhouettes(X: np.ndarray, ks, *, seed: int = 0) -> dict[int, float]:
+    """Silhouette of k-means at each k on a featureless reference: a Gaussian cloud with the
+    mean and covariance of ``X`` (what a split of data with no groups scores).
+
+    >>> import numpy as np
+    >>> ref = reference_silhouettes(np.random.default_rng(0).normal(size=(500, 3)), [2, 3])
+    >>> all(0.15 < v < 0.35 for v in ref.values())
+    True
+    """
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(seed)
+    X = np.asarray(X, dtype=np.float64)
+    cov = np.atleast_2d(np.cov(X, rowvar=False))
+    R = rng.multivariate_normal(X.mean(axis=0), cov, size=REFERENCE_SIZE, method="eigh")
+    out = {}
+    for k in ks:
+        labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(R)
+        out[k] = round(silhouette(R, labels), 4) if len(np.unique(labels)) > 1 else 0.0
+    return out
+
+
+def structured_ks(curves: dict[str, list], reference: dict[int, float],
+                  ks: range | list[int]) -> list[int]:
+    """The k (within ``ks``) whose clustering is a clear grouping: silhouette at least
+    ``STRUCTURE_SILHOUETTE`` and ``STRUCTURE_MARGIN`` above the featureless reference."""
+    sil = dict(zip(curves["k"], curves["silhouette"], strict=True))
+    return [k for k in ks if sil.get(k) is not None and sil[k] >= STRUCTURE_SILHOUETTE
+            and sil[k] - reference.get(k, 0.0) >= STRUCTURE_MARGIN]
+
+
+def structure_words(curves: dict[str, list], reference: dict[int, float], ks) -> str:
+    """Why there are no clear groups, in words (best silhouette against the reference)."""
+    pairs = [(v, k) for k, v in zip(curves["k"], curves["silhouette"], strict=True)
+             if k in ks and v is not None]
+    if not pairs:
+        return "no silhouette could be computed"
+    value, k = max(pairs)
+    ref = reference.get(k, 0.0)
+    above = (f"{value - ref:.2f} above a single Gaussian cloud of the same shape "
+             f"({ref:.2f})")
+    if value < STRUCTURE_SILHOUETTE:
+        text = f"the best silhouette, {value:.2f} at k={k}, is under {STRUCTURE_SILHOUETTE}"
+        return text + (f" and only {above}" if value - ref < STRUCTURE_MARGIN else "")
+    return f"the best silhouette, {value:.2f} at k={k}, is only {above}"
+
+
+@dataclass
+class Candidate:
+    """How a k fares on the three tests of an actionable segmentation."""
+
+    k: int
+    stability: float | None
+    smallest_share: float
+    clashes: list[str] | None  # None: distinctness not checked
+
+    def failures(self, min_stability: float, min_share: float) -> list[str]:
+        out = []
+        if self.stability is None or self.stability < min_stability:
+            shown = "n/a" if self.stability is None else f"{self.stability:.2f}"
+            out.append(f"stability {shown} < {min_stability}")
+        if self.clashes:
+            out.append(self.clashes[0])
+        if self.smallest_share < min_share:
+            out.append(f"smallest segment {self.smallest_share:.1%} < {min_share:.0%}")
+        return out
+
+
+def choose_k_for_action(candidates: list[Candidate], *, min_stability: float,
+                        min_share: float) -> tuple[int, str]:
+    """The largest k whose segments are all stable (bootstrap ARI >= ``min_stability``),
+    distinct (no two share a name or first action) and big enough (each >= ``min_share``
+    of customers); when none is, the k failing fewest tests (ties: the most stable, then
+    the smaller k). Returns k and the reason, naming what decided."""
+    fails = {c.k: c.failures(min_stability, min_share) for c in candidates}
+    by_k = {c.k: c for c in candidates}
+    passing = [c.k for c in candidates if not fails[c.k]]
+    checked = "distinct (different names and first actions)" if all(
+        c.clashes is not None for c in candidates) else "distinct (not checked)"
+    if passing:
+        k = max(passing)
+        c = by_k[k]
+        reason = (f"k={k} is the largest whose segments are all stable (stability "
+                  f"{c.stability:.2f} >= {min_stability}), {checked} and big enough "
+                  f"(smallest {c.smallest_share:.1%} >= {min_share:.0%})")
+    else:
+        k = min(by_k, key=lambda k: (len(fails[k]), -(by_k[k].stability or 0.0), k))
+        reason = (f"no k passes all three tests of stable, distinct and big enough segments; "
+                  f"k={k} fails fewest ({'; '.join(fails[k])})")
+    larger = [f"k={j}: {'; '.join(fails[j])}" for j in sorted(by_k) if j > k and fails[j]]
+    if larger:
+        reason += "; " + "; ".join(larger)
+    return k, reason
+
+
+def choose_k(curves: dict[str, list], allowed: list[int] | None = None) -> tuple[int, str]:
+    """One k from the curves (among ``allowed``, default all), and the reason in words.
 
     Each metric supports every k whose value is close to that metric's best (metrics are
     noisy, so near-ties count): silhouette (high), Calinski-Harabasz (high),
@@ -132,6 +247,7 @@ def choose_k(curves: dict[str, list]) -> tuple[int, str]:
     support wins; ties go to the higher silhouette, then the smaller k.
     """
     ks = curves["k"]
+    allowed = ks if allowed is None else [k for k in ks if k in allowed]
     support: dict[int, list[str]] = {k: [] for k in ks}
     sil, ch, db = curves["silhouette"], curves["calinski_harabasz"], curves["davies_bouldin"]
     best_sil = _best(ks, sil, max)
@@ -153,13 +269,11 @@ def choose_k(curves: dict[str, list]) -> tuple[int, str]:
                               f"k={best_db[0]}")
         if k == elbow:
             support[k].append(f"elbow of inertia at {k}")
-    if not any(support.values()):
-        return ks[0], f"k={ks[0]}: no metric could be computed; the smallest k was used"
+    if not any(support[k] for k in allowed):
+        return allowed[0], f"k={allowed[0]}: no metric could be computed; the smallest k was used"
     sil_at = {k: -1.0 if v is None else v for k, v in zip(ks, sil, strict=True)}
-    chosen = max(ks, key=lambda k: (len(support[k]), sil_at[k], -k))
+    chosen = max(allowed, key=lambda k: (len(support[k]), sil_at[k], -k))
     reason = f"k={chosen}: " + "; ".join(support[chosen])
-    if chosen in (ks[0], ks[-1]) and len(ks) > 2:
-        reason += "; at the edge of the range searched: consider widening --k-range"
     return chosen, reason
 
 
@@ -171,17 +285,20 @@ def _best(ks: list[int], values: list, pick) -> tuple[int, float] | None:
     return k, value
 
 
-def choose_k_bic(curves: dict[str, list]) -> tuple[int, str]:
-    """Gaussian mixtures: components by BIC. BIC of real customer data keeps falling as
-    extra components carve up groups that are not Gaussian, so the knee of the BIC curve
-    (where the gains level off) is used; the lowest BIC when there is no knee."""
+def choose_k_bic(curves: dict[str, list], allowed: list[int] | None = None) -> tuple[int, str]:
+    """Gaussian mixtures: components by BIC (among ``allowed``, default all). BIC of real
+    customer data keeps falling as extra components carve up groups that are not
+    Gaussian, so the knee of the BIC curve (where the gains level off) is used; the lowest
+    BIC when there is no knee."""
     ks, bic = curves["k"], curves["bic"]
-    low = ks[int(np.argmin(bic))]
+    allowed = ks if allowed is None else [k for k in ks if k in allowed]
+    low = min(allowed, key=lambda k: bic[ks.index(k)])
     knee = _elbow(ks, bic)
-    if knee is not None and knee < low:
-        return knee, (f"k={knee}: knee of the BIC curve (BIC falls on to its lowest, "
-                      f"{min(bic):,.0f}, at k={low}, by splitting groups that are not Gaussian)")
-    return low, f"k={low}: BIC lowest ({min(bic):,.0f})"
+    if knee is not None and knee < low and knee in allowed:
+        return knee, (f"k={knee}: knee of the BIC curve (BIC falls on to "
+                      f"{bic[ks.index(low)]:,.0f} at k={low}, by splitting groups that are not "
+                      "Gaussian)")
+    return low, f"k={low}: BIC lowest ({bic[ks.index(low)]:,.0f})"
 
 
 def _elbow(ks: list[int], values: list[float]) -> int | None:

@@ -17,7 +17,20 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ..exceptions import ConfigError, CustsegWarning, DataError
 from ._base import NOISE, Fitted, cluster_means
 from ._centroid import fit_gmm, fit_kmeans
-from ._evaluate import choose_k, choose_k_bic, inertia, scores, stability
+from ._evaluate import (
+    ACTION_RANGE,
+    STRUCTURE_RANGE,
+    Candidate,
+    choose_k,
+    choose_k_bic,
+    choose_k_for_action,
+    inertia,
+    reference_silhouettes,
+    scores,
+    stability,
+    structure_words,
+    structured_ks,
+)
 from ._hierarchical import LINKAGES, build_tree, fit_hierarchical
 from ._prepare import SCALERS, TRANSFORMS, FeaturePrep
 from ._rules import EXACT_KINDS, apply_rule, relabelled, rounded
@@ -53,6 +66,10 @@ KPROTOTYPES_MAX_FIT = 20_000
 AFFINITY_MAX_FIT = 1_000
 
 
+def _share(v: Any) -> bool:
+    return isinstance(v, int | float | np.floating) and not isinstance(v, bool) and 0 <= v <= 1
+
+
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
 
@@ -64,9 +81,10 @@ ENGINES = ("local", "spark")
 _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "algorithm": (lambda v: v in ALGORITHMS, f"one of {list(ALGORITHMS)}"),
     "k": (lambda v: v == "auto" or (_positive_int(v) and v >= 2), "'auto' or an int >= 2"),
-    "k_range": (lambda v: isinstance(v, tuple | list) and len(v) == 2
-                and all(_positive_int(x) for x in v) and 2 <= v[0] <= v[1],
-                "a pair (low, high) of ints with 2 <= low <= high"),
+    "k_range": (lambda v: v is None or (isinstance(v, tuple | list) and len(v) == 2
+                                         and all(_positive_int(x) for x in v)
+                                         and 2 <= v[0] <= v[1]),
+                "None or a pair (low, high) of ints with 2 <= low <= high"),
     "seed": (lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool),
              "an int"),
     "features": (lambda v: v is None or (isinstance(v, list | tuple)
@@ -80,9 +98,14 @@ _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
                     "an int in the range [0, inf)"),
     "options": (lambda v: v is None or isinstance(v, dict), "None or a dict"),
     "engine": (lambda v: v in ENGINES, f"one of {list(ENGINES)}"),
+    "min_share": (lambda v: _share(v), "a float in the range [0, 1]"),
+    "min_stability": (lambda v: _share(v), "a float in the range [0, 1]"),
+    "namer": (lambda v: v is None or callable(v), "None or a callable"),
 }
 #: With engine="spark", k is chosen on at most this many customers.
 SPARK_K_SAMPLE = 50_000
+#: Up to this many customers, the search for k fits each k as the final fit would.
+SEARCH_FULL_INIT = 50_000
 
 
 class Segmenter(ClusterMixin, BaseEstimator):
@@ -94,9 +117,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
         One of ``kmeans``, ``hierarchical``, ``gmm``, ``kprototypes``, ``dbscan``,
         ``hdbscan``, ``affinity``.
     k : "auto" or int, default="auto"
-        Number of segments; "auto" chooses it over ``k_range`` (algorithms that decide
-        it themselves ignore it).
-    k_range : tuple of int, default=(2, 10)
+        Number of segments; "auto" chooses it (algorithms that decide it themselves
+        ignore it): clear groups where the data has them (k in 2..10), else, on a
+        continuum, the largest k in 3..8 whose segments are stable, distinct and big
+        enough (see :mod:`custseg.cluster._evaluate`).
+    k_range : tuple of int or None, default=None
+        Range of k searched by "auto", for clear groups and for a continuum alike; None
+        uses the two default ranges above.
     seed : int, default=0
     features : list of str, default=None
         Columns to cluster on; None picks them (transaction features, or every usable
@@ -117,6 +144,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
     engine : {"local", "spark"}, default="local"
         "spark" fits on Spark MLlib (KMeans; BisectingKMeans as the hierarchical method;
         GaussianMixture), choosing k on a sample of ``SPARK_K_SAMPLE`` customers.
+    min_share : float, default=0.03
+        On a continuum, every segment of the chosen k holds at least this share.
+    min_stability : float, default=0.8
+        Stability the chosen k should reach; on a continuum a test, and below it a warning.
+    namer : callable or None, default=None
+        ``namer(frame, labels) -> list of str``: how the segments of a candidate k clash
+        (share a name or first action; empty when distinct). None skips that test.
 
     Attributes
     ----------
@@ -148,7 +182,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
                  features: list[str] | None = None, skew: str = "log1p",
                  scaler: str = "standard", linkage: str = "ward", n_init: int = 10,
                  n_bootstrap: int = 10, options: dict[str, Any] | None = None,
-                 engine: str = "local") -> None:
+                 engine: str = "local", min_share: float = 0.03,
+                 min_stability: float = 0.8, namer: Callable | None = None) -> None:
         self.algorithm = algorithm
         self.k = k
         self.k_range = k_range
@@ -161,6 +196,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.n_bootstrap = n_bootstrap
         self.options = options
         self.engine = engine
+        self.min_share = min_share
+        self.min_stability = min_stability
+        self.namer = namer
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self) -> None:
@@ -196,20 +234,24 @@ class Segmenter(ClusterMixin, BaseEstimator):
         algo = ALGORITHMS[self.algorithm]
         start = time.perf_counter()
         self.k_selection_ = None
+        self._searched: dict[int, Fitted] = {}
+        self._search_stability: float | None = None
         tree = None
         if algo.needs_k:
             if self.k == "auto":
-                low, high = self.k_range
-                high = min(high, n_distinct, len(Xp) - 1)
-                if high < low:
+                top = min(n_distinct, len(Xp) - 1)
+                low, high = self.k_range or (STRUCTURE_RANGE[0], max(STRUCTURE_RANGE[1],
+                                                                     ACTION_RANGE[1]))
+                if min(high, top) < low:
                     raise DataError(f"Only {n_distinct} distinct customer(s) after preparation: "
-                                    f"too few for k in {low}..{self.k_range[1]}; pass --k "
+                                    f"too few for k in {low}..{high}; pass --k "
                                     "or use other features.")
-                Xk, ck = self._k_sample(Xp, cats)
+                rows = self._k_rows(len(Xp))
+                Xk, ck = Xp[rows], (cats[rows] if len(cats) else cats)
                 tree = (build_tree(Xk, seed=self.seed, linkage_method=self.linkage,
                                    **dict(self.options or {}))
                         if self.algorithm == "hierarchical" else None)
-                k, self.k_selection_ = self._select_k(Xk, ck, range(low, high + 1), tree)
+                k, self.k_selection_ = self._select_k(Xk, ck, frame.iloc[rows], top, tree)
                 if len(Xk) < len(Xp):
                     self.k_selection_["reason"] += (f" (k chosen on a sample of {len(Xk):,} "
                                                     "customers)")
@@ -219,10 +261,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
                 if k > n_distinct:
                     raise DataError(f"k={k} but only {n_distinct} distinct customer(s) after "
                                     "preparation; choose a smaller k.")
+            searched = self._searched.pop(k, None) if self.k == "auto" else None
             if self.engine == "spark":
                 from ._spark import fit_spark
 
                 fitted = fit_spark(Xp, self.algorithm, k, seed=self.seed)
+            elif searched is not None:
+                fitted = searched  # the search's own fit of all customers at this k
             else:
                 fitted = self._fit_k(Xp, cats, k, self.n_init, self.seed, tree=tree)
         else:
@@ -232,13 +277,12 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self._finish(frame, Xp, cats, fitted)
         return self
 
-    def _k_sample(self, Xp: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _k_rows(self, n: int) -> np.ndarray:
         """All customers, or with engine="spark" a seeded sample to choose k on."""
-        if self.engine != "spark" or len(Xp) <= SPARK_K_SAMPLE:
-            return Xp, cats
-        rows = np.sort(np.random.default_rng(self.seed).choice(len(Xp), SPARK_K_SAMPLE,
+        if self.engine != "spark" or n <= SPARK_K_SAMPLE:
+            return np.arange(n)
+        return np.sort(np.random.default_rng(self.seed).choice(n, SPARK_K_SAMPLE,
                                                                replace=False))
-        return Xp[rows], (cats[rows] if len(cats) else cats)
 
     def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
                tree=None) -> Fitted:
@@ -267,15 +311,30 @@ class Segmenter(ClusterMixin, BaseEstimator):
         from ._affinity import fit_affinity
         return fit_affinity(Xp, k, seed=seed, max_fit=AFFINITY_MAX_FIT, **opts)
 
-    def _select_k(self, Xp: np.ndarray, cats: np.ndarray, ks: range, tree=None
-                  ) -> tuple[int, dict]:
+    def _ranges(self, top: int) -> tuple[list[int], list[int]]:
+        """The k searched for clear groups and for a continuum, capped at ``top``."""
+        if self.k_range is not None:
+            ks = [k for k in range(self.k_range[0], self.k_range[1] + 1) if k <= top]
+            return ks, ks
+        structure = [k for k in range(STRUCTURE_RANGE[0], STRUCTURE_RANGE[1] + 1) if k <= top]
+        action = [k for k in range(ACTION_RANGE[0], ACTION_RANGE[1] + 1) if k <= top]
+        return structure, action or structure
+
+    def _select_k(self, Xp: np.ndarray, cats: np.ndarray, frame: pd.DataFrame, top: int,
+                  tree=None) -> tuple[int, dict]:
+        """Clear groups when the data has them, else the k a marketer can act on."""
+        structure_ks, action_ks = self._ranges(top)
+        ks = sorted(set(structure_ks) | set(action_ks))
         curves: dict[str, list] = {"k": [], "inertia": [], "silhouette": [],
                                    "calinski_harabasz": [], "davies_bouldin": []}
-        bic = []
-        sample = 0
+        bic, labels_at, sample = [], {}, 0
+
+        # With up to SEARCH_FULL_INIT customers each k gets the final fit's restarts, and the
+        # chosen k's fit is kept (its stability is then the one reported); above, 3 restarts.
+        n_init = self.n_init if len(Xp) <= SEARCH_FULL_INIT else 3
 
         def evaluate(k: int) -> tuple[Fitted, dict]:
-            fitted = self._fit_k(Xp, cats, k, n_init=3, seed=self.seed, tree=tree)
+            fitted = self._fit_k(Xp, cats, k, n_init=n_init, seed=self.seed, tree=tree)
             return fitted, scores(Xp, fitted.labels, seed=self.seed)
 
         # Two k at a time: much of a fit and its scores runs outside the GIL (BLAS, numpy),
@@ -283,6 +342,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = list(pool.map(evaluate, ks))
         for k, (fitted, s) in zip(ks, results, strict=True):
+            labels_at[k] = fitted.labels
             curves["k"].append(k)
             curves["inertia"].append(round(float(fitted.extra.get("inertia")
                                                  or inertia(Xp, fitted.labels)), 4))
@@ -291,13 +351,64 @@ class Segmenter(ClusterMixin, BaseEstimator):
             sample = max(sample, s["silhouette_sample"])
             if "bic" in fitted.extra:
                 bic.append(round(fitted.extra["bic"], 2))
-        if self.algorithm == "gmm":
+        if bic:
             curves["bic"] = bic
-            chosen, reason = choose_k_bic(curves)
+        reference = reference_silhouettes(Xp, ks, seed=self.seed)
+        clear = structured_ks(curves, reference, structure_ks)
+        selection: dict[str, Any] = {"reference_silhouette": [reference[k] for k in ks]}
+        if clear:
+            chosen, why = (choose_k_bic(curves, clear) if self.algorithm == "gmm"
+                           else choose_k(curves, clear))
+            i = curves["k"].index(chosen)
+            reason = (f"k={chosen}: clear groups (silhouette {curves['silhouette'][i]:.2f} "
+                      f"against {reference[chosen]:.2f} for a single Gaussian cloud of the same "
+                      f"shape); {why.partition(': ')[2]}")
+            if chosen == structure_ks[-1] and chosen < top:
+                reason += ("; at the top of the range searched: consider widening "
+                           "--k-range")
+            selection["structure"] = "clear groups"
         else:
-            chosen, reason = choose_k(curves)
-        return chosen, {**curves, "chosen": chosen, "reason": reason,
+            # From the largest k down: the first that passes every test is the choice, and
+            # smaller ones need not be tried.
+            candidates = []
+            for k in sorted(action_ks, reverse=True):
+                candidates.append(self._candidate(k, Xp, cats, frame, labels_at[k]))
+                if not candidates[-1].failures(self.min_stability, self.min_share):
+                    break
+            candidates.reverse()
+            chosen, why = choose_k_for_action(candidates, min_stability=self.min_stability,
+                                              min_share=self.min_share)
+            reason = (f"k={chosen}: no clear groups "
+                      f"({structure_words(curves, reference, structure_ks)}), so the customers "
+                      f"form a continuum, cut for action in {action_ks[0]}..{action_ks[-1]}: "
+                      f"{why}")
+            if self.k_range is not None and chosen == action_ks[-1] and chosen < top:
+                reason += "; at the top of --k-range: consider widening it"
+            selection["structure"] = "continuum"
+            selection["candidates_"] = candidates
+            selection["candidates"] = [
+                {"k": c.k, "stability": c.stability, "smallest_share": round(c.smallest_share, 4),
+                 "clashes": c.clashes} for c in candidates]
+        if n_init == self.n_init and self.engine != "spark":
+            self._searched[chosen] = results[ks.index(chosen)][0]
+            self._search_stability = next((c.stability for c in selection.get(
+                "candidates_", []) if c.k == chosen), None)
+        selection.pop("candidates_", None)
+        return chosen, {**curves, **selection, "chosen": chosen, "reason": reason,
                         "silhouette_sample": sample}
+
+    def _candidate(self, k: int, Xp: np.ndarray, cats: np.ndarray, frame: pd.DataFrame,
+                   labels: np.ndarray) -> Candidate:
+        """Stability, smallest share and name clashes of the segments at ``k``."""
+        n_boot = self.n_bootstrap or 10
+        stab = stability(Xp, labels, lambda Xb, s: self._refit_labels(Xb, cats, s, k),
+                         n_boot=n_boot, seed=self.seed)
+        shares = np.bincount(labels[labels != NOISE]) / len(labels)
+        clashes = None
+        if self.namer is not None:
+            clashes = list(self.namer(frame.reset_index(drop=True), labels))
+        return Candidate(k=k, stability=stab, smallest_share=float(shares.min()),
+                         clashes=clashes)
 
     def _finish(self, frame: pd.DataFrame, Xp: np.ndarray, cats: np.ndarray,
                 fitted: Fitted) -> None:
@@ -311,10 +422,18 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.extra_ = fitted.extra
         metrics = scores(Xp, labels, seed=self.seed)
         metrics["stability_ari"] = None
+        known = (self._search_stability if fitted.params.get("relabelled_by_rule", 0) == 0
+                 else None)  # the search measured these very segments (same resamples)
         if self.n_bootstrap and self.n_clusters_ >= 2:
-            metrics["stability_ari"] = stability(
-                Xp, labels, lambda Xb, s: self._refit_labels(Xb, cats, s),
+            metrics["stability_ari"] = known if known is not None else stability(
+                Xp, labels, lambda Xb, s: self._refit_labels(Xb, cats, s, self.n_clusters_),
                 n_boot=self.n_bootstrap, seed=self.seed)
+            if metrics["stability_ari"] < self.min_stability:
+                self.warnings_.append(
+                    f"Stability of the {self.n_clusters_} segments is "
+                    f"{metrics['stability_ari']:.2f}, under {self.min_stability}: re-clustering "
+                    "slightly different customers moves many of them to another segment; treat "
+                    "the boundaries as soft, or ask for fewer segments with --k.")
         sizes = [int((labels == i).sum()) for i in range(self.n_clusters_)]
         noise = int((labels == NOISE).sum())
         metrics["sizes"] = sizes
@@ -331,12 +450,12 @@ class Segmenter(ClusterMixin, BaseEstimator):
         for w in self.warnings_:
             warnings.warn(w, CustsegWarning, stacklevel=3)
 
-    def _refit_labels(self, Xb: np.ndarray, cats: np.ndarray, seed: int) -> np.ndarray:
-        """Labels of a bootstrap sample clustered the same way (same k)."""
+    def _refit_labels(self, Xb: np.ndarray, cats: np.ndarray, seed: int, k: int) -> np.ndarray:
+        """Labels of a bootstrap sample clustered the same way (with ``k`` clusters)."""
         if ALGORITHMS[self.algorithm].needs_k:
             if self.algorithm == "kprototypes":
-                return fit_kmeans(Xb, self.n_clusters_, seed=seed, n_init=2).labels
-            return self._fit_k(Xb, cats, self.n_clusters_, 2, seed).labels
+                return fit_kmeans(Xb, k, seed=seed, n_init=2).labels
+            return self._fit_k(Xb, cats, k, 2, seed).labels
         return self._fit_free(Xb, None, seed).labels
 
     # ------------------------------------------------------------------ prediction

@@ -23,7 +23,9 @@ CAPTIONS = {
     "snake_plot": "The same profile as lines over the features used for clustering.",
     "projection": "Each dot is a customer; segments that overlap here may still differ in "
                   "the other dimensions.",
-    "k_selection": "Metrics for each number of segments; the dashed line marks the choice.",
+    "k_selection": "Metrics for each number of segments; the dashed line marks the choice. "
+                   "Grey: the silhouette of a single Gaussian cloud with the customers' own "
+                   "shape, what a split scores when there are no groups.",
     "distributions": "How the main features are spread across customers.",
     "correlations": "Rank correlations; features close to +1 or -1 carry the same "
                     "information.",

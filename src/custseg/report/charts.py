@@ -98,23 +98,39 @@ def snake(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
 
 
 def k_curves(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
-    """Inertia (elbow) and silhouette per k, the chosen k marked."""
+    """Inertia (elbow), silhouette (against a featureless reference), Calinski-Harabasz,
+    Davies-Bouldin and, on a continuum, stability per k; the chosen k marked."""
     ks = summary.get("k_selection")
     if not ks:
         return None
     frame = pd.DataFrame({"k": ks["k"], "inertia": ks["inertia"], "silhouette": ks["silhouette"],
                           "Calinski-Harabasz": ks["calinski_harabasz"],
                           "Davies-Bouldin": ks["davies_bouldin"]})
-    long = frame.melt("k", var_name="metric").dropna()
+    long = frame.melt("k", var_name="metric").dropna().assign(series="customers")
+    extra = []
+    if ks.get("reference_silhouette"):
+        extra.append(pd.DataFrame({"k": ks["k"], "metric": "silhouette",
+                                   "value": ks["reference_silhouette"],
+                                   "series": "featureless reference"}))
+    if ks.get("candidates"):
+        extra.append(pd.DataFrame({"k": [c["k"] for c in ks["candidates"]],
+                                   "metric": "stability (bootstrap ARI)",
+                                   "value": [c["stability"] for c in ks["candidates"]],
+                                   "series": "customers"}))
+    long = pd.concat([long, *extra], ignore_index=True).dropna()
     lines = alt.Chart().mark_line(point=True).encode(
         x=alt.X("k:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("value:Q", title=None),
-        tooltip=["k", "metric", alt.Tooltip("value:Q", format=",.3f")])
+        color=alt.Color("series:N", title=None,
+                        scale=alt.Scale(domain=["customers", "featureless reference"],
+                                        range=["#1f77b4", "#aaaaaa"])),
+        tooltip=["k", "metric", "series", alt.Tooltip("value:Q", format=",.3f")])
     rule = alt.Chart().transform_filter(alt.datum.k == ks["chosen"]).mark_rule(
         color="black", strokeDash=[4, 3]).encode(x="k:Q")
+    structure = ks.get("structure")
+    title = f"Choosing k: {ks['chosen']}" + (f" ({structure})" if structure else "")
     return alt.layer(lines, rule, data=long).properties(width=250, height=160).facet(
         facet=alt.Facet("metric:N", title=None), columns=2
-    ).resolve_scale(y="independent").properties(
-        title=f"Choosing k: {ks['reason']}")
+    ).resolve_scale(y="independent").properties(title=title)
 
 
 def projection(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
