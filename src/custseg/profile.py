@@ -2,26 +2,32 @@
 
 A profile summarises a segment against all customers: size, revenue share, mean, median
 and z-score of every numeric column (on a log scale for amounts and counts), top
-countries, the mix of RFM segments and of categorical columns (demographics). Names come
-from rules kept as data (``data/segment_names.json``, replaceable): each rule states
-conditions on the profile ("monetary is the top segment", "recency z > 0.5"), and each
-name goes to the one segment that fits it best, so names are unique and agree with the
-numbers. Customer tables without transactions get names from their most distinguishing
-columns ("Young high spenders").
+countries, the mix of RFM segments and of categorical columns (demographics), and for
+order lines its at-risk share and its buying rhythm (median recency against its typical
+days between orders). Names come from rules kept as data (``data/segment_names.json``,
+replaceable): each rule states conditions on the profile ("monetary is the top segment",
+"recency within the segment's rhythm", "at-risk share at least ``at_risk_share``"), and
+each name goes to the one segment that fits it best, so names are unique and agree with
+the numbers. Segments no rule fits, and customer tables without transactions, are named
+from their most distinguishing columns in plain words ("High income, low spending
+score"); :func:`naming_clashes` says which segments would share a name or first action.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import string
+from collections import Counter
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .exceptions import ConfigError
+from .labels import humanise
 
 UNCLUSTERED = "Unclustered"
 #: Columns that are labels or scores, never profiled as features.
@@ -29,7 +35,28 @@ NOT_PROFILED = ("customer_id", "segment", "segment_name", "r_score", "f_score", 
                 "rfm_code", "rfm_segment")
 #: Transaction features that identify transaction data.
 TRANSACTIONS = ("recency", "frequency", "monetary")
+#: RFM segments that together make a segment's at-risk share.
+AT_RISK = ("At Risk", "Can't Lose Them", "About To Sleep")
+#: Buying rhythm: a segment's median recency over its typical days between orders (the
+#: median ``mean_days_between_orders`` of its repeat buyers). Up to WITHIN it buys to its
+#: rhythm ("loyal", "regular" allowed); above BEYOND it has clearly stopped ("lapsed"
+#: allowed); in between it is overdue, neither.
+WITHIN, BEYOND = 1.5, 3.0
+#: A segment with a smaller share of repeat buyers has no rhythm of its own; it is
+#: measured against the rhythm of all repeat buyers.
+OWN_RHYTHM = 0.5
+RHYTHMS = ("within", "between", "beyond", "unknown")
+#: Smallest |z| of a feature worth words in a name; most features in one name.
+NAME_Z = 0.3
+MAX_WORDS = 4
+#: Share of a segment with one level of a category for "mostly <level>".
+MOSTLY = 0.6
+TYPICAL = "Typical customers"
+#: Rule condition keys that are not features.
+SPECIAL = ("rhythm", "at_risk", "one_time")
 _RULE = re.compile(r"^(top|bottom|[<>]-?\d+(\.\d+)?)$")
+_SHARE = re.compile(r"^[<>](0?\.\d+|0|1|1\.0+)$")
+_MINOR = {"and", "of", "per", "the", "a", "an", "to", "at", "in", "on", "by", "with"}
 
 
 def default_naming_rules() -> list[dict[str, Any]]:
@@ -45,16 +72,45 @@ def check_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         name = rule.get("name") if isinstance(rule, dict) else None
         if not isinstance(name, str) or not name:
             raise ConfigError(f"A naming rule has no name: {rule!r}.")
-        for feature, conds in rule.get("when", {}).items():
+        unknown = [key for key in rule if key not in ("name", "when", "actions")
+                   and not str(key).startswith("_")]
+        if unknown:
+            raise ConfigError(f"Naming rule {name!r}: unknown key {unknown[0]!r}; "
+                              "allowed: name, when, actions.")
+        when = rule.get("when", {})
+        if not isinstance(when, dict):
+            raise ConfigError(f"Naming rule {name!r}: 'when' must be a table of conditions, "
+                              f"not {when!r}.")
+        for key, conds in when.items():
             for cond in conds if isinstance(conds, list) else [conds]:
-                if not isinstance(cond, str) or not _RULE.match(cond.replace(" ", "")):
-                    raise ConfigError(
-                        f"Naming rule {name!r}: condition {feature}: {cond!r} must be 'top', "
-                        "'bottom', '>Z' or '<Z' (Z a z-score, e.g. '>0.5'), or a list of them.")
+                _check_condition(name, key, cond)
         actions = rule.get("actions", [])
+        if not isinstance(actions, list) or not all(isinstance(a, str) and a for a in actions):
+            raise ConfigError(f"Naming rule {name!r}: actions must be a list of texts.")
         if not (2 <= len(actions) <= 4):
             raise ConfigError(f"Naming rule {name!r} needs 2 to 4 actions; it has {len(actions)}.")
     return rules
+
+
+def _check_condition(name: str, key: str, cond: Any) -> None:
+    text = cond.replace(" ", "") if isinstance(cond, str) else None
+    if key == "rhythm":
+        if text not in RHYTHMS:
+            raise ConfigError(f"Naming rule {name!r}: condition rhythm: {cond!r} must be "
+                              "'within', 'between', 'beyond' or 'unknown', or a list of them.")
+    elif key == "at_risk":
+        if text not in ("high", "low", "any") and not (text and _SHARE.match(text)):
+            raise ConfigError(f"Naming rule {name!r}: condition at_risk: {cond!r} must be "
+                              "'high', 'low', 'any' (against at_risk_share) or '>S' / '<S' "
+                              "(S a share between 0 and 1).")
+    elif key == "one_time":
+        if not (text and _SHARE.match(text)):
+            raise ConfigError(f"Naming rule {name!r}: condition one_time: {cond!r} must be "
+                              "'>S' or '<S' (S a share between 0 and 1).")
+    elif not (text and _RULE.match(text)):
+        raise ConfigError(
+            f"Naming rule {name!r}: condition {key}: {cond!r} must be 'top', "
+            "'bottom', '>Z' or '<Z' (Z a z-score, e.g. '>0.5'), or a list of them.")
 
 
 # -------------------------------------------------------------------------- profiles
@@ -75,7 +131,13 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
     categorical = [c for c in segments.columns if c not in NOT_PROFILED and c not in numeric
                    and c != "country" and segments[c].nunique() <= 20]
     scaled = {c: _scale(segments[c]) for c in numeric}
+    flags = [c for c in numeric if segments[c].nunique() == 2
+             and set(segments[c].dropna().unique()) <= {0, 1}]
     revenue = float(segments["monetary"].sum()) if "monetary" in segments else None
+    rhythmic = all(c in segments for c in ("recency", "frequency", "mean_days_between_orders"))
+    if rhythmic:
+        gaps = pd.to_numeric(segments["mean_days_between_orders"], errors="coerce")
+        all_gap = _num(gaps.median(), 2)
     profiles: dict[int, dict[str, Any]] = {}
     for seg_id, rows in segments.groupby("segment", sort=True):
         idx = rows.index
@@ -91,6 +153,8 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
             feats[c] = {"mean": _num(col.mean()), "median": _num(col.median()),
                         "z": _num(z, 2), "all_mean": _num(segments[c].mean())}
         p["features"] = feats
+        if flags:
+            p["flags"] = flags
         if "country" in segments:
             top = rows["country"].value_counts(normalize=True).head(3)
             p["top_countries"] = [{"country": str(k), "share": round(float(v), 4)}
@@ -98,6 +162,10 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
         if "rfm_segment" in segments:
             mix = rows["rfm_segment"].value_counts(normalize=True)
             p["rfm_mix"] = {str(k): round(float(v), 4) for k, v in mix.items()}
+            p["at_risk_share"] = round(float(sum(mix.get(s, 0.0) for s in AT_RISK)), 4)
+        if rhythmic:
+            p["one_time_share"] = round(float((rows["frequency"] <= 1).mean()), 4)
+            p["rhythm"] = _rhythm(rows, all_gap)
         if categorical:
             p["categories"] = {c: {str(k): round(float(v), 4) for k, v in
                                    rows[c].value_counts(normalize=True).head(5).items()}
@@ -106,15 +174,61 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
     return profiles
 
 
+def _rhythm(rows: pd.DataFrame, all_gap: float | None) -> dict[str, Any]:
+    """Median recency against the typical days between orders: the segment's own (median
+    over its repeat buyers) when at least OWN_RHYTHM of it are repeat buyers, else that of
+    all repeat buyers."""
+    gaps = pd.to_numeric(rows["mean_days_between_orders"], errors="coerce").dropna()
+    own = len(gaps) > 0 and len(gaps) >= OWN_RHYTHM * len(rows)
+    gap = _num(gaps.median(), 2) if own else all_gap
+    recency = _num(pd.to_numeric(rows["recency"], errors="coerce").median(), 2)
+    out: dict[str, Any] = {"median_recency": recency, "typical_gap": gap, "ratio": None,
+                           "status": "unknown",
+                           "basis": "segment" if own else "all repeat buyers"}
+    if gap and gap > 0 and recency is not None:
+        ratio = recency / gap
+        out["ratio"] = round(ratio, 2)
+        out["status"] = ("within" if ratio <= WITHIN else "beyond" if ratio > BEYOND
+                         else "between")
+    return out
+
+
 # ----------------------------------------------------------------------------- names
+class _Context(NamedTuple):
+    labels: Mapping[str, str]
+    roles: Mapping[str, str]
+    at_risk_share: float
+    overall: Mapping[str, Mapping[str, float]]  # category column -> level -> share of all
+    flags: tuple[str, ...] = ()  # 0/1 columns (of the profile being named)
+    rhythm: str | None = None  # its rhythm status
+
+
+class Phrase(NamedTuple):
+    """Words for one feature of a segment: ``level`` ("high", "many", or None when
+    ``words`` say it all) and ``words``; ``column``, ``z`` and ``role`` for actions."""
+    level: str | None
+    words: str
+    column: str
+    z: float
+    role: str
+
+
 def name_segments(profiles: Mapping[int, dict[str, Any]],
-                  rules: list[dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
-    """``{segment id: {"name", "description", "actions"}}``, names unique within the run."""
+                  rules: list[dict[str, Any]] | None = None, *,
+                  at_risk_share: float = 0.3, labels: Mapping[str, str] | None = None,
+                  roles: Mapping[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+    """``{segment id: {"name", "description", "actions"}}``, names unique within the run.
+
+    ``labels`` (config ``[labels]``) names columns in words; ``roles`` (``{column: role}``
+    or ``{column: {"role": role, "used_as": ...}}``, role "money", "count", "rate",
+    "flag", "date" (days since), "year", "age", ...) chooses the wording of customer-table
+    columns."""
     ids = [i for i in profiles if i != -1]
-    first = profiles[ids[0]] if ids else {"features": {}}
-    transactional = all(f in first["features"] for f in TRANSACTIONS)
-    named = (_by_rules(profiles, ids, check_rules(rules or default_naming_rules()))
-             if transactional else _by_columns(profiles, ids))
+    ctx = _context(profiles, at_risk_share, labels, roles)
+    transactional = _transactional(profiles, ids)
+    rules = check_rules(rules or default_naming_rules())
+    named = ({} if not ids else _by_rules(profiles, ids, rules, ctx) if transactional
+             else _by_columns(profiles, ids, ctx))
     out = {}
     for i in profiles:
         if i == -1:
@@ -123,128 +237,537 @@ def name_segments(profiles: Mapping[int, dict[str, Any]],
                 "segment-wide campaigns until more data places them"]}
         else:
             out[i] = named[i]
-        out[i]["description"] = describe(profiles[i], transactional)
+        out[i]["description"] = describe(profiles[i], transactional, ctx.labels)
     return out
 
 
-def _by_rules(profiles, ids, rules) -> dict[int, dict[str, Any]]:
-    means = {f: {i: profiles[i]["features"][f]["mean"] for i in ids}
-             for f in profiles[ids[0]]["features"]}
+def naming_clashes(profiles: Mapping[int, dict[str, Any]],
+                   rules: list[dict[str, Any]] | None = None, *,
+                   at_risk_share: float = 0.3, labels: Mapping[str, str] | None = None,
+                   roles: Mapping[str, Any] | None = None) -> list[str]:
+    """One line per pair of segments that would share a name or a first action before
+    names are made unique (empty: every segment is distinct in words).
+
+    Order lines: each segment's first fitting rule (ignoring that a rule names one segment
+    only), or for a segment no rule fits the words of its two most distinguishing
+    features (in any order). Customer tables: those words; their first actions are not
+    compared, as segments led by the same feature differ in their second. Cheap: no data
+    is read."""
+    ids = sorted(i for i in profiles if i != -1)
+    if not ids:
+        return []
+    ctx = _context(profiles, at_risk_share, labels, roles)
+    transactional = _transactional(profiles, ids)
+    rules = check_rules(rules or default_naming_rules())
+    means = _means(profiles, ids)
+    keys: dict[int, tuple[Any, str, str | None]] = {}  # (what to compare, name, action)
+    for i in ids:
+        rule = None
+        if transactional:
+            rule = next((r for r in rules
+                         if _fit(r.get("when", {}), profiles[i], means, ctx) is not None), None)
+        if rule is not None:
+            keys[i] = (rule["name"].lower(), rule["name"], rule["actions"][0])
+        else:
+            picked = _pick(_ranked(profiles[i], ctx), 2)
+            action = _actions(picked, profiles[i], ctx, True)[0] if transactional else None
+            keys[i] = (_key(picked), _compose(picked), action)
+    out = []
+    seen: dict[Any, int] = {}
+    for i in ids:
+        if keys[i][0] in seen:
+            out.append(f"segments {seen[keys[i][0]]} and {i} would share the name "
+                       f"{keys[i][1]!r}")
+        else:
+            seen[keys[i][0]] = i
+    seen = {}
+    for i in ids:
+        action = keys[i][2]
+        if action is not None and action.lower() in seen:
+            out.append(f"segments {seen[action.lower()]} and {i} would share the first "
+                       f"action {action!r}")
+        elif action is not None:
+            seen[action.lower()] = i
+    return out
+
+
+def _context(profiles, at_risk_share, labels, roles) -> _Context:
+    flat = {str(c): _role_of(r) for c, r in (roles or {}).items()}
+    overall: dict[str, dict[str, float]] = {}
+    for p in profiles.values():
+        for column, mix in (p.get("categories") or {}).items():
+            for level, share in mix.items():
+                col = overall.setdefault(column, {})
+                col[level] = col.get(level, 0.0) + p["share"] * share
+    return _Context(dict(labels or {}), flat, float(at_risk_share), overall)
+
+
+def _role_of(role: Any) -> str:
+    """A column's role; what its values became decides ("used_as": a birth year used as
+    "age in 2014" is an age, a date used as "days since ..." counts days)."""
+    if not isinstance(role, Mapping):
+        return str(role or "")
+    used = str(role.get("used_as") or "").lower()
+    if used.startswith("age"):
+        return "age"
+    if used.startswith("days since"):
+        return "date"
+    return str(role.get("role") or "")
+
+
+def _transactional(profiles, ids) -> bool:
+    first = profiles[ids[0]] if ids else {"features": {}}
+    return all(f in first["features"] for f in TRANSACTIONS)
+
+
+def _means(profiles, ids) -> dict[str, dict[int, float | None]]:
+    return {f: {i: profiles[i]["features"][f]["mean"] for i in ids}
+            for f in profiles[ids[0]]["features"]}
+
+
+def _by_rules(profiles, ids, rules, ctx: _Context) -> dict[int, dict[str, Any]]:
+    """Each rule in turn names the free segment that fits it best; segments left over
+    are named from their most distinguishing features."""
+    means = _means(profiles, ids)
     free, result = set(ids), {}
     for rule in rules:
         fits = [(score, i) for i in sorted(free)
-                if (score := _fit(rule.get("when", {}), profiles[i], means, i)) is not None]
+                if (score := _fit(rule.get("when", {}), profiles[i], means, ctx)) is not None]
         if fits:
             _, best = max(fits)
             result[best] = {"name": rule["name"], "actions": list(rule["actions"])}
             free.discard(best)
-    for i in sorted(free):  # more segments than rules: describe them
-        result[i] = {"name": _describing_name(profiles[i]),
-                     "actions": ["Test offers tailored to what sets them apart",
-                                 "Measure their response before scaling up"]}
-    return _unique(result)
-
-
-def _fit(when: dict[str, str], profile: dict[str, Any], means, seg: int) -> float | None:
-    """How well a segment fits a rule's conditions (None: it does not)."""
-    score = 0.0
-    flat = [(f, c) for f, conds in when.items()
-            for c in (conds if isinstance(conds, list) else [conds])]
-    for feature, cond in flat:
-        stats = profile["features"].get(feature)
-        if stats is None or stats["z"] is None:
-            return None
-        cond = cond.replace(" ", "")
-        if cond in ("top", "bottom"):
-            values = [v for v in means[feature].values() if v is not None]
-            target = max(values) if cond == "top" else min(values)
-            if stats["mean"] != target:
-                return None
-            score += abs(stats["z"])
-        else:
-            limit = float(cond[1:])
-            margin = stats["z"] - limit if cond[0] == ">" else limit - stats["z"]
-            if margin <= 0:
-                return None
-            score += margin
-    return score
-
-
-_WORDS = [  # (pattern on the column name, high word, low word, is a noun for the people)
-    (re.compile(r"spend|purchase|sales|revenue|monetary"), "high spenders", "low spenders", True),
-    (re.compile(r"age"), "Older", "Young", False),
-    (re.compile(r"income|salary|earn|wealth"), "High-income", "Low-income", False),
-    (re.compile(r"frequen|visit|orders"), "frequent", "infrequent", False),
-]
-
-
-def _describing_name(profile: dict[str, Any]) -> str:
-    """Name from the two most distinguishing numeric columns ("Young high spenders")."""
-    feats = sorted(((abs(s["z"] or 0), c, s["z"] or 0) for c, s in profile["features"].items()),
-                   reverse=True)
-    adjectives, noun = [], "customers"
-    for _, col, z in feats[:2]:
-        if abs(z) < 0.25:
-            continue
-        for pattern, high, low, is_noun in _WORDS:
-            if pattern.search(col.lower()):
-                word = high if z > 0 else low
-                if is_noun and noun == "customers":
-                    noun = word
-                else:
-                    adjectives.append(word)
-                break
-        else:
-            adjectives.append(f"{'high' if z > 0 else 'low'} {col}")
-    if not adjectives and noun == "customers":
-        return "Average customers"
-    text = " ".join([*adjectives, noun])
-    return text[0].upper() + text[1:]
-
-
-def _by_columns(profiles, ids) -> dict[int, dict[str, Any]]:
-    result = {}
-    for i in ids:
-        name = _describing_name(profiles[i])
-        result[i] = {"name": name, "actions": _table_actions(profiles[i])}
-    return _unique(result)
-
-
-def _table_actions(profile: dict[str, Any]) -> list[str]:
-    actions = []
-    z = {c: s["z"] or 0 for c, s in profile["features"].items()}
-    spend = next((v for c, v in z.items() if _WORDS[0][0].search(c.lower())), None)
-    income = next((v for c, v in z.items() if _WORDS[2][0].search(c.lower())), None)
-    age = next((v for c, v in z.items() if _WORDS[1][0].search(c.lower())), None)
-    if spend is not None and spend > 0.25:
-        actions += ["Reward them with loyalty perks and early access",
-                    "Upsell premium products that match their spending"]
-    elif spend is not None and spend < -0.25:
-        if income is not None and income > 0.25:
-            actions.append("Win a larger share of their budget with premium, personal offers")
-        actions.append("Use promotions and reminders to raise engagement")
-    if age is not None and abs(age) > 0.25:
-        actions.append("Reach them on social and mobile channels" if age < 0 else
-                       "Reach them by email and personal service")
-    actions += ["Test offers tailored to what sets them apart",
-                "Ask a few of them what they need (short survey)"]
-    return actions[:4]
-
-
-def _unique(result: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    seen: dict[str, int] = {}
-    for i in sorted(result):
-        name = result[i]["name"]
-        if name in seen:
-            seen[name] += 1
-            result[i]["name"] = f"{name} ({seen[name]})"
-        else:
-            seen[name] = 1
+    rest = sorted(free)
+    taken = {r["name"].lower() for r in result.values()}
+    for i, (name, picked) in _distinct_names(profiles, ids, rest, ctx, taken).items():
+        status = (profiles[i].get("rhythm") or {}).get("status")
+        said = any(p.column == "recency" and p.z > 0 for p in picked)
+        if status == "beyond" and not said:
+            name += ", now lapsed"
+        elif _at_risk(profiles[i], ctx) and not said:
+            name += ", slipping away"
+        result[i] = {"name": name, "actions": _actions(picked, profiles[i], ctx, True)}
     return result
 
 
+def _at_risk(profile: dict[str, Any], ctx: _Context) -> bool:
+    return _risk(profile) >= ctx.at_risk_share
+
+
+def _risk(profile: dict[str, Any]) -> float:
+    """Share of RFM At Risk, Can't Lose Them and About To Sleep customers (0 without RFM)."""
+    if profile.get("at_risk_share") is not None:
+        return float(profile["at_risk_share"])
+    return float(sum((profile.get("rfm_mix") or {}).get(s, 0.0) for s in AT_RISK))
+
+
+def _fit(when: dict[str, Any], profile: dict[str, Any], means, ctx: _Context
+         ) -> float | None:
+    """How well a segment fits a rule's conditions (None: it does not). A rule without an
+    ``at_risk`` condition fits only segments below the at-risk share."""
+    score = 0.0
+    rhythm = when.get("rhythm")
+    if rhythm is not None:
+        allowed = rhythm if isinstance(rhythm, list) else [rhythm]
+        if (profile.get("rhythm") or {}).get("status") not in allowed:
+            return None
+    risk = _risk(profile)
+    for cond in _listed(when.get("at_risk", "low")):
+        cond = cond.replace(" ", "")
+        if cond == "high":
+            if risk < ctx.at_risk_share:
+                return None
+            score += risk - ctx.at_risk_share
+        elif cond == "low":
+            if risk >= ctx.at_risk_share:
+                return None
+        elif cond != "any":
+            margin = _margin(risk, cond)
+            if margin is None:
+                return None
+            score += margin
+    for cond in _listed(when.get("one_time", [])):
+        share = profile.get("one_time_share")
+        margin = None if share is None else _margin(share, cond.replace(" ", ""))
+        if margin is None:
+            return None
+        score += margin
+    for feature, conds in when.items():
+        if feature in SPECIAL:
+            continue
+        stats = profile["features"].get(feature)
+        if stats is None or stats["z"] is None:
+            return None
+        for cond in _listed(conds):
+            cond = cond.replace(" ", "")
+            if cond in ("top", "bottom"):
+                values = [v for v in means[feature].values() if v is not None]
+                target = max(values) if cond == "top" else min(values)
+                if stats["mean"] != target:
+                    return None
+                score += abs(stats["z"])
+            else:
+                margin = _margin(stats["z"], cond)
+                if margin is None:
+                    return None
+                score += margin
+    return score
+
+
+def _listed(conds) -> list:
+    return conds if isinstance(conds, list) else [conds]
+
+
+def _margin(value: float, cond: str) -> float | None:
+    """By how much ``value`` passes '>x' or '<x' (None: it does not)."""
+    limit = float(cond[1:])
+    margin = value - limit if cond[0] == ">" else limit - value
+    return margin if margin > 0 else None
+
+
+#: Words for the transaction features (and customer-table columns of the same name):
+#: (level, words) when the segment is above, and below, all customers.
+_TX_WORDS: dict[str, tuple[tuple[str | None, str], tuple[str | None, str]]] = {
+    "recency": ((None, "long since last order"), (None, "ordered recently")),
+    "frequency": (("many", "orders"), ("few", "orders")),
+    "monetary": (("high", "spend"), ("low", "spend")),
+    "tenure": ((None, "long-standing"), (None, "newly joined")),
+    "avg_order_value": (("big", "baskets"), ("small", "baskets")),
+    "avg_items_per_order": (("many", "items per order"), ("few", "items per order")),
+    "distinct_products": (("wide", "product range"), ("narrow", "product range")),
+    "return_rate": (("many", "returns"), ("few", "returns")),
+    "mean_days_between_orders": (("long", "gaps between orders"),
+                                 ("short", "gaps between orders")),
+}
+_JOINED = re.compile(r"customer|join|enrol|signup|sign up|registration|since|first|created")
+
+
+def _phrase(column: str, z: float, ctx: _Context) -> Phrase | None:
+    """The words a marketer would use for one feature that is high (z > 0) or low; None
+    for the recency of order lines where it would contradict the segment's rhythm
+    ("ordered recently" only within it, "long since last order" only beyond it)."""
+    high = z > 0
+    if column == "recency" and ctx.rhythm is not None and column not in ctx.labels:
+        if ctx.rhythm == "between" and high:
+            return Phrase(None, "overdue", column, z, "transaction")
+        if ctx.rhythm != ("beyond" if high else "within"):
+            return None
+    if column not in ctx.labels and column.lower() in _TX_WORDS:
+        level, words = _TX_WORDS[column.lower()][0 if high else 1]
+        return Phrase(level, words, column, z, "transaction")
+    label = humanise(column, ctx.labels)
+    words = label.split()
+    role = ctx.roles.get(column) or _guess_role(column, words, ctx)
+    if "age" in words or role == "age":
+        return Phrase(None, "older" if high else "younger", column, z, "age")
+    if role == "year":
+        if "birth" in words:
+            return Phrase(None, "younger" if high else "older", column, z, "age")
+        return Phrase("later" if high else "earlier", label, column, z, role)
+    if role == "date":  # days since the date
+        if _JOINED.search(label):
+            return Phrase(None, "long-standing" if high else "newly joined", column, z, role)
+        return Phrase(None, f"long since {label}" if high else f"recent {label}", column, z,
+                      role)
+    if role == "flag":
+        noun = _flag_noun(label)
+        if noun != label:
+            return Phrase("many" if high else "few", noun, column, z, role)
+        return Phrase(None, f"mostly {label}" if high else f"rarely {label}", column, z, role)
+    if role == "count" or words[:2] == ["number", "of"]:
+        rest = " ".join(words[2:]) if words[:2] == ["number", "of"] and len(words) > 2 \
+            else label
+        return Phrase("many" if high else "few", rest, column, z, "count")
+    return Phrase("high" if high else "low", label, column, z, role or "number")
+
+
+def _guess_role(column: str, words: list[str], ctx: _Context) -> str:
+    if column in ctx.flags:
+        return "flag"
+    if "year" in words:
+        return "year"
+    return ""
+
+
+def _flag_noun(label: str) -> str:
+    """The people a yes/no column picks out: "accepted campaign 3" -> "campaign 3
+    responders"; the label itself when there is no such noun."""
+    if m := re.match(r"(?:accepted|responded to|response to|redeemed) (.+)", label):
+        return f"{m[1]} responders"
+    if label in ("response", "responded", "responder", "accepted"):
+        return "responders"
+    if label.startswith("complain"):
+        return "complainers"
+    if label in ("churn", "churned", "left"):
+        return "churners"
+    return label
+
+
+def _ranked(profile: dict[str, Any], ctx: _Context) -> list[Phrase]:
+    """Phrases of the features that distinguish a segment, largest |z| first."""
+    ctx = ctx._replace(flags=tuple(profile.get("flags", ())),
+                       rhythm=(profile.get("rhythm") or {}).get("status"))
+    feats = [(-abs(z), c, phrase) for c, s in profile["features"].items()
+             if (z := s["z"]) is not None and abs(z) >= NAME_Z
+             and (phrase := _phrase(c, z, ctx)) is not None]
+    for column, mix in (profile.get("categories") or {}).items():
+        if phrase := _category_phrase(column, mix, ctx):
+            feats.append((-phrase.z, column, phrase))
+    return [phrase for *_, phrase in sorted(feats, key=lambda f: f[:2])]
+
+
+def _category_phrase(column: str, mix: Mapping[str, float], ctx: _Context) -> Phrase | None:
+    """"mostly female": a level that at least MOSTLY of the segment has, well above its
+    share of all customers (z of the share difference at least NAME_Z)."""
+    if not mix:
+        return None
+    level, share = max(mix.items(), key=lambda kv: kv[1])
+    base = ctx.overall.get(column, {}).get(level, share)
+    if share < MOSTLY or not 0 < base < 1:
+        return None
+    z = (share - base) / (base * (1 - base)) ** 0.5
+    if z < NAME_Z:
+        return None
+    text = level.lower() if level[:1].isupper() and level[1:].islower() else level
+    if re.fullmatch(r"[\d.,-]+", text):
+        text = f"{humanise(column, ctx.labels)} {text}"
+    return Phrase(None, f"mostly {text}", column, round(z, 2), "category")
+
+
+def _pick(ranked: list[Phrase], n: int) -> list[Phrase]:
+    """The first ``n`` phrases that keep the name free of repeated words."""
+    chosen: list[Phrase] = []
+    for phrase in ranked:
+        if len(chosen) == n:
+            break
+        if not repeated_words(_compose([*chosen, phrase])):
+            chosen.append(phrase)
+    return chosen
+
+
+def _compose(phrases: list[Phrase]) -> str:
+    """"High income and wine spend, few web purchases": phrases of one level share it."""
+    if not phrases:
+        return TYPICAL
+    groups: dict[str | None, list[str]] = {}
+    parts: list[tuple[str | None, list[str]]] = []
+    for p in phrases:
+        if p.level is None:
+            parts.append((None, [p.words]))
+        elif p.level in groups:
+            groups[p.level].append(p.words)
+        else:
+            groups[p.level] = [p.words]
+            parts.append((p.level, groups[p.level]))
+    text = ", ".join(words[0] if level is None else f"{level} {_join(words)}"
+                     for level, words in parts)
+    return text[0].upper() + text[1:]
+
+
+def _join(labels: list[str]) -> str:
+    """"wine spend" and "meat product spend" -> "wine and meat product spend"."""
+    if len(labels) == 1:
+        return labels[0]
+    split = [label.split() for label in labels]
+    head = 0
+    while all(len(s) > head + 1 for s in split) and len({s[head] for s in split}) == 1:
+        head += 1
+    tail = 0
+    while all(len(s) > head + tail + 1 for s in split) and len({s[-1 - tail] for s in split}) == 1:
+        tail += 1
+    mids = [" ".join(s[head:len(s) - tail]) for s in split]
+    body = ", ".join(mids[:-1]) + " and " + mids[-1]
+    return " ".join([*split[0][:head], body, *split[0][len(split[0]) - tail:]])
+
+
+def repeated_words(name: str) -> list[str]:
+    """Words (other than "and", "of", ...) a name uses more than once, a plural counting
+    as its singular ("purchases", "purchase")."""
+    counts = Counter(w[:-1] if len(w) > 3 and w.endswith("s") else w
+                     for w in re.findall(r"[a-z0-9]+", name.lower()) if w not in _MINOR)
+    return sorted(w for w, n in counts.items() if n > 1)
+
+
+def _distinct_names(profiles, all_ids, ids, ctx: _Context, taken: set[str] = frozenset()
+                    ) -> dict[int, tuple[str, list[Phrase]]]:
+    """Names of ``ids`` from their one or two most distinguishing features. Segments whose
+    words clash (in any order, with each other or with ``taken``) get their next feature,
+    up to MAX_WORDS; then, where one of them is the extreme of all segments (``all_ids``)
+    on a feature it is named for, a superlative ("oldest", "highest income"); segments
+    still alike get "group A", "group B"."""
+    ranked = {i: _ranked(profiles[i], ctx) for i in ids}
+    want = dict.fromkeys(ids, 2)
+    while True:
+        picked = {i: _pick(ranked[i], want[i]) for i in ids}
+        keys = {i: _key(picked[i]) for i in ids}
+        counts = Counter(keys.values())
+        clash = [i for i in ids if counts[keys[i]] > 1 or _compose(picked[i]).lower() in taken]
+        grow = [i for i in clash if want[i] < MAX_WORDS
+                and len(_pick(ranked[i], want[i] + 1)) > len(picked[i])]
+        if not grow:
+            break
+        for i in grow:
+            want[i] += 1
+    for i in clash:
+        others = {_key(p) for j, p in picked.items() if j != i}
+        if _key(picked[i]) not in others and _compose(picked[i]).lower() not in taken:
+            continue
+        for pos, phrase in enumerate(picked[i]):
+            best = _superlative(phrase)
+            if best is None or not _extreme(profiles, all_ids, i, phrase):
+                continue
+            trial = [*picked[i][:pos], best, *picked[i][pos + 1:]]
+            text = _compose(trial)
+            if _key(trial) not in others and text.lower() not in taken \
+                    and not repeated_words(text):
+                picked[i] = trial
+                break
+    names = {i: _compose(picked[i]) for i in ids}
+    return {i: (n, picked[i]) for i, n in _unique(names, picked, taken).items()}
+
+
+def _unique(names: dict[int, str], picked: dict[int, list[Phrase]], taken: set[str]
+            ) -> dict[int, str]:
+    """Letters for segments whose words are still the same: "..., group A", "group B"."""
+    groups: dict[Any, list[int]] = {}
+    for i in sorted(names):
+        key = names[i].lower() if names[i].lower() in taken else _key(picked[i])
+        groups.setdefault(key, []).append(i)
+    out = dict(names)
+    for key, members in groups.items():
+        if len(members) > 1 or key in taken:
+            for letter, i in zip(string.ascii_uppercase, members, strict=False):
+                out[i] = f"{names[i]}, group {letter}"
+    return out
+
+
+def _key(picked: list[Phrase]) -> frozenset:
+    return frozenset((p.level, p.words) for p in picked)
+
+
+_SUPERLATIVES = {
+    "high": "highest", "low": "lowest", "many": "most", "few": "fewest", "big": "biggest",
+    "small": "smallest", "wide": "widest", "narrow": "narrowest", "long": "longest",
+    "short": "shortest", "later": "latest", "earlier": "earliest", "older": "oldest",
+    "younger": "youngest", "long-standing": "longest-standing", "newly joined": "newest",
+    "ordered recently": "ordered most recently",
+    "long since last order": "longest since last order",
+}
+
+
+def _superlative(phrase: Phrase) -> Phrase | None:
+    if phrase.level is not None:
+        best = _SUPERLATIVES.get(phrase.level)
+        return phrase._replace(level=best) if best else None
+    best = _SUPERLATIVES.get(phrase.words)
+    return phrase._replace(words=best) if best else None
+
+
+def _extreme(profiles, ids, i: int, phrase: Phrase) -> bool:
+    """Whether segment ``i`` has the highest (z > 0) or lowest mean of ``ids`` on the
+    phrase's feature."""
+    means = [profiles[j]["features"].get(phrase.column, {}).get("mean") for j in ids]
+    means = [m for m in means if m is not None]
+    mine = profiles[i]["features"].get(phrase.column, {}).get("mean")
+    if mine is None or not means:
+        return False
+    return mine == (max(means) if phrase.z > 0 else min(means))
+
+
+def _by_columns(profiles, ids, ctx: _Context) -> dict[int, dict[str, Any]]:
+    return {i: {"name": name, "actions": _actions(picked, profiles[i], ctx, False)}
+            for i, (name, picked) in _distinct_names(profiles, ids, ids, ctx).items()}
+
+
+_TX_ACTIONS = {  # transaction feature: (action when high, action when low)
+    "recency": ("Send a reminder with products related to past orders",
+                "Follow up while they are engaged: recommend related products"),
+    "frequency": ("Reward their frequent orders with points or member prices",
+                  "Give an incentive for the next order"),
+    "monetary": ("Offer premium and complementary products",
+                 "Promote value packs and entry-level products"),
+    "tenure": ("Thank long-standing customers with a loyalty reward",
+               "Send an onboarding series that introduces the range"),
+    "avg_order_value": ("Upsell complementary items to their big baskets",
+                        "Cross-sell bundles and multi-buy offers to lift the basket"),
+    "avg_items_per_order": ("Offer volume prices and reorder shortcuts",
+                            "Suggest add-on items at checkout"),
+    "distinct_products": ("Recommend new arrivals across the range",
+                          "Introduce them to a second product category"),
+    "return_rate": ("Check sizing, descriptions and quality of what they return",
+                    "Ask them for reviews of what they kept"),
+    "mean_days_between_orders": ("Remind them around their usual buying cycle",
+                                 "Offer a subscription or reorder shortcut"),
+}
+_INCOME = re.compile(r"income|salary|earn|wealth")
+_SPENDING = re.compile(r"spend|purchase|sales|revenue|amount|payment")
+_BUDGET = {  # (high income, high spend)
+    (True, True): "Reward them with premium perks, early access and personal service",
+    (True, False): "Win a larger share of their budget with premium, personal offers",
+    (False, True): "Keep them with value perks and member prices on what they buy",
+    (False, False): "Use value packs and low-cost reminders to raise engagement",
+}
+_REACTIVATE = ["Win them back with one clear comeback offer; stop if it does not convert",
+               "Show what is new since their last order"]
+_WIN_BACK = ["Win them back now with a personal, time-limited offer",
+             "Remind them of what they bought, with related products",
+             "Ask what made them buy less (short survey)"]
+
+
+def _actions(picked: list[Phrase], profile: dict[str, Any], ctx: _Context,
+             transactional: bool) -> list[str]:
+    """2 to 4 actions, from the features that name the segment (at-risk: win back)."""
+    status = (profile.get("rhythm") or {}).get("status")
+    actions = []
+    if transactional and status == "beyond":
+        actions = list(_REACTIVATE)
+    elif transactional and _at_risk(profile, ctx):
+        actions = list(_WIN_BACK[:2])
+    income = next((p for p in picked if _INCOME.search(p.words)), None)
+    spend = next((p for p in picked if _SPENDING.search(p.words)), None)
+    if income and spend:  # the two together say more than either
+        actions.append(_BUDGET[(income.z > 0, spend.z > 0)])
+    for p in sorted(picked[:2], key=lambda p: p.role == "category"):
+        actions.append(_action(p))
+    actions += ["Test offers tailored to what sets them apart",
+                "Measure their response before scaling up"]
+    return list(dict.fromkeys(actions))[:4]
+
+
+def _action(p: Phrase) -> str:
+    high = p.z > 0
+    if p.role == "transaction":
+        return _TX_ACTIONS[p.column.lower()][0 if high else 1]
+    if p.role == "age":
+        return ("Reach them by email and personal service" if p.words == "older" else
+                "Reach them on social and mobile channels")
+    if p.role == "date":
+        return ("Thank them for staying with a loyalty reward" if high else
+                "Welcome them with an onboarding series")
+    if p.role == "category":
+        return f"Shape message and channel for a group that is {p.words}"
+    if p.role == "flag" and p.words == "complainers":
+        return ("Resolve their complaints before any offer" if high else
+                "Ask them for reviews and referrals")
+    if p.role == "flag":
+        return (f"Build the next offer on what {p.words} have in common" if high else
+                f"Try a different kind of offer: {p.words} are rare here")
+    if p.role == "count":
+        return (f"Keep their {p.words} coming with member perks" if high else
+                f"Give them a reason for more {p.words}")
+    if _INCOME.search(p.words):
+        return ("Lead with premium, personal offers" if high else
+                "Lead with value offers and flexible payment")
+    if _SPENDING.search(p.words):
+        return (f"Reward their high {p.words} with loyalty perks and early access" if high
+                else f"Lift their {p.words} with bundles and targeted promotions")
+    return (f"Build an offer around their high {p.words}" if high else
+            f"Find out what keeps their {p.words} low")
+
+
 # ----------------------------------------------------------------------- descriptions
-def describe(profile: dict[str, Any], transactional: bool) -> str:
+def describe(profile: dict[str, Any], transactional: bool,
+             labels: Mapping[str, str] | None = None) -> str:
     """One or two sentences with numbers."""
     head = f"{profile['customers']:,} customers ({profile['share']:.0%})"
     f = profile["features"]
@@ -254,18 +777,25 @@ def describe(profile: dict[str, Any], transactional: bool) -> str:
             text += f" bringing {profile['revenue_share']:.0%} of revenue"
         text += (f"; {f['frequency']['mean']:.1f} orders on average, the last "
                  f"{f['recency']['median']:.0f} days ago (median)")
+        rhythm = profile.get("rhythm") or {}
+        if rhythm.get("ratio") is not None:
+            whose = ("their" if rhythm["basis"] == "segment"
+                     else "all repeat buyers'")
+            text += (f", {rhythm['ratio']:.1f}x {whose} typical {rhythm['typical_gap']:.0f} "
+                     "days between orders")
         if "avg_order_value" in f and f["avg_order_value"]["mean"] is not None:
             text += f", {f['avg_order_value']['median']:,.2f} per order (median)"
+        if profile.get("at_risk_share"):
+            text += f"; {profile['at_risk_share']:.0%} at risk by RFM"
         return text + "."
     top = sorted(((abs(s["z"] or 0), c, s) for c, s in f.items()), reverse=True)[:3]
-    parts = [f"{c} {s['mean']:,.1f} on average (all customers: {s['all_mean']:,.1f})"
-             for _, c, s in top]
+    parts = [f"{humanise(c, labels)} {s['mean']:,.1f} on average "
+             f"(all customers: {s['all_mean']:,.1f})" for _, c, s in top]
     return head + ("; " + "; ".join(parts) if parts else "") + "."
 
 
 def _num(v, digits: int = 4) -> float | None:
     return None if v is None or pd.isna(v) else round(float(v), digits)
-
 
 # ------------------------------------------------------------- from the order lines
 def line_profiles(con, labels: pd.DataFrame, top: int = 5

@@ -1,0 +1,73 @@
+"""Column names in plain words, for segment names and descriptions.
+
+``humanise("MntMeatProducts")`` is ``"meat product spend"``, ``"PRC_FULL_PAYMENT"`` is
+``"percent full payment"``, ``"NumWebVisitsMonth"`` is ``"number of web visits per
+month"``: camelCase and snake_case are split, all-caps names lower-cased, units in
+brackets dropped ("Annual Income (k$)" is "annual income") and the usual abbreviations
+expanded. Amount columns (``Mnt``/``Amt`` first) read as "<what> spend". A user's own
+words (config ``[labels]``) win over all of this.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+#: Abbreviations (a whole word, lower case) and what they stand for.
+ABBREVIATIONS: dict[str, str] = {
+    "mnt": "amount", "amt": "amount", "num": "number of", "no": "number of",
+    "nbr": "number of", "nr": "number of", "cnt": "count", "qty": "quantity",
+    "avg": "average", "prc": "percent", "pct": "percent", "perc": "percent",
+    "freq": "frequency", "trx": "transactions", "txn": "transactions", "txns": "transactions",
+    "dt": "date", "cust": "customer", "yr": "year", "yrs": "years", "min": "minimum",
+    "max": "maximum", "tot": "total", "bal": "balance", "cmp": "campaign",
+    "prod": "product", "prods": "products", "purch": "purchase", "mnth": "month",
+    "mth": "month", "mo": "month", "wk": "week", "acct": "account", "pmt": "payment",
+    "amnt": "amount", "val": "value", "rev": "revenue", "hh": "household",
+    "oneoff": "one-off", "kidhome": "kids at home", "teenhome": "teens at home", "inc": "income",
+}
+#: Words that mean "the amount spent on": ``Mnt Wines`` becomes "wine spend".
+_SPEND = {"mnt", "amt", "amnt", "amount"}
+#: Nouns after which a plural reads as singular ("purchases frequency").
+_HEADS = {"frequency", "transactions", "purchases", "count", "amount", "value", "rate",
+          "spend", "total", "score", "share", "ratio"}
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def humanise(column: str, labels: Mapping[str, str] | None = None) -> str:
+    """Plain lower-case words for a column name; ``labels[column]`` when given."""
+    if labels and column in labels:
+        return labels[column]
+    text = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", str(column))  # units: (k$), (1-100)
+    words = [w for part in re.split(r"[^A-Za-z0-9]+", text) for w in _CAMEL.findall(part)]
+    words = [w.lower() for w in words]
+    if not words:
+        return str(column).strip().lower() or "value"
+    spend = len(words) > 1 and words[0] in _SPEND
+    if spend:
+        words = words[1:]
+    out: list[str] = []
+    for w in words:
+        out.extend(ABBREVIATIONS.get(w, w).split())
+    if len(out) == 2 and out[0] in ("date", "year"):
+        out.reverse()  # Dt_Customer: customer date; Year_Birth: birth year
+    if len(out) > 1 and out[-1] == "month" and out[-2] != "per":
+        out.insert(-1, "per")  # NumWebVisitsMonth: web visits per month
+    if spend:
+        out = [*out[:-1], _singular(out[-1]), "spend"]
+    out = [_singular(w) if i + 1 < len(out) and out[i + 1] in _HEADS else w
+           for i, w in enumerate(out)]  # PURCHASES_FREQUENCY: purchase frequency
+    return " ".join(_dedupe(out))
+
+
+def _singular(word: str) -> str:
+    """Wines -> wine, products -> product (spend on a kind of thing)."""
+    if (len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is"))
+            and word not in ("sales", "series", "news", "goods", "days", "years", "months")):
+        return word[:-1]
+    return word
+
+
+def _dedupe(words: list[str]) -> list[str]:
+    """Drop a word repeated right after itself ("purchases purchases")."""
+    return [w for i, w in enumerate(words) if i == 0 or w != words[i - 1]]
