@@ -216,6 +216,15 @@ with tabs[0]:
             with cards[i % 3].container(border=True):
                 st.markdown(f"#### {seg['name']}", help=f"segment {seg['id']}")
                 st.text(seg["description"])
+                rule = seg.get("rule")
+                if rule:  # data-derived words as plain text, never as markdown
+                    st.markdown("**Rule** (to rebuild it in an e-mail or CRM tool)")
+                    st.text(f"{rule['text']}\n{rule['recall']:.1%} of this segment, "
+                            f"{rule['others']:.1%} of the others (precision "
+                            f"{rule['precision']:.1%})")
+                if seg.get("demographics"):
+                    st.markdown("**Differs from the others in**")
+                    st.text("\n".join(d["text"] for d in seg["demographics"]))
                 st.markdown("\n".join(f"- {a}" for a in seg["actions"]))
     else:
         st.dataframe(pd.DataFrame(summary["rfm_segments"]), hide_index=True)
