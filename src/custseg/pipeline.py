@@ -27,8 +27,9 @@ from .config import Config
 from .engines.duckdb import connect
 from .exceptions import ConfigError, InputError, MappingError
 from .features import FEATURES, customer_features_table, default_as_of
-from .io import load_source, resolve_mapping
+from .io import detect_mapping, load_source, resolve_mapping
 from .io._customers import find_key, load_customers
+from .io._parse import q
 from .io._readers import damaged_parquet
 from .rfm import check_segment_map, fit_edges, rfm_scores, score_warnings, segment_summary
 
@@ -163,6 +164,7 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     }
     if customer_info is not None:
         summary["customer_table"] = customer_info
+        summary["columns"] = customer_info["columns"]
     if config.hash_ids:
         summary["customer_ids"] = privacy.DESCRIPTION
     result = RfmResult(segments=scored, excluded=excluded, summary=summary,
@@ -223,31 +225,57 @@ class CustomerTableInput(MappingError):
 
 
 def _mapping_or_hint(con: duckdb.DuckDBPyConnection, source, config: Config) -> dict[str, str]:
+    """The order-line mapping; :class:`CustomerTableInput` when the input is a customer
+    table (``input_kind="table"``, or detected: no order date and a unique id column)."""
+    if config.input_kind == "table":
+        raise CustomerTableInput(
+            f"{source.name} is a customer table (--input-kind table): RFM needs order lines. "
+            "Use `custseg run` to segment it, or pass it with --customers next to a "
+            "transactions file.")
     try:
         return resolve_mapping(source.columns, config.mapping, source.name)
-    except MappingError:
-        if not config.mapping and _looks_like_customer_table(con, source):
+    except MappingError as exc:
+        if (config.input_kind == "auto" and not config.mapping
+                and _looks_like_customer_table(con, source)):
             raise CustomerTableInput(
                 f"{source.name} looks like a customer table (one row per customer, no order "
-                "date), not order lines: RFM needs transactions. Pass it with --customers "
-                "next to a transactions file, or map the columns with --map.") from None
+                "date), not order lines: RFM needs transactions. Use `custseg run` to "
+                "segment it, pass it with --customers next to a transactions file, or map "
+                "the columns with --map.") from None
+        found = {**detect_mapping([c for c in source.columns
+                                   if c not in config.mapping.values()]), **config.mapping}
+        if "invoice_date" not in found and config.input_kind != "orders":
+            raise MappingError(f"{exc} If it has one row per customer rather than order "
+                               "lines, pass --input-kind table.") from None
         raise
 
 
 def _looks_like_customer_table(con, source) -> bool:
-    try:
-        key = find_key(source.columns, None, source.name)
-    except MappingError:
-        return False
-    distinct = con.execute(
-        f'SELECT count(DISTINCT "{key}") FROM "{source.relation}"').fetchone()[0]
-    return distinct == source.rows
+    """No order date was found: a customer table when a column is unique on every row and
+    named as an id (``member_no``, ``CUST_ID``, ``ID``), or when neither an id, an order
+    nor a date column can be named (the rows are then numbered)."""
+    key = find_key(source.columns, None, source.name, con=con, relation=source.relation,
+                   types=source.types, required=False)
+    if key is None:
+        found = detect_mapping(source.columns)
+        return not any(f in found for f in ("customer_id", "invoice_id", "invoice_date"))
+    distinct, rows = con.execute(
+        f"SELECT count(DISTINCT {q(key)}), count(*) FROM {q(source.relation)}").fetchone()
+    return distinct == rows
 
 
 def _join_customers(con, feats: pd.DataFrame, excluded: pd.DataFrame, path, config: Config):
-    table, info = load_customers(con, path, config)
+    """Left-join the customer table to the customer features; its columns keep their roles
+    (``info["columns"]``, under their names in the joined table)."""
+    table, info = load_customers(con, path, config, row_ids=False)
     clash = [c for c in table.columns if c != "customer_id" and c in feats.columns]
-    table = table.rename(columns={c: f"{c}_customer" for c in clash})
+    renamed = {c: f"{c}_customer" for c in clash}
+    table = table.rename(columns=renamed)
+    info["columns"] = {renamed.get(c, c): ({**v, "column_in_file": c} if c in renamed else v)
+                       for c, v in info["columns"].items()}
+    for key in ("numeric", "categorical", "usable_columns"):
+        info[key] = [renamed.get(c, c) for c in info[key]]
+    info["left_out"] = {renamed.get(c, c): v for c, v in info["left_out"].items()}
     ids_t, ids_c = set(feats["customer_id"]), set(table["customer_id"])
     info["join"] = {"both": len(ids_t & ids_c), "transactions_only": len(ids_t - ids_c),
                     "customer_table_only": len(ids_c - ids_t)}

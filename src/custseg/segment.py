@@ -15,19 +15,23 @@ import pandas as pd
 from . import privacy
 from .checks import check_segmentable
 from .cluster import ALGORITHMS, NOISE, Segmenter
+from .cluster._evaluate import ACTION_RANGE
+from .cluster._prepare import behaviour_and_table_features
 from .config import Config
+from .demographics import customer_table_differences
 from .engines.duckdb import connect
 from .exceptions import CustsegError, CustsegWarning
 from .io._customers import load_customers
 from .pipeline import CustomerTableInput, Reporter, RfmResult, _stage, run_rfm, write_outputs
-from .profile import build_profiles, line_profiles, name_segments
+from .profile import build_profiles, line_profiles, name_segments, naming_clashes
+from .segment_rules import segment_rules
 
 
 def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None = None,
                  customers: str | Path | None = None, config: Config | None = None,
                  db: str | None = None, sql: str | None = None,
                  frame: pd.DataFrame | None = None, algorithm: str = "kmeans",
-                 k: int | str = "auto", k_range: tuple[int, int] = (2, 10), seed: int = 0,
+                 k: int | str = "auto", k_range: tuple[int, int] | None = None, seed: int = 0,
                  features: list[str] | None = None, reporter: Reporter | None = None,
                  compare: bool = False, **params: Any) -> RfmResult:
     """RFM (for order lines) plus clustering into segments; or clustering of a customer
@@ -52,6 +56,7 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
 def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
              features, reporter, compare: bool = False, **params) -> RfmResult:
     timings = base.summary["timings_s"]
+    features, table_notes, cluster_on = _cluster_on(base, config, features)
     check_segmentable(base.segments, base.summary["input"]["path"], features)
     if compare:
         table, recommendation = compare_on(base.segments, k=k, k_range=k_range, seed=seed,
@@ -65,14 +70,20 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
     with _stage("cluster", timings, reporter):
         model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
                           features=features,
-                          engine="spark" if config.engine == "spark" else "local", **params)
+                          engine="spark" if config.engine == "spark" else "local",
+                          min_share=config.min_segment_share,
+                          min_stability=config.min_stability, namer=clash_finder(
+                              config, base.summary.get("customer_table", {}).get("columns")),
+                          **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
             model.fit(base.segments)
     with _stage("profile", timings, reporter):
         labelled = with_segments(base.segments, model.labels_)
         profiles = build_profiles(labelled)
-        names = name_segments(profiles, config.naming_rules)
+        names = name_segments(profiles, config.naming_rules, at_risk_share=config.at_risk_share,
+                              labels=config.labels,
+                              roles=base.summary.get("customer_table", {}).get("columns"))
         labelled["segment_name"] = labelled["segment"].map(
             {i: n["name"] for i, n in names.items()})
         trend: list[dict[str, Any]] = []
@@ -80,9 +91,20 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
             tops, trend = line_profiles(base.lines_db, labelled)
             for seg_id, products in tops.items():
                 profiles[seg_id]["top_products"] = products
+    with _stage("rules", timings, reporter):
+        used = model.prep_.numeric_ + model.prep_.categorical_
+        rules = segment_rules(labelled, model.prep_.numeric_, model.prep_.categorical_,
+                              seed=seed, labels=config.labels)
+        demographics = None  # with a customer table joined to order lines (--customers)
+        if "join" in base.summary.get("customer_table", {}):
+            demographics, tests = customer_table_differences(
+                labelled, base.summary["customer_table"], used, labels=config.labels)
+            base.summary["demographics"] = tests
     base.segments = labelled
     base.segmenter = model
-    base.summary.update(clustering_summary(model, profiles, names))
+    base.summary.update(clustering_summary(model, profiles, names, rules, demographics))
+    base.summary["features"]["cluster_on"] = cluster_on
+    base.summary["features"]["notes"][:0] = table_notes
     if trend:
         base.summary["monthly_trend"] = trend
     base.summary["audit"]["warnings"].extend(model.warnings_)
@@ -106,7 +128,7 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
                        customers: str | Path | None = None, config: Config | None = None,
                        db: str | None = None, sql: str | None = None,
                        frame: pd.DataFrame | None = None, k: int | str = "auto",
-                       k_range: tuple[int, int] = (2, 10), seed: int = 0,
+                       k_range: tuple[int, int] | None = None, seed: int = 0,
                        features: list[str] | None = None, algorithms: list[str] | None = None,
                        reporter: Reporter | None = None, **params: Any
                        ) -> tuple[pd.DataFrame, str]:
@@ -156,7 +178,8 @@ def compare_on(customers: pd.DataFrame, *, k, k_range, seed, features, algorithm
                          "davies_bouldin": m["davies_bouldin"],
                          "stability_ari": m["stability_ari"], "unclustered": m["unclustered"],
                          "seconds": round(time.perf_counter() - start, 2), "error": None})
-    return rank(pd.DataFrame(rows), max_k=k if isinstance(k, int) else k_range[1])
+    max_k = k if isinstance(k, int) else (k_range[1] if k_range else ACTION_RANGE[1])
+    return rank(pd.DataFrame(rows), max_k=max_k)
 
 
 def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, str]:
@@ -189,7 +212,8 @@ def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, s
 
 def _base_table(input, *, customers, config, db, sql, frame, reporter,
                 keep_lines: bool = False) -> RfmResult:
-    """RFM features of order lines, or a customer table read as it is."""
+    """RFM features of order lines, or a customer table read with a role for every column
+    (``summary["columns"]``)."""
     try:
         return run_rfm(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter, keep_lines=keep_lines)
@@ -199,19 +223,66 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
     con = connect(config)
     try:
         with _stage("read", timings, reporter):
-            table, info = load_customers(con, input, config)
+            table, info = load_customers(con, input, config, frame=frame, db=db, sql=sql)
     finally:
         con.close()
+    notes = {}
+    if info["key"] is None:
+        notes["customer_id"] = info["notes"][0]
+    if info["reference_day"] or any(v["role"] == "year" for v in info["columns"].values()):
+        notes["reference_day"] = (
+            f"Dates count days up to {info['reference_day']}, years up to "
+            f"{info['reference_year']}." if info["reference_day"]
+            else f"Years count up to {info['reference_year']}.")
     summary = {"input": {"path": info["path"], "rows": info["rows"], "format": info["format"]},
-               "customer_table": info, "customers": len(table),
+               "customer_table": info, "columns": info["columns"], "customers": len(table),
                "audit": {"rows_in": info["rows"], "rows_used": len(table),
                          "dropped": {"missing_or_repeated_id": info["rows"] - len(table)},
-                         "warnings": list(info["warnings"]), "notes": {}},
+                         "warnings": list(info["warnings"]), "notes": notes},
                "timings_s": timings}
     if config.hash_ids:
         summary["customer_ids"] = privacy.DESCRIPTION
     return RfmResult(segments=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
                      summary=summary, id_salt=privacy.salt_for(config))
+
+
+def _cluster_on(base: RfmResult, config: Config, features: list[str] | None
+                ) -> tuple[list[str] | None, list[str], str]:
+    """Features, notes and what was clustered on: "table" (a customer table alone),
+    "behaviour" (transaction features), or "all" (``--cluster-on all`` with a joined
+    customer table: its usable columns too)."""
+    info = base.summary.get("customer_table")
+    if info is None:
+        return features, [], "behaviour"
+    if "join" not in info:  # the columns read but not passed on are noted here
+        notes = [f"Left out {c}: {why}." for c, why in info["left_out"].items()
+                 if c not in base.segments.columns]
+        return features, notes if features is None else [], "table"
+    if config.cluster_on != "all" or features is not None:
+        return features, [], config.cluster_on if features is None else "features"
+    chosen, notes = behaviour_and_table_features(base.segments, info["usable_columns"],
+                                                 config.max_missing)
+    return chosen, notes, "all"
+
+
+#: Segments whose names and first actions are checked for a candidate k are profiled on at
+#: most this many customers (a seeded sample).
+NAMING_SAMPLE = 50_000
+
+
+def clash_finder(config: Config, roles: dict | None = None):
+    """``namer(frame, labels) -> list of str`` for :class:`Segmenter`: the segments of a
+    candidate k that would share a name or a first action (empty when all are distinct)."""
+    def namer(frame: pd.DataFrame, labels: np.ndarray) -> list[str]:
+        if len(frame) > NAMING_SAMPLE:
+            rows = np.sort(np.random.default_rng(0).choice(len(frame), NAMING_SAMPLE,
+                                                           replace=False))
+            frame, labels = frame.iloc[rows].reset_index(drop=True), labels[rows]
+        profiles = build_profiles(with_segments(frame, labels))
+        return naming_clashes(profiles, config.naming_rules,
+                              at_risk_share=config.at_risk_share, labels=config.labels,
+                              roles=roles)
+    return namer
 
 
 def with_segments(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
@@ -222,8 +293,12 @@ def with_segments(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
 
 
 def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
-                       names: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """The clustering part of summary.json."""
+                       names: dict[int, dict[str, Any]],
+                       rules: dict[int, dict[str, Any]] | None = None,
+                       demographics: dict[int, list[dict[str, Any]]] | None = None
+                       ) -> dict[str, Any]:
+    """The clustering part of summary.json (with each segment's rule, and its demographic
+    differences when a customer table was joined)."""
     groups = []
     for seg_id in sorted(profiles, key=lambda s: (s == -1, s)):
         p = profiles[seg_id]
@@ -231,7 +306,10 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
                        "share": p["share"],
                        **({"revenue_share": p["revenue_share"]} if "revenue_share" in p else {}),
                        "description": names[seg_id]["description"],
-                       "actions": names[seg_id]["actions"], "profile": p})
+                       "actions": names[seg_id]["actions"], "profile": p,
+                       **({"rule": rules[seg_id]} if rules and seg_id in rules else {}),
+                       **({"demographics": demographics.get(seg_id, [])}
+                          if demographics is not None and seg_id != -1 else {})})
     return {
         "algorithm": model.algorithm, "k": model.n_clusters_,
         "features": {"used": model.prep_.numeric_ + model.prep_.categorical_,

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import ConfigError, DataError
-from ..io._customers import is_personal
+from ..io._roles import NOT_LOGGED, NUMERIC_ROLES, ROLES_ATTR, USABLE, id_like_name, infer_roles
 
 #: Default clustering features of transaction data, in priority order.
 TRANSACTION_FEATURES = (
@@ -81,7 +81,9 @@ class FeaturePrep:
                               f"Got {self.scaler!r} instead.")
         chosen, notes = (choose_features(frame, self.features) if self.features
                          else default_features(frame))
-        numeric = [c for c in chosen if _is_numeric(frame[c])]
+        roles = _roles(frame, [c for c in chosen if c not in TRANSACTION_FEATURES])[0]
+        numeric = [c for c in chosen if roles.get(c) != "category" and (
+            _is_numeric(frame[c]) or (roles.get(c) in NUMERIC_ROLES and roles[c] != "flag"))]
         categorical = [c for c in chosen if c not in numeric]
         spec: dict[str, dict[str, Any]] = {}
         kept_numeric = []
@@ -102,7 +104,8 @@ class FeaturePrep:
                 notes.append(f"Imputed {missing} missing value(s) of {col} with the median "
                              f"{median:.4g}.")
             v = self._filled(frame, col, s)
-            if self.transform == "log1p" and v.min() >= 0 and pd.Series(v).skew() > 1:
+            if (self.transform == "log1p" and roles.get(col) not in NOT_LOGGED and v.min() >= 0
+                    and pd.Series(v).skew() > 1):
                 s["transform"] = "log1p"
                 v = np.log1p(v)
             elif self.transform == "yeo-johnson":
@@ -198,37 +201,48 @@ class FeaturePrep:
 
 
 def default_features(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Transaction features when present; otherwise every usable column of a customer
-    table (not ids, personal data or free text). Returns (columns, notes)."""
+    """Transaction features when present; otherwise the columns of a customer table whose
+    role is usable (see :mod:`custseg.io._roles`: dates, years, flags, money, counts,
+    rates, other numbers and categories), each other column left out with a note (ids,
+    free text, personal data, constant or mostly missing columns). Returns (columns,
+    notes)."""
     if all(c in frame.columns for c in ("recency", "frequency", "monetary")):
         cols = [c for c in TRANSACTION_FEATURES if c in frame.columns
                 and frame[c].notna().any()]
         return cols, [f"Transaction features: {', '.join(cols)}."]
+    candidates = [c for c in frame.columns if c not in NOT_FEATURES]
+    roles, reasons = _roles(frame, candidates)
     cols, notes = [], []
-    n = len(frame)
-    for col in frame.columns:
-        if col in NOT_FEATURES:
-            continue
-        series = frame[col]
-        if is_personal(col):
-            notes.append(f"Left out {col}: personal data.")
-        elif _is_numeric(series):
-            values = pd.to_numeric(series, errors="coerce")
-            if _looks_like_id(col, values, n):
-                notes.append(f"Left out {col}: an identifier.")
-            else:
-                cols.append(col)
+    for col in candidates:
+        role = roles[col]
+        if role == "date" and not _is_numeric(frame[col]):
+            notes.append(f"Left out {col}: dates as text; read the table with "
+                         "custseg.read_customers to cluster on the days since them.")
+        elif role in USABLE:
+            cols.append(col)
         else:
-            text = series.dropna().astype(str)
-            distinct = text.nunique()
-            if n >= 20 and distinct > 0.5 * n:
-                notes.append(f"Left out {col}: free text or an identifier ({distinct} distinct "
-                             "values).")
-            elif len(text) and text.str.len().mean() > 40:
-                notes.append(f"Left out {col}: free text.")
-            else:
-                cols.append(col)
+            notes.append(f"Left out {col}: {_LEFT_OUT.get(role, role)}"
+                         f"{' (' + reasons[col] + ')' if reasons.get(col) else ''}.")
     return cols, notes
+
+
+#: How a left-out role is named in the notes.
+_LEFT_OUT = {"id": "an identifier", "text": "free text", "personal": "personal data",
+             "constant": "constant", "missing": "mostly missing"}
+
+
+def _roles(frame: pd.DataFrame, columns: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Role of each column (as read by custseg, else inferred) and, when inferred here,
+    the reason."""
+    known = dict(frame.attrs.get(ROLES_ATTR) or {})
+    todo = [c for c in columns if c not in known]
+    reasons: dict[str, str] = {}
+    if todo:
+        inferred, _ = infer_roles(frame[todo])
+        for col, role in inferred.items():
+            known[col] = role.role
+            reasons[col] = role.reason
+    return {c: known[c] for c in columns}, reasons
 
 
 def choose_features(frame: pd.DataFrame, features: list[str]) -> tuple[list[str], list[str]]:
@@ -245,10 +259,9 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 def _looks_like_id(col: str, values: pd.Series, n: int) -> bool:
-    name = col.lower().replace(" ", "").replace("_", "")
-    named = name == "id" or name.endswith("id") or name.endswith("number") or name.endswith("no")
+    """Unique whole numbers under a name that says id (``CustomerNo``, ``member_no``)."""
     whole = values.dropna()
-    return bool(named and n >= 20 and whole.nunique() > 0.9 * n
+    return bool(id_like_name(col) and n >= 20 and whole.nunique() > 0.9 * n
                 and (whole == whole.round()).all())
 
 
@@ -320,3 +333,23 @@ def _informative(prep: FeaturePrep, frame: pd.DataFrame, cols: list[str], core: 
                          f"{MIN_ETA2:.0%}); name it in --features to use it.")
             spec.pop(col)
     return kept, notes
+
+
+def behaviour_and_table_features(frame: pd.DataFrame, table_columns: list[str],
+                                 max_missing: float = 0.5) -> tuple[list[str], list[str]]:
+    """Clustering features with ``--cluster-on all``: the transaction features present,
+    then the customer table's usable columns (``table_columns``), leaving out those
+    missing for more than ``max_missing`` of the customers (no row in the customer table).
+    Returns (columns, notes)."""
+    cols = [c for c in TRANSACTION_FEATURES if c in frame.columns and frame[c].notna().any()]
+    notes = []
+    for col in table_columns:
+        if col not in frame.columns:
+            continue
+        share = float(frame[col].isna().mean())
+        if share > max_missing:
+            notes.append(f"Left out {col}: missing for {share:.0%} of the customers (not in "
+                         "the customer table, or empty there).")
+        else:
+            cols.append(col)
+    return cols, notes
