@@ -418,7 +418,7 @@ CASES: dict[str, Case] = {
     "non_numeric_amounts": Case(non_numeric_amounts, "warning", ("#DIV/0!",), amounts_parsed),
     "nan_and_inf": Case(nan_and_inf, "warning", ("could not be read",)),
     "extreme_outlier": Case(extreme_outlier, "warning", ("median",)),
-    "invalid_utf8": Case(invalid_utf8, "warning", ("UTF-8", "Latin-1")),
+    "invalid_utf8": Case(invalid_utf8, "warning", ("UTF-8", "Windows-1252")),
     "excel_sheets": Case(excel_sheets, "warning", ("3 sheets", "--sheet"), first_sheet_only),
     "duplicate_columns": Case(duplicate_columns, "error",
                               ("CustomerID", "2 columns named", "--map")),

@@ -36,10 +36,12 @@ def test_superstore_export_without_flags(tmp_path):
     s = result.summary
     assert s["mapping"]["amount"] == "Sales" and s["mapping"]["invoice_date"] == "Order Date"
     assert s["audit"]["dropped"]["cancellation"] == 0  # CA-... is an ordinary order id
-    assert s["audit"]["dropped"]["duplicate"] == 0  # row 5 differs from row 2 by Row ID
+    # Row 5 is row 2 again but for Row ID, which only numbers the rows.
+    assert s["audit"]["dropped"]["duplicate"] == 1
+    assert s["audit"]["notes"]["row_numbers"].startswith("Row ID numbers the rows")
     seg = result.segments.set_index("customer_id")
     assert seg.loc["CG-12520", "frequency"] == 2
-    assert seg.loc["CG-12520", "monetary"] == pytest.approx(261.96 + 731.94 * 2 + 10.00)
+    assert seg.loc["CG-12520", "monetary"] == pytest.approx(261.96 + 731.94 + 10.00)
     assert seg.loc["SO-20335", "monetary"] == pytest.approx(1044.63)
     assert s["as_of"] == "2017-01-03"
     assert seg.loc["SO-20335", "recency"] == (pd.Timestamp("2017-01-03")
@@ -60,7 +62,7 @@ def test_german_latin1_semicolon_decimal_comma_export(tmp_path):
     path.write_bytes(german().encode("latin-1"))
     result = custseg.run_rfm(path)
     s = result.summary
-    assert s["input"]["encoding"] == "latin-1" and s["input"]["delimiter"] == ";"
+    assert s["input"]["encoding"] == "cp1252" and s["input"]["delimiter"] == ";"
     assert "decimal comma" in s["audit"]["notes"]["unit_price"]
     assert "DD.MM.YYYY" in s["audit"]["notes"]["invoice_date"]
     seg = result.segments.set_index("customer_id")

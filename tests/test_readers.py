@@ -43,8 +43,14 @@ def test_utf8_bom_and_latin1(tmp_path, lines):
     frame = lines.copy()
     frame["Country"] = frame["Country"].replace({"Germany": "Österreich"})
     bom = custseg.run_rfm(write_text(frame, tmp_path / "bom.csv", bom=True))
-    latin = custseg.run_rfm(write_text(frame, tmp_path / "latin.csv", encoding="latin-1"))
-    assert latin.summary["input"]["encoding"] == "latin-1"
+    latin_path = write_text(frame, tmp_path / "latin.csv", encoding="latin-1")
+    latin = custseg.run_rfm(latin_path)
+    # Latin-1 reads any byte, so it is never guessed: the guess is Windows-1252, which
+    # agrees with it on every letter.
+    assert latin.summary["input"]["encoding"] == "cp1252"
+    asked = custseg.run_rfm(latin_path, config=Config(encoding="latin-1"))
+    assert asked.summary["input"]["encoding"] == "latin-1"
+    pd.testing.assert_frame_equal(asked.segments, latin.segments)
     assert list(bom.segments.columns) == list(latin.segments.columns)
     assert bom.segments.set_index("customer_id").loc["B", "country"] == "Österreich"
     pd.testing.assert_frame_equal(bom.segments, latin.segments)
@@ -55,8 +61,10 @@ def test_latin1_byte_deep_in_a_utf8_looking_file(tmp_path, lines):
     big.loc[len(big) - 1, "Country"] = "España"
     path = write_text(big, tmp_path / "late.csv", encoding="latin-1")
     result = custseg.run_rfm(path)
-    assert result.summary["input"]["encoding"] == "latin-1"
-    assert any("Latin-1" in w for w in result.summary["audit"]["warnings"])
+    assert result.summary["input"]["encoding"] == "cp1252"
+    offset = path.read_bytes().index("ñ".encode("latin-1"))
+    assert any("Windows-1252" in w and f"offset {offset:,}, line {len(big) + 1:,}" in w
+               for w in result.summary["audit"]["warnings"])
 
 
 def test_malformed_lines_are_counted(tmp_path, lines):

@@ -9,6 +9,7 @@ applied in the order of :data:`REASONS`, so each row is counted once, and always
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ REASONS: dict[str, str] = {
     "unparseable_date": "order date missing or not readable as a date",
     "unparseable_number": "quantity, unit price or amount missing or not a number",
     "after_as_of": "dated on or after the as-of date",
-    "duplicate": "exact copy of another line (equal in every input column)",
+    "duplicate": "exact copy of another line (equal in every input column but row numbers)",
     "cancellation": "line of a cancellation invoice; counted in return_rate",
     "return": "negative quantity (or negative line total): a return; counted in return_rate",
     "zero_quantity": "quantity is 0",
@@ -47,6 +48,16 @@ _BEFORE_DUPLICATES = ("missing_customer_id", "unparseable_date", "unparseable_nu
                       "after_as_of")
 RETURN_STATUSES = ("cancellation", "return")
 _DUP_HASHES = "custseg_duplicate_hashes"
+#: Names of columns that may merely number the rows (``Row ID``, pandas' ``Unnamed: 0``);
+#: their values decide (:func:`is_row_number`).
+ROW_NUMBER_NAME = re.compile(
+    r"unnamed:?\s*\d+|column0+|_c0|index|idx|level_0|#|n[o°º]\.?|nr\.?|num|"
+    r"(row|line|record|serial|sr|s)[\s_.-]*(id|no\.?|nr\.?|num|number|#|index|idx)?|rowid|"
+    r"rownum", re.IGNORECASE)
+#: Values of a candidate row-number column looked at before the whole input is.
+ROW_NUMBER_SAMPLE = 10_000
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                  "UINTEGER")
 
 
 @dataclass
@@ -75,7 +86,9 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     line total).
     """
     plan = plan_cleaning(con, source, mapping, config)
-    dedupe = _distinct_lines(con, source, plan.parse, config.cleaning["duplicates"])
+    drop_duplicates = config.cleaning["duplicates"]
+    numbers = row_number_columns(con, source, mapping) if drop_duplicates else []
+    dedupe = _distinct_lines(con, source, plan.parse, drop_duplicates, numbers)
     con.execute(f"DROP TABLE IF EXISTS {q(table)}")
     create_status_type(con)
     con.execute(f"CREATE TABLE {q(table)} AS {plan.lines_sql(f'({dedupe})')}")
@@ -83,6 +96,8 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     counts = con.execute(
         f"SELECT status, count(*), sum(n) FROM {q(table)} GROUP BY status").fetchall()
     audit = audit_from_counts(counts, source, plan)
+    if numbers:
+        audit.notes["row_numbers"] = row_numbers_note(numbers)
     check_unreadable(source, mapping, audit, config,
                      lambda col, fld: _unreadable_values(con, source, col, fld, config),
                      con, table)
@@ -128,7 +143,7 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
     rules = config.cleaning
     rel, types = source.relation, source.types
     warnings = list(source.warnings) + _duplicate_columns(source, mapping, config)
-    notes: dict[str, str] = {}
+    notes: dict[str, str] = dict(source.notes)
 
     date_sql, date_note, date_warn = date_expr(con, rel, mapping["invoice_date"],
                                                types[mapping["invoice_date"]], config.dayfirst)
@@ -257,11 +272,89 @@ def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_p
     ]))
 
 
+def row_number_candidates(source: Source, mapping: dict[str, str]) -> list[str]:
+    """Columns that may merely number the rows: not mapped to a field, integer or text,
+    and named like a row number (:data:`ROW_NUMBER_NAME`) or first. Only these are
+    checked (a row number elsewhere under another name stays in the duplicate rule), so
+    the check reads a few columns, not every one."""
+    mapped = set(mapping.values())
+    return [c for i, c in enumerate(source.columns)
+            if c not in mapped and source.types.get(c) in ("VARCHAR", *_INTEGER_TYPES)
+            and (i == 0 or ROW_NUMBER_NAME.fullmatch(c.strip()))]
+
+
+def is_row_number(rows: int, integers: int, low: int | None, high: int | None,
+                  distinct: Callable[[], int]) -> bool:
+    """Whether a column numbers the rows: ``rows`` integers (none missing), consecutive
+    (``high - low + 1 == rows``) and all different, in any order. ``distinct()``, asked
+    only for a column that passes the rest, counts the different values (0 when some
+    value is not written as a plain integer)."""
+    if rows < 2 or integers != rows or low is None or high - low + 1 != rows:
+        return False
+    return distinct() == rows
+
+
+def integer_sql(col: str, typ: str, dialect: str = "duckdb") -> tuple[str, str]:
+    """``col`` as a BIGINT (NULL when it is not a number), and the condition that the
+    value is written as that plain integer (text may say ``1.5`` or ``1e3``)."""
+    if typ in _INTEGER_TYPES:
+        return f"CAST({q(col)} AS BIGINT)", "true"
+    x = f"try_cast({q(col)} AS BIGINT)"
+    return x, f"CAST({x} AS {'STRING' if dialect == 'spark' else 'VARCHAR'}) = trim({q(col)})"
+
+
+def row_number_columns(con: duckdb.DuckDBPyConnection, source: Source,
+                       mapping: dict[str, str]) -> list[str]:
+    """The :func:`row_number_candidates` that number the rows (:func:`is_row_number`):
+    they take no part in the duplicate rule.
+
+    Candidates whose first :data:`ROW_NUMBER_SAMPLE` values are not all different plain
+    integers are ruled out at once; one aggregate pass over the whole input checks the
+    others, and a second (an exact distinct count in a bitmap of ``rows`` bits) those
+    that pass it.
+    """
+    rel = q(source.relation)
+    candidates = [c for c in row_number_candidates(source, mapping)
+                  if _plain_unique_sample(con, rel, c, source.types[c])]
+    if not candidates:
+        return []
+    exprs = [integer_sql(c, source.types[c]) for c in candidates]
+    stats = ", ".join(f"count({x}), min({x}), max({x})" for x, _ in exprs)
+    row = con.execute(f"SELECT count(*), {stats} FROM {rel}").fetchone()
+    rows, found = int(row[0]), []
+    for i, (col, (x, plain)) in enumerate(zip(candidates, exprs, strict=True)):
+        count, low, high = row[1 + 3 * i: 4 + 3 * i]
+
+        def distinct(x=x, plain=plain, low=low, high=high) -> int:
+            n, odd = con.execute(f"SELECT bit_count(bitstring_agg({x}, {low}, {high})), "
+                                 f"count(*) FILTER (NOT ({plain})) FROM {rel}").fetchone()
+            return 0 if odd else int(n)
+
+        if is_row_number(rows, int(count), low, high, distinct):
+            found.append(col)
+    return found
+
+
+def _plain_unique_sample(con, rel: str, col: str, typ: str) -> bool:
+    x, plain = integer_sql(col, typ)
+    n, good, distinct = con.execute(
+        f"SELECT count(*), count(*) FILTER ({x} IS NOT NULL AND {plain}), count(DISTINCT {x}) "
+        f"FROM (SELECT {q(col)} FROM {rel} LIMIT {ROW_NUMBER_SAMPLE})").fetchone()
+    return n == good == distinct
+
+
+def row_numbers_note(columns: list[str]) -> str:
+    names = ", ".join(columns)
+    return (f"{names} {'numbers' if len(columns) == 1 else 'number'} the rows (unique "
+            "consecutive integers): left out of the duplicate rule")
+
+
 def _distinct_lines(con: duckdb.DuckDBPyConnection, source: Source, parse: str,
-                    drop_duplicates: bool) -> str:
+                    drop_duplicates: bool, row_numbers: list[str] = ()) -> str:
     """SELECT of the parsed distinct lines with ``n``, the copies of each in the input.
 
-    Exact duplicates are lines equal in every input column. A first pass keeps the 64-bit
+    Exact duplicates are lines equal in every input column but the ``row_numbers``
+    columns (:func:`row_number_columns`). A first pass keeps the 64-bit
     hashes of all raw columns that occur more than once (a small table); lines with any
     other hash are unique and stream straight through, and only the few others are
     grouped, on their parsed values plus the hash. Two different lines merge only if
@@ -272,7 +365,7 @@ def _distinct_lines(con: duckdb.DuckDBPyConnection, source: Source, parse: str,
     if not drop_duplicates:
         return f"SELECT {parse}, 1 AS n FROM {rel}"
     h = "__custseg_hash"
-    raw_hash = f"hash({', '.join(q(c) for c in source.columns)})"
+    raw_hash = f"hash({', '.join(q(c) for c in source.columns if c not in row_numbers)})"
     cols = ("customer_id, invoice_date, quantity, unit_price, amount, product_id, country, "
             "raw_invoice")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_DUP_HASHES} AS SELECT {h} FROM "

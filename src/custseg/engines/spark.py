@@ -31,12 +31,17 @@ import pandas as pd
 import pyarrow as pa
 
 from ..cleaning import (
+    ROW_NUMBER_SAMPLE,
     Audit,
     audit_from_counts,
     check_unreadable,
     create_status_type,
+    integer_sql,
+    is_row_number,
     plan_cleaning,
     read_expr,
+    row_number_candidates,
+    row_numbers_note,
 )
 from ..config import Config
 from ..exceptions import ConfigError, InputError
@@ -44,11 +49,17 @@ from ..features import features_sql
 from ..io import Source
 from ..io._parse import q
 from ..io._readers import (
+    _PANDAS_INDEX,
+    _UTF16,
     _describe,
+    check_encoding,
     load_source,
     malformed_warning,
+    pandas_index_columns,
+    pandas_index_note,
     sniff_format,
     sniff_text,
+    text_encoding,
 )
 
 #: Rows of the input the data-dependent decisions are made on.
@@ -56,6 +67,11 @@ SAMPLE_ROWS = 1_000_000
 #: Rows per Arrow batch handed to the parsing SQL on the executors.
 BATCH_ROWS = 200_000
 _CORRUPT = "_custseg_corrupt_record"
+#: Java names of the Python codecs whose names Java does not know as aliases.
+_JAVA_CHARSETS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "latin-1": "ISO-8859-1",
+                  "utf-16": "UTF-16", "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE",
+                  "utf-32": "UTF-32", "utf-32-le": "UTF-32LE", "utf-32-be": "UTF-32BE",
+                  "mac-roman": "x-MacRoman", "cp437": "IBM437", "cp850": "IBM850"}
 _LINES_SCHEMA = ("customer_id STRING, invoice_id STRING, invoice_date TIMESTAMP_NTZ, "
                  "quantity DOUBLE, value DOUBLE, product_id STRING, country STRING, "
                  "n BIGINT, status STRING")
@@ -85,6 +101,8 @@ def session(config: Config | None = None):
         "spark.sql.ansi.doubleQuotedIdentifiers": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
+        # Any Java charset for the CSV reader (Spark 4 allows only UTF-* and ISO-8859-1).
+        "spark.sql.legacy.javaCharsets": "true",
         "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile=file:{log4j} "
                                          f"-Dlog4j2.configurationFile=file:{log4j}",
     }
@@ -145,11 +163,17 @@ def read(spark, con: duckdb.DuckDBPyConnection, path: str | Path | None, config:
         frame = spark.createDataFrame(table) if table.num_rows else _empty(spark, table)
         return SparkInput(frame, source)
     try:
+        notes, warns = {}, []
         if kind == "parquet":
             frame = spark.read.parquet(str(path))
+            index = (pandas_index_columns(Path(path)) if local else
+                     [c for c in frame.columns if _PANDAS_INDEX.fullmatch(c)])
+            if index:
+                frame = frame.drop(*index)
+                notes["pandas_index"] = pandas_index_note(index)
             rejected, details = 0, {}
         else:
-            frame, rejected, details = _read_text(spark, path, local, config)
+            frame, rejected, details, warns = _read_text(spark, path, local, config)
         rows = frame.count()
     except Exception as exc:
         if type(exc).__name__ in ("AnalysisException", "SparkException", "Py4JJavaError",
@@ -165,6 +189,8 @@ def read(spark, con: duckdb.DuckDBPyConnection, path: str | Path | None, config:
                        rejected=rejected)
     source.rows, source.columns = rows, list(frame.columns)
     source.details.update(details)
+    source.notes.update(notes)
+    source.warnings.extend(warns)
     if rejected:
         source.warnings.append(malformed_warning(Path(str(path)), rejected))
     if not rows:
@@ -179,17 +205,23 @@ def _kind_from_name(name: str) -> str:
 
 
 def _read_text(spark, path, local: bool, config: Config):
-    encoding, delimiter = config.encoding, config.delimiter
+    """Delimited text read by Spark. The encoding of a local file is decided (and every
+    byte checked: Spark would replace a bad one silently) as the DuckDB engine does."""
+    encoding, delimiter, warns = config.encoding, config.delimiter, []
     if local:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
+        encoding, warns = text_encoding(Path(path), head, encoding)
         encoding, delimiter = sniff_text(head, encoding, delimiter)
         if delimiter == "whitespace":
             raise InputError(f"{path}: whitespace-aligned text is read by the DuckDB engine "
                              "only; save it as CSV or drop --engine spark.")
-    options = {"header": "true", "sep": delimiter or ",", "encoding": encoding or "utf-8",
-               "mode": "PERMISSIVE", "multiLine": "false", "quote": '"', "escape": '"',
-               "enforceSchema": "false"}
+    encoding = check_encoding(encoding) if encoding else "utf-8"
+    options = {"header": "true", "sep": delimiter or ",",
+               "encoding": _JAVA_CHARSETS.get(encoding, encoding), "mode": "PERMISSIVE",
+               # Lines of UTF-16/32 text cannot be split at newline bytes.
+               "multiLine": "true" if encoding in _UTF16 else "false",
+               "quote": '"', "escape": '"', "enforceSchema": "false"}
     header = spark.read.options(**{**options, "inferSchema": "false"}).csv(str(path)).columns
     schema = ", ".join(f"`{c.replace('`', '``')}` STRING" for c in header)
     frame = (spark.read.options(**options, columnNameOfCorruptRecord=_CORRUPT)
@@ -197,7 +229,7 @@ def _read_text(spark, path, local: bool, config: Config):
     frame = frame.cache()
     rejected = frame.filter(frame[_CORRUPT].isNotNull()).count()
     frame = frame.filter(frame[_CORRUPT].isNull()).drop(_CORRUPT)
-    return frame, rejected, {"delimiter": delimiter or ",", "encoding": encoding or "utf-8"}
+    return frame, rejected, {"delimiter": delimiter or ",", "encoding": encoding}, warns
 
 
 def _empty(spark, table: pa.Table):
@@ -213,11 +245,14 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     source = data.source
     plan = plan_cleaning(con, source, mapping, config)
     raw = data.frame
-    if config.cleaning["duplicates"]:
-        distinct = raw.groupBy(*raw.columns).count().withColumnRenamed("count", "n")
-    else:
-        from pyspark.sql import functions as F
+    from pyspark.sql import functions as F
 
+    if config.cleaning["duplicates"]:
+        numbers = _row_numbers(raw, source, mapping)
+        keys = [F.col(f"`{c.replace('`', '``')}`") for c in raw.columns if c not in numbers]
+        distinct = raw.groupBy(*keys).count().withColumnRenamed("count", "n")
+    else:
+        numbers = []
         distinct = raw.withColumn("n", F.lit(1).cast("bigint"))
     query = plan.lines_sql(f"(SELECT {plan.parse}, n FROM batch)")
     with _quiet():
@@ -226,9 +261,46 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     counts = [tuple(r) for r in spark.sql(
         f"SELECT status, count(*), sum(n) FROM {view} GROUP BY status").collect()]
     audit = audit_from_counts(counts, source, plan)
+    if numbers:
+        audit.notes["row_numbers"] = row_numbers_note(numbers)
     unreadable = _Unreadable(distinct, con, source, config)
     check_unreadable(source, mapping, audit, config, unreadable, SparkLines(spark, view), view)
     return audit
+
+
+def _row_numbers(raw, source: Source, mapping: dict[str, str]) -> list[str]:
+    """The columns that number the rows, by the rule of
+    :func:`custseg.cleaning.row_number_columns`, over the whole input."""
+    spark = raw.sparkSession
+    raw.createOrReplaceTempView("custseg_raw")
+
+    def plain_unique_sample(col: str) -> bool:
+        x, plain = integer_sql(col, source.types[col], dialect="spark")
+        n, good, distinct = spark.sql(
+            f"SELECT count(*), count_if({x} IS NOT NULL AND {plain}), count(DISTINCT {x}) "
+            f"FROM (SELECT {q(col)} FROM custseg_raw LIMIT {ROW_NUMBER_SAMPLE})").collect()[0]
+        return n == good == distinct
+
+    candidates = [c for c in row_number_candidates(source, mapping) if plain_unique_sample(c)]
+    if not candidates:
+        spark.catalog.dropTempView("custseg_raw")
+        return []
+    exprs = [integer_sql(c, source.types[c], dialect="spark") for c in candidates]
+    stats = ", ".join(f"count({x}), min({x}), max({x})" for x, _ in exprs)
+    row = spark.sql(f"SELECT count(*), {stats} FROM custseg_raw").collect()[0]
+    found = []
+    for i, (col, (x, plain)) in enumerate(zip(candidates, exprs, strict=True)):
+        count, low, high = row[1 + 3 * i: 4 + 3 * i]
+
+        def distinct(x=x, plain=plain) -> int:
+            n, odd = spark.sql(f"SELECT count(DISTINCT {x}), count_if(NOT ({plain})) "
+                               "FROM custseg_raw").collect()[0]
+            return 0 if odd else int(n)
+
+        if is_row_number(int(row[0]), int(count), low, high, distinct):
+            found.append(col)
+    spark.catalog.dropTempView("custseg_raw")
+    return found
 
 
 class _BatchSQL:

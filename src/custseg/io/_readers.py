@@ -1,8 +1,10 @@
 """Readers: bring any supported input into DuckDB as a relation of raw rows.
 
 Text files are sniffed (encoding, delimiter) and read with every column as text, so that
-custseg itself parses numbers and dates and counts what it cannot parse. Parquet is
-scanned in place (out-of-core). Excel and SQL results are streamed into a DuckDB table.
+custseg itself parses numbers and dates and counts what it cannot parse. DuckDB reads
+UTF-8 itself; any other encoding is transcoded to a temporary UTF-8 file first, in chunks.
+Parquet is scanned in place (out-of-core), without the index columns pandas adds. Excel
+and SQL results are streamed into a DuckDB table.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
+import os
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +26,23 @@ import duckdb
 import pandas as pd
 
 from ..config import Config
-from ..exceptions import InputError
-from ._parse import lit
+from ..exceptions import ConfigError, InputError
+from ._parse import lit, q
 
 _PARQUET_MAGIC = b"PAR1"
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 _DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 1 << 16
+_CHUNK_BYTES = 1 << 20
+#: Encoding tried when a file is not UTF-8 (Excel on Windows). Latin-1 reads any byte, so
+#: it is never guessed; it is used only when asked for.
+FALLBACK_ENCODING = "cp1252"
+_UTF16 = ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
+_ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "cp1252": "Windows-1252",
+                   "latin-1": "Latin-1", "utf-16": "UTF-16", "utf-16-le": "UTF-16LE",
+                   "utf-16-be": "UTF-16BE", "utf-32": "UTF-32"}
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
 @dataclass
@@ -45,6 +61,8 @@ class Source:
     #: Header names that occur more than once (case-insensitively, as DuckDB compares
     #: names) -> the names the columns were given (``CustomerID``, ``CustomerID_1``).
     duplicates: dict[str, list[str]] = field(default_factory=dict)
+    #: How the input was read, for the audit notes (e.g. ``pandas_index``).
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def load_source(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *,
@@ -111,13 +129,17 @@ def sniff_format(path: Path) -> str:
 # --------------------------------------------------------------------------- parquet
 def _load_parquet(con, path: Path, relation: str) -> Source:
     target = str(path / "*.parquet") if path.is_dir() else str(path)
+    index = pandas_index_columns(path)
+    exclude = f" EXCLUDE ({', '.join(q(c) for c in index)})" if index else ""
     try:
-        con.execute(f'CREATE OR REPLACE VIEW "{relation}" AS SELECT * FROM '
+        con.execute(f'CREATE OR REPLACE VIEW "{relation}" AS SELECT *{exclude} FROM '
                     f"read_parquet({lit(target)})")
         source = _describe(con, relation, str(path), "parquet")
     except duckdb.Error as exc:
         raise InputError(f"{path} is not a readable Parquet file ({_first_line(exc)}); "
                          "export it again or convert it to CSV.") from None
+    if index:
+        source.notes["pandas_index"] = pandas_index_note(index)
     if not path.is_dir():
         try:
             names = con.execute("SELECT name FROM parquet_schema(?) WHERE name <> "
@@ -126,6 +148,27 @@ def _load_parquet(con, path: Path, relation: str) -> Source:
         except duckdb.Error:
             pass
     return source
+
+
+def pandas_index_columns(path: Path) -> list[str]:
+    """The unnamed pandas index columns (``__index_level_0__``) a Parquet file (or the first
+    file of a folder) stores, from the ``pandas`` key of its schema metadata: they number
+    the rows of the DataFrame it was saved from and are not data."""
+    import pyarrow.parquet as pq
+
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    try:
+        schema = pq.read_schema(files[0])
+        meta = json.loads((schema.metadata or {}).get(b"pandas", b"{}"))
+    except Exception:  # unreadable or not written by pandas: reading reports the damage
+        return []
+    return [c for c in meta.get("index_columns", []) if isinstance(c, str)
+            and _PANDAS_INDEX.fullmatch(c) and c in schema.names]
+
+
+def pandas_index_note(columns: list[str]) -> str:
+    return (f"{', '.join(columns)}: the index pandas stored with the Parquet file; not read "
+            "as data")
 
 
 def damaged_parquet(name: str, exc: BaseException) -> InputError:
@@ -258,25 +301,61 @@ def _redact(url: str) -> str:
 
 
 # ------------------------------------------------------------------------------ text
+def check_encoding(name: str) -> str:
+    """The canonical name of a requested text encoding (any codec Python knows)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise ConfigError(f"--encoding {name!r} is not an encoding Python knows; pass e.g. "
+                          "utf-8, cp1252 (Windows-1252), latin-1 or utf-16.") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ConfigError(f"--encoding {name!r} is not a text encoding; pass e.g. utf-8, "
+                          "cp1252 (Windows-1252), latin-1 or utf-16.")
+    return {"iso8859-1": "latin-1"}.get(info.name, info.name)
+
+
+def encoding_label(encoding: str) -> str:
+    """``Windows-1252`` for ``cp1252``: the name people know an encoding by."""
+    return _ENCODING_NAMES.get(encoding, encoding)
+
+
+def guess_encoding(head: bytes) -> str:
+    """The likely encoding of a text file from its first bytes.
+
+    UTF-32 or UTF-16 by their byte-order mark, or UTF-16 by the NUL bytes of mostly-ASCII
+    text; else UTF-8 when the bytes are valid UTF-8 (a later byte may still prove it
+    wrong), else Windows-1252.
+    """
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head[:4096 - len(head[:4096]) % 2]
+    if len(sample) >= 4 and b"\x00" in sample:
+        even, odd = sample[0::2].count(0) / (len(sample) / 2), sample[1::2].count(0) / (
+            len(sample) / 2)
+        if odd > 0.4 and even < 0.05:
+            return "utf-16-le"
+        if even > 0.4 and odd < 0.05:
+            return "utf-16-be"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return FALLBACK_ENCODING
+
+
 def sniff_text(head: bytes, encoding: str | None = None, delimiter: str | None = None
                ) -> tuple[str, str]:
     """Guess (encoding, delimiter) of a delimited text file from its first bytes.
 
-    The delimiter is ``","``, ``";"``, ``"\\t"``, ``"|"`` or ``"whitespace"`` (runs of
-    spaces or tabs).
+    The encoding is :func:`guess_encoding`'s unless given. The delimiter is ``","``,
+    ``";"``, ``"\\t"``, ``"|"`` or ``"whitespace"`` (runs of spaces or tabs).
     """
-    if encoding is None:
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            encoding = "utf-16"
-        else:
-            try:
-                codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-                encoding = "utf-8"
-            except UnicodeDecodeError:
-                encoding = "latin-1"
+    encoding = check_encoding(encoding) if encoding else guess_encoding(head)
     if delimiter is not None:
         return encoding, delimiter
-    text = head.decode(encoding if encoding != "utf-8" else "utf-8-sig", errors="replace")
+    text = _decode_head(head, encoding)
     lines = [ln for ln in text.splitlines()[:-1] or text.splitlines() if ln.strip()][:50]
     best, best_key = None, (0, 0.0)
     for delim in _DELIMITERS:
@@ -294,36 +373,201 @@ def sniff_text(head: bytes, encoding: str | None = None, delimiter: str | None =
     return encoding, best or ","
 
 
+def _decode_head(head: bytes, encoding: str) -> str:
+    text = head.decode(encoding, errors="replace")
+    return text.removeprefix("\ufeff").removeprefix("ï»¿")
+
+
+@dataclass
+class _Utf8Report:
+    """How the bytes of a file read as UTF-8."""
+
+    bad: int = 0  # bytes that are not valid UTF-8
+    first: tuple[int, int, int] | None = None  # (offset, byte, line) of the first of them
+    chars: int = 0  # valid non-ASCII UTF-8 characters
+
+
+_LONE_BYTE = re.compile("[\udc80-\udcff]")
+_NON_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
+
+def _utf8_report(path: Path) -> _Utf8Report:
+    """Read ``path`` once as UTF-8, in chunks (flat memory; ASCII chunks are skipped)."""
+    report = _Utf8Report()
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    pos = lines = 0
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(_CHUNK_BYTES)
+            pending = decoder.getstate()[0]
+            if chunk and not pending and chunk.isascii():
+                pos, lines = pos + len(chunk), lines + chunk.count(b"\n")
+                continue
+            text = decoder.decode(chunk, final=not chunk)
+            bad = len(_LONE_BYTE.findall(text))
+            if bad and report.first is None:
+                i = _LONE_BYTE.search(text).start()
+                before = text[:i].encode("utf-8", "surrogateescape")
+                report.first = (pos - len(pending) + len(before), ord(text[i]) - 0xDC00,
+                                lines + before.count(b"\n") + 1)
+            report.bad += bad
+            report.chars += len(_NON_ASCII.findall(text))
+            if not chunk:
+                return report
+            pos, lines = pos + len(chunk), lines + chunk.count(b"\n")
+
+
+class _Undecodable(Exception):
+    """A byte the encoding cannot decode, at ``offset`` on (1-based) ``line``."""
+
+    def __init__(self, offset: int, byte: int, line: int) -> None:
+        super().__init__(offset, byte, line)
+        self.offset, self.byte, self.line = offset, byte, line
+
+    def where(self) -> str:
+        return f"byte 0x{self.byte:02X} at offset {self.offset:,}, line {self.line:,},"
+
+
+def _transcode(path: Path, encoding: str, out: Any = None) -> None:
+    """Decode ``path`` as ``encoding`` in chunks (flat memory), writing UTF-8 to the binary
+    file ``out`` when given; :class:`_Undecodable` at the first byte it cannot decode."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    pos = lines = 0
+    started = False
+    with path.open("rb") as fh:
+        if encoding in ("cp1252", "latin-1") and fh.read(3) == codecs.BOM_UTF8:
+            pos = 3  # a UTF-8 byte-order mark, not the letters ï»¿
+        fh.seek(pos)
+        while True:
+            chunk = fh.read(_CHUNK_BYTES)
+            state = decoder.getstate()
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                probe = codecs.getincrementaldecoder(encoding)("replace")
+                probe.setstate((b"", state[1]))
+                line = lines + probe.decode(exc.object[:exc.start]).count("\n") + 1
+                raise _Undecodable(pos - len(state[0]) + exc.start, exc.object[exc.start],
+                                   line) from None
+            if not started and text:
+                text, started = text.removeprefix("\ufeff"), True
+            if out is not None:
+                out.write(text.encode("utf-8"))
+            if not chunk:
+                return
+            pos, lines = pos + len(chunk), lines + text.count("\n")
+
+
+@contextmanager
+def _utf8_copy(path: Path, encoding: str, temp_dir: str | None) -> Iterator[Path]:
+    """A temporary UTF-8 copy of ``path`` (in ``temp_dir`` or the system's), removed after."""
+    folder = temp_dir or tempfile.gettempdir()
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="custseg-", suffix=".utf8.csv", dir=folder)
+    except OSError as exc:
+        raise InputError(f"Cannot create a temporary UTF-8 copy of {path} in {folder} "
+                         f"({exc.strerror}); set temp_directory in the config.") from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _transcode(path, encoding, out)
+        except OSError as exc:
+            raise InputError(f"Cannot write a temporary UTF-8 copy of {path} to {folder} "
+                             f"({exc.strerror}); free space there or set temp_directory in "
+                             "the config.") from None
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _not_utf8(path: Path, report: _Utf8Report) -> tuple[str, str]:
+    """After ``path`` proved not to be UTF-8: the encoding to read it with and a warning.
+
+    A file that is mostly valid UTF-8 (more UTF-8 characters than bad bytes) is damaged or
+    mixes encodings: reading it as Windows-1252 would garble its UTF-8 text, so it is an
+    error.
+    """
+    bad = _Undecodable(*report.first)
+    if report.chars > report.bad:
+        raise InputError(
+            f"{path}: {bad.where()} is not valid UTF-8, but the rest of the file is "
+            f"({report.bad:,} such byte(s), {report.chars:,} UTF-8 characters): it is damaged "
+            "or mixes encodings; fix it, or pass --encoding cp1252 (or latin-1) to read "
+            "every byte as one character.")
+    return FALLBACK_ENCODING, (
+        f"{path.name} is not UTF-8 ({bad.where().rstrip(',')}); read it as Windows-1252 "
+        "(cp1252), as Excel on Windows saves CSV. If that is wrong, pass the right encoding "
+        "with --encoding (e.g. latin-1, utf-16).")
+
+
+def _guessed_warning(path: Path, encoding: str) -> str:
+    return (f"{path.name} is {encoding_label(encoding)} (by its "
+            f"{'byte-order mark' if encoding in ('utf-16', 'utf-32') else 'NUL bytes'}); "
+            f"read it as {encoding_label(encoding)}. If that is wrong, pass the right "
+            "encoding with --encoding.")
+
+
+def _undecodable_error(path: Path, bad: _Undecodable, encoding: str, requested: str | None,
+                       fell_back: bool) -> InputError:
+    tried = ("UTF-8 or Windows-1252" if fell_back else encoding_label(encoding)
+             + (f" (--encoding {requested})" if requested else ""))
+    return InputError(f"{path}: {bad.where()} is not valid {tried}; pass the file's "
+                      "encoding with --encoding (latin-1 reads any byte).")
+
+
+def text_encoding(path: Path, head: bytes, requested: str | None) -> tuple[str, list[str]]:
+    """The encoding ``path`` is read with, checked over the whole file (one pass, flat
+    memory), and the warnings; an InputError at a byte no candidate encoding can read.
+
+    For readers that would not report a bad byte (Spark replaces it silently).
+    """
+    encoding = check_encoding(requested) if requested else guess_encoding(head)
+    warnings: list[str] = []
+    fell_back = False
+    if encoding in ("utf-8", "utf-8-sig") or (encoding == FALLBACK_ENCODING and not requested):
+        report = _utf8_report(path)
+        if report.first is None and encoding != FALLBACK_ENCODING:
+            return encoding, warnings
+        if requested:
+            raise _undecodable_error(path, _Undecodable(*report.first), encoding, requested,
+                                     False)
+        encoding, warning = _not_utf8(path, report)
+        warnings.append(warning)
+        fell_back = True
+    elif not requested:
+        warnings.append(_guessed_warning(path, encoding))
+    try:
+        _transcode(path, encoding)
+    except _Undecodable as bad:
+        raise _undecodable_error(path, bad, encoding, requested, fell_back) from None
+    return encoding, warnings
+
+
+class _NotUtf8(Exception):
+    """DuckDB (or pandas) found bytes that are not UTF-8."""
+
+
 def _load_text(con, path: Path, relation: str, config: Config) -> Source:
     with path.open("rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    requested = check_encoding(config.encoding) if config.encoding else None
+    encoding = requested or guess_encoding(head)
+    if b"\x00" in head and encoding not in _UTF16:
+        if guess_encoding(head) in _UTF16:
+            raise InputError(f"{path} is {encoding_label(guess_encoding(head))} text, not "
+                             f"{config.encoding}; drop --encoding, or pass --encoding utf-16.")
         raise InputError(f"{path} is not a text table (it holds binary data); pass a CSV, TSV, "
                          ".xlsx or Parquet file.")
-    if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+    text = _decode_head(head, encoding)
+    if not text.strip(" \t\r\n"):
         raise InputError(f"{path} is empty; export the data again.")
-    if re.match(rb'^(\xef\xbb\xbf)?\s*(\[\s*[{\["\d]|\{\s*")', head[:200]):
+    if re.match(r'^\s*(\[\s*[{\["\d]|\{\s*")', text[:200]):
         raise InputError(f"{path} looks like JSON, not a table; export it as CSV, .xlsx or "
                          "Parquet.")
-    encoding, delimiter = sniff_text(head, config.encoding, config.delimiter)
-    warnings: list[str] = []
-    if encoding == "latin-1" and config.encoding is None:
-        warnings.append(f"{path.name} is not valid UTF-8; read it as Latin-1 (pass --encoding "
-                        "if it is another encoding).")
-    if delimiter == "whitespace":
-        _load_whitespace(con, path, relation, encoding)
-        rejected = 0
-    else:
-        try:
-            rejected = _read_csv_into(con, path, relation, encoding, delimiter)
-        except duckdb.Error as exc:
-            if "unicode" in str(exc).lower() and encoding == "utf-8" and config.encoding is None:
-                warnings.append(f"{path.name} is not valid UTF-8 throughout; read it as Latin-1.")
-                encoding = "latin-1"
-                rejected = _read_csv_into(con, path, relation, encoding, delimiter)
-            else:
-                raise InputError(f"Cannot read {path} as delimited text ({_first_line(exc)}); "
-                                 "check the delimiter (--delimiter) or encoding.") from None
+    encoding, delimiter = sniff_text(head, encoding, config.delimiter)
+    rejected, encoding, warnings = _read_text_rows(con, path, relation, encoding, delimiter,
+                                                   config.encoding, config.temp_directory)
     source = _describe(con, relation, str(path), "csv", rejected=rejected)
     source.details.update(encoding=encoding, delimiter=delimiter)
     if len(source.columns) == 1:
@@ -343,46 +587,104 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
     return source
 
 
+def _read_text_rows(con, path: Path, relation: str, encoding: str, delimiter: str,
+                    requested: str | None, temp_dir: str | None) -> tuple[int, str, list[str]]:
+    """Read ``path`` into ``relation``: (malformed lines, encoding used, warnings).
+    ``requested`` is the encoding as the user wrote it, if any.
+
+    DuckDB reads UTF-8 itself (and proves it valid); a file in any other encoding, or
+    found not to be UTF-8 after all, is read from a transcoded temporary copy.
+    """
+    warnings: list[str] = []
+    fell_back = False
+    try:
+        if encoding in ("utf-8", "utf-8-sig"):
+            try:
+                return _read_rows(con, path, relation, delimiter), encoding, warnings
+            except _NotUtf8:
+                report = _utf8_report(path)
+            if report.first is not None:  # else DuckDB alone disagrees: read a checked copy
+                if requested:
+                    raise _undecodable_error(path, _Undecodable(*report.first), encoding,
+                                             requested, False)
+                encoding, warning = _not_utf8(path, report)
+                warnings.append(warning)
+                fell_back = True
+        elif encoding == FALLBACK_ENCODING and not requested:
+            encoding, warning = _not_utf8(path, _utf8_report(path))
+            warnings.append(warning)
+            fell_back = True
+        elif not requested:
+            warnings.append(_guessed_warning(path, encoding))
+        try:
+            with _utf8_copy(path, encoding, temp_dir) as copy:
+                return _read_rows(con, copy, relation, delimiter), encoding, warnings
+        except _Undecodable as bad:
+            raise _undecodable_error(path, bad, encoding, requested, fell_back) from None
+        except _NotUtf8:
+            raise InputError(f"Cannot read {path} as {encoding_label(encoding)} text; pass "
+                             "its encoding with --encoding.") from None
+    except duckdb.Error as exc:
+        raise InputError(f"Cannot read {path} as delimited text ({_first_line(exc)}); "
+                         "check the delimiter (--delimiter) or encoding.") from None
+
+
+def _read_rows(con, path: Path, relation: str, delimiter: str) -> int:
+    """Read a UTF-8 text file into ``relation``; the count of malformed lines."""
+    if delimiter == "whitespace":
+        _load_whitespace(con, path, relation)
+        return 0
+    return _read_csv_into(con, path, relation, delimiter)
+
+
 def malformed_warning(path: Path, rejected: int) -> str:
     return (f"{rejected} line(s) of {path.name} do not have the header's number of columns; "
             "they are counted as malformed_line.")
 
 
-def _read_csv_into(con, path: Path, relation: str, encoding: str, delimiter: str) -> int:
-    con.execute(
-        f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM read_csv(?, delim=?, '
-        "header=true, all_varchar=true, encoding=?, quote='\"', escape='\"', "
-        "store_rejects=true, rejects_table='custseg_rejects', rejects_scan='custseg_scans', "
-        "max_line_size=8388608)",
-        [str(path), delimiter, encoding],
-    )
+def _read_csv_into(con, path: Path, relation: str, delimiter: str) -> int:
+    try:
+        con.execute(
+            f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM read_csv(?, delim=?, '
+            "header=true, all_varchar=true, encoding='utf-8', quote='\"', escape='\"', "
+            "store_rejects=true, rejects_table='custseg_rejects', "
+            "rejects_scan='custseg_scans', max_line_size=8388608)",
+            [str(path), delimiter],
+        )
+    except duckdb.Error as exc:
+        if "invalid unicode" in str(exc).lower():
+            raise _NotUtf8 from None
+        raise
     rejected, bad_unicode = con.execute(
         "SELECT count(DISTINCT line), count(*) FILTER "
         "(error_type IN ('INVALID UNICODE', 'INVALID ENCODING')) FROM custseg_rejects").fetchone()
     con.execute("DROP TABLE IF EXISTS custseg_rejects")
     con.execute("DROP TABLE IF EXISTS custseg_scans")
-    if bad_unicode and encoding == "utf-8":
-        raise duckdb.InvalidInputException("Invalid unicode in the file")
+    if bad_unicode:
+        raise _NotUtf8
     return int(rejected)
 
 
-def _load_whitespace(con, path: Path, relation: str, encoding: str) -> None:
+def _load_whitespace(con, path: Path, relation: str) -> None:
     created = False
-    reader = pd.read_csv(path, sep=r"\s+", dtype=str, encoding=encoding, chunksize=200_000,
+    reader = pd.read_csv(path, sep=r"\s+", dtype=str, encoding="utf-8-sig", chunksize=200_000,
                          keep_default_na=False, na_values=[""], engine="python")
-    for chunk in reader:
-        con.register("custseg_chunk", chunk)
-        if not created:
-            con.execute(f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM custseg_chunk')
-            created = True
-        else:
-            con.execute(f'INSERT INTO "{relation}" SELECT * FROM custseg_chunk')
-        con.unregister("custseg_chunk")
+    try:
+        for chunk in reader:
+            con.register("custseg_chunk", chunk)
+            if not created:
+                con.execute(f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM '
+                            "custseg_chunk")
+                created = True
+            else:
+                con.execute(f'INSERT INTO "{relation}" SELECT * FROM custseg_chunk')
+            con.unregister("custseg_chunk")
+    except UnicodeDecodeError:
+        raise _NotUtf8 from None
     if not created:
         raise InputError(f"{path} has no data rows; export the data again.")
 
 
-# ---------------------------------------------------------------------------- common
 def _describe(con, relation: str, name: str, fmt: str, rejected: int = 0) -> Source:
     described = con.execute(f'DESCRIBE "{relation}"').fetchall()
     columns = [row[0] for row in described]
@@ -428,7 +730,7 @@ def duplicate_names(header: list[str], columns: list[str]) -> dict[str, list[str
 
 
 def _header(head: bytes, encoding: str, delimiter: str) -> list[str]:
-    text = head.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace")
+    text = _decode_head(head, encoding)
     try:
         return next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     except csv.Error:
