@@ -27,7 +27,7 @@ from .config import Config
 from .engines.duckdb import connect
 from .exceptions import ConfigError, InputError, MappingError
 from .features import FEATURES, customer_features_table, default_as_of
-from .io import detect_mapping, load_source, resolve_mapping
+from .io import detect_mapping, guess_from_values, load_source, resolve_mapping
 from .io._customers import find_key, load_customers
 from .io._parse import q
 from .io._readers import damaged_parquet
@@ -232,6 +232,8 @@ def _mapping_or_hint(con: duckdb.DuckDBPyConnection, source, config: Config) -> 
             f"{source.name} is a customer table (--input-kind table): RFM needs order lines. "
             "Use `custseg run` to segment it, or pass it with --customers next to a "
             "transactions file.")
+    if source.details.get("header") is False:
+        return _headerless_mapping(con, source, config)
     try:
         return resolve_mapping(source.columns, config.mapping, source.name)
     except MappingError as exc:
@@ -248,6 +250,25 @@ def _mapping_or_hint(con: duckdb.DuckDBPyConnection, source, config: Config) -> 
             raise MappingError(f"{exc} If it has one row per customer rather than order "
                                "lines, pass --input-kind table.") from None
         raise
+
+
+def _headerless_mapping(con, source, config: Config) -> dict[str, str]:
+    """A file without a header row: the fields named with --map, else read from the
+    values (``id date quantity amount``, CDNOW's layout), with a warning naming them."""
+    if config.mapping:
+        return resolve_mapping(source.columns, config.mapping, source.name)
+    sample = con.execute(f"SELECT * FROM {q(source.relation)} LIMIT 2000").df()
+    guessed = guess_from_values({c: sample[c].tolist() for c in sample.columns})
+    if guessed is None:
+        raise MappingError(
+            f"{source.name} has no header row and its columns ({', '.join(source.columns)}) "
+            "cannot be told apart from their values; name them, e.g. --map "
+            "customer_id=column1 --map invoice_date=column2 --map amount=column4.")
+    source.warnings.append(
+        f"{source.name}: columns read from their values as "
+        f"{', '.join(f'{f}={c}' for f, c in guessed.items())}; if that is wrong, name them "
+        "with --map FIELD=COLUMN.")
+    return resolve_mapping(source.columns, guessed, source.name)
 
 
 def _looks_like_customer_table(con, source) -> bool:

@@ -53,6 +53,9 @@ from ..io._readers import (
     _UTF16,
     _describe,
     check_encoding,
+    has_header,
+    header_fields,
+    headerless_names,
     load_source,
     malformed_warning,
     pandas_index_columns,
@@ -217,19 +220,29 @@ def _read_text(spark, path, local: bool, config: Config):
             raise InputError(f"{path}: whitespace-aligned text is read by the DuckDB engine "
                              "only; save it as CSV or drop --engine spark.")
     encoding = check_encoding(encoding) if encoding else "utf-8"
-    options = {"header": "true", "sep": delimiter or ",",
+    names = None
+    if local and not has_header(head.decode(encoding, errors="replace"), delimiter or ","):
+        names = headerless_names(len(header_fields(head.decode(encoding, errors="replace"),
+                                                   delimiter or ",")))
+    options = {"header": "false" if names else "true", "sep": delimiter or ",",
                "encoding": _JAVA_CHARSETS.get(encoding, encoding), "mode": "PERMISSIVE",
                # Lines of UTF-16/32 text cannot be split at newline bytes.
                "multiLine": "true" if encoding in _UTF16 else "false",
                "quote": '"', "escape": '"', "enforceSchema": "false"}
-    header = spark.read.options(**{**options, "inferSchema": "false"}).csv(str(path)).columns
+    header = names or spark.read.options(**{**options, "inferSchema": "false"}).csv(
+        str(path)).columns
     schema = ", ".join(f"`{c.replace('`', '``')}` STRING" for c in header)
     frame = (spark.read.options(**options, columnNameOfCorruptRecord=_CORRUPT)
              .schema(f"{schema}, {_CORRUPT} STRING").csv(str(path)))
     frame = frame.cache()
     rejected = frame.filter(frame[_CORRUPT].isNotNull()).count()
     frame = frame.filter(frame[_CORRUPT].isNull()).drop(_CORRUPT)
-    return frame, rejected, {"delimiter": delimiter or ",", "encoding": encoding}, warns
+    details = {"delimiter": delimiter or ",", "encoding": encoding}
+    if names:
+        details["header"] = False
+        warns.append(f"{Path(str(path)).name} has no header row (its first line is data): its "
+                     f"columns are named {', '.join(names)}.")
+    return frame, rejected, details, warns
 
 
 def _empty(spark, table: pa.Table):

@@ -1,7 +1,14 @@
 """Input: readers for files and databases, column mapping, value parsing."""
 
-from ._mapping import FIELDS, REQUIRED, detect_mapping, normalize, resolve_mapping
+from ._mapping import (
+    FIELDS,
+    REQUIRED,
+    detect_mapping,
+    guess_from_values,
+    normalize,
+    resolve_mapping,
+)
 from ._readers import Source, load_source, sniff_format, sniff_text
 
-__all__ = ["FIELDS", "REQUIRED", "Source", "detect_mapping", "load_source", "normalize",
-           "resolve_mapping", "sniff_format", "sniff_text"]
+__all__ = ["FIELDS", "REQUIRED", "Source", "detect_mapping", "guess_from_values",
+           "load_source", "normalize", "resolve_mapping", "sniff_format", "sniff_text"]

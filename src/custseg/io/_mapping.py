@@ -189,3 +189,48 @@ def _list(cols: Iterable[str], limit: int = 30) -> str:
     cols = list(cols)
     shown = ", ".join(repr(c) for c in cols[:limit])
     return shown + (f" (+{len(cols) - limit} more)" if len(cols) > limit else "")
+
+
+_DATE8 = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")
+_DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_DECIMAL = re.compile(r"^[+-]?\d+[.,]\d+$")
+
+
+def guess_from_values(sample: Mapping[str, Iterable[str]]) -> dict[str, str] | None:
+    """Fields of a file without a header, from its values (column -> sample values as text):
+    the order date is the column of dates (``19970101``, ``1997-01-01``, ``1/1/1997``), the
+    customer id the first other column, and of the numbers after it a column with decimals
+    is the line amount and a whole-number one the quantity (CDNOW: ``id date qty amount``).
+    None unless exactly one reading fits."""
+    kinds = {}
+    for col, values in sample.items():
+        vals = [str(v).strip() for v in values if v is not None and str(v).strip()]
+        if not vals:
+            return None
+        share = {name: sum(bool(rx.match(v)) for v in vals) / len(vals)
+                 for name, rx in (("date", _DATE8), ("sepdate", _DATE), ("int", _INTEGER),
+                                  ("dec", _DECIMAL))}
+        if share["date"] >= 0.99 or share["sepdate"] >= 0.99:
+            kinds[col] = "date"
+        elif share["int"] >= 0.99:
+            kinds[col] = "int"
+        elif share["int"] + share["dec"] >= 0.99:
+            kinds[col] = "dec"
+        else:
+            kinds[col] = "text"
+    cols = list(kinds)
+    dates = [c for c in cols if kinds[c] == "date"]
+    if len(dates) != 1 or cols[0] == dates[0]:
+        return None
+    mapping = {"customer_id": cols[0], "invoice_date": dates[0]}
+    numbers = [c for c in cols[1:] if c != dates[0] and kinds[c] in ("int", "dec")]
+    decimals = [c for c in numbers if kinds[c] == "dec"]
+    whole = [c for c in numbers if kinds[c] == "int"]
+    if len(numbers) == 1:
+        mapping["amount"] = numbers[0]
+    elif len(numbers) == 2 and len(decimals) == 1:
+        mapping["amount"], mapping["quantity"] = decimals[0], whole[0]
+    else:
+        return None
+    return mapping

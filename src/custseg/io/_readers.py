@@ -373,6 +373,41 @@ def sniff_text(head: bytes, encoding: str | None = None, delimiter: str | None =
     return encoding, best or ","
 
 
+#: A header field that is really a value: a number (``00001``, ``-3``, ``11.77``,
+#: ``1.234,50``) or a date (``19970101``, ``1997-01-01``, ``1/1/1997``).
+_VALUE = re.compile(r"^\s*([+-]?\d+([.,]\d+)*|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}"
+                    r"([ T]\d{1,2}:\d{2}(:\d{2})?)?)\s*$")
+
+
+def header_fields(text: str, delimiter: str) -> list[str]:
+    """The fields of the first non-empty line of ``text``."""
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if delimiter == "whitespace":
+        return first.split()
+    try:
+        return next(csv.reader(io.StringIO(first), delimiter=delimiter), [])
+    except csv.Error:
+        return []
+
+
+def has_header(text: str, delimiter: str) -> bool:
+    """False when every field of the first line is a number or a date: that line is data
+    (CDNOW's ``00001 19970101 1 11.77``), so the file has no header row.
+
+    >>> has_header("00001 19970101  1   11.77\n", "whitespace")
+    False
+    >>> has_header("id,2019,2020\n7,1,2\n", ",")
+    True
+    """
+    fields = header_fields(text, delimiter)
+    return not (len(fields) >= 2 and all(_VALUE.match(f) for f in fields))
+
+
+def headerless_names(count: int) -> list[str]:
+    """Names of the columns of a file without a header: ``column1``, ``column2``, ..."""
+    return [f"column{i}" for i in range(1, count + 1)]
+
+
 def _decode_head(head: bytes, encoding: str) -> str:
     text = head.decode(encoding, errors="replace")
     return text.removeprefix("\ufeff").removeprefix("ï»¿")
@@ -566,10 +601,20 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
         raise InputError(f"{path} looks like JSON, not a table; export it as CSV, .xlsx or "
                          "Parquet.")
     encoding, delimiter = sniff_text(head, encoding, config.delimiter)
+    names = None
+    if not has_header(_decode_head(head, encoding), delimiter):
+        names = headerless_names(len(header_fields(_decode_head(head, encoding), delimiter)))
     rejected, encoding, warnings = _read_text_rows(con, path, relation, encoding, delimiter,
-                                                   config.encoding, config.temp_directory)
+                                                   config.encoding, config.temp_directory,
+                                                   names)
     source = _describe(con, relation, str(path), "csv", rejected=rejected)
     source.details.update(encoding=encoding, delimiter=delimiter)
+    if names is not None:
+        source.details["header"] = False
+        source.warnings.append(
+            f"{path.name} has no header row (its first line, "
+            f"{' '.join(header_fields(text, delimiter))[:60]!r}, is data): its columns are "
+            f"named {', '.join(names)}.")
     if len(source.columns) == 1:
         shown = source.columns[0] if len(source.columns[0]) <= 80 else (
             source.columns[0][:77] + "...")
@@ -577,7 +622,7 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
             f"{path} read with delimiter {_delimiter_name(delimiter)} has a single column "
             f"({shown!r}), so its delimiter is wrong or not one of , ; tab |; pass the right "
             "one with --delimiter.")
-    if delimiter != "whitespace":
+    if delimiter != "whitespace" and names is None:
         source.duplicates = duplicate_names(_header(head, encoding, delimiter), source.columns)
     source.warnings.extend(warnings)
     if rejected:
@@ -588,9 +633,11 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
 
 
 def _read_text_rows(con, path: Path, relation: str, encoding: str, delimiter: str,
-                    requested: str | None, temp_dir: str | None) -> tuple[int, str, list[str]]:
+                    requested: str | None, temp_dir: str | None,
+                    names: list[str] | None = None) -> tuple[int, str, list[str]]:
     """Read ``path`` into ``relation``: (malformed lines, encoding used, warnings).
-    ``requested`` is the encoding as the user wrote it, if any.
+    ``requested`` is the encoding as the user wrote it, if any; ``names`` the column names
+    of a file without a header row.
 
     DuckDB reads UTF-8 itself (and proves it valid); a file in any other encoding, or
     found not to be UTF-8 after all, is read from a transcoded temporary copy.
@@ -600,7 +647,7 @@ def _read_text_rows(con, path: Path, relation: str, encoding: str, delimiter: st
     try:
         if encoding in ("utf-8", "utf-8-sig"):
             try:
-                return _read_rows(con, path, relation, delimiter), encoding, warnings
+                return _read_rows(con, path, relation, delimiter, names), encoding, warnings
             except _NotUtf8:
                 report = _utf8_report(path)
             if report.first is not None:  # else DuckDB alone disagrees: read a checked copy
@@ -618,7 +665,7 @@ def _read_text_rows(con, path: Path, relation: str, encoding: str, delimiter: st
             warnings.append(_guessed_warning(path, encoding))
         try:
             with _utf8_copy(path, encoding, temp_dir) as copy:
-                return _read_rows(con, copy, relation, delimiter), encoding, warnings
+                return _read_rows(con, copy, relation, delimiter, names), encoding, warnings
         except _Undecodable as bad:
             raise _undecodable_error(path, bad, encoding, requested, fell_back) from None
         except _NotUtf8:
@@ -629,12 +676,14 @@ def _read_text_rows(con, path: Path, relation: str, encoding: str, delimiter: st
                          "check the delimiter (--delimiter) or encoding.") from None
 
 
-def _read_rows(con, path: Path, relation: str, delimiter: str) -> int:
-    """Read a UTF-8 text file into ``relation``; the count of malformed lines."""
+def _read_rows(con, path: Path, relation: str, delimiter: str,
+               names: list[str] | None = None) -> int:
+    """Read a UTF-8 text file into ``relation``; the count of malformed lines. ``names``:
+    the file has no header row and its columns get these names."""
     if delimiter == "whitespace":
-        _load_whitespace(con, path, relation)
+        _load_whitespace(con, path, relation, names)
         return 0
-    return _read_csv_into(con, path, relation, delimiter)
+    return _read_csv_into(con, path, relation, delimiter, names)
 
 
 def malformed_warning(path: Path, rejected: int) -> str:
@@ -642,11 +691,14 @@ def malformed_warning(path: Path, rejected: int) -> str:
             "they are counted as malformed_line.")
 
 
-def _read_csv_into(con, path: Path, relation: str, delimiter: str) -> int:
+def _read_csv_into(con, path: Path, relation: str, delimiter: str,
+                   names: list[str] | None = None) -> int:
+    header = "header=true" if names is None else (
+        "header=false, names=[" + ", ".join(lit(n) for n in names) + "]")
     try:
         con.execute(
             f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM read_csv(?, delim=?, '
-            "header=true, all_varchar=true, encoding='utf-8', quote='\"', escape='\"', "
+            f"{header}, all_varchar=true, encoding='utf-8', quote='\"', escape='\"', "
             "store_rejects=true, rejects_table='custseg_rejects', "
             "rejects_scan='custseg_scans', max_line_size=8388608)",
             [str(path), delimiter],
@@ -665,10 +717,11 @@ def _read_csv_into(con, path: Path, relation: str, delimiter: str) -> int:
     return int(rejected)
 
 
-def _load_whitespace(con, path: Path, relation: str) -> None:
+def _load_whitespace(con, path: Path, relation: str, names: list[str] | None = None) -> None:
     created = False
     reader = pd.read_csv(path, sep=r"\s+", dtype=str, encoding="utf-8-sig", chunksize=200_000,
-                         keep_default_na=False, na_values=[""], engine="python")
+                         keep_default_na=False, na_values=[""], engine="python",
+                         header=None if names else "infer", names=names)
     try:
         for chunk in reader:
             con.register("custseg_chunk", chunk)
