@@ -37,14 +37,14 @@ def planted_table(groups: int, seed: int = 0, per_group: int = 150) -> tuple[pd.
     return frame, truth
 
 
-def continuum_lines(seed: int = 0, customers: int = 1500) -> pd.DataFrame:
+def continuum_lines(seed: int = 0, customers: int = 1500, repeat: float = 0.65) -> pd.DataFrame:
     """Order lines with no groups: orders per customer heavy-tailed (many buy once),
     spend per order lognormal, first and last orders spread over two years."""
     rng = np.random.default_rng(seed)
     end = pd.Timestamp("2024-01-01")
     rows = []
     for c in range(customers):
-        n = int(rng.geometric(0.35))
+        n = int(rng.geometric(1 - repeat))
         first = int(rng.integers(0, 730))
         days = np.sort(rng.integers(first, 731, n)) if n > 1 else np.array([first])
         basket = float(rng.lognormal(3.5, 0.8))
@@ -153,3 +153,18 @@ def test_unstable_choice_is_a_warning_in_the_summary():
     assert stab < 0.8
     assert any(w.startswith(f"Stability of the 7 segments is {stab:.2f}")
                for w in result.summary["audit"]["warnings"])
+
+
+def test_one_time_buyers_are_a_tie_not_a_cluster():
+    """Half the customers bought once (CDNOW-like): their frequency is one value and their
+    gap between orders is filled in, which k-means sees as a separate group at k=2; with
+    ties broken it is a continuum, cut for action."""
+    lines = continuum_lines(seed=4, customers=1200, repeat=0.5)
+    result = run_segments(frame=lines, config=custseg.Config(mapping=CONTINUUM_MAP),
+                          n_bootstrap=4)
+    sel = result.summary["k_selection"]
+    assert sel["structure"] == "continuum", sel["reason"]
+    assert 3 <= result.summary["k"] <= 8
+    raw = dict(zip(sel["k"], sel["silhouette"], strict=True))
+    untied = dict(zip(sel["k"], sel["untied_silhouette"], strict=True))
+    assert untied[2] < raw[2]  # the tie made the split look better than it is

@@ -353,14 +353,20 @@ class Segmenter(ClusterMixin, BaseEstimator):
                 bic.append(round(fitted.extra["bic"], 2))
         if bic:
             curves["bic"] = bic
-        reference = reference_silhouettes(Xp, ks, seed=self.seed)
-        clear = structured_ks(curves, reference, structure_ks)
-        selection: dict[str, Any] = {"reference_silhouette": [reference[k] for k in ks]}
+        # Groups are judged with ties broken, so that a point mass (everyone who bought
+        # once) or an imputed value is not taken for a cluster.
+        Xs = self._untied(frame)
+        untied = {"k": ks, "silhouette": [
+            self._silhouette_on(Xs, labels_at[k]) for k in ks]}
+        reference = reference_silhouettes(Xs, ks, seed=self.seed)
+        clear = structured_ks(untied, reference, structure_ks)
+        selection: dict[str, Any] = {"untied_silhouette": untied["silhouette"],
+                                     "reference_silhouette": [reference[k] for k in ks]}
         if clear:
             chosen, why = (choose_k_bic(curves, clear) if self.algorithm == "gmm"
                            else choose_k(curves, clear))
             i = curves["k"].index(chosen)
-            reason = (f"k={chosen}: clear groups (silhouette {curves['silhouette'][i]:.2f} "
+            reason = (f"k={chosen}: clear groups (silhouette {untied['silhouette'][i]:.2f} "
                       f"against {reference[chosen]:.2f} for a single Gaussian cloud of the same "
                       f"shape); {why.partition(': ')[2]}")
             if chosen == structure_ks[-1] and chosen < top:
@@ -379,7 +385,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
             chosen, why = choose_k_for_action(candidates, min_stability=self.min_stability,
                                               min_share=self.min_share)
             reason = (f"k={chosen}: no clear groups "
-                      f"({structure_words(curves, reference, structure_ks)}), so the customers "
+                      f"({structure_words(untied, reference, structure_ks)}), so the customers "
                       f"form a continuum, cut for action in {action_ks[0]}..{action_ks[-1]}: "
                       f"{why}")
             if self.k_range is not None and chosen == action_ks[-1] and chosen < top:
@@ -396,6 +402,32 @@ class Segmenter(ClusterMixin, BaseEstimator):
         selection.pop("candidates_", None)
         return chosen, {**curves, **selection, "chosen": chosen, "reason": reason,
                         "silhouette_sample": sample}
+
+    def _untied(self, frame: pd.DataFrame) -> np.ndarray:
+        """The prepared matrix with ties broken: whole-number columns jittered by +-0.5
+        (a count of 1 then blends into 2 as it would in a continuum) and columns filled
+        from another one (a one-order customer's gap) left out."""
+        rng = np.random.default_rng(self.seed)
+        jittered = frame.copy()
+        for col in self.prep_.numeric_:
+            v = pd.to_numeric(jittered[col], errors="coerce").astype(float)
+            present = v.dropna()
+            if len(present) and (present == present.round()).all():
+                jittered[col] = v + rng.uniform(-0.5, 0.5, len(v))
+        X = self.prep_.transform_frame(jittered)
+        keep = [i for i, c in enumerate(self.prep_.numeric_)
+                if "impute_from" not in self.prep_.spec_[c]]
+        keep += list(range(len(self.prep_.numeric_), X.shape[1]))
+        return X[:, keep] if keep else X
+
+    def _silhouette_on(self, X: np.ndarray, labels: np.ndarray) -> float | None:
+        from ._evaluate import SILHOUETTE_SAMPLE, silhouette, stratified_sample
+
+        if len(np.unique(labels[labels != NOISE])) < 2:
+            return None
+        idx = stratified_sample(labels, SILHOUETTE_SAMPLE, self.seed)
+        idx = idx[labels[idx] != NOISE]
+        return round(silhouette(X[idx], labels[idx]), 4)
 
     def _candidate(self, k: int, Xp: np.ndarray, cats: np.ndarray, frame: pd.DataFrame,
                    labels: np.ndarray) -> Candidate:
