@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import warnings
 from pathlib import Path
@@ -279,9 +280,11 @@ def clash_finder(config: Config, roles: dict | None = None):
                                                            replace=False))
             frame, labels = frame.iloc[rows].reset_index(drop=True), labels[rows]
         profiles = build_profiles(with_segments(frame, labels))
-        return naming_clashes(profiles, config.naming_rules,
-                              at_risk_share=config.at_risk_share, labels=config.labels,
-                              roles=roles)
+        clashes = naming_clashes(profiles, config.naming_rules,
+                                 at_risk_share=config.at_risk_share, labels=config.labels,
+                                 roles=roles)
+        # a candidate's segments are not yet numbered as the output's will be
+        return [re.sub(r"^segments \d+ and \d+", "two segments", c) for c in clashes]
     return namer
 
 
