@@ -268,14 +268,7 @@ def _load_sql(con, url: str, query: str, relation: str) -> Source:
                 if not rows and created:
                     break
                 chunk = _arrow_friendly(pd.DataFrame.from_records(rows, columns=keys))
-                con.register("custseg_chunk", chunk)
-                if not created:
-                    con.execute(f'CREATE OR REPLACE TABLE "{relation}" AS '
-                                "SELECT * FROM custseg_chunk")
-                    created = True
-                else:
-                    con.execute(f'INSERT INTO "{relation}" SELECT * FROM custseg_chunk')
-                con.unregister("custseg_chunk")
+                created = _append_chunk(con, relation, chunk, created)
                 if not rows:
                     break
     except sa.exc.SQLAlchemyError as exc:
@@ -394,9 +387,9 @@ def has_header(text: str, delimiter: str) -> bool:
     """False when every field of the first line is a number or a date: that line is data
     (CDNOW's ``00001 19970101 1 11.77``), so the file has no header row.
 
-    >>> has_header("00001 19970101  1   11.77\n", "whitespace")
+    >>> has_header("00001 19970101  1   11.77", "whitespace")
     False
-    >>> has_header("id,2019,2020\n7,1,2\n", ",")
+    >>> has_header("id,2019,2020", ",")
     True
     """
     fields = header_fields(text, delimiter)
@@ -717,6 +710,17 @@ def _read_csv_into(con, path: Path, relation: str, delimiter: str,
     return int(rejected)
 
 
+def _append_chunk(con, relation: str, chunk: pd.DataFrame, created: bool) -> bool:
+    """Create ``relation`` from the first chunk of a stream, append the others; True."""
+    con.register("custseg_chunk", chunk)
+    if created:
+        con.execute(f'INSERT INTO "{relation}" SELECT * FROM custseg_chunk')
+    else:
+        con.execute(f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM custseg_chunk')
+    con.unregister("custseg_chunk")
+    return True
+
+
 def _load_whitespace(con, path: Path, relation: str, names: list[str] | None = None) -> None:
     created = False
     reader = pd.read_csv(path, sep=r"\s+", dtype=str, encoding="utf-8-sig", chunksize=200_000,
@@ -724,14 +728,7 @@ def _load_whitespace(con, path: Path, relation: str, names: list[str] | None = N
                          header=None if names else "infer", names=names)
     try:
         for chunk in reader:
-            con.register("custseg_chunk", chunk)
-            if not created:
-                con.execute(f'CREATE OR REPLACE TABLE "{relation}" AS SELECT * FROM '
-                            "custseg_chunk")
-                created = True
-            else:
-                con.execute(f'INSERT INTO "{relation}" SELECT * FROM custseg_chunk')
-            con.unregister("custseg_chunk")
+            created = _append_chunk(con, relation, chunk, created)
     except UnicodeDecodeError:
         raise _NotUtf8 from None
     if not created:
