@@ -334,3 +334,18 @@ def test_numbers_get_money_count_rate_from_values_and_name(name, values, role):
 
     roles, _ = infer_roles(pd.DataFrame({name: [str(v) for v in values]}))
     assert roles[name].role == role, roles[name]
+
+
+def test_a_saved_pandas_index_is_not_data(tmp_path):
+    rng = np.random.default_rng(7)
+    table = pd.DataFrame({"member_no": [f"M{i:04d}" for i in range(120)],
+                          "spend": rng.lognormal(4, 1, 120).round(2),
+                          "visits": rng.poisson(5, 120)}).sample(frac=1, random_state=3)
+    path = tmp_path / "members.csv"
+    table.to_csv(path)  # the shuffled index 0..119 is written as a nameless first column
+    result = run_segments(path, k=3)
+    index_col = [c for c, v in result.summary["columns"].items()
+                 if "numbers the rows" in v["reason"]]
+    assert len(index_col) == 1 and result.summary["columns"][index_col[0]]["role"] == "id"
+    assert index_col[0] not in result.summary["features"]["used"]
+    assert set(result.summary["features"]["used"]) == {"spend", "visits"}

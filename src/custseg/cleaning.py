@@ -9,7 +9,6 @@ applied in the order of :data:`REASONS`, so each row is counted once, and always
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ import duckdb
 from .config import Config
 from .exceptions import DataError, MappingError
 from .io import Source
+from .io._mapping import ROW_NUMBER_NAME
 from .io._parse import (
     date_expr,
     decimal_comma,
@@ -48,12 +48,6 @@ _BEFORE_DUPLICATES = ("missing_customer_id", "unparseable_date", "unparseable_nu
                       "after_as_of")
 RETURN_STATUSES = ("cancellation", "return")
 _DUP_HASHES = "custseg_duplicate_hashes"
-#: Names of columns that may merely number the rows (``Row ID``, pandas' ``Unnamed: 0``);
-#: their values decide (:func:`is_row_number`).
-ROW_NUMBER_NAME = re.compile(
-    r"unnamed:?\s*\d+|column0+|_c0|index|idx|level_0|#|n[o°º]\.?|nr\.?|num|"
-    r"(row|line|record|serial|sr|s)[\s_.-]*(id|no\.?|nr\.?|num|number|#|index|idx)?|rowid|"
-    r"rownum", re.IGNORECASE)
 #: Values of a candidate row-number column looked at before the whole input is.
 ROW_NUMBER_SAMPLE = 10_000
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",

@@ -234,3 +234,11 @@ def guess_from_values(sample: Mapping[str, Iterable[str]]) -> dict[str, str] | N
     else:
         return None
     return mapping
+
+
+#: Names of columns that may merely number the rows (``Row ID``, pandas' ``Unnamed: 0``);
+#: their values decide (``cleaning.is_row_number``, ``_roles``).
+ROW_NUMBER_NAME = re.compile(
+    r"unnamed:?\s*\d+|column0+|_c0|index|idx|level_0|#|n[o°º]\.?|nr\.?|num|"
+    r"(row|line|record|serial|sr|s)[\s_.-]*(id|no\.?|nr\.?|num|number|#|index|idx)?|rowid|"
+    r"rownum", re.IGNORECASE)

@@ -26,7 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ._mapping import normalize
+from ._mapping import ROW_NUMBER_NAME, normalize
 from ._parse import date_expr, decimal_comma, number_expr, q
 
 ROLES = ("id", "date", "year", "flag", "money", "count", "rate", "number", "category", "text",
@@ -137,6 +137,18 @@ def plain_decimal(values: pd.Series) -> pd.Series:
 
 
 # ------------------------------------------------------------------------------ roles
+def _numbers_rows(series: pd.Series, first: bool) -> bool:
+    """A column that only numbers the rows: first or named like a row number, every value
+    a different whole number, consecutive from its minimum to its maximum (any order)."""
+    if not (first or ROW_NUMBER_NAME.fullmatch(str(series.name).strip()) or
+            not str(series.name).strip()):
+        return False
+    values = pd.to_numeric(series, errors="coerce")
+    if len(values) < 2 or values.isna().any() or not (values == values.round()).all():
+        return False
+    return bool(values.max() - values.min() + 1 == len(values) and values.is_unique)
+
+
 def infer_roles(frame: pd.DataFrame, *, key: str | None = None, max_missing: float = 0.5,
                 dayfirst: bool | None = None, source: str = "the table",
                 con: duckdb.DuckDBPyConnection | None = None
@@ -158,6 +170,10 @@ def infer_roles(frame: pd.DataFrame, *, key: str | None = None, max_missing: flo
             if is_personal(col):
                 roles[col] = Role("personal", "the name says personal data (names, contacts, "
                                   "addresses)")
+                continue
+            if _numbers_rows(frame[col], first=col == frame.columns[0]):
+                roles[col] = Role("id", "numbers the rows (unique consecutive whole numbers, "
+                                  "like a saved pandas index): not data")
                 continue
             series = frame[col]
             gone = blank(series)
