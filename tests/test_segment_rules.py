@@ -226,3 +226,19 @@ def test_a_flag_reads_as_its_value():
     assert rules[1]["conditions"] == [{"feature": "AcceptedCmp5", "op": "==", "value": 1}]
     assert rules[2]["conditions"] == [{"feature": "AcceptedCmp5", "op": "==", "value": 0}]
     assert rules[1]["text"].endswith(" = 1") and rules[1]["recall"] == 1.0
+
+
+def test_a_group_told_apart_by_a_missing_value_still_gets_a_written_rule():
+    """One-order customers have no gap between orders: a tree splits on missing first,
+    which no CRM condition says; the rule must name what can be written."""
+    rng = np.random.default_rng(5)
+    n1, n2 = 300, 700
+    table = pd.DataFrame({
+        "frequency": np.r_[rng.integers(20, 40, n1), np.ones(n2, int)],
+        "monetary": np.r_[rng.lognormal(7, 0.3, n1), rng.lognormal(3, 0.3, n2)],
+        "mean_days_between_orders": np.r_[rng.uniform(5, 9, n1), np.full(n2, np.nan)],
+        "segment": np.r_[np.ones(n1, int), np.full(n2, 2)]})
+    rules = segment_rules(table, ["frequency", "monetary", "mean_days_between_orders"], [])
+    for seg_id in (1, 2):
+        assert rules[seg_id]["conditions"], rules[seg_id]
+        assert rules[seg_id]["precision"] >= 0.99 and rules[seg_id]["recall"] >= 0.99

@@ -200,13 +200,35 @@ def _shape(x: np.ndarray) -> dict[str, Any]:
 
 
 def _best_path(X, y, names, sample: _Columns, shape, seed) -> list[dict[str, Any]]:
+    """The best conjunction among the node paths of a shallow tree; a second tree on the
+    columns without missing values too, since a split of missing from present values
+    (a one-order customer has no gap between orders) cannot be written as a condition
+    and would hide the one that can (``frequency >= 2``)."""
+    complete = ~np.isnan(X).any(axis=0)
+    designs = [np.arange(X.shape[1])]
+    if complete.any() and not complete.all():
+        designs.append(np.flatnonzero(complete))
+    best, best_key = [], (-1.0, 0)
+    for cols in designs:
+        for path in _tree_paths(X[:, cols], y, seed):
+            path = [(int(cols[f]), left, thr) for f, left, thr in path]
+            conditions = _simplify(_conditions(path, names, shape, sample.levels), sample, y)
+            p, r, _ = _scores(sample.matches(conditions), y)
+            key = (round(_f1(p, r), 4), -len(conditions))
+            if key > best_key:
+                best, best_key = conditions, key
+    return best
+
+
+def _tree_paths(X, y, seed) -> list[list[tuple[int, bool, float]]]:
+    """The path (feature, goes left, threshold) to every node of a seeded shallow tree."""
     leaf = max(1, int(MIN_LEAF_SHARE * y.sum()))
     tree = DecisionTreeClassifier(max_depth=MAX_DEPTH, min_samples_leaf=leaf,
                                   class_weight="balanced", random_state=seed).fit(X, y)
     t = tree.tree_
     paths: dict[int, list[tuple[int, bool, float]]] = {0: []}
     stack = [0]
-    while stack:  # the path (feature, goes left, threshold) to every node
+    while stack:
         node = stack.pop()
         if t.children_left[node] == -1:
             continue
@@ -214,14 +236,7 @@ def _best_path(X, y, names, sample: _Columns, shape, seed) -> list[dict[str, Any
         paths[t.children_left[node]] = paths[node] + [(f, True, thr)]
         paths[t.children_right[node]] = paths[node] + [(f, False, thr)]
         stack += [t.children_left[node], t.children_right[node]]
-    best, best_key = [], (-1.0, 0)
-    for path in paths.values():
-        conditions = _simplify(_conditions(path, names, shape, sample.levels), sample, y)
-        p, r, _ = _scores(sample.matches(conditions), y)
-        key = (round(_f1(p, r), 4), -len(conditions))
-        if key > best_key:
-            best, best_key = conditions, key
-    return best
+    return list(paths.values())
 
 
 def _conditions(path, names, shape, all_levels) -> list[dict[str, Any]]:
