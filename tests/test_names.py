@@ -511,3 +511,18 @@ def test_clashes_of_order_lines_are_first_fitting_rules():
     assert naming_clashes(build_profiles(table)) == []
     names = names_of(profiles)
     assert len(set(names.values())) == 4
+
+
+def test_a_segment_is_not_beyond_its_rhythm_when_its_median_customer_is_within():
+    """Median recency over median gap can be far beyond while most customers buy on time
+    (the gaps and recencies belong to different customers): then it is not 'beyond'."""
+    from custseg.profile import build_profiles as profiles_of
+
+    parts = [(40, 100, 90), (30, 100, 10), (30, 10, 10)]  # share, recency, own gap
+    rows = [{"recency": r, "mean_days_between_orders": g, "frequency": 5, "monetary": 100.0}
+            for share, r, g in parts for _ in range(share)]
+    frame = pd.DataFrame(rows).assign(customer_id=lambda d: d.index.astype(str), segment=1)
+    rhythm = profiles_of(frame)[1]["rhythm"]
+    assert rhythm["ratio"] == 10.0  # median recency 100 over median gap 10
+    assert rhythm["customer_ratio"] == pytest.approx(100 / 90, abs=0.01)
+    assert rhythm["status"] == "between"

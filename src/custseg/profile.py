@@ -187,8 +187,16 @@ def _rhythm(rows: pd.DataFrame, all_gap: float | None) -> dict[str, Any]:
                            "basis": "segment" if own else "all repeat buyers"}
     if gap and gap > 0 and recency is not None:
         ratio = recency / gap
+        # ... and customer by customer (each repeat buyer against its own gap, the others
+        # against the yardstick): a segment is within or beyond its rhythm only when its
+        # median customer is too, so that half Champions are never called lapsed.
+        own_gaps = pd.to_numeric(rows["mean_days_between_orders"], errors="coerce")
+        each = (pd.to_numeric(rows["recency"], errors="coerce")
+                / own_gaps.where(own_gaps > 0, gap)).median()
         out["ratio"] = round(ratio, 2)
-        out["status"] = ("within" if ratio <= WITHIN else "beyond" if ratio > BEYOND
+        out["customer_ratio"] = _num(each, 2)
+        both = [ratio] + ([float(each)] if each == each else [])
+        out["status"] = ("within" if max(both) <= WITHIN else "beyond" if min(both) > BEYOND
                          else "between")
     return out
 
