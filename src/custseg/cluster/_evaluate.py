@@ -95,11 +95,21 @@ def scores(X: np.ndarray, labels: np.ndarray, *, seed: int = 0,
         return {"silhouette": None, "calinski_harabasz": None, "davies_bouldin": None,
                 "silhouette_sample": 0}
     idx = stratified_sample(labels, sample, seed)
-    sil = silhouette(X[idx], labels[idx]) if len(np.unique(labels[idx])) > 1 else None
-    return {"silhouette": _round(sil),
+    return {"silhouette": sampled_silhouette(X, labels, seed=seed, sample=sample),
             "calinski_harabasz": _round(calinski_harabasz_score(X, labels)),
             "davies_bouldin": _round(davies_bouldin_score(X, labels)),
             "silhouette_sample": int(len(idx))}
+
+
+def sampled_silhouette(X: np.ndarray, labels: np.ndarray, *, seed: int = 0,
+                       sample: int = SILHOUETTE_SAMPLE) -> float | None:
+    """Silhouette of the non-noise rows on a stratified sample (None: under 2 clusters)."""
+    keep = labels != NOISE
+    X, labels = X[keep], labels[keep]
+    idx = stratified_sample(labels, sample, seed)
+    if len(np.unique(labels[idx])) < 2:
+        return None
+    return _round(silhouette(X[idx], labels[idx]))
 
 
 def inertia(X: np.ndarray, labels: np.ndarray) -> float:

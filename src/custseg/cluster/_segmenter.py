@@ -26,6 +26,7 @@ from ._evaluate import (
     choose_k_for_action,
     inertia,
     reference_silhouettes,
+    sampled_silhouette,
     scores,
     stability,
     structure_words,
@@ -357,9 +358,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         # once) or an imputed value is not taken for a cluster.
         Xs = self._untied(frame)
         untied = {"k": ks, "silhouette": [
-            self._silhouette_on(Xs, labels_at[k]) for k in ks]}
+            sampled_silhouette(Xs, labels_at[k], seed=self.seed) for k in ks]}
         reference = reference_silhouettes(Xs, ks, seed=self.seed)
         clear = structured_ks(untied, reference, structure_ks)
+        candidates: list[Candidate] = []
         selection: dict[str, Any] = {"untied_silhouette": untied["silhouette"],
                                      "reference_silhouette": [reference[k] for k in ks]}
         if clear:
@@ -376,7 +378,6 @@ class Segmenter(ClusterMixin, BaseEstimator):
         else:
             # From the largest k down: the first that passes every test is the choice, and
             # smaller ones need not be tried.
-            candidates = []
             for k in sorted(action_ks, reverse=True):
                 candidates.append(self._candidate(k, Xp, cats, frame, labels_at[k]))
                 if not candidates[-1].failures(self.min_stability, self.min_share):
@@ -391,15 +392,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
             if self.k_range is not None and chosen == action_ks[-1] and chosen < top:
                 reason += "; at the top of --k-range: consider widening it"
             selection["structure"] = "continuum"
-            selection["candidates_"] = candidates
             selection["candidates"] = [
                 {"k": c.k, "stability": c.stability, "smallest_share": round(c.smallest_share, 4),
                  "clashes": c.clashes} for c in candidates]
         if n_init == self.n_init and self.engine != "spark":
             self._searched[chosen] = results[ks.index(chosen)][0]
-            self._search_stability = next((c.stability for c in selection.get(
-                "candidates_", []) if c.k == chosen), None)
-        selection.pop("candidates_", None)
+            self._search_stability = next((c.stability for c in candidates if c.k == chosen),
+                                          None)
         return chosen, {**curves, **selection, "chosen": chosen, "reason": reason,
                         "silhouette_sample": sample}
 
@@ -419,15 +418,6 @@ class Segmenter(ClusterMixin, BaseEstimator):
                 if "impute_from" not in self.prep_.spec_[c]]
         keep += list(range(len(self.prep_.numeric_), X.shape[1]))
         return X[:, keep] if keep else X
-
-    def _silhouette_on(self, X: np.ndarray, labels: np.ndarray) -> float | None:
-        from ._evaluate import SILHOUETTE_SAMPLE, silhouette, stratified_sample
-
-        if len(np.unique(labels[labels != NOISE])) < 2:
-            return None
-        idx = stratified_sample(labels, SILHOUETTE_SAMPLE, self.seed)
-        idx = idx[labels[idx] != NOISE]
-        return round(silhouette(X[idx], labels[idx]), 4)
 
     def _candidate(self, k: int, Xp: np.ndarray, cats: np.ndarray, frame: pd.DataFrame,
                    labels: np.ndarray) -> Candidate:
