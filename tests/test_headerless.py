@@ -68,7 +68,8 @@ def test_spark_reads_a_headerless_csv_as_duckdb_does(tmp_path):
         pytest.skip("the Spark engine needs a Java runtime")
     text, n = cdnow_text(customers=20, seed=2)
     path = tmp_path / "history.csv"
-    path.write_text("".join(",".join(line.split()) + "\n" for line in text.splitlines()))
+    path.write_text("".join(",".join(line.split()) + "\n" for line in text.splitlines()),
+                    encoding="utf-8-sig")  # a byte-order mark is not part of the first field
     duck = custseg.run_rfm(path)
     spark = custseg.run_rfm(path, config=custseg.Config(engine="spark"))
     assert spark.summary["mapping"] == duck.summary["mapping"]

@@ -296,7 +296,6 @@ def _join_customers(con, feats: pd.DataFrame, excluded: pd.DataFrame, path, conf
                        for c, v in info["columns"].items()}
     for key in ("numeric", "categorical", "usable_columns"):
         info[key] = [renamed.get(c, c) for c in info[key]]
-    info["left_out"] = {renamed.get(c, c): v for c, v in info["left_out"].items()}
     ids_t, ids_c = set(feats["customer_id"]), set(table["customer_id"])
     info["join"] = {"both": len(ids_t & ids_c), "transactions_only": len(ids_t - ids_c),
                     "customer_table_only": len(ids_c - ids_t)}

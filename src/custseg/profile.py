@@ -82,7 +82,7 @@ def check_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise ConfigError(f"Naming rule {name!r}: 'when' must be a table of conditions, "
                               f"not {when!r}.")
         for key, conds in when.items():
-            for cond in conds if isinstance(conds, list) else [conds]:
+            for cond in _listed(conds):
                 _check_condition(name, key, cond)
         actions = rule.get("actions", [])
         if not isinstance(actions, list) or not all(isinstance(a, str) and a for a in actions):
@@ -376,7 +376,7 @@ def _fit(when: dict[str, Any], profile: dict[str, Any], means, ctx: _Context
     score = 0.0
     rhythm = when.get("rhythm")
     if rhythm is not None:
-        allowed = rhythm if isinstance(rhythm, list) else [rhythm]
+        allowed = _listed(rhythm)
         if (profile.get("rhythm") or {}).get("status") not in allowed:
             return None
     risk = _risk(profile)

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
+from .labels import humanise
+
 #: Customers the trees are fitted on (a seeded sample beyond that); rules are scored on all.
 FIT_MAX = 50_000
 MAX_DEPTH = 3
@@ -33,14 +35,7 @@ OPS = ("<=", ">=", "between", "==", "!=", "in", "not in")
 _SYMBOL = {"<=": "≤", ">=": "≥"}
 
 
-def label(column: str, labels: Mapping[str, str] | None = None) -> str:
-    """The words for a column: :func:`custseg.labels.humanise` when present, else the
-    configured label or the column name."""
-    try:
-        from .labels import humanise  # type: ignore[import-not-found]
-    except ImportError:
-        return (labels or {}).get(column, column)
-    return humanise(column, dict(labels) if labels else None)
+label = humanise  # the words for a column (config ``[labels]`` first)
 
 
 # ------------------------------------------------------------------------ evaluation

@@ -53,9 +53,7 @@ from ..io._readers import (
     _UTF16,
     _describe,
     check_encoding,
-    has_header,
-    header_fields,
-    headerless_names,
+    headerless_columns,
     load_source,
     malformed_warning,
     pandas_index_columns,
@@ -220,10 +218,7 @@ def _read_text(spark, path, local: bool, config: Config):
             raise InputError(f"{path}: whitespace-aligned text is read by the DuckDB engine "
                              "only; save it as CSV or drop --engine spark.")
     encoding = check_encoding(encoding) if encoding else "utf-8"
-    names = None
-    if local and not has_header(head.decode(encoding, errors="replace"), delimiter or ","):
-        names = headerless_names(len(header_fields(head.decode(encoding, errors="replace"),
-                                                   delimiter or ",")))
+    names = headerless_columns(head, encoding, delimiter or ",") if local else None
     options = {"header": "false" if names else "true", "sep": delimiter or ",",
                "encoding": _JAVA_CHARSETS.get(encoding, encoding), "mode": "PERMISSIVE",
                # Lines of UTF-16/32 text cannot be split at newline bytes.

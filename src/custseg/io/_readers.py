@@ -401,6 +401,15 @@ def headerless_names(count: int) -> list[str]:
     return [f"column{i}" for i in range(1, count + 1)]
 
 
+def headerless_columns(head: bytes, encoding: str, delimiter: str) -> list[str] | None:
+    """Column names for a file whose first line is data (:func:`has_header`), else None;
+    one decision for both engines (a byte-order mark is not part of the first field)."""
+    text = _decode_head(head, encoding)
+    if has_header(text, delimiter):
+        return None
+    return headerless_names(len(header_fields(text, delimiter)))
+
+
 def _decode_head(head: bytes, encoding: str) -> str:
     text = head.decode(encoding, errors="replace")
     return text.removeprefix("\ufeff").removeprefix("ï»¿")
@@ -594,9 +603,7 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
         raise InputError(f"{path} looks like JSON, not a table; export it as CSV, .xlsx or "
                          "Parquet.")
     encoding, delimiter = sniff_text(head, encoding, config.delimiter)
-    names = None
-    if not has_header(_decode_head(head, encoding), delimiter):
-        names = headerless_names(len(header_fields(_decode_head(head, encoding), delimiter)))
+    names = headerless_columns(head, encoding, delimiter)
     rejected, encoding, warnings = _read_text_rows(con, path, relation, encoding, delimiter,
                                                    config.encoding, config.temp_directory,
                                                    names)
