@@ -18,7 +18,7 @@ import duckdb
 from .config import Config
 from .exceptions import DataError, MappingError
 from .io import Source
-from .io._mapping import ROW_NUMBER_NAME
+from .io._mapping import is_row_number, row_number_name
 from .io._parse import (
     date_expr,
     decimal_comma,
@@ -268,24 +268,13 @@ def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_p
 
 def row_number_candidates(source: Source, mapping: dict[str, str]) -> list[str]:
     """Columns that may merely number the rows: not mapped to a field, integer or text,
-    and named like a row number (:data:`ROW_NUMBER_NAME`) or first. Only these are
+    and named like a row number (:func:`row_number_name`) or first. Only these are
     checked (a row number elsewhere under another name stays in the duplicate rule), so
     the check reads a few columns, not every one."""
     mapped = set(mapping.values())
     return [c for i, c in enumerate(source.columns)
             if c not in mapped and source.types.get(c) in ("VARCHAR", *_INTEGER_TYPES)
-            and (i == 0 or ROW_NUMBER_NAME.fullmatch(c.strip()))]
-
-
-def is_row_number(rows: int, integers: int, low: int | None, high: int | None,
-                  distinct: Callable[[], int]) -> bool:
-    """Whether a column numbers the rows: ``rows`` integers (none missing), consecutive
-    (``high - low + 1 == rows``) and all different, in any order. ``distinct()``, asked
-    only for a column that passes the rest, counts the different values (0 when some
-    value is not written as a plain integer)."""
-    if rows < 2 or integers != rows or low is None or high - low + 1 != rows:
-        return False
-    return distinct() == rows
+            and row_number_name(c, first=i == 0)]
 
 
 def integer_sql(col: str, typ: str, dialect: str = "duckdb") -> tuple[str, str]:

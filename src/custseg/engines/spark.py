@@ -37,7 +37,6 @@ from ..cleaning import (
     check_unreadable,
     create_status_type,
     integer_sql,
-    is_row_number,
     plan_cleaning,
     read_expr,
     row_number_candidates,
@@ -47,6 +46,7 @@ from ..config import Config
 from ..exceptions import ConfigError, InputError
 from ..features import features_sql
 from ..io import Source
+from ..io._mapping import is_row_number
 from ..io._parse import q
 from ..io._readers import (
     _PANDAS_INDEX,

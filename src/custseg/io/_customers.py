@@ -168,8 +168,9 @@ def load_customers(con: duckdb.DuckDBPyConnection, path=None, config: Config | N
     for c, role in roles.items():
         if role.role == "personal":
             personal.append(c)
-            warnings.append(f"Column {c!r} of {source.name} holds {role.reason[15:]}: "
-                            "personal data, left out.")
+            kind = role.reason.removeprefix("the values are ")
+            warnings.append(f"Column {c!r} of {source.name} holds {kind}: personal data, "
+                            "left out.")
     warnings += role_warnings
     table, ref = apply_roles(table, roles, config.as_of)
     notes += ref.pop("notes")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ..exceptions import MappingError
 
@@ -237,8 +237,25 @@ def guess_from_values(sample: Mapping[str, Iterable[str]]) -> dict[str, str] | N
 
 
 #: Names of columns that may merely number the rows (``Row ID``, pandas' ``Unnamed: 0``);
-#: their values decide (``cleaning.is_row_number``, ``_roles``).
+#: their values decide (:func:`is_row_number`).
 ROW_NUMBER_NAME = re.compile(
     r"unnamed:?\s*\d+|column0+|_c0|index|idx|level_0|#|n[o°º]\.?|nr\.?|num|"
     r"(row|line|record|serial|sr|s)[\s_.-]*(id|no\.?|nr\.?|num|number|#|index|idx)?|rowid|"
     r"rownum", re.IGNORECASE)
+
+
+def row_number_name(name: str, first: bool = False) -> bool:
+    """Whether a column may merely number the rows by its place or name: the first
+    column, a nameless one, or one named like :data:`ROW_NUMBER_NAME`."""
+    return first or not name.strip() or bool(ROW_NUMBER_NAME.fullmatch(name.strip()))
+
+
+def is_row_number(rows: int, integers: int, low: int | None, high: int | None,
+                  distinct: Callable[[], int]) -> bool:
+    """Whether a column numbers the rows: ``rows`` integers (none missing), consecutive
+    (``high - low + 1 == rows``) and all different, in any order. ``distinct()``, asked
+    only for a column that passes the rest, counts the different values (0 when some
+    value is not written as a plain integer)."""
+    if rows < 2 or integers != rows or low is None or high - low + 1 != rows:
+        return False
+    return distinct() == rows

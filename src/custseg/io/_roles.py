@@ -26,7 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ._mapping import ROW_NUMBER_NAME, normalize
+from ._mapping import is_row_number, normalize, row_number_name
 from ._parse import date_expr, decimal_comma, number_expr, q
 
 ROLES = ("id", "date", "year", "flag", "money", "count", "rate", "number", "category", "text",
@@ -140,13 +140,12 @@ def plain_decimal(values: pd.Series) -> pd.Series:
 def _numbers_rows(series: pd.Series, first: bool) -> bool:
     """A column that only numbers the rows: first or named like a row number, every value
     a different whole number, consecutive from its minimum to its maximum (any order)."""
-    if not (first or ROW_NUMBER_NAME.fullmatch(str(series.name).strip()) or
-            not str(series.name).strip()):
+    if not row_number_name(str(series.name), first):
         return False
     values = pd.to_numeric(series, errors="coerce")
-    if len(values) < 2 or values.isna().any() or not (values == values.round()).all():
-        return False
-    return bool(values.max() - values.min() + 1 == len(values) and values.is_unique)
+    whole = values[values == values.round()]
+    return is_row_number(len(values), len(whole), whole.min() if len(whole) else None,
+                         whole.max() if len(whole) else None, whole.nunique)
 
 
 def infer_roles(frame: pd.DataFrame, *, key: str | None = None, max_missing: float = 0.5,
