@@ -96,8 +96,8 @@ def retail_copies(copies: int) -> Path:
 
 # ------------------------------------------------------------------------ contenders
 def run_custseg(path: Path, work: Path, engine: str = "duckdb") -> dict[str, Any]:
-    from custseg.config import Config
-    from custseg.segment import run_segments
+    from custseg.core.config import Config
+    from custseg.jobs.run import run_segments
 
     start = time.perf_counter()
     result = run_segments(path, out_dir=work / "out", config=Config(engine=engine))

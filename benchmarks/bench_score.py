@@ -58,7 +58,7 @@ def main() -> None:
     from sklearn.cluster import KMeans
 
     import custseg
-    from custseg.model import assign
+    from custseg.outputs.model import assign
 
     table = customers(args.customers)
     train = table.sample(100_000, random_state=0) if len(table) > 100_000 else table
@@ -70,7 +70,7 @@ def main() -> None:
             seg = custseg.Segmenter(algorithm=algorithm, k=5 if needs_k else "auto",
                                     n_bootstrap=0).fit(train.drop(columns="customer_id"))
         with tempfile.TemporaryDirectory() as tmp:
-            seg.save(Path(tmp) / "model.json")
+            custseg.save_model(seg, Path(tmp) / "model.json")
             size = (Path(tmp) / "model.json").stat().st_size
             model = custseg.load_model(Path(tmp) / "model.json").data
         seconds = _best_of_3(lambda m=model: assign(m, table))

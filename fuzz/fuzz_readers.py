@@ -40,10 +40,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import custseg
+from custseg.core.exceptions import CustsegError
 from custseg.engines.duckdb import connect
-from custseg.exceptions import CustsegError
 from custseg.io import load_source
-from custseg.model import SavedModel, _checksum
+from custseg.outputs.model import SavedModel, _checksum
 
 HERE = Path(__file__).resolve().parent
 CRASHES = HERE / "crashes"

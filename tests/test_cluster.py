@@ -17,7 +17,7 @@ from custseg import ConfigError, CustsegWarning
 from custseg.cluster import FeaturePrep, Segmenter
 from custseg.cluster._evaluate import choose_k, stratified_sample
 from custseg.cluster._hierarchical import fit_hierarchical, weighted_ward
-from custseg.segment import rank, run_segments
+from custseg.jobs.run import rank, run_segments
 
 
 def planted_lines(seed: int = 0, per_group: int = 150) -> tuple[pd.DataFrame, dict]:

@@ -5,7 +5,7 @@ import pytest
 import custseg
 from conftest import MALL, needs_mall
 from custseg import Config, ConfigError
-from custseg.config import default_rfm_segments
+from custseg.core.config import default_rfm_segments
 
 
 def test_unknown_key_lists_allowed_keys(tmp_path):

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from custseg.demographics import (
+from custseg.core.exceptions import CustsegWarning
+from custseg.profile.demographics import (
     chi2_two,
     customer_table_differences,
     demographic_differences,
     holm,
     kruskal_two,
 )
-from custseg.exceptions import CustsegWarning
 
 
 def test_holm_against_a_hand_computed_example():

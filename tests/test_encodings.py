@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import custseg
 from conftest import tiny_lines
 from custseg import Config, ConfigError, InputError
-from custseg.exceptions import CustsegError
+from custseg.core.exceptions import CustsegError
 from custseg.io import _readers
 
 #: Windows-1252 has these and Latin-1 does not; a non-breaking space besides.

@@ -63,7 +63,7 @@ def test_features_in_several_passes_equal_one_pass(monkeypatch):
     """Large inputs are aggregated in passes over hashed customer ids; same table."""
     import tempfile
 
-    from custseg import features
+    from custseg.prep import features
     from custseg.synth import generate
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ from custseg.cluster._evaluate import (
     reference_silhouettes,
     structured_ks,
 )
-from custseg.segment import run_segments
+from custseg.jobs.run import run_segments
 
 
 def planted_table(groups: int, seed: int = 0, per_group: int = 150) -> tuple[pd.DataFrame,

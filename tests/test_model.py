@@ -14,8 +14,8 @@ import pytest
 import custseg
 from conftest import MALL, ONLINE_RETAIL, needs_mall, needs_online_retail
 from custseg import InputError
-from custseg.exceptions import CustsegWarning
-from custseg.segment import run_segments
+from custseg.core.exceptions import CustsegWarning
+from custseg.jobs.run import run_segments
 from test_cluster import PLANTED_MAP, planted_lines
 
 
@@ -97,7 +97,7 @@ def test_segmenter_save_and_load_predicts_the_same(tmp_path):
     X, _ = make_blobs(500, 3, centers=3, random_state=0)
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     model = custseg.Segmenter(k=3, n_bootstrap=0).fit(frame)
-    model.save(tmp_path / "m.json")
+    custseg.save_model(model, tmp_path / "m.json")
     scored = custseg.load_model(tmp_path / "m.json").predict(frame=frame)
     assert (scored["segment"].to_numpy() == model.labels_ + 1).all()
 
@@ -107,7 +107,7 @@ def test_track_with_the_old_model_keeps_segment_meanings(tmp_path):
     old = run_segments(ONLINE_RETAIL, config=custseg.Config(as_of="2011-06-30"), k=4,
                        out_dir=tmp_path / "june")
     run_segments(ONLINE_RETAIL, k=4, out_dir=tmp_path / "december")
-    from custseg.track import track
+    from custseg.outputs.track import track
 
     info = track(tmp_path / "june", tmp_path / "december", tmp_path / "moves",
                  model=tmp_path / "june" / "model.json")
@@ -162,7 +162,7 @@ def test_every_algorithm_scores_its_training_customers_back(algorithm, tmp_path)
         warnings.simplefilter("ignore", CustsegWarning)  # small segments, Unclustered share
         seg = custseg.Segmenter(algorithm=algorithm, k=3 if algorithm in NEEDS_K else "auto",
                                 n_bootstrap=0).fit(table)
-    seg.save(tmp_path / "m.json")
+    custseg.save_model(seg, tmp_path / "m.json")
     scored = custseg.load_model(tmp_path / "m.json").predict(frame=table)
     want = _expected_segments(seg.labels_)
     rate = float((scored["segment"].to_numpy() == want).mean())
@@ -234,7 +234,7 @@ def test_a_large_point_rule_is_thinned_and_says_so(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CustsegWarning)
         seg = custseg.Segmenter(algorithm="hdbscan", n_bootstrap=0, skew="none").fit(table)
-    seg.save(tmp_path / "m.json")
+    custseg.save_model(seg, tmp_path / "m.json")
     data = custseg.load_model(tmp_path / "m.json").data
     a = data["clustering"]["assignment"]
     assert a["stored"] == len(a["points"]) == 100 and a["of"] == len(table)
@@ -259,7 +259,7 @@ def saved_rules(tmp_path_factory):
             warnings.simplefilter("ignore", CustsegWarning)
             seg = custseg.Segmenter(algorithm=algorithm, k=3 if algorithm in NEEDS_K
                                     else "auto", n_bootstrap=0).fit(synthetic_customers())
-        seg.save(folder / f"{algorithm}.json")
+        custseg.save_model(seg, folder / f"{algorithm}.json")
         paths[algorithm] = folder / f"{algorithm}.json"
     return paths
 

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 import custseg
 from custseg import ConfigError
-from custseg.labels import humanise
-from custseg.profile import (
+from custseg.jobs.run import run_segments
+from custseg.profile.labels import humanise
+from custseg.profile.profiles import (
     build_profiles,
     check_rules,
     default_naming_rules,
@@ -20,7 +21,6 @@ from custseg.profile import (
     naming_clashes,
     repeated_words,
 )
-from custseg.segment import run_segments
 
 MINOR = {"and", "of", "per", "the", "a", "an", "to", "at", "in", "on", "by", "with"}
 
@@ -516,7 +516,7 @@ def test_clashes_of_order_lines_are_first_fitting_rules():
 def test_a_segment_is_not_beyond_its_rhythm_when_its_median_customer_is_within():
     """Median recency over median gap can be far beyond while most customers buy on time
     (the gaps and recencies belong to different customers): then it is not 'beyond'."""
-    from custseg.profile import build_profiles as profiles_of
+    from custseg.profile.profiles import build_profiles as profiles_of
 
     parts = [(40, 100, 90), (30, 100, 10), (30, 10, 10)]  # share, recency, own gap
     rows = [{"recency": r, "mean_days_between_orders": g, "frequency": 5, "monetary": 100.0}

@@ -9,8 +9,8 @@ import pytest
 import custseg
 from conftest import MALL, needs_mall
 from custseg import ConfigError
-from custseg.profile import build_profiles, default_naming_rules, name_segments
-from custseg.segment import run_segments
+from custseg.jobs.run import run_segments
+from custseg.profile.profiles import build_profiles, default_naming_rules, name_segments
 from test_cluster import PLANTED_MAP, planted_lines
 
 

@@ -11,9 +11,9 @@ import pytest
 
 import custseg
 from conftest import ONLINE_RETAIL, needs_online_retail
-from custseg import report as report_module
 from custseg.app import inside_upload_area
-from custseg.exceptions import InputError
+from custseg.core.exceptions import InputError
+from custseg.outputs import report as report_module
 from test_bad_inputs import csv_file, orders
 from test_bad_inputs import custseg as cli
 

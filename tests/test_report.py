@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import custseg
-from custseg.segment import run_segments
+from custseg.jobs.run import run_segments
 from test_cluster import PLANTED_MAP, planted_lines
 
 EVIL = '<img src=x onerror="alert(1)">'

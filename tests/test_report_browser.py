@@ -17,7 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from custseg.segment import run_segments
+    from custseg.jobs.run import run_segments
 
     out = tmp_path_factory.mktemp("browser") / "out"
     if ONLINE_RETAIL.exists():

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from custseg import ConfigError, balanced_edges, rfm_scores
-from custseg.config import default_rfm_segments
-from custseg.rfm import check_segment_map, score, segment_summary
+from custseg.core.config import default_rfm_segments
+from custseg.prep.rfm import check_segment_map, score, segment_summary
 
 
 def test_default_segment_map_covers_all_125_cells_exactly_once():

@@ -20,8 +20,8 @@ import custseg
 from custseg import Config, MappingError
 from custseg.cluster import FeaturePrep
 from custseg.io._customers import load_customers, looks_personal
-from custseg.pipeline import CustomerTableInput
-from custseg.segment import run_segments
+from custseg.jobs.rfm import CustomerTableInput
+from custseg.jobs.run import run_segments
 
 N = 300
 EMPTY = ""

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 import custseg
 from conftest import ONLINE_RETAIL, needs_online_retail, tiny_lines
 from custseg import Config
-from custseg.cleaning import row_number_columns
 from custseg.engines.duckdb import connect
 from custseg.io import load_source
+from custseg.prep.cleaning import row_number_columns
 
 COUNTS = ("rows_in", "rows_used", "dropped")
 

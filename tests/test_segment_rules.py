@@ -9,8 +9,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custseg.exceptions import CustsegWarning
-from custseg.segment_rules import evaluate, rule_text, segment_rules
+from custseg.core.exceptions import CustsegWarning
+from custseg.profile.rules import evaluate, rule_text, segment_rules
 
 
 def by_hand(table: pd.DataFrame, conditions: list[dict]) -> pd.Series:

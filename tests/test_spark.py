@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from conftest import ONLINE_RETAIL, needs_online_retail, tiny_lines
-from custseg.config import Config
-from custseg.pipeline import run_rfm
+from custseg.core.config import Config
+from custseg.jobs.rfm import run_rfm
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("pyspark") is None,
@@ -146,7 +146,7 @@ def synth_orders(tmp_path_factory):
 def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, tmp_path):
     from sklearn.metrics import adjusted_rand_score
 
-    from custseg.segment import run_segments
+    from custseg.jobs.run import run_segments
 
     local = run_segments(synth_orders, n_bootstrap=0)
     other = run_segments(synth_orders, out_dir=tmp_path / "out", config=SPARK, n_bootstrap=0)
@@ -164,7 +164,7 @@ def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, tmp_pa
 @pytest.mark.parametrize(("algorithm", "mllib"), [("hierarchical", "BisectingKMeans"),
                                                   ("gmm", "GaussianMixture")])
 def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib):
-    from custseg.segment import run_segments
+    from custseg.jobs.run import run_segments
 
     result = run_segments(synth_orders, config=SPARK, algorithm=algorithm, k=4,
                           n_bootstrap=0)
@@ -174,22 +174,22 @@ def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib
 
 
 def test_algorithms_without_a_spark_version_are_refused(spark, synth_orders):
-    from custseg.exceptions import ConfigError
-    from custseg.segment import run_segments
+    from custseg.core.exceptions import ConfigError
+    from custseg.jobs.run import run_segments
 
     with pytest.raises(ConfigError, match="no Spark version"):
         run_segments(synth_orders, config=SPARK, algorithm="dbscan")
 
 
 def test_large_spark_runs_write_parquet_that_track_reads(spark, monkeypatch, tmp_path):
-    from custseg import pipeline
-    from custseg.track import track
+    from custseg.outputs import rundir
+    from custseg.outputs.track import track
 
-    monkeypatch.setattr(pipeline, "PARQUET_FROM", 2)  # "large" from 2 customers
+    monkeypatch.setattr(rundir, "PARQUET_FROM", 2)  # "large" from 2 customers
     result = run_rfm(frame=tiny_lines(), config=SPARK, out_dir=tmp_path / "out")
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert "segments.parquet" in names and "segments.csv" not in names
-    back = pipeline.read_segments(tmp_path / "out")
+    back = rundir.read_segments(tmp_path / "out")
     assert list(back["customer_id"]) == list(result.segments["customer_id"])
     moved = track(tmp_path / "out", tmp_path / "out", tmp_path / "moves", by="rfm")
     assert moved["customers"] == len(result.segments) and moved["movers"] == 0

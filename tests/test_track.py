@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import ONLINE_RETAIL, needs_online_retail
-from custseg.track import migration, top_movements, track
+from custseg.outputs.track import migration, top_movements, track
 
 
 def snapshot(folder, rows):

@@ -5,11 +5,8 @@
 >>> result.segments[["customer_id", "rfm_segment"]].head()  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
-from .cleaning import REASONS, Audit  # noqa: E402
-from .config import Config  # noqa: E402
-from .exceptions import (  # noqa: E402
+from custseg.core.config import Config  # noqa: E402
+from custseg.core.exceptions import (  # noqa: E402
     ConfigError,
     CustsegError,
     CustsegWarning,
@@ -17,7 +14,8 @@ from .exceptions import (  # noqa: E402
     InputError,
     MappingError,
 )
-from .pipeline import (  # noqa: E402
+from custseg.core.version import __version__  # noqa: E402, F401
+from custseg.jobs.rfm import (  # noqa: E402
     RfmResult,
     clean,
     customer_features,
@@ -25,7 +23,8 @@ from .pipeline import (  # noqa: E402
     read_table,
     run_rfm,
 )
-from .rfm import balanced_edges, rfm_scores  # noqa: E402
+from custseg.prep.cleaning import REASONS, Audit  # noqa: E402
+from custseg.prep.rfm import balanced_edges, rfm_scores  # noqa: E402
 
 
 def read_customers(path, config=None):
@@ -33,8 +32,8 @@ def read_customers(path, config=None):
 
     Personal columns (names, emails, phones, addresses) are left out.
     """
-    from .engines.duckdb import connect
-    from .io._customers import load_customers
+    from custseg.engines.duckdb import connect
+    from custseg.io._customers import load_customers
 
     config = config or Config()
     con = connect(config)
@@ -44,15 +43,22 @@ def read_customers(path, config=None):
         con.close()
 
 
-_LAZY = {"Segmenter": "cluster", "run_segments": "segment", "compare_algorithms": "segment",
-         "SavedModel": "model"}
+_LAZY = {"Segmenter": "cluster", "run_segments": "jobs.run", "compare_algorithms": "jobs.run",
+         "SavedModel": "jobs.score"}
 
 
 def load_model(path):
     """A saved ``model.json`` (checked; never executed) with ``predict``."""
-    from .model import SavedModel
+    from custseg.jobs.score import SavedModel
 
     return SavedModel.load(path)
+
+
+def save_model(segmenter, path):
+    """Write a fitted :class:`Segmenter` as a JSON model, read back by :func:`load_model`."""
+    from custseg.outputs.model import save_segmenter
+
+    save_segmenter(segmenter, path)
 
 
 def __getattr__(name: str):
@@ -68,5 +74,5 @@ __all__ = [
     "REASONS", "Audit", "Config", "ConfigError", "CustsegError", "CustsegWarning", "DataError",
     "InputError", "MappingError", "RfmResult", "SavedModel", "Segmenter", "balanced_edges",
     "clean", "compare_algorithms", "customer_features", "load_model", "map_columns",
-    "read_customers", "read_table", "rfm_scores", "run_rfm", "run_segments",
+    "read_customers", "read_table", "rfm_scores", "run_rfm", "run_segments", "save_model",
 ]

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import Config
-from .exceptions import CustsegError
+from custseg.core.config import Config
+from custseg.core.exceptions import CustsegError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Customer segments from raw sales records.")
@@ -174,7 +174,7 @@ def rfm(
     quiet: QuietOpt = False,
 ) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
-    from .pipeline import run_rfm
+    from custseg.jobs.rfm import run_rfm
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
                             engine, spark_master, hash_ids=hash_ids, salt=salt,
@@ -271,7 +271,7 @@ def run(
     quiet: QuietOpt = False,
 ) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
-    from .segment import run_segments
+    from custseg.jobs.run import run_segments
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
                             engine, spark_master, hash_ids=hash_ids, salt=salt,
@@ -328,7 +328,7 @@ def compare(
     quiet: QuietOpt = False,
 ) -> None:
     """Run every algorithm, rank them, recommend one: writes OUT/comparison.csv."""
-    from .segment import compare_algorithms
+    from custseg.jobs.run import compare_algorithms
 
     config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
                             engine, spark_master, input_kind=input_kind, cluster_on=cluster_on)
@@ -353,7 +353,7 @@ def report(
     quiet: QuietOpt = False,
 ) -> None:
     """Render DIR/report.html and DIR/figures/*.png again from the run's outputs."""
-    from .report import rerender
+    from custseg.outputs.report import rerender
 
     path = rerender(run_dir)
     if not quiet:
@@ -377,8 +377,9 @@ def score(
     quiet: QuietOpt = False,
 ) -> None:
     """Segments of new customers under a saved model (no refitting)."""
-    from .model import SavedModel
-    from .privacy import hashed_table, salt_for
+    from custseg.jobs.score import SavedModel
+    from custseg.outputs.rundir import atomic_file
+    from custseg.prep.privacy import hashed_table, salt_for
 
     model = SavedModel.load(model_path)
     config = _ingest_config(config_file, mapping, None, None, sheet, delimiter, encoding,
@@ -386,9 +387,8 @@ def score(
     table = model.predict(input, config=config, as_of=as_of)
     if config.hash_ids:
         table = hashed_table(table, salt_for(config))
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out_file)
+    with atomic_file(out_file) as tmp:
+        table.to_csv(tmp, index=False)
     if not quiet:
         counts = table["segment_name"].value_counts()
         out.print(f"Scored {len(table):,} customers: "
@@ -407,7 +407,7 @@ def track(
     quiet: QuietOpt = False,
 ) -> None:
     """Segment migration between two snapshots: matrix, shares, movers, track.html."""
-    from .track import track as run_track
+    from custseg.outputs.track import track as run_track
 
     info = run_track(old_dir, new_dir, out_dir, by=by, model=model)
     if not quiet:
@@ -426,7 +426,7 @@ def app_command(
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload, in MB.")] = 1024,
 ) -> None:
     """Start the local web dashboard (Streamlit) at http://HOST:PORT."""
-    from .app import serve
+    from custseg.app import serve
 
     out.print(f"custseg dashboard on http://{host}:{port} (Ctrl+C to stop)")
     raise typer.Exit(serve(host, port, max_upload_mb))
@@ -440,7 +440,7 @@ def synth(
     quiet: QuietOpt = False,
 ) -> None:
     """Generate realistic synthetic order lines, a customer table and planted groups."""
-    from .synth import generate
+    from custseg.synth import generate
 
     info = generate(customers, out_dir, seed=seed)
     if not quiet:
@@ -457,8 +457,8 @@ def inspect(
     config_file: ConfigOpt = None,
 ) -> None:
     """Show how an input is read: format, rows, columns and the detected field mapping."""
-    from .engines.duckdb import connect
-    from .io import detect_mapping, load_source
+    from custseg.engines.duckdb import connect
+    from custseg.io import detect_mapping, load_source
 
     config = _config(config_file, mapping, sheet=sheet)
     con = connect(config)

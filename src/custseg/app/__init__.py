@@ -16,8 +16,8 @@ DEFAULT_MAX_UPLOAD_MB = 1024
 
 def inside_upload_area(path: str | Path, area: str | Path) -> Path:
     """``path`` resolved (symbolic links followed) when it lies inside the upload ``area``;
-    otherwise :class:`~custseg.exceptions.InputError`: the dashboard reads nothing else."""
-    from custseg.exceptions import InputError
+    otherwise :class:`~custseg.core.exceptions.InputError`: the dashboard reads nothing else."""
+    from custseg.core.exceptions import InputError
 
     root = Path(area).resolve()
     try:

@@ -20,7 +20,7 @@ import custseg
 from custseg.app import inside_upload_area
 from custseg.cluster import ALGORITHMS
 from custseg.cluster._prepare import TRANSACTION_FEATURES
-from custseg.exceptions import CustsegError, CustsegWarning
+from custseg.core.exceptions import CustsegError, CustsegWarning
 from custseg.io import FIELDS
 
 st.set_page_config(page_title="custseg: customer segments", layout="wide")

@@ -17,7 +17,7 @@ from sklearn.cluster import AffinityPropagation, KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import pairwise_distances
 
-from ._base import Fitted, nearest
+from custseg.cluster._base import Fitted, nearest
 
 #: Most affinity propagation fits spent searching the preference for a given k.
 MAX_SEARCH_FITS = 15

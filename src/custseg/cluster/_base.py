@@ -8,8 +8,9 @@ affinity propagation, a Gaussian mixture by BIC). The result is deterministic fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,6 +44,20 @@ class Fitted:
     @property
     def n_clusters(self) -> int:
         return int(len(set(self.labels.tolist()) - {NOISE}))
+
+
+class Backend(Protocol):
+    """Where a :class:`~custseg.Segmenter` fits its final clustering when not in this
+    process: an engine's own library (Spark MLlib, see :mod:`custseg.engines`). k is then
+    chosen in this process on a seeded sample of at most ``k_sample`` customers."""
+
+    label: str  #: the library's name in messages ("Spark")
+    algorithms: Mapping[str, str]  #: custseg algorithm -> the library's estimator
+    k_sample: int
+
+    def fit(self, X: np.ndarray, algorithm: str, k: int, *, seed: int = 0) -> Fitted:
+        """Cluster the rows of ``X`` into ``k`` clusters with ``algorithm``."""
+        ...
 
 
 def cluster_means(X: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from ._base import Fitted
+from custseg.cluster._base import Fitted
 
 #: Above this many rows k-means switches to MiniBatchKMeans.
 MINIBATCH_FROM = 200_000

@@ -17,8 +17,8 @@ from kneed import KneeLocator
 from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 
-from ._base import NOISE, Fitted, cluster_means
-from ._rules import apply_rule, relabelled, thinned
+from custseg.cluster._base import NOISE, Fitted, cluster_means
+from custseg.cluster._rules import apply_rule, relabelled, thinned
 
 #: The k-distance curve (and so eps) is computed for at most this many rows.
 KDIST_ROWS = 10_000

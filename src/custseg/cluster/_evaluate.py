@@ -23,7 +23,7 @@ from sklearn.metrics import (
     davies_bouldin_score,
 )
 
-from ._base import NOISE
+from custseg.cluster._base import NOISE
 
 #: Silhouette is computed on at most this many customers (stratified by cluster).
 SILHOUETTE_SAMPLE = 10_000

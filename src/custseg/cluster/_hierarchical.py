@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from ._base import Fitted
-from ._centroid import fit_kmeans
+from custseg.cluster._base import Fitted
+from custseg.cluster._centroid import fit_kmeans
 
 LINKAGES = ("ward", "average", "complete")
 

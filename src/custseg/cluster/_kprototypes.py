@@ -16,7 +16,7 @@ from kmodes.kprototypes import KPrototypes
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Fitted
+from custseg.cluster._base import Fitted
 
 
 def fit_kprototypes(X: np.ndarray, k: int, *, seed: int = 0, categories: np.ndarray | None = None,

@@ -21,8 +21,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..exceptions import ConfigError, DataError
-from ..io._roles import NOT_LOGGED, NUMERIC_ROLES, ROLES_ATTR, USABLE, id_like_name, infer_roles
+from custseg.core.exceptions import ConfigError, DataError
+from custseg.io._roles import (
+    NOT_LOGGED,
+    NUMERIC_ROLES,
+    ROLES_ATTR,
+    USABLE,
+    id_like_name,
+    infer_roles,
+)
 
 #: Default clustering features of transaction data, in priority order.
 TRANSACTION_FEATURES = (
@@ -297,7 +304,7 @@ def _informative(prep: FeaturePrep, frame: pd.DataFrame, cols: list[str], core: 
     squared, at least ``MIN_ETA2``); features that do not are mostly noise to k-means."""
     from sklearn.cluster import KMeans
 
-    from ._evaluate import silhouette
+    from custseg.cluster._evaluate import silhouette
 
     rows = frame if len(frame) <= 20_000 else frame.sample(20_000, random_state=0)
     base = np.column_stack([prep._numeric(rows, c) for c in core])

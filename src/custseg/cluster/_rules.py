@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._base import NOISE, nearest
+from custseg.cluster._base import NOISE, nearest
 
 KINDS = ("nearest_centre", "gaussian_mixture", "kprototypes", "nearest_point")
 #: Kinds whose rule defines the training labels (the fit's own labels are replaced by them).

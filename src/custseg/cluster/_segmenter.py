@@ -14,10 +14,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..exceptions import ConfigError, CustsegWarning, DataError
-from ._base import NOISE, Fitted, cluster_means
-from ._centroid import fit_gmm, fit_kmeans
-from ._evaluate import (
+from custseg.cluster._base import NOISE, Backend, Fitted, cluster_means
+from custseg.cluster._centroid import fit_gmm, fit_kmeans
+from custseg.cluster._evaluate import (
     ACTION_RANGE,
     STRUCTURE_RANGE,
     Candidate,
@@ -32,10 +31,10 @@ from ._evaluate import (
     structure_words,
     structured_ks,
 )
-from ._hierarchical import LINKAGES, build_tree, fit_hierarchical
-from ._prepare import SCALERS, TRANSFORMS, FeaturePrep
-from ._rules import EXACT_KINDS, apply_rule, relabelled, rounded
-from ._spark import SPARK_ALGORITHMS
+from custseg.cluster._hierarchical import LINKAGES, build_tree, fit_hierarchical
+from custseg.cluster._prepare import SCALERS, TRANSFORMS, FeaturePrep
+from custseg.cluster._rules import EXACT_KINDS, apply_rule, relabelled, rounded
+from custseg.core.exceptions import ConfigError, CustsegWarning, DataError
 
 
 @dataclass(frozen=True)
@@ -75,9 +74,6 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
 
 
-#: Where the final fit runs: this process (scikit-learn and friends) or Spark MLlib.
-ENGINES = ("local", "spark")
-
 #: Declared parameters: name -> (check, description of the allowed values).
 _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "algorithm": (lambda v: v in ALGORITHMS, f"one of {list(ALGORITHMS)}"),
@@ -98,13 +94,12 @@ _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_bootstrap": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                     "an int in the range [0, inf)"),
     "options": (lambda v: v is None or isinstance(v, dict), "None or a dict"),
-    "engine": (lambda v: v in ENGINES, f"one of {list(ENGINES)}"),
+    "backend": (lambda v: v is None or callable(getattr(v, "fit", None)),
+                "None or a Backend (an engine's clustering library)"),
     "min_share": (lambda v: _share(v), "a float in the range [0, 1]"),
     "min_stability": (lambda v: _share(v), "a float in the range [0, 1]"),
     "namer": (lambda v: v is None or callable(v), "None or a callable"),
 }
-#: With engine="spark", k is chosen on at most this many customers.
-SPARK_K_SAMPLE = 50_000
 #: Up to this many customers, the search for k fits each k as the final fit would.
 SEARCH_FULL_INIT = 50_000
 
@@ -142,9 +137,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Options of the algorithm: ``eps``, ``min_samples`` (dbscan), ``min_cluster_size``
         (hdbscan), ``preference``, ``damping`` (affinity), ``covariance_type`` (gmm),
         ``gamma`` (kprototypes), ``n_micro`` (hierarchical), ``minibatch`` (kmeans).
-    engine : {"local", "spark"}, default="local"
-        "spark" fits on Spark MLlib (KMeans; BisectingKMeans as the hierarchical method;
-        GaussianMixture), choosing k on a sample of ``SPARK_K_SAMPLE`` customers.
+    backend : Backend or None, default=None
+        Where the final fit runs: None in this process (scikit-learn and friends), or an
+        engine's library (``SparkEngine.cluster_backend()``: Spark MLlib), k then chosen
+        on a sample of ``backend.k_sample`` customers.
     min_share : float, default=0.03
         On a continuum, every segment of the chosen k holds at least this share.
     min_stability : float, default=0.8
@@ -183,7 +179,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
                  features: list[str] | None = None, skew: str = "log1p",
                  scaler: str = "standard", linkage: str = "ward", n_init: int = 10,
                  n_bootstrap: int = 10, options: dict[str, Any] | None = None,
-                 engine: str = "local", min_share: float = 0.03,
+                 backend: Backend | None = None, min_share: float = 0.03,
                  min_stability: float = 0.8, namer: Callable | None = None) -> None:
         self.algorithm = algorithm
         self.k = k
@@ -196,7 +192,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.n_bootstrap = n_bootstrap
         self.options = options
-        self.engine = engine
+        self.backend = backend
         self.min_share = min_share
         self.min_stability = min_stability
         self.namer = namer
@@ -208,9 +204,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
             if not check(value):
                 raise ConfigError(f"The {name!r} parameter of Segmenter must be {allowed}. "
                                   f"Got {value!r} instead.")
-        if self.engine == "spark" and self.algorithm not in SPARK_ALGORITHMS:
-            raise ConfigError(f"Algorithm {self.algorithm!r} has no Spark version; with "
-                              f"engine 'spark' use one of {list(SPARK_ALGORITHMS)}.")
+        backend = self.backend
+        if backend is not None and self.algorithm not in backend.algorithms:
+            raise ConfigError(f"Algorithm {self.algorithm!r} has no {backend.label} version; "
+                              f"with engine {backend.label.lower()!r} use one of "
+                              f"{list(backend.algorithms)}.")
         accepted = ALGORITHMS[self.algorithm].options
         for key in self.options or {}:
             if key not in accepted:
@@ -263,10 +261,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
                     raise DataError(f"k={k} but only {n_distinct} distinct customer(s) after "
                                     "preparation; choose a smaller k.")
             searched = self._searched.pop(k, None) if self.k == "auto" else None
-            if self.engine == "spark":
-                from ._spark import fit_spark
-
-                fitted = fit_spark(Xp, self.algorithm, k, seed=self.seed)
+            if self.backend is not None:
+                fitted = self.backend.fit(Xp, self.algorithm, k, seed=self.seed)
             elif searched is not None:
                 fitted = searched  # the search's own fit of all customers at this k
             else:
@@ -279,10 +275,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         return self
 
     def _k_rows(self, n: int) -> np.ndarray:
-        """All customers, or with engine="spark" a seeded sample to choose k on."""
-        if self.engine != "spark" or n <= SPARK_K_SAMPLE:
+        """All customers, or with a backend a seeded sample to choose k on."""
+        if self.backend is None or n <= self.backend.k_sample:
             return np.arange(n)
-        return np.sort(np.random.default_rng(self.seed).choice(n, SPARK_K_SAMPLE,
+        return np.sort(np.random.default_rng(self.seed).choice(n, self.backend.k_sample,
                                                                replace=False))
 
     def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
@@ -295,7 +291,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
                                     **opts)
         if name == "gmm":
             return fit_gmm(Xp, k, seed=seed, **opts)
-        from ._kprototypes import fit_kprototypes
+        from custseg.cluster._kprototypes import fit_kprototypes
 
         numeric = Xp[:, :len(self.prep_.numeric_)]
         return fit_kprototypes(numeric, k, seed=seed, categories=cats, n_init=min(n_init, 4),
@@ -304,12 +300,12 @@ class Segmenter(ClusterMixin, BaseEstimator):
     def _fit_free(self, Xp: np.ndarray, k: int | None, seed: int) -> Fitted:
         opts = dict(self.options or {})
         if self.algorithm == "dbscan":
-            from ._density import fit_dbscan
+            from custseg.cluster._density import fit_dbscan
             return fit_dbscan(Xp, k, seed=seed, **opts)
         if self.algorithm == "hdbscan":
-            from ._density import fit_hdbscan
+            from custseg.cluster._density import fit_hdbscan
             return fit_hdbscan(Xp, k, seed=seed, **opts)
-        from ._affinity import fit_affinity
+        from custseg.cluster._affinity import fit_affinity
         return fit_affinity(Xp, k, seed=seed, max_fit=AFFINITY_MAX_FIT, **opts)
 
     def _ranges(self, top: int) -> tuple[list[int], list[int]]:
@@ -395,7 +391,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
             selection["candidates"] = [
                 {"k": c.k, "stability": c.stability, "smallest_share": round(c.smallest_share, 4),
                  "clashes": c.clashes} for c in candidates]
-        if n_init == self.n_init and self.engine != "spark":
+        if n_init == self.n_init and self.backend is None:
             self._searched[chosen] = results[ks.index(chosen)][0]
             self._search_stability = next((c.stability for c in candidates if c.k == chosen),
                                           None)
@@ -499,20 +495,6 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     def fit_predict(self, X, y=None) -> np.ndarray:
         return self.fit(X).labels_
-
-    def save(self, path) -> None:
-        """Write the fitted preparation and centres as a JSON model (see
-        :func:`custseg.load_model`); its segments are numbered 1..k as ``segment``."""
-        check_is_fitted(self, "labels_")
-        from ..config import Config
-        from ..model import build_model, save_model
-        from ..profile import UNCLUSTERED
-
-        ids = list(range(1, self.n_clusters_ + 1)) + ([NOISE] if (self.labels_ == NOISE).any()
-                                                      else [])
-        summary = {"segments": [{"id": i, "name": UNCLUSTERED if i == NOISE else f"Segment {i}",
-                                 "description": "", "actions": []} for i in ids]}
-        save_model(build_model(summary, self, Config()), path)
 
 
 def _as_frame(X, columns=None, min_samples: int = 1) -> pd.DataFrame:

@@ -7,8 +7,8 @@ import tempfile
 
 import duckdb
 
-from ..config import Config
-from ..exceptions import ConfigError
+from custseg.core.config import Config
+from custseg.core.exceptions import ConfigError
 
 
 def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:

@@ -4,9 +4,9 @@ Both engines apply the same rules. Decisions that depend on the data (date forma
 decimal comma, the cancellation convention) are made once by the DuckDB engine's own
 code on a sample of the input (its first :data:`SAMPLE_ROWS` rows). Spark then collapses
 exact duplicate lines, and its executors parse and classify every distinct line by the
-*same* DuckDB SQL (:class:`~custseg.cleaning.CleaningPlan`) over Arrow batches
+*same* DuckDB SQL (:class:`~custseg.prep.cleaning.CleaningPlan`) over Arrow batches
 (``mapInArrow``), so values are read identically. The audit counts and the customer
-features (the SQL of :mod:`custseg.features` in Spark's dialect) are Spark SQL. Only the
+features (the SQL of :mod:`custseg.prep.features` in Spark's dialect) are Spark SQL. Only the
 per-customer table comes back to the driver.
 
 Executors need custseg (and so DuckDB) installed in the Python that
@@ -27,28 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..cleaning import (
-    ROW_NUMBER_SAMPLE,
-    Audit,
-    audit_from_counts,
-    check_unreadable,
-    create_status_type,
-    integer_sql,
-    plan_cleaning,
-    read_expr,
-    row_number_candidates,
-    row_numbers_note,
-)
-from ..config import Config
-from ..exceptions import ConfigError, InputError
-from ..features import features_sql
-from ..io import Source
-from ..io._mapping import is_row_number
-from ..io._parse import q
-from ..io._readers import (
+from custseg.cluster._base import Fitted
+from custseg.core.config import Config
+from custseg.core.exceptions import ConfigError, InputError
+from custseg.io import Source
+from custseg.io._mapping import is_row_number
+from custseg.io._parse import q
+from custseg.io._readers import (
     _PANDAS_INDEX,
     _UTF16,
     _describe,
@@ -62,6 +51,19 @@ from ..io._readers import (
     sniff_text,
     text_encoding,
 )
+from custseg.prep.cleaning import (
+    ROW_NUMBER_SAMPLE,
+    Audit,
+    audit_from_counts,
+    check_unreadable,
+    create_status_type,
+    integer_sql,
+    plan_cleaning,
+    read_expr,
+    row_number_candidates,
+    row_numbers_note,
+)
+from custseg.prep.features import features_sql
 
 #: Rows of the input the data-dependent decisions are made on.
 SAMPLE_ROWS = 1_000_000
@@ -246,7 +248,7 @@ def _empty(spark, table: pa.Table):
 
 def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict[str, str],
           config: Config, view: str = "lines") -> Audit:
-    """Classify every line as :func:`custseg.cleaning.clean_lines` does, on Spark.
+    """Classify every line as :func:`custseg.prep.cleaning.clean_lines` does, on Spark.
 
     Registers the classified distinct lines as temporary view ``view`` (cached).
     """
@@ -278,7 +280,7 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
 
 def _row_numbers(raw, source: Source, mapping: dict[str, str]) -> list[str]:
     """The columns that number the rows, by the rule of
-    :func:`custseg.cleaning.row_number_columns`, over the whole input."""
+    :func:`custseg.prep.cleaning.row_number_columns`, over the whole input."""
     spark = raw.sparkSession
     raw.createOrReplaceTempView("custseg_raw")
 
@@ -408,6 +410,93 @@ class _Result:
         rows = self.frame.take(1)
         return tuple(rows[0]) if rows else None
 
+# ------------------------------------------------------------------ clustering on MLlib
+#: custseg algorithm -> MLlib estimator. KMeans is MLlib's KMeans (k-means||
+#: initialisation), the hierarchical method is MLlib's BisectingKMeans (divisive, top-down)
+#: and the Gaussian mixture is MLlib's GaussianMixture.
+SPARK_ALGORITHMS = {"kmeans": "KMeans", "hierarchical": "BisectingKMeans",
+                    "gmm": "GaussianMixture"}
 
-__all__ = ["SAMPLE_ROWS", "SparkInput", "SparkLines", "clean", "customer_features", "read",
-           "session"]
+
+class MLlib:
+    """The Spark engine's clustering :class:`~custseg.cluster._base.Backend`: the prepared
+    matrix goes to Spark as Arrow, labels come back in row order; k is chosen beforehand
+    on a sample of :attr:`k_sample` customers."""
+
+    label = "Spark"
+    algorithms = SPARK_ALGORITHMS
+    k_sample = 50_000
+
+    def __init__(self, spark) -> None:
+        self.spark = spark
+
+    def __deepcopy__(self, memo) -> MLlib:  # scikit-learn's clone copies parameters
+        return self
+
+    def fit(self, X: np.ndarray, algorithm: str, k: int, *, seed: int = 0) -> Fitted:
+        return fit_mllib(self.spark, X, algorithm, k, seed=seed)
+
+
+def fit_mllib(spark, X: np.ndarray, algorithm: str, k: int, *, seed: int = 0,
+              max_iter: int = 50) -> Fitted:
+    """Fit MLlib's estimator for ``algorithm`` with ``k`` clusters on the rows of ``X``."""
+    from pyspark.ml import clustering
+    from pyspark.ml.functions import array_to_vector
+
+    name = SPARK_ALGORITHMS[algorithm]
+    # BisectingKMeans splits a cluster from two points at its centre +- 1e-4 x the centre's
+    # norm: on centred data (standard scaling) that is ~0 and no split ever happens. The
+    # clustering does not depend on a shift of every point, so shift away from 0.
+    shift = float(np.abs(X).max() + 1.0) if name == "BisectingKMeans" else 0.0
+    X = np.ascontiguousarray(X + shift, dtype=np.float64)
+    n, d = X.shape
+    offsets = pa.array(np.arange(0, n * d + 1, d, dtype=np.int32))
+    table = pa.table({"row": pa.array(np.arange(n, dtype=np.int64)),
+                      "x": pa.ListArray.from_arrays(offsets, pa.array(X.ravel()))})
+    frame = spark.createDataFrame(table).select("row", array_to_vector("x").alias("features"))
+    frame = frame.cache()
+    estimator = getattr(clustering, name)(k=k, seed=seed, maxIter=max_iter)
+    model = estimator.fit(frame)
+    predicted = model.transform(frame).select("row", "prediction").toArrow()
+    frame.unpersist()
+    labels = np.empty(n, dtype=np.int64)
+    labels[predicted.column("row").to_numpy()] = predicted.column("prediction").to_numpy()
+    rule = None
+    if name == "GaussianMixture":
+        gaussians = model.gaussiansDF.collect()
+        centers = np.array([row["mean"].toArray() for row in gaussians])
+        rule = _mixture_rule(np.asarray(model.weights), centers,
+                             [row["cov"].toArray() for row in gaussians])
+    else:
+        centers = np.array([np.asarray(c) for c in model.clusterCenters()])
+    # Labels are renumbered 0..m-1 over the clusters that hold customers (MLlib may leave
+    # a cluster empty, e.g. BisectingKMeans when a leaf cannot be split).
+    used, labels = np.unique(labels, return_inverse=True)
+    extra = {}
+    if name != "GaussianMixture":
+        extra["inertia"] = float(model.summary.trainingCost)
+    if rule is not None:  # label components as the Segmenter's labels (empty ones dropped)
+        keep = np.isin(np.arange(len(centers)), used)
+        remap = np.full(len(centers), -1)
+        remap[used] = np.arange(len(used))
+        rule = {**rule, "weights": rule["weights"][keep], "means": rule["means"][keep],
+                "precisions_cholesky": rule["precisions_cholesky"][keep],
+                "labels": remap[keep]}
+    return Fitted(labels=labels.astype(np.int64), centers=centers[used] - shift,
+                  params={"engine": "spark", "mllib": name, "k": int(k),
+                          "max_iter": int(max_iter)}, extra=extra, rule=rule)
+
+
+def _mixture_rule(weights: np.ndarray, means: np.ndarray, covariances: list[np.ndarray]
+                  ) -> dict:
+    """MLlib's mixture as custseg's ``gaussian_mixture`` rule (full covariances)."""
+    from scipy.linalg import cholesky, solve_triangular
+
+    precisions = []
+    for cov in covariances:
+        lower = cholesky(cov, lower=True)
+        precisions.append(solve_triangular(lower, np.eye(len(cov)), lower=True).T)
+    return {"kind": "gaussian_mixture", "covariance_type": "full",
+            "weights": np.asarray(weights, dtype=float), "means": np.asarray(means),
+            "precisions_cholesky": np.array(precisions),
+            "labels": np.arange(len(weights), dtype=np.int64)}

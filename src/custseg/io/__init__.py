@@ -1,6 +1,6 @@
 """Input: readers for files and databases, column mapping, value parsing."""
 
-from ._mapping import (
+from custseg.io._mapping import (
     FIELDS,
     REQUIRED,
     detect_mapping,
@@ -8,7 +8,7 @@ from ._mapping import (
     normalize,
     resolve_mapping,
 )
-from ._readers import Source, load_source, sniff_format, sniff_text
+from custseg.io._readers import Source, load_source, sniff_format, sniff_text
 
 __all__ = ["FIELDS", "REQUIRED", "Source", "detect_mapping", "guess_from_values",
            "load_source", "normalize", "resolve_mapping", "sniff_format", "sniff_text"]

@@ -7,12 +7,12 @@ import re
 import duckdb
 import pandas as pd
 
-from ..config import Config
-from ..exceptions import DataError, MappingError
-from ._mapping import FIELDS, _list, normalize
-from ._parse import id_expr, q
-from ._readers import Source, damaged_parquet, load_source
-from ._roles import (
+from custseg.core.config import Config
+from custseg.core.exceptions import DataError, MappingError
+from custseg.io._mapping import FIELDS, _list, normalize
+from custseg.io._parse import id_expr, q
+from custseg.io._readers import Source, damaged_parquet, load_source
+from custseg.io._roles import (
     NUMERIC_ROLES,
     ROLES_ATTR,
     USABLE,

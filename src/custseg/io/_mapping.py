@@ -11,7 +11,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from ..exceptions import MappingError
+from custseg.core.exceptions import MappingError
 
 #: Canonical fields of an order line, with synonyms in priority order (normalised names).
 FIELDS: dict[str, tuple[str, ...]] = {

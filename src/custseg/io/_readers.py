@@ -25,9 +25,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ..config import Config
-from ..exceptions import ConfigError, InputError
-from ._parse import lit, q
+from custseg.core.config import Config
+from custseg.core.exceptions import ConfigError, InputError
+from custseg.io._parse import lit, q
 
 _PARQUET_MAGIC = b"PAR1"
 _ZIP_MAGIC = b"PK\x03\x04"

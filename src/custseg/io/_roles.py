@@ -26,8 +26,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ._mapping import is_row_number, normalize, row_number_name
-from ._parse import date_expr, decimal_comma, number_expr, q
+from custseg.io._mapping import is_row_number, normalize, row_number_name
+from custseg.io._parse import date_expr, decimal_comma, number_expr, q
 
 ROLES = ("id", "date", "year", "flag", "money", "count", "rate", "number", "category", "text",
          "personal", "constant", "missing")
@@ -154,7 +154,7 @@ def infer_roles(frame: pd.DataFrame, *, key: str | None = None, max_missing: flo
                 ) -> tuple[dict[str, Role], list[str]]:
     """The role of every column of a customer table (``key``: the id column), and
     warnings about values that could not be read. Text columns are parsed in DuckDB."""
-    from ._customers import is_personal, looks_personal
+    from custseg.io._customers import is_personal, looks_personal
 
     own = con is None
     con = con or duckdb.connect()

@@ -15,19 +15,17 @@ score"); :func:`naming_clashes` says which segments would share a name or first 
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from collections import Counter
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .exceptions import ConfigError
-from .labels import humanise
+from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
+from custseg.profile.labels import humanise
 
 UNCLUSTERED = "Unclustered"
 #: Columns that are labels or scores, never profiled as features.
@@ -45,72 +43,13 @@ WITHIN, BEYOND = 1.5, 3.0
 #: A segment with a smaller share of repeat buyers has no rhythm of its own; it is
 #: measured against the rhythm of all repeat buyers.
 OWN_RHYTHM = 0.5
-RHYTHMS = ("within", "between", "beyond", "unknown")
 #: Smallest |z| of a feature worth words in a name; most features in one name.
 NAME_Z = 0.3
 MAX_WORDS = 4
 #: Share of a segment with one level of a category for "mostly <level>".
 MOSTLY = 0.6
 TYPICAL = "Typical customers"
-#: Rule condition keys that are not features.
-SPECIAL = ("rhythm", "at_risk", "one_time")
-_RULE = re.compile(r"^(top|bottom|[<>]-?\d+(\.\d+)?)$")
-_SHARE = re.compile(r"^[<>](0?\.\d+|0|1|1\.0+)$")
 _MINOR = {"and", "of", "per", "the", "a", "an", "to", "at", "in", "on", "by", "with"}
-
-
-def default_naming_rules() -> list[dict[str, Any]]:
-    text = resources.files("custseg").joinpath("data/segment_names.json").read_text("utf-8")
-    return json.loads(text)["rules"]
-
-
-def check_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Validate naming rules: a name, conditions in the known forms, 2 to 4 actions."""
-    if not isinstance(rules, list) or not rules:
-        raise ConfigError("naming_rules must be a non-empty list of {name, when, actions}.")
-    for rule in rules:
-        name = rule.get("name") if isinstance(rule, dict) else None
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"A naming rule has no name: {rule!r}.")
-        unknown = [key for key in rule if key not in ("name", "when", "actions")
-                   and not str(key).startswith("_")]
-        if unknown:
-            raise ConfigError(f"Naming rule {name!r}: unknown key {unknown[0]!r}; "
-                              "allowed: name, when, actions.")
-        when = rule.get("when", {})
-        if not isinstance(when, dict):
-            raise ConfigError(f"Naming rule {name!r}: 'when' must be a table of conditions, "
-                              f"not {when!r}.")
-        for key, conds in when.items():
-            for cond in _listed(conds):
-                _check_condition(name, key, cond)
-        actions = rule.get("actions", [])
-        if not isinstance(actions, list) or not all(isinstance(a, str) and a for a in actions):
-            raise ConfigError(f"Naming rule {name!r}: actions must be a list of texts.")
-        if not (2 <= len(actions) <= 4):
-            raise ConfigError(f"Naming rule {name!r} needs 2 to 4 actions; it has {len(actions)}.")
-    return rules
-
-
-def _check_condition(name: str, key: str, cond: Any) -> None:
-    text = cond.replace(" ", "") if isinstance(cond, str) else None
-    if key == "rhythm":
-        if text not in RHYTHMS:
-            raise ConfigError(f"Naming rule {name!r}: condition rhythm: {cond!r} must be "
-                              "'within', 'between', 'beyond' or 'unknown', or a list of them.")
-    elif key == "at_risk":
-        if text not in ("high", "low", "any") and not (text and _SHARE.match(text)):
-            raise ConfigError(f"Naming rule {name!r}: condition at_risk: {cond!r} must be "
-                              "'high', 'low', 'any' (against at_risk_share) or '>S' / '<S' "
-                              "(S a share between 0 and 1).")
-    elif key == "one_time":
-        if not (text and _SHARE.match(text)):
-            raise ConfigError(f"Naming rule {name!r}: condition one_time: {cond!r} must be "
-                              "'>S' or '<S' (S a share between 0 and 1).")
-    elif not (text and _RULE.match(text)):
-        raise ConfigError(
-            f"Naming rule {name!r}: condition {key}: {cond!r} must be 'top', "
-            "'bottom', '>Z' or '<Z' (Z a z-score, e.g. '>0.5'), or a list of them.")
 
 
 # -------------------------------------------------------------------------- profiles
@@ -376,11 +315,11 @@ def _fit(when: dict[str, Any], profile: dict[str, Any], means, ctx: _Context
     score = 0.0
     rhythm = when.get("rhythm")
     if rhythm is not None:
-        allowed = _listed(rhythm)
+        allowed = listed(rhythm)
         if (profile.get("rhythm") or {}).get("status") not in allowed:
             return None
     risk = _risk(profile)
-    for cond in _listed(when.get("at_risk", "low")):
+    for cond in listed(when.get("at_risk", "low")):
         cond = cond.replace(" ", "")
         if cond == "high":
             if risk < ctx.at_risk_share:
@@ -394,7 +333,7 @@ def _fit(when: dict[str, Any], profile: dict[str, Any], means, ctx: _Context
             if margin is None:
                 return None
             score += margin
-    for cond in _listed(when.get("one_time", [])):
+    for cond in listed(when.get("one_time", [])):
         share = profile.get("one_time_share")
         margin = None if share is None else _margin(share, cond.replace(" ", ""))
         if margin is None:
@@ -406,7 +345,7 @@ def _fit(when: dict[str, Any], profile: dict[str, Any], means, ctx: _Context
         stats = profile["features"].get(feature)
         if stats is None or stats["z"] is None:
             return None
-        for cond in _listed(conds):
+        for cond in listed(conds):
             cond = cond.replace(" ", "")
             if cond in ("top", "bottom"):
                 values = [v for v in means[feature].values() if v is not None]
@@ -422,8 +361,6 @@ def _fit(when: dict[str, Any], profile: dict[str, Any], means, ctx: _Context
     return score
 
 
-def _listed(conds) -> list:
-    return conds if isinstance(conds, list) else [conds]
 
 
 def _margin(value: float, cond: str) -> float | None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .cluster._prepare import _looks_like_id
+from custseg.cluster._prepare import _looks_like_id
 
 ALPHA = 0.05
 MIN_EPSILON2 = 0.01
@@ -124,7 +124,7 @@ def demographic_differences(table: pd.DataFrame, numeric: Sequence[str],
     (how many, the correction, the columns tested and skipped with why). Entries are
     ordered strongest first (Cramér's V against the square root of epsilon squared).
     """
-    from .segment_rules import label
+    from custseg.profile.rules import label
 
     seg = table[segment].to_numpy()
     ids = sorted(int(s) for s in pd.unique(seg) if s != -1)

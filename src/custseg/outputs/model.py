@@ -33,11 +33,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .cluster._base import NOISE
-from .cluster._rules import COVARIANCE_TYPES, KINDS, apply_rule
-from .config import Config
-from .exceptions import InputError
+from custseg.cluster._base import NOISE
+from custseg.cluster._prepare import FeaturePrep
+from custseg.cluster._rules import COVARIANCE_TYPES, KINDS, apply_rule
+from custseg.core.config import Config
+from custseg.core.exceptions import InputError
+from custseg.core.version import __version__
+from custseg.prep.rfm import RFM_COLUMNS, rfm_scores
+from custseg.profile.profiles import UNCLUSTERED
 
 FORMAT = "custseg-model"
 FORMAT_VERSION = "1.1"
@@ -273,10 +276,10 @@ def load_model(path: str | Path) -> dict[str, Any]:
 def _check_schema(model: dict[str, Any], path: Path) -> None:
     """Every part scoring uses has the kind of value it needs (a model whose checksum was
     recomputed after an edit must still fail with one line, not deep inside scoring)."""
-    from .config import Config
-    from .exceptions import ConfigError
-    from .io import FIELDS
-    from .rfm import RFM_COLUMNS, check_segment_map
+    from custseg.core.config import Config
+    from custseg.core.exceptions import ConfigError
+    from custseg.io import FIELDS
+    from custseg.prep.rfm import RFM_COLUMNS, check_segment_map
 
     def fail(what: str) -> None:
         raise InputError(f"Model {path} is inconsistent ({what}); re-run `custseg run` to "
@@ -369,51 +372,14 @@ def _check_shapes(model: dict[str, Any], path: Path) -> None:
                          "`custseg run`.") from None
 
 
-def score(model: dict[str, Any], input: str | Path | None = None, *,
-          config: Config | None = None, frame: pd.DataFrame | None = None,
-          as_of: str | None = None) -> pd.DataFrame:
-    """Segments of new customers under a saved model (features with the model's
-    definitions, RFM with its stored cut points, the stored assignment rule)."""
-    from .pipeline import run_rfm
-
-    base = config or Config()
-    if model["kind"] == "transactions":
-        mapping = {**model["mapping"], **base.mapping}  # --map wins over the model's
-        cfg = base.replace(mapping=mapping or None, dayfirst=model["config"]["dayfirst"],
-                           cancellation_pattern=model["config"]["cancellation_pattern"],
-                           cleaning=model["config"]["cleaning"],
-                           rfm_segments=model["rfm"]["segments"], as_of=as_of)
-        table = run_rfm(input, config=cfg, frame=frame).segments
-    else:
-        from .engines.duckdb import connect
-        from .io._customers import load_customers
-
-        con = connect(base)
-        try:
-            table = load_customers(con, input, base)[0] if frame is None else frame.copy()
-        finally:
-            con.close()
-    return assign(model, table)
-
-
 def assign(model: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
     """Add ``segment`` (1..k, -1 Unclustered, by the stored assignment rule) and
     ``segment_name`` to a customer feature table (and RFM scores from the stored cut
     points when the table has recency, frequency and monetary)."""
-    from .cluster._prepare import FeaturePrep
-    from .rfm import RFM_COLUMNS
-    from .rfm import score as rfm_score
-
-    table = table.copy()
     if model.get("rfm") and all(c in table for c in RFM_COLUMNS):
-        owner = {code: name for name, codes in model["rfm"]["segments"].items()
-                 for code in codes}
-        for col, letter in zip(RFM_COLUMNS, "rfm", strict=True):
-            table[f"{letter}_score"] = rfm_score(table[col], model["rfm"]["edges"][col],
-                                                 RFM_COLUMNS[col])
-        table["rfm_code"] = (table["r_score"].astype(str) + table["f_score"].astype(str)
-                             + table["m_score"].astype(str))
-        table["rfm_segment"] = table["rfm_code"].map(owner)
+        table = rfm_scores(table, model["rfm"]["edges"], model["rfm"]["segments"])
+    else:
+        table = table.copy()
     f = model["features"]
     prep = FeaturePrep()
     prep.numeric_, prep.categorical_, prep.spec_ = f["numeric"], f["categorical"], f["spec"]
@@ -428,20 +394,15 @@ def assign(model: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-class SavedModel:
-    """A loaded model: ``predict`` scores new customers (see :func:`score`)."""
+def save_segmenter(segmenter, path: str | Path) -> None:
+    """Write a fitted :class:`~custseg.Segmenter` as a JSON model (see
+    :func:`custseg.load_model`); its segments are numbered 1..k as ``segment``."""
+    from sklearn.utils.validation import check_is_fitted
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-
-    @classmethod
-    def load(cls, path: str | Path) -> SavedModel:
-        return cls(load_model(path))
-
-    @property
-    def segments(self) -> list[dict[str, Any]]:
-        return self.data["segments"]
-
-    def predict(self, input: str | Path | None = None, *, frame: pd.DataFrame | None = None,
-                config: Config | None = None, as_of: str | None = None) -> pd.DataFrame:
-        return score(self.data, input, frame=frame, config=config, as_of=as_of)
+    check_is_fitted(segmenter, "labels_")
+    ids = list(range(1, segmenter.n_clusters_ + 1))
+    if (segmenter.labels_ == NOISE).any():
+        ids.append(NOISE)
+    summary = {"segments": [{"id": i, "name": UNCLUSTERED if i == NOISE else f"Segment {i}",
+                             "description": "", "actions": []} for i in ids]}
+    save_model(build_model(summary, segmenter, Config()), path)

@@ -1,6 +1,6 @@
 """Per-customer features, defined once for every engine.
 
-Input: the cleaned lines (see :mod:`custseg.cleaning`)::
+Input: the cleaned lines (see :mod:`custseg.prep.cleaning`)::
 
     customer_id, invoice_id, invoice_date, quantity, value, product_id, country, status
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from .cleaning import RETURN_STATUSES
-from .io._parse import lit, q
+from custseg.io._parse import lit, q
+from custseg.prep.cleaning import RETURN_STATUSES
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from custseg.core.exceptions import InputError
+from custseg.outputs.rundir import atomic_file, read_segments
+
 CAPTIONS = {
     "segment_sizes": "Share of customers and of revenue in each segment.",
     "segment_zscores": "Mean of each feature in each segment, as a z-score against all "
@@ -56,9 +59,8 @@ def vega_bundle() -> str:
     bundle = vlc.javascript_bundle()
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(bundle, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            tmp.write_text(bundle, encoding="utf-8")
     except OSError:  # a read-only home: no cache, same report
         pass
     return bundle
@@ -70,7 +72,7 @@ def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Pa
     import vl_convert as vlc
     from markupsafe import Markup
 
-    from .charts import CHARTS
+    from custseg.outputs.report.charts import CHARTS
 
     out_dir = Path(out_dir)
     figures = out_dir / "figures"
@@ -85,7 +87,8 @@ def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Pa
         charts.append({"id": name, "spec": Markup(_safe_json(spec)),
                        "caption": CAPTIONS.get(name, "")})
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.files("custseg") / "report" / "templates")),
+        loader=jinja2.FileSystemLoader(
+            str(resources.files("custseg.outputs.report") / "templates")),
         autoescape=True, undefined=jinja2.ChainableUndefined)
     env.filters["thousands"] = lambda v: f"{v:,}" if isinstance(v, int | float) else v
     env.filters["pct"] = lambda v: f"{v:.1%}" if isinstance(v, int | float) else v
@@ -96,18 +99,14 @@ def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Pa
         s=summary, charts=charts, key_features=key_features,
         bundle=Markup(vega_bundle()))
     path = out_dir / "report.html"
-    tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return path
 
 
 def rerender(run_dir: str | Path) -> Path:
     """Render the report again from a finished run's ``summary.json`` and ``segments.csv``."""
-    from ..exceptions import InputError
-
     run_dir = Path(run_dir)
-    from ..pipeline import read_segments
 
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():

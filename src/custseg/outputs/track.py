@@ -9,12 +9,12 @@ snapshots.
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from .exceptions import InputError
+from custseg.core.exceptions import InputError
+from custseg.outputs.rundir import atomic_file, read_segments
 
 NEW, GONE = "new", "gone"
 
@@ -22,8 +22,6 @@ NEW, GONE = "new", "gone"
 def read_snapshot(folder: str | Path, by: str) -> pd.Series:
     """customer_id -> segment label of one snapshot, as a categorical in segment order
     (segment number for clusters, the segment map's order for RFM)."""
-    from .pipeline import read_segments
-
     path = Path(folder) / "segments.csv"
     column = {"cluster": "segment_name", "rfm": "rfm_segment"}[by]
     table = read_segments(folder)
@@ -33,7 +31,7 @@ def read_snapshot(folder: str | Path, by: str) -> pd.Series:
     if by == "cluster":
         order = table.sort_values("segment")[column].astype(str).drop_duplicates().tolist()
     else:
-        from .config import default_rfm_segments
+        from custseg.core.config import default_rfm_segments
 
         known = list(default_rfm_segments())
         seen = table[column].astype(str).unique().tolist()
@@ -127,11 +125,9 @@ def track(old_dir: str | Path, new_dir: str | Path, out_dir: str | Path,
         raise InputError(f"--by {by!r} must be 'cluster' or 'rfm'.")
     old = read_snapshot(old_dir, by)
     if model is not None:
-        from .model import assign, load_model
+        from custseg.outputs.model import assign, load_model
 
         saved = load_model(model)
-        from .pipeline import read_segments
-
         table = read_segments(new_dir)
         scored = assign(saved, table)
         column = {"cluster": "segment_name", "rfm": "rfm_segment"}[by]
@@ -151,9 +147,8 @@ def track(old_dir: str | Path, new_dir: str | Path, out_dir: str | Path,
              "movers.csv": movers.to_csv(index=False),
              "track.html": _page(old_dir, new_dir, matrix, words)}
     for name, text in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
+        with atomic_file(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     return {"customers": int(matrix.to_numpy().sum()), "movers": len(movers),
             "top_movements": words}
 

@@ -13,19 +13,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import privacy
-from .checks import check_segmentable
-from .cluster import ALGORITHMS, NOISE, Segmenter
-from .cluster._evaluate import ACTION_RANGE
-from .cluster._prepare import behaviour_and_table_features
-from .config import Config
-from .demographics import customer_table_differences
-from .engines.duckdb import connect
-from .exceptions import CustsegError, CustsegWarning
-from .io._customers import load_customers
-from .pipeline import CustomerTableInput, Reporter, RfmResult, _stage, run_rfm, write_outputs
-from .profile import build_profiles, line_profiles, name_segments, naming_clashes
-from .segment_rules import segment_rules
+from custseg.cluster import ALGORITHMS, NOISE, Segmenter
+from custseg.cluster._evaluate import ACTION_RANGE
+from custseg.cluster._prepare import behaviour_and_table_features
+from custseg.core.config import Config
+from custseg.core.exceptions import CustsegError, CustsegWarning
+from custseg.engines.duckdb import connect
+from custseg.io._customers import load_customers
+from custseg.jobs.rfm import CustomerTableInput, Reporter, RfmResult, _stage, run_rfm
+from custseg.outputs.rundir import atomic_file, write_run
+from custseg.prep import privacy
+from custseg.prep.checks import check_segmentable
+from custseg.profile.demographics import customer_table_differences
+from custseg.profile.profiles import build_profiles, line_profiles, name_segments, naming_clashes
+from custseg.profile.rules import segment_rules
 
 
 def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None = None,
@@ -71,7 +72,7 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
     with _stage("cluster", timings, reporter):
         model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
                           features=features,
-                          engine="spark" if config.engine == "spark" else "local",
+                          backend=_backend(config),
                           min_share=config.min_segment_share,
                           min_stability=config.min_stability, namer=clash_finder(
                               config, base.summary.get("customer_table", {}).get("columns")),
@@ -110,8 +111,8 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
         base.summary["monthly_trend"] = trend
     base.summary["audit"]["warnings"].extend(model.warnings_)
     if out_dir is not None:
-        from .model import build_model, save_model
-        from .report import render_report
+        from custseg.outputs.model import build_model, save_model
+        from custseg.outputs.report import render_report
 
         saved = build_model(base.summary, base.segmenter, config)
 
@@ -120,7 +121,7 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
             save_model(saved, folder / "model.json")
 
         with _stage("write", timings, reporter):
-            write_outputs(base, Path(out_dir), extra=extra)
+            write_run(base, Path(out_dir), extra=extra)
         base.out_dir = Path(out_dir)
     return base
 
@@ -148,9 +149,8 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".comparison.csv.tmp"
-        table.to_csv(tmp, index=False)
-        tmp.replace(out / "comparison.csv")
+        with atomic_file(out / "comparison.csv") as tmp:
+            table.to_csv(tmp, index=False)
         (out / "recommendation.txt").write_text(recommendation + "\n", encoding="utf-8")
     return table, recommendation
 
@@ -329,3 +329,11 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
 
 def _num(v) -> float | None:
     return None if pd.isna(v) else round(float(v), 4)
+
+
+def _backend(config: Config):
+    if config.engine != "spark":
+        return None
+    from custseg.engines.spark import MLlib, session
+
+    return MLlib(session(config))

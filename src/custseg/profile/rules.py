@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from .labels import humanise
+from custseg.profile.labels import humanise
 
 #: Customers the trees are fitted on (a seeded sample beyond that); rules are scored on all.
 FIT_MAX = 50_000

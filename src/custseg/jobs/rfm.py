@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,18 +16,26 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from . import __version__, privacy
-from .checks import customer_warnings, future_lines, future_warning
-from .cleaning import Audit, clean_lines
-from .config import Config
-from .engines.duckdb import connect
-from .exceptions import ConfigError, InputError, MappingError
-from .features import FEATURES, customer_features_table, default_as_of
-from .io import detect_mapping, guess_from_values, load_source, resolve_mapping
-from .io._customers import find_key, load_customers
-from .io._parse import q
-from .io._readers import damaged_parquet
-from .rfm import check_segment_map, fit_edges, rfm_scores, score_warnings, segment_summary
+from custseg.core.config import Config
+from custseg.core.exceptions import ConfigError, MappingError
+from custseg.core.version import __version__
+from custseg.engines.duckdb import connect
+from custseg.io import detect_mapping, guess_from_values, load_source, resolve_mapping
+from custseg.io._customers import find_key, load_customers
+from custseg.io._parse import q
+from custseg.io._readers import damaged_parquet
+from custseg.outputs.rundir import write_run
+from custseg.prep import privacy
+from custseg.prep.checks import customer_warnings, future_lines, future_warning
+from custseg.prep.cleaning import Audit, clean_lines
+from custseg.prep.features import FEATURES, customer_features_table, default_as_of
+from custseg.prep.rfm import (
+    check_segment_map,
+    fit_edges,
+    rfm_scores,
+    score_warnings,
+    segment_summary,
+)
 
 _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
           "mean_days_between_orders": 2}
@@ -171,14 +175,14 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
                        lines_db=con if keep_lines else None, id_salt=privacy.salt_for(config))
     if out_dir is not None:
         with _stage("write", timings, reporter):
-            write_outputs(result, Path(out_dir))
+            write_run(result, Path(out_dir))
         result.out_dir = Path(out_dir)
     return result
 
 
 def _spark_steps(con, input, config: Config, timings, reporter, **other):
     """Read, clean and features on Spark (see :mod:`custseg.engines.spark`)."""
-    from .engines import spark as sp
+    from custseg.engines import spark as sp
 
     with _stage("read", timings, reporter):
         spark = sp.session(config)
@@ -313,75 +317,6 @@ def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
         if col in frame:
             frame[col] = frame[col].round(digits)
     return frame
-
-
-#: With the Spark engine, segments of at least this many customers are written as
-#: ``segments.parquet`` instead of ``segments.csv``.
-PARQUET_FROM = 1_000_000
-
-
-def segments_file(summary: dict[str, Any], customers: int) -> str:
-    """``segments.parquet`` for a large Spark run, ``segments.csv`` otherwise."""
-    spark = str(summary.get("engine", "duckdb")).startswith("spark")
-    return "segments.parquet" if spark and customers >= PARQUET_FROM else "segments.csv"
-
-
-def read_segments(folder: str | Path) -> pd.DataFrame:
-    """The segments table of a finished run's folder (CSV, or Parquet for large Spark runs).
-
-    Raises :class:`InputError` naming the folder when it holds neither."""
-    folder = Path(folder)
-    if (folder / "segments.parquet").is_file():
-        return pd.read_parquet(folder / "segments.parquet")
-    if (folder / "segments.csv").is_file():
-        return pd.read_csv(folder / "segments.csv", dtype={"customer_id": str})
-    raise InputError(f"{folder} has no segments.csv; pass the --out folder of a custseg run "
-                     "or rfm.")
-
-
-def write_outputs(result: RfmResult, out_dir: Path,
-                  extra: Callable[[Path], object] | None = None) -> None:
-    """Write the outputs into a temporary folder beside ``out_dir``, then swap it in.
-
-    ``extra(folder)`` writes further files (the report) into that folder first."""
-    out_dir = Path(out_dir)
-    parent = out_dir.resolve().parent
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir} is a file; choose a folder path.")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
-    except OSError as exc:
-        raise InputError(f"Cannot create output folder {out_dir}: {exc.strerror}.") from None
-    segments, excluded = result.segments, result.excluded
-    if result.id_salt is not None:
-        segments = privacy.hashed_table(segments, result.id_salt)
-        excluded = privacy.hashed_table(excluded, result.id_salt)
-    try:
-        name = segments_file(result.summary, len(segments))
-        form = "FORMAT parquet" if name.endswith(".parquet") else "HEADER, DELIMITER ','"
-        con = duckdb.connect()
-        con.register("segments_frame", segments)
-        con.execute(f"COPY segments_frame TO ? ({form})", [str(tmp / name)])
-        con.close()
-        excluded.to_csv(tmp / "excluded_customers.csv", index=False)
-        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str)
-                                          + "\n", encoding="utf-8")
-        if extra is not None:
-            extra(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary files
-        old = None
-        if out_dir.exists():
-            old = parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ------------------------------------------------------------ step-by-step library API

@@ -15,11 +15,11 @@ from typing import Any
 
 import duckdb
 
-from .config import Config
-from .exceptions import DataError, MappingError
-from .io import Source
-from .io._mapping import is_row_number, row_number_name
-from .io._parse import (
+from custseg.core.config import Config
+from custseg.core.exceptions import DataError, MappingError
+from custseg.io import Source
+from custseg.io._mapping import is_row_number, row_number_name
+from custseg.io._parse import (
     date_expr,
     decimal_comma,
     finite,

@@ -1,7 +1,7 @@
 """One configuration object for a run, readable from a TOML or JSON file.
 
 Every key is checked: an unknown key or a value of the wrong kind raises
-:class:`~custseg.exceptions.ConfigError` naming the key and the allowed values.
+:class:`~custseg.core.exceptions.ConfigError` naming the key and the allowed values.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ConfigError
+from custseg.core.exceptions import ConfigError
+from custseg.core.naming_rules import check_rules
 
 #: Cleaning rules, each on by default. Switching off ``duplicates``, ``returns``,
 #: ``non_positive_price`` or ``zero_quantity`` keeps those lines as purchases (``returns``
@@ -192,8 +193,6 @@ class Config:
         if self.rfm_segments is not None:
             _check_type("rfm_segments", self.rfm_segments, dict)
         if self.naming_rules is not None:
-            from .profile import check_rules
-
             _check_type("naming_rules", self.naming_rules, list)
             check_rules(self.naming_rules)
 

@@ -15,7 +15,7 @@ import secrets
 
 import pandas as pd
 
-from .exceptions import DataError
+from custseg.core.exceptions import DataError
 
 #: Hex digits kept of each hash.
 HASH_DIGITS = 16

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .exceptions import ConfigError
+from custseg.core.exceptions import ConfigError
 
 N_SCORES = 5
 #: Column scored -> True when a larger value is better.
@@ -123,7 +123,7 @@ def rfm_scores(features: pd.DataFrame, edges: Mapping[str, list[float]] | None =
     ``edges`` from :func:`fit_edges` (fitted on ``features`` when None); ``segments``
     maps names to codes (the eleven standard segments when None).
     """
-    from .config import default_rfm_segments
+    from custseg.core.config import default_rfm_segments
 
     edges = fit_edges(features) if edges is None else edges
     owner = check_segment_map(segments if segments is not None else default_rfm_segments())

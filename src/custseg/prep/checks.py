@@ -2,7 +2,7 @@
 
 Each check looks at what cleaning produced (the ``lines`` table or the customer table)
 and either says what it found (the warning goes into ``summary.json`` and the report) or
-refuses with a :class:`~custseg.exceptions.DataError` naming the problem and the fix.
+refuses with a :class:`~custseg.core.exceptions.DataError` naming the problem and the fix.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import duckdb
 import pandas as pd
 
-from .exceptions import DataError
+from custseg.core.exceptions import DataError
 
 #: A customer whose spend exceeds this many times the median customer's is reported.
 OUTLIER_FACTOR = 1000
@@ -87,7 +87,7 @@ def customer_warnings(features: pd.DataFrame, id_column: str | None = None,
 
 def _personal_ids(sample: pd.Series, id_column: str | None) -> str | None:
     """What kind of personal data the ids are, or None."""
-    from .io._customers import is_personal
+    from custseg.io._customers import is_personal
 
     if not len(sample):
         return None

@@ -1,0 +1,57 @@
+"""The scoring job (``custseg score``): segments of new customers under a saved model,
+without refitting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from custseg.core.config import Config
+from custseg.engines.duckdb import connect
+from custseg.io._customers import load_customers
+from custseg.jobs.rfm import run_rfm
+from custseg.outputs.model import assign, load_model
+
+
+def score(model: dict[str, Any], input: str | Path | None = None, *,
+          config: Config | None = None, frame: pd.DataFrame | None = None,
+          as_of: str | None = None) -> pd.DataFrame:
+    """Segments of new customers under a saved model (features with the model's
+    definitions, RFM with its stored cut points, the stored assignment rule)."""
+    base = config or Config()
+    if model["kind"] == "transactions":
+        mapping = {**model["mapping"], **base.mapping}  # --map wins over the model's
+        cfg = base.replace(mapping=mapping or None, dayfirst=model["config"]["dayfirst"],
+                           cancellation_pattern=model["config"]["cancellation_pattern"],
+                           cleaning=model["config"]["cleaning"],
+                           rfm_segments=model["rfm"]["segments"], as_of=as_of)
+        table = run_rfm(input, config=cfg, frame=frame).segments
+    else:
+        con = connect(base)
+        try:
+            table = load_customers(con, input, base)[0] if frame is None else frame.copy()
+        finally:
+            con.close()
+    return assign(model, table)
+
+
+
+class SavedModel:
+    """A loaded model: ``predict`` scores new customers (see :func:`score`)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @classmethod
+    def load(cls, path: str | Path) -> SavedModel:
+        return cls(load_model(path))
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        return self.data["segments"]
+
+    def predict(self, input: str | Path | None = None, *, frame: pd.DataFrame | None = None,
+                config: Config | None = None, as_of: str | None = None) -> pd.DataFrame:
+        return score(self.data, input, frame=frame, config=config, as_of=as_of)

@@ -1,0 +1,111 @@
+"""The run folder and atomic writes: every output appears whole or not at all.
+
+:func:`atomic_folder` builds a folder beside its destination and swaps it in, so a failed
+run leaves no folder behind; :func:`atomic_file` does the same for one file.
+:func:`write_run` writes a run's tables and ``summary.json``; :func:`read_segments` reads
+the customers of a finished run back (report, track, app).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from custseg.core.exceptions import InputError
+from custseg.prep import privacy
+
+#: With the Spark engine, segments of at least this many customers are written as
+#: ``segments.parquet`` instead of ``segments.csv``.
+PARQUET_FROM = 1_000_000
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, moved onto it when the block succeeds."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(out_dir: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``out_dir``, swapped in for it when the block succeeds
+    (an older folder of that name is replaced); removed when the block fails."""
+    out_dir = Path(out_dir)
+    parent = out_dir.resolve().parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file; choose a folder path.")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise InputError(f"Cannot create output folder {out_dir}: {exc.strerror}.") from None
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary files
+        old = None
+        if out_dir.exists():
+            old = parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def segments_file(summary: dict[str, Any], customers: int) -> str:
+    """``segments.parquet`` for a large Spark run, ``segments.csv`` otherwise."""
+    spark = str(summary.get("engine", "duckdb")).startswith("spark")
+    return "segments.parquet" if spark and customers >= PARQUET_FROM else "segments.csv"
+
+
+def read_segments(folder: str | Path) -> pd.DataFrame:
+    """The segments table of a finished run's folder (CSV, or Parquet for large Spark runs).
+
+    Raises :class:`InputError` naming the folder when it holds neither."""
+    folder = Path(folder)
+    if (folder / "segments.parquet").is_file():
+        return pd.read_parquet(folder / "segments.parquet")
+    if (folder / "segments.csv").is_file():
+        return pd.read_csv(folder / "segments.csv", dtype={"customer_id": str})
+    raise InputError(f"{folder} has no segments.csv; pass the --out folder of a custseg run "
+                     "or rfm.")
+
+
+def write_run(result, out_dir: Path, extra: Callable[[Path], object] | None = None) -> None:
+    """Write a run's customers, excluded customers and summary into ``out_dir`` at once.
+
+    ``extra(folder)`` writes further files (the report, the model) into that folder first."""
+    segments, excluded = result.segments, result.excluded
+    if result.id_salt is not None:
+        segments = privacy.hashed_table(segments, result.id_salt)
+        excluded = privacy.hashed_table(excluded, result.id_salt)
+    with atomic_folder(out_dir) as tmp:
+        name = segments_file(result.summary, len(segments))
+        form = "FORMAT parquet" if name.endswith(".parquet") else "HEADER, DELIMITER ','"
+        con = duckdb.connect()
+        con.register("segments_frame", segments)
+        con.execute(f"COPY segments_frame TO ? ({form})", [str(tmp / name)])
+        con.close()
+        excluded.to_csv(tmp / "excluded_customers.csv", index=False)
+        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str)
+                                          + "\n", encoding="utf-8")
+        if extra is not None:
+            extra(tmp)
