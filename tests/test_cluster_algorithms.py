@@ -14,8 +14,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from custseg.cluster import _affinity
 from custseg.cluster._affinity import fit_affinity
-from custseg.cluster._base import NOISE, Fitted
-from custseg.cluster._density import _consecutive, fit_dbscan, fit_hdbscan
+from custseg.cluster._base import NOISE, Fitted, consecutive
+from custseg.cluster._density import fit_dbscan, fit_hdbscan
 from custseg.cluster._kprototypes import fit_kprototypes
 
 #: Four blobs 8 apart with spread 0.6: well separated in 4 dimensions.
@@ -150,7 +150,7 @@ def test_hdbscan_min_cluster_size_default_on_fitted_rows() -> None:
 @given(st.lists(st.integers(min_value=-1, max_value=12), min_size=1, max_size=60))
 def test_consecutive_keeps_the_partition(raw: list[int]) -> None:
     labels = np.asarray(raw, dtype=np.int64)
-    out = _consecutive(labels)
+    out, _ = consecutive(labels)
     assert set(out.tolist()) - {NOISE} == set(range(len(set(raw) - {NOISE})))
     np.testing.assert_array_equal(out == NOISE, labels == NOISE)
     assert adjusted_rand_score(labels, out) == pytest.approx(1.0)

@@ -17,7 +17,7 @@ from sklearn.cluster import AffinityPropagation, KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import pairwise_distances
 
-from custseg.cluster._base import Fitted, nearest
+from custseg.cluster._base import FitSample, Fitted, consecutive, nearest
 
 #: Most affinity propagation fits spent searching the preference for a given k.
 MAX_SEARCH_FITS = 15
@@ -55,9 +55,8 @@ def fit_affinity(X: np.ndarray, k: int | None = None, *, seed: int = 0, max_fit:
     exemplars are used anyway; if it found none, k-means centres (k = ``max(2, k or 2)``)
     replace them and ``params["fallback"] = "kmeans"``.
     """
-    n = len(X)
-    rng = np.random.default_rng(seed)
-    X_fit = X if n <= max_fit else X[np.sort(rng.choice(n, size=max_fit, replace=False))]
+    sample = FitSample.draw(len(X), max_fit, np.random.default_rng(seed))
+    X_fit = sample.rows(X)
     similarity = -pairwise_distances(X_fit, metric="sqeuclidean")
 
     runs: list[_Run] = []
@@ -69,7 +68,7 @@ def fit_affinity(X: np.ndarray, k: int | None = None, *, seed: int = 0, max_fit:
         best = _search_preference(similarity, k, seed, damping, runs)
 
     params: dict[str, object] = {"preference": best.preference, "damping": float(damping),
-                                 "converged": best.converged, "fitted_on": len(X_fit),
+                                 "converged": best.converged, "fitted_on": sample.size,
                                  "n_exemplars": len(best.exemplars)}
     if len(best.exemplars):
         centers = X_fit[best.exemplars]
@@ -78,7 +77,9 @@ def fit_affinity(X: np.ndarray, k: int | None = None, *, seed: int = 0, max_fit:
                         random_state=seed).fit(X_fit)
         centers = kmeans.cluster_centers_
         params["fallback"] = "kmeans"
-    labels, centers = _assign(X, centers)
+    # Every customer, sampled or not, goes to its nearest centre; centres none got are dropped.
+    labels, used = consecutive(sample.labels(X, lambda rows: nearest(rows, centers)[0]))
+    centers = centers[used]
     extra = {"search": [[run.preference, len(run.exemplars)] for run in runs]}
     return Fitted(labels=labels, centers=centers, params=params, extra=extra,
                   rule={"kind": "nearest_centre", "centers": centers,
@@ -120,10 +121,3 @@ def _search_preference(similarity: np.ndarray, k: int, seed: int, damping: float
                 break
             low, high = (mid, high) if found < k else (low, mid)
     return min(runs, key=lambda run: (abs(len(run.exemplars) - k), not run.converged))
-
-
-def _assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-centre labels, renumbered 0..m-1 over the centres that got rows."""
-    idx, _ = nearest(X, centers)
-    used, labels = np.unique(idx, return_inverse=True)
-    return labels.astype(np.int64), centers[used]

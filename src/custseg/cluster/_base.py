@@ -8,7 +8,7 @@ affinity propagation, a Gaussian mixture by BIC). The result is deterministic fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +58,64 @@ class Backend(Protocol):
     def fit(self, X: np.ndarray, algorithm: str, k: int, *, seed: int = 0) -> Fitted:
         """Cluster the rows of ``X`` into ``k`` clusters with ``algorithm``."""
         ...
+
+
+@dataclass(frozen=True)
+class FitSample:
+    """The rows an algorithm is fitted on (a seeded sample of at most ``size`` of ``n``
+    rows, or all of them), and the labels of every row once it is fitted."""
+
+    n: int
+    index: np.ndarray | None = None  #: the sampled rows; None: every row
+
+    @classmethod
+    def draw(cls, n: int, size: int, rng: np.random.Generator, *,
+             ordered: bool = True) -> FitSample:
+        """``size`` rows without replacement (one ``rng.choice``), in row order, or in the
+        order drawn when ``ordered`` is False; all rows (no draw) when ``n <= size``."""
+        if n <= size:
+            return cls(n)
+        index = rng.choice(n, size=size, replace=False)
+        return cls(n, np.sort(index) if ordered else index)
+
+    @property
+    def size(self) -> int:
+        """How many rows are fitted."""
+        return self.n if self.index is None else len(self.index)
+
+    @property
+    def indices(self) -> np.ndarray:
+        """The fitted rows' indices (``arange(n)`` when every row is fitted)."""
+        return np.arange(self.n) if self.index is None else self.index
+
+    def rows(self, X: np.ndarray) -> np.ndarray:
+        """The sampled rows of ``X`` (``X`` itself when every row is fitted)."""
+        return X if self.index is None else X[self.index]
+
+    def labels(self, X: np.ndarray, assign: Callable[[np.ndarray], np.ndarray],
+               own: np.ndarray | None = None) -> np.ndarray:
+        """Label of every row of ``X``: ``own`` (the fit's labels of the sampled rows) for
+        those, ``assign(rows)`` (the fitted rule) for the others; all by ``assign`` when
+        ``own`` is None."""
+        if own is None:
+            return np.asarray(assign(X)).astype(np.int64)
+        if self.index is None:
+            return np.asarray(own).astype(np.int64)
+        labels = np.empty(self.n, dtype=np.int64)
+        rest = np.ones(self.n, dtype=bool)
+        rest[self.index] = False
+        labels[rest] = assign(X[rest])
+        labels[self.index] = own
+        return labels
+
+
+def consecutive(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels renumbered 0..m-1 in their order over the clusters that got rows (``NOISE``
+    stays ``NOISE``), and the old label of each new one."""
+    used = np.unique(labels[labels != NOISE])
+    remap = np.full(int(labels.max(initial=NOISE)) + 2, NOISE, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return remap[labels], used  # remap[-1] is the trailing NOISE slot
 
 
 def cluster_means(X: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from custseg.cluster._base import Fitted
+from custseg.cluster._base import FitSample, Fitted, consecutive
 
 #: Above this many rows k-means switches to MiniBatchKMeans.
 MINIBATCH_FROM = 200_000
@@ -40,15 +40,15 @@ def fit_kmeans(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 10,
 def fit_gmm(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 2,
             covariance_type: str = "full", max_fit: int = GMM_MAX_FIT) -> Fitted:
     """Gaussian mixture with ``k`` components, fitted on a sample for large n."""
-    rng = np.random.default_rng(seed)
-    fit_rows = X if len(X) <= max_fit else X[rng.choice(len(X), max_fit, replace=False)]
+    # The sample stays in the order drawn: the fit depends on the order of its rows.
+    sample = FitSample.draw(len(X), max_fit, np.random.default_rng(seed), ordered=False)
+    fit_rows = sample.rows(X)
     model = GaussianMixture(n_components=k, covariance_type=covariance_type, n_init=n_init,
                             random_state=seed, reg_covar=1e-5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(fit_rows)
-    labels = model.predict(X).astype(np.int64)
-    labels, order = _consecutive(labels)
+    labels, order = consecutive(sample.labels(X, model.predict))
     # Components no customer ended in are left out of the rule: the argmax over the others
     # is the same for every training row.
     prec = model.precisions_cholesky_
@@ -57,14 +57,6 @@ def fit_gmm(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 2,
             "precisions_cholesky": prec if covariance_type == "tied" else prec[order],
             "labels": np.arange(len(order))}
     return Fitted(labels=labels, centers=model.means_[order],
-                  params={"covariance_type": covariance_type, "fitted_on": len(fit_rows),
+                  params={"covariance_type": covariance_type, "fitted_on": sample.size,
                           "converged": bool(model.converged_)},
                   extra={"bic": float(model.bic(fit_rows))}, rule=rule)
-
-
-def _consecutive(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber labels 0..n-1 (empty components dropped); also the old ids in new order."""
-    used = np.unique(labels)
-    remap = np.full(labels.max() + 1, -1)
-    remap[used] = np.arange(len(used))
-    return remap[labels], used

@@ -11,13 +11,14 @@ within that cluster's radius; else noise.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 from kneed import KneeLocator
 from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 
-from custseg.cluster._base import NOISE, Fitted, cluster_means
+from custseg.cluster._base import NOISE, FitSample, Fitted, cluster_means, consecutive
 from custseg.cluster._rules import apply_rule, relabelled, thinned
 
 #: The k-distance curve (and so eps) is computed for at most this many rows.
@@ -49,8 +50,8 @@ def fit_dbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0, eps: float
     n, d = X.shape
     min_samples = max(5, 2 * d) if min_samples is None else int(min_samples)
     rng = np.random.default_rng(seed)
-    fit_idx = _sample_index(n, max_fit, rng)
-    X_fit = X if fit_idx is None else X[fit_idx]
+    sample = FitSample.draw(n, max_fit, rng)
+    X_fit = sample.rows(X)
 
     curve = _k_distance_curve(X_fit, min_samples, rng)
     if eps is not None:
@@ -67,29 +68,16 @@ def fit_dbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0, eps: float
     points, point_labels, n_core = thinned(X_fit[core], fit_labels[core], rng)
     rule = {"kind": "nearest_point", "points": points, "labels": point_labels,
             "radius": eps, "what": "core samples", "of": n_core}
-    labels, rule = _renumbered(_with_rest(X, fit_idx, fit_labels, rule), rule)
+    labels, rule = _renumbered(sample.labels(X, partial(apply_rule, rule), fit_labels), rule)
     step = max(1, int(np.ceil(len(curve) / CURVE_POINTS)))
     return Fitted(
         labels=labels, centers=cluster_means(X, labels),
-        params={"eps": eps, "min_samples": min_samples, "fitted_on": len(X_fit),
+        params={"eps": eps, "min_samples": min_samples, "fitted_on": sample.size,
                 "eps_from": eps_from},
         extra={"k_distance": [float(v) for v in curve[::step]], "eps": eps,
                "noise_share": float(np.mean(labels == NOISE))},
         rule=rule,
     )
-
-
-def _with_rest(X: np.ndarray, fit_idx: np.ndarray | None, fit_labels: np.ndarray,
-               rule: dict) -> np.ndarray:
-    """Labels of every row: the fit's own for the fitted sample, the rule's for the rest."""
-    if fit_idx is None:
-        return fit_labels
-    labels = np.empty(len(X), dtype=np.int64)
-    rest = np.ones(len(X), dtype=bool)
-    rest[fit_idx] = False
-    labels[rest] = apply_rule(rule, X[rest])
-    labels[fit_idx] = fit_labels
-    return labels
 
 
 def fit_hdbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0,
@@ -108,10 +96,9 @@ def fit_hdbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0,
         radius (99th percentile of its members' distances to their nearest fellow member),
         else it is noise; the rule stores the fitted rows, radii and labels.
     """
-    n = len(X)
     rng = np.random.default_rng(seed)
-    fit_idx = _sample_index(n, max_fit, rng)
-    X_fit = X if fit_idx is None else X[fit_idx]
+    sample = FitSample.draw(len(X), max_fit, rng)
+    X_fit = sample.rows(X)
     if min_cluster_size is None:
         min_cluster_size = max(5, len(X_fit) // 100)
     min_cluster_size = int(min_cluster_size)
@@ -124,19 +111,12 @@ def fit_hdbscan(X: np.ndarray, k: int | None = None, *, seed: int = 0,
     points, point_labels, n_fit = thinned(X_fit, fit_labels, rng)
     rule = {"kind": "nearest_point", "points": points, "labels": point_labels,
             "radius": radius, "what": "fitted customers", "of": n_fit}
-    labels, rule = _renumbered(_with_rest(X, fit_idx, fit_labels, rule), rule)
+    labels, rule = _renumbered(sample.labels(X, partial(apply_rule, rule), fit_labels), rule)
     extra = {"assign_radius": [float(r) for r in rule["radius"]],
              "noise_share": float(np.mean(labels == NOISE))}
     return Fitted(labels=labels, centers=cluster_means(X, labels),
-                  params={"min_cluster_size": min_cluster_size, "fitted_on": len(X_fit)},
+                  params={"min_cluster_size": min_cluster_size, "fitted_on": sample.size},
                   extra=extra, rule=rule)
-
-
-def _sample_index(n: int, max_fit: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Sorted indices of a random sample of ``max_fit`` rows, or None if all rows fit."""
-    if n <= max_fit:
-        return None
-    return np.sort(rng.choice(n, size=max_fit, replace=False))
 
 
 def _k_distance_curve(X: np.ndarray, min_samples: int, rng: np.random.Generator) -> np.ndarray:
@@ -180,21 +160,9 @@ def _cluster_radii(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.asarray(radii)
 
 
-def _consecutive(labels: np.ndarray) -> np.ndarray:
-    """Renumber non-noise labels 0..m-1 in their current order; noise stays ``NOISE``."""
-    used = np.unique(labels[labels != NOISE])
-    if len(used) and used[-1] == len(used) - 1:
-        return labels
-    remap = np.full(int(labels.max()) + 2, NOISE, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return remap[labels]  # remap[-1] is the trailing NOISE slot
-
-
 def _renumbered(labels: np.ndarray, rule: dict) -> tuple[np.ndarray, dict]:
-    """:func:`_consecutive` labels, and the rule renumbered the same way."""
-    new = _consecutive(labels)
-    if new is labels:
+    """:func:`consecutive` labels, and the rule renumbered the same way."""
+    new, used = consecutive(labels)
+    if len(used) and used[-1] == len(used) - 1:  # already 0..m-1
         return labels, rule
-    used, first = np.unique(labels[labels != NOISE], return_index=True)
-    return new, relabelled(rule, dict(zip(used.tolist(),
-                                          new[labels != NOISE][first].tolist(), strict=True)))
+    return new, relabelled(rule, {old: i for i, old in enumerate(used.tolist())})

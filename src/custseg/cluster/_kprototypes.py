@@ -10,13 +10,14 @@ customers in Python (tens of microseconds per customer and pass), so it runs on 
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 from kmodes.kprototypes import KPrototypes
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from custseg.cluster._base import Fitted
+from custseg.cluster._base import FitSample, Fitted, consecutive
 
 
 def fit_kprototypes(X: np.ndarray, k: int, *, seed: int = 0, categories: np.ndarray | None = None,
@@ -44,25 +45,19 @@ def fit_kprototypes(X: np.ndarray, k: int, *, seed: int = 0, categories: np.ndar
         categorical codes (row i for label i).
     """
     n, d = X.shape
-    rng = np.random.default_rng(seed)
-    fit_idx = None if n <= max_fit else np.sort(rng.choice(n, size=max_fit, replace=False))
-    rest = None
-    if fit_idx is not None:
-        rest = np.ones(n, dtype=bool)
-        rest[fit_idx] = False
+    sample = FitSample.draw(n, max_fit, np.random.default_rng(seed))
     cats = _as_categories(categories, n)
 
     if cats is None:
         kmeans = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            kmeans.fit(X if fit_idx is None else X[fit_idx])
-        labels = kmeans.predict(X).astype(np.int64)
-        labels, used = _consecutive(labels)
+            kmeans.fit(sample.rows(X))
+        labels, used = consecutive(sample.labels(X, kmeans.predict))
         centers = kmeans.cluster_centers_[used]
         return Fitted(labels=labels, centers=centers,
-                      params={"k": k, "n_init": n_init, "fitted_on": n if fit_idx is None
-                              else len(fit_idx), "fallback": "kmeans (no categorical columns)"},
+                      params={"k": k, "n_init": n_init, "fitted_on": sample.size,
+                              "fallback": "kmeans (no categorical columns)"},
                       extra={"inertia": float(kmeans.inertia_)},
                       rule={"kind": "nearest_centre", "centers": centers,
                             "labels": np.arange(len(centers))})
@@ -73,21 +68,16 @@ def fit_kprototypes(X: np.ndarray, k: int, *, seed: int = 0, categories: np.ndar
                         random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(combined if fit_idx is None else combined[fit_idx], categorical=categorical)
-    if model.labels_ is None:  # kmodes skips iterating when rows <= k distinct ones
-        labels = model.predict(combined, categorical=categorical).astype(np.int64)
-    elif fit_idx is None:
-        labels = model.labels_.astype(np.int64)
-    else:
-        labels = np.empty(n, dtype=np.int64)
-        labels[fit_idx] = model.labels_
-        labels[rest] = model.predict(combined[rest], categorical=categorical)
-    labels, used = _consecutive(labels)
+        model.fit(sample.rows(combined), categorical=categorical)
+    # The fitted rows keep the fit's labels, unless kmodes skipped iterating (when there
+    # are no more distinct rows than k) and left none.
+    labels, used = consecutive(sample.labels(
+        combined, partial(model.predict, categorical=categorical), model.labels_))
     prototypes = model.cluster_centroids_.astype(np.float64)[used]
     return Fitted(
         labels=labels, centers=prototypes[:, :d],
         params={"k": k, "gamma": float(model.gamma), "n_init": n_init, "init": "Cao",
-                "fitted_on": n if fit_idx is None else len(fit_idx)},
+                "fitted_on": sample.size},
         extra={"modes": prototypes[:, d:].round().astype(np.int64).tolist(),
                "cost": float(model.cost_), "n_iter": int(model.n_iter_)},
         rule={"kind": "kprototypes", "centers": prototypes[:, :d],
@@ -108,9 +98,3 @@ def _as_categories(categories: np.ndarray | None, n: int) -> np.ndarray | None:
     if cats.shape[1] == 0:
         return None
     return cats.astype(np.int64)
-
-
-def _consecutive(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels renumbered 0..m-1 over the clusters that got rows, and the old ids in order."""
-    used, labels = np.unique(labels, return_inverse=True)
-    return labels.astype(np.int64), used

@@ -179,11 +179,6 @@ class FeaturePrep:
             blocks.append(onehot * s["weight"])
         return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
 
-    def numeric_matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """Only the scaled numeric block (k-prototypes' numeric part)."""
-        cols = [self._numeric(frame, c)[:, None] for c in self.numeric_]
-        return np.hstack(cols) if cols else np.empty((len(frame), 0))
-
     def category_codes(self, frame: pd.DataFrame) -> np.ndarray:
         """Integer codes of the categorical columns (-1: other or missing)."""
         cols = [_codes(frame[c].astype("string"), self.spec_[c]["levels"])[:, None]

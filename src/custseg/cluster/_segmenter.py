@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from custseg.cluster._base import NOISE, Backend, Fitted, cluster_means
+from custseg.cluster._base import NOISE, Backend, FitSample, Fitted, cluster_means
 from custseg.cluster._centroid import fit_gmm, fit_kmeans
 from custseg.cluster._evaluate import (
     ACTION_RANGE,
@@ -276,10 +276,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     def _k_rows(self, n: int) -> np.ndarray:
         """All customers, or with a backend a seeded sample to choose k on."""
-        if self.backend is None or n <= self.backend.k_sample:
-            return np.arange(n)
-        return np.sort(np.random.default_rng(self.seed).choice(n, self.backend.k_sample,
-                                                               replace=False))
+        size = n if self.backend is None else self.backend.k_sample
+        return FitSample.draw(n, size, np.random.default_rng(self.seed)).indices
 
     def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
                tree=None) -> Fitted:

@@ -9,7 +9,6 @@ column, and reported.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import duckdb
 
@@ -38,15 +37,6 @@ def lit(value: str) -> str:
 
 def _base(type_name: str) -> str:
     return re.sub(r"\(.*", "", type_name).upper()
-
-
-@dataclass
-class ParsePlan:
-    """How each canonical field is read from the raw rows."""
-
-    exprs: dict[str, str] = field(default_factory=dict)
-    notes: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------- ids

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
+from custseg.cluster._base import FitSample
 from custseg.profile.labels import humanise
 
 #: Customers the trees are fitted on (a seeded sample beyond that); rules are scored on all.
@@ -31,7 +32,6 @@ MAX_LEVELS = 20
 #: Words after a number of these columns.
 UNITS = {"recency": "days", "tenure": "days", "mean_days_between_orders": "days",
          "frequency": "orders", "distinct_products": "products"}
-OPS = ("<=", ">=", "between", "==", "!=", "in", "not in")
 _SYMBOL = {"<=": "≤", ">=": "≥"}
 
 
@@ -149,9 +149,7 @@ def segment_rules(table: pd.DataFrame, numeric: Sequence[str], categorical: Sequ
     data = _Columns(table, numeric, categorical)
     shape = {c: _shape(x) for c, x in data.numeric.items()}
     seg = table[segment].to_numpy()
-    rng = np.random.default_rng(seed)
-    fit_rows = (np.sort(rng.choice(len(table), fit_max, replace=False))
-                if len(table) > fit_max else np.arange(len(table)))
+    fit_rows = FitSample.draw(len(table), fit_max, np.random.default_rng(seed)).indices
     sample = data.subset(fit_rows)
     X, names = _design(sample)
     out: dict[int, dict[str, Any]] = {}
