@@ -182,10 +182,11 @@ def test_algorithms_without_a_spark_version_are_refused(spark, synth_orders):
 
 
 def test_large_spark_runs_write_parquet_that_track_reads(spark, monkeypatch, tmp_path):
+    from custseg.engines.spark import SparkEngine
     from custseg.outputs import rundir
     from custseg.outputs.track import track
 
-    monkeypatch.setattr(rundir, "PARQUET_FROM", 2)  # "large" from 2 customers
+    monkeypatch.setattr(SparkEngine, "parquet_from", 2)  # "large" from 2 customers
     result = run_rfm(frame=tiny_lines(), config=SPARK, out_dir=tmp_path / "out")
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert "segments.parquet" in names and "segments.csv" not in names

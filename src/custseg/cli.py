@@ -122,7 +122,8 @@ class _Reporter:
         if not self.enabled:
             return
         if event == "start":
-            self.tasks[stage] = self.progress.add_task(stage, total=1)
+            if stage not in self.tasks:  # a stage may be entered again
+                self.tasks[stage] = self.progress.add_task(stage, total=1)
         else:
             self.progress.update(self.tasks[stage], completed=1)
 

@@ -31,8 +31,12 @@ CLEANING_RULES = (
     "zero_quantity",
 )
 
-#: Engines computing cleaning and features.
-ENGINES = ("duckdb", "spark")
+#: The engines computing cleaning and features: name -> ``module:Class`` implementing
+#: :class:`custseg.engines.base.Engine`. A new engine is one line here.
+ENGINES = {
+    "duckdb": "custseg.engines.duckdb:DuckDBEngine",
+    "spark": "custseg.engines.spark:SparkEngine",
+}
 #: What an input is: detected, a customer table (one row per customer), or order lines.
 INPUT_KINDS = ("auto", "table", "orders")
 #: What clustering uses when a customer table is joined to order lines.

@@ -1,14 +1,25 @@
-"""The DuckDB engine: an embedded, out-of-core connection set up from the config."""
+"""The DuckDB engine: embedded, out-of-core; the default.
+
+Every row of the input is held by one in-memory DuckDB connection that spills to disk
+past ``config.memory_limit``; cleaning and features are the SQL of :mod:`custseg.prep`.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
+from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from custseg.core.config import Config
-from custseg.core.exceptions import ConfigError
+from custseg.core.exceptions import ConfigError, CustsegError
+from custseg.engines.base import duckdb_failure
+from custseg.io import Source, load_source
+from custseg.prep.cleaning import Audit, clean_lines
+from custseg.prep.features import DUCKDB, customer_features_table
 
 
 def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
@@ -28,3 +39,56 @@ def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
     # Results are sorted explicitly where order matters; this saves memory on large inputs.
     con.execute("SET preserve_insertion_order = false")
     return con
+
+
+class DuckDBEngine:
+    """Reads, cleans and aggregates in one DuckDB connection (:attr:`sample` holds every
+    row, not a sample)."""
+
+    name = "duckdb"
+    dialect = DUCKDB
+    parquet_from = None
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.sample = connect(self.config)
+        self.source: Source | None = None
+
+    def describe(self) -> str:
+        return "duckdb"
+
+    def read(self, input: str | Path | None = None, *, db: str | None = None,
+             sql: str | None = None, frame: pd.DataFrame | None = None) -> Source:
+        self.source = load_source(self.sample, input, config=self.config, db=db, sql=sql,
+                                  frame=frame)
+        return self.source
+
+    def whole(self, source: Source) -> Source:
+        return source
+
+    def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
+        return clean_lines(self.sample, source, mapping, config)
+
+    def features(self, as_of: dt.date, has_products: bool) -> pd.DataFrame:
+        return customer_features_table(self.sample, as_of, has_products)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        return self.sample.execute(sql).df()
+
+    def register(self, name: str, frame: pd.DataFrame) -> None:
+        self.sample.register(name, frame)
+
+    def unregister(self, name: str) -> None:
+        self.sample.unregister(name)
+
+    def cluster_backend(self) -> None:
+        return None
+
+    def failure(self, exc: BaseException) -> CustsegError | None:
+        return duckdb_failure(exc, self.source, self.config)
+
+    def close(self) -> None:
+        self.sample.close()
+
+
+__all__ = ["DuckDBEngine", "connect"]

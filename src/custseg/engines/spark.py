@@ -33,7 +33,8 @@ import pyarrow as pa
 
 from custseg.cluster._base import Fitted
 from custseg.core.config import Config
-from custseg.core.exceptions import ConfigError, InputError
+from custseg.core.exceptions import ConfigError, CustsegError, InputError
+from custseg.engines.base import duckdb_failure
 from custseg.io import Source
 from custseg.io._mapping import is_row_number
 from custseg.io._parse import q
@@ -75,6 +76,14 @@ _JAVA_CHARSETS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "latin-1": "ISO-8859-1
                   "utf-16": "UTF-16", "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE",
                   "utf-32": "UTF-32", "utf-32-le": "UTF-32LE", "utf-32-be": "UTF-32BE",
                   "mac-roman": "x-MacRoman", "cp437": "IBM437", "cp850": "IBM850"}
+#: Spark SQL's pieces of the dialect (see :data:`custseg.prep.features.DUCKDB`).
+SPARK = {
+    "days": "datediff(CAST({b} AS DATE), CAST({a} AS DATE))",
+    "seconds": "(unix_timestamp({b}) - unix_timestamp({a}))",
+    "top_country": "min_by(country, struct(-n, country))",
+    "month": "date_format({a}, 'yyyy-MM')",
+    "text": "STRING",
+}
 _LINES_SCHEMA = ("customer_id STRING, invoice_id STRING, invoice_date TIMESTAMP_NTZ, "
                  "quantity DOUBLE, value DOUBLE, product_id STRING, country STRING, "
                  "n BIGINT, status STRING")
@@ -274,7 +283,8 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     if numbers:
         audit.notes["row_numbers"] = row_numbers_note(numbers)
     unreadable = _Unreadable(distinct, con, source, config)
-    check_unreadable(source, mapping, audit, config, unreadable, SparkLines(spark, view), view)
+    check_unreadable(source, mapping, audit, config, unreadable,
+                     lambda sql: _frame(spark.sql(sql).toArrow()), view)
     return audit
 
 
@@ -285,7 +295,7 @@ def _row_numbers(raw, source: Source, mapping: dict[str, str]) -> list[str]:
     raw.createOrReplaceTempView("custseg_raw")
 
     def plain_unique_sample(col: str) -> bool:
-        x, plain = integer_sql(col, source.types[col], dialect="spark")
+        x, plain = integer_sql(col, source.types[col], text="STRING")
         n, good, distinct = spark.sql(
             f"SELECT count(*), count_if({x} IS NOT NULL AND {plain}), count(DISTINCT {x}) "
             f"FROM (SELECT {q(col)} FROM custseg_raw LIMIT {ROW_NUMBER_SAMPLE})").collect()[0]
@@ -295,7 +305,7 @@ def _row_numbers(raw, source: Source, mapping: dict[str, str]) -> list[str]:
     if not candidates:
         spark.catalog.dropTempView("custseg_raw")
         return []
-    exprs = [integer_sql(c, source.types[c], dialect="spark") for c in candidates]
+    exprs = [integer_sql(c, source.types[c], text="STRING") for c in candidates]
     stats = ", ".join(f"count({x}), min({x}), max({x})" for x, _ in exprs)
     row = spark.sql(f"SELECT count(*), {stats} FROM custseg_raw").collect()[0]
     found = []
@@ -358,7 +368,7 @@ class _Unreadable:
 def customer_features(spark, as_of: dt.date, has_products: bool, view: str = "lines"
                       ) -> pd.DataFrame:
     """The customer feature table, computed by Spark; one row per customer, sorted by id."""
-    table = spark.sql(features_sql(view, as_of, has_products, dialect="spark")).toArrow()
+    table = spark.sql(features_sql(view, as_of, has_products, dialect=SPARK)).toArrow()
     return _frame(table).sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
@@ -372,43 +382,6 @@ def _frame(table: pa.Table) -> pd.DataFrame:
     finally:
         con.close()
 
-
-class SparkLines:
-    """The classified lines on Spark behind the part of a DuckDB connection's interface
-    that the steps after cleaning use (``register``, ``execute(sql).df()`` or
-    ``.fetchone()``, ``unregister``), so they run unchanged on either engine."""
-
-    dialect = "spark"
-
-    def __init__(self, spark, view: str = "lines") -> None:
-        self.spark, self.view = spark, view
-
-    def register(self, name: str, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        self.spark.createDataFrame(table).createOrReplaceTempView(name)
-
-    def unregister(self, name: str) -> None:
-        self.spark.catalog.dropTempView(name)
-
-    def execute(self, query: str) -> _Result:
-        return _Result(self.spark.sql(query))
-
-    def close(self) -> None:
-        if self.spark.catalog.tableExists(self.view):
-            self.spark.table(self.view).unpersist()
-            self.spark.catalog.dropTempView(self.view)
-
-
-@dataclass
-class _Result:
-    frame: Any
-
-    def df(self) -> pd.DataFrame:
-        return _frame(self.frame.toArrow())
-
-    def fetchone(self) -> tuple | None:
-        rows = self.frame.take(1)
-        return tuple(rows[0]) if rows else None
 
 # ------------------------------------------------------------------ clustering on MLlib
 #: custseg algorithm -> MLlib estimator. KMeans is MLlib's KMeans (k-means||
@@ -500,3 +473,70 @@ def _mixture_rule(weights: np.ndarray, means: np.ndarray, covariances: list[np.n
             "weights": np.asarray(weights, dtype=float), "means": np.asarray(means),
             "precisions_cholesky": np.array(precisions),
             "labels": np.arange(len(weights), dtype=np.int64)}
+
+
+# ------------------------------------------------------------------------- the engine
+class SparkEngine:
+    """Reads, cleans and aggregates on Spark (``config.spark_master``); the decisions on
+    the data are made by DuckDB on the first :data:`SAMPLE_ROWS` rows (:attr:`sample`)."""
+
+    name = "spark"
+    dialect = SPARK
+    parquet_from = 1_000_000
+
+    def __init__(self, config: Config | None = None, view: str = "lines") -> None:
+        from custseg.engines.duckdb import connect
+
+        self.config = config or Config()
+        self.view = view
+        self.sample = connect(self.config)
+        self.spark = session(self.config)
+        self._data: SparkInput | None = None
+        self._input: tuple[Any, dict[str, Any]] = (None, {})
+
+    def describe(self) -> str:
+        return f"spark ({self.config.spark_master})"
+
+    def read(self, input: str | Path | None = None, *, db: str | None = None,
+             sql: str | None = None, frame: pd.DataFrame | None = None) -> Source:
+        other = {"db": db, "sql": sql, "frame": frame}
+        self._input = (input, other)
+        self._data = read(self.spark, self.sample, input, self.config, **other)
+        return self._data.source
+
+    def whole(self, source: Source) -> Source:
+        """Read by DuckDB on the driver, whole (a customer table, one row per customer)."""
+        input, other = self._input
+        return load_source(self.sample, input, config=self.config, relation="whole", **other)
+
+    def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
+        self._drop_lines()
+        return clean(self.spark, self.sample, self._data, mapping, config, view=self.view)
+
+    def features(self, as_of: dt.date, has_products: bool) -> pd.DataFrame:
+        return customer_features(self.spark, as_of, has_products, view=self.view)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        return _frame(self.spark.sql(sql).toArrow())
+
+    def register(self, name: str, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        self.spark.createDataFrame(table).createOrReplaceTempView(name)
+
+    def unregister(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+
+    def cluster_backend(self) -> MLlib:
+        return MLlib(self.spark)
+
+    def failure(self, exc: BaseException) -> CustsegError | None:
+        return duckdb_failure(exc, self._data.source if self._data else None, self.config)
+
+    def close(self) -> None:
+        self._drop_lines()
+        self.sample.close()
+
+    def _drop_lines(self) -> None:
+        if self.spark.catalog.tableExists(self.view):
+            self.spark.table(self.view).unpersist()
+            self.spark.catalog.dropTempView(self.view)

@@ -131,6 +131,12 @@ def load_customers(con: duckdb.DuckDBPyConnection, path=None, config: Config | N
     config = config or Config()
     source: Source = load_source(con, path, config=config, relation="customers_raw",
                                  frame=frame, db=db, sql=sql)
+    return customers_from_source(con, source, config, row_ids=row_ids)
+
+
+def customers_from_source(con: duckdb.DuckDBPyConnection, source: Source, config: Config, *,
+                          row_ids: bool = True) -> tuple[pd.DataFrame, dict]:
+    """:func:`load_customers` of a customer table already read as ``source``."""
     key = find_key(source.columns, config.customers_key, source.name, con=con,
                    relation=source.relation, types=source.types, required=not row_ids)
     named_personal = [c for c in source.columns if c != key and is_personal(c)]

@@ -13,22 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from custseg.core.config import Config
-from custseg.core.exceptions import ConfigError, MappingError
+from custseg.core.exceptions import MappingError
 from custseg.core.version import __version__
-from custseg.engines.duckdb import connect
-from custseg.io import detect_mapping, guess_from_values, load_source, resolve_mapping
+from custseg.engines import Engine, open_engine
+from custseg.engines.base import default_as_of, future_lines, without_purchase
+from custseg.engines.duckdb import DuckDBEngine
+from custseg.io import Source, detect_mapping, guess_from_values, resolve_mapping
 from custseg.io._customers import find_key, load_customers
 from custseg.io._parse import q
-from custseg.io._readers import damaged_parquet
 from custseg.outputs.rundir import write_run
 from custseg.prep import privacy
-from custseg.prep.checks import customer_warnings, future_lines, future_warning
-from custseg.prep.cleaning import Audit, clean_lines
-from custseg.prep.features import FEATURES, customer_features_table, default_as_of
+from custseg.prep.checks import customer_warnings, future_warning
+from custseg.prep.cleaning import Audit
+from custseg.prep.features import FEATURES
 from custseg.prep.rfm import (
     check_segment_map,
     fit_edges,
@@ -49,9 +49,11 @@ class RfmResult:
     excluded: pd.DataFrame
     summary: dict[str, Any]
     out_dir: Path | None = None
-    lines_db: Any = None  # the engine's lines (a DuckDB connection), open with keep_lines
+    engine: Engine | None = None  # the engine of the run, open with keep_lines
+    lines: bool = False  # the engine holds the cleaned order lines (table ``lines``)
     segmenter: Any = None  # the fitted Segmenter of custseg run
     id_salt: str | None = None  # with --hash-ids: outputs carry hashed customer ids
+    parquet_from: int | None = None  # customers from which segments go to Parquet
 
     def _repr_html_(self) -> str:
         """In a notebook: the report when one was written, else a table of segments."""
@@ -76,11 +78,12 @@ Reporter = Callable[[str, str], None]  # (stage, "start" | "done")
 
 @contextmanager
 def _stage(name: str, timings: dict[str, float], reporter: Reporter | None) -> Iterator[None]:
+    """Time a stage of a job into ``timings`` (a stage entered twice adds up)."""
     if reporter:
         reporter(name, "start")
     start = time.perf_counter()
     yield
-    timings[name] = round(time.perf_counter() - start, 3)
+    timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
     if reporter:
         reporter(name, "done")
 
@@ -94,68 +97,90 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     Reads ``input`` (a file, ``db`` + ``sql``, or a DataFrame ``frame``), cleans it with an
     audit, computes the customer features and RFM segments, and writes ``segments.csv``,
     ``excluded_customers.csv`` and ``summary.json`` to ``out_dir`` when given (all at once:
-    a failed run leaves no folder behind). With ``keep_lines`` the DuckDB connection
-    holding the cleaned ``lines`` table stays open as ``result.lines_db`` (close it).
+    a failed run leaves no folder behind). With ``keep_lines`` the engine holding the
+    cleaned ``lines`` table stays open as ``result.engine`` (close it).
     """
     config = config or Config()
-    segment_map = config.segments
-    check_segment_map(segment_map)
+    check_segment_map(config.segments)
     timings: dict[str, float] = {}
-    con = connect(config)
-    source = None
+    engine = open_engine(config)
+    with closed_on_error(engine):
+        source, mapping = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
+                                     frame=frame)
+        if mapping is None:
+            raise CustomerTableInput(_table_message(source, config))
+        result = rfm_of(engine, source, mapping, config, timings, reporter,
+                        customers=customers)
+    if keep_lines:
+        result.engine = engine
+    else:
+        engine.close()
+    if out_dir is not None:
+        with _stage("write", timings, reporter):
+            write_run(result, Path(out_dir))
+        result.out_dir = Path(out_dir)
+    return result
+
+
+@contextmanager
+def closed_on_error(engine: Engine) -> Iterator[None]:
+    """Close the engine when the block fails, and give the engine's own errors (out of
+    memory, a damaged file) as one line."""
     try:
-        if config.engine == "spark":
-            feats, excluded, as_of, source, mapping, audit, lines = _spark_steps(
-                con, input, config, timings, reporter, db=db, sql=sql, frame=frame)
-        else:
-            with _stage("read", timings, reporter):
-                source = load_source(con, input, config=config, db=db, sql=sql, frame=frame)
-                mapping = _mapping_or_hint(con, source, config)
-            with _stage("clean", timings, reporter):
-                audit = clean_lines(con, source, mapping, config)
-                if not config.as_of:
-                    config, audit = _ignore_future(con, source, mapping, config, audit)
-            with _stage("features", timings, reporter):
-                as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
-                         else default_as_of(con))
-                feats = customer_features_table(con, as_of, "product_id" in mapping)
-                excluded = _without_purchase(con, feats)
-        customer_info = None
-        if customers is not None:
-            with _stage("customer_table", timings, reporter):
-                feats, excluded, customer_info = _join_customers(con, feats, excluded,
-                                                                 customers, config)
-        with _stage("rfm", timings, reporter):
-            edges = fit_edges(feats)
-            scored = rfm_scores(feats, edges, segment_map)
-            audit.warnings.extend(score_warnings(feats, scored))
-            audit.warnings.extend(customer_warnings(feats, mapping["customer_id"],
-                                                    hide_ids=config.hash_ids))
-            segments_summary = segment_summary(scored, segment_map)
+        yield
     except BaseException as exc:
-        con.close()
-        if isinstance(exc, duckdb.OutOfMemoryException):
-            raise ConfigError(f"DuckDB ran out of memory within memory_limit="
-                              f"{config.memory_limit!r}; raise memory_limit in the config "
-                              "(e.g. '4GB') or free disk space for spilling.") from None
-        if isinstance(exc, duckdb.Error) and source is not None and source.format == "parquet":
-            raise damaged_parquet(source.name, exc) from None
+        engine.close()
+        error = engine.failure(exc)
+        if error is not None:
+            raise error from None
         raise
-    if config.engine == "spark":
-        con.close()
-        con = lines
-        if not keep_lines:
-            lines.close()
-    elif not keep_lines:
-        con.close()
+
+
+def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
+               reporter: Reporter | None = None, **other: Any
+               ) -> tuple[Source, dict[str, str] | None]:
+    """The "read" stage: the input read by the engine, and the field -> column mapping of
+    its order lines (None: it is a customer table, see :func:`input_kind`)."""
+    with _stage("read", timings, reporter):
+        source = engine.read(input, **other)
+        if input_kind(engine, source, config) == "table":
+            return source, None
+        return source, order_mapping(engine, source, config)
+
+
+def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Config,
+           timings: dict[str, float], reporter: Reporter | None = None,
+           customers: str | Path | None = None) -> RfmResult:
+    """Clean, features and RFM of the order lines read as ``source``."""
+    segment_map = config.segments
+    with _stage("clean", timings, reporter):
+        audit = engine.clean(source, mapping, config)
+        if not config.as_of:
+            config, audit = _ignore_future(engine, source, mapping, config, audit)
+    with _stage("features", timings, reporter):
+        as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
+                 else default_as_of(engine))
+        feats = engine.features(as_of, "product_id" in mapping)
+        excluded = without_purchase(engine, feats)
+    customer_info = None
+    if customers is not None:
+        with _stage("customer_table", timings, reporter):
+            feats, excluded, customer_info = _join_customers(engine.sample, feats, excluded,
+                                                             customers, config)
+    with _stage("rfm", timings, reporter):
+        edges = fit_edges(feats)
+        scored = rfm_scores(feats, edges, segment_map)
+        audit.warnings.extend(score_warnings(feats, scored))
+        audit.warnings.extend(customer_warnings(feats, mapping["customer_id"],
+                                                hide_ids=config.hash_ids))
+        segments_summary = segment_summary(scored, segment_map)
     scored = _rounded(scored)
     summary = {
         "custseg_version": __version__,
         "input": {"path": source.name, "rows": source.rows + source.rejected,
                   "format": source.format, **source.details},
         "mapping": mapping,
-        "engine": (f"spark ({config.spark_master})" if config.engine == "spark"
-                   else "duckdb"),
+        "engine": engine.describe(),
         "audit": audit.to_dict(),
         "customers": int(len(scored)),
         "excluded_customers": {k: int(v) for k, v in excluded["reason"].value_counts()
@@ -171,83 +196,59 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
         summary["columns"] = customer_info["columns"]
     if config.hash_ids:
         summary["customer_ids"] = privacy.DESCRIPTION
-    result = RfmResult(segments=scored, excluded=excluded, summary=summary,
-                       lines_db=con if keep_lines else None, id_salt=privacy.salt_for(config))
-    if out_dir is not None:
-        with _stage("write", timings, reporter):
-            write_run(result, Path(out_dir))
-        result.out_dir = Path(out_dir)
-    return result
+    return RfmResult(segments=scored, excluded=excluded, summary=summary,
+                     id_salt=privacy.salt_for(config), parquet_from=engine.parquet_from,
+                     lines=True)
 
 
-def _spark_steps(con, input, config: Config, timings, reporter, **other):
-    """Read, clean and features on Spark (see :mod:`custseg.engines.spark`)."""
-    from custseg.engines import spark as sp
-
-    with _stage("read", timings, reporter):
-        spark = sp.session(config)
-        data = sp.read(spark, con, input, config, **other)
-        source = data.source
-        mapping = _mapping_or_hint(con, source, config)
-    with _stage("clean", timings, reporter):
-        audit = sp.clean(spark, con, data, mapping, config)
-    lines = sp.SparkLines(spark)
-    with _stage("features", timings, reporter):
-        as_of = dt.date.fromisoformat(config.as_of) if config.as_of else default_as_of(lines)
-        feats = sp.customer_features(spark, as_of, "product_id" in mapping)
-        excluded = _without_purchase(lines, feats)
-    return feats, excluded, as_of, source, mapping, audit, lines
-
-
-def _ignore_future(con, source, mapping: dict[str, str], config: Config, audit: Audit
-                   ) -> tuple[Config, Audit]:
+def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], config: Config,
+                   audit: Audit) -> tuple[Config, Audit]:
     """Without --as-of, lines dated after today (a typo, a wrong clock) would set the
     snapshot date: clean again with the day after the last line up to today, and say so."""
     today = dt.date.today()
-    as_of, count, first = future_lines(con, today)
+    as_of, count, first = future_lines(engine, today)
     if not count:
         return config, audit
     if as_of is not None:
         config = config.replace(as_of=as_of.isoformat())
-        audit = clean_lines(con, source, mapping, config)
+        audit = engine.clean(source, mapping, config)
     audit.warnings.append(future_warning(source.name, today, as_of, count, first))
     return config, audit
 
 
-def _without_purchase(lines, feats: pd.DataFrame) -> pd.DataFrame:
-    """Customers seen in the input whose every line was dropped (ids, sorted); ``lines`` is
-    the engine's connection holding the classified lines."""
-    seen = lines.execute("SELECT DISTINCT customer_id FROM lines WHERE status NOT IN "
-                         "('purchase', 'missing_customer_id')").df()["customer_id"]
-    ids = sorted(set(seen) - set(feats["customer_id"]))
-    return pd.DataFrame({"customer_id": pd.Series(ids, dtype=object),
-                         "reason": "no_valid_purchase"})
+def input_kind(engine: Engine, source: Source, config: Config) -> str:
+    """"table" (one row per customer) or "orders" (order lines): ``config.input_kind``,
+    or detected: a customer table has no order date and a unique id column."""
+    if config.input_kind != "auto":
+        return config.input_kind
+    if source.details.get("header") is False or config.mapping:
+        return "orders"
+    try:
+        resolve_mapping(source.columns, config.mapping, source.name)
+    except MappingError:
+        return "table" if _looks_like_customer_table(engine.sample, source) else "orders"
+    return "orders"
 
 
-class CustomerTableInput(MappingError):
-    """The input is a customer table (one row per customer), not order lines."""
-
-
-def _mapping_or_hint(con: duckdb.DuckDBPyConnection, source, config: Config) -> dict[str, str]:
-    """The order-line mapping; :class:`CustomerTableInput` when the input is a customer
-    table (``input_kind="table"``, or detected: no order date and a unique id column)."""
+def _table_message(source: Source, config: Config) -> str:
     if config.input_kind == "table":
-        raise CustomerTableInput(
-            f"{source.name} is a customer table (--input-kind table): RFM needs order lines. "
-            "Use `custseg run` to segment it, or pass it with --customers next to a "
-            "transactions file.")
+        return (f"{source.name} is a customer table (--input-kind table): RFM needs order "
+                "lines. Use `custseg run` to segment it, or pass it with --customers next to "
+                "a transactions file.")
+    return (f"{source.name} looks like a customer table (one row per customer, no order "
+            "date), not order lines: RFM needs transactions. Use `custseg run` to segment "
+            "it, pass it with --customers next to a transactions file, or map the columns "
+            "with --map.")
+
+
+def order_mapping(engine: Engine, source: Source, config: Config) -> dict[str, str]:
+    """Field -> column of order lines, with a hint when the input may be a customer
+    table."""
     if source.details.get("header") is False:
-        return _headerless_mapping(con, source, config)
+        return _headerless_mapping(engine.sample, source, config)
     try:
         return resolve_mapping(source.columns, config.mapping, source.name)
     except MappingError as exc:
-        if (config.input_kind == "auto" and not config.mapping
-                and _looks_like_customer_table(con, source)):
-            raise CustomerTableInput(
-                f"{source.name} looks like a customer table (one row per customer, no order "
-                "date), not order lines: RFM needs transactions. Use `custseg run` to "
-                "segment it, pass it with --customers next to a transactions file, or map "
-                "the columns with --map.") from None
         found = {**detect_mapping([c for c in source.columns
                                    if c not in config.mapping.values()]), **config.mapping}
         if "invoice_date" not in found and config.input_kind != "orders":
@@ -273,6 +274,10 @@ def _headerless_mapping(con, source, config: Config) -> dict[str, str]:
         f"{', '.join(f'{f}={c}' for f, c in guessed.items())}; if that is wrong, name them "
         "with --map FIELD=COLUMN.")
     return resolve_mapping(source.columns, guessed, source.name)
+
+
+class CustomerTableInput(MappingError):
+    """The input is a customer table (one row per customer), not order lines."""
 
 
 def _looks_like_customer_table(con, source) -> bool:
@@ -326,12 +331,12 @@ def read_table(input: str | Path | None = None, *, config: Config | None = None,
 
     For inputs too large for memory use :func:`run_rfm`, which never loads them whole.
     """
-    con = connect(config)
+    engine = DuckDBEngine(config)
     try:
-        source = load_source(con, input, config=config, db=db, sql=sql)
-        return con.execute(f'SELECT * FROM "{source.relation}"').df()
+        source = engine.read(input, db=db, sql=sql)
+        return engine.query(f"SELECT * FROM {q(source.relation)}")
     finally:
-        con.close()
+        engine.close()
 
 
 def map_columns(columns: pd.DataFrame | list[str], overrides: dict[str, str] | None = None
@@ -349,28 +354,27 @@ def clean(raw: pd.DataFrame, mapping: dict[str, str] | None = None,
     input) and ``status`` (``purchase`` or the drop reason), and the :class:`Audit`.
     """
     config = config or Config()
-    con = connect(config)
+    engine = DuckDBEngine(config)
     try:
-        source = load_source(con, frame=raw, config=config)
+        source = engine.read(frame=raw)
         mapping = resolve_mapping(source.columns, mapping if mapping is not None
                                   else config.mapping, "DataFrame")
-        audit = clean_lines(con, source, mapping, config)
-        lines = con.execute("SELECT * FROM lines ORDER BY customer_id, invoice_date, "
-                            "invoice_id, product_id, quantity, value").df()
+        audit = engine.clean(source, mapping, config)
+        lines = engine.query("SELECT * FROM lines ORDER BY customer_id, invoice_date, "
+                             "invoice_id, product_id, quantity, value")
         return lines, audit
     finally:
-        con.close()
+        engine.close()
 
 
 def customer_features(lines: pd.DataFrame, as_of: str | dt.date | None = None) -> pd.DataFrame:
     """Customer feature table from the output of :func:`clean`, sorted by customer id."""
-    con = connect()
+    engine = DuckDBEngine()
     try:
-        con.register("lines_frame", lines)
-        con.execute("CREATE TABLE lines AS SELECT * FROM lines_frame")
+        engine.register("lines_frame", lines)
+        engine.sample.execute("CREATE TABLE lines AS SELECT * FROM lines_frame")
         day = (dt.date.fromisoformat(as_of) if isinstance(as_of, str)
-               else as_of or default_as_of(con))
-        has_products = bool(lines["product_id"].notna().any())
-        return customer_features_table(con, day, has_products)
+               else as_of or default_as_of(engine))
+        return engine.features(day, bool(lines["product_id"].notna().any()))
     finally:
-        con.close()
+        engine.close()

@@ -18,9 +18,17 @@ from custseg.cluster._evaluate import ACTION_RANGE
 from custseg.cluster._prepare import behaviour_and_table_features
 from custseg.core.config import Config
 from custseg.core.exceptions import CustsegError, CustsegWarning
-from custseg.engines.duckdb import connect
-from custseg.io._customers import load_customers
-from custseg.jobs.rfm import CustomerTableInput, Reporter, RfmResult, _stage, run_rfm
+from custseg.engines import open_engine
+from custseg.engines.base import segment_lines
+from custseg.io._customers import customers_from_source
+from custseg.jobs.rfm import (
+    Reporter,
+    RfmResult,
+    _stage,
+    closed_on_error,
+    read_input,
+    rfm_of,
+)
 from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
@@ -50,9 +58,9 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
                         k_range=k_range, seed=seed, features=features, reporter=reporter,
                         compare=compare, **params)
     finally:
-        if base.lines_db is not None:
-            base.lines_db.close()
-            base.lines_db = None
+        if base.engine is not None:
+            base.engine.close()
+            base.engine = None
 
 
 def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
@@ -72,7 +80,7 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
     with _stage("cluster", timings, reporter):
         model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
                           features=features,
-                          backend=_backend(config),
+                          backend=base.engine.cluster_backend() if base.engine else None,
                           min_share=config.min_segment_share,
                           min_stability=config.min_stability, namer=clash_finder(
                               config, base.summary.get("customer_table", {}).get("columns")),
@@ -89,8 +97,8 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
         labelled["segment_name"] = labelled["segment"].map(
             {i: n["name"] for i, n in names.items()})
         trend: list[dict[str, Any]] = []
-        if base.lines_db is not None:
-            tops, trend = line_profiles(base.lines_db, labelled)
+        if base.lines:
+            tops, trend = line_profiles(*segment_lines(base.engine, labelled))
             for seg_id, products in tops.items():
                 profiles[seg_id]["top_products"] = products
     with _stage("rules", timings, reporter):
@@ -215,18 +223,17 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
                 keep_lines: bool = False) -> RfmResult:
     """RFM features of order lines, or a customer table read with a role for every column
     (``summary["columns"]``)."""
-    try:
-        return run_rfm(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
-                       reporter=reporter, keep_lines=keep_lines)
-    except CustomerTableInput:
-        pass
     timings: dict[str, float] = {}
-    con = connect(config)
-    try:
+    engine = open_engine(config)
+    with closed_on_error(engine):
+        source, mapping = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
+                                     frame=frame)
+        if mapping is not None:
+            base = rfm_of(engine, source, mapping, config, timings, reporter,
+                          customers=customers)
+            return _kept(base, engine, keep_lines)
         with _stage("read", timings, reporter):
-            table, info = load_customers(con, input, config, frame=frame, db=db, sql=sql)
-    finally:
-        con.close()
+            table, info = customers_from_source(engine.sample, engine.whole(source), config)
     notes = {}
     if info["key"] is None:
         notes["customer_id"] = info["notes"][0]
@@ -243,8 +250,18 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
                "timings_s": timings}
     if config.hash_ids:
         summary["customer_ids"] = privacy.DESCRIPTION
-    return RfmResult(segments=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
+    base = RfmResult(segments=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
                      summary=summary, id_salt=privacy.salt_for(config))
+    return _kept(base, engine, keep_lines)
+
+
+def _kept(base: RfmResult, engine, keep: bool) -> RfmResult:
+    """The result with its engine kept open (clustering may run on it), or closed."""
+    if keep:
+        base.engine = engine
+    else:
+        engine.close()
+    return base
 
 
 def _cluster_on(base: RfmResult, config: Config, features: list[str] | None
@@ -329,11 +346,3 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
 
 def _num(v) -> float | None:
     return None if pd.isna(v) else round(float(v), 4)
-
-
-def _backend(config: Config):
-    if config.engine != "spark":
-        return None
-    from custseg.engines.spark import MLlib, session
-
-    return MLlib(session(config))

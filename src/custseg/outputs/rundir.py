@@ -15,17 +15,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pandas as pd
 
 from custseg.core.exceptions import InputError
 from custseg.prep import privacy
-
-#: With the Spark engine, segments of at least this many customers are written as
-#: ``segments.parquet`` instead of ``segments.csv``.
-PARQUET_FROM = 1_000_000
 
 
 @contextmanager
@@ -70,10 +65,11 @@ def atomic_folder(out_dir: str | Path) -> Iterator[Path]:
         raise
 
 
-def segments_file(summary: dict[str, Any], customers: int) -> str:
-    """``segments.parquet`` for a large Spark run, ``segments.csv`` otherwise."""
-    spark = str(summary.get("engine", "duckdb")).startswith("spark")
-    return "segments.parquet" if spark and customers >= PARQUET_FROM else "segments.csv"
+def segments_file(customers: int, parquet_from: int | None = None) -> str:
+    """``segments.parquet`` from ``parquet_from`` customers on (an engine's choice for
+    large runs), ``segments.csv`` otherwise."""
+    large = parquet_from is not None and customers >= parquet_from
+    return "segments.parquet" if large else "segments.csv"
 
 
 def read_segments(folder: str | Path) -> pd.DataFrame:
@@ -98,7 +94,7 @@ def write_run(result, out_dir: Path, extra: Callable[[Path], object] | None = No
         segments = privacy.hashed_table(segments, result.id_salt)
         excluded = privacy.hashed_table(excluded, result.id_salt)
     with atomic_folder(out_dir) as tmp:
-        name = segments_file(result.summary, len(segments))
+        name = segments_file(len(segments), result.parquet_from)
         form = "FORMAT parquet" if name.endswith(".parquet") else "HEADER, DELIMITER ','"
         con = duckdb.connect()
         con.register("segments_frame", segments)

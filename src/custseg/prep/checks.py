@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import duckdb
 import pandas as pd
 
 from custseg.core.exceptions import DataError
@@ -21,20 +20,6 @@ OUTLIER_FACTOR = 1000
 MIN_TO_SEGMENT = 3
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _NAME = re.compile(r"^[A-Z][a-z'’-]+(?: [A-Z][a-z'’.-]*)+$")
-
-
-def future_lines(con: duckdb.DuckDBPyConnection, today: dt.date, lines: str = "lines"
-                 ) -> tuple[dt.date | None, int, dt.date | None]:
-    """(day after the last line dated up to ``today``, lines dated after ``today``, the
-    first such date) over the dated lines of the cleaned table."""
-    cutoff = dt.datetime.combine(today + dt.timedelta(days=1), dt.time())
-    last, future, first = con.execute(
-        f"""SELECT max(invoice_date) FILTER (WHERE invoice_date < $cut),
-                   coalesce(sum(n) FILTER (WHERE invoice_date >= $cut), 0),
-                   min(invoice_date) FILTER (WHERE invoice_date >= $cut)
-            FROM "{lines}" WHERE invoice_date IS NOT NULL""", {"cut": cutoff}).fetchone()
-    as_of = last.date() + dt.timedelta(days=1) if last is not None else None
-    return as_of, int(future), first.date() if first is not None else None
 
 
 def future_warning(name: str, today: dt.date, as_of: dt.date | None, count: int,

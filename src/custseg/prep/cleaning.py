@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from custseg.core.config import Config
 from custseg.core.exceptions import DataError, MappingError
@@ -94,7 +95,7 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
         audit.notes["row_numbers"] = row_numbers_note(numbers)
     check_unreadable(source, mapping, audit, config,
                      lambda col, fld: _unreadable_values(con, source, col, fld, config),
-                     con, table)
+                     lambda sql: con.execute(sql).df(), table)
     return audit
 
 
@@ -277,13 +278,14 @@ def row_number_candidates(source: Source, mapping: dict[str, str]) -> list[str]:
             and row_number_name(c, first=i == 0)]
 
 
-def integer_sql(col: str, typ: str, dialect: str = "duckdb") -> tuple[str, str]:
+def integer_sql(col: str, typ: str, text: str = "VARCHAR") -> tuple[str, str]:
     """``col`` as a BIGINT (NULL when it is not a number), and the condition that the
-    value is written as that plain integer (text may say ``1.5`` or ``1e3``)."""
+    value is written as that plain integer (text may say ``1.5`` or ``1e3``); ``text`` is
+    the dialect's text type."""
     if typ in _INTEGER_TYPES:
         return f"CAST({q(col)} AS BIGINT)", "true"
     x = f"try_cast({q(col)} AS BIGINT)"
-    return x, f"CAST({x} AS {'STRING' if dialect == 'spark' else 'VARCHAR'}) = trim({q(col)})"
+    return x, f"CAST({x} AS {text}) = trim({q(col)})"
 
 
 def row_number_columns(con: duckdb.DuckDBPyConnection, source: Source,
@@ -382,13 +384,13 @@ def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str
 
 def check_unreadable(source: Source, mapping: dict[str, str], audit: Audit, config: Config,
                      unreadable: Callable[[str, str], tuple[list[str], int, int]],
-                     lines: Any, table: str) -> None:
+                     query: Callable[[str], pd.DataFrame], table: str) -> None:
     """Name columns whose values could not be read; fail when a column is mostly unreadable,
     a strict rule forbids dropping, or no line is left.
 
     ``unreadable(column, field)`` gives up to 3 example values, the count of unreadable
-    values and of non-empty values in the column; ``lines`` (a DuckDB connection, or
-    anything with ``execute(sql).fetchone()``) holds the classified lines as ``table``.
+    values and of non-empty values in the column; ``query(sql)`` runs SQL in the engine
+    holding the classified lines as ``table``.
     """
     checks = [("unparseable_date", ["invoice_date"]),
               ("unparseable_number", ["quantity", "unit_price", "amount"]),
@@ -425,9 +427,9 @@ def check_unreadable(source: Source, mapping: dict[str, str], audit: Audit, conf
                     f"those lines are dropped as {reason}.")
     as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
     if audit.rows_used == 0 and as_of is not None and audit.dropped["after_as_of"]:
-        first = lines.execute(f"SELECT min(invoice_date) FROM {q(table)} "
-                              "WHERE status = 'after_as_of'").fetchone()[0]
-        if first is not None and first.date() >= as_of:
+        first = query(f"SELECT min(invoice_date) AS first FROM {q(table)} "
+                      "WHERE status = 'after_as_of'")["first"].iloc[0]
+        if pd.notna(first) and first.date() >= as_of:
             raise DataError(f"The as-of date {as_of} is before every order of {source.name} "
                             f"(the first is dated {first.date()}); pass a later --as-of, or "
                             "none for the day after the last order.")

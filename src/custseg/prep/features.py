@@ -17,6 +17,7 @@ differences (date arithmetic) are named in :data:`DIALECTS`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
@@ -79,26 +80,23 @@ FEATURES: tuple[Feature, ...] = (
             " / (orders - 1) END"),
 )
 
-#: Dialect pieces: whole calendar days and seconds between two timestamps, and the most
-#: frequent country of a customer (ties: first alphabetically).
-DIALECTS = {
-    "duckdb": {
-        "days": "date_diff('day', CAST({a} AS DATE), CAST({b} AS DATE))",
-        "seconds": "date_diff('second', {a}, {b})",
-        "top_country": "first(country ORDER BY n DESC, country)",
-    },
-    "spark": {
-        "days": "datediff(CAST({b} AS DATE), CAST({a} AS DATE))",
-        "seconds": "(unix_timestamp({b}) - unix_timestamp({a}))",
-        "top_country": "min_by(country, struct(-n, country))",
-    },
+#: The SQL pieces that differ between dialects, here DuckDB's: whole calendar days and
+#: seconds between two timestamps, the most frequent country of a customer (ties: first
+#: alphabetically), a timestamp's month as ``YYYY-MM`` and the text type. An engine with
+#: another dialect gives its own (see :mod:`custseg.engines`).
+DUCKDB = {
+    "days": "date_diff('day', CAST({a} AS DATE), CAST({b} AS DATE))",
+    "seconds": "date_diff('second', {a}, {b})",
+    "top_country": "first(country ORDER BY n DESC, country)",
+    "month": "strftime({a}, '%Y-%m')",
+    "text": "VARCHAR",
 }
 
 
-def render(feature: Feature, dialect: str = "duckdb") -> str:
+def render(feature: Feature, dialect: Mapping[str, str] = DUCKDB) -> str:
     """A feature's SQL in one dialect."""
     out = feature.sql
-    for fn, template in DIALECTS[dialect].items():
+    for fn, template in dialect.items():
         while "{" + fn + "(" in out:
             start = out.index("{" + fn + "(")
             end = out.index(")}", start)
@@ -107,7 +105,8 @@ def render(feature: Feature, dialect: str = "duckdb") -> str:
     return out
 
 
-def features_sql(lines: str, as_of: dt.date, has_products: bool, dialect: str = "duckdb",
+def features_sql(lines: str, as_of: dt.date, has_products: bool,
+                 dialect: Mapping[str, str] = DUCKDB,
                  part: tuple[int, int] | None = None) -> str:
     """One query from the cleaned lines table to the customer feature table.
 
@@ -132,7 +131,7 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool, dialect: str = 
           GROUP BY customer_id),
     r AS (SELECT customer_id, {ret} FROM {src} AS l WHERE status IN ({statuses})
           GROUP BY customer_id),
-    c AS (SELECT customer_id, {DIALECTS[dialect]["top_country"]} AS country
+    c AS (SELECT customer_id, {dialect["top_country"]} AS country
           FROM (SELECT customer_id, country, count(*) AS n FROM {src} AS l
                 WHERE status = 'purchase' AND country IS NOT NULL GROUP BY ALL) AS counts
           GROUP BY customer_id),
@@ -143,13 +142,6 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool, dialect: str = 
     SELECT b.customer_id, {feats}, c.country
     FROM b LEFT JOIN c USING (customer_id)
     ORDER BY b.customer_id"""
-
-
-def default_as_of(con: duckdb.DuckDBPyConnection, lines: str = "lines") -> dt.date:
-    """The day after the last dated line, so the latest buyers have recency 1."""
-    last = con.execute(f"SELECT max(invoice_date) FROM {q(lines)} "
-                       "WHERE status NOT IN ('unparseable_date')").fetchone()[0]
-    return (last.date() if isinstance(last, dt.datetime) else last) + dt.timedelta(days=1)
 
 
 #: Lines aggregated per pass by :func:`customer_features_table` (a pass holds the groups

@@ -743,37 +743,10 @@ def _num(v, digits: int = 4) -> float | None:
     return None if v is None or pd.isna(v) else round(float(v), digits)
 
 # ------------------------------------------------------------- from the order lines
-def line_profiles(con, labels: pd.DataFrame, top: int = 5
+def line_profiles(products: pd.DataFrame, trend: pd.DataFrame
                   ) -> tuple[dict[int, list[dict[str, Any]]], list[dict[str, Any]]]:
-    """Top products per segment and the monthly trend, computed in the engine from the
-    cleaned ``lines`` table and ``labels`` (customer_id, segment).
-
-    ``con`` is a DuckDB connection, or :class:`custseg.engines.spark.SparkLines`."""
-    con.register("custseg_labels", labels[["customer_id", "segment"]])
-    month = ("date_format(invoice_date, 'yyyy-MM')" if getattr(con, "dialect", "") == "spark"
-             else "strftime(invoice_date, '%Y-%m')")
-    try:
-        products = con.execute(f"""
-            SELECT segment, product_id, revenue, customers FROM (
-                SELECT *, row_number() OVER (PARTITION BY segment
-                                             ORDER BY revenue DESC, product_id) AS rank
-                FROM (SELECT segment, product_id,
-                             CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE) AS revenue,
-                             count(DISTINCT customer_id) AS customers
-                      FROM lines JOIN custseg_labels USING (customer_id)
-                      WHERE status = 'purchase' AND product_id IS NOT NULL
-                      GROUP BY segment, product_id) AS per_product) AS ranked
-            WHERE rank <= {int(top)}
-            ORDER BY segment, revenue DESC, product_id""").df()
-        trend = con.execute(f"""
-            SELECT segment, {month} AS month,
-                   CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE) AS revenue,
-                   count(DISTINCT customer_id) AS active_customers
-            FROM lines JOIN custseg_labels USING (customer_id)
-            WHERE status = 'purchase'
-            GROUP BY ALL ORDER BY month, segment""").df()
-    finally:
-        con.unregister("custseg_labels")
+    """Top products per segment and the monthly trend, from what the engine computed over
+    the cleaned lines (:func:`custseg.engines.base.segment_lines`)."""
     tops: dict[int, list[dict[str, Any]]] = {}
     for row in products.itertuples(index=False):
         tops.setdefault(int(row.segment), []).append(

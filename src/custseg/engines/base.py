@@ -1,0 +1,163 @@
+"""What an engine does for the jobs, and the steps every engine shares.
+
+An engine reads an input, classifies its lines (cleaning), aggregates them into the
+customer feature table and answers SQL over the classified lines (table ``lines``) in
+its dialect. Decisions that depend on the data (the column mapping, date formats, a
+customer table or order lines) are made by DuckDB on the rows in :attr:`Engine.sample`,
+so every engine decides alike. The functions below run on any engine; the data guards
+among them (lines dated in the future, customers whose every line was dropped) therefore
+hold on every engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pandas as pd
+
+from custseg.cluster._base import Backend
+from custseg.core.config import Config
+from custseg.core.exceptions import ConfigError, CustsegError
+from custseg.io import Source
+from custseg.io._readers import damaged_parquet
+from custseg.prep.cleaning import Audit
+
+
+class Engine(Protocol):
+    """The seam between the jobs and what computes them (see :mod:`custseg.engines`)."""
+
+    #: The key of the engine in ``config.engine``.
+    name: str
+    #: SQL pieces of the engine's dialect (see :data:`custseg.prep.features.DUCKDB`).
+    dialect: Mapping[str, str]
+    #: DuckDB holding the raw rows (all of them, or a sample) that decisions are made on.
+    sample: duckdb.DuckDBPyConnection
+    #: Customer tables of at least this many rows are written as Parquet (None: never).
+    parquet_from: int | None
+
+    def describe(self) -> str:
+        """The engine as summary.json names it (``duckdb``, ``spark (local[*])``)."""
+        ...
+
+    def read(self, input: str | Path | None = None, *, db: str | None = None,
+             sql: str | None = None, frame: pd.DataFrame | None = None) -> Source:
+        """Read one input; its rows (or a sample) become ``source.relation`` in
+        :attr:`sample`."""
+        ...
+
+    def whole(self, source: Source) -> Source:
+        """The source with every row in :attr:`sample` (a customer table is read whole)."""
+        ...
+
+    def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
+        """Classify every line into table ``lines`` (see
+        :func:`custseg.prep.cleaning.clean_lines`) and count the audit."""
+        ...
+
+    def features(self, as_of: dt.date, has_products: bool) -> pd.DataFrame:
+        """The customer feature table from ``lines``: one row per customer, by id."""
+        ...
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """Run SQL over ``lines`` and registered tables."""
+        ...
+
+    def register(self, name: str, frame: pd.DataFrame) -> None:
+        ...
+
+    def unregister(self, name: str) -> None:
+        ...
+
+    def cluster_backend(self) -> Backend | None:
+        """Where the final clustering runs; None: in this process."""
+        ...
+
+    def failure(self, exc: BaseException) -> CustsegError | None:
+        """The engine's own error (out of memory, a damaged file) as one line, else None."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def duckdb_failure(exc: BaseException, source: Source | None, config: Config
+                   ) -> CustsegError | None:
+    """A DuckDB error of the rows in :attr:`Engine.sample` as one line, else None."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return ConfigError(f"DuckDB ran out of memory within memory_limit="
+                           f"{config.memory_limit!r}; raise memory_limit in the config "
+                           "(e.g. '4GB') or free disk space for spilling.")
+    if isinstance(exc, duckdb.Error) and source is not None and source.format == "parquet":
+        return damaged_parquet(source.name, exc)
+    return None
+
+
+def timestamp(day: dt.date) -> str:
+    """A midnight timestamp literal both DuckDB and Spark SQL read."""
+    return f"TIMESTAMP '{day.isoformat()} 00:00:00'"
+
+
+def default_as_of(engine: Engine) -> dt.date:
+    """The day after the last dated line, so the latest buyers have recency 1."""
+    last = engine.query("SELECT max(invoice_date) AS last FROM lines "
+                        "WHERE status NOT IN ('unparseable_date')")["last"].iloc[0]
+    return pd.Timestamp(last).date() + dt.timedelta(days=1)
+
+
+def future_lines(engine: Engine, today: dt.date) -> tuple[dt.date | None, int, dt.date | None]:
+    """(day after the last line dated up to ``today``, lines dated after ``today``, the
+    first such date) over the dated classified lines."""
+    cut = timestamp(today + dt.timedelta(days=1))
+    row = engine.query(
+        f"""SELECT max(CASE WHEN invoice_date < {cut} THEN invoice_date END) AS last,
+                   coalesce(sum(CASE WHEN invoice_date >= {cut} THEN n END), 0) AS future,
+                   min(CASE WHEN invoice_date >= {cut} THEN invoice_date END) AS first
+            FROM lines WHERE invoice_date IS NOT NULL""").iloc[0]
+    last, first = row["last"], row["first"]
+    as_of = pd.Timestamp(last).date() + dt.timedelta(days=1) if pd.notna(last) else None
+    return as_of, int(row["future"]), pd.Timestamp(first).date() if pd.notna(first) else None
+
+
+def without_purchase(engine: Engine, feats: pd.DataFrame) -> pd.DataFrame:
+    """Customers seen in the input whose every line was dropped (ids, sorted)."""
+    seen = engine.query("SELECT DISTINCT customer_id FROM lines WHERE status NOT IN "
+                        "('purchase', 'missing_customer_id')")["customer_id"]
+    ids = sorted(set(seen) - set(feats["customer_id"]))
+    return pd.DataFrame({"customer_id": pd.Series(ids, dtype=object),
+                         "reason": "no_valid_purchase"})
+
+
+def segment_lines(engine: Engine, labels: pd.DataFrame, top: int = 5
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per segment of ``labels`` (customer_id, segment): its ``top`` products by revenue
+    (segment, product_id, revenue, customers) and its monthly revenue and active customers
+    (segment, month, revenue, active_customers), from the purchases in ``lines``."""
+    engine.register("custseg_labels", labels[["customer_id", "segment"]])
+    month = engine.dialect["month"].format(a="invoice_date")
+    try:
+        products = engine.query(f"""
+            SELECT segment, product_id, revenue, customers FROM (
+                SELECT *, row_number() OVER (PARTITION BY segment
+                                             ORDER BY revenue DESC, product_id) AS rank
+                FROM (SELECT segment, product_id,
+                             CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE) AS revenue,
+                             count(DISTINCT customer_id) AS customers
+                      FROM lines JOIN custseg_labels USING (customer_id)
+                      WHERE status = 'purchase' AND product_id IS NOT NULL
+                      GROUP BY segment, product_id) AS per_product) AS ranked
+            WHERE rank <= {int(top)}
+            ORDER BY segment, revenue DESC, product_id""")
+        trend = engine.query(f"""
+            SELECT segment, {month} AS month,
+                   CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE) AS revenue,
+                   count(DISTINCT customer_id) AS active_customers
+            FROM lines JOIN custseg_labels USING (customer_id)
+            WHERE status = 'purchase'
+            GROUP BY ALL ORDER BY month, segment""")
+    finally:
+        engine.unregister("custseg_labels")
+    return products, trend

@@ -1,0 +1,91 @@
+"""Every data guard holds on every engine: the same input gives the same warning, drop
+count or one-line error whether DuckDB or Spark computes the run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import shutil
+
+import pandas as pd
+import pytest
+
+import custseg
+from custseg import Config, DataError, InputError
+
+HAVE_SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java")
+ENGINES = [
+    pytest.param(Config(), id="duckdb"),
+    pytest.param(Config(engine="spark", spark_master="local[2]"), id="spark",
+                 marks=pytest.mark.skipif(not HAVE_SPARK, reason="the Spark engine needs "
+                                          "pyspark and a Java runtime")),
+]
+HEADER = "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
+
+
+def orders(dates: list[str], quantity: int = 2) -> str:
+    """One order line per date, each by its own customer."""
+    rows = [f"{1000 + i},P{i % 3},{quantity},{day},3.5,C{i},France"
+            for i, day in enumerate(dates)]
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+@pytest.mark.parametrize("config", ENGINES)
+def test_lines_dated_after_today_are_ignored_with_a_warning(tmp_path, config):
+    future = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+    path = tmp_path / "orders.csv"
+    path.write_text(orders(["2011-01-10 09:00", "2011-02-03 10:00", f"{future} 08:00"]))
+    result = custseg.run_rfm(path, config=config)
+    assert result.summary["as_of"] == "2011-02-04"
+    assert result.summary["audit"]["dropped"]["after_as_of"] == 1
+    assert any("dated in the future" in w and future in w
+               for w in result.summary["audit"]["warnings"])
+    assert result.summary["customers"] == 2
+
+
+@pytest.mark.parametrize("config", ENGINES)
+def test_years_out_of_range_are_unreadable_dates(tmp_path, config):
+    path = tmp_path / "orders.csv"
+    dates = ["2011-01-10 09:00"] * 6 + ["0211-01-12 10:00", "2311-03-01 11:00"]
+    path.write_text(orders(dates))
+    result = custseg.run_rfm(path, config=config)
+    assert result.summary["audit"]["dropped"]["unparseable_date"] == 2
+    assert any("'InvoiceDate'" in w and "0211-01-12" in w
+               for w in result.summary["audit"]["warnings"])
+    assert result.summary["customers"] == 6
+
+
+@pytest.mark.parametrize("config", ENGINES)
+def test_a_latin1_byte_deep_in_a_utf8_file_is_one_error(tmp_path, config):
+    text = orders([f"2011-01-{1 + i % 28:02d} 09:00" for i in range(3000)]).replace(
+        "France", "Caf\u00e9 land").encode("utf-8")
+    cut = text.index(b"\n", 120_000) + 1  # beyond what is sniffed (the first 64 KB)
+    path = tmp_path / "orders.csv"
+    path.write_bytes(text[:cut] + b"9,P1,1,2011-01-05 09:00,1.0,X,Caf\xe9\n" + text[cut:])
+    with pytest.raises(InputError, match=r"byte 0xE9 at offset [\d,]+, line [\d,]+, is not "
+                                         "valid UTF-8") as err:
+        custseg.run_rfm(path, config=config)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("config", ENGINES)
+def test_every_line_dropped_is_one_error_naming_the_reasons(tmp_path, config):
+    path = tmp_path / "orders.csv"
+    path.write_text(orders(["2011-01-10 09:00", "2011-01-11 09:00"], quantity=0))
+    with pytest.raises(DataError, match=r"Every line of \S*orders.csv was dropped "
+                                        r"\(zero_quantity: 2\)"):
+        custseg.run_rfm(path, config=config)
+
+
+@pytest.mark.skipif(not HAVE_SPARK, reason="the Spark engine needs pyspark and Java")
+def test_the_engines_agree_on_a_guarded_input(tmp_path):
+    future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    dates = ["2011-01-10 09:00", "2011-01-10 09:00", "0211-01-12 10:00", f"{future} 08:00",
+             "2011-03-01 12:00"]
+    path = tmp_path / "orders.csv"
+    path.write_text(orders(dates))
+    duck = custseg.run_rfm(path)
+    spark = custseg.run_rfm(path, config=Config(engine="spark", spark_master="local[2]"))
+    assert spark.summary["audit"] == duck.summary["audit"]
+    assert spark.summary["as_of"] == duck.summary["as_of"]
+    pd.testing.assert_frame_equal(duck.segments, spark.segments, check_dtype=False)
