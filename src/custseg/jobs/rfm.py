@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, MappingError
 from custseg.core.version import __version__
@@ -47,7 +48,7 @@ class RfmResult:
 
     segments: pd.DataFrame
     excluded: pd.DataFrame
-    summary: dict[str, Any]
+    summary: sm.Summary
     out_dir: Path | None = None
     lines_db: Any = None  # the engine's lines (a DuckDB connection), open with keep_lines
     segmenter: Any = None  # the fitted Segmenter of custseg run
@@ -61,10 +62,10 @@ class RfmResult:
             return (f'<iframe srcdoc="{doc}" style="width:100%;height:900px;border:0">'
                     "</iframe>")
         if "segments" in self.summary:
-            rows = [(s["name"], s["size"], s["description"]) for s in self.summary["segments"]]
+            rows = [(s.name, s.size, s.description) for s in self.summary["segments"]]
         else:
-            rows = [(s["name"], s["customers"], f"{s['share']:.1%} of customers")
-                    for s in self.summary.get("rfm_segments", []) if s["customers"]]
+            rows = [(s.name, s.customers, f"{s.share:.1%} of customers")
+                    for s in self.summary.get("rfm_segments", []) if s.customers]
         body = "".join(f"<tr><td>{html.escape(str(a))}</td><td>{b:,}</td>"
                        f"<td>{html.escape(str(c))}</td></tr>" for a, b, c in rows)
         return ("<table><tr><th>segment</th><th>customers</th><th></th></tr>"
@@ -149,28 +150,24 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     elif not keep_lines:
         con.close()
     scored = _rounded(scored)
-    summary = {
-        "custseg_version": __version__,
-        "input": {"path": source.name, "rows": source.rows + source.rejected,
-                  "format": source.format, **source.details},
-        "mapping": mapping,
-        "engine": (f"spark ({config.spark_master})" if config.engine == "spark"
-                   else "duckdb"),
-        "audit": audit.to_dict(),
-        "customers": int(len(scored)),
-        "excluded_customers": {k: int(v) for k, v in excluded["reason"].value_counts()
-                               .sort_index().items()},
-        "as_of": as_of.isoformat(),
-        "features": {f.name: f.description for f in FEATURES},
-        "rfm_edges": edges,
-        "rfm_segments": segments_summary,
-        "timings_s": timings,  # the write stage's own time is added after the file is written
-    }
-    if customer_info is not None:
-        summary["customer_table"] = customer_info
-        summary["columns"] = customer_info["columns"]
-    if config.hash_ids:
-        summary["customer_ids"] = privacy.DESCRIPTION
+    summary = sm.RfmSummary(
+        custseg_version=__version__,
+        input=sm.Input(path=source.name, rows=source.rows + source.rejected,
+                       format=source.format, **source.details),
+        mapping=mapping,
+        engine=f"spark ({config.spark_master})" if config.engine == "spark" else "duckdb",
+        audit=sm.Audit(**audit.to_dict()),
+        customers=int(len(scored)),
+        excluded_customers={k: int(v) for k, v in excluded["reason"].value_counts()
+                            .sort_index().items()},
+        as_of=as_of.isoformat(),
+        features={f.name: f.description for f in FEATURES},
+        rfm_edges=edges,
+        rfm_segments=[sm.RfmSegment(**row) for row in segments_summary],
+        timings_s=timings,  # the write stage's own time is added after the file is written
+        customer_table=sm.UNSET if customer_info is None else customer_info,
+        columns=sm.UNSET if customer_info is None else customer_info["columns"],
+        customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET)
     result = RfmResult(segments=scored, excluded=excluded, summary=summary,
                        lines_db=con if keep_lines else None, id_salt=privacy.salt_for(config))
     if out_dir is not None:

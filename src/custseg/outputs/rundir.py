@@ -8,18 +8,17 @@ the customers of a finished run back (report, track, app).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pandas as pd
 
+from custseg.core import summary
 from custseg.core.exceptions import InputError
 from custseg.prep import privacy
 
@@ -70,9 +69,9 @@ def atomic_folder(out_dir: str | Path) -> Iterator[Path]:
         raise
 
 
-def segments_file(summary: dict[str, Any], customers: int) -> str:
+def segments_file(run: summary.Summary, customers: int) -> str:
     """``segments.parquet`` for a large Spark run, ``segments.csv`` otherwise."""
-    spark = str(summary.get("engine", "duckdb")).startswith("spark")
+    spark = str(run.get("engine", "duckdb")).startswith("spark")
     return "segments.parquet" if spark and customers >= PARQUET_FROM else "segments.csv"
 
 
@@ -105,7 +104,6 @@ def write_run(result, out_dir: Path, extra: Callable[[Path], object] | None = No
         con.execute(f"COPY segments_frame TO ? ({form})", [str(tmp / name)])
         con.close()
         excluded.to_csv(tmp / "excluded_customers.csv", index=False)
-        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str)
-                                          + "\n", encoding="utf-8")
+        (tmp / "summary.json").write_text(summary.encode(result.summary), encoding="utf-8")
         if extra is not None:
             extra(tmp)
