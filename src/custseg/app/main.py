@@ -191,9 +191,9 @@ except Exception as exc:  # never a stack trace in the page
 
 summary, table, files = result["summary"], result["segments"], result["files"]
 st.subheader("4. Results")
-audit = summary["audit"]
-st.write(f"**{summary['customers']:,} customers** from {audit['rows_in']:,} rows "
-         f"({audit['rows_used']:,} used).")
+audit = summary.audit
+st.write(f"**{summary.customers:,} customers** from {audit.rows_in:,} rows "
+         f"({audit.rows_used:,} used).")
 
 d1, d2, d3 = st.columns(3)
 d1.download_button("Download segments CSV", files["segments.csv"], file_name="segments.csv",
@@ -214,20 +214,21 @@ with tabs[0]:
         cards = st.columns(3)
         for i, seg in enumerate(groups):
             with cards[i % 3].container(border=True):
-                st.markdown(f"#### {seg['name']}", help=f"segment {seg['id']}")
-                st.text(seg["description"])
-                rule = seg.get("rule")
+                st.markdown(f"#### {seg.name}", help=f"segment {seg.id}")
+                st.text(seg.description)
+                rule = seg.rule
                 if rule:  # data-derived words as plain text, never as markdown
                     st.markdown("**Rule** (to rebuild it in an e-mail or CRM tool)")
-                    st.text(f"{rule['text']}\n{rule['recall']:.1%} of this segment, "
-                            f"{rule['others']:.1%} of the others (precision "
-                            f"{rule['precision']:.1%})")
-                if seg.get("demographics"):
+                    st.text(f"{rule.text}\n{rule.recall:.1%} of this segment, "
+                            f"{rule.others:.1%} of the others (precision "
+                            f"{rule.precision:.1%})")
+                if seg.demographics:
                     st.markdown("**Differs from the others in**")
-                    st.text("\n".join(d["text"] for d in seg["demographics"]))
-                st.markdown("\n".join(f"- {a}" for a in seg["actions"]))
+                    st.text("\n".join(d["text"] for d in seg.demographics))
+                st.markdown("\n".join(f"- {a}" for a in seg.actions))
     else:
-        st.dataframe(pd.DataFrame(summary["rfm_segments"]), hide_index=True)
+        st.dataframe(pd.DataFrame([s.to_dict() for s in summary.rfm_segments]),
+                     hide_index=True)
 with tabs[1]:
     if "report.html" in files:  # the report itself: the same interactive charts
         components.html(files["report.html"].decode("utf-8"), height=1400, scrolling=True)
@@ -250,18 +251,20 @@ with tabs[3]:
         st.write("Customers by frequency score (rows, 5 = most orders) and recency score "
                  "(columns, 5 = most recent):")
         st.dataframe(grid)
-        named = pd.DataFrame(summary["rfm_segments"]).set_index("name")["customers"]
+        named = pd.DataFrame([s.to_dict() for s in summary.rfm_segments]).set_index(
+            "name")["customers"]
         st.bar_chart(named[named > 0])
     else:
         st.info("No RFM: the input is a customer table.")
 with tabs[4]:
     if summary.get("comparison"):
-        st.write(summary["comparison"]["recommendation"])
-        st.dataframe(pd.DataFrame(summary["comparison"]["table"]), hide_index=True)
+        st.write(summary.comparison.recommendation)
+        st.dataframe(pd.DataFrame([row.to_dict() for row in summary.comparison.table]),
+                     hide_index=True)
     else:
         st.info("Tick 'Also compare every algorithm' and run again to see the comparison.")
 with tabs[5]:
-    st.dataframe(pd.DataFrame([{"reason": k, "rows": v} for k, v in audit["dropped"].items()]),
+    st.dataframe(pd.DataFrame([{"reason": k, "rows": v} for k, v in audit.dropped.items()]),
                  hide_index=True)
-    for w in audit["warnings"]:
+    for w in audit.warnings:
         st.warning(w)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import MappingError
 from custseg.core.version import __version__
@@ -47,7 +48,7 @@ class RfmResult:
 
     segments: pd.DataFrame
     excluded: pd.DataFrame
-    summary: dict[str, Any]
+    summary: sm.Summary
     out_dir: Path | None = None
     engine: Engine | None = None  # the engine of the run, open with keep_lines
     lines: bool = False  # the engine holds the cleaned order lines (table ``lines``)
@@ -63,10 +64,10 @@ class RfmResult:
             return (f'<iframe srcdoc="{doc}" style="width:100%;height:900px;border:0">'
                     "</iframe>")
         if "segments" in self.summary:
-            rows = [(s["name"], s["size"], s["description"]) for s in self.summary["segments"]]
+            rows = [(s.name, s.size, s.description) for s in self.summary["segments"]]
         else:
-            rows = [(s["name"], s["customers"], f"{s['share']:.1%} of customers")
-                    for s in self.summary.get("rfm_segments", []) if s["customers"]]
+            rows = [(s.name, s.customers, f"{s.share:.1%} of customers")
+                    for s in self.summary.get("rfm_segments", []) if s.customers]
         body = "".join(f"<tr><td>{html.escape(str(a))}</td><td>{b:,}</td>"
                        f"<td>{html.escape(str(c))}</td></tr>" for a, b, c in rows)
         return ("<table><tr><th>segment</th><th>customers</th><th></th></tr>"
@@ -175,27 +176,24 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
                                                 hide_ids=config.hash_ids))
         segments_summary = segment_summary(scored, segment_map)
     scored = _rounded(scored)
-    summary = {
-        "custseg_version": __version__,
-        "input": {"path": source.name, "rows": source.rows + source.rejected,
-                  "format": source.format, **source.details},
-        "mapping": mapping,
-        "engine": engine.describe(),
-        "audit": audit.to_dict(),
-        "customers": int(len(scored)),
-        "excluded_customers": {k: int(v) for k, v in excluded["reason"].value_counts()
-                               .sort_index().items()},
-        "as_of": as_of.isoformat(),
-        "features": {f.name: f.description for f in FEATURES},
-        "rfm_edges": edges,
-        "rfm_segments": segments_summary,
-        "timings_s": timings,  # the write stage's own time is added after the file is written
-    }
-    if customer_info is not None:
-        summary["customer_table"] = customer_info
-        summary["columns"] = customer_info["columns"]
-    if config.hash_ids:
-        summary["customer_ids"] = privacy.DESCRIPTION
+    summary = sm.RfmSummary(
+        custseg_version=__version__,
+        input=sm.Input(path=source.name, rows=source.rows + source.rejected,
+                       format=source.format, **source.details),
+        mapping=mapping,
+        engine=engine.describe(),
+        audit=sm.Audit(**audit.to_dict()),
+        customers=int(len(scored)),
+        excluded_customers={k: int(v) for k, v in excluded["reason"].value_counts()
+                            .sort_index().items()},
+        as_of=as_of.isoformat(),
+        features={f.name: f.description for f in FEATURES},
+        rfm_edges=edges,
+        rfm_segments=[sm.RfmSegment(**row) for row in segments_summary],
+        timings_s=timings,  # the write stage's own time is added after the file is written
+        customer_table=sm.UNSET if customer_info is None else customer_info,
+        columns=sm.UNSET if customer_info is None else customer_info["columns"],
+        customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET)
     return RfmResult(segments=scored, excluded=excluded, summary=summary,
                      id_salt=privacy.salt_for(config), parquet_from=engine.parquet_from,
                      lines=True)

@@ -16,6 +16,7 @@ import pandas as pd
 from custseg.cluster import ALGORITHMS, NOISE, Segmenter
 from custseg.cluster._evaluate import ACTION_RANGE
 from custseg.cluster._prepare import behaviour_and_table_features
+from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import CustsegError, CustsegWarning
 from custseg.engines import open_engine
@@ -65,18 +66,19 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
 
 def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
              features, reporter, compare: bool = False, **params) -> RfmResult:
-    timings = base.summary["timings_s"]
+    timings = base.summary.timings_s
     features, table_notes, cluster_on = _cluster_on(base, config, features)
-    check_segmentable(base.segments, base.summary["input"]["path"], features)
+    check_segmentable(base.segments, base.summary.input.path, features)
+    comparison = sm.UNSET
     if compare:
         table, recommendation = compare_on(base.segments, k=k, k_range=k_range, seed=seed,
                                            features=features, timings=timings,
                                            reporter=reporter,
                                            **{p: v for p, v in params.items()
                                               if p in ("skew", "scaler")})
-        base.summary["comparison"] = {
-            "table": json.loads(table.to_json(orient="records")),
-            "recommendation": recommendation}
+        comparison = sm.Comparison(
+            table=[sm.ComparisonRow(**row) for row in json.loads(table.to_json(
+                orient="records"))], recommendation=recommendation)
     with _stage("cluster", timings, reporter):
         model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
                           features=features,
@@ -105,19 +107,19 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
         used = model.prep_.numeric_ + model.prep_.categorical_
         rules = segment_rules(labelled, model.prep_.numeric_, model.prep_.categorical_,
                               seed=seed, labels=config.labels)
-        demographics = None  # with a customer table joined to order lines (--customers)
+        demographics, tests = None, sm.UNSET  # with a customer table joined to order lines
         if "join" in base.summary.get("customer_table", {}):
-            demographics, tests = customer_table_differences(
-                labelled, base.summary["customer_table"], used, labels=config.labels)
-            base.summary["demographics"] = tests
+            demographics, info = customer_table_differences(
+                labelled, base.summary.customer_table, used, labels=config.labels)
+            tests = sm.Demographics(**info)
     base.segments = labelled
     base.segmenter = model
-    base.summary.update(clustering_summary(model, profiles, names, rules, demographics))
-    base.summary["features"]["cluster_on"] = cluster_on
-    base.summary["features"]["notes"][:0] = table_notes
-    if trend:
-        base.summary["monthly_trend"] = trend
-    base.summary["audit"]["warnings"].extend(model.warnings_)
+    base.summary = sm.clustered(
+        base.summary, clustering_summary(model, profiles, names, rules, demographics,
+                                         cluster_on=cluster_on, notes=table_notes),
+        comparison=comparison, demographics=tests,
+        monthly_trend=[sm.TrendRow(**row) for row in trend] if trend else sm.UNSET)
+    base.summary.audit.warnings.extend(model.warnings_)
     if out_dir is not None:
         from custseg.outputs.model import build_model, save_model
         from custseg.outputs.report import render_report
@@ -152,7 +154,7 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
                        reporter=reporter)
     table, recommendation = compare_on(base.segments, k=k, k_range=k_range, seed=seed,
                                        features=features, algorithms=algorithms,
-                                       timings=base.summary["timings_s"], reporter=reporter,
+                                       timings=base.summary.timings_s, reporter=reporter,
                                        **params)
     if out_dir is not None:
         out = Path(out_dir)
@@ -242,14 +244,14 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
             f"Dates count days up to {info['reference_day']}, years up to "
             f"{info['reference_year']}." if info["reference_day"]
             else f"Years count up to {info['reference_year']}.")
-    summary = {"input": {"path": info["path"], "rows": info["rows"], "format": info["format"]},
-               "customer_table": info, "columns": info["columns"], "customers": len(table),
-               "audit": {"rows_in": info["rows"], "rows_used": len(table),
-                         "dropped": {"missing_or_repeated_id": info["rows"] - len(table)},
-                         "warnings": list(info["warnings"]), "notes": notes},
-               "timings_s": timings}
-    if config.hash_ids:
-        summary["customer_ids"] = privacy.DESCRIPTION
+    summary = sm.TableSummary(
+        input=sm.Input(path=info["path"], rows=info["rows"], format=info["format"]),
+        customer_table=info, columns=info["columns"], customers=len(table),
+        audit=sm.Audit(rows_in=info["rows"], rows_used=len(table),
+                       dropped={"missing_or_repeated_id": info["rows"] - len(table)},
+                       warnings=list(info["warnings"]), notes=notes),
+        timings_s=timings,
+        customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET)
     base = RfmResult(segments=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
                      summary=summary, id_salt=privacy.salt_for(config))
     return _kept(base, engine, keep_lines)
@@ -315,33 +317,38 @@ def with_segments(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
 def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
                        names: dict[int, dict[str, Any]],
                        rules: dict[int, dict[str, Any]] | None = None,
-                       demographics: dict[int, list[dict[str, Any]]] | None = None
-                       ) -> dict[str, Any]:
+                       demographics: dict[int, list[dict[str, Any]]] | None = None, *,
+                       cluster_on: str = "behaviour", notes: list[str] | None = None
+                       ) -> sm.Clustering:
     """The clustering part of summary.json (with each segment's rule, and its demographic
-    differences when a customer table was joined)."""
+    differences when a customer table was joined); ``notes`` come before the model's."""
     groups = []
     for seg_id in sorted(profiles, key=lambda s: (s == -1, s)):
         p = profiles[seg_id]
-        groups.append({"id": seg_id, "name": names[seg_id]["name"], "size": p["customers"],
-                       "share": p["share"],
-                       **({"revenue_share": p["revenue_share"]} if "revenue_share" in p else {}),
-                       "description": names[seg_id]["description"],
-                       "actions": names[seg_id]["actions"], "profile": p,
-                       **({"rule": rules[seg_id]} if rules and seg_id in rules else {}),
-                       **({"demographics": demographics.get(seg_id, [])}
-                          if demographics is not None and seg_id != -1 else {})})
-    return {
-        "algorithm": model.algorithm, "k": model.n_clusters_,
-        "features": {"used": model.prep_.numeric_ + model.prep_.categorical_,
-                     "notes": model.notes_},
-        "k_selection": model.k_selection_,
-        "clustering_params": model.fitted_params_,
-        "clustering_extra": model.extra_,
-        "metrics": {key: model.metrics_[key] for key in
-                    ("silhouette", "calinski_harabasz", "davies_bouldin", "stability_ari",
-                     "silhouette_sample")},
-        "segments": groups,
-    }
+        groups.append(sm.Segment(
+            id=seg_id, name=names[seg_id]["name"], size=p["customers"], share=p["share"],
+            revenue_share=p.get("revenue_share", sm.UNSET),
+            description=names[seg_id]["description"], actions=names[seg_id]["actions"],
+            profile=p, rule=sm.Rule(**rules[seg_id]) if rules and seg_id in rules else sm.UNSET,
+            demographics=(demographics.get(seg_id, [])
+                          if demographics is not None and seg_id != -1 else sm.UNSET)))
+    selection = model.k_selection_
+    if selection is not None:
+        selection = sm.KSelection(**{
+            **selection, "candidates": [sm.Candidate(**c) for c in selection["candidates"]]
+            if "candidates" in selection else sm.UNSET})
+    return sm.Clustering(
+        algorithm=model.algorithm, k=model.n_clusters_,
+        features=sm.ClusterFeatures(used=model.prep_.numeric_ + model.prep_.categorical_,
+                                    notes=[*(notes or []), *model.notes_],
+                                    cluster_on=cluster_on),
+        k_selection=selection,
+        clustering_params=model.fitted_params_,
+        clustering_extra=model.extra_,
+        metrics=sm.Metrics(**{key: model.metrics_[key] for key in
+                              ("silhouette", "calinski_harabasz", "davies_bouldin",
+                               "stability_ari", "silhouette_sample")}),
+        segments=groups)
 
 
 def _num(v) -> float | None:

@@ -28,8 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import numpy as np
 import pandas as pd
 
@@ -38,6 +39,7 @@ from custseg.cluster._prepare import FeaturePrep
 from custseg.cluster._rules import COVARIANCE_TYPES, KINDS, apply_rule
 from custseg.core.config import Config
 from custseg.core.exceptions import InputError
+from custseg.core.summary import RunSummary, TableRunSummary
 from custseg.core.version import __version__
 from custseg.prep.rfm import RFM_COLUMNS, rfm_scores
 from custseg.profile.profiles import UNCLUSTERED
@@ -52,26 +54,107 @@ def _checksum(body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def build_model(summary: dict[str, Any], segmenter, config: Config) -> dict[str, Any]:
-    """The model of a finished ``custseg run`` (summary dict and fitted Segmenter)."""
+class ModelConfig(msgspec.Struct):
+    """The reading and cleaning settings that scoring repeats."""
+
+    dayfirst: bool | None
+    cleaning: dict[str, bool]
+    cancellation_pattern: str | None
+
+
+class ModelFeatures(msgspec.Struct):
+    """The feature preparation: columns, and per feature its imputation, transform and
+    scaling (numeric) or levels and weight (categorical)."""
+
+    numeric: list[str]
+    categorical: list[str]
+    spec: dict[str, dict[str, Any]]
+    columns: list[str]
+
+
+class ModelRfm(msgspec.Struct):
+    """RFM cut points and the segment map."""
+
+    edges: dict[str, list[float]]
+    segments: dict[str, list[str]]
+
+
+class ModelClustering(msgspec.Struct, omit_defaults=True):
+    """The segment centres and the assignment rule (absent in format 1.0)."""
+
+    algorithm: str
+    k: int
+    centers: list[list[float]]
+    rule: str | msgspec.UnsetType = msgspec.UNSET
+    assignment: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ModelSegment(msgspec.Struct):
+    """A segment's id (-1: Unclustered), name and words."""
+
+    id: int
+    name: str
+    description: str
+    actions: list[str]
+
+
+class ModelFile(msgspec.Struct):
+    """A saved custseg model (``model.json``)."""
+
+    format: Literal["custseg-model"]
+    format_version: str
+    custseg_version: str
+    kind: Literal["transactions", "customers"]
+    as_of: str | None
+    mapping: dict[str, str]
+    config: ModelConfig
+    features: ModelFeatures
+    rfm: ModelRfm | None
+    clustering: ModelClustering
+    segments: list[ModelSegment]
+    checksum: str
+
+
+def model_schema() -> dict[str, Any]:
+    """The JSON Schema of ``model.json``."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "custseg model.json",
+            "description": "A saved custseg model: what scoring new customers needs.",
+            **msgspec.json.schema(ModelFile)}
+
+
+def build_model(summary: RunSummary | TableRunSummary, segmenter, config: Config
+                ) -> dict[str, Any]:
+    """The model of a finished ``custseg run`` (its summary and fitted Segmenter)."""
+    segments = [{"id": s.id, "name": s.name, "description": s.description,
+                 "actions": s.actions} for s in summary.segments]
+    if isinstance(summary, TableRunSummary):
+        return _model(segmenter, config, segments)
+    return _model(segmenter, config, segments, as_of=summary.as_of, mapping=summary.mapping,
+                  edges=summary.rfm_edges)
+
+
+def _model(segmenter, config: Config, segments: list[dict[str, Any]], *,
+           as_of: str | None = None, mapping: dict[str, str] | None = None,
+           edges: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """The model of a fitted Segmenter with its segments' words (and, for order lines, the
+    snapshot date, the mapping and the RFM cut points)."""
     prep = segmenter.prep_
     body = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "custseg_version": __version__,
-        "kind": "transactions" if "rfm_edges" in summary else "customers",
-        "as_of": summary.get("as_of"),
-        "mapping": summary.get("mapping", {}),
+        "kind": "customers" if edges is None else "transactions",
+        "as_of": as_of,
+        "mapping": mapping or {},
         "config": {"dayfirst": config.dayfirst, "cleaning": config.cleaning,
                    "cancellation_pattern": config.cancellation_pattern},
         "features": {"numeric": prep.numeric_, "categorical": prep.categorical_,
                      "spec": prep.spec_, "columns": prep.columns_},
-        "rfm": ({"edges": summary["rfm_edges"], "segments": config.segments}
-                if "rfm_edges" in summary else None),
+        "rfm": None if edges is None else {"edges": edges, "segments": config.segments},
         "clustering": {"algorithm": segmenter.algorithm, "k": segmenter.n_clusters_,
                        "rule": rule_text(segmenter.algorithm, segmenter.assignment_),
                        "centers": np.asarray(segmenter.cluster_centers_).round(12).tolist(),
                        "assignment": rule_json(segmenter.assignment_)},
-        "segments": [{"id": s["id"], "name": s["name"], "description": s["description"],
-                      "actions": s["actions"]} for s in summary.get("segments", [])],
+        "segments": segments,
     }
     return {**body, "checksum": _checksum(body)}
 
@@ -268,18 +351,23 @@ def load_model(path: str | Path) -> dict[str, Any]:
     if model.get("checksum") != _checksum(body):
         raise InputError(f"Model {path} fails its checksum: it was edited or damaged. Re-run "
                          "`custseg run` to make a new model.")
-    _check_schema(model, path)
+    try:
+        msgspec.convert(model, ModelFile)
+    except msgspec.ValidationError as exc:
+        raise InputError(f"Model {path} does not match the model schema ({exc}); re-run "
+                         "`custseg run` to make a new model.") from None
+    _check_values(model, path)
     _check_shapes(model, path)
     return model
 
 
-def _check_schema(model: dict[str, Any], path: Path) -> None:
-    """Every part scoring uses has the kind of value it needs (a model whose checksum was
+def _check_values(model: dict[str, Any], path: Path) -> None:
+    """What the schema cannot say: known fields, valid settings, finite numbers, a feature
+    spec that matches the columns, a valid segment map (a model whose checksum was
     recomputed after an edit must still fail with one line, not deep inside scoring)."""
-    from custseg.core.config import Config
     from custseg.core.exceptions import ConfigError
     from custseg.io import FIELDS
-    from custseg.prep.rfm import RFM_COLUMNS, check_segment_map
+    from custseg.prep.rfm import check_segment_map
 
     def fail(what: str) -> None:
         raise InputError(f"Model {path} is inconsistent ({what}); re-run `custseg run` to "
@@ -292,27 +380,16 @@ def _check_schema(model: dict[str, Any], path: Path) -> None:
         return (isinstance(value, int | float) and not isinstance(value, bool)
                 and bool(np.isfinite(value)))
 
-    if model.get("kind") not in ("transactions", "customers"):
-        fail("kind")
-    mapping = model.get("mapping")
-    if not isinstance(mapping, dict) or not all(
-            f in FIELDS and isinstance(c, str) for f, c in mapping.items()):
+    if not all(f in FIELDS for f in model["mapping"]):
         fail("mapping")
-    conf = model.get("config")
-    if not isinstance(conf, dict):
-        fail("config")
+    conf = model["config"]
     try:
-        Config(dayfirst=conf.get("dayfirst"), cleaning=conf.get("cleaning"),
-               cancellation_pattern=conf.get("cancellation_pattern"), as_of=model.get("as_of"))
-    except (ConfigError, TypeError, AttributeError):
+        Config(dayfirst=conf["dayfirst"], cleaning=conf["cleaning"],
+               cancellation_pattern=conf["cancellation_pattern"], as_of=model["as_of"])
+    except ConfigError:
         fail("config")
-    features = model.get("features")
-    if not isinstance(features, dict) or not all(
-            strings(features.get(k)) for k in ("numeric", "categorical", "columns")):
-        fail("features")
-    spec = features.get("spec")
-    if not isinstance(spec, dict):
-        fail("features")
+    features = model["features"]
+    spec = features["spec"]
     expected = list(features["numeric"])
     for col in features["numeric"]:
         s = spec.get(col)
@@ -330,22 +407,15 @@ def _check_schema(model: dict[str, Any], path: Path) -> None:
     if features["columns"] != expected:
         fail("feature columns")
     if model["kind"] == "transactions":
-        rfm = model.get("rfm")
-        if not (isinstance(rfm, dict) and isinstance(rfm.get("edges"), dict)
-                and isinstance(rfm.get("segments"), dict)
-                and all(isinstance(rfm["edges"].get(c), list)
-                        and all(number(v) for v in rfm["edges"][c]) for c in RFM_COLUMNS)
-                and all(isinstance(v, list) for v in rfm["segments"].values())):
+        rfm = model["rfm"]
+        if not (rfm is not None and all(
+                c in rfm["edges"] and all(number(v) for v in rfm["edges"][c])
+                for c in RFM_COLUMNS)):
             fail("rfm")
         try:
             check_segment_map(rfm["segments"])
         except ConfigError:
             fail("rfm segments")
-    segments = model.get("segments")
-    if not (isinstance(segments, list) and all(
-            isinstance(g, dict) and isinstance(g.get("id"), int) and isinstance(g.get("name"), str)
-            for g in segments)):
-        fail("segments")
 
 
 def _check_shapes(model: dict[str, Any], path: Path) -> None:
@@ -403,6 +473,6 @@ def save_segmenter(segmenter, path: str | Path) -> None:
     ids = list(range(1, segmenter.n_clusters_ + 1))
     if (segmenter.labels_ == NOISE).any():
         ids.append(NOISE)
-    summary = {"segments": [{"id": i, "name": UNCLUSTERED if i == NOISE else f"Segment {i}",
-                             "description": "", "actions": []} for i in ids]}
-    save_model(build_model(summary, segmenter, Config()), path)
+    segments = [{"id": i, "name": UNCLUSTERED if i == NOISE else f"Segment {i}",
+                 "description": "", "actions": []} for i in ids]
+    save_model(_model(segmenter, Config(), segments), path)

@@ -8,7 +8,6 @@ the customers of a finished run back (report, track, app).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from custseg.core import summary
 from custseg.core.exceptions import InputError
 from custseg.prep import privacy
 
@@ -101,7 +101,6 @@ def write_run(result, out_dir: Path, extra: Callable[[Path], object] | None = No
         con.execute(f"COPY segments_frame TO ? ({form})", [str(tmp / name)])
         con.close()
         excluded.to_csv(tmp / "excluded_customers.csv", index=False)
-        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str)
-                                          + "\n", encoding="utf-8")
+        (tmp / "summary.json").write_text(summary.encode(result.summary), encoding="utf-8")
         if extra is not None:
             extra(tmp)

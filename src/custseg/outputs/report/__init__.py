@@ -1,6 +1,7 @@
-"""The HTML report and its PNG figures, rendered from the run's summary dict.
+"""The HTML report and its PNG figures, rendered from the run's summary.
 
-``render_report(summary, table, out_dir)`` writes ``report.html`` (one self-contained file:
+``render_report(summary, table, out_dir)`` (the charts and the template read the summary's
+data as ``summary.json`` holds it) writes ``report.html`` (one self-contained file:
 styles, the Vega bundle and the chart data inline, no network needed) and
 ``figures/*.png``. Templates autoescape every data-derived string; chart specifications
 are embedded as JSON with ``<``, ``>`` and ``&`` escaped, so no value can close a tag.
@@ -17,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from custseg.core.exceptions import InputError
+from custseg.core.summary import RfmSummary, RunSummary, TableRunSummary
+from custseg.core.summary import load as load_summary
 from custseg.outputs.rundir import atomic_file, read_segments
 
 CAPTIONS = {
@@ -66,7 +69,8 @@ def vega_bundle() -> str:
     return bundle
 
 
-def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Path:
+def render_report(summary: RunSummary | TableRunSummary, table: pd.DataFrame,
+                  out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` and ``out_dir/figures/*.png``; return the report path."""
     import jinja2
     import vl_convert as vlc
@@ -74,12 +78,13 @@ def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Pa
 
     from custseg.outputs.report.charts import CHARTS
 
+    data = summary.to_dict()
     out_dir = Path(out_dir)
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     charts = []
     for name, build in CHARTS:
-        chart = build(summary, table)
+        chart = build(data, table)
         if chart is None:
             continue
         spec = chart.to_dict()
@@ -96,7 +101,7 @@ def render_report(summary: dict, table: pd.DataFrame, out_dir: str | Path) -> Pa
                                     f"{v:,}" if isinstance(v, int) else "n/a")
     key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
     html = env.get_template("report.html.j2").render(
-        s=summary, charts=charts, key_features=key_features,
+        s=data, charts=charts, key_features=key_features,
         bundle=Markup(vega_bundle()))
     path = out_dir / "report.html"
     with atomic_file(path) as tmp:
@@ -112,11 +117,8 @@ def rerender(run_dir: str | Path) -> Path:
     if not summary_path.is_file():
         raise InputError(f"{run_dir} has no {summary_path.name}; point to the --out folder of "
                          "a finished `custseg run`.")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{summary_path} is not valid JSON ({exc}).") from None
-    if "segments" not in summary:
+    summary = load_summary(summary_path)
+    if isinstance(summary, RfmSummary):
         raise InputError(f"{summary_path} has no segments: it comes from `custseg rfm`; "
                          "the report needs a `custseg run` folder.")
     table = read_segments(run_dir)

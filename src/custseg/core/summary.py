@@ -1,0 +1,354 @@
+"""The typed summary of a run, as written to ``summary.json`` and read back.
+
+One type per kind of run, its fields in the order they appear in the file:
+:class:`RfmSummary` (``custseg rfm``), :class:`RunSummary` (``custseg run`` on order lines),
+:class:`TableSummary` (a customer table read alone, before clustering) and
+:class:`TableRunSummary` (``custseg run`` on a customer table alone). Optional parts
+default to ``UNSET`` and are then absent from the file. Every part also reads like the
+dict the file holds (``s["audit"]["rows_in"]``, ``s.get("segments")``, ``"rule" in seg``).
+
+:func:`encode` writes the file, :func:`load` reads it back (one :class:`InputError` line
+naming the file and the bad field), :func:`schema` is its published JSON Schema
+(``schemas/summary.schema.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from custseg.core.exceptions import InputError
+
+
+class Block(msgspec.Struct, omit_defaults=True):
+    """A part of the summary; also readable as the dict ``summary.json`` holds."""
+
+    def _value(self, key: object) -> Any:
+        return getattr(self, key) if key in self.__struct_fields__ else UNSET
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._value(key)
+        if value is UNSET:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return self._value(key) is not UNSET
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._value(key)
+        return default if value is UNSET else value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain JSON data of this part (what ``summary.json`` holds)."""
+        return msgspec.to_builtins(self, enc_hook=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """What ``json.dumps(default=str)`` made of values JSON has no type for (float
+    subclasses such as numpy's stay numbers)."""
+    return float(value) if isinstance(value, float) else str(value)
+
+
+class Input(Block, kw_only=True):
+    """The input read: its path, rows (with rejected ones) and format details."""
+
+    path: str
+    rows: int
+    format: str
+    encoding: str | UnsetType = UNSET
+    delimiter: str | UnsetType = UNSET
+    header: bool | UnsetType = UNSET
+    sheet: str | UnsetType = UNSET
+
+
+class Audit(Block, kw_only=True):
+    """What happened to every input row."""
+
+    rows_in: int
+    rows_used: int
+    dropped: dict[str, int]
+    warnings: list[str]
+    notes: dict[str, str]
+
+
+class RfmSegment(Block, kw_only=True):
+    """One named RFM segment (means are null when it is empty)."""
+
+    name: str
+    customers: int
+    share: float
+    revenue_share: float
+    mean_recency: float | None
+    mean_frequency: float | None
+    mean_monetary: float | None
+
+
+class ClusterFeatures(Block, kw_only=True):
+    """The features clustered on, how they were prepared, and what was clustered on."""
+
+    used: list[str]
+    notes: list[str]
+    cluster_on: str
+
+
+class Candidate(Block, kw_only=True):
+    """A number of segments tried for action (no clear groups)."""
+
+    k: int
+    stability: float | None
+    smallest_share: float
+    clashes: list[str] | None
+
+
+class KSelection(Block, kw_only=True):
+    """How k was chosen: the curves over the k searched, and the reason."""
+
+    k: list[int]
+    inertia: list[float]
+    silhouette: list[float | None]
+    calinski_harabasz: list[float | None]
+    davies_bouldin: list[float | None]
+    bic: list[float] | UnsetType = UNSET
+    untied_silhouette: list[float | None]
+    reference_silhouette: list[float | None]
+    structure: str
+    candidates: list[Candidate] | UnsetType = UNSET
+    chosen: int
+    reason: str
+    silhouette_sample: int
+
+
+class Metrics(Block, kw_only=True):
+    """Quality of the final segments."""
+
+    silhouette: float | None
+    calinski_harabasz: float | None
+    davies_bouldin: float | None
+    stability_ari: float | None
+    silhouette_sample: int
+
+
+class Rule(Block, kw_only=True):
+    """A segment as a short rule on its features, and how well it matches."""
+
+    text: str
+    conditions: list[dict[str, Any]]
+    precision: float
+    recall: float
+    others: float
+    customers: int
+
+
+class Segment(Block, kw_only=True):
+    """One segment: size, name, words and profile (-1: customers no cluster claims)."""
+
+    id: int
+    name: str
+    size: int
+    share: float
+    revenue_share: float | UnsetType = UNSET
+    description: str
+    actions: list[str]
+    profile: dict[str, Any]
+    rule: Rule | UnsetType = UNSET
+    demographics: list[dict[str, Any]] | UnsetType = UNSET
+
+
+class Demographics(Block, kw_only=True):
+    """The tests of the customer table's columns across segments."""
+
+    tests: int
+    correction: str
+    alpha: float
+    min_effect: dict[str, float]
+    columns: list[str]
+    skipped: dict[str, str]
+
+
+class ComparisonRow(Block, kw_only=True):
+    """One algorithm of ``--compare`` (only algorithm, k and error when it failed)."""
+
+    algorithm: str
+    k: int | float | None  # a float when another algorithm failed (a column with nulls)
+    silhouette: float | None | UnsetType = UNSET
+    calinski_harabasz: float | None | UnsetType = UNSET
+    davies_bouldin: float | None | UnsetType = UNSET
+    stability_ari: float | None | UnsetType = UNSET
+    unclustered: int | float | None | UnsetType = UNSET
+    seconds: float | None | UnsetType = UNSET
+    error: str | None
+    mean_rank: float | None | UnsetType = UNSET
+
+
+class Comparison(Block, kw_only=True):
+    """Every algorithm ranked best first, and the recommendation in words."""
+
+    table: list[ComparisonRow]
+    recommendation: str
+
+
+class TrendRow(Block, kw_only=True):
+    """Revenue and active customers of one segment in one month."""
+
+    month: str
+    segment: int
+    revenue: float
+    active_customers: int
+
+
+class Clustering(Block, kw_only=True):
+    """The clustering part of a run's summary (its fields sit at the summary's top level)."""
+
+    algorithm: str
+    k: int
+    features: ClusterFeatures
+    k_selection: KSelection | None
+    clustering_params: dict[str, Any]
+    clustering_extra: dict[str, Any]
+    metrics: Metrics
+    segments: list[Segment]
+
+
+class RfmSummary(Block, kw_only=True):
+    """``custseg rfm``: order lines cleaned, customer features and RFM segments."""
+
+    custseg_version: str
+    input: Input
+    mapping: dict[str, str]
+    engine: str
+    audit: Audit
+    customers: int
+    excluded_customers: dict[str, int]
+    as_of: str
+    features: dict[str, str]
+    rfm_edges: dict[str, list[float]]
+    rfm_segments: list[RfmSegment]
+    timings_s: dict[str, float]
+    customer_table: dict[str, Any] | UnsetType = UNSET
+    columns: dict[str, dict[str, Any]] | UnsetType = UNSET
+    customer_ids: str | UnsetType = UNSET
+
+
+class RunSummary(Block, kw_only=True):
+    """``custseg run`` on order lines: the RFM summary with the clustering."""
+
+    custseg_version: str
+    input: Input
+    mapping: dict[str, str]
+    engine: str
+    audit: Audit
+    customers: int
+    excluded_customers: dict[str, int]
+    as_of: str
+    features: ClusterFeatures
+    rfm_edges: dict[str, list[float]]
+    rfm_segments: list[RfmSegment]
+    timings_s: dict[str, float]
+    customer_table: dict[str, Any] | UnsetType = UNSET
+    columns: dict[str, dict[str, Any]] | UnsetType = UNSET
+    customer_ids: str | UnsetType = UNSET
+    comparison: Comparison | UnsetType = UNSET
+    demographics: Demographics | UnsetType = UNSET
+    algorithm: str
+    k: int
+    k_selection: KSelection | None
+    clustering_params: dict[str, Any]
+    clustering_extra: dict[str, Any]
+    metrics: Metrics
+    segments: list[Segment]
+    monthly_trend: list[TrendRow] | UnsetType = UNSET
+
+
+class TableSummary(Block, kw_only=True):
+    """A customer table read alone, every column with a role (before clustering)."""
+
+    input: Input
+    customer_table: dict[str, Any]
+    columns: dict[str, dict[str, Any]]
+    customers: int
+    audit: Audit
+    timings_s: dict[str, float]
+    customer_ids: str | UnsetType = UNSET
+
+
+class TableRunSummary(Block, kw_only=True):
+    """``custseg run`` on a customer table alone: the table's summary with the clustering."""
+
+    input: Input
+    customer_table: dict[str, Any]
+    columns: dict[str, dict[str, Any]]
+    customers: int
+    audit: Audit
+    timings_s: dict[str, float]
+    customer_ids: str | UnsetType = UNSET
+    comparison: Comparison | UnsetType = UNSET
+    algorithm: str
+    k: int
+    features: ClusterFeatures
+    k_selection: KSelection | None
+    clustering_params: dict[str, Any]
+    clustering_extra: dict[str, Any]
+    metrics: Metrics
+    segments: list[Segment]
+
+
+Summary = RfmSummary | RunSummary | TableSummary | TableRunSummary
+#: The kinds of summary a run writes to summary.json.
+WRITTEN = (RfmSummary, RunSummary, TableRunSummary)
+
+
+def clustered(base: RfmSummary | TableSummary, clustering: Clustering, *,
+              comparison: Comparison | UnsetType = UNSET,
+              demographics: Demographics | UnsetType = UNSET,
+              monthly_trend: list[TrendRow] | UnsetType = UNSET
+              ) -> RunSummary | TableRunSummary:
+    """The summary of a clustered run: ``base`` with the clustering (which replaces the RFM
+    feature descriptions) and, when given, the comparison, demographics and trend."""
+    parts = {**msgspec.structs.asdict(base), **msgspec.structs.asdict(clustering),
+             "comparison": comparison}
+    if isinstance(base, RfmSummary):
+        return RunSummary(**parts, demographics=demographics, monthly_trend=monthly_trend)
+    return TableRunSummary(**parts)
+
+
+def encode(summary: Summary) -> str:
+    """The text of ``summary.json`` (2-space indent; ASCII, as ``json.dumps`` writes it)."""
+    return json.dumps(summary.to_dict(), indent=2) + "\n"
+
+
+def _kind(data: dict[str, Any]) -> type[RfmSummary | RunSummary | TableRunSummary]:
+    if "rfm_segments" not in data:
+        return TableRunSummary
+    return RunSummary if "segments" in data else RfmSummary
+
+
+def load(path: str | Path) -> RfmSummary | RunSummary | TableRunSummary:
+    """Read a run's ``summary.json`` back into its type; :class:`InputError` naming the
+    file and the first bad field when it does not decode."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} is not a custseg summary (not a JSON object).")
+    try:
+        return msgspec.convert(data, _kind(data))
+    except msgspec.ValidationError as exc:
+        raise InputError(f"{path} is not a custseg summary: {exc}; re-run custseg to write "
+                         "it again.") from None
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of ``summary.json`` (any of the kinds a run writes)."""
+    kinds, defs = msgspec.json.schema_components(WRITTEN)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "custseg summary.json",
+            "description": "What a custseg run produced (rfm; run on order lines; run on a "
+                           "customer table alone).",
+            "anyOf": list(kinds), "$defs": defs}
