@@ -6,8 +6,10 @@ Bad input ends in one line on stderr naming the problem and the fix, exit code 1
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from inspect import Parameter, Signature, signature
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -15,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from custseg.core.config import Config
+from custseg.core.config import SETTINGS, Config
 from custseg.core.exceptions import CustsegError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -23,81 +25,67 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 err = Console(stderr=True)
 out = Console()
 
-MapOpt = Annotated[list[str] | None, typer.Option(
-    "--map", metavar="FIELD=COLUMN",
-    help="Name the column of a field, e.g. --map customer_id=Client (repeatable).")]
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", help="TOML or JSON config file (see README).", dir_okay=False)]
-AsOfOpt = Annotated[str | None, typer.Option(
-    "--as-of", metavar="YYYY-MM-DD",
-    help="Snapshot date: lines on or after it are ignored. Default: day after the last date.")]
-DayFirstOpt = Annotated[bool | None, typer.Option(
-    "--dayfirst/--no-dayfirst", help="Read 01/02/2011 as 1 February (default: from the data).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 InputArg = Annotated[str | None, typer.Argument(
     help="Order lines or a customer table: CSV/TSV/delimited text, .xlsx, Parquet file or "
          "folder.")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
-CustomersOpt = Annotated[Path | None, typer.Option(
-    "--customers", help="Customer table to join on customer id (any input format).")]
-SheetOpt = Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")]
-DelimiterOpt = Annotated[str | None, typer.Option(
-    help="Force the delimiter of a text file (default: sniffed).")]
-EncodingOpt = Annotated[str | None, typer.Option(
-    help="Encoding of a text file, any Python codec (cp1252, latin-1, utf-16, ...). Default: "
-         "guessed: UTF-8, UTF-16 (byte-order mark or NUL bytes), else Windows-1252.")]
-DbOpt = Annotated[str | None, typer.Option(
-    "--db", help="Database URL, e.g. sqlite:///shop.db or duckdb:///shop.duckdb.")]
-SqlOpt = Annotated[str | None, typer.Option("--sql", help="Query to run on --db.")]
-AlgorithmOpt = Annotated[str, typer.Option(
-    "--algorithm", help="kmeans, hierarchical, gmm, kprototypes, dbscan, hdbscan or affinity.")]
-KOpt = Annotated[str, typer.Option("--k", help="Number of segments, or 'auto'.")]
-KRangeOpt = Annotated[str | None, typer.Option(
-    "--k-range", metavar="LOW-HIGH",
-    help="Range searched by --k auto (default: clear groups in 2-10, else a continuum cut "
-         "for action in 3-8).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same output.")]
-SkewOpt = Annotated[str, typer.Option("--skew", help="log1p, yeo-johnson or none.")]
-ScalerOpt = Annotated[str, typer.Option("--scaler", help="standard or robust.")]
-LinkageOpt = Annotated[str, typer.Option("--linkage",
-                                         help="ward, average or complete (hierarchical).")]
-OptionOpt = Annotated[list[str] | None, typer.Option(
-    "--option", metavar="KEY=VALUE",
-    help="Algorithm option, e.g. --option eps=0.4 (dbscan), --option min_cluster_size=50 "
-         "(hdbscan), --option covariance_type=diag (gmm). Repeatable.")]
-EngineOpt = Annotated[str | None, typer.Option(
-    "--engine", help="duckdb (default: embedded, out-of-core) or spark.")]
-SparkMasterOpt = Annotated[str | None, typer.Option(
-    "--spark-master", metavar="URL",
-    help="Spark master with --engine spark: local[*] (default), spark://host:7077, yarn, ...")]
-HashIdsOpt = Annotated[bool, typer.Option(
-    "--hash-ids", help="Write salted hashes instead of customer ids in every output.")]
-SaltOpt = Annotated[str | None, typer.Option(
-    "--salt", envvar="CUSTSEG_SALT", show_envvar=True,
-    help="Secret salt for --hash-ids, unused without it (same salt, same hashes; default: "
-         "random per run, never written).")]
-InputKindOpt = Annotated[str | None, typer.Option(
-    "--input-kind", help="table (one row per customer) or orders (order lines); default: "
-                         "detected from the columns.")]
-ClusterOnOpt = Annotated[str | None, typer.Option(
-    "--cluster-on", help="behaviour (default) or all: also cluster on the --customers "
-                         "table's columns (demographics).")]
-FeaturesOpt = Annotated[str | None, typer.Option(
-    "--features", metavar="A,B,C", help="Columns to cluster on (default: chosen for you).")]
+#: Config keys read by rfm, run and compare, and the clustering keys of run and compare.
+READ_KEYS = ("customers", "mapping", "as_of", "dayfirst", "sheet", "delimiter", "encoding",
+             "db", "sql", "engine", "spark_master")
+CLUSTER_KEYS = tuple(f"clustering.{k}" for k in ("k", "k_range", "seed", "features", "skew",
+                                                  "scaler"))
 
 
-def _config(config_file: Path | None, mapping: list[str] | None, **overrides) -> Config:
-    config = Config.from_file(config_file) if config_file else Config()
-    pairs = {}
-    for item in mapping or []:
-        field, sep, column = item.partition("=")
-        if not sep or not field.strip() or not column:
-            raise CustsegError(
-                f"--map {item!r} is not FIELD=COLUMN, e.g. --map customer_id=Client.")
-        pairs[field.strip()] = column
-    if pairs:
-        overrides["mapping"] = {**config.mapping, **pairs}
-    return config.replace(**overrides)
+def _option(key: str) -> Any:
+    """The typer option of a declared key: its flag, help and default in words. typer's own
+    default is None, meaning "not given", so the config file's value stays."""
+    s = SETTINGS[key]
+    shown = s.shown if s.shown is not None or s.default in (None, {}) else s.default_words
+    words = f" {s.allowed[0].upper()}{s.allowed[1:]}." if s.allowed.startswith("one of") else ""
+    return Annotated[s.cli | None, typer.Option(
+        s.flag, help=s.help + words, metavar=s.metavar, envvar=s.envvar, show_envvar=bool(s.envvar),
+        show_default=shown or False)]
+
+
+def _given(key: str, value: Any) -> Any:
+    """A flag's value as the key's value; None when the flag was not given."""
+    if value is None or value == []:
+        return None
+    parse = SETTINGS[key].parse
+    return parse(value) if parse else value
+
+
+def _configured(*keys: str) -> Callable:
+    """Give a command one option per config key (and ``--config``) in place of its
+    ``config`` parameter, which then receives the config: defaults < file < flags."""
+    names = {key.replace(".", "__"): key for key in keys}
+
+    def decorate(func: Callable) -> Callable:
+        params = []
+        for p in signature(func, eval_str=True).parameters.values():
+            if p.name != "config":
+                params.append(p)
+                continue
+            params += [Parameter(name, Parameter.KEYWORD_ONLY, default=None,
+                                         annotation=_option(key))
+                       for name, key in names.items()]
+            params.append(Parameter("config_file", Parameter.KEYWORD_ONLY,
+                                            default=None, annotation=ConfigOpt))
+
+        def command(**kwargs: Any) -> Any:
+            config_file = kwargs.pop("config_file")
+            config = Config.from_file(config_file) if config_file else Config()
+            config = config.overridden({key: _given(key, kwargs.pop(name))
+                                        for name, key in names.items()})
+            return func(config=config, **kwargs)
+
+        command.__name__, command.__doc__ = func.__name__, func.__doc__
+        command.__signature__ = Signature(params)  # type: ignore[attr-defined]
+        return command
+
+    return decorate
 
 
 class _Reporter:
@@ -128,18 +116,6 @@ class _Reporter:
             self.progress.update(self.tasks[stage], completed=1)
 
 
-def _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                   engine=None, spark_master=None, hash_ids: bool = False,
-                   salt: str | None = None, input_kind: str | None = None,
-                   cluster_on: str | None = None) -> Config:
-    if delimiter == "\\t":
-        delimiter = "\t"
-    return _config(config_file, mapping, as_of=as_of, dayfirst=dayfirst, sheet=sheet,
-                   delimiter=delimiter, encoding=encoding, engine=engine,
-                   spark_master=spark_master, hash_ids=hash_ids or None, salt=salt,
-                   input_kind=input_kind, cluster_on=cluster_on)
-
-
 def _print_audit(s: dict) -> None:
     audit = s["audit"]
     dropped = ", ".join(f"{k} {v:,}" for k, v in audit["dropped"].items() if v) or "none"
@@ -154,35 +130,15 @@ def _print_warnings(s: dict) -> None:
 
 
 @app.command()
-def rfm(
-    input: InputArg = None,
-    out_dir: OutOpt = Path("custseg-out"),
-    customers: CustomersOpt = None,
-    mapping: MapOpt = None,
-    as_of: AsOfOpt = None,
-    dayfirst: DayFirstOpt = None,
-    sheet: SheetOpt = None,
-    delimiter: DelimiterOpt = None,
-    encoding: EncodingOpt = None,
-    db: DbOpt = None,
-    sql: SqlOpt = None,
-    engine: EngineOpt = None,
-    spark_master: SparkMasterOpt = None,
-    config_file: ConfigOpt = None,
-    hash_ids: HashIdsOpt = False,
-    salt: SaltOpt = None,
-    input_kind: InputKindOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
+@_configured("out", *READ_KEYS, "hash_ids", "salt", "input_kind")
+def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
     from custseg.jobs.rfm import run_rfm
 
-    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master, hash_ids=hash_ids, salt=salt,
-                            input_kind=input_kind)
+    out_dir = Path(config.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
-        result = run_rfm(input, out_dir=out_dir, customers=customers, config=config, db=db,
-                         sql=sql, reporter=reporter)
+        result = run_rfm(input, out_dir=out_dir, customers=config.customers, config=config,
+                         db=config.db, sql=config.sql, reporter=reporter)
     if quiet:
         return
     s = result.summary
@@ -200,89 +156,18 @@ def rfm(
               f"{out_dir / 'excluded_customers.csv'}.")
 
 
-def _k(value: str) -> int | str:
-    if value == "auto":
-        return value
-    if value.isdigit() and int(value) >= 2:
-        return int(value)
-    raise CustsegError(f"--k {value!r} must be 'auto' or a whole number of at least 2.")
-
-
-def _k_range(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    low, sep, high = value.partition("-")
-    if sep and low.isdigit() and high.isdigit() and 2 <= int(low) <= int(high):
-        return int(low), int(high)
-    raise CustsegError(f"--k-range {value!r} must be LOW-HIGH with 2 <= LOW <= HIGH, e.g. 2-10.")
-
-
-def _features(value: str | None) -> list[str] | None:
-    return [f.strip() for f in value.split(",") if f.strip()] if value else None
-
-
-def _options(items: list[str] | None) -> dict | None:
-    options = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise CustsegError(f"--option {item!r} is not KEY=VALUE, e.g. --option eps=0.4.")
-        for kind in (int, float):
-            try:
-                options[key.strip()] = kind(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            options[key.strip()] = raw
-    return options or None
-
-
 @app.command()
-def run(
-    input: InputArg = None,
-    out_dir: OutOpt = Path("custseg-out"),
-    algorithm: AlgorithmOpt = "kmeans",
-    k: KOpt = "auto",
-    k_range: KRangeOpt = None,
-    seed: SeedOpt = 0,
-    features: FeaturesOpt = None,
-    skew: SkewOpt = "log1p",
-    scaler: ScalerOpt = "standard",
-    linkage: LinkageOpt = "ward",
-    option: OptionOpt = None,
-    compare_all: Annotated[bool, typer.Option(
-        "--compare", help="Also run and rank every algorithm (shown in the report).")] = False,
-    customers: CustomersOpt = None,
-    cluster_on: ClusterOnOpt = None,
-    input_kind: InputKindOpt = None,
-    mapping: MapOpt = None,
-    as_of: AsOfOpt = None,
-    dayfirst: DayFirstOpt = None,
-    sheet: SheetOpt = None,
-    delimiter: DelimiterOpt = None,
-    encoding: EncodingOpt = None,
-    db: DbOpt = None,
-    sql: SqlOpt = None,
-    engine: EngineOpt = None,
-    spark_master: SparkMasterOpt = None,
-    config_file: ConfigOpt = None,
-    hash_ids: HashIdsOpt = False,
-    salt: SaltOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
+@_configured("out", "clustering.algorithm", *CLUSTER_KEYS, "clustering.linkage",
+             "clustering.options", "clustering.compare", "cluster_on", "input_kind",
+             *READ_KEYS, "hash_ids", "salt")
+def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
     from custseg.jobs.run import run_segments
 
-    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master, hash_ids=hash_ids, salt=salt,
-                            input_kind=input_kind, cluster_on=cluster_on)
+    out_dir = Path(config.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
-        result = run_segments(input, out_dir=out_dir, customers=customers, config=config,
-                              db=db, sql=sql, algorithm=algorithm, k=_k(k),
-                              k_range=_k_range(k_range), seed=seed, features=_features(features),
-                              reporter=reporter, skew=skew, scaler=scaler, linkage=linkage,
-                              options=_options(option), compare=compare_all)
+        result = run_segments(input, out_dir=out_dir, customers=config.customers,
+                              config=config, db=config.db, sql=config.sql, reporter=reporter)
     if quiet:
         return
     s = result.summary
@@ -303,41 +188,16 @@ def run(
 
 
 @app.command()
-def compare(
-    input: InputArg = None,
-    out_dir: OutOpt = Path("custseg-compare"),
-    k: KOpt = "auto",
-    k_range: KRangeOpt = None,
-    seed: SeedOpt = 0,
-    features: FeaturesOpt = None,
-    skew: SkewOpt = "log1p",
-    scaler: ScalerOpt = "standard",
-    customers: CustomersOpt = None,
-    cluster_on: ClusterOnOpt = None,
-    input_kind: InputKindOpt = None,
-    mapping: MapOpt = None,
-    as_of: AsOfOpt = None,
-    dayfirst: DayFirstOpt = None,
-    sheet: SheetOpt = None,
-    delimiter: DelimiterOpt = None,
-    encoding: EncodingOpt = None,
-    db: DbOpt = None,
-    sql: SqlOpt = None,
-    engine: EngineOpt = None,
-    spark_master: SparkMasterOpt = None,
-    config_file: ConfigOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
+@_configured("compare.out", *CLUSTER_KEYS, "cluster_on", "input_kind", *READ_KEYS)
+def compare(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Run every algorithm, rank them, recommend one: writes OUT/comparison.csv."""
     from custseg.jobs.run import compare_algorithms
 
-    config = _ingest_config(config_file, mapping, as_of, dayfirst, sheet, delimiter, encoding,
-                            engine, spark_master, input_kind=input_kind, cluster_on=cluster_on)
+    out_dir = Path(config.compare.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         table, recommendation = compare_algorithms(
-            input, out_dir=out_dir, customers=customers, config=config, db=db, sql=sql,
-            k=_k(k), k_range=_k_range(k_range), seed=seed, features=_features(features),
-            reporter=reporter, skew=skew, scaler=scaler)
+            input, out_dir=out_dir, customers=config.customers, config=config, db=config.db,
+            sql=config.sql, reporter=reporter)
     if quiet:
         return
     shown = Table(*table.columns[:8], title="Algorithms, best first")
@@ -362,30 +222,20 @@ def report(
 
 
 @app.command()
+@_configured("score.out", "mapping", "as_of", "sheet", "delimiter", "encoding",
+             "hash_ids", "salt")
 def score(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="model.json of a run.")],
-    input: InputArg = None,
-    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path(
-        "scored.csv"),
-    mapping: MapOpt = None,
-    as_of: AsOfOpt = None,
-    sheet: SheetOpt = None,
-    delimiter: DelimiterOpt = None,
-    encoding: EncodingOpt = None,
-    config_file: ConfigOpt = None,
-    hash_ids: HashIdsOpt = False,
-    salt: SaltOpt = None,
-    quiet: QuietOpt = False,
+    input: InputArg = None, *, config: Config, quiet: QuietOpt = False,
 ) -> None:
     """Segments of new customers under a saved model (no refitting)."""
     from custseg.jobs.score import SavedModel
     from custseg.outputs.rundir import atomic_file
     from custseg.prep.privacy import hashed_table, salt_for
 
+    out_file = Path(config.score.out)
     model = SavedModel.load(model_path)
-    config = _ingest_config(config_file, mapping, None, None, sheet, delimiter, encoding,
-                            hash_ids=hash_ids, salt=salt)
-    table = model.predict(input, config=config, as_of=as_of)
+    table = model.predict(input, config=config.replace(as_of=...), as_of=config.as_of)
     if config.hash_ids:
         table = hashed_table(table, salt_for(config))
     with atomic_file(out_file) as tmp:
@@ -397,20 +247,17 @@ def score(
 
 
 @app.command()
+@_configured("track.out", "track.by", "track.model")
 def track(
     old_dir: Annotated[Path, typer.Argument(help="Older snapshot (a run or rfm --out folder).")],
     new_dir: Annotated[Path, typer.Argument(help="Newer snapshot.")],
-    out_dir: OutOpt = Path("custseg-track"),
-    by: Annotated[str, typer.Option(help="cluster (segment names) or rfm (RFM segments).")]
-        = "cluster",
-    model: Annotated[Path | None, typer.Option(
-        "--model", help="Old run's model.json: assign the new snapshot with it.")] = None,
-    quiet: QuietOpt = False,
+    *, config: Config, quiet: QuietOpt = False,
 ) -> None:
     """Segment migration between two snapshots: matrix, shares, movers, track.html."""
     from custseg.outputs.track import track as run_track
 
-    info = run_track(old_dir, new_dir, out_dir, by=by, model=model)
+    out_dir = Path(config.track.out)
+    info = run_track(old_dir, new_dir, out_dir, by=config.track.by, model=config.track.model)
     if not quiet:
         out.print(f"{info['customers']:,} customers, {info['movers']:,} changed segment.")
         for line in info["top_movements"]:
@@ -451,17 +298,13 @@ def synth(
 
 
 @app.command()
-def inspect(
-    input: Annotated[Path, typer.Argument(help="Any input file.")],
-    mapping: MapOpt = None,
-    sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
-    config_file: ConfigOpt = None,
-) -> None:
+@_configured("mapping", "sheet")
+def inspect(input: Annotated[Path, typer.Argument(help="Any input file.")], *,
+            config: Config) -> None:
     """Show how an input is read: format, rows, columns and the detected field mapping."""
     from custseg.engines.duckdb import connect
     from custseg.io import detect_mapping, load_source
 
-    config = _config(config_file, mapping, sheet=sheet)
     con = connect(config)
     source = load_source(con, input, config=config)
     detected = {**detect_mapping(source.columns), **config.mapping}

@@ -17,8 +17,6 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from custseg.cluster._base import Fitted
 from custseg.cluster._centroid import fit_kmeans
 
-LINKAGES = ("ward", "average", "complete")
-
 
 class Tree:
     """Merge tree over micro-clusters; ``cut(k)`` labels the customers."""

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from custseg.core.config import SETTINGS
 from custseg.core.exceptions import ConfigError, DataError
 from custseg.io._roles import (
     NOT_LOGGED,
@@ -39,8 +40,6 @@ TRANSACTION_FEATURES = (
 #: Columns never used as features: outputs of RFM and segmenting, keys.
 NOT_FEATURES = ("customer_id", "r_score", "f_score", "m_score", "rfm_code", "rfm_segment",
                 "segment", "segment_name")
-TRANSFORMS = ("log1p", "yeo-johnson", "none")
-SCALERS = ("standard", "robust")
 #: A missing value of the key is filled from the value's column: a one-order customer's
 #: gap between orders is at least the days since that order.
 IMPUTE_FROM = {"mean_days_between_orders": "recency"}
@@ -80,12 +79,8 @@ class FeaturePrep:
     notes_: list[str] = field(default_factory=list)
 
     def fit(self, frame: pd.DataFrame) -> FeaturePrep:
-        if self.transform not in TRANSFORMS:
-            raise ConfigError(f"The 'transform' parameter must be one of {TRANSFORMS}. "
-                              f"Got {self.transform!r} instead.")
-        if self.scaler not in SCALERS:
-            raise ConfigError(f"The 'scaler' parameter must be one of {SCALERS}. "
-                              f"Got {self.scaler!r} instead.")
+        SETTINGS["clustering.skew"].check_param("FeaturePrep", "transform", self.transform)
+        SETTINGS["clustering.scaler"].check_param("FeaturePrep", "scaler", self.scaler)
         chosen, notes = (choose_features(frame, self.features) if self.features
                          else default_features(frame))
         roles = _roles(frame, [c for c in chosen if c not in TRANSACTION_FEATURES])[0]

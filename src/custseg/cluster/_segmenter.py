@@ -6,7 +6,7 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,33 +31,12 @@ from custseg.cluster._evaluate import (
     structure_words,
     structured_ks,
 )
-from custseg.cluster._hierarchical import LINKAGES, build_tree, fit_hierarchical
-from custseg.cluster._prepare import SCALERS, TRANSFORMS, FeaturePrep
+from custseg.cluster._hierarchical import build_tree, fit_hierarchical
+from custseg.cluster._prepare import FeaturePrep
 from custseg.cluster._rules import EXACT_KINDS, apply_rule, relabelled, rounded
+from custseg.core.config import ALGORITHMS, SETTINGS, check_options
 from custseg.core.exceptions import ConfigError, CustsegWarning, DataError
 
-
-@dataclass(frozen=True)
-class Algorithm:
-    name: str
-    needs_k: bool  # False: the algorithm decides the number of clusters itself
-    description: str
-    options: tuple[str, ...] = ()  # keyword options it accepts (Segmenter's ``options``)
-
-
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
-    Algorithm("kmeans", True, "k-means++ (MiniBatch for large n)", ("minibatch",)),
-    Algorithm("hierarchical", True, "agglomerative over micro-clusters (Ward by default)",
-              ("n_micro",)),
-    Algorithm("gmm", True, "Gaussian mixture, components by BIC", ("covariance_type",)),
-    Algorithm("kprototypes", True, "k-prototypes for mixed numeric and categorical data",
-              ("gamma",)),
-    Algorithm("dbscan", False, "DBSCAN, eps from the knee of the k-distance curve",
-              ("eps", "min_samples")),
-    Algorithm("hdbscan", False, "HDBSCAN", ("min_cluster_size",)),
-    Algorithm("affinity", False, "affinity propagation, exemplars on a sample",
-              ("preference", "damping")),
-)}
 #: Minimum share of customers below which a cluster draws a warning.
 SMALL_CLUSTER = 0.01
 #: k-prototypes (kmodes loops in Python) is fitted on at most this many customers.
@@ -66,38 +45,21 @@ KPROTOTYPES_MAX_FIT = 20_000
 AFFINITY_MAX_FIT = 1_000
 
 
-def _share(v: Any) -> bool:
-    return isinstance(v, int | float | np.floating) and not isinstance(v, bool) and 0 <= v <= 1
-
-
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1
 
 
-#: Declared parameters: name -> (check, description of the allowed values).
+#: Parameters shared with the config, checked by its declarations ("clustering.k", ...).
+_SETTINGS = {**{name: SETTINGS[f"clustering.{name}"] for name in (
+    "algorithm", "k", "k_range", "seed", "features", "skew", "scaler", "linkage", "options")},
+    "min_share": SETTINGS["min_segment_share"], "min_stability": SETTINGS["min_stability"]}
+#: Parameters of the estimator only: name -> (check, description of the allowed values).
 _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "algorithm": (lambda v: v in ALGORITHMS, f"one of {list(ALGORITHMS)}"),
-    "k": (lambda v: v == "auto" or (_positive_int(v) and v >= 2), "'auto' or an int >= 2"),
-    "k_range": (lambda v: v is None or (isinstance(v, tuple | list) and len(v) == 2
-                                         and all(_positive_int(x) for x in v)
-                                         and 2 <= v[0] <= v[1]),
-                "None or a pair (low, high) of ints with 2 <= low <= high"),
-    "seed": (lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool),
-             "an int"),
-    "features": (lambda v: v is None or (isinstance(v, list | tuple)
-                                         and all(isinstance(x, str) for x in v)),
-                 "None or a list of column names"),
-    "skew": (lambda v: v in TRANSFORMS, f"one of {list(TRANSFORMS)}"),
-    "scaler": (lambda v: v in SCALERS, f"one of {list(SCALERS)}"),
-    "linkage": (lambda v: v in LINKAGES, f"one of {list(LINKAGES)}"),
     "n_init": (_positive_int, "an int in the range [1, inf)"),
     "n_bootstrap": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                     "an int in the range [0, inf)"),
-    "options": (lambda v: v is None or isinstance(v, dict), "None or a dict"),
     "backend": (lambda v: v is None or callable(getattr(v, "fit", None)),
                 "None or a Backend (an engine's clustering library)"),
-    "min_share": (lambda v: _share(v), "a float in the range [0, 1]"),
-    "min_stability": (lambda v: _share(v), "a float in the range [0, 1]"),
     "namer": (lambda v: v is None or callable(v), "None or a callable"),
 }
 #: Up to this many customers, the search for k fits each k as the final fit would.
@@ -117,9 +79,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         ignore it): clear groups where the data has them (k in 2..10), else, on a
         continuum, the largest k in 3..8 whose segments are stable, distinct and big
         enough (see :mod:`custseg.cluster._evaluate`).
-    k_range : tuple of int or None, default=None
+    k_range : tuple of int or None, default=(2, 10)
         Range of k searched by "auto", for clear groups and for a continuum alike; None
-        uses the two default ranges above.
+        uses the two default ranges above (what ``run_segments`` and the command line pass
+        unless told otherwise: the config's ``clustering.k_range`` is unset by default).
     seed : int, default=0
     features : list of str, default=None
         Columns to cluster on; None picks them (transaction features, or every usable
@@ -199,6 +162,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self) -> None:
+        for name, declaration in _SETTINGS.items():
+            declaration.check_param("Segmenter", name, getattr(self, name))
         for name, (check, allowed) in _CONSTRAINTS.items():
             value = getattr(self, name)
             if not check(value):
@@ -209,11 +174,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
             raise ConfigError(f"Algorithm {self.algorithm!r} has no {backend.label} version; "
                               f"with engine {backend.label.lower()!r} use one of "
                               f"{list(backend.algorithms)}.")
-        accepted = ALGORITHMS[self.algorithm].options
-        for key in self.options or {}:
-            if key not in accepted:
-                raise ConfigError(f"The 'options' parameter of Segmenter takes, for "
-                                  f"{self.algorithm}, {list(accepted)}. Got {key!r} instead.")
+        check_options(self.algorithm, self.options, "'options' parameter of Segmenter")
 
     # --------------------------------------------------------------------- fitting
     def fit(self, X, y=None) -> Segmenter:

@@ -1,7 +1,14 @@
 """One configuration object for a run, readable from a TOML or JSON file.
 
-Every key is checked: an unknown key or a value of the wrong kind raises
+Every key is declared once, by a :func:`setting` field of :class:`Config` or of one of its
+tables (``[clustering]``, ``[compare]``, ``[score]``, ``[track]``): its default, allowed
+values, check, help text and command-line flag. The command line builds its options from
+these declarations, :class:`~custseg.Segmenter` checks its parameters with them, and
+``python -m custseg.core.config --markdown`` renders the README's table of keys.
+
+An unknown key or a value of the wrong kind raises
 :class:`~custseg.core.exceptions.ConfigError` naming the key and the allowed values.
+Flags override the config file, which overrides the defaults.
 """
 
 from __future__ import annotations
@@ -9,11 +16,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import numbers
+import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from custseg.core.exceptions import ConfigError
 from custseg.core.naming_rules import check_rules
@@ -41,6 +51,36 @@ ENGINES = {
 INPUT_KINDS = ("auto", "table", "orders")
 #: What clustering uses when a customer table is joined to order lines.
 CLUSTER_ON = ("behaviour", "all")
+#: Skew handling of numeric features, and their scaling.
+TRANSFORMS = ("log1p", "yeo-johnson", "none")
+SCALERS = ("standard", "robust")
+#: Linkages of hierarchical clustering.
+LINKAGES = ("ward", "average", "complete")
+#: What ``custseg track`` follows: segment names of a run, or RFM segments.
+TRACK_BY = ("cluster", "rfm")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    needs_k: bool  # False: the algorithm decides the number of clusters itself
+    description: str
+    options: tuple[str, ...] = ()  # keyword options it accepts (``clustering.options``)
+
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
+    Algorithm("kmeans", True, "k-means++ (MiniBatch for large n)", ("minibatch",)),
+    Algorithm("hierarchical", True, "agglomerative over micro-clusters (Ward by default)",
+              ("n_micro",)),
+    Algorithm("gmm", True, "Gaussian mixture, components by BIC", ("covariance_type",)),
+    Algorithm("kprototypes", True, "k-prototypes for mixed numeric and categorical data",
+              ("gamma",)),
+    Algorithm("dbscan", False, "DBSCAN, eps from the knee of the k-distance curve",
+              ("eps", "min_samples")),
+    Algorithm("hdbscan", False, "HDBSCAN", ("min_cluster_size",)),
+    Algorithm("affinity", False, "affinity propagation, exemplars on a sample",
+              ("preference", "damping")),
+)}
 
 
 def default_rfm_segments() -> dict[str, list[str]]:
@@ -49,165 +89,443 @@ def default_rfm_segments() -> dict[str, list[str]]:
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 
+# ----------------------------------------------------------------------- declarations
 @dataclass(frozen=True)
-class Config:
-    """Settings of a custseg run. All fields are optional.
+class Setting:
+    """The one declaration of a config key.
 
-    Parameters
-    ----------
-    mapping : dict, default={}
-        Canonical field -> input column, overriding automatic detection
-        (``{"customer_id": "Client"}``).
-    dayfirst : bool or None, default=None
-        Read ``01/02/2011`` as 1 February. None decides from the data.
-    as_of : str or None, default=None
-        Snapshot date ``YYYY-MM-DD``: lines on or after it are ignored and recency counts
-        days up to it. None uses the day after the last date in the data.
-    sheet : str or None, default=None
-        Excel sheet name or 0-based index; None reads the first sheet.
-    delimiter, encoding : str or None, default=None
-        Force the text-file delimiter or encoding instead of sniffing them.
-    cancellation_pattern : str or None, default=None
-        Regular expression on invoice ids marking cancellations. None decides from the
-        data: ``C`` + digits when ordinary invoice ids are digits (Online Retail).
-    cleaning : dict, default all True
-        Rule name -> on/off, see ``CLEANING_RULES``.
-    rfm_segments : dict or None, default=None
-        Segment name -> list of RFM codes ("545"); must cover all 125 cells once.
-    naming_rules : list or None, default=None
-        Rules naming segments (see ``data/segment_names.json``); None uses those.
-    customers_key : str or None, default=None
-        Id column of the customer table; None detects it.
-    memory_limit : str, default="1GB"
-        DuckDB memory limit; larger work spills to ``temp_directory``.
-    threads : int or None, default=None
-        DuckDB threads; None uses every core.
-    temp_directory : str or None, default=None
-        Where DuckDB spills; None uses the system temporary folder.
-    engine : {"duckdb", "spark"}, default="duckdb"
-        What computes cleaning and features: embedded DuckDB, or Apache Spark.
-    spark_master : str, default="local[*]"
-        Spark master URL (``local[*]``, ``spark://host:7077``, ``yarn``, ...).
-    spark_conf : dict, default={}
-        Extra Spark settings (``{"spark.executor.memory": "8g"}``), applied when the
-        session starts.
-    hash_ids : bool, default=False
-        Replace customer ids by salted hashes in every output (``--hash-ids``).
-    salt : str or None, default=None
-        Secret salt of those hashes; the same salt gives the same hashes, so snapshots can
-        be tracked. None draws a random salt for each run (never written anywhere).
-    input_kind : {"auto", "table", "orders"}, default="auto"
-        Whether the input is a customer table (one row per customer) or order lines;
-        "auto" decides from its columns (``--input-kind``).
-    cluster_on : {"behaviour", "all"}, default="behaviour"
-        With a customer table joined to order lines: cluster on behaviour only, or on
-        behaviour and the table's columns (demographics) together (``--cluster-on``).
-    max_missing : float, default=0.5
-        A customer-table column with a larger share of missing or unreadable values is left
-        out (with a note), not imputed.
-    min_segment_share : float, default=0.03
-        With ``--k auto`` on data without clear clusters, every segment must hold at least
-        this share of customers.
-    min_stability : float, default=0.8
-        Bootstrap stability (mean adjusted Rand index) a chosen k must reach; below it the
-        run carries a warning.
-    at_risk_share : float, default=0.3
-        A segment whose share of RFM "At Risk", "Can't Lose Them" and "About To Sleep"
-        customers reaches this is named and acted on as slipping away.
-    labels : dict, default={}
-        Column -> the words used for it in names and descriptions
-        (``{"MntWines": "wine spend"}``); other columns are humanised automatically.
+    ``check`` accepts or refuses a value (the error then names ``allowed``); ``convert``
+    normalises an accepted one and may refuse it with a message of its own. ``flag`` is the
+    command-line option (None: config file only), ``cli`` the type typer reads it as and
+    ``parse`` turns what typer read into a value. ``shown`` is the default in words.
     """
 
-    mapping: dict[str, str] = field(default_factory=dict)
-    dayfirst: bool | None = None
-    as_of: str | None = None
-    sheet: str | None = None
-    delimiter: str | None = None
-    encoding: str | None = None
-    cancellation_pattern: str | None = None
-    cleaning: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(CLEANING_RULES, True))
-    rfm_segments: dict[str, list[str]] | None = None
-    naming_rules: list[dict] | None = None
-    customers_key: str | None = None
-    memory_limit: str = "1GB"
-    threads: int | None = None
-    temp_directory: str | None = None
-    engine: str = "duckdb"
-    spark_master: str = "local[*]"
-    spark_conf: dict[str, str] = field(default_factory=dict)
-    hash_ids: bool = False
-    salt: str | None = None
-    input_kind: str = "auto"
-    cluster_on: str = "behaviour"
-    max_missing: float = 0.5
-    min_segment_share: float = 0.03
-    min_stability: float = 0.8
-    at_risk_share: float = 0.3
-    labels: dict[str, str] = field(default_factory=dict)
+    default: Any
+    allowed: str
+    help: str
+    check: Callable[[Any], bool]
+    convert: Callable[[Any], Any] | None = None
+    flag: str | None = None
+    cli: Any = str
+    parse: Callable[[Any], Any] | None = None
+    metavar: str | None = None
+    envvar: str | None = None
+    shown: str | None = None
+
+    def validate(self, key: str, value: Any) -> Any:
+        """The value, normalised; a ConfigError naming ``key`` if it is not allowed."""
+        if not self.check(value):
+            raise ConfigError(f"The {key!r} setting must be {self.allowed}. "
+                              f"Got {value!r} instead.")
+        return self.convert(value) if self.convert else value
+
+    def check_param(self, owner: str, name: str, value: Any) -> None:
+        """The same check for a parameter of a Python class or function (``owner``)."""
+        if not self.check(value):
+            raise ConfigError(f"The {name!r} parameter of {owner} must be {self.allowed}. "
+                              f"Got {value!r} instead.")
+
+    @property
+    def default_words(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        if isinstance(self.default, bool):
+            return str(self.default).lower()
+        return "unset" if self.default is None else str(self.default)
+
+
+def setting(default: Any, allowed: str, help: str, check: Callable[[Any], bool],
+            **declaration: Any) -> Any:
+    """A dataclass field declared by a :class:`Setting` (mutable defaults copied)."""
+    meta = {"setting": Setting(default, allowed, help, check, **declaration)}
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def table(cls: type) -> Any:
+    """A dataclass field holding a config table (a dict is read into ``cls``)."""
+    return field(default_factory=cls, metadata={"table": cls})
+
+
+def one_of(choices) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and v in choices
+
+
+def choices_words(choices) -> str:
+    return f"one of {', '.join(choices)}"
+
+
+def is_(*kinds: type | None) -> Callable[[Any], bool]:
+    """Of one of the kinds (None: null); a bool is not an int."""
+    def check(v: Any) -> bool:
+        if v is None:
+            return None in kinds
+        if isinstance(v, bool):
+            return bool in kinds
+        return any(k is not None and isinstance(v, k) for k in kinds)
+    return check
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def is_share(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1
+
+
+def _str_table(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+
+
+def _k(v: Any) -> bool:
+    return v == "auto" or (_whole(v) and v >= 2)
+
+
+def _k_range(v: Any) -> bool:
+    return v is None or (isinstance(v, tuple | list) and len(v) == 2
+                         and all(_whole(x) for x in v) and 2 <= v[0] <= v[1])
+
+
+def _names(v: Any) -> bool:
+    return v is None or (isinstance(v, list | tuple) and all(isinstance(x, str) for x in v))
+
+
+def _date(v: str | None) -> str | None:
+    if v is not None:
+        try:
+            dt.date.fromisoformat(v)
+        except ValueError:
+            raise ConfigError(f"The 'as_of' setting must be a date YYYY-MM-DD. "
+                              f"Got {v!r} instead.") from None
+    return v
+
+
+def _salt(v: str | None) -> str | None:
+    if v is not None and not v:
+        raise ConfigError("salt must not be empty; leave it out for a random salt.")
+    return v
+
+
+def _cleaning(v: dict) -> dict[str, bool]:
+    unknown = set(v) - set(CLEANING_RULES)
+    if unknown:
+        raise ConfigError(f"Unknown cleaning rule {sorted(unknown)[0]!r}; "
+                          f"allowed: {', '.join(CLEANING_RULES)}.")
+    return {r: bool(v.get(r, True)) for r in CLEANING_RULES}  # rules left out stay on
+
+
+def _naming_rules(v: list | None) -> list | None:
+    return None if v is None else check_rules(v)
+
+
+# Command-line text -> value: anything not understood is handed on as it is, so the
+# declaration's check reports it with the allowed values.
+def _parse_k(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _parse_k_range(text: str) -> tuple[int, int] | str:
+    low, sep, high = text.partition("-")
+    return (int(low), int(high)) if sep and low.isdigit() and high.isdigit() else text
+
+
+def _parse_features(text: str) -> list[str] | None:
+    return [f.strip() for f in text.split(",") if f.strip()] or None
+
+
+def _parse_delimiter(text: str) -> str:
+    return "\t" if text == "\\t" else text
+
+
+def _pairs(items: list[str], flag: str, form: str, example: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value:
+            raise ConfigError(f"{flag} {item!r} is not {form}, e.g. {flag} {example}.")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def _number(raw: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            continue
+    return raw
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    pairs = _pairs(items, "--option", "KEY=VALUE", "eps=0.4")
+    return {key: _number(raw) for key, raw in pairs.items()} or None
+
+
+def _parse_map(items: list[str]) -> dict[str, str] | None:
+    return _pairs(items, "--map", "FIELD=COLUMN", "customer_id=Client") or None
+
+
+def check_options(algorithm: str, options: dict | None, name: str) -> None:
+    """Every key of ``options`` is one ``algorithm`` takes (``name``: the key in words)."""
+    accepted = ALGORITHMS[algorithm].options
+    for key in options or {}:
+        if key not in accepted:
+            raise ConfigError(f"The {name} takes, for {algorithm}, {list(accepted)}. "
+                              f"Got {key!r} instead.")
+
+
+_SHARE = "a number between 0 and 1"
+_TEXT = "str or null"
+_str_or_none = is_(str, None)
+
+
+class _Table:
+    """Checks shared by the config and its tables: every field is declared."""
+
+    TABLE: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        _check_type("mapping", self.mapping, dict)
-        for key, value in self.mapping.items():
-            _check_type(f"mapping.{key}", value, str)
-        _check_type("dayfirst", self.dayfirst, (bool, type(None)))
-        _check_type("as_of", self.as_of, (str, type(None)))
-        if self.as_of is not None:
-            try:
-                dt.date.fromisoformat(self.as_of)
-            except ValueError:
-                raise ConfigError(
-                    f"as_of must be a date YYYY-MM-DD. Got {self.as_of!r} instead."
-                ) from None
-        _check_type("hash_ids", self.hash_ids, bool)
-        if self.salt is not None and not self.salt:
-            raise ConfigError("salt must not be empty; leave it out for a random salt.")
-        for name in ("sheet", "delimiter", "encoding", "cancellation_pattern", "customers_key",
-                     "temp_directory", "salt"):
-            _check_type(name, getattr(self, name), (str, type(None)))
-        _check_type("memory_limit", self.memory_limit, str)
-        _check_choice("input_kind", self.input_kind, INPUT_KINDS)
-        _check_choice("cluster_on", self.cluster_on, CLUSTER_ON)
-        for name in ("max_missing", "min_segment_share", "min_stability", "at_risk_share"):
-            value = getattr(self, name)
-            _check_type(name, value, (float, int))
-            if not 0 <= value <= 1:
-                raise ConfigError(f"The {name!r} setting must be a share between 0 and 1. "
-                                  f"Got {value!r} instead.")
-            object.__setattr__(self, name, float(value))
-        _check_type("labels", self.labels, dict)
-        for key, value in self.labels.items():
-            _check_type(f"labels.{key}", value, str)
-        if self.engine not in ENGINES:
-            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}. "
-                              f"Got {self.engine!r} instead.")
-        _check_type("spark_master", self.spark_master, str)
-        _check_type("spark_conf", self.spark_conf, dict)
-        _check_type("threads", self.threads, (int, type(None)))
-        _check_type("cleaning", self.cleaning, dict)
-        unknown = set(self.cleaning) - set(CLEANING_RULES)
-        if unknown:
-            raise ConfigError(
-                f"Unknown cleaning rule {sorted(unknown)[0]!r}; "
-                f"allowed: {', '.join(CLEANING_RULES)}."
-            )
-        # Fill rules left out of a partial dict.
-        object.__setattr__(self, "cleaning", {r: bool(self.cleaning.get(r, True))
-                                              for r in CLEANING_RULES})
-        if self.rfm_segments is not None:
-            _check_type("rfm_segments", self.rfm_segments, dict)
-        if self.naming_rules is not None:
-            _check_type("naming_rules", self.naming_rules, list)
-            check_rules(self.naming_rules)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if "table" in f.metadata:
+                kind = f.metadata["table"]
+                if isinstance(value, dict):
+                    value = kind.from_dict(value)
+                elif not isinstance(value, kind):
+                    raise ConfigError(f"The {f.name!r} setting must be a table of "
+                                      f"{', '.join(kind.names())}. Got {value!r} instead.")
+            else:
+                value = f.metadata["setting"].validate(self.key(f.name), value)
+            object.__setattr__(self, f.name, value)
 
-    def replace(self, **changes: Any) -> Config:
+    @classmethod
+    def key(cls, name: str) -> str:
+        return f"{cls.TABLE}.{name}" if cls.TABLE else name
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config"):
+        """Build from a plain dict, rejecting unknown keys."""
+        where = f"{source} [{cls.TABLE}]" if cls.TABLE else source
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where} must be a table of {', '.join(cls.names())}. "
+                              f"Got {data!r} instead.")
+        unknown = [k for k in data if k not in cls.names()]
+        if unknown:
+            raise ConfigError(f"Unknown key {unknown[0]!r} in {where}; "
+                              f"allowed keys: {', '.join(cls.names())}.")
+        return cls(**data)
+
+    def replace(self, **changes: Any):
         """A copy with some fields changed; None values leave a field as it is."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class ClusteringConfig(_Table):
+    """The ``[clustering]`` table: how ``custseg run`` and ``custseg compare`` segment."""
+
+    TABLE: ClassVar[str] = "clustering"
+
+    algorithm: str = setting(
+        "kmeans", choices_words(ALGORITHMS), "Clustering algorithm.", one_of(ALGORITHMS),
+        flag="--algorithm")
+    k: int | str = setting(
+        "auto", "'auto' or an int >= 2", "Number of segments, or 'auto'.", _k,
+        flag="--k", parse=_parse_k)
+    k_range: tuple[int, int] | None = setting(
+        None, "a pair [low, high] of ints with 2 <= low <= high (LOW-HIGH on the command "
+        "line), or unset", "Range searched by k = 'auto'.", _k_range,
+        convert=lambda v: None if v is None else (int(v[0]), int(v[1])),
+        flag="--k-range", parse=_parse_k_range, metavar="LOW-HIGH",
+        shown="clear groups in 2-10, else a continuum cut for action in 3-8")
+    seed: int = setting(0, "an int", "Random seed; same seed, same output.", _whole,
+                        flag="--seed", cli=int)
+    features: list[str] | None = setting(
+        None, "a list of column names, or unset", "Columns to cluster on.", _names,
+        convert=lambda v: None if v is None else list(v),
+        flag="--features", parse=_parse_features, metavar="A,B,C", shown="chosen for you")
+    skew: str = setting("log1p", choices_words(TRANSFORMS),
+                        "Skew handling of numeric features (log1p only on non-negative "
+                        "skewed columns).", one_of(TRANSFORMS), flag="--skew")
+    scaler: str = setting("standard", choices_words(SCALERS), "Scaling of the features.",
+                          one_of(SCALERS), flag="--scaler")
+    linkage: str = setting("ward", choices_words(LINKAGES), "Linkage of hierarchical.",
+                           one_of(LINKAGES), flag="--linkage")
+    options: dict[str, Any] | None = setting(
+        None, "a table of the algorithm's options, or unset",
+        "Algorithm options, e.g. eps=0.4 (dbscan), min_cluster_size=50 (hdbscan), "
+        "covariance_type=diag (gmm); --option KEY=VALUE, repeatable.", is_(dict, None),
+        flag="--option", cli=list[str], parse=_parse_options, metavar="KEY=VALUE")
+    compare: bool = setting(False, "bool", "custseg run also runs and ranks every algorithm "
+                            "(shown in the report).", is_(bool), flag="--compare", cli=bool)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_options(self.algorithm, self.options, "'clustering.options' setting")
+
+
+@dataclass(frozen=True)
+class CompareConfig(_Table):
+    """The ``[compare]`` table: ``custseg compare``'s own keys."""
+
+    TABLE: ClassVar[str] = "compare"
+
+    out: str = setting("custseg-compare", "str", "Output folder of custseg compare.", is_(str),
+                       flag="--out")
+
+
+@dataclass(frozen=True)
+class ScoreConfig(_Table):
+    """The ``[score]`` table: ``custseg score``'s own keys."""
+
+    TABLE: ClassVar[str] = "score"
+
+    out: str = setting("scored.csv", "str", "CSV file custseg score writes.", is_(str),
+                       flag="--out")
+
+
+@dataclass(frozen=True)
+class TrackConfig(_Table):
+    """The ``[track]`` table: ``custseg track``'s own keys."""
+
+    TABLE: ClassVar[str] = "track"
+
+    by: str = setting("cluster", choices_words(TRACK_BY),
+                      "What to follow: cluster (segment names) or rfm (RFM segments).",
+                      one_of(TRACK_BY), flag="--by")
+    model: str | None = setting(None, _TEXT, "Old run's model.json: assign the new snapshot "
+                                "with it.", _str_or_none, flag="--model")
+    out: str = setting("custseg-track", "str", "Output folder of custseg track.", is_(str),
+                       flag="--out")
+
+
+@dataclass(frozen=True)
+class Config(_Table):
+    """Settings of a custseg run. All keys are optional; each is declared below (see the
+    README's table, made by :func:`markdown_table`).
+
+    >>> Config(clustering={"k": 3}).clustering.k
+    3
+    """
+
+    out: str = setting("custseg-out", "str", "Output folder of custseg rfm and run.",
+                       is_(str), flag="--out")
+    customers: str | None = setting(
+        None, _TEXT, "Customer table to join on customer id (any input format).",
+        _str_or_none, flag="--customers")
+    db: str | None = setting(
+        None, _TEXT, "Database URL, e.g. sqlite:///shop.db or duckdb:///shop.duckdb.",
+        _str_or_none, flag="--db")
+    sql: str | None = setting(None, _TEXT, "Query to run on db.", _str_or_none, flag="--sql")
+    mapping: dict[str, str] = setting(
+        {}, "a table of field = column names", "Canonical field -> input column, overriding "
+        "detection (--map customer_id=Client, repeatable).", _str_table,
+        flag="--map", cli=list[str], parse=_parse_map, metavar="FIELD=COLUMN")
+    dayfirst: bool | None = setting(
+        None, "bool or null", "Read 01/02/2011 as 1 February.", is_(bool, None),
+        flag="--dayfirst/--no-dayfirst", cli=bool, shown="from the data")
+    as_of: str | None = setting(
+        None, "a date YYYY-MM-DD, or unset", "Snapshot date: lines on or after it are "
+        "ignored and recency counts days up to it.", _str_or_none, convert=_date,
+        flag="--as-of", metavar="YYYY-MM-DD", shown="day after the last date")
+    sheet: str | None = setting(None, _TEXT, "Excel sheet name or 0-based index.",
+                                _str_or_none, flag="--sheet", shown="the first sheet")
+    delimiter: str | None = setting(None, _TEXT, "Force the delimiter of a text file (\\t: "
+                                    "tab).", _str_or_none, flag="--delimiter",
+                                    parse=_parse_delimiter, shown="sniffed")
+    encoding: str | None = setting(
+        None, _TEXT, "Encoding of a text file, any Python codec (cp1252, latin-1, utf-16, "
+        "...).", _str_or_none, flag="--encoding",
+        shown="guessed: UTF-8, UTF-16 (byte-order mark or NUL bytes), else Windows-1252")
+    cancellation_pattern: str | None = setting(
+        None, _TEXT, "Regular expression on invoice ids marking cancellations.",
+        _str_or_none, shown="C + digits when ordinary invoice ids are digits")
+    cleaning: dict[str, bool] = setting(
+        dict.fromkeys(CLEANING_RULES, True), f"a table of {', '.join(CLEANING_RULES)}",
+        "Cleaning rules on (true) or off (false).", is_(dict), convert=_cleaning,
+        shown="all true")
+    rfm_segments: dict[str, list[str]] | None = setting(
+        None, "a table of segment = RFM codes, or unset", "Named RFM segments; must cover "
+        "all 125 cells once.", is_(dict, None), shown="the eleven of data/rfm_segments.json")
+    naming_rules: list[dict] | None = setting(
+        None, "a list of rules, or unset", "Rules naming segments.", is_(list, None),
+        convert=_naming_rules, shown="data/segment_names.json")
+    customers_key: str | None = setting(None, _TEXT, "Id column of the customer table.",
+                                        _str_or_none, shown="detected")
+    memory_limit: str = setting("1GB", "str", "DuckDB memory limit; larger work spills to "
+                                "temp_directory.", is_(str))
+    threads: int | None = setting(None, "int or null", "DuckDB threads.", is_(int, None),
+                                  shown="every core")
+    temp_directory: str | None = setting(None, _TEXT, "Where DuckDB spills.", _str_or_none,
+                                         shown="the system temporary folder")
+    engine: str = setting("duckdb", choices_words(ENGINES), "What computes cleaning and "
+                          "features: embedded DuckDB (out-of-core) or Apache Spark.",
+                          one_of(ENGINES), flag="--engine")
+    spark_master: str = setting("local[*]", "str", "Spark master with engine spark: "
+                                "local[*], spark://host:7077, yarn, ...", is_(str),
+                                flag="--spark-master", metavar="URL")
+    spark_conf: dict[str, str] = setting({}, "a table of Spark settings", "Extra Spark "
+                                         "settings, applied when the session starts.",
+                                         is_(dict))
+    hash_ids: bool = setting(False, "bool", "Write salted hashes instead of customer ids in "
+                             "every output.", is_(bool), flag="--hash-ids", cli=bool)
+    salt: str | None = setting(
+        None, _TEXT, "Secret salt of hash_ids (same salt, same hashes).", _str_or_none,
+        convert=_salt, flag="--salt", envvar="CUSTSEG_SALT",
+        shown="random per run, never written")
+    input_kind: str = setting("auto", choices_words(INPUT_KINDS), "table (one row per "
+                              "customer), orders (order lines), or auto: detected from the "
+                              "columns.", one_of(INPUT_KINDS), flag="--input-kind")
+    cluster_on: str = setting("behaviour", choices_words(CLUSTER_ON), "With a customer table "
+                              "joined to order lines: cluster on behaviour, or all: also the "
+                              "table's columns (demographics).", one_of(CLUSTER_ON),
+                              flag="--cluster-on")
+    max_missing: float = setting(0.5, _SHARE, "A customer-table column with a larger share "
+                                 "of missing values is left out, not imputed.", is_share,
+                                 convert=float)
+    min_segment_share: float = setting(0.03, _SHARE, "With k = 'auto' on a continuum, every "
+                                       "segment holds at least this share of customers.",
+                                       is_share, convert=float)
+    min_stability: float = setting(0.8, _SHARE, "Bootstrap stability (ARI) a chosen k must "
+                                   "reach; below it the run carries a warning.", is_share,
+                                   convert=float)
+    at_risk_share: float = setting(0.3, _SHARE, "A segment with this share of RFM at-risk "
+                                   "customers is named and acted on as slipping away.",
+                                   is_share, convert=float)
+    labels: dict[str, str] = setting({}, "a table of column = words", "Words for columns in "
+                                     "segment names and descriptions.", _str_table)
+    clustering: ClusteringConfig = table(ClusteringConfig)
+    compare: CompareConfig = table(CompareConfig)
+    score: ScoreConfig = table(ScoreConfig)
+    track: TrackConfig = table(TrackConfig)
 
     @property
     def segments(self) -> dict[str, list[str]]:
         """The RFM segment map in force."""
         return self.rfm_segments if self.rfm_segments is not None else default_rfm_segments()
+
+    def overridden(self, values: dict[str, Any]) -> Config:
+        """A copy with keys (``"clustering.k"``) set; None leaves a key as it is, and a
+        table value (``mapping``, ``clustering.options``) is merged into the one in force."""
+        changes: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            if value is None:
+                continue
+            name, _, sub = key.partition(".")
+            current = getattr(getattr(self, name), sub) if sub else getattr(self, name)
+            if isinstance(value, dict) and isinstance(current, dict):
+                value = {**current, **value}
+            changes.setdefault(name if sub else "", {})[sub or name] = value
+        top = changes.pop("", {})
+        for name, sub_changes in changes.items():
+            top[name] = dataclasses.replace(getattr(self, name), **sub_changes)
+        return dataclasses.replace(self, **top)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Config:
@@ -228,26 +546,41 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
-        """Build a config from a plain dict, rejecting unknown keys."""
-        allowed = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in data if k not in allowed]
-        if unknown:
-            raise ConfigError(
-                f"Unknown key {unknown[0]!r} in {source}; allowed keys: {', '.join(allowed)}."
-            )
-        return cls(**data)
+        """Build a config from a plain dict (tables as nested dicts), rejecting unknown
+        keys."""
+        data = dict(data)
+        for f in dataclasses.fields(cls):
+            if "table" in f.metadata and f.name in data:
+                data[f.name] = f.metadata["table"].from_dict(data[f.name], source=source)
+        return super().from_dict(data, source=source)
 
 
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"The {name!r} setting must be one of {', '.join(allowed)}. "
-                          f"Got {value!r} instead.")
+def declared(cls: type = Config) -> dict[str, Setting]:
+    """Every key of ``cls`` and its tables ("clustering.k") -> its declaration."""
+    keys: dict[str, Setting] = {}
+    for f in dataclasses.fields(cls):
+        if "table" in f.metadata:
+            keys.update(declared(f.metadata["table"]))
+        else:
+            keys[cls.key(f.name)] = f.metadata["setting"]
+    return keys
 
 
-def _check_type(name: str, value: Any, kinds: type | tuple[type, ...]) -> None:
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        allowed = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-        raise ConfigError(
-            f"The {name!r} setting must be {allowed}. Got {value!r} instead."
-        )
+SETTINGS: dict[str, Setting] = declared()
+
+
+def markdown_table() -> str:
+    """The README's table of config keys: key, flag, default, allowed values, meaning."""
+    rows = ["| key | flag | default | allowed values | meaning |",
+            "|---|---|---|---|---|"]
+    for key, s in SETTINGS.items():
+        cells = [f"`{key}`", f"`{s.flag.split('/')[0]}`" if s.flag else "",
+                 s.default_words, s.allowed, s.help]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m custseg.core.config --markdown")
+    sys.stdout.write(markdown_table())

@@ -41,23 +41,30 @@ from custseg.profile.rules import segment_rules
 def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None = None,
                  customers: str | Path | None = None, config: Config | None = None,
                  db: str | None = None, sql: str | None = None,
-                 frame: pd.DataFrame | None = None, algorithm: str = "kmeans",
-                 k: int | str = "auto", k_range: tuple[int, int] | None = None, seed: int = 0,
-                 features: list[str] | None = None, reporter: Reporter | None = None,
-                 compare: bool = False, **params: Any) -> RfmResult:
+                 frame: pd.DataFrame | None = None, algorithm: str | None = None,
+                 k: int | str | None = None, k_range: tuple[int, int] | None = None,
+                 seed: int | None = None, features: list[str] | None = None,
+                 reporter: Reporter | None = None, compare: bool | None = None,
+                 skew: str | None = None, scaler: str | None = None, linkage: str | None = None,
+                 options: dict[str, Any] | None = None, **params: Any) -> RfmResult:
     """RFM (for order lines) plus clustering into segments; or clustering of a customer
     table alone. Writes what :func:`~custseg.run_rfm` writes, with ``segment`` and
     ``segment_name`` columns and the clustering in ``summary.json``. With ``compare`` every
-    algorithm is also run and ranked (``summary["comparison"]``). Other keyword
-    arguments (``skew``, ``scaler``, ``linkage``, ``options``, ...) go to
-    :class:`~custseg.Segmenter`."""
+    algorithm is also run and ranked (``summary["comparison"]``). The clustering keywords
+    (``algorithm``, ``k``, ``k_range``, ``seed``, ``features``, ``compare``, ``skew``,
+    ``scaler``, ``linkage``, ``options``) left None take the config's ``[clustering]``
+    values; other keyword arguments (``n_init``, ...) go to :class:`~custseg.Segmenter`."""
     config = config or Config()
+    c = config.clustering.replace(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
+                                  features=features, compare=compare, skew=skew,
+                                  scaler=scaler, linkage=linkage, options=options)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter, keep_lines=True)
     try:
-        return _segment(base, out_dir=out_dir, config=config, algorithm=algorithm, k=k,
-                        k_range=k_range, seed=seed, features=features, reporter=reporter,
-                        compare=compare, **params)
+        return _segment(base, out_dir=out_dir, config=config, algorithm=c.algorithm, k=c.k,
+                        k_range=c.k_range, seed=c.seed, features=c.features, reporter=reporter,
+                        compare=c.compare, skew=c.skew, scaler=c.scaler, linkage=c.linkage,
+                        options=c.options, **params)
     finally:
         if base.engine is not None:
             base.engine.close()
@@ -139,23 +146,28 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
 def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path | None = None,
                        customers: str | Path | None = None, config: Config | None = None,
                        db: str | None = None, sql: str | None = None,
-                       frame: pd.DataFrame | None = None, k: int | str = "auto",
-                       k_range: tuple[int, int] | None = None, seed: int = 0,
+                       frame: pd.DataFrame | None = None, k: int | str | None = None,
+                       k_range: tuple[int, int] | None = None, seed: int | None = None,
                        features: list[str] | None = None, algorithms: list[str] | None = None,
-                       reporter: Reporter | None = None, **params: Any
+                       reporter: Reporter | None = None, skew: str | None = None,
+                       scaler: str | None = None, **params: Any
                        ) -> tuple[pd.DataFrame, str]:
     """Run every algorithm on the same prepared customers; rank them best first.
 
     Returns the comparison table and the recommendation in words; with ``out_dir`` also
-    writes ``comparison.csv`` and ``recommendation.txt``.
+    writes ``comparison.csv`` and ``recommendation.txt``. ``k``, ``k_range``, ``seed``,
+    ``features``, ``skew`` and ``scaler`` left None take the config's ``[clustering]``
+    values.
     """
     config = config or Config()
+    c = config.clustering.replace(k=k, k_range=k_range, seed=seed, features=features,
+                                  skew=skew, scaler=scaler)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter)
-    table, recommendation = compare_on(base.segments, k=k, k_range=k_range, seed=seed,
-                                       features=features, algorithms=algorithms,
+    table, recommendation = compare_on(base.segments, k=c.k, k_range=c.k_range, seed=c.seed,
+                                       features=c.features, algorithms=algorithms,
                                        timings=base.summary.timings_s, reporter=reporter,
-                                       **params)
+                                       skew=c.skew, scaler=c.scaler, **params)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from custseg.core.config import SETTINGS, default_rfm_segments
 from custseg.core.exceptions import InputError
 from custseg.outputs.rundir import atomic_file, read_segments
 
@@ -31,8 +32,6 @@ def read_snapshot(folder: str | Path, by: str) -> pd.Series:
     if by == "cluster":
         order = table.sort_values("segment")[column].astype(str).drop_duplicates().tolist()
     else:
-        from custseg.core.config import default_rfm_segments
-
         known = list(default_rfm_segments())
         seen = table[column].astype(str).unique().tolist()
         order = [s for s in known if s in seen] + sorted(set(seen) - set(known))
@@ -121,8 +120,7 @@ def track(old_dir: str | Path, new_dir: str | Path, out_dir: str | Path,
     With ``model`` (the old run's model.json) the new snapshot's customers are assigned
     with that model, so segments keep their meaning across snapshots.
     """
-    if by not in ("cluster", "rfm"):
-        raise InputError(f"--by {by!r} must be 'cluster' or 'rfm'.")
+    SETTINGS["track.by"].check_param("track", "by", by)
     old = read_snapshot(old_dir, by)
     if model is not None:
         from custseg.outputs.model import assign, load_model
