@@ -5,6 +5,7 @@ Bad input ends in one line on stderr naming the problem and the fix, exit code 1
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from inspect import Parameter, Signature, signature
@@ -235,7 +236,9 @@ def score(
 
     out_file = Path(config.score.out)
     model = SavedModel.load(model_path)
-    table = model.predict(input, config=config.replace(as_of=...), as_of=config.as_of)
+    # --as-of is the snapshot of the order lines scored, not a setting of the reader
+    table = model.predict(input, config=dataclasses.replace(config, as_of=None),
+                          as_of=config.as_of)
     if config.hash_ids:
         table = hashed_table(table, salt_for(config))
     with atomic_file(out_file) as tmp:

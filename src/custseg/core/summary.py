@@ -15,6 +15,7 @@ naming the file and the bad field), :func:`schema` is its published JSON Schema
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,28 @@ class Block(msgspec.Struct, omit_defaults=True):
         value = self._value(key)
         return default if value is UNSET else value
 
+    def keys(self) -> list[str]:
+        """The keys ``summary.json`` holds for this part (set fields, in order)."""
+        return [k for k in self.__struct_fields__ if getattr(self, k) is not UNSET]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, getattr(self, k)) for k in self.keys()]
+
+    def values(self) -> list[Any]:
+        return [getattr(self, k) for k in self.keys()]
+
     def to_dict(self) -> dict[str, Any]:
         """The plain JSON data of this part (what ``summary.json`` holds)."""
         return msgspec.to_builtins(self, enc_hook=_plain)
+
+
+Mapping.register(Block)  # read like the dict it is written as (pandas, ``set(part)``)
 
 
 def _plain(value: Any) -> Any:
