@@ -96,7 +96,7 @@ def run_custseg(path: Path, work: Path) -> dict[str, Any]:
     start = time.perf_counter()
     result = custseg.run_rfm(path, out_dir=work / "rfm")
     seconds = time.perf_counter() - start
-    seg = result.segments
+    seg = result.customers
     return {"seconds": seconds, "customers": len(seg), "monetary": float(seg["monetary"].sum()),
             "frequency": int(seg["frequency"].sum()), "timings_s": result.summary["timings_s"]}
 

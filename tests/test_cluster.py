@@ -65,7 +65,7 @@ def test_auto_k_recovers_planted_transaction_segments(planted, algorithm, min_ar
     frame, truth = planted
     result = run_segments(frame=frame, config=custseg.Config(mapping=PLANTED_MAP),
                           algorithm=algorithm)
-    seg = result.segments
+    seg = result.customers
     ari = adjusted_rand_score(seg["customer_id"].map(truth), seg["segment"])
     assert result.summary["k"] == 4, result.summary["k_selection"]["reason"]
     assert ari >= min_ari
@@ -77,11 +77,11 @@ def test_segments_numbered_by_descending_monetary_and_deterministic(planted):
     config = custseg.Config(mapping=PLANTED_MAP)
     a = run_segments(frame=frame, config=config, k=4, seed=3)
     b = run_segments(frame=frame, config=config, k=4, seed=3)
-    pd.testing.assert_frame_equal(a.segments, b.segments)
-    means = a.segments.groupby("segment")["monetary"].mean()
+    pd.testing.assert_frame_equal(a.customers, b.customers)
+    means = a.customers.groupby("segment")["monetary"].mean()
     assert list(means.index) == [1, 2, 3, 4]
     assert means.is_monotonic_decreasing
-    assert not a.segments["segment_name"].str.startswith("Segment ").any()
+    assert not a.customers["segment_name"].str.startswith("Segment ").any()
 
 
 def mixed_table(seed: int = 0, n: int = 600) -> tuple[pd.DataFrame, np.ndarray]:
@@ -241,8 +241,8 @@ def test_customer_table_alone_is_segmented_without_rfm(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = run_segments(path, k=3, out_dir=tmp_path / "out")
-    assert "rfm_segment" not in result.segments.columns
-    assert adjusted_rand_score(g, result.segments["segment"]) >= 0.9
+    assert "rfm_segment" not in result.customers.columns
+    assert adjusted_rand_score(g, result.customers["segment"]) >= 0.9
     assert (tmp_path / "out" / "segments.csv").exists()
 
 
@@ -268,7 +268,7 @@ def test_spreadsheet_error_column_is_numeric_with_a_warning(tmp_path):
     assert "ratio" in result.summary["features"]["used"]
     warning = [w for w in result.summary["audit"]["warnings"] if "'ratio'" in w]
     assert warning and "#DIV/0!" in warning[0] and "86 value(s)" in warning[0]
-    assert adjusted_rand_score(g, result.segments["segment"]) >= 0.9
+    assert adjusted_rand_score(g, result.customers["segment"]) >= 0.9
 
 
 def test_algorithm_options_from_the_command_line(tmp_path):

@@ -42,7 +42,7 @@ def test_json_config_and_custom_segments(tmp_path, lines):
     result = custseg.run_rfm(frame=lines, config=config)
     names = [s["name"] for s in result.summary["rfm_segments"]]
     assert names[0] == "Best" and "Champions" not in names
-    assert set(result.segments["rfm_segment"]) <= set(names)
+    assert set(result.customers["rfm_segment"]) <= set(names)
 
 
 def test_incomplete_segment_map_is_rejected_before_any_work(lines):

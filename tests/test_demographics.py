@@ -163,7 +163,7 @@ def test_run_with_a_customer_table_reports_planted_demographics(tmp_path):
             assert "demographics" not in g
             continue
         for e in g["demographics"]:
-            rows = result.segments
+            rows = result.customers
             inside = rows["segment"] == g["id"]
             if e["test"] == "kruskal":
                 assert e["median"] == pytest.approx(rows.loc[inside, e["column"]].median())

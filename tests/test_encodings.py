@@ -45,7 +45,7 @@ def export(frame: pd.DataFrame, path: Path, encoding: str, sep: str = ",",
 
 
 def country_of_b(result) -> str:
-    return result.segments.set_index("customer_id").loc["B", "country"]
+    return result.customers.set_index("customer_id").loc["B", "country"]
 
 
 def encoding_warnings(result) -> list[str]:
@@ -66,7 +66,7 @@ def test_non_utf8_exports_are_guessed_read_and_warned_about(tmp_path, encoding, 
     assert result.summary["input"]["encoding"] == recorded
     assert result.summary["input"]["delimiter"] == sep
     assert country_of_b(result) == EXCEL_TEXT
-    pd.testing.assert_frame_equal(result.segments, custseg.run_rfm(frame=frame).segments)
+    pd.testing.assert_frame_equal(result.customers, custseg.run_rfm(frame=frame).customers)
     (warning,) = encoding_warnings(result)
     assert label in warning and "orders.csv" in warning
 
@@ -281,8 +281,8 @@ def test_spark_reads_the_same_encodings_as_duckdb(tmp_path, encoding):
     spark = custseg.run_rfm(path, config=Config(engine="spark", spark_master="local[2]"))
     assert spark.summary["input"]["encoding"] == duck.summary["input"]["encoding"] == encoding
     assert spark.summary["audit"] == duck.summary["audit"]
-    pd.testing.assert_frame_equal(duck.segments, spark.segments, check_dtype=False)
-    assert EXCEL_TEXT in set(spark.segments["country"])
+    pd.testing.assert_frame_equal(duck.customers, spark.customers, check_dtype=False)
+    assert EXCEL_TEXT in set(spark.customers["country"])
     bad = tmp_path / "bad.csv"
     bad.write_bytes(path.read_bytes().replace(b"\x80", b"\x81") if encoding == "cp1252"
                     else path.read_bytes()[:-1])

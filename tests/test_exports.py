@@ -39,7 +39,7 @@ def test_superstore_export_without_flags(tmp_path):
     # Row 5 is row 2 again but for Row ID, which only numbers the rows.
     assert s["audit"]["dropped"]["duplicate"] == 1
     assert s["audit"]["notes"]["row_numbers"].startswith("Row ID numbers the rows")
-    seg = result.segments.set_index("customer_id")
+    seg = result.customers.set_index("customer_id")
     assert seg.loc["CG-12520", "frequency"] == 2
     assert seg.loc["CG-12520", "monetary"] == pytest.approx(261.96 + 731.94 + 10.00)
     assert seg.loc["SO-20335", "monetary"] == pytest.approx(1044.63)
@@ -65,7 +65,7 @@ def test_german_latin1_semicolon_decimal_comma_export(tmp_path):
     assert s["input"]["encoding"] == "cp1252" and s["input"]["delimiter"] == ";"
     assert "decimal comma" in s["audit"]["notes"]["unit_price"]
     assert "DD.MM.YYYY" in s["audit"]["notes"]["invoice_date"]
-    seg = result.segments.set_index("customer_id")
+    seg = result.customers.set_index("customer_id")
     assert set(seg.index) == {"0042", "42"}  # leading zeros make a different customer
     assert seg.loc["0042", "monetary"] == pytest.approx(2 * 1234.50 + 9.99)
     assert seg.loc["0042", "country"] == "Österreich"

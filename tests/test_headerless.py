@@ -31,8 +31,8 @@ def test_whitespace_history_without_header_is_read_whole(tmp_path):
     assert s["input"]["header"] is False
     warned = " ".join(s["audit"]["warnings"])
     assert "no header row" in warned and "customer_id=column1" in warned
-    assert result.segments["customer_id"].str.fullmatch(r"\d{5}").all()
-    assert len(result.segments) == 60
+    assert result.customers["customer_id"].str.fullmatch(r"\d{5}").all()
+    assert len(result.customers) == 60
 
 
 def test_headerless_columns_that_cannot_be_told_apart_ask_for_map(tmp_path):
@@ -75,4 +75,4 @@ def test_spark_reads_a_headerless_csv_as_duckdb_does(tmp_path):
     assert spark.summary["mapping"] == duck.summary["mapping"]
     assert spark.summary["audit"]["rows_in"] == duck.summary["audit"]["rows_in"] == n
     cols = ["customer_id", "frequency", "monetary"]
-    assert spark.segments[cols].equals(duck.segments[cols])
+    assert spark.customers[cols].equals(duck.customers[cols])

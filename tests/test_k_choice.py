@@ -92,9 +92,9 @@ def test_a_continuum_is_cut_for_action_and_says_why():
                         and c["smallest_share"] >= 0.03) for j, c in by_k.items() if j > k)
     else:
         assert "no k passes all three" in sel["reason"]
-    sizes = result.segments["segment"].value_counts(normalize=True)
+    sizes = result.customers["segment"].value_counts(normalize=True)
     assert len(sizes) == k and (not passed or sizes.min() >= 0.03)
-    names = result.segments["segment_name"].unique()
+    names = result.customers["segment_name"].unique()
     assert len(names) == k
 
 

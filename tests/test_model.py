@@ -34,8 +34,8 @@ def test_model_is_plain_json_and_scoring_reproduces_labels(trained):
     assert len(data["clustering"]["centers"]) == result.summary["k"]
     model = custseg.load_model(path)
     scored = model.predict(frame=frame, config=custseg.Config(mapping=PLANTED_MAP))
-    pd.testing.assert_series_equal(scored["segment"], result.segments["segment"])
-    pd.testing.assert_series_equal(scored["rfm_segment"], result.segments["rfm_segment"])
+    pd.testing.assert_series_equal(scored["segment"], result.customers["segment"])
+    pd.testing.assert_series_equal(scored["rfm_segment"], result.customers["rfm_segment"])
     assert set(scored["segment_name"]) == {s["name"] for s in data["segments"]}
 
 
@@ -88,7 +88,7 @@ def test_online_retail_scored_with_its_own_model(tmp_path):
 def test_customer_table_model(tmp_path):
     result = run_segments(MALL, k=5, out_dir=tmp_path / "out")
     scored = custseg.load_model(tmp_path / "out" / "model.json").predict(MALL)
-    assert (scored["segment"].to_numpy() == result.segments["segment"].to_numpy()).all()
+    assert (scored["segment"].to_numpy() == result.customers["segment"].to_numpy()).all()
 
 
 def test_segmenter_save_and_load_predicts_the_same(tmp_path):
@@ -185,9 +185,9 @@ def test_online_retail_every_algorithm_reproduced_by_its_model(algorithm, tmp_pa
     result = run_segments(ONLINE_RETAIL, algorithm=algorithm, k=k, n_bootstrap=0,
                           out_dir=tmp_path / "out")
     scored = custseg.load_model(tmp_path / "out" / "model.json").predict(ONLINE_RETAIL)
-    merged = result.segments[["customer_id", "segment"]].merge(
+    merged = result.customers[["customer_id", "segment"]].merge(
         scored[["customer_id", "segment"]], on="customer_id", suffixes=("", "_scored"))
-    assert len(merged) == len(result.segments) == 4338
+    assert len(merged) == len(result.customers) == 4338
     same = int((merged["segment"] == merged["segment_scored"]).sum())
     print(f"{algorithm}: {same} of {len(merged)} Online Retail customers reproduced "
           f"({same / len(merged):.4%})")

@@ -325,7 +325,7 @@ SAYS_SO = re.compile(r"slipping away|lapsed|lapsing|long since last order|overdu
 def agree_with_numbers(result) -> None:
     """Every loyal / regular / active / lapsed / high-value / big-spender / mid-value name
     agrees with the segment's numbers, computed here from the customer table."""
-    seg = result.segments
+    seg = result.customers
     gaps = seg.loc[seg["frequency"] > 1].groupby("segment")["mean_days_between_orders"]
     all_gap = seg.loc[seg["frequency"] > 1, "mean_days_between_orders"].median()
     repeat = seg.assign(r=seg["frequency"] > 1).groupby("segment")["r"].mean()

@@ -43,7 +43,7 @@ def test_customer_count_and_audit_total(result):
 
 
 def test_every_customer_matches_independent_rfm(result, independent):
-    ours = result.segments.set_index("customer_id")
+    ours = result.customers.set_index("customer_id")
     assert set(ours.index) == set(independent.index)
     ours = ours.loc[independent.index]
     assert (ours["recency"] == independent["recency"]).all()
@@ -55,7 +55,7 @@ def test_every_customer_matches_independent_rfm(result, independent):
 def test_customers_seen_but_never_buying_are_listed(result):
     raw = pd.read_parquet(ONLINE_RETAIL, columns=["CustomerID"])
     seen = set(raw["CustomerID"].dropna().astype("int64").astype(str))
-    listed = set(result.segments["customer_id"]) | set(result.excluded["customer_id"])
+    listed = set(result.customers["customer_id"]) | set(result.excluded["customer_id"])
     assert listed == seen  # 4,372 ids: 4,338 segmented + the rest excluded with a reason
     assert (result.excluded["reason"] == "no_valid_purchase").all()
 

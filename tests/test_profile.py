@@ -26,7 +26,7 @@ def by_name(result):
 
 def test_names_agree_with_the_numbers(planted_run):
     result, _ = planted_run
-    seg = result.segments
+    seg = result.customers
     means = seg.groupby("segment_name")[["monetary", "recency", "tenure", "frequency"]].mean()
     names = set(means.index)
     assert len(names) == 4 and not any(n.startswith("Segment ") for n in names)
@@ -47,7 +47,7 @@ def test_each_segment_is_described_with_numbers_and_2_to_4_actions(planted_run):
         assert set(s["profile"]["features"]["monetary"]) == {"mean", "median", "z", "all_mean"}
         assert abs(sum(s["profile"]["rfm_mix"].values()) - 1) < 1e-3
     # the segment named for new customers is the planted "new" group
-    seg = result.segments
+    seg = result.customers
     new = seg[seg["segment_name"] == "New customers"]["customer_id"].map(truth)
     assert (new == "new").mean() > 0.9
 
@@ -69,7 +69,7 @@ def test_profiles_z_scores_and_shares():
 def test_customer_table_names_come_from_distinguishing_columns():
     columns = {"annual income": "Annual Income (k$)", "spending score": "Spending Score (1-100)"}
     result = run_segments(MALL, features=list(columns.values()), k=5)
-    seg = result.segments
+    seg = result.customers
     means = seg.groupby("segment_name")[list(columns.values())].mean()
     overall = seg[list(columns.values())].mean()
     assert seg["segment_name"].nunique() == 5
@@ -113,9 +113,9 @@ def test_names_stay_unique_with_more_segments_than_rules(planted_run):
 def test_top_products_and_monthly_trend_add_up(planted_run):
     result, _ = planted_run
     trend = pd.DataFrame(result.summary["monthly_trend"])
-    assert trend["revenue"].sum() == pytest.approx(result.segments["monetary"].sum(), rel=1e-6)
+    assert trend["revenue"].sum() == pytest.approx(result.customers["monetary"].sum(), rel=1e-6)
     by_seg = trend.groupby("segment")["revenue"].sum()
-    money = result.segments.groupby("segment")["monetary"].sum()
+    money = result.customers.groupby("segment")["monetary"].sum()
     pd.testing.assert_series_equal(by_seg, money, check_names=False, rtol=1e-6)
     for s in result.summary["segments"]:
         products = s["profile"]["top_products"]

@@ -48,7 +48,7 @@ def test_pipeline_invariants(frame, rnd):
     except custseg.DataError:
         assert not buyers  # only fails when nobody bought anything
         return
-    seg, audit = result.segments, result.summary["audit"]
+    seg, audit = result.customers, result.summary["audit"]
     # every customer with a valid purchase exactly once, nobody else
     assert sorted(seg["customer_id"]) == sorted(buyers)
     # audit adds up
@@ -60,7 +60,7 @@ def test_pipeline_invariants(frame, rnd):
     order = list(range(len(frame)))
     rnd.shuffle(order)
     shuffled = custseg.run_rfm(frame=frame.iloc[order].reset_index(drop=True))
-    pd.testing.assert_frame_equal(seg, shuffled.segments)
+    pd.testing.assert_frame_equal(seg, shuffled.customers)
     assert shuffled.summary["audit"] == audit
 
 
@@ -87,7 +87,7 @@ def test_messy_text_values_keep_the_invariants(frame):
         result = custseg.run_rfm(frame=frame)
     except custseg.CustsegError:
         return
-    seg, audit = result.segments, result.summary["audit"]
+    seg, audit = result.customers, result.summary["audit"]
     assert audit["rows_in"] == len(frame) == audit["rows_used"] + sum(audit["dropped"].values())
     assert seg["customer_id"].is_unique
     assert not set(seg["customer_id"]) & set(result.excluded["customer_id"])
@@ -140,7 +140,7 @@ def test_spark_and_duckdb_engines_agree(frame):
     except custseg.DataError:
         return
     spark = custseg.run_rfm(frame=frame, config=custseg.Config(engine="spark"))
-    pd.testing.assert_frame_equal(duck.segments.reset_index(drop=True),
-                                  spark.segments.reset_index(drop=True),
+    pd.testing.assert_frame_equal(duck.customers.reset_index(drop=True),
+                                  spark.customers.reset_index(drop=True),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
     assert duck.summary["audit"]["dropped"] == spark.summary["audit"]["dropped"]

@@ -15,7 +15,7 @@ def summary_of(path, **kwargs):
 
 
 def reference(lines):
-    return custseg.run_rfm(frame=lines).segments
+    return custseg.run_rfm(frame=lines).customers
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
@@ -23,7 +23,7 @@ def test_delimiters_give_the_same_segments(tmp_path, lines, sep):
     path = write_text(lines, tmp_path / "orders.txt", sep=sep)
     result = custseg.run_rfm(path)
     assert result.summary["input"]["delimiter"] == sep
-    pd.testing.assert_frame_equal(result.segments, reference(lines))
+    pd.testing.assert_frame_equal(result.customers, reference(lines))
 
 
 def test_runs_of_whitespace(tmp_path, lines):
@@ -50,10 +50,10 @@ def test_utf8_bom_and_latin1(tmp_path, lines):
     assert latin.summary["input"]["encoding"] == "cp1252"
     asked = custseg.run_rfm(latin_path, config=Config(encoding="latin-1"))
     assert asked.summary["input"]["encoding"] == "latin-1"
-    pd.testing.assert_frame_equal(asked.segments, latin.segments)
-    assert list(bom.segments.columns) == list(latin.segments.columns)
-    assert bom.segments.set_index("customer_id").loc["B", "country"] == "Österreich"
-    pd.testing.assert_frame_equal(bom.segments, latin.segments)
+    pd.testing.assert_frame_equal(asked.customers, latin.customers)
+    assert list(bom.customers.columns) == list(latin.customers.columns)
+    assert bom.customers.set_index("customer_id").loc["B", "country"] == "Österreich"
+    pd.testing.assert_frame_equal(bom.customers, latin.customers)
 
 
 def test_latin1_byte_deep_in_a_utf8_looking_file(tmp_path, lines):
@@ -101,7 +101,7 @@ def test_parquet_file_and_folder(tmp_path, lines):
     one = custseg.run_rfm(tmp_path / "all.parquet")
     many = custseg.run_rfm(tmp_path / "parts")
     assert one.summary["input"]["format"] == "parquet"
-    pd.testing.assert_frame_equal(one.segments, many.segments)
+    pd.testing.assert_frame_equal(one.customers, many.customers)
     assert one.summary["audit"]["dropped"]["unparseable_date"] == 1
 
 
@@ -117,8 +117,8 @@ def test_sqlite_and_duckdb_queries(tmp_path, lines):
     con.close()
     duck = custseg.run_rfm(db=f"duckdb:///{duck_path}", sql="select * from order_lines")
     assert lite.summary["input"]["format"] == duck.summary["input"]["format"] == "sql"
-    pd.testing.assert_frame_equal(lite.segments, duck.segments)
-    pd.testing.assert_frame_equal(lite.segments, reference(lines))
+    pd.testing.assert_frame_equal(lite.customers, duck.customers)
+    pd.testing.assert_frame_equal(lite.customers, reference(lines))
 
 
 def test_sql_errors_are_one_line(tmp_path):
@@ -155,8 +155,8 @@ def test_leading_zeros_and_float_ids(tmp_path):
                           "InvoiceNo": ["1", "2", "3", "4"], "Quantity": [1, 1, 1, 1],
                           "UnitPrice": [1.0, 2.0, 3.0, 4.0],
                           "InvoiceDate": ["2020-01-01"] * 4})
-    ids = set(custseg.run_rfm(write_text(frame, tmp_path / "o.csv")).segments["customer_id"])
+    ids = set(custseg.run_rfm(write_text(frame, tmp_path / "o.csv")).customers["customer_id"])
     assert ids == {"007", "7", "17850"}
     floats = frame.assign(CustomerID=[7.0, 7.0, 17850.0, 17850.0])
-    ids = set(custseg.run_rfm(frame=floats).segments["customer_id"])
+    ids = set(custseg.run_rfm(frame=floats).customers["customer_id"])
     assert ids == {"7", "17850"}

@@ -161,7 +161,7 @@ def test_run_on_a_wide_table_records_columns_and_never_clusters_a_mostly_missing
     assert "#VALUE!" not in used and "Notes" not in used
     assert summary["features"]["cluster_on"] == "table"
     assert any(n.startswith("Left out #VALUE!: missing") for n in summary["features"]["notes"])
-    assert result.segments["customer_id"].is_unique
+    assert result.customers["customer_id"].is_unique
     html = (tmp_path / "out" / "report.html").read_text()
     assert 'id="columns"' in html and "#DIV/0!" in html
 
@@ -196,7 +196,7 @@ def test_member_no_table_is_recognised_not_read_as_order_lines(tmp_path):
     with pytest.raises(CustomerTableInput, match="looks like a customer table"):
         custseg.run_rfm(path)
     result = run_segments(path, k=2)
-    assert sorted(result.segments["customer_id"]) == sorted(frame["member_no"])
+    assert sorted(result.customers["customer_id"]) == sorted(frame["member_no"])
     assert result.summary["columns"]["member_no"]["role"] == "id"
     with pytest.raises(MappingError, match="--map invoice_date=") as err:
         custseg.run_rfm(path, config=Config(input_kind="orders"))
@@ -222,7 +222,7 @@ def test_input_kind_table_reads_what_detection_cannot(tmp_path):
     with pytest.raises(MappingError, match="--input-kind table"):
         custseg.run_rfm(path)
     result = run_segments(path, config=Config(input_kind="table"), k=2)
-    assert sorted(result.segments["customer_id"]) == ["a", "b", "c"]
+    assert sorted(result.customers["customer_id"]) == ["a", "b", "c"]
     assert any("37 customer id(s) repeat" in w for w in result.summary["audit"]["warnings"])
     with pytest.raises(CustomerTableInput, match="RFM needs order lines"):
         custseg.run_rfm(path, config=Config(input_kind="table"))
@@ -235,7 +235,7 @@ def test_a_table_without_an_id_is_numbered_by_row(tmp_path):
     path = tmp_path / "survey.csv"
     frame.to_csv(path, index=False)
     result = run_segments(path, k=2)
-    assert result.segments["customer_id"].tolist() == [str(i) for i in range(1, 51)]
+    assert result.customers["customer_id"].tolist() == [str(i) for i in range(1, 51)]
     assert "numbered by row" in result.summary["audit"]["notes"]["customer_id"]
     assert result.summary["customer_table"]["key"] is None
 
@@ -278,7 +278,7 @@ def test_cluster_on_behaviour_or_all(tmp_path, cluster_on):
         assert table_cols <= set(used) and "recency" in used
     else:
         assert not table_cols & set(used)
-    ages = result.segments.set_index("customer_id")["YearOfBirth"]
+    ages = result.customers.set_index("customer_id")["YearOfBirth"]
     born = people.set_index("CustomerID")["YearOfBirth"]
     reference_year = int(summary["customer_table"]["reference_year"])
     assert (ages == reference_year - born.loc[ages.index]).all()

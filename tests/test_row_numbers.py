@@ -53,7 +53,7 @@ def test_shuffled_online_retail_saved_by_pandas_keeps_its_duplicates(tmp_path, r
     assert "__index_level_0__" in pq.read_schema(path).names
     result = custseg.run_rfm(path)
     assert counts(result) == counts(original)
-    pd.testing.assert_frame_equal(result.segments, original.segments)
+    pd.testing.assert_frame_equal(result.customers, original.customers)
     pd.testing.assert_frame_equal(result.excluded, original.excluded)
     assert "__index_level_0__" in result.summary["audit"]["notes"]["pandas_index"]
     assert "__index_level_0__" not in result.summary["mapping"].values()
@@ -84,7 +84,7 @@ def test_a_row_number_column_in_a_csv_hides_no_duplicate(tmp_path, retail, how):
     reference, result = custseg.run_rfm(plain), custseg.run_rfm(numbered)
     assert reference.summary["audit"]["dropped"]["duplicate"] == copies(shuffled)
     assert counts(result) == counts(reference)
-    pd.testing.assert_frame_equal(result.segments, reference.segments)
+    pd.testing.assert_frame_equal(result.customers, reference.customers)
     note = result.summary["audit"]["notes"]["row_numbers"]
     assert note.startswith({"index": "column0", "Row ID": "Row ID",
                             "Unnamed: 0": "Unnamed: 0"}[how])
@@ -193,4 +193,4 @@ def test_spark_leaves_the_same_row_numbers_out(tmp_path, retail):
         assert duck.summary["audit"]["dropped"]["duplicate"] == copies(shuffled)
         assert note in spark.summary["audit"]["notes"]
         assert spark.summary["audit"] == duck.summary["audit"]
-        pd.testing.assert_frame_equal(duck.segments, spark.segments, check_dtype=False)
+        pd.testing.assert_frame_equal(duck.customers, spark.customers, check_dtype=False)

@@ -192,7 +192,7 @@ def test_run_segments_puts_the_rule_on_every_segment(tmp_path):
     for g in groups:
         rule = g["rule"]
         assert set(rule) >= {"text", "conditions", "precision", "recall", "others"}
-        table = result.segments
+        table = result.customers
         check_numbers(table, rule, g["id"])
         assert {c["feature"] for c in rule["conditions"]} <= set(
             result.summary["features"]["used"])

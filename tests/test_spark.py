@@ -37,7 +37,7 @@ def spark():
 
 def assert_same(duck, spark_result) -> None:
     """Same customers (every column, in order), same excluded ids, same audit."""
-    pd.testing.assert_frame_equal(duck.segments, spark_result.segments, check_dtype=False)
+    pd.testing.assert_frame_equal(duck.customers, spark_result.customers, check_dtype=False)
     pd.testing.assert_frame_equal(duck.excluded, spark_result.excluded, check_dtype=False)
     assert duck.summary["audit"] == spark_result.summary["audit"]
     assert duck.summary["rfm_edges"] == spark_result.summary["rfm_edges"]
@@ -62,7 +62,7 @@ def test_session_listens_on_loopback_only_without_ui(spark):
 def test_online_retail_equals_duckdb(spark):
     duck = run_rfm(ONLINE_RETAIL)
     other = run_rfm(ONLINE_RETAIL, config=SPARK)
-    assert len(other.segments) == 4338
+    assert len(other.customers) == 4338
     assert other.summary["audit"]["rows_in"] == 541_909
     assert other.summary["engine"] == "spark (local[2])"
     assert_same(duck, other)
@@ -109,7 +109,7 @@ def test_messy_text_export_equals_duckdb(spark, tmp_path):
     assert audit["dropped"]["duplicate"] > 0
     assert audit["dropped"]["cancellation"] > 0 and audit["dropped"]["return"] > 0
     assert any("#DIV/0!" in w for w in audit["warnings"])
-    assert other.segments["customer_id"].str.len().eq(5).all()  # "00042" stays "00042"
+    assert other.customers["customer_id"].str.len().eq(5).all()  # "00042" stays "00042"
     assert_same(duck, other)
 
 
@@ -153,8 +153,8 @@ def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, tmp_pa
     assert other.summary["clustering_params"]["mllib"] == "KMeans"
     # Fewer customers than the k sample: k is chosen on the same data, so the same k.
     assert other.summary["k"] == local.summary["k"]
-    merged = local.segments.merge(other.segments, on="customer_id")
-    assert len(merged) == len(local.segments) == len(other.segments)
+    merged = local.customers.merge(other.customers, on="customer_id")
+    assert len(merged) == len(local.customers) == len(other.customers)
     assert adjusted_rand_score(merged["segment_x"], merged["segment_y"]) > 0.8
     assert {"report.html", "model.json", "segments.csv"} <= {
         p.name for p in (tmp_path / "out").iterdir()}
@@ -169,7 +169,7 @@ def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib
     result = run_segments(synth_orders, config=SPARK, algorithm=algorithm, k=4,
                           n_bootstrap=0)
     assert result.summary["clustering_params"]["mllib"] == mllib
-    labels = result.segments["segment"]
+    labels = result.customers["segment"]
     assert labels.nunique() >= 3 and labels.between(1, 4).all()
 
 
@@ -191,6 +191,6 @@ def test_large_spark_runs_write_parquet_that_track_reads(spark, monkeypatch, tmp
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert "segments.parquet" in names and "segments.csv" not in names
     back = rundir.read_segments(tmp_path / "out")
-    assert list(back["customer_id"]) == list(result.segments["customer_id"])
+    assert list(back["customer_id"]) == list(result.customers["customer_id"])
     moved = track(tmp_path / "out", tmp_path / "out", tmp_path / "moves", by="rfm")
-    assert moved["customers"] == len(result.segments) and moved["movers"] == 0
+    assert moved["customers"] == len(result.customers) and moved["movers"] == 0

@@ -60,7 +60,7 @@ def purchases(tx) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def rfm(synth, groups) -> pd.DataFrame:
     result = custseg.run_rfm(synth["transactions"])
-    return result.segments.merge(groups, on="customer_id", validate="one_to_one")
+    return result.customers.merge(groups, on="customer_id", validate="one_to_one")
 
 
 # ------------------------------------------------------------------------ determinism

@@ -2,7 +2,7 @@
 
 >>> import custseg
 >>> result = custseg.run_rfm("orders.csv", out_dir="out")  # doctest: +SKIP
->>> result.segments[["customer_id", "rfm_segment"]].head()  # doctest: +SKIP
+>>> result.customers[["customer_id", "rfm_segment"]].head()  # doctest: +SKIP
 """
 
 from custseg.core.config import Config  # noqa: E402
@@ -16,7 +16,7 @@ from custseg.core.exceptions import (  # noqa: E402
 )
 from custseg.core.version import __version__  # noqa: E402, F401
 from custseg.jobs.rfm import (  # noqa: E402
-    RfmResult,
+    RunResult,
     clean,
     customer_features,
     map_columns,
@@ -72,7 +72,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "REASONS", "Audit", "Config", "ConfigError", "CustsegError", "CustsegWarning", "DataError",
-    "InputError", "MappingError", "RfmResult", "SavedModel", "Segmenter", "balanced_edges",
+    "InputError", "MappingError", "RunResult", "SavedModel", "Segmenter", "balanced_edges",
     "clean", "compare_algorithms", "customer_features", "load_model", "map_columns",
     "read_customers", "read_table", "rfm_scores", "run_rfm", "run_segments", "save_model",
 ]

@@ -93,7 +93,7 @@ def segment(path: str, digest: str, settings: dict) -> dict:
     files = {name: (out / name).read_bytes() for name in
              ("segments.csv", "summary.json", "report.html", "model.json")
              if (out / name).exists()}
-    return {"summary": result.summary, "segments": result.segments, "files": files}
+    return {"summary": result.summary, "segments": result.customers, "files": files}
 
 
 def digest_of(path: Path) -> str:

@@ -506,8 +506,8 @@ class Config(_Table):
     track: TrackConfig = table(TrackConfig)
 
     @property
-    def segments(self) -> dict[str, list[str]]:
-        """The RFM segment map in force."""
+    def rfm_map(self) -> dict[str, list[str]]:
+        """The RFM segment map in force (segment name -> its RFM codes)."""
         return self.rfm_segments if self.rfm_segments is not None else default_rfm_segments()
 
     def overridden(self, values: dict[str, Any]) -> Config:

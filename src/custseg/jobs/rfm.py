@@ -43,10 +43,11 @@ _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return
 
 
 @dataclass
-class RfmResult:
-    """Outputs of a job: one row per customer, the excluded ids, the summary."""
+class RunResult:
+    """What a job produced: its customers (one row each, with their features, scores and
+    segments), the excluded customers and the summary."""
 
-    segments: pd.DataFrame
+    customers: pd.DataFrame
     excluded: pd.DataFrame
     summary: sm.Summary
     out_dir: Path | None = None
@@ -92,7 +93,7 @@ def _stage(name: str, timings: dict[str, float], reporter: Reporter | None) -> I
 def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = None,
             customers: str | Path | None = None, config: Config | None = None,
             db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,
-            reporter: Reporter | None = None, keep_lines: bool = False) -> RfmResult:
+            reporter: Reporter | None = None, keep_lines: bool = False) -> RunResult:
     """Segment the customers of a transactions input with RFM.
 
     Reads ``input`` (a file, ``db`` + ``sql``, or a DataFrame ``frame``), cleans it with an
@@ -102,7 +103,7 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     cleaned ``lines`` table stays open as ``result.engine`` (close it).
     """
     config = config or Config()
-    check_segment_map(config.segments)
+    check_segment_map(config.rfm_map)
     timings: dict[str, float] = {}
     engine = open_engine(config)
     with closed_on_error(engine):
@@ -151,9 +152,9 @@ def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
 
 def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Config,
            timings: dict[str, float], reporter: Reporter | None = None,
-           customers: str | Path | None = None) -> RfmResult:
+           customers: str | Path | None = None) -> RunResult:
     """Clean, features and RFM of the order lines read as ``source``."""
-    segment_map = config.segments
+    segment_map = config.rfm_map
     with _stage("clean", timings, reporter):
         audit = engine.clean(source, mapping, config)
         if not config.as_of:
@@ -194,7 +195,7 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         customer_table=sm.UNSET if customer_info is None else customer_info,
         columns=sm.UNSET if customer_info is None else customer_info["columns"],
         customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET)
-    return RfmResult(segments=scored, excluded=excluded, summary=summary,
+    return RunResult(customers=scored, excluded=excluded, summary=summary,
                      id_salt=privacy.salt_for(config), parquet_from=engine.parquet_from,
                      lines=True)
 

@@ -24,7 +24,7 @@ from custseg.engines.base import segment_lines
 from custseg.io._customers import customers_from_source
 from custseg.jobs.rfm import (
     Reporter,
-    RfmResult,
+    RunResult,
     _stage,
     closed_on_error,
     read_input,
@@ -46,7 +46,7 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
                  seed: int | None = None, features: list[str] | None = None,
                  reporter: Reporter | None = None, compare: bool | None = None,
                  skew: str | None = None, scaler: str | None = None, linkage: str | None = None,
-                 options: dict[str, Any] | None = None, **params: Any) -> RfmResult:
+                 options: dict[str, Any] | None = None, **params: Any) -> RunResult:
     """RFM (for order lines) plus clustering into segments; or clustering of a customer
     table alone. Writes what :func:`~custseg.run_rfm` writes, with ``segment`` and
     ``segment_name`` columns and the clustering in ``summary.json``. With ``compare`` every
@@ -71,14 +71,14 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
             base.engine = None
 
 
-def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
-             features, reporter, compare: bool = False, **params) -> RfmResult:
+def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
+             features, reporter, compare: bool = False, **params) -> RunResult:
     timings = base.summary.timings_s
     features, table_notes, cluster_on = _cluster_on(base, config, features)
-    check_segmentable(base.segments, base.summary.input.path, features)
+    check_segmentable(base.customers, base.summary.input.path, features)
     comparison = sm.UNSET
     if compare:
-        table, recommendation = compare_on(base.segments, k=k, k_range=k_range, seed=seed,
+        table, recommendation = compare_on(base.customers, k=k, k_range=k_range, seed=seed,
                                            features=features, timings=timings,
                                            reporter=reporter,
                                            **{p: v for p, v in params.items()
@@ -96,9 +96,9 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
                           **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
-            model.fit(base.segments)
+            model.fit(base.customers)
     with _stage("profile", timings, reporter):
-        labelled = with_segments(base.segments, model.labels_)
+        labelled = with_segments(base.customers, model.labels_)
         profiles = build_profiles(labelled)
         names = name_segments(profiles, config.naming_rules, at_risk_share=config.at_risk_share,
                               labels=config.labels,
@@ -119,7 +119,7 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
             demographics, info = customer_table_differences(
                 labelled, base.summary.customer_table, used, labels=config.labels)
             tests = sm.Demographics(**info)
-    base.segments = labelled
+    base.customers = labelled
     base.segmenter = model
     base.summary = sm.clustered(
         base.summary, clustering_summary(model, profiles, names, rules, demographics,
@@ -134,7 +134,7 @@ def _segment(base: RfmResult, *, out_dir, config: Config, algorithm, k, k_range,
         saved = build_model(base.summary, base.segmenter, config)
 
         def extra(folder: Path) -> None:
-            render_report(base.summary, base.segments, folder)
+            render_report(base.summary, base.customers, folder)
             save_model(saved, folder / "model.json")
 
         with _stage("write", timings, reporter):
@@ -164,7 +164,7 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
                                   skew=skew, scaler=scaler)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter)
-    table, recommendation = compare_on(base.segments, k=c.k, k_range=c.k_range, seed=c.seed,
+    table, recommendation = compare_on(base.customers, k=c.k, k_range=c.k_range, seed=c.seed,
                                        features=c.features, algorithms=algorithms,
                                        timings=base.summary.timings_s, reporter=reporter,
                                        skew=c.skew, scaler=c.scaler, **params)
@@ -234,7 +234,7 @@ def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, s
 
 
 def _base_table(input, *, customers, config, db, sql, frame, reporter,
-                keep_lines: bool = False) -> RfmResult:
+                keep_lines: bool = False) -> RunResult:
     """RFM features of order lines, or a customer table read with a role for every column
     (``summary["columns"]``)."""
     timings: dict[str, float] = {}
@@ -264,12 +264,12 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
                        warnings=list(info["warnings"]), notes=notes),
         timings_s=timings,
         customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET)
-    base = RfmResult(segments=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
+    base = RunResult(customers=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
                      summary=summary, id_salt=privacy.salt_for(config))
     return _kept(base, engine, keep_lines)
 
 
-def _kept(base: RfmResult, engine, keep: bool) -> RfmResult:
+def _kept(base: RunResult, engine, keep: bool) -> RunResult:
     """The result with its engine kept open (clustering may run on it), or closed."""
     if keep:
         base.engine = engine
@@ -278,7 +278,7 @@ def _kept(base: RfmResult, engine, keep: bool) -> RfmResult:
     return base
 
 
-def _cluster_on(base: RfmResult, config: Config, features: list[str] | None
+def _cluster_on(base: RunResult, config: Config, features: list[str] | None
                 ) -> tuple[list[str] | None, list[str], str]:
     """Features, notes and what was clustered on: "table" (a customer table alone),
     "behaviour" (transaction features), or "all" (``--cluster-on all`` with a joined
@@ -288,11 +288,11 @@ def _cluster_on(base: RfmResult, config: Config, features: list[str] | None
         return features, [], "behaviour"
     if "join" not in info:  # the columns read but not passed on are noted here
         notes = [f"Left out {c}: {why}." for c, why in info["left_out"].items()
-                 if c not in base.segments.columns]
+                 if c not in base.customers.columns]
         return features, notes if features is None else [], "table"
     if config.cluster_on != "all" or features is not None:
         return features, [], config.cluster_on if features is None else "features"
-    chosen, notes = behaviour_and_table_features(base.segments, info["usable_columns"],
+    chosen, notes = behaviour_and_table_features(base.customers, info["usable_columns"],
                                                  config.max_missing)
     return chosen, notes, "all"
 
@@ -361,7 +361,3 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
                               ("silhouette", "calinski_harabasz", "davies_bouldin",
                                "stability_ari", "silhouette_sample")}),
         segments=groups)
-
-
-def _num(v) -> float | None:
-    return None if pd.isna(v) else round(float(v), 4)

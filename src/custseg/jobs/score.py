@@ -27,7 +27,7 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
                            cancellation_pattern=model["config"]["cancellation_pattern"],
                            cleaning=model["config"]["cleaning"],
                            rfm_segments=model["rfm"]["segments"], as_of=as_of)
-        table = run_rfm(input, config=cfg, frame=frame).segments
+        table = run_rfm(input, config=cfg, frame=frame).customers
     else:
         con = connect(base)
         try:

@@ -89,7 +89,7 @@ def write_run(result, out_dir: Path, extra: Callable[[Path], object] | None = No
     """Write a run's customers, excluded customers and summary into ``out_dir`` at once.
 
     ``extra(folder)`` writes further files (the report, the model) into that folder first."""
-    segments, excluded = result.segments, result.excluded
+    segments, excluded = result.customers, result.excluded
     if result.id_salt is not None:
         segments = privacy.hashed_table(segments, result.id_salt)
         excluded = privacy.hashed_table(excluded, result.id_salt)
