@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import custseg
 from custseg import Config, MappingError
 from custseg.cluster import FeaturePrep
-from custseg.io._customers import load_customers, looks_personal
+from custseg.io._customers import load_customers
+from custseg.io._roles import looks_personal
 from custseg.jobs.rfm import CustomerTableInput
 from custseg.jobs.run import run_segments
 

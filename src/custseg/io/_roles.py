@@ -154,7 +154,6 @@ def infer_roles(frame: pd.DataFrame, *, key: str | None = None, max_missing: flo
                 ) -> tuple[dict[str, Role], list[str]]:
     """The role of every column of a customer table (``key``: the id column), and
     warnings about values that could not be read. Text columns are parsed in DuckDB."""
-    from custseg.io._customers import is_personal, looks_personal
 
     own = con is None
     con = con or duckdb.connect()
@@ -460,3 +459,39 @@ def roles_of(frame: pd.DataFrame, columns: list[str] | None = None,
         inferred, _ = infer_roles(frame[wanted], max_missing=max_missing)
         known.update({c: r.role for c, r in inferred.items()})
     return known
+
+
+# ------------------------------------------------------------------ personal data
+_PII = re.compile(
+    r"(^|first|last|full|given|family|sur|middle|maiden|customer|contact|client|member|user"
+    r"|account|billing|shipping|recipient|buyer|cardholder|holder|owner|person|display)name$"
+    r"|^names?$|e?mail|phone|mobile|telephone|^tel$|fax|address|street|postcode|postalcode"
+    r"|zipcode|zip$|iban|creditcard|cardnumber|ssn|passport|birthdate|dateofbirth|^dob$"
+    r"|^(nom|prenom|nombre|apellidos?|vorname|nachname|familienname|cognome|naam|voornaam"
+    r"|achternaam|telefon|telefono|telephone|adresse|direccion|indirizzo|strasse|correo)$"
+)
+_EMAIL_VALUE = re.compile(r"^\s*[^@\s]+@[^@\s]+\.[A-Za-z]{2,}\s*$")
+_PHONE_VALUE = re.compile(r"^\s*(\+|00)?[\d\s().-]{6,}\s*$")
+
+
+def is_personal(column: str) -> bool:
+    """True for columns that hold people's names, contacts or addresses."""
+    return bool(_PII.search(normalize(column)))
+
+
+def looks_personal(values: pd.Series) -> str | None:
+    """``"e-mail addresses"`` or ``"phone numbers"`` when most of the (text) values are
+    such, else None. Numbers are never phone numbers: a phone has 7-15 digits with
+    separators or a leading ``+``, and is never a plain decimal such as ``40.900749``."""
+    sample = values.dropna().astype(str).head(500)
+    if sample.empty or pd.api.types.is_numeric_dtype(values):
+        return None
+    if sample.str.match(_EMAIL_VALUE).mean() > 0.5:
+        return "e-mail addresses"
+    digits = sample.str.count(r"\d")
+    phone = (sample.str.match(_PHONE_VALUE) & digits.between(7, 15) & ~plain_decimal(sample)
+             & (sample.str.strip().str.startswith(("+", "(", "0")) | digits.ge(9))
+             & sample.str.contains(r"[\s()+-]|\d[.]\d+[.]\d"))
+    if phone.mean() > 0.5:
+        return "phone numbers"
+    return None

@@ -72,7 +72,7 @@ def customer_warnings(features: pd.DataFrame, id_column: str | None = None,
 
 def _personal_ids(sample: pd.Series, id_column: str | None) -> str | None:
     """What kind of personal data the ids are, or None."""
-    from custseg.io._customers import is_personal
+    from custseg.io._roles import is_personal
 
     if not len(sample):
         return None
