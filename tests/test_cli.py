@@ -130,3 +130,13 @@ def test_inspect_shows_mapping(tmp_path):
     run = custseg("inspect", MALL)
     assert run.returncode == 0
     assert "customer_id" in run.stdout and "200 rows" in run.stdout
+
+
+def test_the_cli_starts_without_loading_scikit_learn_or_spark():
+    """Clustering and Spark load on first use, so `custseg rfm` and `--help` start fast."""
+    run = subprocess.run([sys.executable, "-c", "import sys, custseg, custseg.cli; "
+                          "print(sorted(m for m in ('sklearn', 'scipy', 'pyspark', "
+                          "'custseg.cluster') if m in sys.modules))"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

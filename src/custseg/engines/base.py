@@ -14,17 +14,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 import pandas as pd
 
-from custseg.cluster._base import Backend
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError
 from custseg.io import Source
 from custseg.io._readers import damaged_parquet
 from custseg.prep.cleaning import Audit
+
+if TYPE_CHECKING:  # importing custseg.cluster loads scikit-learn: only on first use
+    from custseg.cluster._base import Backend
 
 
 class Engine(Protocol):
