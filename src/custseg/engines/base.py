@@ -38,7 +38,7 @@ class Engine(Protocol):
     dialect: Mapping[str, str]
     #: DuckDB holding the raw rows (all of them, or a sample) that decisions are made on.
     sample: duckdb.DuckDBPyConnection
-    #: Customer tables of at least this many rows are written as Parquet (None: never).
+    #: Runs of at least this many customers write segments.parquet, not .csv (None: never).
     parquet_from: int | None
 
     def describe(self) -> str:
