@@ -1,10 +1,11 @@
 """One configuration object for a run, readable from a TOML or JSON file.
 
 Every key is declared once, by a :func:`setting` field of :class:`Config` or of one of its
-tables (``[clustering]``, ``[compare]``, ``[score]``, ``[track]``): its default, allowed
-values, check, help text and command-line flag. The command line builds its options from
-these declarations, :class:`~custseg.Segmenter` checks its parameters with them, and
-``python -m custseg.core.config --markdown`` renders the README's table of keys.
+tables (``[clustering]``, ``[clv]``, ``[backtest]``, ``[compare]``, ``[score]``,
+``[track]``): its default, allowed values, check, help text and command-line flag. The
+command line builds its options from these declarations, :class:`~custseg.Segmenter` checks
+its parameters with them, and ``python -m custseg.core.config --markdown`` renders the
+README's table of keys.
 
 An unknown key or a value of the wrong kind raises
 :class:`~custseg.core.exceptions.ConfigError` naming the key and the allowed values.
@@ -58,6 +59,10 @@ SCALERS = ("standard", "robust")
 LINKAGES = ("ward", "average", "complete")
 #: What ``custseg track`` follows: segment names of a run, or RFM segments.
 TRACK_BY = ("cluster", "rfm")
+#: Purchase models of customer value: BG/NBD (Fader, Hardie and Lee 2005) or the modified
+#: BG/NBD (Batislam, Denizel and Filiztekin 2007), where a customer may also leave right
+#: after the first purchase.
+PURCHASE_MODELS = ("bgnbd", "mbgnbd")
 
 
 @dataclass(frozen=True)
@@ -405,6 +410,63 @@ class TrackConfig(_Table):
                        flag="--out")
 
 
+def _positive(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0
+
+
+def _date_or_none(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        dt.date.fromisoformat(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ClvConfig(_Table):
+    """The ``[clv]`` table: predicted customer value (BG/NBD and Gamma-Gamma)."""
+
+    TABLE: ClassVar[str] = "clv"
+
+    enabled: bool = setting(True, "bool", "Predict P(alive), expected orders, order value, "
+                            "CLV and churn risk per customer (order lines only).", is_(bool),
+                            flag="--clv/--no-clv", cli=bool)
+    horizon: int = setting(365, "an int >= 1 (days)", "Days ahead that expected orders, CLV "
+                           "and churn risk look.",
+                           lambda v: _whole(v) and v >= 1, flag="--clv-horizon", cli=int,
+                           metavar="DAYS")
+    discount_rate: float = setting(0.10, _SHARE, "Annual discount rate of CLV.", is_share,
+                                   convert=float, flag="--discount-rate", cli=float)
+    churn_threshold: float = setting(0.7, _SHARE, "Churn risk from which a customer counts "
+                                     "as at risk.", is_share, convert=float,
+                                     flag="--churn-threshold", cli=float)
+    min_repeat_buyers: int = setting(100, "an int >= 2", "Fewer repeat buyers than this: no "
+                                     "value model is fitted (columns left empty, with the "
+                                     "reason).", lambda v: _whole(v) and v >= 2)
+    model: str = setting("bgnbd", choices_words(PURCHASE_MODELS), "Purchase model: BG/NBD, "
+                         "or the modified BG/NBD (one-time buyers may have left).",
+                         one_of(PURCHASE_MODELS), flag="--clv-model")
+    backtest_split: str | None = setting(
+        None, "a date YYYY-MM-DD, or unset", "custseg rfm and run also backtest the value "
+        "models: fitted on lines before this date, checked on the lines after it.",
+        _date_or_none, flag="--backtest-split", metavar="YYYY-MM-DD")
+
+
+@dataclass(frozen=True)
+class BacktestConfig(_Table):
+    """The ``[backtest]`` table: ``custseg backtest``'s own keys."""
+
+    TABLE: ClassVar[str] = "backtest"
+
+    split: str | None = setting(None, "a date YYYY-MM-DD", "Calibrate on lines before it, "
+                                "compare with the lines from it on.", _date_or_none,
+                                flag="--split", metavar="YYYY-MM-DD")
+    out: str = setting("custseg-backtest", "str", "Output folder of custseg backtest.",
+                       is_(str), flag="--out")
+
+
 @dataclass(frozen=True)
 class Config(_Table):
     """Settings of a custseg run. All keys are optional; each is declared below (see the
@@ -501,6 +563,8 @@ class Config(_Table):
     labels: dict[str, str] = setting({}, "a table of column = words", "Words for columns in "
                                      "segment names and descriptions.", _str_table)
     clustering: ClusteringConfig = table(ClusteringConfig)
+    clv: ClvConfig = table(ClvConfig)
+    backtest: BacktestConfig = table(BacktestConfig)
     compare: CompareConfig = table(CompareConfig)
     score: ScoreConfig = table(ScoreConfig)
     track: TrackConfig = table(TrackConfig)

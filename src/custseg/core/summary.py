@@ -96,6 +96,51 @@ class Audit(Block, kw_only=True):
     notes: dict[str, str]
 
 
+class SegmentValue(Block, kw_only=True):
+    """Predicted value of a group of customers over the horizon (see :class:`Clv`)."""
+
+    customers: int
+    predicted_value: float
+    mean_predicted_value: float | None
+    expected_orders: float
+    at_risk: int  # customers with churn risk at or above the threshold
+    at_risk_value: float  # their predicted value
+
+
+class FrequencyGroup(Block, kw_only=True):
+    """Customers of one calibration frequency (repeat orders; the last group: that many or
+    more): mean predicted and actual orders in the holdout."""
+
+    repeat_orders: str
+    customers: int
+    predicted: float | None
+    actual: float
+
+
+class Backtest(Block, kw_only=True):
+    """The value models fitted on the lines before ``split`` and checked on those after
+    (``backtest.json``; the predictions are null, with the reason, when there is no model).
+    """
+
+    input: str
+    split: str
+    end: str  # the last day of the holdout (the data's last)
+    horizon_days: int
+    customers: int  # customers with an order before the split
+    fitted: bool
+    reason: str | None
+    predicted_orders: float | None  # total repeat orders predicted for the holdout
+    actual_orders: int
+    mae: float | None  # mean absolute error of each customer's orders
+    buyers: int  # customers who bought again in the holdout
+    auc: float | None  # of expected_orders for "buys again"
+    baseline_auc: float | None  # of frequency / tenure
+    typical_gap_days: float | None
+    purchases: ValueModel | None
+    by_frequency: list[FrequencyGroup]
+    warnings: list[str]
+
+
 class RfmSegment(Block, kw_only=True):
     """One named RFM segment (means are null when it is empty)."""
 
@@ -106,6 +151,38 @@ class RfmSegment(Block, kw_only=True):
     mean_recency: float | None
     mean_frequency: float | None
     mean_monetary: float | None
+    value: SegmentValue | UnsetType = UNSET
+
+
+class ValueModel(Block, kw_only=True):
+    """One fitted value model: its parameters (time in days) and how the fit went."""
+
+    name: str
+    params: dict[str, float]
+    log_likelihood: float
+    converged: bool
+    fit_seconds: float
+    customers: int  # the customers it was fitted on
+
+
+class Clv(Block, kw_only=True):
+    """Predicted customer value: the models, their settings, and the totals (the models
+    are null, with the reason, when they could not be trusted)."""
+
+    fitted: bool
+    reason: str | None
+    purchases: ValueModel | None
+    spend: ValueModel | None
+    frequency_value_correlation: float | None
+    repeat_buyers: int
+    customers: int
+    horizon_days: int
+    discount_rate: float
+    churn_threshold: float
+    time_unit: str
+    columns: dict[str, str]
+    total: SegmentValue | None
+    warnings: list[str]
 
 
 class ClusterFeatures(Block, kw_only=True):
@@ -177,6 +254,7 @@ class Segment(Block, kw_only=True):
     profile: dict[str, Any]
     rule: Rule | UnsetType = UNSET
     demographics: list[dict[str, Any]] | UnsetType = UNSET
+    value: SegmentValue | UnsetType = UNSET
 
 
 class Demographics(Block, kw_only=True):
@@ -252,6 +330,8 @@ class RfmSummary(Block, kw_only=True):
     customer_table: dict[str, Any] | UnsetType = UNSET
     columns: dict[str, dict[str, Any]] | UnsetType = UNSET
     customer_ids: str | UnsetType = UNSET
+    clv: Clv | UnsetType = UNSET
+    backtest: Backtest | UnsetType = UNSET
 
 
 class RunSummary(Block, kw_only=True):
@@ -272,6 +352,8 @@ class RunSummary(Block, kw_only=True):
     customer_table: dict[str, Any] | UnsetType = UNSET
     columns: dict[str, dict[str, Any]] | UnsetType = UNSET
     customer_ids: str | UnsetType = UNSET
+    clv: Clv | UnsetType = UNSET
+    backtest: Backtest | UnsetType = UNSET
     comparison: Comparison | UnsetType = UNSET
     demographics: Demographics | UnsetType = UNSET
     algorithm: str
@@ -294,6 +376,7 @@ class TableSummary(Block, kw_only=True):
     audit: Audit
     timings_s: dict[str, float]
     customer_ids: str | UnsetType = UNSET
+    clv: Clv | UnsetType = UNSET
 
 
 class TableRunSummary(Block, kw_only=True):
@@ -306,6 +389,7 @@ class TableRunSummary(Block, kw_only=True):
     audit: Audit
     timings_s: dict[str, float]
     customer_ids: str | UnsetType = UNSET
+    clv: Clv | UnsetType = UNSET
     comparison: Comparison | UnsetType = UNSET
     algorithm: str
     k: int

@@ -25,10 +25,12 @@ from custseg.engines.duckdb import DuckDBEngine
 from custseg.io import Source, detect_mapping, guess_from_values, resolve_mapping
 from custseg.io._customers import find_key, load_customers
 from custseg.io._parse import q
+from custseg.jobs.value import predict_value, values_by
 from custseg.outputs.rundir import write_run
 from custseg.prep import privacy
 from custseg.prep.checks import customer_warnings, future_warning
 from custseg.prep.cleaning import Audit
+from custseg.prep.clv import ValueModels
 from custseg.prep.features import FEATURES
 from custseg.prep.rfm import (
     check_segment_map,
@@ -39,7 +41,7 @@ from custseg.prep.rfm import (
 )
 
 _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
-          "mean_days_between_orders": 2}
+          "mean_days_between_orders": 2, "repeat_order_value": 2}
 
 
 @dataclass
@@ -56,6 +58,7 @@ class RunResult:
     segmenter: Any = None  # the fitted Segmenter of custseg run
     id_salt: str | None = None  # with --hash-ids: outputs carry hashed customer ids
     parquet_from: int | None = None  # customers from which segments go to Parquet
+    value_models: ValueModels | None = None  # the fitted value models (custseg score)
 
     def _repr_html_(self) -> str:
         """In a notebook: the report when one was written, else a table of segments."""
@@ -176,6 +179,13 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         audit.warnings.extend(customer_warnings(feats, mapping["customer_id"],
                                                 hide_ids=config.hash_ids))
         segments_summary = segment_summary(scored, segment_map)
+    value, models, by_segment = sm.UNSET, None, {}
+    if config.clv.enabled:
+        with _stage("value", timings, reporter):
+            scored, value, models = predict_value(scored, config)
+            audit.warnings.extend(value.warnings)
+            if value.fitted:
+                by_segment = values_by(scored, "rfm_segment", config.clv.churn_threshold)
     scored = _rounded(scored)
     summary = sm.RfmSummary(
         custseg_version=__version__,
@@ -190,14 +200,16 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         as_of=as_of.isoformat(),
         features={f.name: f.description for f in FEATURES},
         rfm_edges=edges,
-        rfm_segments=[sm.RfmSegment(**row) for row in segments_summary],
+        rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET))
+                      for row in segments_summary],
         timings_s=timings,  # the write stage's own time is added after the file is written
         customer_table=sm.UNSET if customer_info is None else customer_info,
         columns=sm.UNSET if customer_info is None else customer_info["columns"],
-        customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET)
+        customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET,
+        clv=value)
     return RunResult(customers=scored, excluded=excluded, summary=summary,
                      id_salt=privacy.salt_for(config), parquet_from=engine.parquet_from,
-                     lines=True)
+                     lines=True, value_models=models)
 
 
 def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], config: Config,

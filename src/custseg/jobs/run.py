@@ -30,6 +30,7 @@ from custseg.jobs.rfm import (
     read_input,
     rfm_of,
 )
+from custseg.jobs.value import unavailable, values_by, with_value_action
 from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
@@ -105,6 +106,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
                               roles=base.summary.get("customer_table", {}).get("columns"))
         labelled["segment_name"] = labelled["segment"].map(
             {i: n["name"] for i, n in names.items()})
+        values = _segment_values(labelled, base.summary, config, names)
         trend: list[dict[str, Any]] = []
         if base.lines:
             tops, trend = line_profiles(*segment_lines(base.engine, labelled))
@@ -123,7 +125,8 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
     base.segmenter = model
     base.summary = sm.clustered(
         base.summary, clustering_summary(model, profiles, names, rules, demographics,
-                                         cluster_on=cluster_on, notes=table_notes),
+                                         cluster_on=cluster_on, notes=table_notes,
+                                         values=values),
         comparison=comparison, demographics=tests,
         monthly_trend=[sm.TrendRow(**row) for row in trend] if trend else sm.UNSET)
     base.summary.audit.warnings.extend(model.warnings_)
@@ -141,6 +144,25 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
             write_run(base, Path(out_dir), extra=extra)
         base.out_dir = Path(out_dir)
     return base
+
+
+def _segment_values(labelled: pd.DataFrame, summary, config: Config,
+                    names: dict[int, dict[str, Any]]) -> dict[int, sm.SegmentValue]:
+    """Each segment's predicted value, with the action its at-risk customers call for put
+    in its actions (first when most of it is at risk); a customer table read alone gets
+    the ``clv`` block saying why it has none."""
+    if not config.clv.enabled:
+        return {}
+    if isinstance(summary, sm.TableSummary):
+        summary.clv = unavailable(config)
+        return {}
+    if not summary.clv.fitted:
+        return {}
+    threshold = config.clv.churn_threshold
+    values = values_by(labelled, "segment", threshold)
+    for seg_id, value in values.items():
+        names[seg_id]["actions"] = with_value_action(names[seg_id]["actions"], value, threshold)
+    return values
 
 
 def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path | None = None,
@@ -330,8 +352,8 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
                        names: dict[int, dict[str, Any]],
                        rules: dict[int, dict[str, Any]] | None = None,
                        demographics: dict[int, list[dict[str, Any]]] | None = None, *,
-                       cluster_on: str = "behaviour", notes: list[str] | None = None
-                       ) -> sm.Clustering:
+                       cluster_on: str = "behaviour", notes: list[str] | None = None,
+                       values: dict[int, sm.SegmentValue] | None = None) -> sm.Clustering:
     """The clustering part of summary.json (with each segment's rule, and its demographic
     differences when a customer table was joined); ``notes`` come before the model's."""
     groups = []
@@ -343,7 +365,8 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
             description=names[seg_id]["description"], actions=names[seg_id]["actions"],
             profile=p, rule=sm.Rule(**rules[seg_id]) if rules and seg_id in rules else sm.UNSET,
             demographics=(demographics.get(seg_id, [])
-                          if demographics is not None and seg_id != -1 else sm.UNSET)))
+                          if demographics is not None and seg_id != -1 else sm.UNSET),
+            value=(values or {}).get(seg_id, sm.UNSET)))
     selection = model.k_selection_
     if selection is not None:
         selection = sm.KSelection(**{

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,16 +45,27 @@ def _counted(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.nd
 
 
 def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
-                         T: np.ndarray) -> np.ndarray:
-    """Each customer's BG/NBD log-likelihood (Fader, Hardie and Lee 2005, eq. 6)."""
+                         T: np.ndarray, modified: bool = False) -> np.ndarray:
+    """Each customer's BG/NBD log-likelihood (Fader, Hardie and Lee 2005, eq. 6); with
+    ``modified``, the MBG/NBD's (Batislam et al. 2007), where a customer may also leave
+    right after the first purchase."""
     r, alpha, a, b = params
+    shift = 1 if modified else 0  # MBG/NBD: one more chance to leave, at the first purchase
     base = (special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-            + special.betaln(a, b + x) - special.betaln(a, b))
+            + special.betaln(a, b + x + shift) - special.betaln(a, b))
     stay = -(r + x) * np.log(alpha + T)
+    return base + np.logaddexp(stay, _log_left(a, b, r, alpha, x, t_x, modified))
+
+
+def _log_left(a, b, r, alpha, x, t_x, modified: bool) -> np.ndarray:
+    """log of the "left after the last purchase" term over the "still here" term's base:
+    log(a / (b + x - 1)) - (r + x) log(alpha + t_x); BG/NBD's is -inf without a repeat
+    purchase (nobody leaves at the first)."""
+    if modified:
+        return np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + t_x)
     with np.errstate(divide="ignore"):
-        leave = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300))
-                         - (r + x) * np.log(alpha + t_x), -np.inf)
-    return base + np.logaddexp(stay, leave)
+        return np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300))
+                        - (r + x) * np.log(alpha + t_x), -np.inf)
 
 
 def _fit(neg_ll, start: np.ndarray, names: tuple[str, ...], customers: int) -> Fit:
@@ -68,15 +80,16 @@ def _fit(neg_ll, start: np.ndarray, names: tuple[str, ...], customers: int) -> F
                seconds=round(time.perf_counter() - began, 3), customers=customers)
 
 
-def fit_bgnbd(frame: pd.DataFrame) -> Fit:
-    """Fit BG/NBD on columns ``x``, ``t_x`` and ``T`` (one row per customer)."""
+def fit_bgnbd(frame: pd.DataFrame, modified: bool = False) -> Fit:
+    """Fit BG/NBD (``modified``: MBG/NBD) on columns ``x``, ``t_x`` and ``T`` (one row per
+    customer)."""
     if len(frame) < 2 or not (frame["x"] > 0).any():
         raise DataError("BG/NBD needs customers with repeat purchases; none bought twice.")
     rows, weight = _counted(frame, ["x", "t_x", "T"])
     x, t_x, T = rows.T
 
     def neg_ll(p: np.ndarray) -> float:
-        return float(-(weight * bgnbd_log_likelihood(p, x, t_x, T)).sum())
+        return float(-(weight * bgnbd_log_likelihood(p, x, t_x, T, modified)).sum())
 
     scale = float(np.mean(T)) or 1.0
     return _fit(neg_ll, np.array([1.0, scale, 1.0, 1.0]), ("r", "alpha", "a", "b"), len(frame))
@@ -111,3 +124,201 @@ def frequency_value_correlation(frame: pd.DataFrame) -> float:
     """Pearson correlation of repeat buyers' ``x`` and ``m``: Gamma-Gamma assumes none."""
     buyers = frame[frame["x"] > 0]
     return float(np.corrcoef(buyers["x"], buyers["m"])[0, 1]) if len(buyers) > 2 else 0.0
+
+
+# ---------------------------------------------------------------- per-customer predictions
+def p_alive(params: dict[str, float], x, t_x, T, modified: bool = False) -> np.ndarray:
+    """P(the customer has not left by the end of the observation) (FHL 2005, eq. 13)."""
+    r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    left = _log_left(a, b, r, alpha, x, t_x, modified) + (r + x) * np.log(alpha + T)
+    return special.expit(-left)
+
+
+def expected_orders(params: dict[str, float], t: float, x, t_x, T,
+                    modified: bool = False) -> np.ndarray:
+    """Expected purchases in the ``t`` days after the observation (FHL 2005, eq. 10;
+    Batislam et al. 2007 for MBG/NBD).
+
+    The paper's ``((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)`` is computed
+    through Euler's transformation as ``(1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``: the
+    same value, without the overflow of the first form for customers with many orders.
+    """
+    r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    if abs(a - 1) < 1e-9:  # the closed form divides by a - 1; its limit is continuous
+        a = 1 + 1e-9
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    c = a + b + x - (0 if modified else 1)
+    one_minus_z = (alpha + T) / (alpha + T + t)
+    tail = one_minus_z ** (a - 1) * special.hyp2f1(c - x - r, a - 1, c, 1 - one_minus_z)
+    return p_alive(params, x, t_x, T, modified) * c / (a - 1) * (1 - tail)
+
+
+def churn_risk(params: dict[str, float], t: float, x, t_x, T,
+               modified: bool = False) -> np.ndarray:
+    """P(no purchase in the ``t`` days after the observation).
+
+    Gone customers buy nothing; one still here buys nothing with probability
+    ``E[exp(-lambda t)] = ((alpha+T)/(alpha+T+t))^(r+x)``, his purchase rate's posterior
+    being Gamma(r+x, alpha+T) (and he can leave only right after a purchase). Unlike
+    1 - P(alive), this is high for a one-time buyer long gone quiet, whose P(alive) under
+    BG/NBD is 1.
+    """
+    r, alpha = params["r"], params["alpha"]
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    quiet = ((alpha + T) / (alpha + T + t)) ** (r + x)
+    return 1.0 - p_alive(params, x, t_x, T, modified) * (1.0 - quiet)
+
+
+def expected_order_value(params: dict[str, float], x, m) -> np.ndarray:
+    """A customer's expected value per order under Gamma-Gamma (Fader and Hardie 2013,
+    eq. 5): his mean ``m`` over ``x`` repeat orders shrunk to the population mean
+    ``p gamma / (q - 1)`` (the whole of it without a repeat order)."""
+    p, q, gamma = params["p"], params["q"], params["gamma"]
+    x = np.asarray(x, dtype=float)
+    m = np.where(x > 0, np.nan_to_num(np.asarray(m, dtype=float)), 0.0)
+    return p * (gamma + x * m) / (p * x + q - 1)
+
+
+def discounted_orders(params: dict[str, float], horizon: float, rate: float, x, t_x, T,
+                      modified: bool = False) -> np.ndarray:
+    """Expected purchases in the horizon, each discounted to today at the annual ``rate``:
+    the horizon in steps of about a month, a step's purchases discounted from its end
+    (lifetimes' ``customer_lifetime_value`` does the same in 30-day steps)."""
+    steps = max(1, int(np.ceil(horizon / 30)))
+    total, before = 0.0, 0.0
+    for k in range(1, steps + 1):
+        t = horizon * k / steps
+        upto = expected_orders(params, t, x, t_x, T, modified)
+        total = total + (upto - before) / (1 + rate) ** (t / 365)
+        before = upto
+    return total
+
+
+# ------------------------------------------------------------------ the step of a run
+#: The columns a run adds per customer, and what they hold.
+COLUMNS = {
+    "p_alive": "probability the customer has not left (BG/NBD)",
+    "expected_orders": "expected orders over the horizon",
+    "expected_order_value": "expected value per order (Gamma-Gamma)",
+    "clv": "expected value over the horizon, discounted at the annual discount rate",
+    "churn_risk": "probability of no purchase over the horizon",
+}
+_DIGITS = {"p_alive": 4, "expected_orders": 4, "expected_order_value": 2, "clv": 2,
+           "churn_risk": 4}
+
+
+@dataclass(frozen=True)
+class ValueModels:
+    """The fitted models of a run and the settings their predictions use."""
+
+    purchases: dict[str, float]  # r, alpha (days), a, b
+    spend: dict[str, float] | None  # p, q, gamma; None: no trusted spend model
+    horizon: int
+    discount_rate: float
+    modified: bool = False
+
+    def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """The :data:`COLUMNS` of customers given as ``x``, ``t_x``, ``T`` and ``m``, in
+        their order; computed once per distinct (x, t_x, T) (the expensive part)."""
+        keys, inverse = np.unique(inputs[["x", "t_x", "T"]].to_numpy(dtype=float), axis=0,
+                                  return_inverse=True)
+        x, t_x, T = keys.T
+        inverse = inverse.reshape(-1)
+        out = pd.DataFrame(index=inputs.index)
+        args = (x, t_x, T, self.modified)
+        out["p_alive"] = p_alive(self.purchases, *args)[inverse]
+        out["expected_orders"] = expected_orders(self.purchases, self.horizon, *args)[inverse]
+        if self.spend is not None:
+            value = expected_order_value(self.spend, inputs["x"], inputs["m"])
+            out["expected_order_value"] = value
+            out["clv"] = value * discounted_orders(self.purchases, self.horizon,
+                                                   self.discount_rate, *args)[inverse]
+        else:
+            out["expected_order_value"] = np.nan
+            out["clv"] = np.nan
+        out["churn_risk"] = churn_risk(self.purchases, self.horizon, *args)[inverse]
+        return out.round(_DIGITS)
+
+
+def value_inputs(features: pd.DataFrame) -> pd.DataFrame:
+    """The models' inputs from the customer features, in days: ``x`` repeat orders,
+    ``t_x`` days from the first to the last order, ``T`` days from the first order to the
+    end of the observation (the day before the as-of date) and ``m`` the mean value of the
+    repeat orders."""
+    return pd.DataFrame({
+        "x": features["frequency"].astype(float) - 1,
+        "t_x": (features["tenure"] - features["recency"]).astype(float),
+        "T": features["tenure"].astype(float) - 1,
+        "m": pd.to_numeric(features.get("repeat_order_value"), errors="coerce"),
+    }, index=features.index)
+
+
+def empty_columns(index: pd.Index) -> pd.DataFrame:
+    """The :data:`COLUMNS`, empty (no trusted model)."""
+    return pd.DataFrame({c: np.full(len(index), np.nan) for c in COLUMNS}, index=index)
+
+
+def fit_value_models(inputs: pd.DataFrame, *, horizon: int, discount_rate: float,
+                     min_repeat_buyers: int, modified: bool = False
+                     ) -> tuple[ValueModels | None, dict[str, Any]]:
+    """Fit BG/NBD and Gamma-Gamma when they can be trusted.
+
+    Returns the models (None when the purchase model cannot be trusted; ``spend`` None when
+    only the spend model cannot) and what happened: ``purchases`` and ``spend`` (the fits),
+    ``reason`` (why no model, or None), ``repeat_buyers``, ``correlation`` and ``warnings``.
+    """
+    repeat = int((inputs["x"] > 0).sum())
+    info: dict[str, Any] = {"purchases": None, "spend": None, "reason": None,
+                            "repeat_buyers": repeat, "correlation": None, "warnings": []}
+    if repeat < min_repeat_buyers:
+        info["reason"] = (f"only {repeat:,} customers bought more than once, fewer than the "
+                          f"{min_repeat_buyers:,} the value models need (clv.min_repeat_buyers)"
+                          "; the value columns are left empty")
+        return None, info
+    purchases = fit_bgnbd(inputs, modified=modified)
+    info["purchases"] = purchases
+    name = "MBG/NBD" if modified else "BG/NBD"
+    if not purchases.converged or not all(np.isfinite(v) for v in purchases.params.values()):
+        info["reason"] = (f"the {name} fit did not converge (log-likelihood "
+                          f"{purchases.log_likelihood:.1f}); the value columns are left empty")
+        return None, info
+    buyers = inputs[(inputs["x"] > 0) & (inputs["m"] > 0)]
+    spend_params = None
+    if len(buyers) >= min_repeat_buyers:
+        spend = fit_gamma_gamma(buyers)
+        info["spend"] = spend
+        rho = frequency_value_correlation(buyers)
+        info["correlation"] = round(rho, 4)
+        if abs(rho) > 0.3:
+            info["warnings"].append(
+                f"Repeat buyers' order count and mean order value are correlated (rho "
+                f"{rho:.2f}); Gamma-Gamma assumes they are independent, so expected order "
+                "values and CLV are less reliable.")
+        if not spend.converged or spend.params["q"] <= 1:
+            info["warnings"].append(
+                "The Gamma-Gamma fit " + ("did not converge" if not spend.converged else
+                                          f"gave q = {spend.params['q']:.2f} <= 1 (no finite "
+                                          "mean order value)")
+                + "; expected_order_value and clv are left empty.")
+        else:
+            spend_params = spend.params
+    else:
+        info["warnings"].append(
+            f"Only {len(buyers):,} repeat buyers with a positive spend, fewer than "
+            f"{min_repeat_buyers:,}: no Gamma-Gamma fit; expected_order_value and clv are "
+            "left empty.")
+    return ValueModels(purchases.params, spend_params, horizon, discount_rate, modified), info
+
+
+def group_value(frame: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """Predicted value of a group of customers (rows with the :data:`COLUMNS`)."""
+    clv = frame["clv"]
+    risk = frame["churn_risk"] >= threshold
+    n = len(frame)
+    return {"customers": n, "predicted_value": round(float(clv.sum()), 2),
+            "mean_predicted_value": round(float(clv.mean()), 2) if n and clv.notna().any()
+            else None,
+            "expected_orders": round(float(frame["expected_orders"].sum()), 2),
+            "at_risk": int(risk.sum()),
+            "at_risk_value": round(float(clv[risk].sum()), 2)}

@@ -7,7 +7,8 @@ Input: the cleaned lines (see :mod:`custseg.prep.cleaning`)::
 Output, one row per customer with at least one purchase::
 
     customer_id, recency, frequency, monetary, tenure, avg_order_value,
-    avg_items_per_order, distinct_products, return_rate, mean_days_between_orders, country
+    avg_items_per_order, distinct_products, return_rate, mean_days_between_orders,
+    repeat_order_value, country
 
 Definitions are two layers of plain SQL aggregates: :data:`BASE` over a customer's lines,
 then :data:`FEATURES` over those bases. An engine only has to run them; the dialect
@@ -56,6 +57,7 @@ BASE: dict[str, str] = {
     "revenue": "CAST(sum(revenue) AS DOUBLE)",
     "items": "sum(items)",
     "lines": "sum(lines)",
+    "first_revenue": "CAST({first_order} AS DOUBLE)",  # the first order's value
 }
 RETURNS_BASE: dict[str, str] = {"returned_value": f"CAST(sum(abs({EXACT})) AS DOUBLE)"}
 
@@ -78,16 +80,21 @@ FEATURES: tuple[Feature, ...] = (
             "(last - first purchase) / (orders - 1) in days; null for one order",
             "CASE WHEN orders > 1 THEN {seconds(first_ts, last_ts)} / CAST(86400 AS DOUBLE)"
             " / (orders - 1) END"),
+    Feature("repeat_order_value",
+            "mean value of the orders after the first; null for one order (what Gamma-Gamma "
+            "models)", "CASE WHEN orders > 1 THEN (revenue - first_revenue) / (orders - 1) END"),
 )
 
 #: The SQL pieces that differ between dialects, here DuckDB's: whole calendar days and
 #: seconds between two timestamps, the most frequent country of a customer (ties: first
-#: alphabetically), a timestamp's month as ``YYYY-MM`` and the text type. An engine with
-#: another dialect gives its own (see :mod:`custseg.engines`).
+#: alphabetically), the value of a customer's first order (ties: the first invoice id), a
+#: timestamp's month as ``YYYY-MM`` and the text type. An engine with another dialect gives
+#: its own (see :mod:`custseg.engines`).
 DUCKDB = {
     "days": "date_diff('day', CAST({a} AS DATE), CAST({b} AS DATE))",
     "seconds": "date_diff('second', {a}, {b})",
     "top_country": "first(country ORDER BY n DESC, country)",
+    "first_order": "arg_min(revenue, (first_ts, invoice_id))",
     "month": "strftime({a}, '%Y-%m')",
     "text": "VARCHAR",
 }
@@ -116,7 +123,8 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
     src = q(lines) if part is None else (
         f"(SELECT * FROM {q(lines)} WHERE hash(customer_id) % {int(part[1])} = {int(part[0])})")
     inv = ",\n".join(f"{sql} AS {name}" for name, sql in INVOICE_BASE.items())
-    base = ",\n".join(f"{sql} AS {name}" for name, sql in BASE.items())
+    base = ",\n".join(f"{sql.format(first_order=dialect['first_order'])} AS {name}"
+                       for name, sql in BASE.items())
     ret = ",\n".join(f"{sql} AS {name}" for name, sql in RETURNS_BASE.items())
     feats = ",\n".join(f"{render(f, dialect)} AS {f.name}" for f in FEATURES)
     statuses = ", ".join(lit(s) for s in RETURN_STATUSES)

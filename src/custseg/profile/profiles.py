@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
+from custseg.prep.clv import COLUMNS  # predicted value: in its own block
 from custseg.profile.labels import humanise
 
 UNCLUSTERED = "Unclustered"
 #: Columns that are labels or scores, never profiled as features.
 NOT_PROFILED = ("customer_id", "segment", "segment_name", "r_score", "f_score", "m_score",
-                "rfm_code", "rfm_segment")
+                "rfm_code", "rfm_segment", "repeat_order_value", *COLUMNS)
 #: Transaction features that identify transaction data.
 TRANSACTIONS = ("recency", "frequency", "monetary")
 #: RFM segments that together make a segment's at-risk share.
