@@ -16,8 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import special
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special, stats
 
+from custseg import Config, run_rfm
+from custseg.prep import clv
 from custseg.prep.clv import (
     bgnbd_log_likelihood,
     fit_bgnbd,
@@ -107,3 +111,116 @@ def test_the_likelihood_is_a_density_that_sums_to_one():
                     + (x - 1) * np.log(grid) - special.gammaln(x))
         total += float(np.trapezoid(np.exp(log_dens), grid))
     assert total == pytest.approx(1.0, abs=1e-3)
+
+
+# ------------------------------------------------- per customer, against lifetimes
+@pytest.fixture(scope="module")
+def fitted(calibration):
+    return fit_bgnbd(calibration).params, fit_gamma_gamma(calibration).params
+
+
+@pytest.mark.parametrize("modified", [False, True], ids=["BG/NBD", "MBG/NBD"])
+def test_predictions_agree_with_lifetimes(calibration, fitted, modified):
+    """P(alive) and expected purchases of every CDNOW customer, under the paper's fitted
+    parameters, equal lifetimes' (an independent implementation) to 1e-4."""
+    lifetimes = pytest.importorskip("lifetimes", reason="lifetimes (test dependency) absent")
+    params, _ = fitted
+    fitter = (lifetimes.ModifiedBetaGeoFitter if modified else lifetimes.BetaGeoFitter)()
+    fitter.params_ = pd.Series(params)
+    x, t_x, T = (calibration[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    theirs = fitter.conditional_probability_alive(x, t_x, T)
+    np.testing.assert_allclose(clv.p_alive(params, x, t_x, T, modified), theirs,
+                               rtol=1e-4, atol=1e-4)
+    for days in (30, 365, 39 * 7):
+        theirs = fitter.conditional_expected_number_of_purchases_up_to_time(days, x, t_x, T)
+        np.testing.assert_allclose(clv.expected_orders(params, days, x, t_x, T, modified),
+                                   theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_order_value_and_clv_agree_with_lifetimes(calibration, fitted):
+    """Gamma-Gamma's expected order value and the discounted CLV over 12 steps of 30 days
+    equal lifetimes' ``conditional_expected_average_profit`` and
+    ``customer_lifetime_value`` (monthly rate = the annual rate over 30/365 of a year)."""
+    lifetimes = pytest.importorskip("lifetimes", reason="lifetimes (test dependency) absent")
+    purchases, spend = fitted
+    bg = lifetimes.BetaGeoFitter()
+    bg.params_ = pd.Series(purchases)
+    bg.predict = bg.conditional_expected_number_of_purchases_up_to_time
+    gg = lifetimes.GammaGammaFitter()
+    gg.params_ = pd.Series({"p": spend["p"], "q": spend["q"], "v": spend["gamma"]})
+    x, t_x, T, m = (calibration[c].astype(float) for c in ("x", "t_x", "T", "m"))
+    value = clv.expected_order_value(spend, x, m)
+    np.testing.assert_allclose(value, gg.conditional_expected_average_profit(x, m), rtol=1e-6)
+    theirs = gg.customer_lifetime_value(bg, x, t_x, T, m, time=12, freq="D",
+                                        discount_rate=1.1 ** (30 / 365) - 1)
+    mine = value * clv.discounted_orders(purchases, 360, 0.10, x, t_x, T)
+    np.testing.assert_allclose(mine, theirs.to_numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_churn_risk_is_the_posterior_probability_of_no_purchase():
+    """P(no purchase in t) against a numerical integral over the posterior of each
+    customer's (lambda, p): dead (left after his last purchase) or alive and quiet."""
+    params = {"r": 0.5, "alpha": 20.0, "a": 0.8, "b": 2.5}
+    # geometric grids: both priors have a singular density at 0 (r < 1, a < 1)
+    lam = np.geomspace(1e-9, 5.0, 3000)
+    p = special.expit(np.linspace(-25, 25, 3000))
+    wl, wp = np.gradient(lam), np.gradient(p)
+    weight = ((stats.gamma.pdf(lam, params["r"], scale=1 / params["alpha"]) * wl)[:, None]
+              * (stats.beta.pdf(p, params["a"], params["b"]) * wp)[None, :])
+    lam, p = lam[:, None], p[None, :]
+    for x, t_x, T in [(0, 0, 200), (0, 0, 5), (3, 100, 300), (10, 290, 300), (2, 20, 400)]:
+        alive = (1 - p) ** x * lam ** x * np.exp(-lam * T)
+        dead = (p * (1 - p) ** (x - 1) * lam ** x * np.exp(-lam * t_x)) if x else 0 * alive
+        t = 90
+        quiet = ((weight * (dead + alive * np.exp(-lam * t))).sum()
+                 / (weight * (dead + alive)).sum())
+        assert clv.churn_risk(params, t, x, t_x, T) == pytest.approx(quiet, abs=2e-3)
+    # a one-time buyer is "alive" under BG/NBD whatever his silence; his churn risk is not
+    assert clv.p_alive(params, [0, 0], [0, 0], [5, 700]).tolist() == [1.0, 1.0]
+    risk = clv.churn_risk(params, 90, [0, 0], [0, 0], [5, 700])
+    assert risk[1] > risk[0] + 0.3
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.integers(0, 400), gap=st.floats(0, 1), T=st.integers(0, 3000),
+       modified=st.booleans())
+def test_predictions_are_probabilities_and_counts(x, gap, T, modified):
+    params = {"r": 0.6, "alpha": 40.0, "a": 0.3, "b": 3.0}
+    t_x = float(np.floor(gap * T)) if x else 0.0
+    alive = clv.p_alive(params, x, t_x, T, modified)
+    assert 0 <= alive <= 1
+    orders = [float(clv.expected_orders(params, t, x, t_x, T, modified)) for t in (30, 365)]
+    assert np.isfinite(orders).all() and 0 <= orders[0] <= orders[1] + 1e-12
+    risks = [float(clv.churn_risk(params, t, x, t_x, T, modified)) for t in (30, 365)]
+    assert 0 <= risks[1] <= risks[0] <= 1
+    assert risks[0] >= 1 - alive - 1e-12  # the gone never buy
+
+
+# ------------------------------------------------------------ through the pipeline
+def cdnow_lines() -> pd.DataFrame:
+    lines = cdnow_sample()
+    return pd.DataFrame({"customer_id": lines["customer"], "invoice_date": lines["date"],
+                         "quantity": lines["quantity"], "amount": lines["amount"]})
+
+
+def test_custseg_rfm_fits_the_papers_parameters_on_cdnow(tmp_path):
+    """The whole job (read, clean, features, value) on the CDNOW sample's order lines with
+    the paper's as-of date gives the paper's parameters and one value per customer."""
+    # CDNOW has zero-value purchases (8 customers buy only those): kept, as the paper does
+    config = Config(as_of="1997-10-01", cleaning={"non_positive_price": False})
+    result = run_rfm(frame=cdnow_lines(), config=config,
+                     out_dir=tmp_path / "out")
+    block = result.summary.clv
+    assert block.fitted and block.repeat_buyers == 946
+    for name, value in {"r": 0.243, "alpha": 30.9, "a": 0.793, "b": 2.426}.items():
+        assert block.purchases.params[name] == pytest.approx(value, rel=0.01), name
+    for name, value in {"p": 6.25, "q": 3.74, "gamma": 15.44}.items():
+        assert block.spend.params[name] == pytest.approx(value, rel=0.01), name
+    segments = pd.read_csv(tmp_path / "out" / "segments.csv")
+    assert len(segments) == 2357
+    assert segments[list(clv.COLUMNS)].notna().all().all()
+    assert (segments["p_alive"].between(0, 1)).all()
+    # per-segment figures add up to the total
+    assert sum(s.value.customers for s in result.summary.rfm_segments if s.value) == 2357
+    assert sum(s.value.predicted_value for s in result.summary.rfm_segments
+               if s.value) == pytest.approx(block.total.predicted_value, abs=1)

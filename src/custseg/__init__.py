@@ -44,7 +44,7 @@ def read_customers(path, config=None):
 
 
 _LAZY = {"Segmenter": "cluster", "run_segments": "jobs.run", "compare_algorithms": "jobs.run",
-         "SavedModel": "jobs.score"}
+         "SavedModel": "jobs.score", "backtest": "jobs.backtest"}
 
 
 def load_model(path):
@@ -72,7 +72,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "REASONS", "Audit", "Config", "ConfigError", "CustsegError", "CustsegWarning", "DataError",
-    "InputError", "MappingError", "RunResult", "SavedModel", "Segmenter", "balanced_edges",
+    "InputError", "MappingError", "RunResult", "SavedModel", "Segmenter", "backtest",
+    "balanced_edges",
     "clean", "compare_algorithms", "customer_features", "load_model", "map_columns",
     "read_customers", "read_table", "rfm_scores", "run_rfm", "run_segments", "save_model",
 ]

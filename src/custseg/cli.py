@@ -37,6 +37,9 @@ READ_KEYS = ("customers", "mapping", "as_of", "dayfirst", "sheet", "delimiter", 
              "db", "sql", "engine", "spark_master")
 CLUSTER_KEYS = tuple(f"clustering.{k}" for k in ("k", "k_range", "seed", "features", "skew",
                                                   "scaler"))
+#: Config keys of the value models (CLV) of rfm and run.
+CLV_KEYS = tuple(f"clv.{k}" for k in ("enabled", "horizon", "discount_rate", "churn_threshold",
+                                      "model", "backtest_split"))
 
 
 def _option(key: str) -> Any:
@@ -131,7 +134,7 @@ def _print_warnings(s: dict) -> None:
 
 
 @app.command()
-@_configured("out", *READ_KEYS, "hash_ids", "salt", "input_kind")
+@_configured("out", *READ_KEYS, *CLV_KEYS, "hash_ids", "salt", "input_kind")
 def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
     from custseg.jobs.rfm import run_rfm
@@ -160,7 +163,7 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
 @app.command()
 @_configured("out", "clustering.algorithm", *CLUSTER_KEYS, "clustering.linkage",
              "clustering.options", "clustering.compare", "cluster_on", "input_kind",
-             *READ_KEYS, "hash_ids", "salt")
+             *READ_KEYS, *CLV_KEYS, "hash_ids", "salt")
 def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
     from custseg.jobs.run import run_segments
@@ -186,6 +189,32 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     _print_warnings(s)
     out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'} and the report "
               f"{out_dir / 'report.html'}.")
+
+
+@app.command()
+@_configured("backtest.split", "backtest.out", "clv.model", "mapping", "as_of", "dayfirst",
+             "sheet", "delimiter", "encoding", "db", "sql", "engine", "spark_master")
+def backtest(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
+    """Check the value models: fitted before --split, compared with the orders after it."""
+    from custseg.jobs.backtest import backtest as run_backtest
+
+    out_dir = Path(config.backtest.out)
+    with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
+        b = run_backtest(input, out_dir=out_dir, config=config, db=config.db, sql=config.sql,
+                         reporter=reporter)
+    if quiet:
+        return
+    out.print(f"Calibrated on {b.customers:,} customers before {b.split}; holdout "
+              f"{b.horizon_days} days to {b.end}.", highlight=False)
+    if b.fitted:
+        off = b.predicted_orders / max(b.actual_orders, 1) - 1
+        out.print(f"Repeat purchases in the holdout: predicted {b.predicted_orders:,.0f}, "
+                  f"actual {b.actual_orders:,} ({off:+.1%}); MAE per customer {b.mae}; AUC "
+                  f"for buying again {b.auc} (frequency / tenure: {b.baseline_auc}).",
+                  highlight=False)
+    for warning in b.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    out.print(f"Wrote {out_dir / 'backtest.json'} and {out_dir / 'calibration.png'}.")
 
 
 @app.command()

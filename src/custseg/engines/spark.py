@@ -81,7 +81,7 @@ SPARK = {
     "days": "datediff(CAST({b} AS DATE), CAST({a} AS DATE))",
     "seconds": "(unix_timestamp({b}) - unix_timestamp({a}))",
     "top_country": "min_by(country, struct(-n, country))",
-    "first_order": "min_by(revenue, struct(first_ts, invoice_id))",
+    "first_by": "min_by({a}, {b})",
     "month": "date_format({a}, 'yyyy-MM')",
     "text": "STRING",
 }

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,12 +25,10 @@ from custseg.engines.duckdb import DuckDBEngine
 from custseg.io import Source, detect_mapping, guess_from_values, resolve_mapping
 from custseg.io._customers import find_key, load_customers
 from custseg.io._parse import q
-from custseg.jobs.value import predict_value, values_by
 from custseg.outputs.rundir import write_run
 from custseg.prep import privacy
 from custseg.prep.checks import customer_warnings, future_warning
 from custseg.prep.cleaning import Audit
-from custseg.prep.clv import ValueModels
 from custseg.prep.features import FEATURES
 from custseg.prep.rfm import (
     check_segment_map,
@@ -40,8 +38,11 @@ from custseg.prep.rfm import (
     segment_summary,
 )
 
+if TYPE_CHECKING:
+    from custseg.prep.clv import ValueModels
+
 _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
-          "mean_days_between_orders": 2, "repeat_order_value": 2}
+          "mean_days_between_orders": 2, "repeat_purchase_value": 2}
 
 
 @dataclass
@@ -122,7 +123,9 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
         engine.close()
     if out_dir is not None:
         with _stage("write", timings, reporter):
-            write_run(result, Path(out_dir))
+            from custseg.jobs.value import with_backtest
+
+            write_run(result, Path(out_dir), extra=with_backtest(result.summary))
         result.out_dir = Path(out_dir)
     return result
 
@@ -157,7 +160,14 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
            timings: dict[str, float], reporter: Reporter | None = None,
            customers: str | Path | None = None) -> RunResult:
     """Clean, features and RFM of the order lines read as ``source``."""
+    from custseg.jobs.value import backtest_on, predict_value, values_by  # SciPy: when used
+
     segment_map = config.rfm_map
+    backtest = sm.UNSET
+    if config.clv.enabled and config.clv.backtest_split:
+        with _stage("backtest", timings, reporter):
+            backtest = backtest_on(engine, source, mapping, config,
+                                   dt.date.fromisoformat(config.clv.backtest_split))
     with _stage("clean", timings, reporter):
         audit = engine.clean(source, mapping, config)
         if not config.as_of:
@@ -179,14 +189,16 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         audit.warnings.extend(customer_warnings(feats, mapping["customer_id"],
                                                 hide_ids=config.hash_ids))
         segments_summary = segment_summary(scored, segment_map)
+    scored = _rounded(scored)  # before the value models, which custseg score re-applies
     value, models, by_segment = sm.UNSET, None, {}
     if config.clv.enabled:
         with _stage("value", timings, reporter):
             scored, value, models = predict_value(scored, config)
             audit.warnings.extend(value.warnings)
+            if backtest:
+                audit.warnings.extend(f"Backtest: {w}" for w in backtest.warnings)
             if value.fitted:
                 by_segment = values_by(scored, "rfm_segment", config.clv.churn_threshold)
-    scored = _rounded(scored)
     summary = sm.RfmSummary(
         custseg_version=__version__,
         input=sm.Input(path=source.name, rows=source.rows + source.rejected,
@@ -206,7 +218,7 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         customer_table=sm.UNSET if customer_info is None else customer_info,
         columns=sm.UNSET if customer_info is None else customer_info["columns"],
         customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET,
-        clv=value)
+        clv=value, backtest=backtest)
     return RunResult(customers=scored, excluded=excluded, summary=summary,
                      id_salt=privacy.salt_for(config), parquet_from=engine.parquet_from,
                      lines=True, value_models=models)

@@ -30,7 +30,7 @@ from custseg.jobs.rfm import (
     read_input,
     rfm_of,
 )
-from custseg.jobs.value import unavailable, values_by, with_value_action
+from custseg.jobs.value import unavailable, values_by, with_backtest, with_value_action
 from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
@@ -134,14 +134,14 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         from custseg.outputs.model import build_model, save_model
         from custseg.outputs.report import render_report
 
-        saved = build_model(base.summary, base.segmenter, config)
+        saved = build_model(base.summary, base.segmenter, config, base.value_models)
 
         def extra(folder: Path) -> None:
             render_report(base.summary, base.customers, folder)
             save_model(saved, folder / "model.json")
 
         with _stage("write", timings, reporter):
-            write_run(base, Path(out_dir), extra=extra)
+            write_run(base, Path(out_dir), extra=with_backtest(base.summary, extra))
         base.out_dir = Path(out_dir)
     return base
 

@@ -12,22 +12,28 @@ from custseg.core.config import Config
 from custseg.engines.duckdb import connect
 from custseg.io._customers import load_customers
 from custseg.jobs.rfm import run_rfm
-from custseg.outputs.model import assign, load_model
+from custseg.outputs.model import assign, load_model, value_models
+from custseg.prep.clv import value_inputs
 
 
 def score(model: dict[str, Any], input: str | Path | None = None, *,
           config: Config | None = None, frame: pd.DataFrame | None = None,
           as_of: str | None = None) -> pd.DataFrame:
     """Segments of new customers under a saved model (features with the model's
-    definitions, RFM with its stored cut points, the stored assignment rule)."""
+    definitions, RFM with its stored cut points, the stored assignment rule) and, when it
+    stores value models, their predictions (P(alive), expected orders, CLV, churn risk)."""
     base = config or Config()
     if model["kind"] == "transactions":
         mapping = {**model["mapping"], **base.mapping}  # --map wins over the model's
         cfg = base.replace(mapping=mapping or None, dayfirst=model["config"]["dayfirst"],
                            cancellation_pattern=model["config"]["cancellation_pattern"],
                            cleaning=model["config"]["cleaning"],
-                           rfm_segments=model["rfm"]["segments"], as_of=as_of)
+                           rfm_segments=model["rfm"]["segments"], as_of=as_of,
+                           clv=base.clv.replace(enabled=False))  # the stored models score
         table = run_rfm(input, config=cfg, frame=frame).customers
+        models = value_models(model)
+        if models is not None:
+            table = pd.concat([table, models.predict(value_inputs(table))], axis=1)
     else:
         con = connect(base)
         try:

@@ -41,11 +41,12 @@ from custseg.core.config import Config
 from custseg.core.exceptions import InputError
 from custseg.core.summary import RunSummary, TableRunSummary
 from custseg.core.version import __version__
+from custseg.prep.clv import ValueModels
 from custseg.prep.rfm import RFM_COLUMNS, rfm_scores
 from custseg.profile.profiles import UNCLUSTERED
 
 FORMAT = "custseg-model"
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -89,6 +90,16 @@ class ModelClustering(msgspec.Struct, omit_defaults=True):
     assignment: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
+class ModelClv(msgspec.Struct):
+    """The fitted value models (time in days) and the settings of their predictions."""
+
+    model: Literal["bgnbd", "mbgnbd"]
+    purchases: dict[str, float]
+    spend: dict[str, float] | None
+    horizon_days: int
+    discount_rate: float
+
+
 class ModelSegment(msgspec.Struct):
     """A segment's id (-1: Unclustered), name and words."""
 
@@ -113,6 +124,7 @@ class ModelFile(msgspec.Struct):
     clustering: ModelClustering
     segments: list[ModelSegment]
     checksum: str
+    clv: ModelClv | None = None  # absent before format 1.2, or without value models
 
 
 def model_schema() -> dict[str, Any]:
@@ -123,20 +135,35 @@ def model_schema() -> dict[str, Any]:
             **msgspec.json.schema(ModelFile)}
 
 
-def build_model(summary: RunSummary | TableRunSummary, segmenter, config: Config
-                ) -> dict[str, Any]:
-    """The model of a finished ``custseg run`` (its summary and fitted Segmenter)."""
+def build_model(summary: RunSummary | TableRunSummary, segmenter, config: Config,
+                value_models: ValueModels | None = None) -> dict[str, Any]:
+    """The model of a finished ``custseg run`` (its summary, fitted Segmenter and value
+    models)."""
     segments = [{"id": s.id, "name": s.name, "description": s.description,
                  "actions": s.actions} for s in summary.segments]
     if isinstance(summary, TableRunSummary):
         return _model(segmenter, config, segments)
+    clv = None if value_models is None else {
+        "model": "mbgnbd" if value_models.modified else "bgnbd",
+        "purchases": value_models.purchases, "spend": value_models.spend,
+        "horizon_days": value_models.horizon, "discount_rate": value_models.discount_rate}
     return _model(segmenter, config, segments, as_of=summary.as_of, mapping=summary.mapping,
-                  edges=summary.rfm_edges)
+                  edges=summary.rfm_edges, clv=clv)
+
+
+def value_models(model: dict[str, Any]) -> ValueModels | None:
+    """The value models a model file stores (None: it has none)."""
+    clv = model.get("clv")
+    if clv is None:
+        return None
+    return ValueModels(clv["purchases"], clv["spend"], clv["horizon_days"],
+                       clv["discount_rate"], modified=clv["model"] == "mbgnbd")
 
 
 def _model(segmenter, config: Config, segments: list[dict[str, Any]], *,
            as_of: str | None = None, mapping: dict[str, str] | None = None,
-           edges: dict[str, list[float]] | None = None) -> dict[str, Any]:
+           edges: dict[str, list[float]] | None = None,
+           clv: dict[str, Any] | None = None) -> dict[str, Any]:
     """The model of a fitted Segmenter with its segments' words (and, for order lines, the
     snapshot date, the mapping and the RFM cut points)."""
     prep = segmenter.prep_
@@ -155,6 +182,7 @@ def _model(segmenter, config: Config, segments: list[dict[str, Any]], *,
                        "centers": np.asarray(segmenter.cluster_centers_).round(12).tolist(),
                        "assignment": rule_json(segmenter.assignment_)},
         "segments": segments,
+        **({"clv": clv} if clv is not None else {}),
     }
     return {**body, "checksum": _checksum(body)}
 
@@ -416,6 +444,15 @@ def _check_values(model: dict[str, Any], path: Path) -> None:
             check_segment_map(rfm["segments"])
         except ConfigError:
             fail("rfm segments")
+    clv = model.get("clv")
+    if clv is not None and not (
+            model["kind"] == "transactions"
+            and set(clv["purchases"]) == {"r", "alpha", "a", "b"}
+            and all(number(v) and v > 0 for v in clv["purchases"].values())
+            and (clv["spend"] is None or (set(clv["spend"]) == {"p", "q", "gamma"} and all(
+                number(v) and v > 0 for v in clv["spend"].values())))
+            and clv["horizon_days"] >= 1 and number(clv["discount_rate"])):
+        fail("clv")
 
 
 def _check_shapes(model: dict[str, Any], path: Path) -> None:

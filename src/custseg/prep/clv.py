@@ -199,8 +199,8 @@ def discounted_orders(params: dict[str, float], horizon: float, rate: float, x, 
 #: The columns a run adds per customer, and what they hold.
 COLUMNS = {
     "p_alive": "probability the customer has not left (BG/NBD)",
-    "expected_orders": "expected orders over the horizon",
-    "expected_order_value": "expected value per order (Gamma-Gamma)",
+    "expected_orders": "expected purchases (days with an order) over the horizon",
+    "expected_order_value": "expected value per purchase (Gamma-Gamma)",
     "clv": "expected value over the horizon, discounted at the annual discount rate",
     "churn_risk": "probability of no purchase over the horizon",
 }
@@ -242,15 +242,16 @@ class ValueModels:
 
 
 def value_inputs(features: pd.DataFrame) -> pd.DataFrame:
-    """The models' inputs from the customer features, in days: ``x`` repeat orders,
-    ``t_x`` days from the first to the last order, ``T`` days from the first order to the
-    end of the observation (the day before the as-of date) and ``m`` the mean value of the
-    repeat orders."""
+    """The models' inputs from the customer features, in days: ``x`` repeat purchases
+    (purchase days after the first: several orders of one day are one purchase, as in the
+    papers), ``t_x`` days from the first to the last purchase, ``T`` days from the first
+    purchase to the end of the observation (the day before the as-of date) and ``m`` the
+    mean value of the repeat purchases."""
     return pd.DataFrame({
-        "x": features["frequency"].astype(float) - 1,
+        "x": features["purchase_days"].astype(float) - 1,
         "t_x": (features["tenure"] - features["recency"]).astype(float),
         "T": features["tenure"].astype(float) - 1,
-        "m": pd.to_numeric(features.get("repeat_order_value"), errors="coerce"),
+        "m": pd.to_numeric(features.get("repeat_purchase_value"), errors="coerce"),
     }, index=features.index)
 
 

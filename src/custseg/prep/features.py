@@ -8,7 +8,7 @@ Output, one row per customer with at least one purchase::
 
     customer_id, recency, frequency, monetary, tenure, avg_order_value,
     avg_items_per_order, distinct_products, return_rate, mean_days_between_orders,
-    repeat_order_value, country
+    purchase_days, repeat_purchase_value, country
 
 Definitions are two layers of plain SQL aggregates: :data:`BASE` over a customer's lines,
 then :data:`FEATURES` over those bases. An engine only has to run them; the dialect
@@ -57,7 +57,6 @@ BASE: dict[str, str] = {
     "revenue": "CAST(sum(revenue) AS DOUBLE)",
     "items": "sum(items)",
     "lines": "sum(lines)",
-    "first_revenue": "CAST({first_order} AS DOUBLE)",  # the first order's value
 }
 RETURNS_BASE: dict[str, str] = {"returned_value": f"CAST(sum(abs({EXACT})) AS DOUBLE)"}
 
@@ -80,21 +79,23 @@ FEATURES: tuple[Feature, ...] = (
             "(last - first purchase) / (orders - 1) in days; null for one order",
             "CASE WHEN orders > 1 THEN {seconds(first_ts, last_ts)} / CAST(86400 AS DOUBLE)"
             " / (orders - 1) END"),
-    Feature("repeat_order_value",
-            "mean value of the orders after the first; null for one order (what Gamma-Gamma "
-            "models)", "CASE WHEN orders > 1 THEN (revenue - first_revenue) / (orders - 1) END"),
+    Feature("purchase_days", "distinct days with a purchase (several orders of one day "
+            "count once: the value models' purchases)", "purchase_days"),
+    Feature("repeat_purchase_value",
+            "mean value of the purchase days after the first; null with one purchase day "
+            "(what Gamma-Gamma models)", "repeat_value"),
 )
 
 #: The SQL pieces that differ between dialects, here DuckDB's: whole calendar days and
 #: seconds between two timestamps, the most frequent country of a customer (ties: first
-#: alphabetically), the value of a customer's first order (ties: the first invoice id), a
-#: timestamp's month as ``YYYY-MM`` and the text type. An engine with another dialect gives
+#: alphabetically), the value of ``a`` in the row of the least ``b``, a timestamp's month
+#: as ``YYYY-MM`` and the text type. An engine with another dialect gives
 #: its own (see :mod:`custseg.engines`).
 DUCKDB = {
     "days": "date_diff('day', CAST({a} AS DATE), CAST({b} AS DATE))",
     "seconds": "date_diff('second', {a}, {b})",
     "top_country": "first(country ORDER BY n DESC, country)",
-    "first_order": "arg_min(revenue, (first_ts, invoice_id))",
+    "first_by": "arg_min({a}, {b})",
     "month": "strftime({a}, '%Y-%m')",
     "text": "VARCHAR",
 }
@@ -123,8 +124,8 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
     src = q(lines) if part is None else (
         f"(SELECT * FROM {q(lines)} WHERE hash(customer_id) % {int(part[1])} = {int(part[0])})")
     inv = ",\n".join(f"{sql} AS {name}" for name, sql in INVOICE_BASE.items())
-    base = ",\n".join(f"{sql.format(first_order=dialect['first_order'])} AS {name}"
-                       for name, sql in BASE.items())
+    base = ",\n".join(f"{sql} AS {name}" for name, sql in BASE.items())
+    first_day = dialect["first_by"].format(a="revenue", b="day")
     ret = ",\n".join(f"{sql} AS {name}" for name, sql in RETURNS_BASE.items())
     feats = ",\n".join(f"{render(f, dialect)} AS {f.name}" for f in FEATURES)
     statuses = ", ".join(lit(s) for s in RETURN_STATUSES)
@@ -132,6 +133,12 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
     WITH i AS (SELECT customer_id, invoice_id, {inv} FROM {src} AS l
                WHERE status = 'purchase' GROUP BY customer_id, invoice_id),
     p AS (SELECT customer_id, {base} FROM i GROUP BY customer_id),
+    days AS (SELECT customer_id, CAST(first_ts AS DATE) AS day, sum(revenue) AS revenue
+             FROM i GROUP BY customer_id, CAST(first_ts AS DATE)),
+    v AS (SELECT customer_id, count(*) AS purchase_days,
+                 CASE WHEN count(*) > 1 THEN CAST(sum(revenue) - {first_day} AS DOUBLE)
+                      / (count(*) - 1) END AS repeat_value
+          FROM days GROUP BY customer_id),
     d AS (SELECT customer_id, count(*) AS products
           FROM (SELECT customer_id, product_id FROM {src} AS l
                 WHERE status = 'purchase' AND product_id IS NOT NULL
@@ -143,10 +150,12 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
           FROM (SELECT customer_id, country, count(*) AS n FROM {src} AS l
                 WHERE status = 'purchase' AND country IS NOT NULL GROUP BY ALL) AS counts
           GROUP BY customer_id),
-    b AS (SELECT p.*, coalesce(d.products, 0) AS products, r.returned_value,
+    b AS (SELECT p.*, v.purchase_days, v.repeat_value,
+                 coalesce(d.products, 0) AS products, r.returned_value,
                  DATE {lit(as_of.isoformat())} AS as_of,
                  {'true' if has_products else 'false'} AS has_products
-          FROM p LEFT JOIN d USING (customer_id) LEFT JOIN r USING (customer_id))
+          FROM p JOIN v USING (customer_id) LEFT JOIN d USING (customer_id)
+          LEFT JOIN r USING (customer_id))
     SELECT b.customer_id, {feats}, c.country
     FROM b LEFT JOIN c USING (customer_id)
     ORDER BY b.customer_id"""

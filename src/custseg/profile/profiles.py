@@ -31,7 +31,7 @@ from custseg.profile.labels import humanise
 UNCLUSTERED = "Unclustered"
 #: Columns that are labels or scores, never profiled as features.
 NOT_PROFILED = ("customer_id", "segment", "segment_name", "r_score", "f_score", "m_score",
-                "rfm_code", "rfm_segment", "repeat_order_value", *COLUMNS)
+                "rfm_code", "rfm_segment", "repeat_purchase_value", *COLUMNS)
 #: Transaction features that identify transaction data.
 TRANSACTIONS = ("recency", "frequency", "monetary")
 #: RFM segments that together make a segment's at-risk share.
