@@ -86,6 +86,11 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         download = page.get_by_text("Download segments CSV")
         download.wait_for(timeout=180_000)
         cards = page.locator("h4").all_inner_texts()
+        page.get_by_text("Expected orders:").first.wait_for(timeout=30_000)
+        body = page.inner_text("body")
+        metrics = dict(zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),
+                           page.locator('[data-testid="stMetricValue"]').all_inner_texts(),
+                           strict=True))
         with page.expect_download() as info:
             download.click()
         info.value.save_as(tmp_path / "segments.csv")
@@ -102,6 +107,17 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
     assert "segment_name" in seg.columns
     assert cards and not any(c.startswith("Segment ") for c in cards)
     assert errors == []
+    # Predicted value: the total over all customers and a line per segment card
+    assert body.count("Expected orders:") == len(cards) == body.count("At risk:")
+    assert body.count("Predicted value") >= len(cards)
+    orders = next(v for k, v in metrics.items() if k.startswith("Expected orders"))
+    assert float(orders.replace(",", "")) == pytest.approx(seg["expected_orders"].sum(),
+                                                          abs=0.01 + 1e-4 * len(seg))
+    value = next(v for k, v in metrics.items() if k.startswith("Predicted value"))
+    if seg["clv"].notna().any():
+        assert float(value.replace(",", "")) == pytest.approx(seg["clv"].sum(), abs=0.01)
+    else:
+        assert value == "n/a"
     # The downloaded model scores the same file back into the same segments.
     scored = custseg.load_model(tmp_path / "model.json").predict(path)
     merged = seg.merge(scored.astype({"customer_id": str}), on="customer_id",

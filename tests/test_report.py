@@ -1,16 +1,28 @@
 """The HTML report: self-contained, escaped, with PNG figures; re-rendered on demand."""
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from markupsafe import escape
 
 import custseg
 from custseg.jobs.run import run_segments
+from custseg.outputs.report import CAPTIONS, charts
+from custseg.outputs.rundir import read_segments
+from custseg.prep.clv import p_alive
 from test_cluster import PLANTED_MAP, planted_lines
 
 EVIL = '<img src=x onerror="alert(1)">'
+
+
+def html_escape(text: str) -> str:
+    """As Jinja's autoescape writes it."""
+    return str(escape(text))
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +98,191 @@ def test_run_with_compare_puts_the_comparison_in_the_report(tmp_path):
     assert cmp["recommendation"].startswith("Recommended:")
     assert (tmp_path / "out" / "figures" / "comparison.png").exists()
     assert 'id="chart-comparison"' in (tmp_path / "out" / "report.html").read_text()
+
+
+# ------------------------------------------------------------------ predicted value (CLV)
+def sample_backtest(warning: str = "fewer buyers than usual"):
+    """A backtest block as ``custseg backtest`` writes it (numbers made up, shapes real)."""
+    from custseg.core import summary as sm
+
+    groups = [sm.FrequencyGroup(repeat_orders=str(i) if i < 7 else "7+", customers=120 - 10 * i,
+                                predicted=round(0.31 + 0.52 * i, 4),
+                                actual=round(0.27 + 0.55 * i, 4)) for i in range(8)]
+    return sm.Backtest(
+        input="orders.parquet", split="2023-07-01", end="2023-12-31", horizon_days=184,
+        customers=540, fitted=True, reason=None, predicted_orders=1234.567, actual_orders=1187,
+        mae=0.91234, buyers=402, auc=0.83456, baseline_auc=0.77123, typical_gap_days=31.5,
+        purchases=sm.ValueModel(name="BG/NBD", params={"r": 1.1, "alpha": 30.2, "a": 0.05,
+                                                       "b": 0.4},
+                                log_likelihood=-12345.6, converged=True, fit_seconds=0.05,
+                                customers=540),
+        by_frequency=groups, warnings=[warning])
+
+
+def _summary(run_dir) -> dict:
+    return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+
+
+def _cell(html: str, cell_id: str) -> str:
+    found = re.search(rf'id="{cell_id}">([^<]*)<', html)
+    assert found, cell_id
+    return found.group(1)
+
+
+def test_report_shows_the_predicted_value_of_the_summary(run_dir):
+    s = _summary(run_dir)
+    clv, total = s["clv"], s["clv"]["total"]
+    assert clv["fitted"] and total["mean_predicted_value"] is not None
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    section = html[html.index('<section id="value">'):html.index('<section id="segments">')]
+    assert "<h2>Predicted value</h2>" in section
+    assert clv["purchases"]["name"] in section and "Gamma-Gamma" in section
+    assert f"next {clv['horizon_days']:,} days" in section
+    assert f"{clv['discount_rate']:.1%} a year" in section
+    assert _cell(section, "total-value") == f"{total['predicted_value']:,.2f}"
+    assert _cell(section, "mean-value") == f"{total['mean_predicted_value']:,.2f}"
+    assert _cell(section, "total-orders") == f"{total['expected_orders']:,.2f}"
+    assert _cell(section, "at-risk") == f"{total['at_risk']:,}"
+    assert _cell(section, "at-risk-value") == f"{total['at_risk_value']:,.2f}"
+    assert _cell(section, "value-correlation") == f"{clv['frequency_value_correlation']:.3f}"
+    for model in ("purchases", "spend"):
+        for name, value in clv[model]["params"].items():
+            assert f"{name} = <b>{value:.4g}</b>" in section
+    for warning in clv["warnings"]:  # the correlation warning of these planted groups
+        assert html_escape(warning) in section
+    rfm_rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"n\">([^<]+)</td><td class=\"n\">"
+                          r"([^<]+)</td>", section)
+    expected = [(html_escape(r["name"]), f"{r['value']['customers']:,}",
+                 f"{r['value']['predicted_value']:,.2f}")
+                for r in s["rfm_segments"] if r["customers"]]
+    assert rfm_rows == expected and len(expected) >= 3
+    assert "backtest" not in s and 'id="backtest"' not in html
+
+
+def test_segment_cards_show_their_predicted_value(run_dir):
+    s = _summary(run_dir)
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    values = [seg["value"] for seg in s["segments"]]
+    assert len(values) >= 2
+    assert re.findall(r'class="predicted-value">([^<]+)<', html) == [
+        f"{v['predicted_value']:,.2f}" for v in values]
+    assert re.findall(r'class="mean-value">([^<]+)<', html) == [
+        f"{v['mean_predicted_value']:,.2f}" for v in values]
+    assert re.findall(r'class="expected-orders">([^<]+)<', html) == [
+        f"{v['expected_orders']:,.2f}" for v in values]
+    assert re.findall(r'class="at-risk">([^<]+)<', html) == [f"{v['at_risk']:,}"
+                                                              for v in values]
+    assert re.findall(r'class="at-risk-value">([^<]+)<', html) == [
+        f"{v['at_risk_value']:,.2f}" for v in values if v["at_risk"]]
+    assert any(v["at_risk"] for v in values)  # the lapsed group
+
+
+def test_value_charts_are_in_the_report_and_in_figures(run_dir):
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    for name in ("value_by_segment", "p_alive_matrix"):
+        assert f'id="chart-{name}"' in html and f'id="spec-{name}"' in html
+        png = run_dir / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    assert CAPTIONS["p_alive_matrix"] in html.replace("&#39;", "'")
+    assert 'id="chart-calibration"' not in html  # no backtest in this run
+    assert not (run_dir / "figures" / "calibration.png").exists()
+
+
+def test_p_alive_matrix_is_the_fitted_model(run_dir):
+    s, table = _summary(run_dir), read_segments(run_dir)
+    frame = charts.p_alive_matrix(s, table).data
+    T = table["tenure"].max() - 1
+    x_max = int(np.ceil((table["frequency"] - 1).quantile(charts.P_ALIVE_QUANTILE)))
+    assert frame["repeat_orders"].max() == x_max and frame["repeat_orders"].min() == 0
+    assert frame["days_first_to_last"].max() == T and frame["days_first_to_last"].min() == 0
+    assert (frame.loc[frame["repeat_orders"] == 0, "days_first_to_last"] == 0).all()
+    params = s["clv"]["purchases"]["params"]
+    expected = p_alive(params, frame["repeat_orders"], frame["days_first_to_last"], T)
+    np.testing.assert_allclose(frame["p_alive"], expected, atol=1e-4)
+    assert frame["p_alive"].min() < 0.2 and frame["p_alive"].max() > 0.9
+    # MBG/NBD: the modified model's probabilities, not BG/NBD's
+    s["clv"]["purchases"]["name"] = "MBG/NBD"
+    modified = charts.p_alive_matrix(s, table).data
+    np.testing.assert_allclose(
+        modified["p_alive"], p_alive(params, modified["repeat_orders"],
+                                     modified["days_first_to_last"], T, modified=True),
+        atol=1e-4)
+    assert not np.allclose(modified["p_alive"], frame["p_alive"])
+    s["clv"]["fitted"] = False
+    assert charts.p_alive_matrix(s, table) is None
+
+
+def test_value_by_segment_is_every_customers_spread(run_dir):
+    s, table = _summary(run_dir), read_segments(run_dir)
+    chart = charts.value_by_segment(s, table)
+    frame = chart.data.set_index("segment")
+    order = [f"{seg['id']}. {seg['name']}" for seg in s["segments"]]
+    assert all(layer["encoding"]["y"]["sort"] == order for layer in chart.to_dict()["layer"])
+    for seg in s["segments"]:
+        row = frame.loc[f"{seg['id']}. {seg['name']}"]
+        clv = table.loc[table["segment"] == seg["id"], "clv"]
+        assert row["customers"] == seg["size"] == len(clv)
+        assert row["median"] == pytest.approx(clv.median())
+        assert row["p95"] == pytest.approx(clv.quantile(0.95))
+        assert row["mean"] == seg["value"]["mean_predicted_value"]
+    assert charts.value_by_segment(s, table.assign(clv=np.nan)) is None
+
+
+def test_a_customer_table_run_says_why_there_is_no_value(tmp_path):
+    from custseg.jobs.value import NO_ORDERS
+    from custseg.synth import generate
+
+    generate(300, tmp_path / "data", seed=5)
+    out = tmp_path / "out"
+    run_segments(tmp_path / "data" / "customers.parquet", out_dir=out)
+    s = _summary(out)
+    assert s["clv"]["fitted"] is False and s["clv"]["reason"] == NO_ORDERS
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert _cell(html, "value-reason") == html_escape(f"No predicted value: {NO_ORDERS}.")
+    assert 'id="total-value"' not in html and 'class="predicted-value"' not in html
+    for name in ("value_by_segment", "p_alive_matrix", "calibration"):
+        assert f'id="chart-{name}"' not in html
+        assert not (out / "figures" / f"{name}.png").exists()
+
+
+def test_a_backtest_shows_its_numbers_and_calibration_chart(run_dir, tmp_path):
+    from custseg.core import summary as sm
+    from custseg.outputs.report import rerender
+
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    summary = sm.load(folder / "summary.json")
+    summary.backtest = sample_backtest(warning=EVIL)
+    (folder / "summary.json").write_text(sm.encode(summary), encoding="utf-8")
+    html = rerender(folder).read_text(encoding="utf-8")
+    b = summary.backtest
+    section = html[html.index('<div id="backtest">'):html.index('<section id="segments">')]
+    assert _cell(section, "backtest-predicted") == f"{b.predicted_orders:,.2f}" == "1,234.57"
+    assert _cell(section, "backtest-actual") == f"{b.actual_orders:,}"
+    assert _cell(section, "backtest-mae") == "0.912"
+    assert _cell(section, "backtest-auc") == "0.835"
+    assert _cell(section, "backtest-baseline-auc") == "0.771"
+    assert f"before {b.split}" in section and f"up to {b.end}" in section
+    assert 'id="chart-calibration"' in section and 'id="spec-calibration"' in section
+    assert html.count('id="chart-calibration"') == 1
+    assert EVIL not in html and html_escape(EVIL) in section
+    spec = json.loads(re.search(r'id="spec-calibration">([^<]*)</script>', html).group(1))
+    points = next(iter(spec["datasets"].values()))
+    assert {(p["repeat_orders"], p["orders"], p["mean"]) for p in points} == {
+        *((g.repeat_orders, "predicted", g.predicted) for g in b.by_frequency),
+        *((g.repeat_orders, "actual", g.actual) for g in b.by_frequency)}
+    assert (folder / "figures" / "calibration.png").stat().st_size > 5_000
+
+
+def test_write_backtest_chart_for_the_backtest_command(tmp_path):
+    from custseg.outputs.report import write_backtest_chart
+
+    backtest = sample_backtest().to_dict()
+    path = write_backtest_chart(backtest, tmp_path / "bt")
+    assert path == tmp_path / "bt" / "calibration.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000
+    assert write_backtest_chart({**backtest, "by_frequency": []}, tmp_path / "a") is None
+    unfitted = {**backtest, "fitted": False, "reason": "too few buyers", "predicted_orders": None,
+                "by_frequency": []}
+    assert write_backtest_chart(unfitted, tmp_path / "b") is None
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

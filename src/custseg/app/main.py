@@ -96,6 +96,30 @@ def segment(path: str, digest: str, settings: dict) -> dict:
     return {"summary": result.summary, "segments": result.customers, "files": files}
 
 
+def value_lines(value, horizon: int) -> str:
+    """A group's predicted value as markdown lines (numbers only, from the summary)."""
+    with_value = value.mean_predicted_value is not None  # None: no spend model, no value
+    lines = [f"**Predicted value** over {horizon:,} days: {value.predicted_value:,.2f} "
+             f"({value.mean_predicted_value:,.2f} per customer)" if with_value else
+             "**Predicted value**: not available (no trusted spend model; see Audit)",
+             f"**Expected orders**: {value.expected_orders:,.2f}"]
+    risk = f"**At risk**: {value.at_risk:,} of {value.customers:,} customers"
+    if with_value and value.at_risk:
+        risk += f" with {value.at_risk_value:,.2f} of predicted value"
+    lines.append(risk)
+    return "  \n".join(lines)
+
+
+def rfm_table(rows) -> pd.DataFrame:
+    """The RFM segments, their predicted value (when there is one) as columns."""
+    flat = []
+    for row in rows:
+        data = row.to_dict()
+        value = data.pop("value", None) or {}
+        flat.append({**data, **{k: v for k, v in value.items() if k != "customers"}})
+    return pd.DataFrame(flat)
+
+
 def digest_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -207,6 +231,23 @@ if "model.json" in files:
                        help="Scores new customers into these segments: "
                             "custseg score model.json new_orders.csv --out scored.csv")
 
+clv = summary.get("clv")
+if clv is not None and clv.fitted and clv.total is not None:
+    total = clv.total
+    m1, m2, m3 = st.columns(3)
+    with_value = total.mean_predicted_value is not None  # None: no trusted spend model
+    m1.metric(f"Predicted value, next {clv.horizon_days:,} days",
+              f"{total.predicted_value:,.2f}" if with_value else "n/a",
+              help=(f"{clv.purchases.name} and Gamma-Gamma, discounted at "
+                    f"{clv.discount_rate:.0%} a year; {total.mean_predicted_value:,.2f} per "
+                    "customer" if with_value else "No trusted spend model: see Audit."))
+    m2.metric("Expected orders", f"{total.expected_orders:,.2f}")
+    m3.metric(f"Customers at risk (churn risk {clv.churn_threshold:.0%} or more)",
+              f"{total.at_risk:,}",
+              help=f"{total.at_risk_value:,.2f} of predicted value" if with_value else None)
+elif clv is not None and not clv.fitted:
+    st.info(f"No predicted value: {clv.reason}.")
+
 tabs = st.tabs(["Segments", "Charts", "Customers", "RFM", "Comparison", "Audit"])
 with tabs[0]:
     groups = summary.get("segments")
@@ -216,6 +257,8 @@ with tabs[0]:
             with cards[i % 3].container(border=True):
                 st.markdown(f"#### {seg.name}", help=f"segment {seg.id}")
                 st.text(seg.description)
+                if seg.get("value") is not None:
+                    st.markdown(value_lines(seg.value, clv.horizon_days))
                 rule = seg.rule
                 if rule:  # data-derived words as plain text, never as markdown
                     st.markdown("**Rule** (to rebuild it in an e-mail or CRM tool)")
@@ -227,8 +270,7 @@ with tabs[0]:
                     st.text("\n".join(d["text"] for d in seg.demographics))
                 st.markdown("\n".join(f"- {a}" for a in seg.actions))
     else:
-        st.dataframe(pd.DataFrame([s.to_dict() for s in summary.rfm_segments]),
-                     hide_index=True)
+        st.dataframe(rfm_table(summary.rfm_segments), hide_index=True)
 with tabs[1]:
     if "report.html" in files:  # the report itself: the same interactive charts
         components.html(files["report.html"].decode("utf-8"), height=1400, scrolling=True)
@@ -254,6 +296,9 @@ with tabs[3]:
         named = pd.DataFrame([s.to_dict() for s in summary.rfm_segments]).set_index(
             "name")["customers"]
         st.bar_chart(named[named > 0])
+        if any("value" in row for row in summary.rfm_segments):
+            st.write("Predicted value per RFM segment:")
+            st.dataframe(rfm_table(summary.rfm_segments), hide_index=True)
     else:
         st.info("No RFM: the input is a customer table.")
 with tabs[4]:

@@ -41,7 +41,45 @@ CAPTIONS = {
                   "resamples) of each algorithm; the full table is in summary.json.",
     "monthly_trend": "Revenue and active customers per month, by segment (customers are "
                      "placed in their segment as of the snapshot date).",
+    "value_by_segment": "What each customer is expected to spend over the horizon, "
+                        "discounted to today, by segment: the box holds the middle half of "
+                        "the customers, the dark tick the median, the line runs from the 5th "
+                        "to the 95th percentile and the red dot is the mean (log scale).",
+    "p_alive_matrix": "How likely a customer is to still be buying, given how many repeat "
+                      "orders they placed (up) and how long after their first order the last "
+                      "one came (right), for a customer who first bought as long ago as the "
+                      "oldest ones. Green: probably still active; red: probably gone. "
+                      "Customers who once bought often but stopped long ago are the ones "
+                      "to win back.",
+    "calibration": "The model checked on past data: fitted on the orders before the "
+                   "split date only, it predicted how many orders each customer would place "
+                   "from that date on (dashed red line); the solid blue line is what they "
+                   "actually placed. Customers are grouped by how many repeat orders they "
+                   "had placed before the split. The closer the lines, the more the "
+                   "predictions can be trusted.",
 }
+
+#: The PNG a backtest writes next to backtest.json (:func:`write_backtest_chart`).
+BACKTEST_CHART = "calibration.png"
+
+
+#: Charts the template shows in their own section rather than in the run of charts.
+PLACED = ("calibration",)
+
+
+def _num(v: object) -> str:
+    """Money, counts and orders: 2 decimals for floats, thousands separators."""
+    return f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else "n/a"
+
+
+def _param(v: object) -> str:
+    """A fitted parameter: 4 significant digits."""
+    return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
+
+
+def _dec3(v: object) -> str:
+    """A score such as an AUC: 3 decimals."""
+    return f"{v:.3f}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 
 
 def _safe_json(spec: dict) -> str:
@@ -67,6 +105,25 @@ def vega_bundle() -> str:
     except OSError:  # a read-only home: no cache, same report
         pass
     return bundle
+
+
+def write_backtest_chart(backtest: dict, folder: Path) -> Path | None:
+    """Write ``folder/calibration.png``, the report's calibration chart of a backtest block
+    (``Backtest.to_dict()``); None (nothing written) when the backtest was not fitted or
+    has no frequency groups."""
+    import vl_convert as vlc
+
+    from custseg.outputs.report.charts import calibration_chart
+
+    chart = calibration_chart(backtest)
+    if chart is None:
+        return None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / BACKTEST_CHART
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(vlc.vegalite_to_png(chart.to_dict(), scale=2))
+    return path
 
 
 def render_report(summary: RunSummary | TableRunSummary, table: pd.DataFrame,
@@ -97,11 +154,13 @@ def render_report(summary: RunSummary | TableRunSummary, table: pd.DataFrame,
         autoescape=True, undefined=jinja2.ChainableUndefined)
     env.filters["thousands"] = lambda v: f"{v:,}" if isinstance(v, int | float) else v
     env.filters["pct"] = lambda v: f"{v:.1%}" if isinstance(v, int | float) else v
-    env.filters["num"] = lambda v: (f"{v:,.2f}" if isinstance(v, float) else
-                                    f"{v:,}" if isinstance(v, int) else "n/a")
+    env.filters["num"] = _num
+    env.filters["param"] = _param
+    env.filters["dec3"] = _dec3
     key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
     html = env.get_template("report.html.j2").render(
-        s=data, charts=charts, key_features=key_features,
+        s=data, charts=[c for c in charts if c["id"] not in PLACED],
+        placed={c["id"]: c for c in charts if c["id"] in PLACED}, key_features=key_features,
         bundle=Markup(vega_bundle()))
     path = out_dir / "report.html"
     with atomic_file(path) as tmp:

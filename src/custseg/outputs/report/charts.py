@@ -13,6 +13,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from custseg.prep.clv import p_alive
+
 #: Customers drawn for scatter plots and histograms (all for the numbers themselves).
 PLOT_SAMPLE = 5_000
 WIDTH = 560
@@ -282,6 +284,148 @@ def comparison(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     ).properties(width=WIDTH)
 
 
+def _clv_fitted(summary: dict) -> dict | None:
+    """The ``clv`` block when the value models were fitted, else None."""
+    clv = summary.get("clv")
+    return clv if clv and clv.get("fitted") and clv.get("purchases") else None
+
+
+#: Quantile of the customers' repeat orders up to which the P(alive) matrix goes.
+P_ALIVE_QUANTILE = 0.99
+#: Recency steps of the P(alive) matrix.
+P_ALIVE_STEPS = 50
+
+
+def p_alive_matrix(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
+    """P(alive) over repeat orders x days from the first to the last order, for a customer
+    who first bought as long ago as the oldest customer (lifetimes' and pymc-marketing's
+    probability-alive matrix), from the fitted purchase model."""
+    clv = _clv_fitted(summary)
+    if clv is None or not {"frequency", "tenure"} <= set(table):
+        return None
+    x = pd.to_numeric(table["frequency"], errors="coerce").dropna() - 1
+    T = pd.to_numeric(table["tenure"], errors="coerce").dropna() - 1
+    if x.empty or T.empty:
+        return None
+    x_max = max(1, int(np.ceil(x.quantile(P_ALIVE_QUANTILE))))
+    t_end = max(1.0, float(T.max()))
+    step = t_end / P_ALIVE_STEPS
+    xs = np.arange(x_max + 1, dtype=float)
+    recency = np.linspace(0.0, t_end, P_ALIVE_STEPS + 1)
+    grid_x, grid_t = (a.ravel() for a in np.meshgrid(xs, recency, indexing="ij"))
+    keep = (grid_x > 0) | (grid_t == 0)  # without a repeat order, first = last order
+    grid_x, grid_t = grid_x[keep], grid_t[keep]
+    purchases = clv["purchases"]
+    alive = p_alive(purchases["params"], grid_x, grid_t, np.full_like(grid_x, t_end),
+                    modified=purchases["name"] == "MBG/NBD")
+    frame = pd.DataFrame({
+        "repeat_orders": grid_x, "x_lo": grid_x - 0.5, "x_hi": grid_x + 0.5,
+        "days_first_to_last": grid_t, "t_lo": np.maximum(grid_t - step / 2, 0),
+        "t_hi": np.minimum(grid_t + step / 2, t_end), "p_alive": np.round(alive, 4)})
+    return alt.Chart(frame, title=f"Probability a customer is still active ({purchases['name']}"
+                     f"), for a first order {t_end:,.0f} days before the end of the data"
+                     ).mark_rect().encode(
+        x=alt.X("t_lo:Q", title="days from first to last order",
+                scale=alt.Scale(domain=[0, t_end], nice=False)),
+        x2="t_hi:Q",
+        y=alt.Y("x_lo:Q", title="repeat orders", scale=alt.Scale(domain=[-0.5, x_max + 0.5],
+                                                                nice=False),
+                axis=alt.Axis(tickMinStep=1)),
+        y2="x_hi:Q",
+        color=alt.Color("p_alive:Q", title="P(alive)",
+                        scale=alt.Scale(scheme="redyellowgreen", domain=[0, 1])),
+        tooltip=[alt.Tooltip("repeat_orders:Q", title="repeat orders"),
+                 alt.Tooltip("days_first_to_last:Q", format=",.0f",
+                             title="days from first to last order"),
+                 alt.Tooltip("p_alive:Q", format=".1%", title="P(alive)")],
+    ).properties(width=WIDTH, height=300)
+
+
+#: Percentiles drawn per segment by :func:`value_by_segment` (whiskers, box, median).
+VALUE_PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def value_by_segment(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
+    """The spread of predicted value (clv) in each segment: 5th-95th percentile whiskers,
+    the middle half as a box, the median as a tick and the mean (the summary's) as a dot,
+    on a symmetric log scale; percentiles over all customers, not a sample."""
+    if "clv" not in table or "segment" not in table or not summary.get("segments"):
+        return None
+    values = pd.DataFrame({"segment": _labels(summary, table),
+                           "clv": pd.to_numeric(table["clv"], errors="coerce")}).dropna()
+    if values.empty:
+        return None
+    order = [s for s in _order(summary) if s in set(values["segment"])]
+    q = values.groupby("segment")["clv"].quantile(list(VALUE_PERCENTILES)).unstack()
+    q.columns = ["p05", "p25", "median", "p75", "p95"]
+    means = {(f"{s['id']}. {s['name']}" if s["id"] != -1 else s["name"]):
+             s["value"]["mean_predicted_value"] for s in summary["segments"] if "value" in s}
+    frame = q.reset_index().assign(
+        mean=lambda f: f["segment"].map(means),
+        customers=lambda f: f["segment"].map(values["segment"].value_counts()))
+    stats = ["p05", "p25", "median", "p75", "p95", "mean"]
+    positive = frame[stats].to_numpy(dtype=float)
+    positive = positive[np.isfinite(positive) & (positive > 0)]
+    if positive.size == 0:
+        return None
+    floor = 10.0 ** np.floor(np.log10(positive.min()))
+    for c in stats:  # drawn on a log scale: zero and below at its left edge
+        frame[f"draw_{c}"] = frame[c].clip(lower=floor)
+    y = alt.Y("segment:N", sort=order, title=None)
+    scale = alt.Scale(type="log", domainMin=floor)
+    tooltip = ["segment", "customers"] + [
+        alt.Tooltip(f"{c}:Q", format=",.2f", title=t) for c, t in
+        (("p05", "5th percentile"), ("p25", "25th percentile"), ("median", "median"),
+         ("p75", "75th percentile"), ("p95", "95th percentile"), ("mean", "mean"))]
+    base = alt.Chart(frame)
+    whiskers = base.mark_rule(color="#627d98").encode(
+        y=y, x=alt.X("draw_p05:Q", scale=scale,
+                     title="predicted value per customer (log scale)"),
+        x2="draw_p95:Q", tooltip=tooltip)
+    box = base.mark_bar(size=14, color="#9fb3c8").encode(y=y, x="draw_p25:Q",
+                                                         x2="draw_p75:Q", tooltip=tooltip)
+    median = base.mark_tick(color="#102a43", thickness=2, size=14).encode(
+        y=y, x="draw_median:Q", tooltip=tooltip)
+    mean = base.transform_filter("isValid(datum.mean)").mark_point(
+        color="#d64545", filled=True, size=40).encode(y=y, x="draw_mean:Q", tooltip=tooltip)
+    return alt.layer(whiskers, box, median, mean).properties(
+        width=WIDTH, title="Predicted value per customer, by segment")
+
+
+def calibration_chart(backtest: dict | None) -> alt.Chart | None:
+    """Predicted against actual mean holdout orders per calibration frequency (lifetimes'
+    plot_calibration_purchases_vs_holdout_purchases); None without a fitted backtest."""
+    if not backtest or not backtest.get("fitted") or not backtest.get("by_frequency"):
+        return None
+    groups = pd.DataFrame(backtest["by_frequency"])
+    order = list(groups["repeat_orders"])
+    long = groups.melt(id_vars=["repeat_orders", "customers"],
+                       value_vars=["predicted", "actual"], var_name="orders",
+                       value_name="mean").dropna()
+    if long.empty:
+        return None
+    return alt.Chart(long, title=f"Backtest: orders from {backtest['split']} on "
+                     f"({backtest['horizon_days']:,} days), predicted and actual"
+                     ).mark_line(point=True).encode(
+        x=alt.X("repeat_orders:O", sort=order, title="repeat orders before the split",
+                axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("mean:Q", title="mean orders per customer after the split"),
+        color=alt.Color("orders:N", title=None, sort=["predicted", "actual"],
+                        scale=alt.Scale(domain=["predicted", "actual"],
+                                        range=["#d64545", "#243b53"])),
+        strokeDash=alt.StrokeDash("orders:N", title=None,
+                                  scale=alt.Scale(domain=["predicted", "actual"],
+                                                  range=[[5, 3], [1, 0]])),
+        tooltip=[alt.Tooltip("repeat_orders:O", title="repeat orders before the split"),
+                 "customers", "orders", alt.Tooltip("mean:Q", format=",.3f")],
+    ).properties(width=WIDTH, height=260)
+
+
+def calibration(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
+    """The backtest's calibration chart, when the run was backtested."""
+    return calibration_chart(summary.get("backtest"))
+
+
 #: Charts in report order: (file name, builder).
 CHARTS: list[tuple[str, Callable[[dict, pd.DataFrame], alt.Chart | None]]] = [
     ("segment_sizes", sizes),
@@ -289,6 +433,9 @@ CHARTS: list[tuple[str, Callable[[dict, pd.DataFrame], alt.Chart | None]]] = [
     ("snake_plot", snake),
     ("projection", projection),
     ("monthly_trend", trend),
+    ("value_by_segment", value_by_segment),
+    ("p_alive_matrix", p_alive_matrix),
+    ("calibration", calibration),
     ("k_selection", k_curves),
     ("distributions", distributions),
     ("correlations", correlations),
