@@ -46,11 +46,12 @@ def _counted(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.nd
         rows = np.array(grouped.index.tolist(), dtype=float).reshape(len(grouped),
                                                                      len(columns))
         return rows, grouped.to_numpy(dtype=float)
-    rows, _, counts = _distinct(values)
+    rows, _, counts = _distinct(values, inverse=False)
     return rows, counts.astype(float)
 
 
-def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _distinct(values: np.ndarray, inverse: bool = True
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The distinct rows of a finite 2-D float array in lexicographic order, each row's
     index among them and their counts: what ``np.unique(values, axis=0,
     return_inverse=True, return_counts=True)`` gives, much faster. Whole non-negative
@@ -66,20 +67,25 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         key = np.zeros(n, dtype=np.int64)
         for j in range(k):  # the first column most significant
             key = key * sizes[j] + values[:, j].astype(np.int64)
-        keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        if inverse:
+            keys, index, counts = np.unique(key, return_inverse=True, return_counts=True)
+            index = index.reshape(-1)
+        else:  # a sort instead of an argsort
+            (keys, counts), index = np.unique(key, return_counts=True), None
         rows = np.empty((len(keys), k))
         for j in range(k - 1, -1, -1):
             keys, rows[:, j] = np.divmod(keys, sizes[j])
-        return rows, inverse.reshape(-1), counts
+        return rows, index, counts
     order = np.lexsort(values.T[::-1])  # the last key given is the primary one
     ordered = values[order]
     new = np.ones(n, dtype=bool)
     new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-    group = np.cumsum(new) - 1
-    inverse = np.empty(n, dtype=np.intp)
-    inverse[order] = group
+    index = None
+    if inverse:
+        index = np.empty(n, dtype=np.intp)
+        index[order] = np.cumsum(new) - 1
     starts = np.flatnonzero(new)
-    return ordered[starts], inverse, np.diff(np.append(starts, n))
+    return ordered[starts], index, np.diff(np.append(starts, n))
 
 
 def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
