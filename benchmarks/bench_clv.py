@@ -2,7 +2,7 @@
 pymc-marketing.
 
     python benchmarks/bench_clv.py [--customers 1000000,5000000] [--timeout 300]
-        [--repeat 3] [--memory-limit-mb 8192] [--pymc-python .venv-bench/bin/python]
+        [--repeat 3] [--memory-limit-mb 8192] [--other-python .venv-bench/bin/python]
 
 1. Synthetic customers are drawn from the BG/NBD generative model itself (seed 0): purchase
    rate lambda ~ Gamma(r, alpha) and drop-out probability p ~ Beta(a, b) with the CDNOW
@@ -27,8 +27,12 @@ pymc-marketing.
      30 days, monthly rate equivalent to the annual one). Once.
    * ``pymc-marketing``: ``BetaGeoModel`` + ``GammaGammaModel`` fitted by MAP, then
      ``expected_probability_alive``, ``expected_purchases``, ``expected_customer_spend``
-     and ``expected_customer_lifetime_value``; in its own virtual environment
-     (``make bench-clv`` builds it from ``benchmarks/requirements-clv.txt``). Once.
+     and ``expected_customer_lifetime_value``. Once.
+
+   lifetimes and pymc-marketing run under this interpreter where it has them, else under
+   ``--other-python`` (``make bench-clv`` builds ``.venv-bench`` from
+   ``benchmarks/requirements-clv.txt``); a library neither has is reported "not
+   installed".
 
 3. Prints a markdown table (fit, score and total seconds, peak memory, ratio to custseg,
    parameters against custseg's and against the generating ones) and writes it to
@@ -55,7 +59,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 RESULTS = HERE / "results"
-DEFAULT_PYMC_PYTHON = HERE.parent / ".venv-bench" / "bin" / "python"
+DEFAULT_OTHER_PYTHON = HERE.parent / ".venv-bench" / "bin" / "python"
 
 #: The generating parameters (time in days): CDNOW's BG/NBD and Gamma-Gamma estimates.
 TRUE_BGNBD = {"r": 0.243, "alpha": 4.414 * 7, "a": 0.793, "b": 2.426}
@@ -291,12 +295,11 @@ def measure(name: str, path: Path, python: str, timeout: float, limit_mb: float
 
 
 # ------------------------------------------------------------------------------ main
-def _pymc_python(arg: str | None) -> str | None:
-    """The interpreter that has pymc-marketing, or None."""
-    candidates = [arg] if arg else [str(DEFAULT_PYMC_PYTHON), sys.executable]
-    for python in candidates:
-        if python and Path(python).exists() and subprocess.run(
-                [python, "-c", "import pymc_marketing.clv"], capture_output=True,
+def _python_with(module: str, other: str | None) -> str | None:
+    """This interpreter if it can import ``module``, else ``other`` if that can, or None."""
+    for python in (sys.executable, other or str(DEFAULT_OTHER_PYTHON)):
+        if Path(python).exists() and subprocess.run(
+                [python, "-c", f"import {module}"], capture_output=True,
                 check=False).returncode == 0:
             return python
     return None
@@ -313,8 +316,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="custseg runs per size, the fastest reported (others run once)")
     parser.add_argument("--skip", default="", help="comma-separated: lifetimes, pymc")
-    parser.add_argument("--pymc-python", help="interpreter with pymc-marketing installed "
-                        f"(default {DEFAULT_PYMC_PYTHON.relative_to(HERE.parent)} if there)")
+    parser.add_argument("--other-python", help="interpreter with lifetimes and "
+                        "pymc-marketing, for those this one lacks (default "
+                        f"{DEFAULT_OTHER_PYTHON.relative_to(HERE.parent)})")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -324,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
 
     sizes = [int(s) for s in args.customers.split(",") if s.strip()]
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    pymc_python = None if "pymc" in skip else _pymc_python(args.pymc_python)
+    pythons = {name: None if name in skip else _python_with(module, args.other_python)
+               for name, module in (("lifetimes", "lifetimes"), ("pymc", "pymc_marketing.clv"))}
     sections, notes = [], {}
     for n in sizes:
         path, meta = dataset(n)
@@ -345,19 +350,19 @@ def main(argv: list[str] | None = None) -> None:
             if name in skip:
                 reports[name] = {"failed": "skipped (--skip)"}
                 continue
-            if name == "pymc" and pymc_python is None:
+            if pythons[name] is None:
                 reports[name] = {"failed": "not installed"}
                 continue
             print(f"[{n:,}] {name} ...", flush=True)
-            python = pymc_python if name == "pymc" else sys.executable
-            reports[name] = measure(name, path, python, args.timeout, args.memory_limit_mb)
+            reports[name] = measure(name, path, pythons[name], args.timeout,
+                                    args.memory_limit_mb)
         sections.append(report_text(n, meta, reports))
         notes[n] = reports
     from _machine import machine_line
 
     text = "\n".join([
         f"# bench_clv --customers {args.customers}", "",
-        machine_line(("custseg", "numpy", "scipy", "pandas", "Lifetimes", "autograd")),
+        machine_line(("custseg", "numpy", "scipy", "pandas")),
         "Synthetic customers drawn from BG/NBD + Gamma-Gamma with the CDNOW parameters "
         f"(BG/NBD {_fmt(TRUE_BGNBD)}, days; Gamma-Gamma {_fmt(TRUE_GG)}), T uniform over "
         "365..730 whole days, times floored to whole days, seed 0. Each contender ran in "
