@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO ?= demo-output
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-clv clean
 
 install: $(STAMP)
 
@@ -42,5 +42,16 @@ bench: install
 	$(PY) benchmarks/bench_rfm.py --lines 10000000
 	$(PY) benchmarks/bench_cluster.py --customers 1000000
 
+# The value models against lifetimes and pymc-marketing, which live in their own venv.
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.installed-stamp: benchmarks/requirements-clv.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-clv.txt
+	touch $@
+
+bench-clv: install $(BENCH_VENV)/.installed-stamp
+	$(PY) benchmarks/bench_clv.py --customers 1000000,5000000 --other-python $(BENCH_VENV)/bin/python
+
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(BENCH_VENV) $(DEMO) .pytest_cache .ruff_cache .hypothesis test-artifacts

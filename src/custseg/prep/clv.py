@@ -38,10 +38,54 @@ class Fit:
 
 
 def _counted(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of ``columns`` and how many customers each stands for."""
-    grouped = frame.groupby(columns, sort=True).size()
-    rows = np.array(grouped.index.tolist(), dtype=float).reshape(len(grouped), len(columns))
-    return rows, grouped.to_numpy(dtype=float)
+    """Distinct rows of ``columns`` (sorted, as ``groupby(sort=True)`` gives them) and how
+    many customers each stands for."""
+    values = frame[columns].to_numpy(dtype=float)
+    if not np.isfinite(values).all():  # groupby's handling of missing keys, as before
+        grouped = frame.groupby(columns, sort=True).size()
+        rows = np.array(grouped.index.tolist(), dtype=float).reshape(len(grouped),
+                                                                     len(columns))
+        return rows, grouped.to_numpy(dtype=float)
+    rows, _, counts = _distinct(values, inverse=False)
+    return rows, counts.astype(float)
+
+
+def _distinct(values: np.ndarray, inverse: bool = True
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The distinct rows of a finite 2-D float array in lexicographic order, each row's
+    index among them and their counts: what ``np.unique(values, axis=0,
+    return_inverse=True, return_counts=True)`` gives, much faster. Whole non-negative
+    numbers (days, order counts) are packed into one integer key; others are lexsorted."""
+    n, k = values.shape
+    if n == 0:
+        return values.copy(), np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    top = values.max(axis=0)
+    whole = bool((values.min(axis=0) >= 0).all() and (top < 2 ** 31).all()
+                 and (values == np.floor(values)).all())
+    sizes = top.astype(np.int64) + 1 if whole else None
+    if whole and float(np.prod(sizes.astype(float))) < 2.0 ** 62:
+        key = np.zeros(n, dtype=np.int64)
+        for j in range(k):  # the first column most significant
+            key = key * sizes[j] + values[:, j].astype(np.int64)
+        if inverse:
+            keys, index, counts = np.unique(key, return_inverse=True, return_counts=True)
+            index = index.reshape(-1)
+        else:  # a sort instead of an argsort
+            (keys, counts), index = np.unique(key, return_counts=True), None
+        rows = np.empty((len(keys), k))
+        for j in range(k - 1, -1, -1):
+            keys, rows[:, j] = np.divmod(keys, sizes[j])
+        return rows, index, counts
+    order = np.lexsort(values.T[::-1])  # the last key given is the primary one
+    ordered = values[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    index = None
+    if inverse:
+        index = np.empty(n, dtype=np.intp)
+        index[order] = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    return ordered[starts], index, np.diff(np.append(starts, n))
 
 
 def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
@@ -68,6 +112,62 @@ def _log_left(a, b, r, alpha, x, t_x, modified: bool) -> np.ndarray:
                         - (r + x) * np.log(alpha + t_x), -np.inf)
 
 
+def _lookup(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``values`` and each one's index among them."""
+    distinct, index = np.unique(values, return_inverse=True)
+    return distinct, index.reshape(-1)
+
+
+def _bgnbd_neg_ll(weight: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                  modified: bool):
+    """``p -> -(weight * bgnbd_log_likelihood(p, x, t_x, T, modified)).sum()``, the same
+    floating-point operations per row, but each factor that depends on one column only
+    computed once per distinct value of that column (a few hundred order counts and days
+    against a million rows) and looked up."""
+    xs, ix = _lookup(x)
+    ts, it = _lookup(t_x)
+    Ts, iT = _lookup(T)
+    shift = 1 if modified else 0
+    repeat = x > 0
+
+    def neg_ll(params: np.ndarray) -> float:
+        r, alpha, a, b = params
+        base = (special.gammaln(r + xs) - special.gammaln(r) + r * np.log(alpha)
+                + special.betaln(a, b + xs + shift) - special.betaln(a, b))[ix]
+        rx = (r + xs)[ix]
+        stay = -rx * np.log(alpha + Ts)[iT]
+        tail = rx * np.log(alpha + ts)[it]
+        if modified:
+            left = (np.log(a) - np.log(b + xs))[ix] - tail
+        else:
+            with np.errstate(divide="ignore"):
+                left = np.where(repeat, (np.log(a) - np.log(np.maximum(b + xs - 1, 1e-300))
+                                         )[ix] - tail, -np.inf)
+        return float(-(weight * (base + np.logaddexp(stay, left))).sum())
+
+    return neg_ll
+
+
+def _gamma_gamma_neg_ll(weight: np.ndarray, x: np.ndarray, m: np.ndarray):
+    """``p -> -(weight * gamma_gamma_log_likelihood(p, x, m)).sum()``, the same
+    floating-point operations per row, the terms of ``x`` alone computed once per distinct
+    order count and those of the data alone once."""
+    xs, ix = _lookup(x)
+    log_m = np.log(m)
+    xm = x * m
+    log_xs = np.log(xs)
+
+    def neg_ll(params: np.ndarray) -> float:
+        p, q, gamma = params
+        px = p * xs
+        ll = ((special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q)
+               + q * np.log(gamma))[ix] + (px - 1)[ix] * log_m + (px * log_xs)[ix]
+              - (px + q)[ix] * np.log(gamma + xm))
+        return float(-(weight * ll).sum())
+
+    return neg_ll
+
+
 def _fit(neg_ll, start: np.ndarray, names: tuple[str, ...], customers: int) -> Fit:
     began = time.perf_counter()
     result = optimize.minimize(lambda p: neg_ll(np.exp(p)), np.log(start), method="L-BFGS-B")
@@ -87,9 +187,7 @@ def fit_bgnbd(frame: pd.DataFrame, modified: bool = False) -> Fit:
         raise DataError("BG/NBD needs customers with repeat purchases; none bought twice.")
     rows, weight = _counted(frame, ["x", "t_x", "T"])
     x, t_x, T = rows.T
-
-    def neg_ll(p: np.ndarray) -> float:
-        return float(-(weight * bgnbd_log_likelihood(p, x, t_x, T, modified)).sum())
+    neg_ll = _bgnbd_neg_ll(weight, x, t_x, T, modified)
 
     scale = float(np.mean(T)) or 1.0
     return _fit(neg_ll, np.array([1.0, scale, 1.0, 1.0]), ("r", "alpha", "a", "b"), len(frame))
@@ -112,9 +210,7 @@ def fit_gamma_gamma(frame: pd.DataFrame) -> Fit:
         raise DataError("Gamma-Gamma needs at least two repeat buyers with a positive spend.")
     rows, weight = _counted(frame, ["x", "m"])
     x, m = rows.T
-
-    def neg_ll(p: np.ndarray) -> float:
-        return float(-(weight * gamma_gamma_log_likelihood(p, x, m)).sum())
+    neg_ll = _gamma_gamma_neg_ll(weight, x, m)
 
     return _fit(neg_ll, np.array([1.0, 1.0, float(np.mean(m))]), ("p", "q", "gamma"),
                 len(frame))
@@ -144,14 +240,35 @@ def expected_orders(params: dict[str, float], t: float, x, t_x, T,
     through Euler's transformation as ``(1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``: the
     same value, without the overflow of the first form for customers with many orders.
     """
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    return _expected_orders(params, t, x, T, p_alive(params, x, t_x, T, modified),
+                            _pairs(x, T), modified)
+
+
+def _pairs(x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                  tuple[int, ...]]:
+    """The distinct (x, T) of the rows (the hypergeometric term depends on nothing else:
+    some ten thousand against a million distinct (x, t_x, T)), each row's index among them
+    and the rows' shape."""
+    x, T = np.broadcast_arrays(x, T)
+    rows, inverse, _ = _distinct(np.column_stack([x.ravel(), T.ravel()]))
+    return rows[:, 0], rows[:, 1], inverse, x.shape
+
+
+def _expected_orders(params: dict[str, float], t: float, x: np.ndarray, T: np.ndarray,
+                     alive: np.ndarray, pairs, modified: bool) -> np.ndarray:
+    """:func:`expected_orders` from the rows' P(alive) and :func:`_pairs`: the same
+    floating-point operations per row, the hypergeometric term once per distinct (x, T)."""
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
     if abs(a - 1) < 1e-9:  # the closed form divides by a - 1; its limit is continuous
         a = 1 + 1e-9
-    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    c = a + b + x - (0 if modified else 1)
-    one_minus_z = (alpha + T) / (alpha + T + t)
-    tail = one_minus_z ** (a - 1) * special.hyp2f1(c - x - r, a - 1, c, 1 - one_minus_z)
-    return p_alive(params, x, t_x, T, modified) * c / (a - 1) * (1 - tail)
+    xs, Ts, inverse, shape = pairs
+    k = 0 if modified else 1
+    cs = a + b + xs - k
+    one_minus_z = (alpha + Ts) / (alpha + Ts + t)
+    tail = one_minus_z ** (a - 1) * special.hyp2f1(cs - xs - r, a - 1, cs, 1 - one_minus_z)
+    c = a + b + x - k
+    return alive * c / (a - 1) * (1 - tail[inverse].reshape(shape))
 
 
 def churn_risk(params: dict[str, float], t: float, x, t_x, T,
@@ -185,11 +302,18 @@ def discounted_orders(params: dict[str, float], horizon: float, rate: float, x, 
     """Expected purchases in the horizon, each discounted to today at the annual ``rate``:
     the horizon in steps of about a month, a step's purchases discounted from its end
     (lifetimes' ``customer_lifetime_value`` does the same in 30-day steps)."""
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    return _discounted_orders(params, horizon, rate, x, T,
+                              p_alive(params, x, t_x, T, modified), _pairs(x, T), modified)
+
+
+def _discounted_orders(params: dict[str, float], horizon: float, rate: float, x, T,
+                       alive, pairs, modified: bool) -> np.ndarray:
     steps = max(1, int(np.ceil(horizon / 30)))
     total, before = 0.0, 0.0
     for k in range(1, steps + 1):
         t = horizon * k / steps
-        upto = expected_orders(params, t, x, t_x, T, modified)
+        upto = _expected_orders(params, t, x, T, alive, pairs, modified)
         total = total + (upto - before) / (1 + rate) ** (t / 365)
         before = upto
     return total
@@ -221,19 +345,26 @@ class ValueModels:
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """The :data:`COLUMNS` of customers given as ``x``, ``t_x``, ``T`` and ``m``, in
         their order; computed once per distinct (x, t_x, T) (the expensive part)."""
-        keys, inverse = np.unique(inputs[["x", "t_x", "T"]].to_numpy(dtype=float), axis=0,
-                                  return_inverse=True)
+        values = inputs[["x", "t_x", "T"]].to_numpy(dtype=float)
+        if np.isfinite(values).all():
+            keys, inverse, _ = _distinct(values)
+        else:
+            keys, inverse = np.unique(values, axis=0, return_inverse=True)
         x, t_x, T = keys.T
         inverse = inverse.reshape(-1)
         out = pd.DataFrame(index=inputs.index)
         args = (x, t_x, T, self.modified)
-        out["p_alive"] = p_alive(self.purchases, *args)[inverse]
-        out["expected_orders"] = expected_orders(self.purchases, self.horizon, *args)[inverse]
+        alive = p_alive(self.purchases, *args)
+        pairs = _pairs(x, T)
+        out["p_alive"] = alive[inverse]
+        out["expected_orders"] = _expected_orders(self.purchases, self.horizon, x, T, alive,
+                                                  pairs, self.modified)[inverse]
         if self.spend is not None:
             value = expected_order_value(self.spend, inputs["x"], inputs["m"])
             out["expected_order_value"] = value
-            out["clv"] = value * discounted_orders(self.purchases, self.horizon,
-                                                   self.discount_rate, *args)[inverse]
+            out["clv"] = value * _discounted_orders(
+                self.purchases, self.horizon, self.discount_rate, x, T, alive, pairs,
+                self.modified)[inverse]
         else:
             out["expected_order_value"] = np.nan
             out["clv"] = np.nan
