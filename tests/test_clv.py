@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from custseg import Config, run_rfm
 from custseg.prep import clv
@@ -224,3 +224,27 @@ def test_custseg_rfm_fits_the_papers_parameters_on_cdnow(tmp_path):
     assert sum(s.value.customers for s in result.summary.rfm_segments if s.value) == 2357
     assert sum(s.value.predicted_value for s in result.summary.rfm_segments
                if s.value) == pytest.approx(block.total.predicted_value, abs=1)
+
+
+@pytest.mark.parametrize("modified", [False, True], ids=["BG/NBD", "MBG/NBD"])
+def test_the_fits_gradients_are_the_likelihoods(calibration, modified):
+    """The fits' objectives equal the summed likelihoods, and their analytic gradients the
+    likelihoods' finite differences (L-BFGS-B relies on them)."""
+    rows = calibration.groupby(["x", "t_x", "T"]).size()
+    x, t_x, T = (rows.index.get_level_values(c).to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    weight = rows.to_numpy(dtype=float)
+    objective = clv._bgnbd_neg_ll(weight, x, t_x, T, modified)
+    for params in (np.array([0.24, 30.9, 0.79, 2.43]), np.array([1.5, 5.0, 3.0, 0.7])):
+        value, grad = objective(params)
+        assert value == pytest.approx(-(weight * bgnbd_log_likelihood(params, x, t_x, T,
+                                                                      modified)).sum())
+        numeric = optimize.approx_fprime(params, lambda p: objective(p)[0], 1e-6 * params)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-3)
+    buyers = calibration[calibration["x"] > 0]
+    x, m = buyers["x"].to_numpy(dtype=float), buyers["m"].to_numpy(dtype=float)
+    objective = clv._gamma_gamma_neg_ll(np.ones(len(x)), x, m)
+    params = np.array([6.0, 3.5, 15.0])
+    value, grad = objective(params)
+    assert value == pytest.approx(-clv.gamma_gamma_log_likelihood(params, x, m).sum())
+    numeric = optimize.approx_fprime(params, lambda p: objective(p)[0], 1e-6 * params)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-3)
