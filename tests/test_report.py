@@ -192,7 +192,7 @@ def test_p_alive_matrix_is_the_fitted_model(run_dir):
     s, table = _summary(run_dir), read_segments(run_dir)
     frame = charts.p_alive_matrix(s, table).data
     T = table["tenure"].max() - 1
-    x_max = int(np.ceil((table["frequency"] - 1).quantile(charts.P_ALIVE_QUANTILE)))
+    x_max = int(np.ceil((table["purchase_days"] - 1).quantile(charts.P_ALIVE_QUANTILE)))
     assert frame["repeat_orders"].max() == x_max and frame["repeat_orders"].min() == 0
     assert frame["days_first_to_last"].max() == T and frame["days_first_to_last"].min() == 0
     assert (frame.loc[frame["repeat_orders"] == 0, "days_first_to_last"] == 0).all()

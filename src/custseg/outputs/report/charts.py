@@ -301,9 +301,9 @@ def p_alive_matrix(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     who first bought as long ago as the oldest customer (lifetimes' and pymc-marketing's
     probability-alive matrix), from the fitted purchase model."""
     clv = _clv_fitted(summary)
-    if clv is None or not {"frequency", "tenure"} <= set(table):
+    if clv is None or not {"purchase_days", "tenure"} <= set(table):
         return None
-    x = pd.to_numeric(table["frequency"], errors="coerce").dropna() - 1
+    x = pd.to_numeric(table["purchase_days"], errors="coerce").dropna() - 1
     T = pd.to_numeric(table["tenure"], errors="coerce").dropna() - 1
     if x.empty or T.empty:
         return None
@@ -328,13 +328,13 @@ def p_alive_matrix(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         x=alt.X("t_lo:Q", title="days from first to last order",
                 scale=alt.Scale(domain=[0, t_end], nice=False)),
         x2="t_hi:Q",
-        y=alt.Y("x_lo:Q", title="repeat orders", scale=alt.Scale(domain=[-0.5, x_max + 0.5],
-                                                                nice=False),
+        y=alt.Y("x_lo:Q", title="repeat purchases (days with an order)",
+                scale=alt.Scale(domain=[-0.5, x_max + 0.5], nice=False),
                 axis=alt.Axis(tickMinStep=1)),
         y2="x_hi:Q",
         color=alt.Color("p_alive:Q", title="P(alive)",
                         scale=alt.Scale(scheme="redyellowgreen", domain=[0, 1])),
-        tooltip=[alt.Tooltip("repeat_orders:Q", title="repeat orders"),
+        tooltip=[alt.Tooltip("repeat_orders:Q", title="repeat purchases"),
                  alt.Tooltip("days_first_to_last:Q", format=",.0f",
                              title="days from first to last order"),
                  alt.Tooltip("p_alive:Q", format=".1%", title="P(alive)")],
@@ -392,6 +392,9 @@ def value_by_segment(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         width=WIDTH, title="Predicted value per customer, by segment")
 
 
+BEFORE_SPLIT = "repeat purchases before the split (days with an order)"
+
+
 def calibration_chart(backtest: dict | None) -> alt.Chart | None:
     """Predicted against actual mean holdout orders per calibration frequency (lifetimes'
     plot_calibration_purchases_vs_holdout_purchases); None without a fitted backtest."""
@@ -407,16 +410,16 @@ def calibration_chart(backtest: dict | None) -> alt.Chart | None:
     return alt.Chart(long, title=f"Backtest: orders from {backtest['split']} on "
                      f"({backtest['horizon_days']:,} days), predicted and actual"
                      ).mark_line(point=True).encode(
-        x=alt.X("repeat_orders:O", sort=order, title="repeat orders before the split",
+        x=alt.X("repeat_orders:O", sort=order, title=BEFORE_SPLIT,
                 axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("mean:Q", title="mean orders per customer after the split"),
+        y=alt.Y("mean:Q", title="mean purchases per customer after the split"),
         color=alt.Color("orders:N", title=None, sort=["predicted", "actual"],
                         scale=alt.Scale(domain=["predicted", "actual"],
                                         range=["#d64545", "#243b53"])),
         strokeDash=alt.StrokeDash("orders:N", title=None,
                                   scale=alt.Scale(domain=["predicted", "actual"],
                                                   range=[[5, 3], [1, 0]])),
-        tooltip=[alt.Tooltip("repeat_orders:O", title="repeat orders before the split"),
+        tooltip=[alt.Tooltip("repeat_orders:O", title=BEFORE_SPLIT),
                  "customers", "orders", alt.Tooltip("mean:Q", format=",.3f")],
     ).properties(width=WIDTH, height=260)
 
