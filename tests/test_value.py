@@ -27,12 +27,14 @@ VALUE = list(COLUMNS)
 
 
 def bgnbd_lines(n: int = 3000, *, days: int = 730, seed: int = 0, r: float = 0.8,
-                alpha: float = 40.0, a: float = 0.6, b: float = 3.0) -> pd.DataFrame:
+                alpha: float = 40.0, a: float = 0.6, b: float = 3.0, q: float = 4.0
+                ) -> pd.DataFrame:
     """Order lines of ``n`` customers arriving over the first year, buying by BG/NBD until
-    ``days`` after START; spend per order from a customer's own Gamma mean."""
+    ``days`` after START; spend per order from a customer's own Gamma mean (their means
+    inverse-Gamma with shape ``q``, as Gamma-Gamma has it: no finite mean for q <= 1)."""
     rng = np.random.default_rng(seed)
     lam, leave = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
-    mean_value = 1 / rng.gamma(4.0, 1 / 60.0, n)  # Gamma-Gamma's inverse-Gamma means
+    mean_value = 1 / rng.gamma(q, 1 / 60.0, n)
     rows = []
     for i in range(n):
         t = float(rng.integers(0, 365))
@@ -237,3 +239,20 @@ def test_online_retail_backtest_beats_the_baseline_and_matches_lifetimes():
     again = later.reindex(first.index).fillna(0).to_numpy() > 0
     assert len(first) == result.customers and int(again.sum()) == result.buyers
     assert result.auc >= round(roc_auc_score(again, predicted), 4) - 1e-4
+
+
+def test_spend_without_a_finite_mean_values_only_the_repeat_buyers(tmp_path):
+    """Spend so heavy-tailed (q < 1) that the population mean is infinite: a one-time
+    buyer has no finite expected order value, so his value is empty (never a made-up
+    number); repeat buyers keep theirs, and the totals say how many were valued."""
+    result = run_rfm(frame=bgnbd_lines(q=0.6, seed=3))
+    block = result.summary.clv
+    assert block.fitted and block.spend.params["q"] <= 1
+    assert any("no finite mean" in w for w in block.warnings)
+    c = result.customers
+    once = c["purchase_days"] == 1
+    assert c.loc[once, ["expected_order_value", "clv"]].isna().all().all()
+    assert c.loc[~once, ["expected_order_value", "clv"]].notna().all().all()
+    assert c.loc[once, "p_alive"].notna().all()  # the purchase model is unaffected
+    assert block.total.valued == int((~once).sum()) < block.total.customers
+    assert block.total.predicted_value == pytest.approx(c["clv"].sum(), abs=0.05)

@@ -100,7 +100,8 @@ class SegmentValue(Block, kw_only=True):
     """Predicted value of a group of customers over the horizon (see :class:`Clv`)."""
 
     customers: int
-    predicted_value: float
+    valued: int  # customers with a predicted value (see Clv.warnings when fewer)
+    predicted_value: float  # over the valued customers
     mean_predicted_value: float | None
     expected_orders: float
     at_risk: int  # customers with churn risk at or above the threshold

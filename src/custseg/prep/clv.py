@@ -327,11 +327,16 @@ def churn_risk(params: dict[str, float], t: float, x, t_x, T,
 def expected_order_value(params: dict[str, float], x, m) -> np.ndarray:
     """A customer's expected value per order under Gamma-Gamma (Fader and Hardie 2013,
     eq. 5): his mean ``m`` over ``x`` repeat orders shrunk to the population mean
-    ``p gamma / (q - 1)`` (the whole of it without a repeat order)."""
+    ``p gamma / (q - 1)`` (the whole of it without a repeat order). Where ``p x + q <= 1``
+    the expectation is infinite and the value is NaN: with ``q <= 1`` (a spend so
+    heavy-tailed that the population has no finite mean) for the customers without a
+    repeat order."""
     p, q, gamma = params["p"], params["q"], params["gamma"]
     x = np.asarray(x, dtype=float)
     m = np.where(x > 0, np.nan_to_num(np.asarray(m, dtype=float)), 0.0)
-    return p * (gamma + x * m) / (p * x + q - 1)
+    below = p * x + q - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(below > 0, p * (gamma + x * m) / below, np.nan)
 
 
 def discounted_orders(params: dict[str, float], horizon: float, rate: float, x, t_x, T,
@@ -464,14 +469,21 @@ def fit_value_models(inputs: pd.DataFrame, *, horizon: int, discount_rate: float
                 f"Repeat buyers' order count and mean order value are correlated (rho "
                 f"{rho:.2f}); Gamma-Gamma assumes they are independent, so expected order "
                 "values and CLV are less reliable.")
-        if not spend.converged or spend.params["q"] <= 1:
+        q, total = spend.params["q"], spend.params["p"] + spend.params["q"]
+        if not spend.converged or total <= 1:
             info["warnings"].append(
                 "The Gamma-Gamma fit " + ("did not converge" if not spend.converged else
-                                          f"gave q = {spend.params['q']:.2f} <= 1 (no finite "
-                                          "mean order value)")
+                                          f"gave p + q = {total:.2f} <= 1 (no finite mean "
+                                          "order value)")
                 + "; expected_order_value and clv are left empty.")
         else:
             spend_params = spend.params
+            if q <= 1:
+                info["warnings"].append(
+                    f"The Gamma-Gamma fit gave q = {q:.2f} <= 1: spend per order is so "
+                    "heavy-tailed that the customers' population has no finite mean, so "
+                    "customers without a repeat purchase get no expected_order_value or clv "
+                    "(left empty); repeat buyers' values rest on their own spend.")
     else:
         info["warnings"].append(
             f"Only {len(buyers):,} repeat buyers with a positive spend, fewer than "
@@ -481,13 +493,14 @@ def fit_value_models(inputs: pd.DataFrame, *, horizon: int, discount_rate: float
 
 
 def group_value(frame: pd.DataFrame, threshold: float) -> dict[str, Any]:
-    """Predicted value of a group of customers (rows with the :data:`COLUMNS`)."""
+    """Predicted value of a group of customers (rows with the :data:`COLUMNS`); the value
+    sums over the ``valued`` customers, those with a ``clv``."""
     clv = frame["clv"]
     risk = frame["churn_risk"] >= threshold
-    n = len(frame)
-    return {"customers": n, "predicted_value": round(float(clv.sum()), 2),
-            "mean_predicted_value": round(float(clv.mean()), 2) if n and clv.notna().any()
-            else None,
+    valued = int(clv.notna().sum())
+    return {"customers": len(frame), "valued": valued,
+            "predicted_value": round(float(clv.sum()), 2),
+            "mean_predicted_value": round(float(clv.mean()), 2) if valued else None,
             "expected_orders": round(float(frame["expected_orders"].sum()), 2),
             "at_risk": int(risk.sum()),
             "at_risk_value": round(float(clv[risk].sum()), 2)}
