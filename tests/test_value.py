@@ -256,3 +256,23 @@ def test_spend_without_a_finite_mean_values_only_the_repeat_buyers(tmp_path):
     assert c.loc[once, "p_alive"].notna().all()  # the purchase model is unaffected
     assert block.total.valued == int((~once).sum()) < block.total.customers
     assert block.total.predicted_value == pytest.approx(c["clv"].sum(), abs=0.05)
+
+
+def test_a_fit_that_does_not_converge_leaves_the_columns_empty(lines, monkeypatch):
+    """The optimiser stopping short (here forced) is a reason and empty columns, not the
+    parameters it stopped at."""
+    from custseg.prep import clv
+
+    real = clv.fit_bgnbd
+
+    def stopped(frame, modified=False):
+        fit = real(frame, modified)
+        return clv.Fit(params=fit.params, log_likelihood=fit.log_likelihood, converged=False,
+                       seconds=fit.seconds, customers=fit.customers)
+
+    monkeypatch.setattr(clv, "fit_bgnbd", stopped)
+    result = run_rfm(frame=lines)
+    block = result.summary.clv
+    assert not block.fitted and "did not converge" in block.reason
+    assert block.purchases is not None and not block.purchases.converged
+    assert result.customers[VALUE].isna().all().all()
