@@ -169,7 +169,8 @@ def test_run_with_a_customer_table_reports_planted_demographics(tmp_path):
                 assert e["median"] == pytest.approx(rows.loc[inside, e["column"]].median())
                 assert e["rest_median"] == pytest.approx(rows.loc[~inside, e["column"]].median())
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    cards = html[html.index('<section id="segments">'):html.index("</section>")]
+    start = html.index('<section id="segments">')
+    cards = html[start:html.index("</section>", start)]
     assert EVIL not in html
     assert "tier: &lt;img src=x onerror=&#34;alert(1)&#34;&gt; " in cards
     for g in s["segments"]:
