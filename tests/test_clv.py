@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -248,3 +249,27 @@ def test_the_fits_gradients_are_the_likelihoods(calibration, modified):
     assert value == pytest.approx(-clv.gamma_gamma_log_likelihood(params, x, m).sum())
     numeric = optimize.approx_fprime(params, lambda p: objective(p)[0], 1e-6 * params)
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-3)
+
+
+def test_a_nearly_fixed_chance_to_leave_still_gives_finite_expected_purchases():
+    """A fit with a huge a + b (every customer leaves after a purchase with the same
+    chance, seen on synthetic data) overflows the closed form: the quadrature over the
+    narrow Beta takes over, agrees with the closed form where both work, and tends to the
+    known-p formula (1 - E[exp(-lambda p t)]) / p."""
+    x, t_x, T = np.array([0, 1, 5, 30, 100.]), np.array([0, 30, 200, 250, 260.]), \
+        np.array([0, 200, 260, 270, 270.])
+    for total in (2_000, 3_000, 1e5, 1e8):
+        params = {"r": 0.75, "alpha": 35.5, "a": 0.11 * total, "b": 0.89 * total}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "invalid value" (0 * inf) on the way
+            orders = clv.expected_orders(params, 365, x, t_x, T)
+        assert np.isfinite(orders).all() and (orders >= 0).all()
+    params = {"r": 0.75, "alpha": 35.5, "a": 0.11 * 2_000, "b": 0.89 * 2_000}
+    closed = clv.expected_orders(params, 365, x[1:], t_x[1:], T[1:])  # finite here
+    quad = clv.p_alive(params, x[1:], t_x[1:], T[1:]) * clv._point_mass_orders(
+        0.75, 35.5, params["a"], params["b"], 365, x[1:], T[1:], 1)
+    np.testing.assert_allclose(closed, quad, rtol=1e-4)
+    p = 0.11
+    known = (1 - ((35.5 + T) / (35.5 + T + p * 365)) ** (0.75 + x)) / p
+    alive = clv.p_alive(params | {"a": 0.11e8, "b": 0.89e8}, x, t_x, T)
+    np.testing.assert_allclose(orders, alive * known, rtol=1e-5)

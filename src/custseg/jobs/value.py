@@ -49,6 +49,13 @@ def predict_value(feats: pd.DataFrame, config: Config
                                     min_repeat_buyers=c.min_repeat_buyers,
                                     modified=c.model == "mbgnbd")
     columns = models.predict(inputs) if models else empty_columns(feats.index)
+    if models is not None:  # a number the arithmetic could not give is left empty, and said
+        failed = int(columns[["p_alive", "expected_orders", "churn_risk"]].isna().any(axis=1)
+                     .sum())
+        if failed:
+            info["warnings"].append(f"The predictions of {failed:,} customers could not be "
+                                    "computed (numerical overflow); their value columns are "
+                                    "empty.")
     out = pd.concat([feats, columns], axis=1)
     block = sm.Clv(
         fitted=models is not None, reason=info["reason"],

@@ -303,9 +303,29 @@ def _expected_orders(params: dict[str, float], t: float, x: np.ndarray, T: np.nd
     k = 0 if modified else 1
     cs = a + b + xs - k
     one_minus_z = (alpha + Ts) / (alpha + Ts + t)
-    tail = one_minus_z ** (a - 1) * special.hyp2f1(cs - xs - r, a - 1, cs, 1 - one_minus_z)
-    c = a + b + x - k
-    return alive * c / (a - 1) * (1 - tail[inverse].reshape(shape))
+    with np.errstate(invalid="ignore", over="ignore"):
+        tail = one_minus_z ** (a - 1) * special.hyp2f1(cs - xs - r, a - 1, cs, 1 - one_minus_z)
+        orders = cs / (a - 1) * (1 - tail)  # a customer still here
+    broken = ~np.isfinite(orders) | (orders < 0)
+    if broken.any():  # a huge a + b: its limit, not 0 * inf
+        orders[broken] = _point_mass_orders(r, alpha, a, b, t, xs[broken], Ts[broken], k)
+    return alive * orders[inverse].reshape(shape)
+
+
+def _point_mass_orders(r, alpha, a, b, t, x, T, k) -> np.ndarray:
+    """Expected purchases of a customer still here, for a Beta of the chance to leave so
+    narrow (a + b in the thousands) that the closed form overflows: given that chance p,
+    (1 - E[exp(-lambda p t)]) / p over the purchase rate's posterior Gamma(r+x, alpha+T),
+    averaged over p's posterior Beta(a, b+x+1-k) by Gauss-Hermite quadrature on its normal
+    approximation (close, at such a + b)."""
+    b_x = b + x + 1 - k
+    mean = a / (a + b_x)
+    sd = np.sqrt(mean * (1 - mean) / (a + b_x + 1))
+    nodes, weights = np.polynomial.hermite.hermgauss(24)
+    p = np.clip(mean[:, None] + np.sqrt(2) * sd[:, None] * nodes, 1e-12, 1)
+    given = (1 - ((alpha + T[:, None]) / (alpha + T[:, None] + p * t))
+             ** (r + x[:, None])) / p
+    return given @ weights / np.sqrt(np.pi)
 
 
 def churn_risk(params: dict[str, float], t: float, x, t_x, T,
