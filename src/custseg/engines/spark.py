@@ -119,12 +119,12 @@ def session(config: Config | None = None):
         "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile=file:{log4j} "
                                          f"-Dlog4j2.configurationFile=file:{log4j}",
     }
+    if local or _loopback(master):  # a cluster on this machine: the driver stays on it too
+        conf.update({"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
+                     "spark.ui.enabled": "false"})
     if local:
         cores = os.cpu_count() or 2
         conf.update({
-            "spark.driver.bindAddress": "127.0.0.1",
-            "spark.driver.host": "127.0.0.1",
-            "spark.ui.enabled": "false",
             "spark.sql.shuffle.partitions": str(max(4, 2 * cores)),
             "spark.driver.memory": "2g",
         })
@@ -141,6 +141,13 @@ def session(config: Config | None = None):
                               "URL.") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def _loopback(master: str) -> bool:
+    """A ``spark://`` master on this machine's loopback address."""
+    hosts = master.removeprefix("spark://").split(",")
+    return master.startswith("spark://") and all(
+        h.rsplit(":", 1)[0] in ("127.0.0.1", "localhost") for h in hosts)
 
 
 @contextmanager
