@@ -43,7 +43,7 @@ class Fitted:
 
     @property
     def n_clusters(self) -> int:
-        return int(len(set(self.labels.tolist()) - {NOISE}))
+        return int(np.count_nonzero(np.unique(self.labels) != NOISE))
 
 
 class Backend(Protocol):
@@ -120,7 +120,7 @@ def consecutive(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def cluster_means(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Mean of each non-noise cluster, row i for label i (labels 0..n-1)."""
-    ids = sorted(set(labels.tolist()) - {NOISE})
+    ids = [int(i) for i in np.unique(labels) if i != NOISE]
     if not ids:
         return np.empty((0, X.shape[1]))
     return np.vstack([X[labels == i].mean(axis=0) for i in ids])

@@ -18,20 +18,29 @@ GMM_MAX_FIT = 100_000
 
 
 def fit_kmeans(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 10,
-               minibatch: bool | None = None) -> Fitted:
-    """k-means++ with ``n_init`` restarts; MiniBatchKMeans automatically for large n."""
-    minibatch = len(X) >= MINIBATCH_FROM if minibatch is None else minibatch
-    if minibatch:
+               minibatch: bool | None = None, init: np.ndarray | None = None) -> Fitted:
+    """k-means++ with ``n_init`` restarts; MiniBatchKMeans automatically for large n.
+    With ``init`` (k centres, e.g. a sample's), one run of Lloyd's algorithm from them
+    (MiniBatch only when asked for)."""
+    if init is not None:
+        model = (MiniBatchKMeans(n_clusters=k, init=init, n_init=1, random_state=seed,
+                                 batch_size=4096, max_no_improvement=20) if minibatch
+                 else KMeans(n_clusters=k, init=init, n_init=1, random_state=seed))
+        minibatch = bool(minibatch)
+    elif minibatch or (minibatch is None and len(X) >= MINIBATCH_FROM):
+        minibatch = True
         model = MiniBatchKMeans(n_clusters=k, n_init=max(3, n_init // 3), random_state=seed,
                                 batch_size=4096, max_no_improvement=20)
     else:
+        minibatch = False
         model = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         labels = model.fit_predict(X)
     centers = model.cluster_centers_
     return Fitted(labels=labels.astype(np.int64), centers=centers,
-                  params={"n_init": model.n_init, "minibatch": bool(minibatch)},
+                  params={"n_init": model.n_init, "minibatch": minibatch,
+                          **({"init": "sample centres"} if init is not None else {})},
                   extra={"inertia": float(model.inertia_)},
                   rule={"kind": "nearest_centre", "centers": centers,
                         "labels": np.arange(len(centers))})

@@ -43,6 +43,30 @@ def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
+def k_sample_rows(X: np.ndarray, size: int, *, seed: int = 0, bins: int = 5) -> np.ndarray:
+    """Rows to choose k on: all of them up to ``size``, else about ``size`` stratified over
+    the ``bins`` x ``bins`` cells of quantiles of the first two principal components, so
+    that every region of the customers is sampled in proportion.
+
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(50_000, 3))
+    >>> rows = k_sample_rows(X, 5_000)
+    >>> 4_900 < len(rows) < 5_100 and bool(np.all(np.diff(rows) > 0))
+    True
+    """
+    n = len(X)
+    if n <= size:
+        return np.arange(n)
+    centred = X - X.mean(axis=0)
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    components = centred @ vectors[:, ::-1][:, :2]
+    cells = np.zeros(n, dtype=np.int64)
+    for c in components.T:
+        edges = np.quantile(c, np.linspace(0, 1, bins + 1)[1:-1])
+        cells = cells * bins + np.searchsorted(edges, c)
+    return stratified_sample(cells, size, seed)
+
+
 def silhouette(X: np.ndarray, labels: np.ndarray, chunk: int = 2048) -> float:
     """Mean silhouette coefficient, as :func:`sklearn.metrics.silhouette_score` (Euclidean;
     0 for a customer alone in its cluster), faster: distances in single precision (the

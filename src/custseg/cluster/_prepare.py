@@ -263,9 +263,8 @@ def _looks_like_id(col: str, values: pd.Series, n: int) -> bool:
 
 
 def _codes(values: pd.Series, levels: list[str]) -> np.ndarray:
-    lookup = {lvl: i for i, lvl in enumerate(levels)}
-    return np.array([lookup.get(v, -1) if not pd.isna(v) else -1 for v in values.tolist()],
-                    dtype=np.int64)
+    """Index of each value in ``levels`` (distinct); -1 for missing and unknown values."""
+    return pd.Categorical(values, categories=levels).codes.astype(np.int64)
 
 
 def _drop_near_duplicates(frame: pd.DataFrame, cols: list[str], spec: dict,

@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from custseg.cluster._base import NOISE, Backend, FitSample, Fitted, cluster_means
+from custseg.cluster._base import NOISE, Backend, Fitted, cluster_means
 from custseg.cluster._centroid import fit_gmm, fit_kmeans
 from custseg.cluster._evaluate import (
     ACTION_RANGE,
@@ -24,6 +24,7 @@ from custseg.cluster._evaluate import (
     choose_k_bic,
     choose_k_for_action,
     inertia,
+    k_sample_rows,
     reference_silhouettes,
     sampled_silhouette,
     scores,
@@ -62,6 +63,7 @@ _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
                 "None or a Backend (an engine's clustering library)"),
     "namer": (lambda v: v is None or callable(v), "None or a callable"),
 }
+_SETTINGS["k_sample"] = SETTINGS["clustering.k_sample"]
 #: Up to this many customers, the search for k fits each k as the final fit would.
 SEARCH_FULL_INIT = 50_000
 
@@ -108,6 +110,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
         On a continuum, every segment of the chosen k holds at least this share.
     min_stability : float, default=0.8
         Stability the chosen k should reach; on a continuum a test, and below it a warning.
+    k_sample : int, default=100_000
+        With more customers, k = "auto" is chosen on a sample of this many, stratified
+        over the first two principal components (:func:`k_sample_rows`); the final
+        clustering then covers every customer (k-means starts from the sample's centres).
+        0: every customer.
     namer : callable or None, default=None
         ``namer(frame, labels) -> list of str``: how the segments of a candidate k clash
         (share a name or first action; empty when distinct). None skips that test.
@@ -143,7 +150,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
                  scaler: str = "standard", linkage: str = "ward", n_init: int = 10,
                  n_bootstrap: int = 10, options: dict[str, Any] | None = None,
                  backend: Backend | None = None, min_share: float = 0.03,
-                 min_stability: float = 0.8, namer: Callable | None = None) -> None:
+                 min_stability: float = 0.8, namer: Callable | None = None,
+                 k_sample: int = 100_000) -> None:
         self.algorithm = algorithm
         self.k = k
         self.k_range = k_range
@@ -159,6 +167,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.min_share = min_share
         self.min_stability = min_stability
         self.namer = namer
+        self.k_sample = k_sample
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self) -> None:
@@ -195,8 +204,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
         start = time.perf_counter()
         self.k_selection_ = None
         self._searched: dict[int, Fitted] = {}
+        self._search_centers: np.ndarray | None = None
         self._search_stability: float | None = None
-        tree = None
+        tree, sampled = None, False
         if algo.needs_k:
             if self.k == "auto":
                 top = min(n_distinct, len(Xp) - 1)
@@ -206,15 +216,19 @@ class Segmenter(ClusterMixin, BaseEstimator):
                     raise DataError(f"Only {n_distinct} distinct customer(s) after preparation: "
                                     f"too few for k in {low}..{high}; pass --k "
                                     "or use other features.")
-                rows = self._k_rows(len(Xp))
+                rows = self._k_rows(Xp)
                 Xk, ck = Xp[rows], (cats[rows] if len(cats) else cats)
                 tree = (build_tree(Xk, seed=self.seed, linkage_method=self.linkage,
                                    **dict(self.options or {}))
                         if self.algorithm == "hierarchical" else None)
                 k, self.k_selection_ = self._select_k(Xk, ck, frame.iloc[rows], top, tree)
-                if len(Xk) < len(Xp):
-                    self.k_selection_["reason"] += (f" (k chosen on a sample of {len(Xk):,} "
-                                                    "customers)")
+                sampled = len(Xk) < len(Xp)
+                if sampled:
+                    self.k_selection_["reason"] += (
+                        f" (k chosen on a stratified sample of {len(Xk):,} of {len(Xp):,} "
+                        "customers; the final fit covers all of them)")
+                    self.k_selection_["sample"] = int(len(Xk))
+                    self._searched, self._search_stability = {}, None  # fits of the sample
                     tree = None
             else:
                 k = int(self.k)
@@ -226,6 +240,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
                 fitted = self.backend.fit(Xp, self.algorithm, k, seed=self.seed)
             elif searched is not None:
                 fitted = searched  # the search's own fit of all customers at this k
+            elif sampled and self._search_centers is not None and self.algorithm == "kmeans":
+                # k-means over every customer from the sample's centres: one run of Lloyd
+                fitted = fit_kmeans(Xp, k, seed=self.seed, init=self._search_centers,
+                                    **dict(self.options or {}))
             else:
                 fitted = self._fit_k(Xp, cats, k, self.n_init, self.seed, tree=tree)
         else:
@@ -235,10 +253,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self._finish(frame, Xp, cats, fitted)
         return self
 
-    def _k_rows(self, n: int) -> np.ndarray:
-        """All customers, or with a backend a seeded sample to choose k on."""
-        size = n if self.backend is None else self.backend.k_sample
-        return FitSample.draw(n, size, np.random.default_rng(self.seed)).indices
+    def _k_rows(self, Xp: np.ndarray) -> np.ndarray:
+        """The customers k is chosen on: all, or a stratified sample of ``k_sample`` (at
+        most the backend's ``k_sample``)."""
+        size = self.k_sample or len(Xp)
+        if self.backend is not None:
+            size = min(size, self.backend.k_sample)
+        return k_sample_rows(Xp, size, seed=self.seed)
 
     def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
                tree=None) -> Fitted:
@@ -350,8 +371,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
             selection["candidates"] = [
                 {"k": c.k, "stability": c.stability, "smallest_share": round(c.smallest_share, 4),
                  "clashes": c.clashes} for c in candidates]
+        best = results[ks.index(chosen)][0]
+        if best.centers is not None and len(best.centers) == chosen:
+            self._search_centers = np.asarray(best.centers)
         if n_init == self.n_init and self.backend is None:
-            self._searched[chosen] = results[ks.index(chosen)][0]
+            self._searched[chosen] = best
             self._search_stability = next((c.stability for c in candidates if c.k == chosen),
                                           None)
         return chosen, {**curves, **selection, "chosen": chosen, "reason": reason,
@@ -473,7 +497,7 @@ def _with_rule(fitted: Fitted, Xp: np.ndarray, cats: np.ndarray) -> tuple[Fitted
     that changed: only near-ties, normally 0), so a saved model reproduces them."""
     rule = fitted.rule
     if rule is None:
-        ids = sorted(set(fitted.labels.tolist()) - {NOISE})
+        ids = [int(i) for i in np.unique(fitted.labels) if i != NOISE]
         usable = (fitted.centers is not None and len(fitted.centers) == len(ids)
                   and np.shape(fitted.centers)[1] == Xp.shape[1])
         centers = fitted.centers if usable else cluster_means(Xp, fitted.labels)
@@ -493,7 +517,7 @@ def _ordered(fitted: Fitted, frame: pd.DataFrame, Xp: np.ndarray
     """Renumber clusters by descending mean monetary (or size); noise stays -1. Also the
     renumbering (old label -> new)."""
     labels = fitted.labels
-    ids = sorted(set(labels.tolist()) - {NOISE})
+    ids = [int(i) for i in np.unique(labels) if i != NOISE]
     if "monetary" in frame.columns:
         money = pd.to_numeric(frame["monetary"], errors="coerce").to_numpy()
         key = {i: (-np.nanmean(money[labels == i]), -(labels == i).sum(), i) for i in ids}
@@ -501,7 +525,9 @@ def _ordered(fitted: Fitted, frame: pd.DataFrame, Xp: np.ndarray
         key = {i: (-(labels == i).sum(), i) for i in ids}
     order = sorted(ids, key=lambda i: key[i])
     remap = {old: new for new, old in enumerate(order)}
-    new_labels = np.array([remap.get(v, NOISE) for v in labels.tolist()], dtype=np.int64)
+    lookup = np.full(max(ids, default=NOISE) + 2, NOISE, dtype=np.int64)  # [-1]: noise
+    lookup[list(remap)] = list(remap.values())
+    new_labels = lookup[labels]
     usable = (fitted.centers is not None and len(fitted.centers) == len(ids)
               and fitted.centers.shape[1] == Xp.shape[1])
     centers = fitted.centers if usable else cluster_means(Xp, labels)

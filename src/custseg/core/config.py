@@ -351,6 +351,10 @@ class ClusteringConfig(_Table):
         shown="clear groups in 2-10, else a continuum cut for action in 3-8")
     seed: int = setting(0, "an int", "Random seed; same seed, same output.", _whole,
                         flag="--seed", cli=int)
+    k_sample: int = setting(
+        100_000, "an int >= 1000, or 0 for every customer", "k = 'auto' is chosen on a "
+        "stratified sample of this many customers; the final fit uses all of them.",
+        lambda v: _whole(v) and (v == 0 or v >= 1000), flag="--k-sample", cli=int)
     features: list[str] | None = setting(
         None, "a list of column names, or unset", "Columns to cluster on.", _names,
         convert=lambda v: None if v is None else list(v),
@@ -520,8 +524,10 @@ class Config(_Table):
         convert=_naming_rules, shown="data/segment_names.json")
     customers_key: str | None = setting(None, _TEXT, "Id column of the customer table.",
                                         _str_or_none, shown="detected")
-    memory_limit: str = setting("1GB", "str", "DuckDB memory limit; larger work spills to "
-                                "temp_directory.", is_(str))
+    memory_limit: str = setting("auto", "'auto' or a size such as '4GB'", "DuckDB memory "
+                                "limit; larger work spills to temp_directory.", is_(str),
+                                shown="auto: half of the memory available at the start, "
+                                "between 1 GB and 4 GB")
     threads: int | None = setting(None, "int or null", "DuckDB threads.", is_(int, None),
                                   shown="every core")
     temp_directory: str | None = setting(None, _TEXT, "Where DuckDB spills.", _str_or_none,

@@ -219,6 +219,7 @@ class KSelection(Block, kw_only=True):
     chosen: int
     reason: str
     silhouette_sample: int
+    sample: int | UnsetType = UNSET  # customers k was chosen on, when not all of them
 
 
 class Metrics(Block, kw_only=True):
