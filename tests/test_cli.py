@@ -140,3 +140,22 @@ def test_the_cli_starts_without_loading_scikit_learn_or_spark():
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_stage_timings_add_up_to_the_wall_clock(tmp_path):
+    """summary.json's timings_s cover the whole command, start-up (imports) and writing
+    the report included: they add up to the wall clock of the process within a second."""
+    import time
+
+    from custseg.synth import generate
+
+    paths = generate(1500, tmp_path / "data", seed=2)
+    start = time.perf_counter()
+    run = custseg("run", paths["transactions"], "--out", tmp_path / "out", "-q")
+    wall = time.perf_counter() - start
+    assert run.returncode == 0, run.stderr
+    timings = json.loads((tmp_path / "out" / "summary.json").read_text())["timings_s"]
+    assert {"start", "read", "clean", "features", "rfm", "value", "cluster", "profile",
+            "rules", "teardown", "write"} <= set(timings)
+    assert timings["start"] > 0.1  # the imports are counted
+    assert abs(wall - sum(timings.values())) < 1.0, (wall, timings)

@@ -5,6 +5,11 @@
 >>> result.customers[["customer_id", "rfm_segment"]].head()  # doctest: +SKIP
 """
 
+import time as _time
+
+#: When the package was first imported: the command line's start-up is timed from here.
+STARTED = _time.perf_counter()
+
 from custseg.core.config import Config  # noqa: E402
 from custseg.core.exceptions import (  # noqa: E402
     ConfigError,

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import custseg
 from custseg.core.config import SETTINGS, Config
 from custseg.core.exceptions import CustsegError
 
@@ -36,7 +37,7 @@ InputArg = Annotated[str | None, typer.Argument(
 READ_KEYS = ("customers", "mapping", "as_of", "dayfirst", "sheet", "delimiter", "encoding",
              "db", "sql", "engine", "spark_master")
 CLUSTER_KEYS = tuple(f"clustering.{k}" for k in ("k", "k_range", "seed", "features", "skew",
-                                                  "scaler"))
+                                                  "scaler", "k_sample"))
 #: Config keys of the value models (CLV) of rfm and run.
 CLV_KEYS = tuple(f"clv.{k}" for k in ("enabled", "horizon", "discount_rate", "churn_threshold",
                                       "model", "backtest_split"))
@@ -142,6 +143,7 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     out_dir = Path(config.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_rfm(input, out_dir=out_dir, customers=config.customers, config=config,
+                         started=custseg.STARTED,
                          db=config.db, sql=config.sql, reporter=reporter)
     if quiet:
         return
@@ -171,6 +173,7 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     out_dir = Path(config.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(input, out_dir=out_dir, customers=config.customers,
+                              started=custseg.STARTED,
                               config=config, db=config.db, sql=config.sql, reporter=reporter)
     if quiet:
         return

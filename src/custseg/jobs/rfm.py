@@ -84,31 +84,42 @@ Reporter = Callable[[str, str], None]  # (stage, "start" | "done")
 
 @contextmanager
 def _stage(name: str, timings: dict[str, float], reporter: Reporter | None) -> Iterator[None]:
-    """Time a stage of a job into ``timings`` (a stage entered twice adds up)."""
+    """Time a stage of a job into ``timings`` (a stage entered twice adds up; the block
+    may record its own time so far, as :func:`~custseg.outputs.rundir.write_run` does
+    before it writes summary.json)."""
     if reporter:
         reporter(name, "start")
+    prior = timings.get(name, 0.0)
     start = time.perf_counter()
     yield
-    timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
+    timings[name] = round(prior + time.perf_counter() - start, 3)
     if reporter:
         reporter(name, "done")
+
+
+def start_timings(started: float | None) -> dict[str, float]:
+    """A job's timings, with ``start`` (imports and start-up since ``started``, a
+    ``time.perf_counter()`` the command line passes) when given."""
+    return {} if started is None else {"start": round(time.perf_counter() - started, 3)}
 
 
 def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = None,
             customers: str | Path | None = None, config: Config | None = None,
             db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,
-            reporter: Reporter | None = None, keep_lines: bool = False) -> RunResult:
+            reporter: Reporter | None = None, keep_lines: bool = False,
+            started: float | None = None) -> RunResult:
     """Segment the customers of a transactions input with RFM.
 
     Reads ``input`` (a file, ``db`` + ``sql``, or a DataFrame ``frame``), cleans it with an
     audit, computes the customer features and RFM segments, and writes ``segments.csv``,
     ``excluded_customers.csv`` and ``summary.json`` to ``out_dir`` when given (all at once:
     a failed run leaves no folder behind). With ``keep_lines`` the engine holding the
-    cleaned ``lines`` table stays open as ``result.engine`` (close it).
+    cleaned ``lines`` table stays open as ``result.engine`` (close it). ``started`` (a
+    ``time.perf_counter()``) times the start-up before the job as stage ``start``.
     """
     config = config or Config()
     check_segment_map(config.rfm_map)
-    timings: dict[str, float] = {}
+    timings = start_timings(started)
     engine = open_engine(config)
     with closed_on_error(engine):
         source, mapping = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
@@ -120,7 +131,8 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     if keep_lines:
         result.engine = engine
     else:
-        engine.close()
+        with _stage("teardown", timings, reporter):
+            engine.close()
     if out_dir is not None:
         with _stage("write", timings, reporter):
             from custseg.jobs.value import with_backtest
@@ -189,7 +201,7 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         audit.warnings.extend(customer_warnings(feats, mapping["customer_id"],
                                                 hide_ids=config.hash_ids))
         segments_summary = segment_summary(scored, segment_map)
-    scored = _rounded(scored)  # before the value models, which custseg score re-applies
+        scored = _rounded(scored)  # before the value models, which custseg score re-applies
     value, models, by_segment = sm.UNSET, None, {}
     if config.clv.enabled:
         with _stage("value", timings, reporter):
@@ -214,7 +226,7 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         rfm_edges=edges,
         rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET))
                       for row in segments_summary],
-        timings_s=timings,  # the write stage's own time is added after the file is written
+        timings_s=timings,  # summary.json gets the write stage so far (write_run)
         customer_table=sm.UNSET if customer_info is None else customer_info,
         columns=sm.UNSET if customer_info is None else customer_info["columns"],
         customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET,

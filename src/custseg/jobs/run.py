@@ -29,6 +29,7 @@ from custseg.jobs.rfm import (
     closed_on_error,
     read_input,
     rfm_of,
+    start_timings,
 )
 from custseg.jobs.value import unavailable, values_by, with_backtest, with_value_action
 from custseg.outputs.rundir import atomic_file, write_run
@@ -47,20 +48,22 @@ def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None 
                  seed: int | None = None, features: list[str] | None = None,
                  reporter: Reporter | None = None, compare: bool | None = None,
                  skew: str | None = None, scaler: str | None = None, linkage: str | None = None,
-                 options: dict[str, Any] | None = None, **params: Any) -> RunResult:
+                 options: dict[str, Any] | None = None, started: float | None = None,
+                 **params: Any) -> RunResult:
     """RFM (for order lines) plus clustering into segments; or clustering of a customer
     table alone. Writes what :func:`~custseg.run_rfm` writes, with ``segment`` and
     ``segment_name`` columns and the clustering in ``summary.json``. With ``compare`` every
     algorithm is also run and ranked (``summary["comparison"]``). The clustering keywords
     (``algorithm``, ``k``, ``k_range``, ``seed``, ``features``, ``compare``, ``skew``,
     ``scaler``, ``linkage``, ``options``) left None take the config's ``[clustering]``
-    values; other keyword arguments (``n_init``, ...) go to :class:`~custseg.Segmenter`."""
+    values; other keyword arguments (``n_init``, ...) go to :class:`~custseg.Segmenter`.
+    ``started`` (a ``time.perf_counter()``) times the start-up as stage ``start``."""
     config = config or Config()
     c = config.clustering.replace(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
                                   features=features, compare=compare, skew=skew,
                                   scaler=scaler, linkage=linkage, options=options)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
-                       reporter=reporter, keep_lines=True)
+                       reporter=reporter, keep_lines=True, started=started)
     try:
         return _segment(base, out_dir=out_dir, config=config, algorithm=c.algorithm, k=c.k,
                         k_range=c.k_range, seed=c.seed, features=c.features, reporter=reporter,
@@ -82,6 +85,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         table, recommendation = compare_on(base.customers, k=k, k_range=k_range, seed=seed,
                                            features=features, timings=timings,
                                            reporter=reporter,
+                                           k_sample=config.clustering.k_sample,
                                            **{p: v for p, v in params.items()
                                               if p in ("skew", "scaler")})
         comparison = sm.Comparison(
@@ -94,7 +98,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
                           min_share=config.min_segment_share,
                           min_stability=config.min_stability, namer=clash_finder(
                               config, base.summary.get("customer_table", {}).get("columns")),
-                          **params)
+                          k_sample=config.clustering.k_sample, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
             model.fit(base.customers)
@@ -130,17 +134,21 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         comparison=comparison, demographics=tests,
         monthly_trend=[sm.TrendRow(**row) for row in trend] if trend else sm.UNSET)
     base.summary.audit.warnings.extend(model.warnings_)
+    if base.engine is not None:
+        with _stage("teardown", timings, reporter):
+            base.engine.close()
+            base.engine = None
     if out_dir is not None:
         from custseg.outputs.model import build_model, save_model
         from custseg.outputs.report import render_report
 
-        saved = build_model(base.summary, base.segmenter, config, base.value_models)
-
-        def extra(folder: Path) -> None:
-            render_report(base.summary, base.customers, folder)
-            save_model(saved, folder / "model.json")
-
         with _stage("write", timings, reporter):
+            saved = build_model(base.summary, base.segmenter, config, base.value_models)
+
+            def extra(folder: Path) -> None:
+                render_report(base.summary, base.customers, folder)
+                save_model(saved, folder / "model.json")
+
             write_run(base, Path(out_dir), extra=with_backtest(base.summary, extra))
         base.out_dir = Path(out_dir)
     return base
@@ -189,7 +197,8 @@ def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path |
     table, recommendation = compare_on(base.customers, k=c.k, k_range=c.k_range, seed=c.seed,
                                        features=c.features, algorithms=algorithms,
                                        timings=base.summary.timings_s, reporter=reporter,
-                                       skew=c.skew, scaler=c.scaler, **params)
+                                       skew=c.skew, scaler=c.scaler, k_sample=c.k_sample,
+                                       **params)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -256,10 +265,10 @@ def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, s
 
 
 def _base_table(input, *, customers, config, db, sql, frame, reporter,
-                keep_lines: bool = False) -> RunResult:
+                keep_lines: bool = False, started: float | None = None) -> RunResult:
     """RFM features of order lines, or a customer table read with a role for every column
     (``summary["columns"]``)."""
-    timings: dict[str, float] = {}
+    timings = start_timings(started)
     engine = open_engine(config)
     with closed_on_error(engine):
         source, mapping = read_input(engine, input, config, timings, reporter, db=db, sql=sql,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,7 +89,11 @@ def read_segments(folder: str | Path) -> pd.DataFrame:
 def write_run(result, out_dir: Path, extra: Callable[[Path], object] | None = None) -> None:
     """Write a run's customers, excluded customers and summary into ``out_dir`` at once.
 
-    ``extra(folder)`` writes further files (the report, the model) into that folder first."""
+    ``extra(folder)`` writes further files (the report, the model) into that folder;
+    summary.json comes last, with the time of the ``write`` stage so far."""
+    start = time.perf_counter()
+    timings = result.summary.timings_s
+    prior = timings.get("write", 0.0)
     segments, excluded = result.customers, result.excluded
     if result.id_salt is not None:
         segments = privacy.hashed_table(segments, result.id_salt)
@@ -101,6 +106,7 @@ def write_run(result, out_dir: Path, extra: Callable[[Path], object] | None = No
         con.execute(f"COPY segments_frame TO ? ({form})", [str(tmp / name)])
         con.close()
         excluded.to_csv(tmp / "excluded_customers.csv", index=False)
-        (tmp / "summary.json").write_text(summary.encode(result.summary), encoding="utf-8")
         if extra is not None:
             extra(tmp)
+        timings["write"] = round(prior + time.perf_counter() - start, 3)
+        (tmp / "summary.json").write_text(summary.encode(result.summary), encoding="utf-8")
