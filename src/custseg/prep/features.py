@@ -161,20 +161,31 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
     ORDER BY b.customer_id"""
 
 
-#: Lines aggregated per pass by :func:`customer_features_table` (a pass holds the groups
-#: of about this many lines within DuckDB's memory limit, spilling the rest).
-PASS_LINES = 25_000_000
+#: Bytes of DuckDB's memory limit per line aggregated in one pass of
+#: :func:`customer_features_table` (a pass holds its groups within the limit, spilling
+#: the rest): 4 GB, 25 million lines (1 GB did it at 100 million lines in 124 s).
+BYTES_PER_LINE = 160
+
+
+def _bytes(size: str) -> int:
+    """Bytes of a DuckDB size setting such as ``'3.7 GiB'`` or ``'953.6 MiB'``."""
+    number, unit = size.split()
+    scale = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+             "KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9, "TB": 10 ** 12}[unit]
+    return int(float(number) * scale)
 
 
 def customer_features_table(con: duckdb.DuckDBPyConnection, as_of: dt.date,
                             has_products: bool, lines: str = "lines") -> pd.DataFrame:
     """Run :func:`features_sql` in DuckDB; one row per customer, sorted by id.
 
-    Past :data:`PASS_LINES` lines the customers are split by a hash of their id into
-    passes, each aggregated on its own, so memory stays flat however large the input.
+    Past the lines DuckDB's memory limit holds (:data:`BYTES_PER_LINE`) the customers
+    are split by a hash of their id into passes, each aggregated on its own, so memory
+    stays flat however large the input.
     """
-    rows = con.execute(f"SELECT count(*) FROM {q(lines)}").fetchone()[0]
-    passes = max(1, -(-rows // PASS_LINES))
+    rows, limit = con.execute(f"SELECT count(*), current_setting('memory_limit') "
+                              f"FROM {q(lines)}").fetchone()
+    passes = max(1, -(-rows // max(1_000_000, _bytes(limit) // BYTES_PER_LINE)))
     if passes == 1:
         return con.execute(features_sql(lines, as_of, has_products)).df()
     frames = [con.execute(features_sql(lines, as_of, has_products, part=(j, passes))).df()
