@@ -10,13 +10,15 @@ Data sets (generated once into ``benchmarks/.cache/`` and reused):
   with its own customer and invoice numbers: "real-shaped" data (C=5: 2.7M lines, 21,690
   customers; C=40: 21.7M lines, 173,520 customers).
 
-Contenders, each in a fresh process; wall seconds exclude imports; peak memory is the
-largest resident set of the process *tree* (Spark's JVM included), sampled every 0.2 s:
+Contenders, each a whole process timed as a user waits for it (start-up, imports,
+writing and teardown included); peak memory is the largest resident set of the process
+*tree* (Spark's JVM included), sampled every 0.2 s:
 
-* ``custseg``: ``custseg run`` as the CLI does it (DuckDB engine): read, audited
-  cleaning, features, RFM, k-means with k chosen automatically (k = 2..10, silhouette,
-  Calinski-Harabasz, Davies-Bouldin, elbow) and bootstrap stability, profiles, names,
-  the HTML report with its figures, ``model.json``; stage seconds from ``summary.json``.
+* ``custseg``: the command ``custseg run DATA --out DIR -q`` (DuckDB engine): read,
+  audited cleaning, features, RFM, predicted value (BG/NBD, Gamma-Gamma), k-means with k
+  chosen automatically on a stratified sample and bootstrap stability, profiles, names,
+  rules, the HTML report with its figures, ``model.json``; stage seconds from its
+  ``summary.json`` (they add up to its wall clock).
 * ``spark``: the same with ``--engine spark`` (local[*] master).
 * ``bare``: the bare minimum: one DuckDB query for recency, frequency, monetary; then
   scikit-learn KMeans for k = 2..10 scored by silhouette on a 10,000-customer sample;
@@ -26,6 +28,11 @@ largest resident set of the process *tree* (Spark's JVM included), sampled every
   customer, then AgglomerativeClustering (Ward) over every customer. It gets at most
   ``--seed-timeout`` seconds and 16 GB of address space; where it fails or is stopped
   that is recorded, and it is not tried on larger data.
+
+After the custseg contender, unless ``--no-sample-check``: the choice of k on the
+stratified sample against the search over every customer (``Segmenter(k_sample=0)``), on
+the customer features of that run's ``segments.csv``: k, silhouette, Calinski-Harabasz,
+Davies-Bouldin, stability, and the seconds of each.
 
 Writes ``benchmarks/results/bench_scale.md``.
 """
@@ -45,8 +52,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _machine import machine_line
-from bench_rfm import dataset, warm
+STARTED = time.perf_counter()  # a child's start-up (imports) is timed from here
+
+from _machine import machine_line  # noqa: E402
+from bench_rfm import dataset, warm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -95,16 +104,42 @@ def retail_copies(copies: int) -> Path:
 
 
 # ------------------------------------------------------------------------ contenders
-def run_custseg(path: Path, work: Path, engine: str = "duckdb") -> dict[str, Any]:
-    from custseg.core.config import Config
-    from custseg.jobs.run import run_segments
+def custseg_command(path: Path, work: Path, engine: str = "duckdb") -> list[str]:
+    """``custseg run`` as a user types it (through this interpreter's installation)."""
+    return [sys.executable, "-m", "custseg.cli", "run", str(path), "--out", str(work / "out"),
+            "--engine", engine, "-q"]
 
-    start = time.perf_counter()
-    result = run_segments(path, out_dir=work / "out", config=Config(engine=engine))
-    seconds = time.perf_counter() - start
-    s = result.summary
-    return {"seconds": seconds, "customers": s["customers"], "k": s["k"],
-            "silhouette": s["metrics"]["silhouette"], "stages": s["timings_s"]}
+
+def custseg_report(work: Path) -> dict[str, Any]:
+    """k, silhouette and stage seconds from the run's summary.json."""
+    s = json.loads((work / "out" / "summary.json").read_text(encoding="utf-8"))
+    return {"customers": s["customers"], "k": s["k"], "silhouette": s["metrics"]["silhouette"],
+            "stages": s["timings_s"], "k_sample": s["k_selection"].get("sample")}
+
+
+def sample_check(work: Path) -> dict[str, Any]:
+    """k on the stratified sample against k searched over every customer, on the customer
+    features of the custseg run (its segments.csv), as ``custseg run`` clusters them."""
+    import pandas as pd
+
+    from custseg.cluster import Segmenter
+    from custseg.core.config import Config
+    from custseg.jobs.run import clash_finder
+
+    table = pd.read_csv(work / "out" / "segments.csv", dtype={"customer_id": str})
+    features = [c for c in json.loads((work / "out" / "summary.json").read_text())[
+        "features"]["used"]]
+    out = {}
+    for label, size in (("sample", Config().clustering.k_sample), ("every customer", 0)):
+        start = time.perf_counter()
+        model = Segmenter(features=features, k_sample=size, namer=clash_finder(Config()))
+        model.fit(table)
+        m = model.metrics_
+        out[label] = {"k": model.n_clusters_, "seconds": time.perf_counter() - start,
+                      **{key: m[key] for key in ("silhouette", "calinski_harabasz",
+                                                 "davies_bouldin", "stability_ari")},
+                      "sample": (model.k_selection_ or {}).get("sample", len(table))}
+    return out
 
 
 def run_bare(path: Path, work: Path) -> dict[str, Any]:
@@ -134,9 +169,9 @@ def run_bare(path: Path, work: Path) -> dict[str, Any]:
     t_choose = time.perf_counter() - start - t_features
     KMeans(best, n_init=10, random_state=0).fit(X)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "customers": len(frame), "k": best,
+    return {"customers": len(frame), "k": best,
             "silhouette": round(best_score, 4),
-            "stages": {"features": t_features, "choose_k": t_choose,
+            "stages": {"start": start - STARTED, "features": t_features, "choose_k": t_choose,
                        "final_fit": seconds - t_features - t_choose}}
 
 
@@ -168,18 +203,23 @@ def run_seed(path: Path, work: Path) -> dict[str, Any]:
     t_choose = time.perf_counter() - start - t_features
     AgglomerativeClustering(n_clusters=best).fit(X)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "customers": len(rfm), "k": best,
+    return {"customers": len(rfm), "k": best,
             "silhouette": round(float(scores[best]), 4),
-            "stages": {"features": t_features, "choose_k": t_choose,
+            "stages": {"start": start - STARTED, "features": t_features, "choose_k": t_choose,
                        "agglomerative": seconds - t_features - t_choose}}
 
 
-CONTENDERS = {"custseg": run_custseg, "bare": run_bare, "seed": run_seed,
-              "spark": lambda path, work: run_custseg(path, work, engine="spark")}
+#: Contenders run as a child of this script (custseg and spark run as the command itself).
+CONTENDERS = {"bare": run_bare, "seed": run_seed}
+COMMANDS = {"custseg": custseg_command,
+            "spark": lambda path, work: custseg_command(path, work, engine="spark")}
 
 
 # -------------------------------------------------------------------------- running
 def child(name: str, path: str, work: str) -> None:
+    if name == "sample-check":
+        print(json.dumps(sample_check(Path(work))))
+        return
     if name == "seed":
         resource.setrlimit(resource.RLIMIT_AS, (SEED_MEMORY, SEED_MEMORY))
     try:
@@ -205,22 +245,24 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def measure(name: str, path: Path, timeout: float) -> dict[str, Any]:
-    """Run one contender in a fresh interpreter; its report plus peak tree RSS."""
+def measure(name: str, path: Path, timeout: float, sample: bool = False) -> dict[str, Any]:
+    """Run one contender in a fresh process; its report, its wall clock (``seconds``) and
+    the peak RSS of its process tree. With ``sample`` (custseg) also the sample check."""
     with tempfile.TemporaryDirectory(prefix=f"scale-{name}-", dir=CACHE) as work:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name,
-               "--target", str(path), "--work", work]
+        cmd = (COMMANDS[name](path, Path(work)) if name in COMMANDS else
+               [sys.executable, str(Path(__file__).resolve()), "--child", name,
+                "--target", str(path), "--work", work])
+        start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peak, done = [0], threading.Event()
 
-        def sample() -> None:
+        def sample_rss() -> None:
             while not done.is_set():
                 peak[0] = max(peak[0], tree_rss(proc.pid))
                 done.wait(0.2)
 
-        sampler = threading.Thread(target=sample, daemon=True)
+        sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
-        start = time.perf_counter()
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -232,15 +274,22 @@ def measure(name: str, path: Path, timeout: float) -> dict[str, Any]:
             proc.communicate()
             report = {"failed": f"stopped after {timeout:.0f} s"}
         else:
+            seconds = time.perf_counter() - start
             if proc.returncode != 0:
                 last = (stderr.strip().splitlines() or ["?"])[-1]
                 report = {"failed": f"exit code {proc.returncode}: {last[:160]}"}
+            elif name in COMMANDS:
+                report = {"seconds": seconds, **custseg_report(Path(work))}
             else:
-                report = json.loads(stdout.strip().splitlines()[-1])
+                report = {**json.loads(stdout.strip().splitlines()[-1]), "seconds": seconds}
         done.set()
         sampler.join()
-    report["wall_s"] = time.perf_counter() - start
-    report["peak_mb"] = peak[0] / 2 ** 20
+        report["peak_mb"] = peak[0] / 2 ** 20
+        if sample and "failed" not in report:
+            check = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
+                                    "sample-check", "--target", str(path), "--work", work],
+                                   capture_output=True, text=True, check=True)
+            report["sample_check"] = json.loads(check.stdout.strip().splitlines()[-1])
     return report
 
 
@@ -259,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--seed-timeout", type=float, default=600)
     parser.add_argument("--out", default=str(RESULTS / "bench_scale.md"))
+    parser.add_argument("--no-sample-check", action="store_true",
+                        help="skip k on every customer against k on the sample")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -282,7 +333,8 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             print(f"{spec}: {name} ...", flush=True)
             timeout = args.seed_timeout if name == "seed" else args.timeout
-            results[name] = measure(name, path, timeout)
+            results[name] = measure(name, path, timeout,
+                                    sample=name == "custseg" and not args.no_sample_check)
             print(f"  {json.dumps(results[name])}", flush=True)
             if name == "seed" and "failed" in results[name]:
                 seed_failed = (spec, customers)
@@ -290,9 +342,24 @@ def main(argv: list[str] | None = None) -> None:
         write(rows, names, Path(args.out))
 
 
+#: custseg's stages against the bare minimum's: (custseg stages, bare stages).
+COUNTERPARTS = {
+    "start-up and imports": (("start",), ("start",)),
+    "read, clean, features": (("read", "clean", "features"), ("features",)),
+    "clustering (k chosen, final fit, stability)": (("cluster",), ("choose_k", "final_fit")),
+    "RFM, value, profiles, rules, report, teardown": (
+        ("rfm", "value", "profile", "rules", "write", "teardown"), ()),
+}
+
+
 def write(rows, names, out: Path) -> None:
     table = ["| data | lines | customers | contender | seconds | vs bare minimum | peak MB "
              "| k | seconds per stage |", "|---|---:|---:|---|---:|---:|---:|---:|---|"]
+    stages_table = ["| data | stage | custseg s | bare minimum s | ratio |",
+                    "|---|---|---:|---:|---:|"]
+    checks = ["| data | k chosen on | customers | k | silhouette | Calinski-Harabasz "
+              "| Davies-Bouldin | stability | seconds |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for spec, lines, customers, results in rows:
         bare = results.get("bare", {}).get("seconds")
         for name in names:
@@ -306,13 +373,30 @@ def write(rows, names, out: Path) -> None:
             table.append(f"| {spec} | {lines:,} | {customers:,} | {LABELS[name]} | "
                          f"{r['seconds']:.1f} | {ratio} | {r['peak_mb']:,.0f} | {r['k']} | "
                          f"{stages} |")
+        ours, theirs = results.get("custseg", {}), results.get("bare", {})
+        if "stages" in ours and "stages" in theirs:
+            for label, (mine, base) in COUNTERPARTS.items():
+                a = sum(ours["stages"].get(k, 0.0) for k in mine)
+                b = sum(theirs["stages"].get(k, 0.0) for k in base)
+                stages_table.append(f"| {spec} | {label} | {a:.1f} | "
+                                    f"{f'{b:.1f}' if base else 'none'} | "
+                                    f"{f'{a / b:.2f}x' if base and b else ''} |")
+        for label, c in ours.get("sample_check", {}).items():
+            checks.append(f"| {spec} | {label} | {c['sample']:,} | {c['k']} | {c['silhouette']} "
+                          f"| {c['calinski_harabasz']:,.1f} | {c['davies_bouldin']} | "
+                          f"{c['stability_ari']} | {c['seconds']:.1f} |")
     text = "\n".join([
         "# bench_scale", "",
         f"Command: `python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}`",
         machine_line(("custseg", "duckdb", "pandas", "scikit-learn", "numpy")),
-        "Each contender ran in a fresh process; seconds exclude imports; peak MB is the "
-        "largest resident memory of the process tree (sampled every 0.2 s).", "",
-        *table, ""])
+        "Each contender ran as a fresh process; seconds are its wall clock as a user waits "
+        "for it (start-up, imports, writing and teardown included); peak MB is the largest "
+        "resident memory of the process tree (sampled every 0.2 s).", "",
+        *table, "", "Stages against their counterparts in the bare minimum:", "",
+        *stages_table, ""]
+        + (["k chosen on the stratified sample against the search over every customer "
+            "(custseg's customer features of the same run; the final fit covers every "
+            "customer in both):", "", *checks, ""] if len(checks) > 2 else []))
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
