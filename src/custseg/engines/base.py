@@ -140,26 +140,38 @@ def segment_lines(engine: Engine, labels: pd.DataFrame, top: int = 5
     (segment, month, revenue, active_customers), from the purchases in ``lines``."""
     engine.register("custseg_labels", labels[["customer_id", "segment"]])
     month = engine.dialect["month"].format(a="invoice_date")
+    money = "sum(CAST(value AS DECIMAL(38, 6)))"
+    bought = ("FROM lines JOIN custseg_labels USING (customer_id) "
+              "WHERE status = 'purchase' AND product_id IS NOT NULL")
     try:
+        # Revenue per product first; buyers are counted for the top products only (a
+        # distinct count over every product costs several times more).
         products = engine.query(f"""
-            SELECT segment, product_id, revenue, customers FROM (
-                SELECT *, row_number() OVER (PARTITION BY segment
-                                             ORDER BY revenue DESC, product_id) AS rank
-                FROM (SELECT segment, product_id,
-                             CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE) AS revenue,
-                             count(DISTINCT customer_id) AS customers
-                      FROM lines JOIN custseg_labels USING (customer_id)
-                      WHERE status = 'purchase' AND product_id IS NOT NULL
-                      GROUP BY segment, product_id) AS per_product) AS ranked
-            WHERE rank <= {int(top)}
+            WITH per_product AS (
+                SELECT segment, product_id, CAST({money} AS DOUBLE) AS revenue {bought}
+                GROUP BY segment, product_id),
+            top AS (
+                SELECT segment, product_id, revenue FROM (
+                    SELECT *, row_number() OVER (PARTITION BY segment
+                                                 ORDER BY revenue DESC, product_id) AS rank
+                    FROM per_product) AS ranked
+                WHERE rank <= {int(top)}),
+            buyers AS (
+                SELECT segment, product_id, count(DISTINCT customer_id) AS customers
+                FROM (SELECT segment, product_id, customer_id {bought}) AS l
+                JOIN top USING (segment, product_id) GROUP BY segment, product_id)
+            SELECT segment, product_id, revenue, customers
+            FROM top JOIN buyers USING (segment, product_id)
             ORDER BY segment, revenue DESC, product_id""")
+        # Per customer and month first: a customer active in a month is one row there.
         trend = engine.query(f"""
-            SELECT segment, {month} AS month,
-                   CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE) AS revenue,
-                   count(DISTINCT customer_id) AS active_customers
-            FROM lines JOIN custseg_labels USING (customer_id)
-            WHERE status = 'purchase'
-            GROUP BY ALL ORDER BY month, segment""")
+            SELECT segment, month, CAST(sum(revenue) AS DOUBLE) AS revenue,
+                   count(*) AS active_customers
+            FROM (SELECT customer_id, {month} AS month, {money} AS revenue
+                  FROM lines WHERE status = 'purchase'
+                  GROUP BY customer_id, {month}) AS per_month
+            JOIN custseg_labels USING (customer_id)
+            GROUP BY segment, month ORDER BY month, segment""")
     finally:
         engine.unregister("custseg_labels")
     return products, trend
