@@ -128,7 +128,7 @@ def without_purchase(engine: Engine, feats: pd.DataFrame) -> pd.DataFrame:
     """Customers seen in the input whose every line was dropped (ids, sorted)."""
     seen = engine.query("SELECT DISTINCT customer_id FROM lines WHERE status NOT IN "
                         "('purchase', 'missing_customer_id')")["customer_id"]
-    ids = sorted(set(seen) - set(feats["customer_id"]))
+    ids = sorted(seen[~seen.isin(feats["customer_id"])].astype(object).tolist())
     return pd.DataFrame({"customer_id": pd.Series(ids, dtype=object),
                          "reason": "no_valid_purchase"})
 

@@ -94,7 +94,10 @@ def check_segmentable(table: pd.DataFrame, name: str, features: list[str] | None
                         f"at least {MIN_TO_SEGMENT}; use `custseg rfm` for RFM segments, or "
                         "add more data.")
     cols = [c for c in (features or table.columns) if c != "customer_id" and c in table]
-    distinct = len(table[cols].drop_duplicates()) if cols else 1
+    # the first rows nearly always hold enough distinct profiles: no pass over millions
+    distinct = len(table[cols].head(10_000).drop_duplicates()) if cols else 1
+    if distinct < MIN_TO_SEGMENT and len(table) > 10_000:
+        distinct = len(table[cols].drop_duplicates())
     if distinct < MIN_TO_SEGMENT:
         raise DataError(f"The {n:,} customers of {name} have only {distinct} distinct "
                         f"profile(s) (the same {', '.join(cols[:3])}...): too few to "

@@ -78,20 +78,25 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
     if rhythmic:
         gaps = pd.to_numeric(segments["mean_days_between_orders"], errors="coerce")
         all_gap = _num(gaps.median(), 2)
+    # every column's statistics per segment at once (one pass each, not one per segment)
+    by = segments["segment"]
+    values = segments[numeric].apply(pd.to_numeric, errors="coerce")
+    means, medians = values.groupby(by).mean(), values.groupby(by).median()
+    scaled_frame = pd.DataFrame(scaled, index=segments.index)
+    scaled_means = scaled_frame.groupby(by).mean()
+    overall = {c: (scaled[c].mean(), scaled[c].std(), values[c].mean()) for c in numeric}
     profiles: dict[int, dict[str, Any]] = {}
     for seg_id, rows in segments.groupby("segment", sort=True):
-        idx = rows.index
         p: dict[str, Any] = {"customers": len(rows), "share": round(len(rows) / n, 4)}
         if revenue is not None:
             p["revenue_share"] = round(float(rows["monetary"].sum()) / revenue, 4) \
                 if revenue else 0.0
         feats = {}
         for c in numeric:
-            col, sc = segments.loc[idx, c], scaled[c]
-            std = sc.std()
-            z = (sc.loc[idx].mean() - sc.mean()) / std if std and std == std else 0.0
-            feats[c] = {"mean": _num(col.mean()), "median": _num(col.median()),
-                        "z": _num(z, 2), "all_mean": _num(segments[c].mean())}
+            mean, std, all_mean = overall[c]
+            z = (scaled_means.at[seg_id, c] - mean) / std if std and std == std else 0.0
+            feats[c] = {"mean": _num(means.at[seg_id, c]), "median": _num(medians.at[seg_id, c]),
+                        "z": _num(z, 2), "all_mean": _num(all_mean)}
         p["features"] = feats
         if flags:
             p["flags"] = flags

@@ -181,13 +181,20 @@ def distributions(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     return alt.hconcat(*charts, title="Distributions of the main features")
 
 
+#: Spearman correlations are computed on at most this many customers (a seeded sample;
+#: the chart shows them to one decimal).
+CORRELATION_SAMPLE = 200_000
+
+
 def correlations(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     """Spearman correlations between the numeric features."""
     cols = [c for s in summary.get("segments", [])[:1] for c in s["profile"]["features"]]
     cols = [c for c in cols if c in table][:12]
     if len(cols) < 2:
         return None
-    corr = table[cols].apply(pd.to_numeric, errors="coerce").corr(method="spearman")
+    rows = table[cols] if len(table) <= CORRELATION_SAMPLE else table[cols].sample(
+        CORRELATION_SAMPLE, random_state=0)
+    corr = rows.apply(pd.to_numeric, errors="coerce").corr(method="spearman")
     frame = corr.reset_index(names="a").melt("a", var_name="b", value_name="rho")
     base = alt.Chart(frame, title="Correlations between features (Spearman)")
     return (base.mark_rect().encode(
@@ -355,7 +362,8 @@ def value_by_segment(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
                            "clv": pd.to_numeric(table["clv"], errors="coerce")}).dropna()
     if values.empty:
         return None
-    order = [s for s in _order(summary) if s in set(values["segment"])]
+    present = set(values["segment"].unique())
+    order = [s for s in _order(summary) if s in present]
     q = values.groupby("segment")["clv"].quantile(list(VALUE_PERCENTILES)).unstack()
     q.columns = ["p05", "p25", "median", "p75", "p95"]
     means = {(f"{s['id']}. {s['name']}" if s["id"] != -1 else s["name"]):
