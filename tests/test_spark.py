@@ -135,6 +135,19 @@ def test_cli_rfm_with_engine_spark(tmp_path):
     assert "Traceback" not in run.stderr
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "custseg.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_failed_start_is_one_line():
+    run = cli("rfm", "orders.csv", "--engine", "spark", "--spark-master", "nope://x")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "error: Spark did not start with master 'nope://x': Master must either be yarn or "
+        "start with spark, k8s, or local. Check Java 17 and the master URL."]
+
+
 @pytest.fixture(scope="module")
 def synth_orders(tmp_path_factory):
     from custseg.synth import generate
@@ -194,3 +207,12 @@ def test_large_spark_runs_write_parquet_that_track_reads(spark, monkeypatch, tmp
     assert list(back["customer_id"]) == list(result.customers["customer_id"])
     moved = track(tmp_path / "out", tmp_path / "out", tmp_path / "moves", by="rfm")
     assert moved["customers"] == len(result.customers) and moved["movers"] == 0
+
+
+def test_cli_run_on_spark_with_quiet_prints_nothing(synth_orders, tmp_path):
+    """No JVM notice (Java's incubator modules, netlib's native BLAS) reaches stderr."""
+    run = cli("run", str(synth_orders), "--engine", "spark", "--spark-master", "local[1]",
+              "--out", str(tmp_path / "out"), "-q")
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout, run.stderr) == ("", "")
+    assert (tmp_path / "out" / "segments.csv").exists()

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,18 +131,86 @@ def session(config: Config | None = None):
             "spark.driver.memory": "2g",
         })
     conf.update({str(k): str(v) for k, v in config.spark_conf.items()})
-    builder = SparkSession.builder.master(master).appName("custseg")
+    conf = {"spark.master": master, "spark.app.name": "custseg", **conf}
+    builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
+    stderr = None
     with _quiet():
         try:
+            from pyspark import SparkConf, SparkContext
+
+            if SparkContext._gateway is None:  # no JVM yet: start it, its stderr read here
+                stderr = _JavaStderr()
+                spark_conf = SparkConf().setAll(list(conf.items()))
+                SparkContext(conf=spark_conf, gateway=stderr.launch(spark_conf))
             spark = builder.getOrCreate()
         except Exception as exc:  # the JVM failed to start: no Java, bad master URL, ...
+            reason = (stderr and stderr.failure()) or str(exc).splitlines()[0]
             raise ConfigError(f"Spark did not start with master {master!r}: "
-                              f"{str(exc).splitlines()[0]}. Check Java 17 and the master "
-                              "URL.") from None
+                              f"{reason.rstrip('.')}. Check Java 17 and the master URL."
+                              ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+class _JavaStderr:
+    """The driver JVM's stderr, read by a thread: the JVM's notices at start-up (Java's
+    incubator modules, netlib's missing native BLAS) are dropped, the rest (Spark's error
+    log) goes to this process's stderr once the JVM has started. Until then it is held, so
+    that a failed start is one line (:meth:`failure`), not a Java stack trace."""
+
+    NOISE = re.compile(r"WARNING: Using incubator modules|netlib-\w+: JNI_OnLoad: dlopen")
+
+    def __init__(self) -> None:
+        self.held: list[str] = []
+        self.started = False
+        self.lock = threading.Lock()
+        self.read_end, self.write_end = os.pipe()
+        self.thread = threading.Thread(target=self._forward, daemon=True,
+                                       name="custseg-java-stderr")
+        self.thread.start()
+
+    def launch(self, conf):
+        """pyspark's gateway (the driver JVM) with its stderr on this pipe."""
+        from pyspark.java_gateway import launch_gateway
+
+        try:
+            gateway = launch_gateway(conf, popen_kwargs={"stderr": self.write_end})
+        finally:
+            os.close(self.write_end)  # the JVM holds its own copy
+        with self.lock:
+            self.started = True
+            sys.stderr.writelines(self.held)
+            self.held.clear()
+        return gateway
+
+    def _forward(self) -> None:
+        with open(self.read_end, encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                if self.NOISE.match(line):
+                    continue
+                with self.lock:
+                    if self.started:
+                        sys.stderr.write(line)
+                        sys.stderr.flush()
+                    else:
+                        self.held.append(line)
+
+    def failure(self) -> str | None:
+        """Why the JVM exited at start-up, from what it printed (None: it started, or
+        printed nothing)."""
+        if self.started:
+            return None
+        self.thread.join(timeout=5)
+        with self.lock:
+            lines = [ln.strip() for ln in self.held
+                     if ln.strip() and not ln.lstrip().startswith("at ")]
+        for line in lines:
+            found = re.match(r'(?:Exception in thread "[^"]*" [\w.$]+|Error): (.+)', line)
+            if found:
+                return found.group(1)
+        return lines[0] if lines else None
 
 
 def _loopback(master: str) -> bool:
