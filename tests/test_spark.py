@@ -186,12 +186,29 @@ def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib
     assert labels.nunique() >= 3 and labels.between(1, 4).all()
 
 
-def test_algorithms_without_a_spark_version_are_refused(spark, synth_orders):
-    from custseg.core.exceptions import ConfigError
+@pytest.mark.parametrize("algorithm", ["kprototypes", "dbscan", "hdbscan", "affinity"])
+def test_algorithms_without_mllib_run_on_the_driver_as_with_duckdb(spark, synth_orders,
+                                                                    algorithm):
+    """Fitted in the driver's process on the customer table Spark computed: the same
+    segments as the DuckDB engine's."""
     from custseg.jobs.run import run_segments
 
-    with pytest.raises(ConfigError, match="no Spark version"):
-        run_segments(synth_orders, config=SPARK, algorithm="dbscan")
+    local = run_segments(synth_orders, algorithm=algorithm, n_bootstrap=0)
+    other = run_segments(synth_orders, config=SPARK, algorithm=algorithm, n_bootstrap=0)
+    assert f"Spark has no {algorithm}: it was fitted in this process instead." in (
+        other.summary["features"]["notes"])
+    for column in ("customer_id", "segment", "segment_name"):
+        assert list(other.customers[column]) == list(local.customers[column])
+    assert other.summary["k"] == local.summary["k"]
+
+
+def test_cli_refuses_an_unknown_algorithm_in_one_line(tmp_path):
+    run = cli("run", "orders.csv", "--engine", "spark", "--algorithm", "nope",
+              "--out", str(tmp_path / "out"))
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "error: The 'clustering.algorithm' setting must be one of kmeans, hierarchical, gmm, "
+        "kprototypes, dbscan, hdbscan, affinity. Got 'nope' instead."]
 
 
 def test_large_spark_runs_write_parquet_that_track_reads(spark, monkeypatch, tmp_path):

@@ -49,7 +49,8 @@ class Fitted:
 class Backend(Protocol):
     """Where a :class:`~custseg.Segmenter` fits its final clustering when not in this
     process: an engine's own library (Spark MLlib, see :mod:`custseg.engines`). k is then
-    chosen in this process on a seeded sample of at most ``k_sample`` customers."""
+    chosen in this process on a seeded sample of at most ``k_sample`` customers. Algorithms
+    not in :attr:`algorithms` are fitted in this process, as without a backend."""
 
     label: str  #: the library's name in messages ("Spark")
     algorithms: Mapping[str, str]  #: custseg algorithm -> the library's estimator

@@ -103,7 +103,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
     backend : Backend or None, default=None
         Where the final fit runs: None in this process (scikit-learn and friends), or an
         engine's library (``SparkEngine.cluster_backend()``: Spark MLlib), k then chosen
-        on a sample of ``backend.k_sample`` customers.
+        on a sample of ``backend.k_sample`` customers. An algorithm the backend does not
+        have (``backend.algorithms``) is fitted in this process, as without a backend.
     min_share : float, default=0.03
         On a continuum, every segment of the chosen k holds at least this share.
     min_stability : float, default=0.8
@@ -169,11 +170,6 @@ class Segmenter(ClusterMixin, BaseEstimator):
             if not check(value):
                 raise ConfigError(f"The {name!r} parameter of Segmenter must be {allowed}. "
                                   f"Got {value!r} instead.")
-        backend = self.backend
-        if backend is not None and self.algorithm not in backend.algorithms:
-            raise ConfigError(f"Algorithm {self.algorithm!r} has no {backend.label} version; "
-                              f"with engine {backend.label.lower()!r} use one of "
-                              f"{list(backend.algorithms)}.")
         check_options(self.algorithm, self.options, "'options' parameter of Segmenter")
 
     # --------------------------------------------------------------------- fitting
@@ -189,6 +185,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Xp = self.prep_.transform_frame(frame)
         cats = self.prep_.category_codes(frame)
         self.notes_ = list(self.prep_.notes_)
+        self._library = self.backend  # where the final fit runs (None: in this process)
+        if self.backend is not None and self.algorithm not in self.backend.algorithms:
+            self._library = None
+            self.notes_.append(f"{self.backend.label} has no {self.algorithm}: it was fitted "
+                               "in this process instead.")
         self.warnings_: list[str] = []
         n_distinct = len(np.unique(Xp, axis=0)) if len(Xp) <= 200_000 else len(Xp)
         algo = ALGORITHMS[self.algorithm]
@@ -222,8 +223,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
                     raise DataError(f"k={k} but only {n_distinct} distinct customer(s) after "
                                     "preparation; choose a smaller k.")
             searched = self._searched.pop(k, None) if self.k == "auto" else None
-            if self.backend is not None:
-                fitted = self.backend.fit(Xp, self.algorithm, k, seed=self.seed)
+            if self._library is not None:
+                fitted = self._library.fit(Xp, self.algorithm, k, seed=self.seed)
             elif searched is not None:
                 fitted = searched  # the search's own fit of all customers at this k
             else:
@@ -237,7 +238,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     def _k_rows(self, n: int) -> np.ndarray:
         """All customers, or with a backend a seeded sample to choose k on."""
-        size = n if self.backend is None else self.backend.k_sample
+        size = n if self._library is None else self._library.k_sample
         return FitSample.draw(n, size, np.random.default_rng(self.seed)).indices
 
     def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
@@ -350,7 +351,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
             selection["candidates"] = [
                 {"k": c.k, "stability": c.stability, "smallest_share": round(c.smallest_share, 4),
                  "clashes": c.clashes} for c in candidates]
-        if n_init == self.n_init and self.backend is None:
+        if n_init == self.n_init and self._library is None:
             self._searched[chosen] = results[ks.index(chosen)][0]
             self._search_stability = next((c.stability for c in candidates if c.k == chosen),
                                           None)

@@ -472,7 +472,9 @@ SPARK_ALGORITHMS = {"kmeans": "KMeans", "hierarchical": "BisectingKMeans",
 class MLlib:
     """The Spark engine's clustering :class:`~custseg.cluster._base.Backend`: the prepared
     matrix goes to Spark as Arrow, labels come back in row order; k is chosen beforehand
-    on a sample of :attr:`k_sample` customers."""
+    on a sample of :attr:`k_sample` customers. The other algorithms (kprototypes, dbscan,
+    hdbscan, affinity) fit a sample of the customer table on the driver, which holds it
+    anyway, and label the rest by their rule there, as with the DuckDB engine."""
 
     label = "Spark"
     algorithms = SPARK_ALGORITHMS
