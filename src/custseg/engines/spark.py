@@ -26,14 +26,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from custseg.cluster._base import Fitted
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, InputError
 from custseg.engines.base import duckdb_failure
@@ -67,6 +66,9 @@ from custseg.prep.cleaning import (
     row_numbers_note,
 )
 from custseg.prep.features import features_sql
+
+if TYPE_CHECKING:  # custseg.cluster loads scikit-learn: not in the executors' Python workers
+    from custseg.cluster._base import Fitted
 
 #: Rows of the input the data-dependent decisions are made on.
 SAMPLE_ROWS = 1_000_000
@@ -495,6 +497,8 @@ def fit_mllib(spark, X: np.ndarray, algorithm: str, k: int, *, seed: int = 0,
     """Fit MLlib's estimator for ``algorithm`` with ``k`` clusters on the rows of ``X``."""
     from pyspark.ml import clustering
     from pyspark.ml.functions import array_to_vector
+
+    from custseg.cluster._base import Fitted
 
     name = SPARK_ALGORITHMS[algorithm]
     # BisectingKMeans splits a cluster from two points at its centre +- 1e-4 x the centre's
