@@ -264,16 +264,19 @@ def read(spark, con: duckdb.DuckDBPyConnection, path: str | Path | None, config:
                 frame = frame.drop(*index)
                 notes["pandas_index"] = pandas_index_note(index)
             rejected, details = 0, {}
+            rows = _parquet_rows(Path(path)) if local else None
         else:
             frame, rejected, details, warns = _read_text(spark, path, local, config)
-        rows = frame.count()
+            rows = None
+        rows = frame.count() if rows is None else rows
+        # a whole input that fits in the sample is fetched without a limit (one shuffle less)
+        sample = (frame if rows <= SAMPLE_ROWS else frame.limit(SAMPLE_ROWS)).toArrow()
     except Exception as exc:
         if type(exc).__name__ in ("AnalysisException", "SparkException", "Py4JJavaError",
                                   "PythonException", "IllegalArgumentException"):
             raise InputError(f"Spark could not read {path}: {str(exc).splitlines()[0]}"
                              ) from None
         raise
-    sample = frame.limit(SAMPLE_ROWS).toArrow()
     con.register("raw_sample", sample)
     con.execute('CREATE OR REPLACE TABLE "raw" AS SELECT * FROM raw_sample')
     con.unregister("raw_sample")
@@ -288,6 +291,18 @@ def read(spark, con: duckdb.DuckDBPyConnection, path: str | Path | None, config:
     if not rows:
         raise InputError(f"{path} has no data rows; export the data again.")
     return SparkInput(frame, source)
+
+
+def _parquet_rows(path: Path) -> int | None:
+    """Rows of one local Parquet file, from its footer (None: a folder, or unreadable)."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        return None
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # Spark counts it, and reports the damage
+        return None
 
 
 def _kind_from_name(name: str) -> str:
@@ -354,7 +369,7 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
         numbers = []
         distinct = raw.withColumn("n", F.lit(1).cast("bigint"))
     query = plan.lines_sql(f"(SELECT {plan.parse}, n FROM batch)")
-    with _quiet():
+    with _quiet(), _dedupe_conf(spark, config):  # the cached plan keeps the setting
         lines = distinct.mapInArrow(_BatchSQL(query, lines=True), _LINES_SCHEMA).cache()
     lines.createOrReplaceTempView(view)
     counts = [tuple(r) for r in spark.sql(
@@ -366,6 +381,24 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     check_unreadable(source, mapping, audit, config, unreadable,
                      lambda sql: _frame(spark.sql(sql).toArrow()), view)
     return audit
+
+
+#: Spark setting: aggregate once after the shuffle, without the partial aggregation before it.
+_BYPASS_PARTIAL = "spark.sql.execution.bypassPartialAggregation"
+
+
+@contextmanager
+def _dedupe_conf(spark, config: Config) -> Iterator[None]:
+    """Plan the collapse of duplicate lines without partial aggregation: nearly every line
+    is distinct, so aggregating before the shuffle only costs (about 30% of its CPU)."""
+    if _BYPASS_PARTIAL in config.spark_conf:
+        yield
+        return
+    spark.conf.set(_BYPASS_PARTIAL, "true")
+    try:
+        yield
+    finally:
+        spark.conf.unset(_BYPASS_PARTIAL)
 
 
 def _row_numbers(raw, source: Source, mapping: dict[str, str]) -> list[str]:
