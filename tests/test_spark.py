@@ -156,7 +156,16 @@ def synth_orders(tmp_path_factory):
     return generate(3000, folder, seed=3)["transactions"]
 
 
-def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, tmp_path):
+@pytest.fixture
+def on_mllib(monkeypatch):
+    """MLlib clusters however few the customers (a local master leaves up to 50,000 to the
+    driver's process)."""
+    from custseg.engines.spark import MLlib
+
+    monkeypatch.setattr(MLlib, "local_min_customers", 0)
+
+
+def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, on_mllib, tmp_path):
     from sklearn.metrics import adjusted_rand_score
 
     from custseg.jobs.run import run_segments
@@ -176,7 +185,7 @@ def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, tmp_pa
 
 @pytest.mark.parametrize(("algorithm", "mllib"), [("hierarchical", "BisectingKMeans"),
                                                   ("gmm", "GaussianMixture")])
-def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib):
+def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, on_mllib, algorithm, mllib):
     from custseg.jobs.run import run_segments
 
     result = run_segments(synth_orders, config=SPARK, algorithm=algorithm, k=4,
@@ -186,17 +195,22 @@ def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib
     assert labels.nunique() >= 3 and labels.between(1, 4).all()
 
 
-@pytest.mark.parametrize("algorithm", ["kprototypes", "dbscan", "hdbscan", "affinity"])
-def test_algorithms_without_mllib_run_on_the_driver_as_with_duckdb(spark, synth_orders,
-                                                                    algorithm):
-    """Fitted in the driver's process on the customer table Spark computed: the same
-    segments as the DuckDB engine's."""
+@pytest.mark.parametrize(("algorithm", "note"), [
+    ("kprototypes", "Spark has no kprototypes: it was fitted in this process instead."),
+    ("dbscan", "Spark has no dbscan: it was fitted in this process instead."),
+    ("hdbscan", "Spark has no hdbscan: it was fitted in this process instead."),
+    ("affinity", "Spark has no affinity: it was fitted in this process instead."),
+    ("kmeans", "The {n:,} customers were clustered in this process: Spark takes over from "
+               "50,001.")])
+def test_clustering_on_the_driver_equals_duckdb(spark, synth_orders, algorithm, note):
+    """Algorithms MLlib lacks, and few customers on a local master, are clustered in the
+    driver's process on the customer table Spark computed: the DuckDB engine's segments."""
     from custseg.jobs.run import run_segments
 
     local = run_segments(synth_orders, algorithm=algorithm, n_bootstrap=0)
     other = run_segments(synth_orders, config=SPARK, algorithm=algorithm, n_bootstrap=0)
-    assert f"Spark has no {algorithm}: it was fitted in this process instead." in (
-        other.summary["features"]["notes"])
+    assert note.format(n=len(other.customers)) in other.summary["features"]["notes"]
+    assert "mllib" not in other.summary["clustering_params"]
     for column in ("customer_id", "segment", "segment_name"):
         assert list(other.customers[column]) == list(local.customers[column])
     assert other.summary["k"] == local.summary["k"]

@@ -104,7 +104,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Where the final fit runs: None in this process (scikit-learn and friends), or an
         engine's library (``SparkEngine.cluster_backend()``: Spark MLlib), k then chosen
         on a sample of ``backend.k_sample`` customers. An algorithm the backend does not
-        have (``backend.algorithms``) is fitted in this process, as without a backend.
+        have (``backend.algorithms``), or fewer than ``backend.min_customers`` customers,
+        are fitted in this process, as without a backend.
     min_share : float, default=0.03
         On a continuum, every segment of the chosen k holds at least this share.
     min_stability : float, default=0.8
@@ -185,11 +186,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Xp = self.prep_.transform_frame(frame)
         cats = self.prep_.category_codes(frame)
         self.notes_ = list(self.prep_.notes_)
-        self._library = self.backend  # where the final fit runs (None: in this process)
-        if self.backend is not None and self.algorithm not in self.backend.algorithms:
-            self._library = None
-            self.notes_.append(f"{self.backend.label} has no {self.algorithm}: it was fitted "
-                               "in this process instead.")
+        self._library = self._backend_for(len(frame))
         self.warnings_: list[str] = []
         n_distinct = len(np.unique(Xp, axis=0)) if len(Xp) <= 200_000 else len(Xp)
         algo = ALGORITHMS[self.algorithm]
@@ -235,6 +232,22 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.fit_seconds_ = round(time.perf_counter() - start, 3)
         self._finish(frame, Xp, cats, fitted)
         return self
+
+    def _backend_for(self, n: int) -> Backend | None:
+        """The backend that fits ``n`` customers with this algorithm; None (with a note
+        when there is a backend): this process, as without one."""
+        backend = self.backend
+        if backend is None:
+            return None
+        if self.algorithm not in backend.algorithms:
+            self.notes_.append(f"{backend.label} has no {self.algorithm}: it was fitted in "
+                               "this process instead.")
+            return None
+        if n < backend.min_customers:
+            self.notes_.append(f"The {n:,} customers were clustered in this process: "
+                               f"{backend.label} takes over from {backend.min_customers:,}.")
+            return None
+        return backend
 
     def _k_rows(self, n: int) -> np.ndarray:
         """All customers, or with a backend a seeded sample to choose k on."""

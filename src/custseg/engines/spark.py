@@ -508,15 +508,21 @@ class MLlib:
     """The Spark engine's clustering :class:`~custseg.cluster._base.Backend`: the prepared
     matrix goes to Spark as Arrow, labels come back in row order; k is chosen beforehand
     on a sample of :attr:`k_sample` customers. The other algorithms (kprototypes, dbscan,
-    hdbscan, affinity) fit a sample of the customer table on the driver, which holds it
-    anyway, and label the rest by their rule there, as with the DuckDB engine."""
+    hdbscan, affinity), and up to :attr:`k_sample` customers on a local master, are fitted
+    on the driver, which holds the customer table anyway, as with the DuckDB engine."""
 
     label = "Spark"
     algorithms = SPARK_ALGORITHMS
     k_sample = 50_000
+    #: On a local master fewer customers are clustered in the driver's process, as without
+    #: Spark: MLlib would run on the same cores and only add its jobs (the search for k has
+    #: already fitted all of them).
+    local_min_customers = k_sample + 1
 
     def __init__(self, spark) -> None:
         self.spark = spark
+        local = spark.sparkContext.master.startswith("local")
+        self.min_customers = self.local_min_customers if local else 0
 
     def __deepcopy__(self, memo) -> MLlib:  # scikit-learn's clone copies parameters
         return self
