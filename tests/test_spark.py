@@ -135,6 +135,19 @@ def test_cli_rfm_with_engine_spark(tmp_path):
     assert "Traceback" not in run.stderr
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "custseg.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_failed_start_is_one_line():
+    run = cli("rfm", "orders.csv", "--engine", "spark", "--spark-master", "nope://x")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "error: Spark did not start with master 'nope://x': Master must either be yarn or "
+        "start with spark, k8s, or local. Check Java 17 and the master URL."]
+
+
 @pytest.fixture(scope="module")
 def synth_orders(tmp_path_factory):
     from custseg.synth import generate
@@ -143,7 +156,16 @@ def synth_orders(tmp_path_factory):
     return generate(3000, folder, seed=3)["transactions"]
 
 
-def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, tmp_path):
+@pytest.fixture
+def on_mllib(monkeypatch):
+    """MLlib clusters however few the customers (a local master leaves up to 50,000 to the
+    driver's process)."""
+    from custseg.engines.spark import MLlib
+
+    monkeypatch.setattr(MLlib, "local_min_customers", 0)
+
+
+def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, on_mllib, tmp_path):
     from sklearn.metrics import adjusted_rand_score
 
     from custseg.jobs.run import run_segments
@@ -163,7 +185,7 @@ def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, tmp_pa
 
 @pytest.mark.parametrize(("algorithm", "mllib"), [("hierarchical", "BisectingKMeans"),
                                                   ("gmm", "GaussianMixture")])
-def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib):
+def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, on_mllib, algorithm, mllib):
     from custseg.jobs.run import run_segments
 
     result = run_segments(synth_orders, config=SPARK, algorithm=algorithm, k=4,
@@ -173,12 +195,34 @@ def test_hierarchical_and_gmm_run_on_mllib(spark, synth_orders, algorithm, mllib
     assert labels.nunique() >= 3 and labels.between(1, 4).all()
 
 
-def test_algorithms_without_a_spark_version_are_refused(spark, synth_orders):
-    from custseg.core.exceptions import ConfigError
+@pytest.mark.parametrize(("algorithm", "note"), [
+    ("kprototypes", "Spark has no kprototypes: it was fitted in this process instead."),
+    ("dbscan", "Spark has no dbscan: it was fitted in this process instead."),
+    ("hdbscan", "Spark has no hdbscan: it was fitted in this process instead."),
+    ("affinity", "Spark has no affinity: it was fitted in this process instead."),
+    ("kmeans", "The {n:,} customers were clustered in this process: Spark takes over from "
+               "50,001.")])
+def test_clustering_on_the_driver_equals_duckdb(spark, synth_orders, algorithm, note):
+    """Algorithms MLlib lacks, and few customers on a local master, are clustered in the
+    driver's process on the customer table Spark computed: the DuckDB engine's segments."""
     from custseg.jobs.run import run_segments
 
-    with pytest.raises(ConfigError, match="no Spark version"):
-        run_segments(synth_orders, config=SPARK, algorithm="dbscan")
+    local = run_segments(synth_orders, algorithm=algorithm, n_bootstrap=0)
+    other = run_segments(synth_orders, config=SPARK, algorithm=algorithm, n_bootstrap=0)
+    assert note.format(n=len(other.customers)) in other.summary["features"]["notes"]
+    assert "mllib" not in other.summary["clustering_params"]
+    for column in ("customer_id", "segment", "segment_name"):
+        assert list(other.customers[column]) == list(local.customers[column])
+    assert other.summary["k"] == local.summary["k"]
+
+
+def test_cli_refuses_an_unknown_algorithm_in_one_line(tmp_path):
+    run = cli("run", "orders.csv", "--engine", "spark", "--algorithm", "nope",
+              "--out", str(tmp_path / "out"))
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "error: The 'clustering.algorithm' setting must be one of kmeans, hierarchical, gmm, "
+        "kprototypes, dbscan, hdbscan, affinity. Got 'nope' instead."]
 
 
 def test_large_spark_runs_write_parquet_that_track_reads(spark, monkeypatch, tmp_path):
@@ -194,3 +238,12 @@ def test_large_spark_runs_write_parquet_that_track_reads(spark, monkeypatch, tmp
     assert list(back["customer_id"]) == list(result.customers["customer_id"])
     moved = track(tmp_path / "out", tmp_path / "out", tmp_path / "moves", by="rfm")
     assert moved["customers"] == len(result.customers) and moved["movers"] == 0
+
+
+def test_cli_run_on_spark_with_quiet_prints_nothing(synth_orders, tmp_path):
+    """No JVM notice (Java's incubator modules, netlib's native BLAS) reaches stderr."""
+    run = cli("run", str(synth_orders), "--engine", "spark", "--spark-master", "local[1]",
+              "--out", str(tmp_path / "out"), "-q")
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout, run.stderr) == ("", "")
+    assert (tmp_path / "out" / "segments.csv").exists()

@@ -49,11 +49,14 @@ class Fitted:
 class Backend(Protocol):
     """Where a :class:`~custseg.Segmenter` fits its final clustering when not in this
     process: an engine's own library (Spark MLlib, see :mod:`custseg.engines`). k is then
-    chosen in this process on a seeded sample of at most ``k_sample`` customers."""
+    chosen in this process on a seeded sample of at most ``k_sample`` customers. Algorithms
+    not in :attr:`algorithms`, and fewer than :attr:`min_customers` customers, are fitted in
+    this process, as without a backend."""
 
     label: str  #: the library's name in messages ("Spark")
     algorithms: Mapping[str, str]  #: custseg algorithm -> the library's estimator
     k_sample: int
+    min_customers: int  #: fewer customers are clustered in this process (0: none)
 
     def fit(self, X: np.ndarray, algorithm: str, k: int, *, seed: int = 0) -> Fitted:
         """Cluster the rows of ``X`` into ``k`` clusters with ``algorithm``."""

@@ -105,7 +105,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
     backend : Backend or None, default=None
         Where the final fit runs: None in this process (scikit-learn and friends), or an
         engine's library (``SparkEngine.cluster_backend()``: Spark MLlib), k then chosen
-        on a sample of ``backend.k_sample`` customers.
+        on a sample of ``backend.k_sample`` customers. An algorithm the backend does not
+        have (``backend.algorithms``), or fewer than ``backend.min_customers`` customers,
+        are fitted in this process, as without a backend.
     min_share : float, default=0.03
         On a continuum, every segment of the chosen k holds at least this share.
     min_stability : float, default=0.8
@@ -178,11 +180,6 @@ class Segmenter(ClusterMixin, BaseEstimator):
             if not check(value):
                 raise ConfigError(f"The {name!r} parameter of Segmenter must be {allowed}. "
                                   f"Got {value!r} instead.")
-        backend = self.backend
-        if backend is not None and self.algorithm not in backend.algorithms:
-            raise ConfigError(f"Algorithm {self.algorithm!r} has no {backend.label} version; "
-                              f"with engine {backend.label.lower()!r} use one of "
-                              f"{list(backend.algorithms)}.")
         check_options(self.algorithm, self.options, "'options' parameter of Segmenter")
 
     # --------------------------------------------------------------------- fitting
@@ -198,6 +195,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Xp = self.prep_.transform_frame(frame)
         cats = self.prep_.category_codes(frame)
         self.notes_ = list(self.prep_.notes_)
+        self._library = self._backend_for(len(frame))
         self.warnings_: list[str] = []
         n_distinct = len(np.unique(Xp, axis=0)) if len(Xp) <= 200_000 else len(Xp)
         algo = ALGORITHMS[self.algorithm]
@@ -236,8 +234,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
                     raise DataError(f"k={k} but only {n_distinct} distinct customer(s) after "
                                     "preparation; choose a smaller k.")
             searched = self._searched.pop(k, None) if self.k == "auto" else None
-            if self.backend is not None:
-                fitted = self.backend.fit(Xp, self.algorithm, k, seed=self.seed)
+            if self._library is not None:
+                fitted = self._library.fit(Xp, self.algorithm, k, seed=self.seed)
             elif searched is not None:
                 fitted = searched  # the search's own fit of all customers at this k
             elif sampled and self._search_centers is not None and self.algorithm == "kmeans":
@@ -253,12 +251,28 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self._finish(frame, Xp, cats, fitted)
         return self
 
+    def _backend_for(self, n: int) -> Backend | None:
+        """The backend that fits ``n`` customers with this algorithm; None (with a note
+        when there is a backend): this process, as without one."""
+        backend = self.backend
+        if backend is None:
+            return None
+        if self.algorithm not in backend.algorithms:
+            self.notes_.append(f"{backend.label} has no {self.algorithm}: it was fitted in "
+                               "this process instead.")
+            return None
+        if n < backend.min_customers:
+            self.notes_.append(f"The {n:,} customers were clustered in this process: "
+                               f"{backend.label} takes over from {backend.min_customers:,}.")
+            return None
+        return backend
+
     def _k_rows(self, Xp: np.ndarray) -> np.ndarray:
         """The customers k is chosen on: all, or a stratified sample of ``k_sample`` (at
         most the backend's ``k_sample``)."""
         size = self.k_sample or len(Xp)
-        if self.backend is not None:
-            size = min(size, self.backend.k_sample)
+        if self._library is not None:
+            size = min(size, self._library.k_sample)
         return k_sample_rows(Xp, size, seed=self.seed)
 
     def _fit_k(self, Xp: np.ndarray, cats: np.ndarray, k: int, n_init: int, seed: int,
@@ -374,7 +388,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         best = results[ks.index(chosen)][0]
         if best.centers is not None and len(best.centers) == chosen:
             self._search_centers = np.asarray(best.centers)
-        if n_init == self.n_init and self.backend is None:
+        if n_init == self.n_init and self._library is None:
             self._searched[chosen] = best
             self._search_stability = next((c.stability for c in candidates if c.k == chosen),
                                           None)
