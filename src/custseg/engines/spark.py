@@ -159,13 +159,14 @@ def session(config: Config | None = None):
 class _JavaStderr:
     """The driver JVM's stderr, read by a thread: the JVM's notices at start-up (Java's
     incubator modules, netlib's missing native BLAS) are dropped, the rest (Spark's error
-    log) goes to this process's stderr once the JVM has started. Until then it is held, so
-    that a failed start is one line (:meth:`failure`), not a Java stack trace."""
+    log) goes where it went before, file descriptor 2, once the JVM has started. Until then
+    it is held, so that a failed start is one line (:meth:`failure`), not a Java stack
+    trace."""
 
-    NOISE = re.compile(r"WARNING: Using incubator modules|netlib-\w+: JNI_OnLoad: dlopen")
+    NOISE = re.compile(rb"WARNING: Using incubator modules|netlib-\w+: JNI_OnLoad: dlopen")
 
     def __init__(self) -> None:
-        self.held: list[str] = []
+        self.held: list[bytes] = []
         self.started = False
         self.lock = threading.Lock()
         self.read_end, self.write_end = os.pipe()
@@ -183,19 +184,19 @@ class _JavaStderr:
             os.close(self.write_end)  # the JVM holds its own copy
         with self.lock:
             self.started = True
-            sys.stderr.writelines(self.held)
+            for line in self.held:
+                os.write(2, line)
             self.held.clear()
         return gateway
 
     def _forward(self) -> None:
-        with open(self.read_end, encoding="utf-8", errors="replace") as stream:
+        with open(self.read_end, "rb") as stream:
             for line in stream:
                 if self.NOISE.match(line):
                     continue
                 with self.lock:
                     if self.started:
-                        sys.stderr.write(line)
-                        sys.stderr.flush()
+                        os.write(2, line)
                     else:
                         self.held.append(line)
 
@@ -206,8 +207,9 @@ class _JavaStderr:
             return None
         self.thread.join(timeout=5)
         with self.lock:
-            lines = [ln.strip() for ln in self.held
-                     if ln.strip() and not ln.lstrip().startswith("at ")]
+            text = b"".join(self.held).decode("utf-8", errors="replace")
+        lines = [ln.strip() for ln in text.splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("at ")]
         for line in lines:
             found = re.match(r'(?:Exception in thread "[^"]*" [\w.$]+|Error): (.+)', line)
             if found:
