@@ -370,6 +370,7 @@ def write(rows, names, out: Path) -> None:
                 continue
             ratio = f"{r['seconds'] / bare:.2f}x" if bare else ""
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
+            stages += f" (sum {sum(r['stages'].values()):.1f})"
             table.append(f"| {spec} | {lines:,} | {customers:,} | {LABELS[name]} | "
                          f"{r['seconds']:.1f} | {ratio} | {r['peak_mb']:,.0f} | {r['k']} | "
                          f"{stages} |")

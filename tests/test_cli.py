@@ -158,4 +158,6 @@ def test_stage_timings_add_up_to_the_wall_clock(tmp_path):
     assert {"start", "read", "clean", "features", "rfm", "value", "cluster", "profile",
             "rules", "teardown", "write"} <= set(timings)
     assert timings["start"] > 0.1  # the imports are counted
-    assert abs(wall - sum(timings.values())) < 1.0, (wall, timings)
+    # Only Python's own start and exit are outside the stages (about 0.5 s here; the
+    # margin is for a busy test machine, where process start and exit slow down too).
+    assert 0 <= wall - sum(timings.values()) < 1.5, (wall, timings)
