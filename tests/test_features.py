@@ -69,7 +69,8 @@ def test_features_in_several_passes_equal_one_pass(monkeypatch):
     with tempfile.TemporaryDirectory() as tmp:
         path = generate(400, tmp, seed=5)["transactions"]
         one = custseg.run_rfm(path).customers
-        monkeypatch.setattr(features, "PASS_LINES", 1_000)  # about 8 passes
+        monkeypatch.setattr(features, "MIN_PASS_LINES", 1_000)  # about 8 passes
+        monkeypatch.setattr(features, "BYTES_PER_LINE", 1 << 40)
         many = custseg.run_rfm(path).customers
     assert len(one) > 350
     pd.testing.assert_frame_equal(one, many)

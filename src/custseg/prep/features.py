@@ -165,6 +165,8 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
 #: :func:`customer_features_table` (a pass holds its groups within the limit, spilling
 #: the rest): 4 GB, 25 million lines (1 GB did it at 100 million lines in 124 s).
 BYTES_PER_LINE = 160
+#: ... and at least this many lines per pass, however small the limit.
+MIN_PASS_LINES = 1_000_000
 
 
 def _bytes(size: str) -> int:
@@ -185,7 +187,7 @@ def customer_features_table(con: duckdb.DuckDBPyConnection, as_of: dt.date,
     """
     rows, limit = con.execute(f"SELECT count(*), current_setting('memory_limit') "
                               f"FROM {q(lines)}").fetchone()
-    passes = max(1, -(-rows // max(1_000_000, _bytes(limit) // BYTES_PER_LINE)))
+    passes = max(1, -(-rows // max(MIN_PASS_LINES, _bytes(limit) // BYTES_PER_LINE)))
     if passes == 1:
         return con.execute(features_sql(lines, as_of, has_products)).df()
     frames = [con.execute(features_sql(lines, as_of, has_products, part=(j, passes))).df()
