@@ -120,15 +120,13 @@ def custseg_report(work: Path) -> dict[str, Any]:
 def sample_check(work: Path) -> dict[str, Any]:
     """k on the stratified sample against k searched over every customer, on the customer
     features of the custseg run (its segments.csv), as ``custseg run`` clusters them."""
-    import pandas as pd
-
     from custseg.cluster import Segmenter
     from custseg.core.config import Config
     from custseg.jobs.run import clash_finder
+    from custseg.outputs.rundir import read_segments
 
-    table = pd.read_csv(work / "out" / "segments.csv", dtype={"customer_id": str})
-    features = [c for c in json.loads((work / "out" / "summary.json").read_text())[
-        "features"]["used"]]
+    table = read_segments(work / "out")
+    features = json.loads((work / "out" / "summary.json").read_text())["features"]["used"]
     out = {}
     for label, size in (("sample", Config().clustering.k_sample), ("every customer", 0)):
         start = time.perf_counter()

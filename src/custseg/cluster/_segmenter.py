@@ -52,7 +52,8 @@ def _positive_int(v: Any) -> bool:
 
 #: Parameters shared with the config, checked by its declarations ("clustering.k", ...).
 _SETTINGS = {**{name: SETTINGS[f"clustering.{name}"] for name in (
-    "algorithm", "k", "k_range", "seed", "features", "skew", "scaler", "linkage", "options")},
+    "algorithm", "k", "k_range", "seed", "features", "skew", "scaler", "linkage", "options",
+    "k_sample")},
     "min_share": SETTINGS["min_segment_share"], "min_stability": SETTINGS["min_stability"]}
 #: Parameters of the estimator only: name -> (check, description of the allowed values).
 _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -63,7 +64,6 @@ _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
                 "None or a Backend (an engine's clustering library)"),
     "namer": (lambda v: v is None or callable(v), "None or a callable"),
 }
-_SETTINGS["k_sample"] = SETTINGS["clustering.k_sample"]
 #: Up to this many customers, the search for k fits each k as the final fit would.
 SEARCH_FULL_INIT = 50_000
 
