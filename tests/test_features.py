@@ -1,4 +1,5 @@
 import datetime as dt
+import os
 
 import pandas as pd
 import pytest
@@ -59,18 +60,52 @@ def test_country_tie_breaks_alphabetically_whatever_the_row_order():
         assert features_of(frame).loc["k", "country"] == "Italy"
 
 
-def test_features_in_several_passes_equal_one_pass(monkeypatch):
-    """Large inputs are aggregated in passes over hashed customer ids; same table."""
-    import tempfile
-
-    from custseg.prep import features
+def test_features_spilled_past_a_small_memory_limit_equal_those_in_memory(tmp_path):
+    """DuckDB spills the feature groups past memory_limit; the table is the same."""
+    from custseg.core.config import Config
     from custseg.synth import generate
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = generate(400, tmp, seed=5)["transactions"]
-        one = custseg.run_rfm(path).customers
-        monkeypatch.setattr(features, "MIN_PASS_LINES", 1_000)  # about 8 passes
-        monkeypatch.setattr(features, "BYTES_PER_LINE", 1 << 40)
-        many = custseg.run_rfm(path).customers
-    assert len(one) > 350
-    pd.testing.assert_frame_equal(one, many)
+    path = generate(3000, tmp_path, seed=5)["transactions"]
+    roomy = custseg.run_rfm(path, config=Config(memory_limit="2GB")).customers
+    tight = custseg.run_rfm(path, config=Config(memory_limit="24MB", threads=1)).customers
+    assert len(roomy) > 2500
+    pd.testing.assert_frame_equal(roomy, tight)
+
+
+def test_the_scratch_database_holds_the_lines_and_is_removed_on_close(tmp_path):
+    from custseg.core.config import Config
+    from custseg.engines.duckdb import DuckDBEngine
+    from custseg.jobs.rfm import order_mapping
+    from custseg.synth import generate
+
+    path = generate(200, tmp_path / "data", seed=1)["transactions"]
+    config = Config(temp_directory=str(tmp_path / "temp"))
+    engine = DuckDBEngine(config)
+    source = engine.read(path)
+    engine.clean(source, order_mapping(engine, source, config), config)
+    database = engine.sample.execute(
+        "SELECT database_name FROM duckdb_tables() WHERE table_name = 'lines'").fetchone()[0]
+    scratch = list((tmp_path / "temp").glob("custseg-*.duckdb"))
+    assert database == "custseg_scratch" and len(scratch) == 1
+    engine.close()
+    assert not list((tmp_path / "temp").glob("custseg-*"))
+
+
+def test_the_scratch_database_of_a_killed_run_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from custseg.core.config import Config
+    from custseg.engines.duckdb import DuckDBEngine
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    stale = temp / f"custseg-{gone}-abc.duckdb"
+    stale.write_bytes(b"left by a killed run")
+    (temp / f"custseg-{gone}-abc.duckdb.wal").write_bytes(b"")
+    alive = temp / f"custseg-{os.getpid()}-def.duckdb"  # a run still going: kept
+    alive.write_bytes(b"in use")
+    DuckDBEngine(Config(temp_directory=str(temp))).close()
+    assert sorted(p.name for p in temp.iterdir()) == [alive.name]

@@ -530,8 +530,9 @@ class Config(_Table):
                                 "between 1 GB and 4 GB")
     threads: int | None = setting(None, "int or null", "DuckDB threads.", is_(int, None),
                                   shown="every core")
-    temp_directory: str | None = setting(None, _TEXT, "Where DuckDB spills.", _str_or_none,
-                                         shown="the system temporary folder")
+    temp_directory: str | None = setting(None, _TEXT, "Where DuckDB spills and keeps its "
+                                         "scratch database (deleted after the run).",
+                                         _str_or_none, shown="the system temporary folder")
     engine: str = setting("duckdb", choices_words(ENGINES), "What computes cleaning and "
                           "features: embedded DuckDB (out-of-core) or Apache Spark.",
                           one_of(ENGINES), flag="--engine")

@@ -38,7 +38,7 @@ from custseg.core.exceptions import ConfigError, CustsegError, InputError
 from custseg.engines.base import duckdb_failure
 from custseg.io import Source
 from custseg.io._mapping import is_row_number
-from custseg.io._parse import q
+from custseg.io._parse import q, quiet_connect
 from custseg.io._readers import (
     _PANDAS_INDEX,
     _UTF16,
@@ -447,7 +447,7 @@ class _BatchSQL:
                       if lines else query)
 
     def __call__(self, batches):
-        con = duckdb.connect()
+        con = quiet_connect()
         con.execute("SET threads = 1")
         create_status_type(con)
         for batch in batches:
@@ -490,7 +490,7 @@ def customer_features(spark, as_of: dt.date, has_products: bool, view: str = "li
 def _frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as a DataFrame converted exactly as the DuckDB engine's results are
     (dtypes and missing values alike)."""
-    con = duckdb.connect()
+    con = quiet_connect()
     con.register("spark_result", table)
     try:
         return con.execute("SELECT * FROM spark_result").df()

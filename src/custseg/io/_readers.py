@@ -237,14 +237,15 @@ def _load_sql(con, url: str, query: str, relation: str) -> Source:
     if duck_path is not None:
         if not Path(duck_path).exists():
             raise InputError(f"DuckDB database {duck_path} does not exist; check --db.")
+        home = con.execute("SELECT current_database()").fetchone()[0]
         try:
             con.execute(f"ATTACH {lit(duck_path)} AS custseg_src (READ_ONLY)")
             con.execute("USE custseg_src")
-            con.execute(f'CREATE OR REPLACE TABLE memory.main."{relation}" AS {query}')
+            con.execute(f'CREATE OR REPLACE TABLE "{home}".main."{relation}" AS {query}')
         except duckdb.Error as exc:
             raise InputError(f"The --sql query failed on {duck_path}: {_first_line(exc)}") from None
         finally:
-            con.execute("USE memory")
+            con.execute(f'USE "{home}"')
             con.execute("DETACH DATABASE IF EXISTS custseg_src")
         return _describe(con, relation, name, "sql")
 

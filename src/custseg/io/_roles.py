@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.io._mapping import is_row_number, normalize, row_number_name
-from custseg.io._parse import date_expr, decimal_comma, number_expr, q
+from custseg.io._parse import date_expr, decimal_comma, number_expr, q, quiet_connect
 
 ROLES = ("id", "date", "year", "flag", "money", "count", "rate", "number", "category", "text",
          "personal", "constant", "missing")
@@ -156,7 +156,7 @@ def infer_roles(frame: pd.DataFrame, *, key: str | None = None, max_missing: flo
     warnings about values that could not be read. Text columns are parsed in DuckDB."""
 
     own = con is None
-    con = con or duckdb.connect()
+    con = con or quiet_connect()
     roles: dict[str, Role] = {}
     warnings: list[str] = []
     n = len(frame)

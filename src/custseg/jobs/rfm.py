@@ -352,7 +352,7 @@ def _join_customers(con, feats: pd.DataFrame, excluded: pd.DataFrame, path, conf
 
 
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: the caller's frame is left as is
     for col, digits in _ROUND.items():
         if col in frame:
             frame[col] = frame[col].round(digits)

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from custseg.core import summary
 from custseg.core.exceptions import InputError
+from custseg.io._parse import quiet_connect
 from custseg.prep import privacy
 
 
@@ -101,7 +101,7 @@ def write_run(result, out_dir: Path, extra: Callable[[Path], object] | None = No
     with atomic_folder(out_dir) as tmp:
         name = segments_file(len(segments), result.parquet_from)
         form = "FORMAT parquet" if name.endswith(".parquet") else "HEADER, DELIMITER ','"
-        con = duckdb.connect()
+        con = quiet_connect()
         con.register("segments_frame", segments)
         con.execute(f"COPY segments_frame TO ? ({form})", [str(tmp / name)])
         con.close()

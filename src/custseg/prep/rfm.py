@@ -127,13 +127,21 @@ def rfm_scores(features: pd.DataFrame, edges: Mapping[str, list[float]] | None =
 
     edges = fit_edges(features) if edges is None else edges
     owner = check_segment_map(segments if segments is not None else default_rfm_segments())
-    out = features.copy()
+    out = features.copy(deep=False)  # copy-on-write: the new columns leave features as is
     for col, letter in zip(RFM_COLUMNS, "rfm", strict=True):
         out[f"{letter}_score"] = score(out[col], edges[col], RFM_COLUMNS[col])
-    out["rfm_code"] = (out["r_score"].astype(str) + out["f_score"].astype(str)
-                       + out["m_score"].astype(str))
-    out["rfm_segment"] = out["rfm_code"].map(owner)
+    # the 125 codes and their names looked up by number (text built per customer costs
+    # seconds at millions of customers)
+    number = (out["r_score"] * 100 + out["f_score"] * 10 + out["m_score"]).to_numpy()
+    cells = sorted(owner)
+    at = np.searchsorted(np.array([int(c) for c in cells]), number)
+    out["rfm_code"] = _text(np.array(cells, dtype=object)[at], out.index)
+    out["rfm_segment"] = _text(np.array([owner[c] for c in cells], dtype=object)[at], out.index)
     return out
+
+
+def _text(values: np.ndarray, index: pd.Index) -> pd.Series:
+    return pd.Series(values, index=index, dtype="str")
 
 
 def segment_summary(scored: pd.DataFrame, segments: Mapping[str, list[str]]
@@ -141,17 +149,23 @@ def segment_summary(scored: pd.DataFrame, segments: Mapping[str, list[str]]
     """Per named segment, in map order: size, share, revenue share and mean R, F, M."""
     n = len(scored)
     revenue = scored["monetary"].sum()
-    groups = scored.groupby("rfm_segment", sort=False)
+    # one grouping of the four columns read (not a take of every column per segment)
+    columns = scored[["rfm_segment", "recency", "frequency", "monetary"]]
+    stats = columns.groupby("rfm_segment", sort=False).agg(
+        customers=("recency", "size"), sum_monetary=("monetary", "sum"),
+        mean_recency=("recency", "mean"), mean_frequency=("frequency", "mean"),
+        mean_monetary=("monetary", "mean"))
     out = []
     for name in segments:
-        if name in groups.groups:
-            g = groups.get_group(name)
+        if name in stats.index:
+            g = stats.loc[name]
+            size = int(g["customers"])
             out.append({
-                "name": name, "customers": len(g), "share": round(len(g) / n, 4),
-                "revenue_share": round(float(g["monetary"].sum() / revenue), 4) if revenue else 0.0,
-                "mean_recency": round(float(g["recency"].mean()), 2),
-                "mean_frequency": round(float(g["frequency"].mean()), 2),
-                "mean_monetary": round(float(g["monetary"].mean()), 2),
+                "name": name, "customers": size, "share": round(size / n, 4),
+                "revenue_share": round(float(g["sum_monetary"] / revenue), 4) if revenue else 0.0,
+                "mean_recency": round(float(g["mean_recency"]), 2),
+                "mean_frequency": round(float(g["mean_frequency"]), 2),
+                "mean_monetary": round(float(g["mean_monetary"]), 2),
             })
         else:
             out.append({"name": name, "customers": 0, "share": 0.0, "revenue_share": 0.0,
