@@ -23,7 +23,7 @@ from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError
 from custseg.engines.base import duckdb_failure
 from custseg.io import Source, load_source
-from custseg.io._parse import lit, q
+from custseg.io._parse import lit, q, quiet_connect
 from custseg.prep.cleaning import Audit, clean_lines
 from custseg.prep.features import DUCKDB, customer_features_table
 
@@ -68,7 +68,7 @@ def temp_folder(config: Config) -> str:
 def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that spills to disk past ``config.memory_limit``."""
     config = config or Config()
-    con = duckdb.connect(":memory:")
+    con = quiet_connect()
     temp = temp_folder(config)
     try:
         con.execute(f"SET memory_limit = '{memory_limit(config.memory_limit)}'")
@@ -78,7 +78,6 @@ def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise ConfigError(f"Invalid engine setting ({str(exc).splitlines()[0]}); "
                           "memory_limit looks like '4GB', threads is a positive integer.") from None
-    con.execute("SET enable_progress_bar = false")
     # Results are sorted explicitly where order matters; this saves memory on large inputs.
     con.execute("SET preserve_insertion_order = false")
     return con

@@ -25,13 +25,13 @@ _NUMBER_RE = (r"^\(?\s*[-+]?\s*(?:[$€£¥₹]|[A-Za-z]{3})?\s*[-+]?\s*([0-9][0
               r"[.,][0-9]+)\s*(?:[$€£¥₹%]|[A-Za-z]{3})?\s*\)?$")
 
 
-
 def quiet_connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that prints nothing (no progress bar on long
     queries, which would break ``--quiet``)."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     return con
+
 
 def q(name: str) -> str:
     """Quote an identifier for DuckDB."""

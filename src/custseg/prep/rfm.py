@@ -135,13 +135,9 @@ def rfm_scores(features: pd.DataFrame, edges: Mapping[str, list[float]] | None =
     number = (out["r_score"] * 100 + out["f_score"] * 10 + out["m_score"]).to_numpy()
     cells = sorted(owner)
     at = np.searchsorted(np.array([int(c) for c in cells]), number)
-    out["rfm_code"] = _text(np.array(cells, dtype=object)[at], out.index)
-    out["rfm_segment"] = _text(np.array([owner[c] for c in cells], dtype=object)[at], out.index)
+    for column, text in (("rfm_code", cells), ("rfm_segment", [owner[c] for c in cells])):
+        out[column] = pd.Series(np.array(text, dtype=object)[at], index=out.index, dtype="str")
     return out
-
-
-def _text(values: np.ndarray, index: pd.Index) -> pd.Series:
-    return pd.Series(values, index=index, dtype="str")
 
 
 def segment_summary(scored: pd.DataFrame, segments: Mapping[str, list[str]]
