@@ -72,12 +72,18 @@ def test_features_spilled_past_a_small_memory_limit_equal_those_in_memory(tmp_pa
     pd.testing.assert_frame_equal(roomy, tight)
 
 
-def test_the_scratch_database_holds_the_lines_and_is_removed_on_close(tmp_path):
+@pytest.mark.parametrize("line_bytes, where", [(10**9, "custseg_scratch"), (100, "memory")])
+def test_lines_go_to_the_scratch_database_unless_they_fit_in_memory(tmp_path, monkeypatch,
+                                                                     line_bytes, where):
+    """Lines too big for a share of memory_limit live in the scratch file, removed on
+    close; small ones in memory. Either way the customers are the same."""
+    import custseg.engines.duckdb as duckdb_engine
     from custseg.core.config import Config
     from custseg.engines.duckdb import DuckDBEngine
     from custseg.jobs.rfm import order_mapping
     from custseg.synth import generate
 
+    monkeypatch.setattr(duckdb_engine, "LINE_BYTES", line_bytes)
     path = generate(200, tmp_path / "data", seed=1)["transactions"]
     config = Config(temp_directory=str(tmp_path / "temp"))
     engine = DuckDBEngine(config)
@@ -86,9 +92,12 @@ def test_the_scratch_database_holds_the_lines_and_is_removed_on_close(tmp_path):
     database = engine.sample.execute(
         "SELECT database_name FROM duckdb_tables() WHERE table_name = 'lines'").fetchone()[0]
     scratch = list((tmp_path / "temp").glob("custseg-*.duckdb"))
-    assert database == "custseg_scratch" and len(scratch) == 1
+    assert database == where and len(scratch) == 1
     engine.close()
     assert not list((tmp_path / "temp").glob("custseg-*"))
+    customers = custseg.run_rfm(path, config=config).customers
+    monkeypatch.setattr(duckdb_engine, "LINE_BYTES", 10**9 if line_bytes == 100 else 100)
+    pd.testing.assert_frame_equal(customers, custseg.run_rfm(path, config=config).customers)
 
 
 def test_the_scratch_database_of_a_killed_run_is_removed_by_the_next(tmp_path):

@@ -5,7 +5,9 @@ Every row of the input is held by one DuckDB connection that spills to disk past
 tables (the raw rows of a text file, the classified lines) live in a scratch database
 file, deleted on close: DuckDB compresses tables it writes to a file (an in-memory
 table is not), so 100 million classified lines take 1.4 GB, not about 9 GB, and stay in
-its buffer instead of being read back from spill files by every query.
+its buffer instead of being read back from spill files by every query. Classified lines
+that fit in a share of the memory limit stay in memory instead (:func:`lines_in_memory`):
+compressing them into the file costs more than it saves there.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ from custseg.prep.features import DUCKDB, customer_features_table
 AUTO_MEMORY_SHARE, AUTO_MEMORY_MIN, AUTO_MEMORY_MAX = 0.5, 1 << 30, 4 << 30
 #: The name of the scratch database (:func:`attach_scratch`).
 SCRATCH = "custseg_scratch"
+#: The classified lines stay in memory when, at about ``LINE_BYTES`` each (89 measured on
+#: Online Retail's columns), they take at most ``IN_MEMORY_SHARE`` of the memory limit:
+#: 21.7M lines are written in 5 s there against 10 s into the compressed file.
+IN_MEMORY_SHARE, LINE_BYTES = 0.6, 100
+_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 
 
 def available_memory() -> int | None:
@@ -102,6 +110,33 @@ def attach_scratch(con: duckdb.DuckDBPyConnection, config: Config) -> Path:
     return Path(name)
 
 
+def limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The connection's memory limit in bytes (None: unknown or unlimited).
+
+    >>> con = quiet_connect(); _ = con.execute("SET memory_limit = '3GiB'")
+    >>> limit_bytes(con) == 3 << 30
+    True
+    """
+    text = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    number, _, unit = str(text).strip().partition(" ")
+    try:
+        return int(float(number) * _UNITS[unit])
+    except (KeyError, ValueError):
+        return None
+
+
+def lines_in_memory(con: duckdb.DuckDBPyConnection, rows: int) -> bool:
+    """Make the in-memory database the default (the scratch database's tables still found
+    by name) when ``rows`` classified lines fit in :data:`IN_MEMORY_SHARE` of the memory
+    limit; whether it did."""
+    limit = limit_bytes(con)
+    if limit is None or rows * LINE_BYTES > IN_MEMORY_SHARE * limit:
+        return False
+    con.execute("USE memory")
+    con.execute(f"SET search_path = 'memory.main,{SCRATCH}.main'")
+    return True
+
+
 def remove_scratch(path: Path) -> None:
     for file in (path, path.with_name(path.name + ".wal")):
         file.unlink(missing_ok=True)
@@ -150,6 +185,7 @@ class DuckDBEngine:
         return source
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
+        lines_in_memory(self.sample, source.rows)
         return clean_lines(self.sample, source, mapping, config)
 
     def features(self, as_of: dt.date, has_products: bool) -> pd.DataFrame:
