@@ -293,24 +293,19 @@ def _informative(prep: FeaturePrep, frame: pd.DataFrame, cols: list[str], core: 
     squared, at least ``MIN_ETA2``); features that do not are mostly noise to k-means."""
     from sklearn.cluster import KMeans
 
-    from custseg.cluster._evaluate import silhouette
+    from custseg.cluster._evaluate import silhouettes
 
     rows = frame if len(frame) <= 20_000 else frame.sample(20_000, random_state=0)
     base = np.column_stack([prep._numeric(rows, c) for c in core])
-    best, labels = -1.0, None
-    for k in range(2, 7):
-        if k >= len(rows):
-            break
-        lab = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(base)
-        if len(np.unique(lab)) < 2:
-            continue
-        pick = (slice(None) if len(rows) <= 3000
-                else np.random.RandomState(0).permutation(len(rows))[:3000])
-        sil = silhouette(base[pick], lab[pick])
-        if sil > best:
-            best, labels = sil, lab
-    if labels is None:
+    fits = [KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(base)
+            for k in range(2, min(7, len(rows)))]
+    fits = [lab for lab in fits if len(np.unique(lab)) > 1]
+    if not fits:
         return cols, []
+    pick = (slice(None) if len(rows) <= 3000
+            else np.random.RandomState(0).permutation(len(rows))[:3000])
+    sils = silhouettes(base[pick], [lab[pick] for lab in fits])
+    labels = fits[int(np.argmax(sils))]  # the first of equal bests, as before
     kept, notes = [], []
     for col in cols:
         if col in core:

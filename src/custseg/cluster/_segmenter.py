@@ -26,8 +26,9 @@ from custseg.cluster._evaluate import (
     inertia,
     k_sample_rows,
     reference_silhouettes,
-    sampled_silhouette,
+    sampled_silhouettes,
     scores,
+    separation,
     stability,
     structure_words,
     structured_ks,
@@ -318,7 +319,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         ks = sorted(set(structure_ks) | set(action_ks))
         curves: dict[str, list] = {"k": [], "inertia": [], "silhouette": [],
                                    "calinski_harabasz": [], "davies_bouldin": []}
-        bic, labels_at, sample = [], {}, 0
+        bic, labels_at = [], {}
 
         # With up to SEARCH_FULL_INIT customers each k gets the final fit's restarts, and the
         # chosen k's fit is kept (its stability is then the one reported); above, 3 restarts.
@@ -326,7 +327,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
         def evaluate(k: int) -> tuple[Fitted, dict]:
             fitted = self._fit_k(Xp, cats, k, n_init=n_init, seed=self.seed, tree=tree)
-            return fitted, scores(Xp, fitted.labels, seed=self.seed)
+            return fitted, separation(Xp, fitted.labels)
 
         # Two k at a time: much of a fit and its scores runs outside the GIL (BLAS, numpy),
         # and each k is seeded on its own, so the curves do not depend on the order.
@@ -337,18 +338,19 @@ class Segmenter(ClusterMixin, BaseEstimator):
             curves["k"].append(k)
             curves["inertia"].append(round(float(fitted.extra.get("inertia")
                                                  or inertia(Xp, fitted.labels)), 4))
-            for key in ("silhouette", "calinski_harabasz", "davies_bouldin"):
+            for key in ("calinski_harabasz", "davies_bouldin"):
                 curves[key].append(s[key])
-            sample = max(sample, s["silhouette_sample"])
             if "bic" in fitted.extra:
                 bic.append(round(fitted.extra["bic"], 2))
         if bic:
             curves["bic"] = bic
+        labelings = [labels_at[k] for k in ks]
+        curves["silhouette"], sample = sampled_silhouettes(Xp, labelings, seed=self.seed)
         # Groups are judged with ties broken, so that a point mass (everyone who bought
         # once) or an imputed value is not taken for a cluster.
         Xs = self._untied(frame)
-        untied = {"k": ks, "silhouette": [
-            sampled_silhouette(Xs, labels_at[k], seed=self.seed) for k in ks]}
+        untied = {"k": ks, "silhouette": sampled_silhouettes(Xs, labelings,
+                                                             seed=self.seed)[0]}
         reference = reference_silhouettes(Xs, ks, seed=self.seed)
         clear = structured_ks(untied, reference, structure_ks)
         candidates: list[Candidate] = []
