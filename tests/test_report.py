@@ -55,6 +55,48 @@ def test_report_has_at_least_8_figures(run_dir):
         assert png.stat().st_size > 5_000
 
 
+def test_every_chart_is_valid_vega_lite(run_dir):
+    """The report skips Altair's schema validation (0.5 s a run); it is done here."""
+    summary, table = _summary(run_dir), read_segments(run_dir)
+    built = [name for name, build in charts.CHARTS
+             if (chart := build(summary, table)) is not None and chart.to_dict(validate=True)]
+    assert len(built) >= 8
+
+
+def _specs(run_dir, folder, n: int = 3) -> list:
+    summary, table = _summary(run_dir), read_segments(run_dir)
+    built = [(name, chart) for name, build in charts.CHARTS
+             if (chart := build(summary, table)) is not None][:n]
+    return [(folder / f"{name}.png", chart.to_dict()) for name, chart in built]
+
+
+def test_pngs_rendered_by_a_second_process_equal_those_rendered_here(run_dir, tmp_path,
+                                                                     monkeypatch):
+    """A cold process gives half the charts to a second process; a failed start of it
+    leaves the work to this one. The PNGs are the same either way."""
+    from custseg.outputs.report import _png
+
+    monkeypatch.setattr(_png, "_warm", False)
+    (tmp_path / "split").mkdir()
+    split = _specs(run_dir, tmp_path / "split")
+    started = []
+    real = _png._start
+    monkeypatch.setattr(_png, "_start", lambda c: started.append(len(c)) or real(c))
+    _png.write_pngs(split)
+    assert started == [1] and _png._warm
+    (tmp_path / "here").mkdir()
+    _png.write_pngs(here := _specs(run_dir, tmp_path / "here"))  # warm: no second process
+    assert started == [1]
+    monkeypatch.setattr(_png, "_warm", False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    monkeypatch.setattr(_png, "_start", real)
+    (tmp_path / "alone").mkdir()
+    _png.write_pngs(alone := _specs(run_dir, tmp_path / "alone"))
+    for a, b, c in zip(split, here, alone, strict=True):
+        assert a[0].read_bytes() == b[0].read_bytes() == c[0].read_bytes()
+    assert not list(tmp_path.rglob("*.part"))
+
+
 def test_markup_in_the_data_never_runs(run_dir):
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert EVIL not in html

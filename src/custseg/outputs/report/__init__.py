@@ -111,8 +111,7 @@ def write_backtest_chart(backtest: dict, folder: Path) -> Path | None:
     """Write ``folder/calibration.png``, the report's calibration chart of a backtest block
     (``Backtest.to_dict()``); None (nothing written) when the backtest was not fitted or
     has no frequency groups."""
-    import vl_convert as vlc
-
+    from custseg.outputs.report._png import png
     from custseg.outputs.report.charts import calibration_chart
 
     chart = calibration_chart(backtest)
@@ -122,7 +121,7 @@ def write_backtest_chart(backtest: dict, folder: Path) -> Path | None:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / BACKTEST_CHART
     with atomic_file(path) as tmp:
-        tmp.write_bytes(vlc.vegalite_to_png(chart.to_dict(), scale=2))
+        tmp.write_bytes(png(chart.to_dict()))
     return path
 
 
@@ -130,24 +129,25 @@ def render_report(summary: RunSummary | TableRunSummary, table: pd.DataFrame,
                   out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` and ``out_dir/figures/*.png``; return the report path."""
     import jinja2
-    import vl_convert as vlc
     from markupsafe import Markup
 
+    from custseg.outputs.report._png import write_pngs
     from custseg.outputs.report.charts import CHARTS
 
     data = summary.to_dict()
     out_dir = Path(out_dir)
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    charts = []
+    charts, pngs = [], []
     for name, build in CHARTS:
         chart = build(data, table)
         if chart is None:
             continue
-        spec = chart.to_dict()
-        (figures / f"{name}.png").write_bytes(vlc.vegalite_to_png(spec, scale=2))
+        spec = chart.to_dict(validate=False)  # each chart is validated in the tests
+        pngs.append((figures / f"{name}.png", spec))
         charts.append({"id": name, "spec": Markup(_safe_json(spec)),
                        "caption": CAPTIONS.get(name, "")})
+    write_pngs(pngs)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(
             str(resources.files("custseg.outputs.report") / "templates")),
