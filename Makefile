@@ -11,10 +11,13 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@# Debian's Chromium drives the report's browser tests (Playwright's own download
-	@# does not work everywhere) and a Java 17 runtime runs the Spark engine's tests;
-	@# they are skipped with a note where apt-get is not usable.
+	@# does not work everywhere), a Java 17 runtime runs the Spark engine's tests and
+	@# PostgreSQL's server the database tests; they are skipped with a note where
+	@# apt-get is not usable.
 	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+		missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,spark]"
+	$(PY) -m pip install --quiet -e ".[dev,spark,app,postgres]"
 	touch $(STAMP)
 
 demo: install

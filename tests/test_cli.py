@@ -161,3 +161,22 @@ def test_stage_timings_add_up_to_the_wall_clock(tmp_path):
     # Only Python's own start and exit are outside the stages (about 0.5 s here; the
     # margin is for a busy test machine, where process start and exit slow down too).
     assert 0 <= wall - sum(timings.values()) < 1.5, (wall, timings)
+
+
+@pytest.mark.parametrize("module, extra, args", [
+    ("streamlit", "app", ["app"]),
+    ("adbc_driver_postgresql", "postgres",
+     ["run", "--db", "postgresql://shop@127.0.0.1:1/shop", "--sql", "select 1"]),
+])
+def test_a_missing_extra_is_a_one_line_hint(tmp_path, module, extra, args):
+    """Without an extra installed, the command names the pip install that brings it."""
+    code = ("import importlib.util, sys; real = importlib.util.find_spec; "
+            f"importlib.util.find_spec = lambda n, *a: None if n == {module!r} else real(n, *a); "
+            f"sys.modules[{module!r}] = None; sys.argv = ['custseg', *{args!r}]; "
+            "import custseg.cli; custseg.cli.main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert f"pip install 'custseg[{extra}]'" in lines[0]

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -131,7 +132,7 @@ def _print_audit(s: dict) -> None:
 
 def _print_warnings(s: dict) -> None:
     for warning in s["audit"]["warnings"]:
-        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
 @app.command()
@@ -216,7 +217,7 @@ def backtest(input: InputArg = None, *, config: Config, quiet: QuietOpt = False)
                   f"for buying again {b.auc} (frequency / tenure: {b.baseline_auc}).",
                   highlight=False)
     for warning in b.warnings:
-        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     out.print(f"Wrote {out_dir / 'backtest.json'} and {out_dir / 'calibration.png'}.")
 
 
@@ -296,7 +297,7 @@ def track(
     if not quiet:
         out.print(f"{info['customers']:,} customers, {info['movers']:,} changed segment.")
         for line in info["top_movements"]:
-            out.print(f"  {line}", highlight=False)
+            out.print(f"  {escape(line)}", highlight=False)
         out.print(f"Wrote {out_dir / 'migration_matrix.csv'}, migration_share.csv, movers.csv "
                   "and track.html.")
 
@@ -343,7 +344,7 @@ def inspect(input: Annotated[Path, typer.Argument(help="Any input file.")], *,
     con = connect(config)
     source = load_source(con, input, config=config)
     detected = {**detect_mapping(source.columns), **config.mapping}
-    out.print(f"{source.name}: {source.format}, {source.rows:,} rows, "
+    out.print(f"{escape(source.name)}: {source.format}, {source.rows:,} rows, "
               f"{len(source.columns)} columns {source.details or ''}", highlight=False)
     table = Table("column", "type", "field")
     by_col = {c: f for f, c in detected.items()}
@@ -351,7 +352,7 @@ def inspect(input: Annotated[Path, typer.Argument(help="Any input file.")], *,
         table.add_row(col, source.types[col], by_col.get(col, ""))
     out.print(table)
     for warning in source.warnings:
-        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
 def main() -> None:
@@ -359,7 +360,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except CustsegError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Abort:
         err.print("aborted")
@@ -372,8 +373,8 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
-        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}. Please report it "
-                  "with the command you ran.", highlight=False, soft_wrap=True)
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))}. "
+                  "Please report it with the command you ran.", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -6,9 +6,12 @@ otherwise.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+from custseg.core.exceptions import ConfigError, InputError
 
 #: Upload size cap in MB (Streamlit's server.maxUploadSize).
 DEFAULT_MAX_UPLOAD_MB = 1024
@@ -17,8 +20,6 @@ DEFAULT_MAX_UPLOAD_MB = 1024
 def inside_upload_area(path: str | Path, area: str | Path) -> Path:
     """``path`` resolved (symbolic links followed) when it lies inside the upload ``area``;
     otherwise :class:`~custseg.core.exceptions.InputError`: the dashboard reads nothing else."""
-    from custseg.core.exceptions import InputError
-
     root = Path(area).resolve()
     try:
         target = Path(path).resolve()
@@ -43,4 +44,6 @@ def command(host: str = "127.0.0.1", port: int = 8501,
 def serve(host: str = "127.0.0.1", port: int = 8501,
           max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB) -> int:
     """Run the dashboard until interrupted; returns Streamlit's exit code."""
+    if importlib.util.find_spec("streamlit") is None:
+        raise ConfigError("The dashboard needs Streamlit: pip install 'custseg[app]'.")
     return subprocess.call(command(host, port, max_upload_mb))

@@ -82,7 +82,11 @@ def load_source(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, 
     if db is not None or sql is not None:
         if not (db and sql):
             raise InputError("A database input needs both --db URL and --sql \"select ...\".")
-        return _load_sql(con, db, sql, relation)
+        source = _load_sql(con, db, sql, relation)
+        if source.rows == 0:
+            raise InputError(f"The --sql query on {_redact(db)} returned no rows; check its "
+                             "table and WHERE clause.")
+        return source
     if path is None:
         raise InputError("No input given: pass a file path, or --db URL with --sql QUERY.")
     path = Path(path)
@@ -249,6 +253,9 @@ def _load_sql(con, url: str, query: str, relation: str) -> Source:
             con.execute("DETACH DATABASE IF EXISTS custseg_src")
         return _describe(con, relation, name, "sql")
 
+    if re.match(r"postgres(ql)?(\+\w+)?://", url):
+        return _load_postgres(con, url, query, relation)
+
     import sqlalchemy as sa
 
     try:
@@ -277,6 +284,50 @@ def _load_sql(con, url: str, query: str, relation: str) -> Source:
     finally:
         engine.dispose()
     return _describe(con, relation, name, "sql")
+
+
+def _load_postgres(con, url: str, query: str, relation: str) -> Source:
+    """The result of ``query`` on a PostgreSQL server, streamed into DuckDB in Arrow batches
+    by the ADBC driver (the server's binary COPY: the result is never whole in memory)."""
+    try:
+        from adbc_driver_postgresql import dbapi
+    except ImportError:
+        raise ConfigError("Reading PostgreSQL needs its driver: "
+                          "pip install 'custseg[postgres]'.") from None
+    uri = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+    where = _redact(url)
+    stream = "custseg_postgres_stream"
+    try:
+        with dbapi.connect(uri) as conn, conn.cursor() as cur:
+            cur.execute(query)
+            con.register(stream, cur.fetch_record_batch())
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {q(relation)} AS SELECT * FROM {stream}")
+            finally:
+                con.unregister(stream)
+    except dbapi.Error as exc:
+        raise InputError(f"PostgreSQL at {where}: {_postgres_reason(exc)}") from None
+    except duckdb.Error as exc:  # the stream broke off while DuckDB read it
+        raise InputError(f"PostgreSQL at {where}: the result stopped arriving "
+                         f"({_postgres_reason(exc)}); run the query again.") from None
+    return _describe(con, relation, f"{where} query", "sql")
+
+
+def _postgres_reason(exc: BaseException) -> str:
+    """The server's or libpq's own words, without the driver's wrapping.
+
+    >>> _postgres_reason(RuntimeError('IO: Failed to prepare query: ERROR:  relation "x" '
+    ...                               'does not exist\\nLINE 1: select * from x ^ Query was: '
+    ...                               'select * from x. SQLSTATE: 42P01'))
+    'relation "x" does not exist'
+    """
+    text = " ".join(str(exc).replace("\\n", " ").split())
+    for cut in (" LINE ", " Query was:", " SQLSTATE:"):
+        text = text.split(cut)[0]
+    said = re.search(r"\b(?:FATAL|ERROR): (.*)", text)
+    if said:
+        return said.group(1).rstrip(". ")
+    return re.sub(r"^(\w+ )?(IO|INVALID_ARGUMENT|NOT_FOUND|INTERNAL|UNKNOWN): ", "", text)[:300]
 
 
 def _duckdb_path(url: str) -> str | None:
