@@ -243,6 +243,40 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def run_measured(cmd: list[str], timeout: float | None = None,
+                 stdout: Any = subprocess.PIPE) -> tuple[float, int, Any]:
+    """Run ``cmd`` as a fresh process: its wall clock in seconds, the peak resident bytes of
+    its process tree (sampled every 0.2 s) and the finished process (``.stdout``,
+    ``.stderr``, ``.returncode``); raises ``subprocess.TimeoutExpired`` (with the peak as
+    ``.peak``) after killing the tree when ``timeout`` passes."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    peak, done = [0], threading.Event()
+
+    def sample_rss() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    sampler.start()
+    try:
+        proc.stdout, proc.stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        import psutil
+
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            p.kill()
+        proc.kill()
+        proc.communicate()
+        exc.peak = peak[0]  # what the stopped process had reached
+        raise
+    finally:
+        done.set()
+        sampler.join()
+    return time.perf_counter() - start, peak[0], proc
+
+
 def measure(name: str, path: Path, timeout: float, sample: bool = False) -> dict[str, Any]:
     """Run one contender in a fresh process; its report, its wall clock (``seconds``) and
     the peak RSS of its process tree. With ``sample`` (custseg) also the sample check."""
@@ -250,39 +284,20 @@ def measure(name: str, path: Path, timeout: float, sample: bool = False) -> dict
         cmd = (COMMANDS[name](path, Path(work)) if name in COMMANDS else
                [sys.executable, str(Path(__file__).resolve()), "--child", name,
                 "--target", str(path), "--work", work])
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        peak, done = [0], threading.Event()
-
-        def sample_rss() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], tree_rss(proc.pid))
-                done.wait(0.2)
-
-        sampler = threading.Thread(target=sample_rss, daemon=True)
-        sampler.start()
+        peak = 0
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            import psutil
-
-            for p in psutil.Process(proc.pid).children(recursive=True):
-                p.kill()
-            proc.kill()
-            proc.communicate()
-            report = {"failed": f"stopped after {timeout:.0f} s"}
+            seconds, peak, proc = run_measured(cmd, timeout)
+        except subprocess.TimeoutExpired as exc:
+            peak, report = exc.peak, {"failed": f"stopped after {timeout:.0f} s"}
         else:
-            seconds = time.perf_counter() - start
             if proc.returncode != 0:
-                last = (stderr.strip().splitlines() or ["?"])[-1]
+                last = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 report = {"failed": f"exit code {proc.returncode}: {last[:160]}"}
             elif name in COMMANDS:
                 report = {"seconds": seconds, **custseg_report(Path(work))}
             else:
-                report = {**json.loads(stdout.strip().splitlines()[-1]), "seconds": seconds}
-        done.set()
-        sampler.join()
-        report["peak_mb"] = peak[0] / 2 ** 20
+                report = {**json.loads(proc.stdout.strip().splitlines()[-1]), "seconds": seconds}
+        report["peak_mb"] = peak / 2 ** 20
         if sample and "failed" not in report:
             check = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
                                     "sample-check", "--target", str(path), "--work", work],

@@ -1,19 +1,10 @@
-"""custseg against a real PostgreSQL server: a throwaway one started for the session.
-
-The server is Debian's ``postgresql`` (``make install`` installs it): ``initdb`` into a
-temporary folder, listening on 127.0.0.1 and a free port, password authentication on, as
-the unprivileged ``postgres`` user when the tests run as root (the server refuses root).
-"""
+"""custseg against a real PostgreSQL server: a throwaway one started for the session
+(:mod:`pg_server`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -21,70 +12,19 @@ import pytest
 
 from conftest import ONLINE_RETAIL as RETAIL
 from conftest import needs_online_retail as needs_retail
-
-USER, PASSWORD = "custseg", "s3cret-for-tests"
-
-
-def _server_binaries() -> Path | None:
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))  # Debian's layout
-    found = versions[-1] if versions else shutil.which("pg_ctl")
-    return Path(found).resolve().parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pg_server import PASSWORD, copy_in, psql, server_binaries, throwaway_server
 
 
 @pytest.fixture(scope="session")
 def postgres():
-    """The URL of a running server (database ``postgres``), stopped at the end."""
-    bindir = _server_binaries()
-    if bindir is None:
+    """The URL of a throwaway server for the session."""
+    if server_binaries() is None:
         pytest.skip("PostgreSQL's server is not installed (Debian's postgresql; make install "
                     "installs it)")
     pytest.importorskip("adbc_driver_postgresql",
                         reason="the PostgreSQL driver: pip install 'custseg[postgres]'")
-    root = Path(tempfile.mkdtemp(prefix="custseg-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    (root / "pw").write_text(PASSWORD)
-    if as_user:
-        shutil.chown(root / "pw", "postgres")
-    data, port = root / "data", _free_port()
-    subprocess.run([*as_user, bindir / "initdb", "-D", data, "-U", USER, "-E", "UTF8",
-                    "--locale=C", "--auth=scram-sha-256", f"--pwfile={root / 'pw'}"],
-                   check=True, capture_output=True)
-    options = (f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} "
-               "-c fsync=off")
-    subprocess.run([*as_user, bindir / "pg_ctl", "-D", data, "-l", root / "log", "-w",
-                    "-o", options, "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def psql(url: str, *commands: str, stdin: str | None = None) -> str:
-    args = [_server_binaries() / "psql", url, "-v", "ON_ERROR_STOP=1", "-qAt"]
-    for command in commands:
-        args += ["-c", command]
-    return subprocess.run(args, check=True, capture_output=True, text=True,
-                          input=stdin).stdout
-
-
-def copy_in(url: str, table: str, frame_sql: str, columns: str) -> None:
-    """Create ``table`` and load it with COPY from a CSV that DuckDB writes of ``frame_sql``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = Path(tmp) / "rows.csv"
-        duckdb.execute(f"COPY ({frame_sql}) TO '{csv}' (HEADER, DELIMITER ',')")
-        psql(url, f"CREATE TABLE {table} ({columns})",
-             f"\\copy {table} FROM '{csv}' WITH (FORMAT csv, HEADER)")
+    with throwaway_server() as url:
+        yield url
 
 
 def custseg(*args):
@@ -92,16 +32,11 @@ def custseg(*args):
                           capture_output=True, text=True)
 
 
-RETAIL_COLUMNS = ('"InvoiceNo" text, "StockCode" text, "Description" text, '
-                  '"Quantity" bigint, "InvoiceDate" timestamp, "UnitPrice" double precision, '
-                  '"CustomerID" double precision, "Country" text')
-
-
 @pytest.fixture(scope="session")
 def retail_in_postgres(postgres):
     if not RETAIL.exists():
         pytest.skip(f"{RETAIL} is not here (the shared data sets)")
-    copy_in(postgres, "online_retail", f"SELECT * FROM '{RETAIL}'", RETAIL_COLUMNS)
+    copy_in(postgres, "online_retail", f"SELECT * FROM '{RETAIL}'")
     return postgres
 
 
@@ -128,16 +63,8 @@ def test_a_query_joining_orders_and_customers(postgres, tmp_path):
     paths = generate(300, tmp_path / "data", seed=3)
     orders = duckdb.sql(f"SELECT * FROM '{paths['transactions']}'")
     people = duckdb.sql(f"SELECT * FROM '{paths['customers_table']}'")
-
-    def columns(rel) -> str:
-        types = {"VARCHAR": "text", "BIGINT": "bigint", "INTEGER": "integer",
-                 "DOUBLE": "double precision", "TIMESTAMP": "timestamp", "DATE": "date",
-                 "TIMESTAMP_NS": "timestamp", "BOOLEAN": "boolean"}
-        return ", ".join(f'"{c}" {types[str(t)]}' for c, t in zip(rel.columns, rel.types,
-                                                                  strict=True))
-
-    copy_in(postgres, "orders", f"SELECT * FROM '{paths['transactions']}'", columns(orders))
-    copy_in(postgres, "people", f"SELECT * FROM '{paths['customers_table']}'", columns(people))
+    copy_in(postgres, "orders", f"SELECT * FROM '{paths['transactions']}'")
+    copy_in(postgres, "people", f"SELECT * FROM '{paths['customers_table']}'")
     key = next(c for c in orders.columns if c in people.columns)
     extra = [c for c in people.columns if c != key][:2]
     query = (f'SELECT o.*, {", ".join(f"p.{chr(34)}{c}{chr(34)}" for c in extra)} '

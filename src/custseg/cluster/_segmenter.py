@@ -82,10 +82,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         ignore it): clear groups where the data has them (k in 2..10), else, on a
         continuum, the largest k in 3..8 whose segments are stable, distinct and big
         enough (see :mod:`custseg.cluster._evaluate`).
-    k_range : tuple of int or None, default=(2, 10)
+    k_range : tuple of int or None, default=None
         Range of k searched by "auto", for clear groups and for a continuum alike; None
-        uses the two default ranges above (what ``run_segments`` and the command line pass
-        unless told otherwise: the config's ``clustering.k_range`` is unset by default).
+        uses the two default ranges above, as ``run_segments`` and the command line do
+        unless the config's ``clustering.k_range`` says otherwise.
     seed : int, default=0
     features : list of str, default=None
         Columns to cluster on; None picks them (transaction features, or every usable
@@ -148,7 +148,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
     """
 
     def __init__(self, algorithm: str = "kmeans", k: int | str = "auto",
-                 k_range: tuple[int, int] = (2, 10), seed: int = 0,
+                 k_range: tuple[int, int] | None = None, seed: int = 0,
                  features: list[str] | None = None, skew: str = "log1p",
                  scaler: str = "standard", linkage: str = "ward", n_init: int = 10,
                  n_bootstrap: int = 10, options: dict[str, Any] | None = None,

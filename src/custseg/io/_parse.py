@@ -29,7 +29,10 @@ def quiet_connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that prints nothing (no progress bar on long
     queries, which would break ``--quiet``)."""
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass  # in Jupyter without ipywidgets DuckDB refuses the setting, and shows no bar
     return con
 
 
