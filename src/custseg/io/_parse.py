@@ -8,6 +8,7 @@ column, and reported.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import duckdb
@@ -29,10 +30,9 @@ def quiet_connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that prints nothing (no progress bar on long
     queries, which would break ``--quiet``)."""
     con = duckdb.connect()
-    try:
+    # in Jupyter without ipywidgets DuckDB refuses the setting (and shows no bar)
+    with contextlib.suppress(duckdb.InvalidInputException):
         con.execute("SET enable_progress_bar = false")
-    except duckdb.InvalidInputException:
-        pass  # in Jupyter without ipywidgets DuckDB refuses the setting, and shows no bar
     return con
 
 
