@@ -1,5 +1,6 @@
 """The dashboard end to end in headless Chromium: upload, run, cards, downloads."""
 
+import re
 import socket
 import subprocess
 import time
@@ -97,6 +98,19 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         with page.expect_download() as info:
             page.get_by_role("button", name="Download the model (model.json)").click()
         info.value.save_as(tmp_path / "model.json")
+        # the audience export of one segment, as `custseg export` writes it
+        page.get_by_role("tab", name="Customers").click()
+        chooser = page.locator('[data-testid="stMultiSelect"]').filter(
+            has_text="Segments to export").locator("input")
+        chooser.click()
+        chooser.fill(cards[0].strip())
+        page.get_by_role("option", name=cards[0].strip()).first.click()
+        page.keyboard.press("Escape")
+        button = page.get_by_text(re.compile(r"Download [0-9,]+ customers"))
+        button.wait_for(timeout=60_000)
+        with page.expect_download() as info:
+            button.click()
+        info.value.save_as(tmp_path / "audience.csv")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
@@ -118,6 +132,9 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         assert float(value.replace(",", "")) == pytest.approx(seg["clv"].sum(), abs=0.01)
     else:
         assert value == "n/a"
+    audience = pd.read_csv(tmp_path / "audience.csv", dtype={"customer_id": str})
+    assert set(audience["customer_id"]) == set(
+        seg.loc[seg["segment_name"] == cards[0].strip(), "customer_id"])
     # The downloaded model scores the same file back into the same segments.
     scored = custseg.load_model(tmp_path / "model.json").predict(path)
     merged = seg.merge(scored.astype({"customer_id": str}), on="customer_id",

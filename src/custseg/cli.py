@@ -302,6 +302,40 @@ def track(
                   "and track.html.")
 
 
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Output folder of a `custseg run` or `rfm`.")],
+    segment: Annotated[list[str], typer.Option(
+        help="A segment's name or id (repeatable); RFM segment names for an rfm folder.")],
+    out_file: Annotated[Path, typer.Option("--out", help="File to write.")],
+    columns: Annotated[str | None, typer.Option(
+        help="Comma-separated columns of segments.csv (default: id, segment, value).")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="csv or parquet (default: from the file's suffix, else csv).")] = None,
+    with_contacts: Annotated[Path | None, typer.Option(
+        help="Customer table with the contact columns (runs leave them out).")] = None,
+    contact_columns: Annotated[str | None, typer.Option(
+        help="Comma-separated contact columns of --with-contacts to include, e.g. email.")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The customers of chosen segments, as a file for an e-mail or ads tool."""
+    from custseg.jobs.export import export_audience
+
+    def split(text: str | None) -> list[str] | None:
+        return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+    audience = export_audience(run_dir, segment, out_file, columns=split(columns), fmt=fmt,
+                               contacts=with_contacts,
+                               contact_columns=split(contact_columns) or [])
+    if not quiet:
+        for warning in audience.warnings:
+            out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        parts = ", ".join(f"{escape(n)} ({c:,})" for n, c in audience.segments.items())
+        out.print(f"Wrote {audience.rows:,} customers of {parts} to {audience.path}.",
+                  highlight=False)
+
+
 @app.command("app")
 def app_command(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,

@@ -22,6 +22,7 @@ from custseg.cluster import ALGORITHMS
 from custseg.cluster._prepare import TRANSACTION_FEATURES
 from custseg.core.exceptions import CustsegError, CustsegWarning
 from custseg.io import FIELDS
+from custseg.jobs.export import FORMATS, audience_bytes, audience_table
 
 st.set_page_config(page_title="custseg: customer segments", layout="wide")
 UPLOADS = Path(tempfile.gettempdir()) / "custseg-uploads"
@@ -286,6 +287,17 @@ with tabs[2]:
     st.dataframe(view.head(10_000), hide_index=True)
     st.caption(f"{len(view):,} customers" + (" (first 10,000 shown)" if len(view) > 10_000
                                               else ""))
+    st.markdown("**Audience export**: the customers of chosen segments, for an e-mail or "
+                "ads tool (as `custseg export`; contact columns only on the command line)")
+    e1, e2 = st.columns([3, 1])
+    picked = e1.multiselect("Segments to export", sorted(table[label].astype(str).unique()),
+                            key="export-segments")
+    fmt = e2.radio("Format", list(FORMATS), horizontal=True, key="export-format")
+    if picked:
+        audience, _ = audience_table(table, picked, where="this run")
+        st.download_button(f"Download {len(audience):,} customers ({fmt})",
+                           audience_bytes(audience, fmt), file_name=f"audience.{fmt}",
+                           mime="text/csv" if fmt == "csv" else "application/octet-stream")
 with tabs[3]:
     if "r_score" in table:
         grid = table.pivot_table(index="f_score", columns="r_score", values="customer_id",
