@@ -55,6 +55,12 @@ def test_a_query_on_the_server_gives_the_segments_of_the_parquet_file(retail_in_
     assert len(a) > 4000
     pd.testing.assert_frame_equal(a, b)
     assert PASSWORD not in (tmp_path / "sql" / "summary.json").read_text()
+    scored = custseg("score", tmp_path / "sql" / "model.json", "--db", retail_in_postgres,
+                     "--sql", "select * from online_retail", "--out", tmp_path / "scored.csv")
+    assert scored.returncode == 0, scored.stderr
+    again = pd.read_csv(tmp_path / "scored.csv").merge(a, on="customer_id",
+                                                       suffixes=("", "_run"))
+    assert len(again) == len(a) and (again["segment"] == again["segment_run"]).all()
 
 
 def test_a_query_joining_orders_and_customers(postgres, tmp_path):
@@ -71,6 +77,11 @@ def test_a_query_joining_orders_and_customers(postgres, tmp_path):
              f'FROM orders o JOIN people p USING ("{key}")')
     proc = custseg("rfm", "--db", postgres, "--sql", query, "--out", tmp_path / "out", "-q")
     assert proc.returncode == 0, proc.stderr
+    back = custseg("backtest", "--db", postgres, "--sql", query, "--split", "2023-07-01",
+                   "--out", tmp_path / "back",
+                   "-q")
+    assert back.returncode == 0, back.stderr
+    assert (tmp_path / "back" / "backtest.json").is_file()
     table = pd.read_csv(tmp_path / "out" / "segments.csv")
     expected = duckdb.execute(f"SELECT count(DISTINCT \"{key}\") FROM '{paths['transactions']}'"
                           ).fetchone()[0]

@@ -256,7 +256,7 @@ def report(
 
 
 @app.command()
-@_configured("score.out", "mapping", "as_of", "sheet", "delimiter", "encoding",
+@_configured("score.out", "mapping", "as_of", "sheet", "delimiter", "encoding", "db", "sql",
              "hash_ids", "salt")
 def score(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="model.json of a run.")],

@@ -30,14 +30,15 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
                            cleaning=model["config"]["cleaning"],
                            rfm_segments=model["rfm"]["segments"], as_of=as_of,
                            clv=base.clv.replace(enabled=False))  # the stored models score
-        table = run_rfm(input, config=cfg, frame=frame).customers
+        table = run_rfm(input, config=cfg, frame=frame, db=base.db, sql=base.sql).customers
         models = value_models(model)
         if models is not None:
             table = pd.concat([table, models.predict(value_inputs(table))], axis=1)
     else:
         con = connect(base)
         try:
-            table = load_customers(con, input, base)[0] if frame is None else frame.copy()
+            table = (load_customers(con, input, base, db=base.db, sql=base.sql)[0]
+                     if frame is None else frame.copy())
         finally:
             con.close()
     return assign(model, table)
