@@ -78,8 +78,7 @@ def test_a_query_joining_orders_and_customers(postgres, tmp_path):
     proc = custseg("rfm", "--db", postgres, "--sql", query, "--out", tmp_path / "out", "-q")
     assert proc.returncode == 0, proc.stderr
     back = custseg("backtest", "--db", postgres, "--sql", query, "--split", "2023-07-01",
-                   "--out", tmp_path / "back",
-                   "-q")
+                   "--out", tmp_path / "back", "-q")
     assert back.returncode == 0, back.stderr
     assert (tmp_path / "back" / "backtest.json").is_file()
     table = pd.read_csv(tmp_path / "out" / "segments.csv")
