@@ -104,7 +104,7 @@ def silhouettes(X: np.ndarray, labelings: list[np.ndarray], chunk: int = 256) ->
         codes.append(code)
         offsets.append(offsets[-1] + int(code.max()) + 1)
     onehot = np.zeros((n, offsets[-1]), dtype=np.float32)
-    for code, offset in zip(codes, offsets, strict=False):
+    for code, offset in zip(codes, offsets[:-1], strict=True):
         onehot[np.arange(n), offset + code] = 1.0
     counts = onehot.sum(axis=0).astype(np.float64)
     sq = np.einsum("ij,ij->i", X, X)
@@ -163,7 +163,7 @@ def sampled_silhouettes(X: np.ndarray, labelings: list[np.ndarray], *, seed: int
     rows = k_sample_rows(X, sample, seed=seed)
     Xs = X[rows]
     out: list[float | None] = [None] * len(labelings)
-    batch = []
+    batch, batch_labels = [], []
     for i, labels in enumerate(labelings):
         lab = np.asarray(labels)[rows]
         keep = lab != NOISE
@@ -171,9 +171,10 @@ def sampled_silhouettes(X: np.ndarray, labelings: list[np.ndarray], *, seed: int
             continue
         if keep.all():
             batch.append(i)
+            batch_labels.append(lab)
         else:
             out[i] = _round(silhouette(Xs[keep], lab[keep]))
-    values = silhouettes(Xs, [np.asarray(labelings[i])[rows] for i in batch]) if batch else []
+    values = silhouettes(Xs, batch_labels) if batch else []
     for i, value in zip(batch, values, strict=True):
         out[i] = _round(value)
     return out, int(len(rows))
