@@ -67,12 +67,15 @@ def launch(p):
                                    "--disable-component-update", "--disable-sync"])
 
 
-def start_run(page, url: str, path: Path) -> None:
+def start_run(page, url: str, path: Path, mode: str | None = None) -> None:
     page.goto(url)
     page.wait_for_selector('input[type="file"]', state="attached", timeout=60_000)
     page.set_input_files('input[type="file"]', str(path))
     button = page.get_by_role("button", name="Run segmentation")
     button.wait_for(timeout=60_000)
+    if mode is not None:
+        page.get_by_text(mode, exact=True).click()
+        page.wait_for_timeout(1000)
     button.click()
 
 
@@ -141,6 +144,38 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
                        suffixes=("", "_scored"))
     assert len(merged) == len(seg)
     assert (merged["segment"] == merged["segment_scored"]).all()
+
+
+def test_rfm_only_shows_the_rfm_cards_and_cohorts(app_url, input_file, tmp_path):
+    path, _ = input_file
+    expected = custseg.run_rfm(path).summary
+    named = [s for s in expected.rfm_segments if s.customers]
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        start_run(page, app_url, path, mode="RFM only")
+        page.get_by_text("Download segments CSV").wait_for(timeout=180_000)
+        page.get_by_text("Expected orders:").first.wait_for(timeout=30_000)
+        cards = page.locator("h4").all_inner_texts()
+        body = page.inner_text("body")
+        report = page.get_by_role("button", name="Download the HTML report")
+        has_report = report.count()
+        page.get_by_role("tab", name="Cohorts").click()
+        page.locator('[data-testid="stVegaLiteChart"]:visible canvas, '
+                     '[data-testid="stVegaLiteChart"]:visible svg').first.wait_for(
+            timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-rfm.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert sorted(c.strip() for c in cards) == sorted(s.name for s in named)  # 3 columns
+    assert body.count("Expected orders:") == len(named)
+    assert body.count("Bought more often than by all customers") == len(named)
+    for s in named:
+        assert f"{s.customers:,} customers ({s.share:.1%})" in body
+        assert s.actions[0] in body
+    assert has_report == 1
 
 
 def test_bad_file_shows_a_readable_message(app_url, tmp_path):

@@ -29,9 +29,12 @@ def html_escape(text: str) -> str:
 def run_dir(tmp_path_factory):
     frame, _ = planted_lines(seed=2)
     frame["place"] = "UK"
-    frame.loc[frame["shopper"] == frame["shopper"].iloc[0], "place"] = EVIL
+    frame.loc[frame["shopper"].str.startswith("V"), "place"] = EVIL  # a segment's country
+    frame["label"] = "Plain " + frame["article"]
+    frame.loc[frame["article"] == "SKU7", "label"] = EVIL + " SKU7"
     out = tmp_path_factory.mktemp("report") / "out"
-    config = custseg.Config(mapping={**PLANTED_MAP, "country": "place"})
+    config = custseg.Config(mapping={**PLANTED_MAP, "country": "place",
+                                     "description": "label"})
     run_segments(frame=frame, config=config, out_dir=out)
     return out
 

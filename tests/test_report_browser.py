@@ -17,18 +17,32 @@ VALUE_CHARTS = ("value_by_segment", "p_alive_matrix", "calibration")
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def data(tmp_path_factory) -> Path:
+    if ONLINE_RETAIL.exists():
+        return ONLINE_RETAIL
+    from custseg.synth import generate  # still a real run, on generated data
+
+    folder = tmp_path_factory.mktemp("synth")
+    generate(2000, folder, seed=1)
+    return folder / "transactions.parquet"
+
+
+@pytest.fixture(scope="module")
+def rfm_report(tmp_path_factory, data):
+    import custseg
+
+    out = tmp_path_factory.mktemp("browser-rfm") / "out"
+    custseg.run_rfm(data, out_dir=out,
+                    config=custseg.Config(profile={"cohorts_by_segment": True}))
+    return out / "report.html"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, data):
     from custseg.jobs.run import run_segments
 
     out = tmp_path_factory.mktemp("browser") / "out"
-    if ONLINE_RETAIL.exists():
-        run_segments(ONLINE_RETAIL, out_dir=out)
-    else:  # still a real run, on generated data
-        from custseg.synth import generate
-
-        data = tmp_path_factory.mktemp("synth")
-        generate(2000, data, seed=1)
-        run_segments(data / "transactions.parquet", out_dir=out)
+    run_segments(data, out_dir=out)
     # The backtest block custseg backtest writes (made up here): its chart is drawn too.
     from custseg.core import summary as sm
     from custseg.outputs.report import rerender
@@ -42,31 +56,42 @@ def report(tmp_path_factory):
     return out / "report.html"
 
 
+def _open(p, report: Path, errors: list, requests: list):
+    """The report in headless Chromium with the network blocked, every chart drawn."""
+    browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                args=["--no-sandbox", "--disable-gpu",
+                                      "--disable-background-networking",
+                                      "--disable-component-update", "--disable-sync"])
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def block(route):
+        if not route.request.url.startswith(("file:", "data:", "blob:")):
+            requests.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/*", block)
+    page.goto(report.as_uri())
+    expected = page.locator("div.chart").count()
+    page.wait_for_function(
+        f"document.querySelectorAll('div.chart svg').length >= {expected}", timeout=30_000)
+    return browser, page, expected
+
+
+def _cells(page) -> int:
+    return page.locator("#chart-cohorts svg path").count()
+
+
 def test_report_draws_every_chart_offline_without_errors(report):
     errors, requests = [], []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu",
-                                          "--disable-background-networking",
-                                          "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
-        def block(route):
-            if not route.request.url.startswith(("file:", "data:", "blob:")):
-                requests.append(route.request.url)
-                route.abort()
-            else:
-                route.continue_()
-
-        page.route("**/*", block)
-        page.goto(report.as_uri())
-        charts = page.locator("div.chart")
-        expected = charts.count()
-        page.wait_for_function(
-            f"document.querySelectorAll('div.chart svg').length >= {expected}", timeout=30_000)
+        browser, page, expected = _open(p, report, errors, requests)
         drawn = page.locator("div.chart svg").count()
+        cohort_cells = _cells(page)
+        listed = page.locator(".card .lift .item").count()
         value_charts = {name: page.locator(f"#chart-{name} svg path, #chart-{name} svg rect, "
                                            f"#chart-{name} svg line").count()
                         for name in VALUE_CHARTS}
@@ -84,4 +109,34 @@ def test_report_draws_every_chart_offline_without_errors(report):
     assert all(count > 20 for count in value_charts.values()), value_charts
     assert "Predicted value" in value_text and "Backtest" in value_text
     assert len(card_values) == len(cards)
+    assert cohort_cells > 20 and listed > 0
     shutil.copy(report, ARTIFACTS / "report.html")
+
+
+def test_rfm_report_has_its_cards_and_cohorts_per_segment(rfm_report):
+    from custseg.core.summary import load as load_summary
+
+    summary = load_summary(rfm_report.parent / "summary.json")
+    named = [s for s in summary.rfm_segments if s.customers]
+    errors, requests = [], []
+    with playwright.sync_playwright() as p:
+        browser, page, expected = _open(p, rfm_report, errors, requests)
+        cards = page.locator(".rfm-card h3").all_inner_texts()
+        sizes = page.locator(".rfm-card .customers").all_inner_texts()
+        actions = page.locator(".rfm-card li").count()
+        data_text = page.locator("#data").inner_text()
+        all_cells = _cells(page)
+        menu = page.locator("#chart-cohorts select")
+        menu.select_option(named[0].name)
+        page.wait_for_timeout(500)
+        one_cells = _cells(page)
+        page.screenshot(path=str(ARTIFACTS / "report-rfm.png"), full_page=True)
+        browser.close()
+    assert errors == [] and requests == []
+    assert expected >= 5  # sizes, cohorts, RFM grid, value, distributions, ...
+    assert cards == [s.name for s in named]
+    assert [int(n.replace(",", "")) for n in sizes] == [s.customers for s in named]
+    assert actions >= 2 * len(named)
+    assert "rows read" in data_text and f"{summary.audit.rows_in:,}" in data_text
+    # the menu redraws the heat map for one segment: fewer cohort cells than for all
+    assert 0 < one_cells < all_cells

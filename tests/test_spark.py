@@ -247,3 +247,17 @@ def test_cli_run_on_spark_with_quiet_prints_nothing(synth_orders, tmp_path):
     assert run.returncode == 0, run.stderr
     assert (run.stdout, run.stderr) == ("", "")
     assert (tmp_path / "out" / "segments.csv").exists()
+
+
+def test_lift_and_cohorts_on_spark_equal_duckdb(spark, synth_orders):
+    """The per-segment SQL (lift, descriptions, cohorts) runs in Spark's dialect too."""
+    by_segment = {"cohorts_by_segment": True}
+    local = run_rfm(synth_orders, config=Config(profile=by_segment))
+    other = run_rfm(synth_orders, config=SPARK.replace(profile=by_segment))
+    assert other.summary.cohorts == local.summary.cohorts
+    assert other.summary.lift == local.summary.lift
+    listed = 0
+    for a, b in zip(local.summary.rfm_segments, other.summary.rfm_segments, strict=True):
+        assert b.get("over_represented") == a.get("over_represented")
+        listed += sum(len(v) for v in a.get("over_represented", {}).values())
+    assert listed > 0

@@ -42,6 +42,8 @@ CLUSTER_KEYS = tuple(f"clustering.{k}" for k in ("k", "k_range", "seed", "featur
 #: Config keys of the value models (CLV) of rfm and run.
 CLV_KEYS = tuple(f"clv.{k}" for k in ("enabled", "horizon", "discount_rate", "churn_threshold",
                                       "model", "backtest_split"))
+#: Config keys of the report of rfm and run.
+REPORT_KEYS = ("report", "profile.cohorts_by_segment")
 
 
 def _option(key: str) -> Any:
@@ -136,9 +138,10 @@ def _print_warnings(s: dict) -> None:
 
 
 @app.command()
-@_configured("out", *READ_KEYS, *CLV_KEYS, "hash_ids", "salt", "input_kind")
+@_configured("out", *READ_KEYS, *CLV_KEYS, *REPORT_KEYS, "hash_ids", "salt", "input_kind")
 def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
-    """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv."""
+    """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv
+    and the report OUT/report.html."""
     from custseg.jobs.rfm import run_rfm
 
     out_dir = Path(config.out)
@@ -159,14 +162,15 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
                           f"{seg['mean_frequency']:.1f}", f"{seg['mean_monetary']:,.2f}")
     out.print(table)
     _print_warnings(s)
-    out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'} and "
-              f"{out_dir / 'excluded_customers.csv'}.")
+    report = f" and the report {out_dir / 'report.html'}" if config.report else ""
+    out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'}, "
+              f"{out_dir / 'excluded_customers.csv'}{report}.")
 
 
 @app.command()
 @_configured("out", "clustering.algorithm", *CLUSTER_KEYS, "clustering.linkage",
              "clustering.options", "clustering.compare", "cluster_on", "input_kind",
-             *READ_KEYS, *CLV_KEYS, "hash_ids", "salt")
+             *READ_KEYS, *CLV_KEYS, *REPORT_KEYS, "hash_ids", "salt")
 def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
     from custseg.jobs.run import run_segments
@@ -191,8 +195,8 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
         table.add_row(str(seg["id"]), seg["name"], seg["description"], seg["actions"][0])
     out.print(table)
     _print_warnings(s)
-    out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'} and the report "
-              f"{out_dir / 'report.html'}.")
+    report = f" and the report {out_dir / 'report.html'}" if config.report else ""
+    out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'}{report}.")
 
 
 @app.command()

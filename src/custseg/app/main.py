@@ -23,6 +23,8 @@ from custseg.cluster._prepare import TRANSACTION_FEATURES
 from custseg.core.exceptions import CustsegError, CustsegWarning
 from custseg.io import FIELDS
 from custseg.jobs.export import FORMATS, audience_bytes, audience_table
+from custseg.outputs.report import CAPTIONS
+from custseg.outputs.report.charts import cohorts as cohort_chart
 
 st.set_page_config(page_title="custseg: customer segments", layout="wide")
 UPLOADS = Path(tempfile.gettempdir()) / "custseg-uploads"
@@ -109,6 +111,27 @@ def value_lines(value, horizon: int) -> str:
         risk += f" with {value.at_risk_value:,.2f} of predicted value"
     lines.append(risk)
     return "  \n".join(lines)
+
+
+def bought_text(over) -> str:
+    """What a segment buys more often than all customers, as plain text (never markdown:
+    descriptions come from the data)."""
+    lines = []
+    for kind, items in over.items():
+        listed = ", ".join(f"{i.item} {i.lift:.1f}x ({i.buyers:,})" for i in items)
+        lines.append(f"{kind}: {listed or 'none stands out'}")
+    return "\n".join(lines)
+
+
+def segment_card(title: str, numbers: str, group, horizon: int | None) -> None:
+    """One segment's card: its numbers, predicted value, what it buys and its actions."""
+    st.markdown(f"#### {title}")
+    st.text(numbers)
+    if group.get("value") is not None:
+        st.markdown(value_lines(group.value, horizon))
+    if group.get("over_represented"):
+        st.markdown("**Bought more often than by all customers** (lift, buyers)")
+        st.text(bought_text(group.over_represented))
 
 
 def rfm_table(rows) -> pd.DataFrame:
@@ -249,17 +272,15 @@ if clv is not None and clv.fitted and clv.total is not None:
 elif clv is not None and not clv.fitted:
     st.info(f"No predicted value: {clv.reason}.")
 
-tabs = st.tabs(["Segments", "Charts", "Customers", "RFM", "Comparison", "Audit"])
+horizon = clv.horizon_days if clv is not None else None
+tabs = st.tabs(["Segments", "Charts", "Customers", "RFM", "Cohorts", "Comparison", "Audit"])
 with tabs[0]:
     groups = summary.get("segments")
     if groups:
         cards = st.columns(3)
         for i, seg in enumerate(groups):
             with cards[i % 3].container(border=True):
-                st.markdown(f"#### {seg.name}", help=f"segment {seg.id}")
-                st.text(seg.description)
-                if seg.get("value") is not None:
-                    st.markdown(value_lines(seg.value, clv.horizon_days))
+                segment_card(seg.name, seg.description, seg, horizon)
                 rule = seg.rule
                 if rule:  # data-derived words as plain text, never as markdown
                     st.markdown("**Rule** (to rebuild it in an e-mail or CRM tool)")
@@ -271,12 +292,22 @@ with tabs[0]:
                     st.text("\n".join(d["text"] for d in seg.demographics))
                 st.markdown("\n".join(f"- {a}" for a in seg.actions))
     else:
-        st.dataframe(rfm_table(summary.rfm_segments), hide_index=True)
+        st.caption("Named RFM segments: each customer scored 1-5 on recency, frequency and "
+                   "monetary value against the others.")
+        cards = st.columns(3)
+        for i, seg in enumerate(s for s in summary.rfm_segments if s.customers):
+            with cards[i % 3].container(border=True):
+                segment_card(seg.name, (
+                    f"{seg.customers:,} customers ({seg.share:.1%}), {seg.revenue_share:.1%} "
+                    f"of revenue\n{seg.mean_recency:,.0f} days since the last order, "
+                    f"{seg.mean_frequency:,.1f} orders, {seg.mean_monetary:,.2f} spent "
+                    "(means)"), seg, horizon)
+                st.text("\n".join(f"- {a}" for a in seg.actions))
 with tabs[1]:
     if "report.html" in files:  # the report itself: the same interactive charts
         components.html(files["report.html"].decode("utf-8"), height=1400, scrolling=True)
     else:
-        st.info("Charts come with clustering: choose 'Clustering' and run again.")
+        st.info("No report was written for this run.")
 with tabs[2]:
     label = "segment_name" if "segment_name" in table else "rfm_segment"
     chosen = st.selectbox("Segment", ["(all)", *sorted(table[label].astype(str).unique())])
@@ -314,13 +345,20 @@ with tabs[3]:
     else:
         st.info("No RFM: the input is a customer table.")
 with tabs[4]:
+    chart = cohort_chart(summary.to_dict(), table)
+    if chart is not None:  # the report's chart (one definition)
+        st.altair_chart(chart, width=chart.width + 200, height=chart.height + 120, theme=None)
+        st.caption(CAPTIONS["cohorts"])
+    else:
+        st.info("No cohorts: they come from order lines.")
+with tabs[5]:
     if summary.get("comparison"):
         st.write(summary.comparison.recommendation)
         st.dataframe(pd.DataFrame([row.to_dict() for row in summary.comparison.table]),
                      hide_index=True)
     else:
         st.info("Tick 'Also compare every algorithm' and run again to see the comparison.")
-with tabs[5]:
+with tabs[6]:
     st.dataframe(pd.DataFrame([{"reason": k, "rows": v} for k, v in audit.dropped.items()]),
                  hide_index=True)
     for w in audit.warnings:

@@ -2,10 +2,10 @@
 
 Every key is declared once, by a :func:`setting` field of :class:`Config` or of one of its
 tables (``[clustering]``, ``[clv]``, ``[backtest]``, ``[compare]``, ``[score]``,
-``[track]``): its default, allowed values, check, help text and command-line flag. The
-command line builds its options from these declarations, :class:`~custseg.Segmenter` checks
-its parameters with them, and ``python -m custseg.core.config --markdown`` renders the
-README's table of keys.
+``[track]``, ``[profile]``): its default, allowed values, check, help text and command-line
+flag. The command line builds its options from these declarations,
+:class:`~custseg.Segmenter` checks its parameters with them, and
+``python -m custseg.core.config --markdown`` renders the README's table of keys.
 
 An unknown key or a value of the wrong kind raises
 :class:`~custseg.core.exceptions.ConfigError` naming the key and the allowed values.
@@ -90,8 +90,22 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
 
 def default_rfm_segments() -> dict[str, list[str]]:
     """The eleven named RFM segments over the 125 score cells (package data)."""
-    text = resources.files("custseg").joinpath("data/rfm_segments.json").read_text("utf-8")
+    return _package_table("rfm_segments.json")
+
+
+def default_rfm_actions() -> dict[str, list[str]]:
+    """What to do with each of the eleven named RFM segments (package data)."""
+    return _package_table("rfm_actions.json")
+
+
+def _package_table(name: str) -> dict[str, list[str]]:
+    text = resources.files("custseg").joinpath(f"data/{name}").read_text("utf-8")
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+
+
+def _actions(v: Any) -> bool:
+    return v is None or (isinstance(v, dict) and all(
+        isinstance(a, list) and a and all(isinstance(x, str) for x in a) for a in v.values()))
 
 
 # ----------------------------------------------------------------------- declarations
@@ -414,6 +428,36 @@ class TrackConfig(_Table):
                        flag="--out")
 
 
+@dataclass(frozen=True)
+class ProfileConfig(_Table):
+    """The ``[profile]`` table: what segments buy (lift) and cohort retention."""
+
+    TABLE: ClassVar[str] = "profile"
+
+    min_support: float = setting(
+        0.02, _SHARE, "A product, category or country is listed as over-represented in a "
+        "segment only when at least this share of the segment's customers bought it.",
+        is_share, convert=float)
+    min_buyers: int = setting(20, "an int >= 1", "... and at least this many of them.",
+                              lambda v: _whole(v) and v >= 1)
+    min_lift: float = setting(
+        1.5, "a number >= 1", "... and they buy it at least this many times as often as "
+        "all customers (lift: the share of the segment's customers who bought it over the "
+        "share of all customers who did).", lambda v: _real(v) and v >= 1, convert=float)
+    top: int = setting(5, "an int >= 1", "Items listed per segment, highest lift first.",
+                       lambda v: _whole(v) and v >= 1)
+    cohorts_by_segment: bool = setting(
+        False, "bool", "The report also shows cohort retention per segment.", is_(bool),
+        flag="--cohorts-by-segment", cli=bool)
+    cohort_months: int = setting(
+        24, "an int >= 2", "Cohort retention covers the latest this many monthly cohorts.",
+        lambda v: _whole(v) and v >= 2)
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def _positive(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0
 
@@ -482,6 +526,8 @@ class Config(_Table):
 
     out: str = setting("custseg-out", "str", "Output folder of custseg rfm and run.",
                        is_(str), flag="--out")
+    report: bool = setting(True, "bool", "custseg rfm and run write report.html and "
+                           "figures/ (PNG).", is_(bool), flag="--report/--no-report", cli=bool)
     customers: str | None = setting(
         None, _TEXT, "Customer table to join on customer id (any input format).",
         _str_or_none, flag="--customers")
@@ -519,6 +565,10 @@ class Config(_Table):
     rfm_segments: dict[str, list[str]] | None = setting(
         None, "a table of segment = RFM codes, or unset", "Named RFM segments; must cover "
         "all 125 cells once.", is_(dict, None), shown="the eleven of data/rfm_segments.json")
+    rfm_actions: dict[str, list[str]] | None = setting(
+        None, "a table of segment = list of actions, or unset", "Actions of named RFM "
+        "segments, first action first; merged over the defaults.", _actions,
+        shown="data/rfm_actions.json")
     naming_rules: list[dict] | None = setting(
         None, "a list of rules, or unset", "Rules naming segments.", is_(list, None),
         convert=_naming_rules, shown="data/segment_names.json")
@@ -575,11 +625,17 @@ class Config(_Table):
     compare: CompareConfig = table(CompareConfig)
     score: ScoreConfig = table(ScoreConfig)
     track: TrackConfig = table(TrackConfig)
+    profile: ProfileConfig = table(ProfileConfig)
 
     @property
     def rfm_map(self) -> dict[str, list[str]]:
         """The RFM segment map in force (segment name -> its RFM codes)."""
         return self.rfm_segments if self.rfm_segments is not None else default_rfm_segments()
+
+    @property
+    def rfm_action_map(self) -> dict[str, list[str]]:
+        """The actions of the named RFM segments in force (the config's over the defaults)."""
+        return {**default_rfm_actions(), **(self.rfm_actions or {})}
 
     def overridden(self, values: dict[str, Any]) -> Config:
         """A copy with keys (``"clustering.k"``) set; None leaves a key as it is, and a

@@ -142,6 +142,17 @@ class Backtest(Block, kw_only=True):
     warnings: list[str]
 
 
+class Item(Block, kw_only=True):
+    """A product, category or country a segment buys more often than all customers do."""
+
+    item: str  # what the report shows: a product's description, else its id; a name
+    id: str | UnsetType = UNSET  # the product's id, when ``item`` is its description
+    buyers: int  # the segment's customers who bought it
+    support: float  # their share of the segment's customers
+    lift: float  # support over the share of all customers who bought it
+    revenue: float  # what the segment's customers spent on it
+
+
 class RfmSegment(Block, kw_only=True):
     """One named RFM segment (means are null when it is empty)."""
 
@@ -153,6 +164,38 @@ class RfmSegment(Block, kw_only=True):
     mean_frequency: float | None
     mean_monetary: float | None
     value: SegmentValue | UnsetType = UNSET
+    actions: list[str] | UnsetType = UNSET
+    over_represented: dict[str, list[Item]] | UnsetType = UNSET
+
+
+class Lift(Block, kw_only=True):
+    """When an item is listed as over-represented in a segment (``over_represented``)."""
+
+    min_support: float
+    min_buyers: int
+    min_lift: float
+    columns: dict[str, str]  # kind -> the column it comes from (products: by description)
+
+
+class CohortRow(Block, kw_only=True):
+    """Customers of one monthly cohort (month of their first purchase) buying again
+    ``months_since`` months later; per segment with ``segment``."""
+
+    segment: str | UnsetType = UNSET
+    cohort: str  # YYYY-MM
+    months_since: int
+    customers: int
+    share: float  # of the cohort's customers (of the segment)
+
+
+class Cohorts(Block, kw_only=True):
+    """Cohort retention: monthly cohorts of first purchase x months since."""
+
+    by_segment: bool
+    cohorts: int  # cohorts shown (the latest)
+    left_out: int  # older cohorts not shown
+    partial_month: str | None  # the last month, when the data ends before its end
+    rows: list[CohortRow]
 
 
 class ValueModel(Block, kw_only=True):
@@ -257,6 +300,7 @@ class Segment(Block, kw_only=True):
     rule: Rule | UnsetType = UNSET
     demographics: list[dict[str, Any]] | UnsetType = UNSET
     value: SegmentValue | UnsetType = UNSET
+    over_represented: dict[str, list[Item]] | UnsetType = UNSET
 
 
 class Demographics(Block, kw_only=True):
@@ -334,6 +378,8 @@ class RfmSummary(Block, kw_only=True):
     customer_ids: str | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
     backtest: Backtest | UnsetType = UNSET
+    lift: Lift | UnsetType = UNSET
+    cohorts: Cohorts | UnsetType = UNSET
 
 
 class RunSummary(Block, kw_only=True):
@@ -356,6 +402,8 @@ class RunSummary(Block, kw_only=True):
     customer_ids: str | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
     backtest: Backtest | UnsetType = UNSET
+    lift: Lift | UnsetType = UNSET
+    cohorts: Cohorts | UnsetType = UNSET
     comparison: Comparison | UnsetType = UNSET
     demographics: Demographics | UnsetType = UNSET
     algorithm: str
@@ -411,14 +459,17 @@ WRITTEN = (RfmSummary, RunSummary, TableRunSummary)
 def clustered(base: RfmSummary | TableSummary, clustering: Clustering, *,
               comparison: Comparison | UnsetType = UNSET,
               demographics: Demographics | UnsetType = UNSET,
-              monthly_trend: list[TrendRow] | UnsetType = UNSET
+              monthly_trend: list[TrendRow] | UnsetType = UNSET,
+              lift: Lift | UnsetType = UNSET, cohorts: Cohorts | UnsetType = UNSET
               ) -> RunSummary | TableRunSummary:
     """The summary of a clustered run: ``base`` with the clustering (which replaces the RFM
-    feature descriptions) and, when given, the comparison, demographics and trend."""
+    feature descriptions) and, when given, the comparison, demographics, trend, lift
+    settings and cohorts."""
     parts = {**msgspec.structs.asdict(base), **msgspec.structs.asdict(clustering),
              "comparison": comparison}
     if isinstance(base, RfmSummary):
-        return RunSummary(**parts, demographics=demographics, monthly_trend=monthly_trend)
+        return RunSummary(**{**parts, "lift": lift, "cohorts": cohorts},
+                          demographics=demographics, monthly_trend=monthly_trend)
     return TableRunSummary(**parts)
 
 

@@ -90,7 +90,8 @@ SPARK = {
     "text": "STRING",
 }
 _LINES_SCHEMA = ("customer_id STRING, invoice_id STRING, invoice_date TIMESTAMP_NTZ, "
-                 "quantity DOUBLE, value DOUBLE, product_id STRING, country STRING, "
+                 "quantity DOUBLE, value DOUBLE, product_id STRING, description STRING, "
+                 "category STRING, country STRING, "
                  "n BIGINT, status STRING")
 
 

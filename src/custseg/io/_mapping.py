@@ -68,6 +68,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "description", "productname", "itemname", "itemdescription", "productdescription",
         "productdesc", "title",
     ),
+    "category": (
+        "subcategory", "category", "productcategory", "categoryname", "productsubcategory",
+        "itemcategory", "department", "productline", "productgroup", "productfamily",
+        "producttype", "kategorie", "warengruppe", "categorie", "categoria",
+    ),
     "country": ("country", "countryname", "billingcountry", "customercountry", "countrycode",
                 "land", "pays", "pais", "paese"),
 }
@@ -83,6 +88,7 @@ EXCLUDE: dict[str, tuple[str, ...]] = {
     "quantity": ("return",),
     "unit_price": ("total", "line"),
     "amount": ("discount", "tax", "shipping", "freight", "cost"),
+    "category": ("customer", "client", "member", "user", "segment"),
 }
 
 #: Fields without which an order-line table cannot be used.

@@ -22,6 +22,7 @@ from custseg.core.version import __version__
 from custseg.engines import Engine, open_engine
 from custseg.engines.base import default_as_of, future_lines, without_purchase
 from custseg.engines.duckdb import DuckDBEngine
+from custseg.engines.lines import segment_lines
 from custseg.io import Source, detect_mapping, guess_from_values, resolve_mapping
 from custseg.io._customers import find_key, load_customers
 from custseg.io._parse import q
@@ -37,6 +38,7 @@ from custseg.prep.rfm import (
     score_warnings,
     segment_summary,
 )
+from custseg.profile import lines as by_lines
 
 if TYPE_CHECKING:
     from custseg.prep.clv import ValueModels
@@ -128,6 +130,9 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
             raise CustomerTableInput(_table_message(source, config))
         result = rfm_of(engine, source, mapping, config, timings, reporter,
                         customers=customers)
+        if not keep_lines:  # custseg run profiles its own segments instead
+            with _stage("profile", timings, reporter):
+                _profile_rfm(engine, result, config)
     if keep_lines:
         result.engine = engine
     else:
@@ -137,9 +142,46 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
         with _stage("write", timings, reporter):
             from custseg.jobs.value import with_backtest
 
-            write_run(result, Path(out_dir), extra=with_backtest(result.summary))
+            write_run(result, Path(out_dir),
+                      extra=with_backtest(result.summary, _report(result, config)))
         result.out_dir = Path(out_dir)
     return result
+
+
+@dataclass
+class LineProfiles:
+    """What the segments of a run buy and how their customers come back."""
+
+    over: dict[Any, dict[str, list[sm.Item]]]  # segment -> kind -> listed items
+    best: dict[Any, list[dict[str, Any]]]  # segment -> products with the most revenue
+    months: pd.DataFrame  # customers and revenue per segment, cohort and month
+    lift: sm.Lift
+    cohorts: sm.Cohorts
+
+
+def line_profiles(engine: Engine, labels: pd.DataFrame, mapping: dict[str, str],
+                  config: Config, as_of: dt.date, names: dict[Any, str]) -> LineProfiles:
+    """Lift, best-sellers, trend and cohorts of the segments of ``labels`` (customer_id,
+    segment), computed by the engine over its lines; ``names``: segment -> name."""
+    s = config.profile
+    found = segment_lines(engine, labels, mapping, s)
+    over = {seg: {kind: [sm.Item(**i) for i in items] for kind, items in kinds.items()}
+            for seg, kinds in by_lines.over_represented(found.items).items()}
+    columns = {"products": (f"{mapping['description']} (by {mapping['product_id']})"
+                            if {"description", "product_id"} <= set(mapping)
+                            else mapping.get("product_id") or mapping.get("description")),
+               "categories": mapping.get("category"), "countries": mapping.get("country")}
+    kinds = dict.fromkeys(found.items["kind"])
+    cohorts = by_lines.cohort_retention(
+        found.months, as_of=as_of, max_cohorts=s.cohort_months,
+        names=names if s.cohorts_by_segment else None)
+    return LineProfiles(
+        over=over, best=by_lines.best_sellers(found.items),
+        months=found.months,
+        lift=sm.Lift(min_support=s.min_support, min_buyers=s.min_buyers, min_lift=s.min_lift,
+                     columns={k: str(columns[k]) for k in kinds}),
+        cohorts=sm.Cohorts(**{**cohorts, "rows": [sm.CohortRow(**r)
+                                                   for r in cohorts["rows"]]}))
 
 
 @contextmanager
@@ -172,7 +214,12 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
            timings: dict[str, float], reporter: Reporter | None = None,
            customers: str | Path | None = None) -> RunResult:
     """Clean, features and RFM of the order lines read as ``source``."""
-    from custseg.jobs.value import backtest_on, predict_value, values_by  # SciPy: when used
+    from custseg.jobs.value import (  # SciPy: when used
+        backtest_on,
+        predict_value,
+        values_by,
+        with_value_action,
+    )
 
     segment_map = config.rfm_map
     backtest = sm.UNSET
@@ -224,7 +271,9 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         as_of=as_of.isoformat(),
         features={f.name: f.description for f in FEATURES},
         rfm_edges=edges,
-        rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET))
+        rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET),
+                                    actions=_rfm_actions(row["name"], by_segment, config,
+                                                         with_value_action))
                       for row in segments_summary],
         timings_s=timings,  # summary.json gets the write stage so far (write_run)
         customer_table=sm.UNSET if customer_info is None else customer_info,
@@ -234,6 +283,44 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
     return RunResult(customers=scored, excluded=excluded, summary=summary,
                      id_salt=privacy.salt_for(config), parquet_from=engine.parquet_from,
                      lines=True, value_models=models)
+
+
+def _report(result: RunResult, config: Config) -> Callable[[Path], None] | None:
+    """The writer of report.html and figures/ into a run folder (None: --no-report)."""
+    if not config.report:
+        return None
+
+    def write(folder: Path) -> None:
+        from custseg.outputs.report import render_report
+
+        render_report(result.summary, result.customers, folder)
+    return write
+
+
+def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
+    """What each named RFM segment buys and the cohorts, into the summary."""
+    summary = result.summary
+    labels = result.customers[["customer_id", "rfm_segment"]].rename(
+        columns={"rfm_segment": "segment"})
+    labels["segment"] = labels["segment"].astype(str)
+    names = {row.name: row.name for row in summary.rfm_segments}
+    found = line_profiles(engine, labels, summary.mapping, config,
+                          dt.date.fromisoformat(summary.as_of), names)
+    for row in summary.rfm_segments:
+        if row.customers:
+            row.over_represented = found.over.get(row.name, {})
+    summary.lift, summary.cohorts = found.lift, found.cohorts
+
+
+def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config,
+                 with_value_action: Callable) -> list[str]:
+    """A named RFM segment's actions, with the win-back one its at-risk customers call for."""
+    actions = config.rfm_action_map.get(name) or [
+        f"No actions are configured for {name!r}: set them with the config key rfm_actions."]
+    value = values.get(name)
+    if value is None:
+        return list(actions)
+    return with_value_action(list(actions), value, config.clv.churn_threshold)
 
 
 def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], config: Config,

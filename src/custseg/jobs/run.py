@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -20,13 +21,13 @@ from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import CustsegError, CustsegWarning
 from custseg.engines import open_engine
-from custseg.engines.base import segment_lines
 from custseg.io._customers import customers_from_source
 from custseg.jobs.rfm import (
     Reporter,
     RunResult,
     _stage,
     closed_on_error,
+    line_profiles,
     read_input,
     rfm_of,
     start_timings,
@@ -36,7 +37,8 @@ from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
 from custseg.profile.demographics import customer_table_differences
-from custseg.profile.profiles import build_profiles, line_profiles, name_segments, naming_clashes
+from custseg.profile.lines import monthly_trend
+from custseg.profile.profiles import build_profiles, name_segments, naming_clashes
 from custseg.profile.rules import segment_rules
 
 
@@ -111,10 +113,12 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         labelled["segment_name"] = labelled["segment"].map(
             {i: n["name"] for i, n in names.items()})
         values = _segment_values(labelled, base.summary, config, names)
-        trend: list[dict[str, Any]] = []
+        found = None
         if base.lines:
-            tops, trend = line_profiles(*segment_lines(base.engine, labelled))
-            for seg_id, products in tops.items():
+            found = line_profiles(base.engine, labelled, base.summary.mapping, config,
+                                  dt.date.fromisoformat(base.summary.as_of),
+                                  {i: n["name"] for i, n in names.items()})
+            for seg_id, products in found.best.items():
                 profiles[seg_id]["top_products"] = products
     with _stage("rules", timings, reporter):
         used = model.prep_.numeric_ + model.prep_.categorical_
@@ -130,9 +134,11 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
     base.summary = sm.clustered(
         base.summary, clustering_summary(model, profiles, names, rules, demographics,
                                          cluster_on=cluster_on, notes=table_notes,
-                                         values=values),
+                                         values=values, over=found and found.over),
         comparison=comparison, demographics=tests,
-        monthly_trend=[sm.TrendRow(**row) for row in trend] if trend else sm.UNSET)
+        **({} if found is None else {
+            "monthly_trend": [sm.TrendRow(**row) for row in monthly_trend(found.months)],
+            "lift": found.lift, "cohorts": found.cohorts}))
     base.summary.audit.warnings.extend(model.warnings_)
     if base.engine is not None:
         with _stage("teardown", timings, reporter):
@@ -146,7 +152,8 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
             saved = build_model(base.summary, base.segmenter, config, base.value_models)
 
             def extra(folder: Path) -> None:
-                render_report(base.summary, base.customers, folder)
+                if config.report:
+                    render_report(base.summary, base.customers, folder)
                 save_model(saved, folder / "model.json")
 
             write_run(base, Path(out_dir), extra=with_backtest(base.summary, extra))
@@ -362,9 +369,12 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
                        rules: dict[int, dict[str, Any]] | None = None,
                        demographics: dict[int, list[dict[str, Any]]] | None = None, *,
                        cluster_on: str = "behaviour", notes: list[str] | None = None,
-                       values: dict[int, sm.SegmentValue] | None = None) -> sm.Clustering:
-    """The clustering part of summary.json (with each segment's rule, and its demographic
-    differences when a customer table was joined); ``notes`` come before the model's."""
+                       values: dict[int, sm.SegmentValue] | None = None,
+                       over: dict[int, dict[str, list[sm.Item]]] | None = None
+                       ) -> sm.Clustering:
+    """The clustering part of summary.json (with each segment's rule, its demographic
+    differences when a customer table was joined, and what it buys more often than all
+    customers with ``over``); ``notes`` come before the model's."""
     groups = []
     for seg_id in sorted(profiles, key=lambda s: (s == -1, s)):
         p = profiles[seg_id]
@@ -375,7 +385,8 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
             profile=p, rule=sm.Rule(**rules[seg_id]) if rules and seg_id in rules else sm.UNSET,
             demographics=(demographics.get(seg_id, [])
                           if demographics is not None and seg_id != -1 else sm.UNSET),
-            value=(values or {}).get(seg_id, sm.UNSET)))
+            value=(values or {}).get(seg_id, sm.UNSET),
+            over_represented=(over or {}).get(seg_id, {}) if over is not None else sm.UNSET))
     selection = model.k_selection_
     if selection is not None:
         selection = sm.KSelection(**{

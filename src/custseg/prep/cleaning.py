@@ -78,9 +78,9 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     """Parse and classify every raw row into DuckDB table ``table``.
 
     The table holds one row per distinct input line: ``customer_id, invoice_id,
-    invoice_date, quantity, value, product_id, country, n, status`` where ``n`` is how
-    many identical copies the input had and ``value`` is quantity x unit price (or the
-    line total).
+    invoice_date, quantity, value, product_id, description, category, country, n, status``
+    where ``n`` is how many identical copies the input had and ``value`` is quantity x unit
+    price (or the line total).
     """
     plan = plan_cleaning(con, source, mapping, config)
     drop_duplicates = config.cleaning["duplicates"]
@@ -128,7 +128,7 @@ class CleaningPlan:
     def lines_sql(self, distinct: str) -> str:
         return f"""
         SELECT customer_id, {self.invoice_sql} AS invoice_id, invoice_date, quantity, value,
-               product_id, country, n, {self.status_sql} AS status
+               product_id, description, category, country, n, {self.status_sql} AS status
         FROM (SELECT *, {self.value_sql} AS value, {self.cancel_sql} AS is_cancel
               FROM (SELECT * REPLACE ({in_range("invoice_date")} AS invoice_date)
                     FROM {distinct} AS distinct_lines) AS dated) AS valued"""
@@ -184,11 +184,14 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
         notes["invoice_id"] = "no invoice column: each customer-day counts as one order"
     product_sql = (id_expr(mapping["product_id"], types[mapping["product_id"]])
                    if "product_id" in mapping else "CAST(NULL AS VARCHAR)")
-    country_sql = text_expr(mapping["country"]) if "country" in mapping else "CAST(NULL AS VARCHAR)"
+    country_sql, description_sql, category_sql = (
+        text_expr(mapping[f]) if f in mapping else "CAST(NULL AS VARCHAR)"
+        for f in ("country", "description", "category"))
 
     as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
     parse = (f"{cust_sql} AS customer_id, {date_sql} AS invoice_date, {qty_sql} AS quantity, "
              f"{price_sql} AS unit_price, {amount_sql} AS amount, {product_sql} AS product_id, "
+             f"{description_sql} AS description, {category_sql} AS category, "
              f"{country_sql} AS country, {inv_sql or 'CAST(NULL AS VARCHAR)'} AS raw_invoice")
     return CleaningPlan(
         parse=parse, value_sql=value_sql, cancel_sql=cancel_sql,
@@ -353,8 +356,8 @@ def _distinct_lines(con: duckdb.DuckDBPyConnection, source: Source, parse: str,
         return f"SELECT {parse}, 1 AS n FROM {rel}"
     h = "__custseg_hash"
     raw_hash = f"hash({', '.join(q(c) for c in source.columns if c not in row_numbers)})"
-    cols = ("customer_id, invoice_date, quantity, unit_price, amount, product_id, country, "
-            "raw_invoice")
+    cols = ("customer_id, invoice_date, quantity, unit_price, amount, product_id, description, "
+            "category, country, raw_invoice")
     repeated_hashes(con, rel, raw_hash, source.rows, h)
     hashed = f"(SELECT *, {raw_hash} AS {h} FROM {rel})"
     repeated = f"{h} IN (SELECT {h} FROM {_DUP_HASHES})"

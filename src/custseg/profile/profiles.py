@@ -751,17 +751,3 @@ def describe(profile: dict[str, Any], transactional: bool,
 
 def _num(v, digits: int = 4) -> float | None:
     return None if v is None or pd.isna(v) else round(float(v), digits)
-
-# ------------------------------------------------------------- from the order lines
-def line_profiles(products: pd.DataFrame, trend: pd.DataFrame
-                  ) -> tuple[dict[int, list[dict[str, Any]]], list[dict[str, Any]]]:
-    """Top products per segment and the monthly trend, from what the engine computed over
-    the cleaned lines (:func:`custseg.engines.base.segment_lines`)."""
-    tops: dict[int, list[dict[str, Any]]] = {}
-    for row in products.itertuples(index=False):
-        tops.setdefault(int(row.segment), []).append(
-            {"product": str(row.product_id), "revenue": round(float(row.revenue), 2),
-             "customers": int(row.customers)})
-    months = [{"month": r.month, "segment": int(r.segment), "revenue": round(float(r.revenue), 2),
-               "active_customers": int(r.active_customers)} for r in trend.itertuples(index=False)]
-    return tops, months

@@ -9,6 +9,7 @@ are embedded as JSON with ``<``, ``>`` and ``&`` escaped, so no value can close 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from importlib import resources
@@ -39,6 +40,11 @@ CAPTIONS = {
     "dendrogram": "Heights of the last merges of the hierarchical clustering.",
     "comparison": "Silhouette (separation) and stability (agreement over bootstrap "
                   "resamples) of each algorithm; the full table is in summary.json.",
+    "cohorts": "Customers grouped by the month of their first purchase (rows); each cell is "
+               "the share of them who bought again that many months later (month 0: all of "
+               "them). The first month's cohort also holds every customer already buying "
+               "before the data starts. Read down a column to compare cohorts at the same "
+               "age.",
     "monthly_trend": "Revenue and active customers per month, by segment (customers are "
                      "placed in their segment as of the snapshot date).",
     "value_by_segment": "What each customer is expected to spend over the horizon, "
@@ -80,6 +86,11 @@ def _param(v: object) -> str:
 def _dec3(v: object) -> str:
     """A score such as an AUC: 3 decimals."""
     return f"{v:.3f}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
+
+
+def _times(v: object) -> str:
+    """A lift or a ratio: ``2.3x``."""
+    return f"{v:.1f}x" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 
 
 def _safe_json(spec: dict) -> str:
@@ -125,10 +136,27 @@ def write_backtest_chart(backtest: dict, folder: Path) -> Path | None:
     return path
 
 
-def render_report(summary: RunSummary | TableRunSummary, table: pd.DataFrame,
+@functools.cache
+def _template():
+    """The report's template, compiled once a process (about 0.2 s)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(
+            str(resources.files("custseg.outputs.report") / "templates")),
+        autoescape=True, undefined=jinja2.ChainableUndefined)
+    env.filters["thousands"] = lambda v: f"{v:,}" if isinstance(v, int | float) else v
+    env.filters["pct"] = lambda v: f"{v:.1%}" if isinstance(v, int | float) else v
+    env.filters["num"] = _num
+    env.filters["param"] = _param
+    env.filters["dec3"] = _dec3
+    env.filters["times"] = _times
+    return env.get_template("report.html.j2")
+
+
+def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.DataFrame,
                   out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` and ``out_dir/figures/*.png``; return the report path."""
-    import jinja2
     from markupsafe import Markup
 
     from custseg.outputs.report._png import write_pngs
@@ -148,17 +176,8 @@ def render_report(summary: RunSummary | TableRunSummary, table: pd.DataFrame,
         charts.append({"id": name, "spec": Markup(_safe_json(spec)),
                        "caption": CAPTIONS.get(name, "")})
     write_pngs(pngs)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(
-            str(resources.files("custseg.outputs.report") / "templates")),
-        autoescape=True, undefined=jinja2.ChainableUndefined)
-    env.filters["thousands"] = lambda v: f"{v:,}" if isinstance(v, int | float) else v
-    env.filters["pct"] = lambda v: f"{v:.1%}" if isinstance(v, int | float) else v
-    env.filters["num"] = _num
-    env.filters["param"] = _param
-    env.filters["dec3"] = _dec3
     key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
-    html = env.get_template("report.html.j2").render(
+    html = _template().render(
         s=data, charts=[c for c in charts if c["id"] not in PLACED],
         placed={c["id"]: c for c in charts if c["id"] in PLACED}, key_features=key_features,
         bundle=Markup(vega_bundle()))
@@ -169,16 +188,14 @@ def render_report(summary: RunSummary | TableRunSummary, table: pd.DataFrame,
 
 
 def rerender(run_dir: str | Path) -> Path:
-    """Render the report again from a finished run's ``summary.json`` and ``segments.csv``."""
+    """Render the report again from a finished run's (``custseg run`` or ``rfm``)
+    ``summary.json`` and ``segments.csv``."""
     run_dir = Path(run_dir)
 
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         raise InputError(f"{run_dir} has no {summary_path.name}; point to the --out folder of "
-                         "a finished `custseg run`.")
+                         "a finished `custseg run` or `custseg rfm`.")
     summary = load_summary(summary_path)
-    if isinstance(summary, RfmSummary):
-        raise InputError(f"{summary_path} has no segments: it comes from `custseg rfm`; "
-                         "the report needs a `custseg run` folder.")
     table = read_segments(run_dir)
     return render_report(summary, table, run_dir)

@@ -20,23 +20,39 @@ PLOT_SAMPLE = 5_000
 WIDTH = 560
 
 
+def _groups(summary: dict) -> list[dict]:
+    """The run's segments, or the named RFM segments with customers of an RFM-only run:
+    key (the value in the table's column), label, customers, share, revenue share and
+    the mean predicted value."""
+    if summary.get("segments"):
+        return [{"key": s["id"], "label": f"{s['id']}. {s['name']}" if s["id"] != -1
+                 else s["name"], "customers": s["size"], "share": s["share"],
+                 "revenue_share": s.get("revenue_share"),
+                 "mean_value": s.get("value", {}).get("mean_predicted_value")}
+                for s in summary["segments"]]
+    return [{"key": s["name"], "label": s["name"], "customers": s["customers"],
+             "share": s["share"], "revenue_share": s["revenue_share"],
+             "mean_value": s.get("value", {}).get("mean_predicted_value")}
+            for s in summary.get("rfm_segments", []) if s["customers"]]
+
+
+def _column(summary: dict) -> str:
+    """The table's column holding the groups of :func:`_groups`."""
+    return "segment" if summary.get("segments") else "rfm_segment"
+
+
 def _segments(summary: dict) -> pd.DataFrame:
-    rows = []
-    for s in summary.get("segments", []):
-        rows.append({"segment": f"{s['id']}. {s['name']}" if s["id"] != -1 else s["name"],
-                     "customers": s["size"], "share": s["share"],
-                     "revenue_share": s.get("revenue_share")})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"segment": g["label"], "customers": g["customers"],
+                          "share": g["share"], "revenue_share": g["revenue_share"]}
+                         for g in _groups(summary)])
 
 
 def _order(summary: dict) -> list[str]:
-    return list(_segments(summary)["segment"])
+    return [g["label"] for g in _groups(summary)]
 
 
 def _labels(summary: dict, table: pd.DataFrame) -> pd.Series:
-    names = {s["id"]: (f"{s['id']}. {s['name']}" if s["id"] != -1 else s["name"])
-             for s in summary.get("segments", [])}
-    return table["segment"].map(names)
+    return table[_column(summary)].map({g["key"]: g["label"] for g in _groups(summary)})
 
 
 def _sample(table: pd.DataFrame) -> pd.DataFrame:
@@ -189,6 +205,8 @@ CORRELATION_SAMPLE = 200_000
 def correlations(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     """Spearman correlations between the numeric features."""
     cols = [c for s in summary.get("segments", [])[:1] for c in s["profile"]["features"]]
+    if not summary.get("segments") and "used" not in summary.get("features", {}):
+        cols = list(summary.get("features", {}))  # custseg rfm: every customer feature
     cols = [c for c in cols if c in table][:12]
     if len(cols) < 2:
         return None
@@ -356,7 +374,7 @@ def value_by_segment(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     """The spread of predicted value (clv) in each segment: 5th-95th percentile whiskers,
     the middle half as a box, the median as a tick and the mean (the summary's) as a dot,
     on a symmetric log scale; percentiles over all customers, not a sample."""
-    if "clv" not in table or "segment" not in table or not summary.get("segments"):
+    if "clv" not in table or _column(summary) not in table or not _groups(summary):
         return None
     values = pd.DataFrame({"segment": _labels(summary, table),
                            "clv": pd.to_numeric(table["clv"], errors="coerce")}).dropna()
@@ -366,8 +384,7 @@ def value_by_segment(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     order = [s for s in _order(summary) if s in present]
     q = values.groupby("segment")["clv"].quantile(list(VALUE_PERCENTILES)).unstack()
     q.columns = ["p05", "p25", "median", "p75", "p95"]
-    means = {(f"{s['id']}. {s['name']}" if s["id"] != -1 else s["name"]):
-             s["value"]["mean_predicted_value"] for s in summary["segments"] if "value" in s}
+    means = {g["label"]: g["mean_value"] for g in _groups(summary)}
     frame = q.reset_index().assign(
         mean=lambda f: f["segment"].map(means),
         customers=lambda f: f["segment"].map(values["segment"].value_counts()))
@@ -437,6 +454,60 @@ def calibration(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     return calibration_chart(summary.get("backtest"))
 
 
+ALL_CUSTOMERS = "All customers"
+
+
+def cohorts(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
+    """Cohort retention: each monthly cohort of first purchase (rows) and the share of it
+    buying 0, 1, 2, ... months later (columns); per segment, a menu picks the segment."""
+    block = summary.get("cohorts")
+    if not block or not block.get("rows"):
+        return None
+    frame = pd.DataFrame(block["rows"])
+    if "segment" not in frame:
+        frame["segment"] = None
+    frame["segment"] = frame["segment"].fillna(ALL_CUSTOMERS).astype(str)
+    # The colour scale ends at the 95th percentile of the later months: month 0 (always
+    # 100%) and a one-customer cohort of a segment would wash out the rest.
+    later = frame.loc[frame["months_since"] > 0, "share"]
+    top = float(later.quantile(0.95)) if len(later) else 1.0
+    notes = []
+    if block.get("partial_month"):
+        notes.append(f"The data ends before the end of {block['partial_month']}: its "
+                     "shares are lower for that alone.")
+    if block.get("left_out"):
+        notes.append(f"The latest {block['cohorts']} cohorts; {block['left_out']} older ones "
+                     "are left out.")
+    base = alt.Chart(frame)
+    segments = list(dict.fromkeys(frame["segment"]))
+    pick = None
+    if len(segments) > 1:
+        pick = alt.param(name="cohort_segment", value=ALL_CUSTOMERS,
+                         bind=alt.binding_select(options=segments, name="Segment "))
+        base = base.transform_filter(alt.datum.segment == pick)
+    x = alt.X("months_since:O", title="months since the first purchase",
+              axis=alt.Axis(labelAngle=0))
+    y = alt.Y("cohort:O", title="month of the first purchase")
+    tooltip = ["segment", "cohort", alt.Tooltip("months_since:O", title="months since"),
+               alt.Tooltip("customers:Q", format=","), alt.Tooltip("share:Q", format=".1%")]
+    heat = base.mark_rect().encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("share:Q", title="share buying",
+                        scale=alt.Scale(scheme="greens", domain=[0, max(top, 0.01)],
+                                        clamp=True),
+                        legend=alt.Legend(format="%")))
+    text = base.mark_text(fontSize=8).encode(
+        x=x, y=y, text=alt.Text("share:Q", format=".0%"),
+        color=alt.condition(alt.datum.share > top * 0.6, alt.value("white"),
+                            alt.value("#102a43")))
+    cells = int(frame["months_since"].max()) + 1
+    chart = alt.layer(heat, text, title=alt.TitleParams(
+        "Cohort retention: share of each month's new customers buying again",
+        subtitle=notes or alt.Undefined)).properties(
+        width=max(200, 24 * cells), height=max(120, 18 * frame["cohort"].nunique()))
+    return chart if pick is None else chart.add_params(pick)
+
+
 #: Charts in report order: (file name, builder).
 CHARTS: list[tuple[str, Callable[[dict, pd.DataFrame], alt.Chart | None]]] = [
     ("segment_sizes", sizes),
@@ -444,6 +515,7 @@ CHARTS: list[tuple[str, Callable[[dict, pd.DataFrame], alt.Chart | None]]] = [
     ("snake_plot", snake),
     ("projection", projection),
     ("monthly_trend", trend),
+    ("cohorts", cohorts),
     ("value_by_segment", value_by_segment),
     ("p_alive_matrix", p_alive_matrix),
     ("calibration", calibration),

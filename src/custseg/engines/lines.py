@@ -1,0 +1,151 @@
+"""What each segment buys and how its customers come back, from the classified ``lines``.
+
+Every query here is plain SQL that DuckDB and Spark SQL both run over the engine's
+``lines`` and a registered table of labels (customer_id, segment), so the order lines are
+aggregated where they live; pandas only sees the small results: a row per segment and
+listed item, and a row per segment, cohort and month.
+
+*Lift* of an item (a product, a category or a country) in a segment is the share of the
+segment's customers who bought it over the share of all customers who did: 2 means the
+segment's customers buy it twice as often. An item is listed only with enough *support*
+(:class:`~custseg.core.config.ProfileConfig`), so a product three customers bought does
+not top the list by chance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from custseg.core.config import ProfileConfig
+from custseg.engines.base import Engine
+
+LABELS = "custseg_labels"
+_CHOSEN = "custseg_chosen_products"
+#: What lift is computed over: (kind, the column of ``lines``, the mapping field that
+#: must be present).
+KINDS = (("products", "product_id", "product_id"), ("categories", "category", "category"),
+         ("countries", "country", "country"))
+_MONEY = "CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE)"
+_BOUGHT = "status = 'purchase'"
+
+
+@dataclass
+class SegmentLines:
+    """The engine's answers for a labelling of the customers."""
+
+    #: kind, segment, item, buyers, revenue, support, lift, listed (among the top by lift
+    #: with enough support), best_seller (among the top by revenue), label
+    items: pd.DataFrame
+    months: pd.DataFrame  # segment, cohort, month (index), customers, revenue
+
+
+def segment_lines(engine: Engine, labels: pd.DataFrame, mapping: dict[str, str],
+                  settings: ProfileConfig) -> SegmentLines:
+    """Lift of products, categories and countries per segment of ``labels`` (columns
+    customer_id, segment) and their customers per cohort and month, from the purchases
+    in ``engine``'s lines."""
+    engine.register(LABELS, labels[["customer_id", "segment"]])
+    try:
+        items = [_lift(engine, kind, _item_column(kind, column, mapping), settings)
+                 for kind, column, field in KINDS
+                 if field in mapping or (kind == "products" and "description" in mapping)]
+        items = [frame for frame in items if not frame.empty]
+        frame = (pd.concat(items, ignore_index=True) if items
+                 else pd.DataFrame(columns=["kind", "segment", "item", "buyers", "revenue",
+                                            "support", "lift", "listed", "best_seller",
+                                            "label"]))
+        if "product_id" in mapping and "description" in mapping:
+            frame = _described(engine, frame)
+        return SegmentLines(items=frame, months=_months(engine))
+    finally:
+        engine.unregister(LABELS)
+
+
+def _item_column(kind: str, column: str, mapping: dict[str, str]) -> str:
+    """Products are told apart by id, or by description when there is no id column."""
+    return "description" if kind == "products" and "product_id" not in mapping else column
+
+
+def _lift(engine: Engine, kind: str, column: str, s: ProfileConfig) -> pd.DataFrame:
+    """Per segment: the items listed (support and lift above the settings, highest lift
+    first) and the best-sellers by revenue, each at most ``s.top``."""
+    listed = (f"buyers >= {int(s.min_buyers)} AND support >= {float(s.min_support)!r} "
+              f"AND lift >= {float(s.min_lift)!r}")
+    frame = engine.query(f"""
+        WITH bought AS (
+            SELECT customer_id, {column} AS item, {_MONEY} AS revenue
+            FROM lines WHERE {_BOUGHT} AND {column} IS NOT NULL
+            GROUP BY customer_id, {column}),
+        per AS (
+            SELECT segment, item, count(*) AS buyers, sum(revenue) AS revenue
+            FROM bought JOIN {LABELS} USING (customer_id) GROUP BY segment, item),
+        sizes AS (SELECT segment, count(*) AS customers FROM {LABELS} GROUP BY segment),
+        overall AS (SELECT item, sum(buyers) AS all_buyers FROM per GROUP BY item),
+        total AS (SELECT count(*) AS customers FROM {LABELS}),
+        scored AS (
+            SELECT per.segment, item, buyers, revenue,
+                   CAST(buyers AS DOUBLE) / sizes.customers AS support,
+                   (CAST(buyers AS DOUBLE) / sizes.customers)
+                   / (CAST(all_buyers AS DOUBLE) / total.customers) AS lift
+            FROM per JOIN sizes ON per.segment = sizes.segment
+                     JOIN overall USING (item) CROSS JOIN total),
+        flagged AS (SELECT *, {listed} AS listed FROM scored),
+        ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY segment ORDER BY
+                          CASE WHEN listed THEN lift END DESC NULLS LAST, item) AS by_lift,
+                      row_number() OVER (PARTITION BY segment ORDER BY revenue DESC, item)
+                          AS by_revenue
+            FROM flagged)
+        SELECT segment, item, buyers, revenue, support, lift,
+               listed AND by_lift <= {int(s.top)} AS listed,
+               by_revenue <= {int(s.top)} AS best_seller
+        FROM ranked WHERE (listed AND by_lift <= {int(s.top)}) OR by_revenue <= {int(s.top)}
+        ORDER BY segment, lift DESC, item""")
+    frame.insert(0, "kind", kind)
+    frame["item"] = frame["item"].astype(str)
+    frame["label"] = frame["item"]
+    return frame
+
+
+def _described(engine: Engine, frame: pd.DataFrame) -> pd.DataFrame:
+    """Products shown by their most frequent description over the input's purchase lines
+    (ties: the first in order)."""
+    ids = frame.loc[frame["kind"] == "products", "item"].drop_duplicates()
+    if ids.empty:
+        return frame
+    engine.register(_CHOSEN, pd.DataFrame({"product_id": ids.astype(object)}))
+    try:
+        named = engine.query(f"""
+            SELECT product_id, description FROM (
+                SELECT product_id, description,
+                       row_number() OVER (PARTITION BY product_id
+                                          ORDER BY sum(n) DESC, description) AS rank
+                FROM lines JOIN {_CHOSEN} USING (product_id)
+                WHERE {_BOUGHT} AND description IS NOT NULL
+                GROUP BY product_id, description) AS counted
+            WHERE rank = 1""")
+    finally:
+        engine.unregister(_CHOSEN)
+    names = dict(zip(named["product_id"].astype(str), named["description"].astype(str),
+                     strict=True))
+    products = frame["kind"] == "products"
+    frame.loc[products, "label"] = frame.loc[products, "item"].map(names).fillna(
+        frame.loc[products, "item"])
+    return frame
+
+
+def _months(engine: Engine) -> pd.DataFrame:
+    """Customers and revenue per segment, cohort (month of the first purchase) and month,
+    months counted from year 0 (``year * 12 + month - 1``)."""
+    month = "year(invoice_date) * 12 + month(invoice_date) - 1"
+    return engine.query(f"""
+        WITH per_month AS (
+            SELECT customer_id, {month} AS month, {_MONEY} AS revenue
+            FROM lines WHERE {_BOUGHT} GROUP BY customer_id, {month}),
+        firsts AS (SELECT customer_id, min(month) AS cohort FROM per_month
+                   GROUP BY customer_id)
+        SELECT segment, cohort, month, count(*) AS customers, sum(revenue) AS revenue
+        FROM per_month JOIN firsts USING (customer_id) JOIN {LABELS} USING (customer_id)
+        GROUP BY segment, cohort, month ORDER BY segment, cohort, month""")
