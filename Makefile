@@ -38,8 +38,10 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks fuzz
 	$(VENV)/bin/lint-imports --no-cache
 
+# Two workers (this project's machines have two cores); a file's tests stay on one worker,
+# so its module fixtures (a Spark session, an Online Retail run) are built once.
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(PY) benchmarks/bench_rfm.py --lines 10000000

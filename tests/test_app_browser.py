@@ -158,6 +158,9 @@ def test_rfm_only_shows_the_rfm_cards_and_cohorts(app_url, input_file, tmp_path)
         start_run(page, app_url, path, mode="RFM only")
         page.get_by_text("Download segments CSV").wait_for(timeout=180_000)
         page.get_by_text("Expected orders:").first.wait_for(timeout=30_000)
+        # the page streams in: wait for every card
+        page.wait_for_function(f"document.querySelectorAll('h4').length >= {len(named)}",
+                               timeout=60_000)
         cards = page.locator("h4").all_inner_texts()
         body = page.inner_text("body")
         report = page.get_by_role("button", name="Download the HTML report")

@@ -45,22 +45,21 @@ def segment_lines(engine: Engine, labels: pd.DataFrame, mapping: dict[str, str],
                   settings: ProfileConfig) -> SegmentLines:
     """Lift of products, categories and countries per segment of ``labels`` (columns
     customer_id, segment) and their customers per cohort and month, from the purchases
-    in ``engine``'s lines."""
+    in ``engine``'s lines: three queries (one job each on Spark)."""
+    kinds = [(kind, _item_column(kind, column, mapping)) for kind, column, field in KINDS
+             if field in mapping or (kind == "products" and "description" in mapping)]
+    described = {"product_id", "description"} <= set(mapping)
     engine.register(LABELS, labels[["customer_id", "segment"]])
     try:
-        items = [_lift(engine, kind, _item_column(kind, column, mapping), settings)
-                 for kind, column, field in KINDS
-                 if field in mapping or (kind == "products" and "description" in mapping)]
-        items = [frame for frame in items if not frame.empty]
-        frame = (pd.concat(items, ignore_index=True) if items
-                 else pd.DataFrame(columns=["kind", "segment", "item", "buyers", "revenue",
-                                            "support", "lift", "listed", "best_seller",
-                                            "label"]))
-        if "product_id" in mapping and "description" in mapping:
-            frame = _described(engine, frame)
-        return SegmentLines(items=frame, months=_months(engine))
+        items = _lift(engine, kinds, settings, described) if kinds else _no_items()
+        return SegmentLines(items=items, months=_months(engine))
     finally:
         engine.unregister(LABELS)
+
+
+def _no_items() -> pd.DataFrame:
+    return pd.DataFrame(columns=["kind", "segment", "item", "buyers", "revenue", "support",
+                                 "lift", "listed", "best_seller", "label"])
 
 
 def _item_column(kind: str, column: str, mapping: dict[str, str]) -> str:
@@ -68,50 +67,63 @@ def _item_column(kind: str, column: str, mapping: dict[str, str]) -> str:
     return "description" if kind == "products" and "product_id" not in mapping else column
 
 
-def _lift(engine: Engine, kind: str, column: str, s: ProfileConfig) -> pd.DataFrame:
-    """Per segment: the items listed (support and lift above the settings, highest lift
-    first) and the best-sellers by revenue, each at most ``s.top``."""
+def _lift(engine: Engine, kinds: list[tuple[str, str]], s: ProfileConfig,
+          described: bool) -> pd.DataFrame:
+    """Per kind and segment: the items listed (support and lift above the settings,
+    highest lift first) and the best-sellers by revenue, each at most ``s.top``, in one
+    query; products labelled by their descriptions when ``described``."""
     listed = (f"buyers >= {int(s.min_buyers)} AND support >= {float(s.min_support)!r} "
               f"AND lift >= {float(s.min_lift)!r}")
+    text = engine.dialect["text"]
+    bought = "\n            UNION ALL\n".join(
+        f"""            SELECT '{kind}' AS kind, customer_id, CAST({column} AS {text}) AS item,
+                   {_MONEY} AS revenue
+            FROM lines WHERE {_BOUGHT} AND {column} IS NOT NULL
+            GROUP BY customer_id, {column}""" for kind, column in kinds)
     frame = engine.query(f"""
         WITH bought AS (
-            SELECT customer_id, {column} AS item, {_MONEY} AS revenue
-            FROM lines WHERE {_BOUGHT} AND {column} IS NOT NULL
-            GROUP BY customer_id, {column}),
+{bought}),
         per AS (
-            SELECT segment, item, count(*) AS buyers, sum(revenue) AS revenue
-            FROM bought JOIN {LABELS} USING (customer_id) GROUP BY segment, item),
+            SELECT kind, segment, item, count(*) AS buyers, sum(revenue) AS revenue
+            FROM bought JOIN {LABELS} USING (customer_id) GROUP BY kind, segment, item),
         sizes AS (SELECT segment, count(*) AS customers FROM {LABELS} GROUP BY segment),
-        overall AS (SELECT item, sum(buyers) AS all_buyers FROM per GROUP BY item),
+        overall AS (SELECT kind, item, sum(buyers) AS all_buyers FROM per
+                    GROUP BY kind, item),
         total AS (SELECT count(*) AS customers FROM {LABELS}),
         scored AS (
-            SELECT per.segment, item, buyers, revenue,
+            SELECT per.kind, per.segment, per.item, buyers, revenue,
                    CAST(buyers AS DOUBLE) / sizes.customers AS support,
                    (CAST(buyers AS DOUBLE) / sizes.customers)
                    / (CAST(all_buyers AS DOUBLE) / total.customers) AS lift
             FROM per JOIN sizes ON per.segment = sizes.segment
-                     JOIN overall USING (item) CROSS JOIN total),
+                     JOIN overall ON per.kind = overall.kind AND per.item = overall.item
+                     CROSS JOIN total),
         flagged AS (SELECT *, {listed} AS listed FROM scored),
         ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY segment ORDER BY
+            SELECT *, row_number() OVER (PARTITION BY kind, segment ORDER BY
                           CASE WHEN listed THEN lift END DESC NULLS LAST, item) AS by_lift,
-                      row_number() OVER (PARTITION BY segment ORDER BY revenue DESC, item)
-                          AS by_revenue
-            FROM flagged)
-        SELECT segment, item, buyers, revenue, support, lift,
-               listed AND by_lift <= {int(s.top)} AS listed,
-               by_revenue <= {int(s.top)} AS best_seller
-        FROM ranked WHERE (listed AND by_lift <= {int(s.top)}) OR by_revenue <= {int(s.top)}
-        ORDER BY segment, lift DESC, item""")
-    frame.insert(0, "kind", kind)
+                      row_number() OVER (PARTITION BY kind, segment
+                                         ORDER BY revenue DESC, item) AS by_revenue
+            FROM flagged),
+        kept AS (
+            SELECT kind, segment, item, buyers, revenue, support, lift,
+                   listed AND by_lift <= {int(s.top)} AS listed,
+                   by_revenue <= {int(s.top)} AS best_seller
+            FROM ranked
+            WHERE (listed AND by_lift <= {int(s.top)}) OR by_revenue <= {int(s.top)})
+        SELECT * FROM kept ORDER BY kind, segment, lift DESC, item""")
     frame["item"] = frame["item"].astype(str)
     frame["label"] = frame["item"]
-    return frame
+    if described:
+        frame = _described(engine, frame)
+    order = {kind: i for i, (kind, _, _) in enumerate(KINDS)}  # products first
+    return frame.sort_values("kind", key=lambda k: k.map(order), kind="stable",
+                             ignore_index=True)
 
 
 def _described(engine: Engine, frame: pd.DataFrame) -> pd.DataFrame:
     """Products shown by their most frequent description over the input's purchase lines
-    (ties: the first in order)."""
+    (ties: the first in order), looked up for the products kept only."""
     ids = frame.loc[frame["kind"] == "products", "item"].drop_duplicates()
     if ids.empty:
         return frame
