@@ -159,8 +159,8 @@ def test_stage_timings_add_up_to_the_wall_clock(tmp_path):
             "rules", "teardown", "write"} <= set(timings)
     assert timings["start"] > 0.1  # the imports are counted
     # Only Python's own start and exit are outside the stages (about 0.5 s here; the
-    # margin is for a busy test machine, where process start and exit slow down too).
-    assert 0 <= wall - sum(timings.values()) < 1.5, (wall, timings)
+    # margin is for a busy test machine, two test workers, where they slow down too).
+    assert 0 <= wall - sum(timings.values()) < max(1.5, 0.15 * wall), (wall, timings)
 
 
 @pytest.mark.parametrize("module, extra, args", [
