@@ -174,11 +174,15 @@ def test_planted_category_and_country_stand_out():
 def test_description_alone_names_the_products():
     frame, _ = planted_lines(seed=5)
     frame["Item Description"] = "Item " + frame.pop("article")
+    frame["Country"] = "UK"  # one country: its lift is 1 everywhere, so it is left out
     mapping = {k: v for k, v in PLANTED_MAP.items() if k != "product_id"}
     result = run_rfm(frame=frame, config=custseg.Config(mapping=mapping, clv={"enabled": False}))
     assert result.summary["mapping"]["description"] == "Item Description"
-    listed = [i for s in result.summary["rfm_segments"] if s["customers"]
-              for i in s["over_represented"]["products"]]
+    assert result.summary["mapping"]["country"] == "Country"
+    assert result.summary["lift"]["columns"] == {"products": "Item Description"}
+    named = [s for s in result.summary["rfm_segments"] if s["customers"]]
+    assert all(set(s["over_represented"]) == {"products"} for s in named)
+    listed = [i for s in named for i in s["over_represented"]["products"]]
     assert listed and all(i["item"].startswith("Item SKU") and "id" not in i for i in listed)
 
 

@@ -71,7 +71,8 @@ def _lift(engine: Engine, kinds: list[tuple[str, str]], s: ProfileConfig,
           described: bool) -> pd.DataFrame:
     """Per kind and segment: the items listed (support and lift above the settings,
     highest lift first) and the best-sellers by revenue, each at most ``s.top``, in one
-    query; products labelled by their descriptions when ``described``."""
+    query; products labelled by their descriptions when ``described``. A kind with one
+    item in all the data (every order from one country) says nothing and is left out."""
     listed = (f"buyers >= {int(s.min_buyers)} AND support >= {float(s.min_support)!r} "
               f"AND lift >= {float(s.min_lift)!r}")
     text = engine.dialect["text"]
@@ -89,13 +90,15 @@ def _lift(engine: Engine, kinds: list[tuple[str, str]], s: ProfileConfig,
         sizes AS (SELECT segment, count(*) AS customers FROM {LABELS} GROUP BY segment),
         overall AS (SELECT kind, item, sum(buyers) AS all_buyers FROM per
                     GROUP BY kind, item),
+        varied AS (SELECT kind FROM overall GROUP BY kind HAVING count(*) > 1),
         total AS (SELECT count(*) AS customers FROM {LABELS}),
         scored AS (
             SELECT per.kind, per.segment, per.item, buyers, revenue,
                    CAST(buyers AS DOUBLE) / sizes.customers AS support,
                    (CAST(buyers AS DOUBLE) / sizes.customers)
                    / (CAST(all_buyers AS DOUBLE) / total.customers) AS lift
-            FROM per JOIN sizes ON per.segment = sizes.segment
+            FROM per JOIN varied ON per.kind = varied.kind
+                     JOIN sizes ON per.segment = sizes.segment
                      JOIN overall ON per.kind = overall.kind AND per.item = overall.item
                      CROSS JOIN total),
         flagged AS (SELECT *, {listed} AS listed FROM scored),

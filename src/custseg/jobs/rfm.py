@@ -214,12 +214,7 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
            timings: dict[str, float], reporter: Reporter | None = None,
            customers: str | Path | None = None) -> RunResult:
     """Clean, features and RFM of the order lines read as ``source``."""
-    from custseg.jobs.value import (  # SciPy: when used
-        backtest_on,
-        predict_value,
-        values_by,
-        with_value_action,
-    )
+    from custseg.jobs.value import backtest_on, predict_value, values_by  # SciPy: when used
 
     segment_map = config.rfm_map
     backtest = sm.UNSET
@@ -272,8 +267,7 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         features={f.name: f.description for f in FEATURES},
         rfm_edges=edges,
         rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET),
-                                    actions=_rfm_actions(row["name"], by_segment, config,
-                                                         with_value_action))
+                                    actions=_rfm_actions(row["name"], by_segment, config))
                       for row in segments_summary],
         timings_s=timings,  # summary.json gets the write stage so far (write_run)
         customer_table=sm.UNSET if customer_info is None else customer_info,
@@ -312,9 +306,11 @@ def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
     summary.lift, summary.cohorts = found.lift, found.cohorts
 
 
-def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config,
-                 with_value_action: Callable) -> list[str]:
+def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config
+                 ) -> list[str]:
     """A named RFM segment's actions, with the win-back one its at-risk customers call for."""
+    from custseg.jobs.value import with_value_action
+
     actions = config.rfm_action_map.get(name) or [
         f"No actions are configured for {name!r}: set them with the config key rfm_actions."]
     value = values.get(name)
