@@ -91,6 +91,9 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         download.wait_for(timeout=180_000)
         cards = page.locator("h4").all_inner_texts()
         page.get_by_text("Expected orders:").first.wait_for(timeout=30_000)
+        # The totals above the tabs: wait for them too, a busy CI machine draws them late
+        page.locator('[data-testid="stMetricLabel"]').filter(
+            has_text="Expected orders").first.wait_for(timeout=60_000)
         body = page.inner_text("body")
         metrics = dict(zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),
                            page.locator('[data-testid="stMetricValue"]').all_inner_texts(),
