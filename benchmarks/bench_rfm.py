@@ -10,7 +10,9 @@
    (``getrusage(RUSAGE_SELF).ru_maxrss``, the kernel's high-water mark, read at exit):
 
    * ``custseg``: ``custseg.run_rfm(transactions.parquet, out_dir=...)``, i.e. what
-     ``custseg rfm`` does: audited cleaning, customer features, RFM scores, outputs.
+     ``custseg rfm`` does: audited cleaning, customer features, RFM scores, the value
+     models, lift and cohorts, outputs with the report (``custseg_no_report``: the same
+     with ``report = false``).
    * ``duckdb_sql``: one hand-written DuckDB query (default settings) doing the same work
      from the Parquet file to a CSV: drop exact duplicates, lines without customer,
      cancellations, quantity <= 0 and unit price <= 0; per customer recency, frequency,
@@ -90,11 +92,11 @@ COPY (
 
 
 # ------------------------------------------------------------------------- contenders
-def run_custseg(path: Path, work: Path) -> dict[str, Any]:
+def run_custseg(path: Path, work: Path, report: bool = True) -> dict[str, Any]:
     import custseg
 
     start = time.perf_counter()
-    result = custseg.run_rfm(path, out_dir=work / "rfm")
+    result = custseg.run_rfm(path, out_dir=work / "rfm", config=custseg.Config(report=report))
     seconds = time.perf_counter() - start
     seg = result.customers
     return {"seconds": seconds, "customers": len(seg), "monetary": float(seg["monetary"].sum()),
@@ -149,6 +151,8 @@ def run_pandas(path: Path, work: Path) -> dict[str, Any]:
 
 CONTENDERS: dict[str, tuple[str, Callable[[Path, Path], dict[str, Any]]]] = {
     "custseg": ("custseg `run_rfm`", run_custseg),
+    "custseg_no_report": ("custseg `run_rfm`, no report",
+                          lambda path, work: run_custseg(path, work, report=False)),
     "duckdb_sql": ("hand-written DuckDB SQL", run_duckdb_sql),
     "pandas": ("pandas", run_pandas),
 }

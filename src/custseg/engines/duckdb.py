@@ -35,9 +35,11 @@ AUTO_MEMORY_SHARE, AUTO_MEMORY_MIN, AUTO_MEMORY_MAX = 0.5, 1 << 30, 4 << 30
 #: The name of the scratch database (:func:`attach_scratch`).
 SCRATCH = "custseg_scratch"
 #: The classified lines stay in memory when, at about ``LINE_BYTES`` each (89 measured on
-#: Online Retail's columns), they take at most ``IN_MEMORY_SHARE`` of the memory limit:
-#: 21.7M lines are written in 5 s there against 10 s into the compressed file.
-IN_MEMORY_SHARE, LINE_BYTES = 0.6, 100
+#: Online Retail's columns) and ``TEXT_BYTES`` more for a description or a category (36
+#: measured for Online Retail's descriptions), they take at most ``IN_MEMORY_SHARE`` of
+#: the memory limit: 21.7M lines are written in 5 s there against 10 s into the
+#: compressed file.
+IN_MEMORY_SHARE, LINE_BYTES, TEXT_BYTES = 0.6, 100, 40
 _UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
           "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 
@@ -125,12 +127,14 @@ def limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
         return None
 
 
-def lines_in_memory(con: duckdb.DuckDBPyConnection, rows: int) -> bool:
+def lines_in_memory(con: duckdb.DuckDBPyConnection, rows: int,
+                    mapping: dict[str, str] | None = None) -> bool:
     """Make the in-memory database the default (the scratch database's tables still found
-    by name) when ``rows`` classified lines fit in :data:`IN_MEMORY_SHARE` of the memory
-    limit; whether it did."""
+    by name) when ``rows`` classified lines, with the text columns of ``mapping``, fit in
+    :data:`IN_MEMORY_SHARE` of the memory limit; whether it did."""
     limit = limit_bytes(con)
-    if limit is None or rows * LINE_BYTES > IN_MEMORY_SHARE * limit:
+    texts = sum(field in (mapping or {}) for field in ("description", "category"))
+    if limit is None or rows * (LINE_BYTES + texts * TEXT_BYTES) > IN_MEMORY_SHARE * limit:
         return False
     con.execute("USE memory")
     con.execute(f"SET search_path = 'memory.main,{SCRATCH}.main'")
@@ -185,7 +189,7 @@ class DuckDBEngine:
         return source
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
-        lines_in_memory(self.sample, source.rows)
+        lines_in_memory(self.sample, source.rows, mapping)
         return clean_lines(self.sample, source, mapping, config)
 
     def features(self, as_of: dt.date, has_products: bool) -> pd.DataFrame:
