@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +152,7 @@ def run_pandas(path: Path, work: Path) -> dict[str, Any]:
 
 CONTENDERS: dict[str, tuple[str, Callable[[Path, Path], dict[str, Any]]]] = {
     "custseg": ("custseg `run_rfm`", run_custseg),
-    "custseg_no_report": ("custseg `run_rfm`, no report",
-                          lambda path, work: run_custseg(path, work, report=False)),
+    "custseg_no_report": ("custseg `run_rfm`, no report", partial(run_custseg, report=False)),
     "duckdb_sql": ("hand-written DuckDB SQL", run_duckdb_sql),
     "pandas": ("pandas", run_pandas),
 }

@@ -128,12 +128,12 @@ def limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def lines_in_memory(con: duckdb.DuckDBPyConnection, rows: int,
-                    mapping: dict[str, str] | None = None) -> bool:
+                    mapping: dict[str, str]) -> bool:
     """Make the in-memory database the default (the scratch database's tables still found
     by name) when ``rows`` classified lines, with the text columns of ``mapping``, fit in
     :data:`IN_MEMORY_SHARE` of the memory limit; whether it did."""
     limit = limit_bytes(con)
-    texts = sum(field in (mapping or {}) for field in ("description", "category"))
+    texts = sum(field in mapping for field in ("description", "category"))
     if limit is None or rows * (LINE_BYTES + texts * TEXT_BYTES) > IN_MEMORY_SHARE * limit:
         return False
     con.execute("USE memory")
