@@ -86,6 +86,9 @@ def test_missing_path_and_bad_map_syntax(tmp_path):
     assert "Traceback" not in run.stderr
     run = custseg("rfm", tmp_path / "nope.csv", "--map", "customer_id")
     assert run.returncode == 1 and "FIELD=COLUMN" in run.stderr
+    run = custseg("run", tmp_path / "nope.csv", "--no-such-flag")  # click's usage error
+    assert run.returncode == 2 and "No such option: --no-such-flag" in run.stderr
+    assert "internal error" not in run.stderr and "Traceback" not in run.stderr
 
 
 def test_rerun_replaces_the_output_folder(tmp_path, lines):

@@ -43,7 +43,7 @@ CLUSTER_KEYS = tuple(f"clustering.{k}" for k in ("k", "k_range", "seed", "featur
 CLV_KEYS = tuple(f"clv.{k}" for k in ("enabled", "horizon", "discount_rate", "churn_threshold",
                                       "model", "backtest_split"))
 #: Config keys of the report of rfm and run.
-REPORT_KEYS = ("report", "profile.cohorts_by_segment")
+REPORT_KEYS = ("report", "figures", "profile.cohorts_by_segment")
 
 
 def _option(key: str) -> Any:
@@ -393,6 +393,16 @@ def inspect(input: Annotated[Path, typer.Argument(help="Any input file.")], *,
         out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """click's usage error and exit types: click's own and, since typer 0.2x vendors click
+    as ``typer._click``, typer's copies of them."""
+    import click
+
+    usage = {click.ClickException, *(c for c in typer.BadParameter.__mro__
+                                      if c.__name__ == "ClickException")}
+    return tuple(usage), (click.exceptions.Exit, typer.Exit)
+
+
 def main() -> None:
     """Entry point: run the app, turning custseg errors into one line and exit code 1."""
     try:
@@ -404,12 +414,11 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
+        usage, done = _click_exceptions()
+        if isinstance(exc, usage):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
+        if isinstance(exc, done):
             sys.exit(exc.exit_code)
         err.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))}. "
                   "Please report it with the command you ran.", highlight=False, soft_wrap=True)

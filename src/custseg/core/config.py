@@ -528,6 +528,9 @@ class Config(_Table):
                        is_(str), flag="--out")
     report: bool = setting(True, "bool", "custseg rfm and run write report.html and "
                            "figures/ (PNG).", is_(bool), flag="--report/--no-report", cli=bool)
+    figures: bool = setting(True, "bool", "The report's charts also as PNG files in figures/ "
+                            "(report.html embeds its own); about 3 s a run.", is_(bool),
+                            flag="--figures/--no-figures", cli=bool)
     customers: str | None = setting(
         None, _TEXT, "Customer table to join on customer id (any input format).",
         _str_or_none, flag="--customers")

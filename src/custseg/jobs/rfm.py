@@ -287,7 +287,7 @@ def _report(result: RunResult, config: Config) -> Callable[[Path], None] | None:
     def write(folder: Path) -> None:
         from custseg.outputs.report import render_report
 
-        render_report(result.summary, result.customers, folder)
+        render_report(result.summary, result.customers, folder, figures=config.figures)
     return write
 
 

@@ -153,7 +153,8 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
 
             def extra(folder: Path) -> None:
                 if config.report:
-                    render_report(base.summary, base.customers, folder)
+                    render_report(base.summary, base.customers, folder,
+                                  figures=config.figures)
                 save_model(saved, folder / "model.json")
 
             write_run(base, Path(out_dir), extra=with_backtest(base.summary, extra))

@@ -155,8 +155,9 @@ def _template():
 
 
 def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.DataFrame,
-                  out_dir: str | Path) -> Path:
-    """Write ``out_dir/report.html`` and ``out_dir/figures/*.png``; return the report path."""
+                  out_dir: str | Path, figures: bool = True) -> Path:
+    """Write ``out_dir/report.html`` and, unless ``figures`` is False, the same charts as
+    ``out_dir/figures/*.png``; return the report path."""
     from markupsafe import Markup
 
     from custseg.outputs.report._png import write_pngs
@@ -164,18 +165,20 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
 
     data = summary.to_dict()
     out_dir = Path(out_dir)
-    figures = out_dir / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    folder = out_dir / "figures"
+    if figures:
+        folder.mkdir(parents=True, exist_ok=True)
     charts, pngs = [], []
     for name, build in CHARTS:
         chart = build(data, table)
         if chart is None:
             continue
         spec = chart.to_dict(validate=False)  # each chart is validated in the tests
-        pngs.append((figures / f"{name}.png", spec))
+        pngs.append((folder / f"{name}.png", spec))
         charts.append({"id": name, "spec": Markup(_safe_json(spec)),
                        "caption": CAPTIONS.get(name, "")})
-    write_pngs(pngs)
+    if figures:
+        write_pngs(pngs)
     key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
     html = _template().render(
         s=data, charts=[c for c in charts if c["id"] not in PLACED],
