@@ -39,9 +39,10 @@ lint: install
 	$(VENV)/bin/lint-imports --no-cache
 
 # Two workers (this project's machines have two cores); a file's tests stay on one worker,
-# so its module fixtures (a Spark session, an Online Retail run) are built once.
+# so its module fixtures (a Spark session, an Online Retail run) are built once; the files
+# go out in conftest's order, the slowest first.
 test: install lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: install
 	$(PY) benchmarks/bench_rfm.py --lines 10000000

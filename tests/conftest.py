@@ -62,9 +62,13 @@ def write_text(frame: pd.DataFrame, path: Path, sep: str = ",", encoding: str = 
     return path
 
 
-#: The slowest test files (minutes each): collected first, so that with two workers
-#: (``make test``) they start at once instead of finishing last on one worker.
-SLOW_FIRST = ("test_spark_cluster.py", "test_spark.py", "test_app_browser.py")
+#: The slowest test files, slowest first (seconds in CI): collected first, so that with two
+#: workers (``make test``, which keeps this order with --no-loadscope-reorder; xdist would
+#: otherwise hand out the files with the most tests first) the long ones start at once and
+#: the short ones fill in at the end.
+SLOW_FIRST = ("test_spark_cluster.py", "test_spark.py", "test_model.py", "test_reliability.py",
+              "test_app_browser.py", "test_bad_inputs.py", "test_cli.py", "test_report.py",
+              "test_encodings.py", "test_properties.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -57,7 +57,8 @@ def test_shuffled_rows_give_identical_segments(tmp_path):
         outs = []
         for name, table in (("a", frame), ("b", shuffled)):
             out = tmp_path / f"{command}-{name}"
-            run = cli(command, csv_file(table, tmp_path / f"{name}.csv"), "--out", out, "-q")
+            run = cli(command, csv_file(table, tmp_path / f"{name}.csv"), "--out", out,
+                      "--no-figures", "-q")
             assert run.returncode == 0, run.stderr
             outs.append(out)
         assert (outs[0] / "segments.csv").read_bytes() == (outs[1] / "segments.csv").read_bytes()
@@ -73,7 +74,7 @@ def test_online_retail_shuffled_gives_identical_segments(tmp_path):
     outs = {}
     for name, path in (("original", ONLINE_RETAIL), ("shuffled", tmp_path / "shuffled.parquet")):
         outs[name] = tmp_path / name
-        run = cli("rfm", path, "--out", outs[name], "-q")
+        run = cli("rfm", path, "--out", outs[name], "--no-figures", "-q")
         assert run.returncode == 0, run.stderr
     original = (outs["original"] / "segments.csv").read_bytes()
     assert original == (outs["shuffled"] / "segments.csv").read_bytes()
@@ -154,7 +155,8 @@ def test_same_salt_same_hashes_and_no_salt_a_random_one(tmp_path):
     path = csv_file(ids_frame(), tmp_path / "orders.csv")
 
     def hashes(name, *salt):
-        run = cli("rfm", path, "--out", tmp_path / name, "--hash-ids", *salt, "-q")
+        run = cli("rfm", path, "--out", tmp_path / name, "--hash-ids", *salt, "--no-figures",
+                  "-q")
         assert run.returncode == 0, run.stderr
         seg = pd.read_csv(tmp_path / name / "segments.csv", dtype={"customer_id": str})
         return seg.sort_values("monetary", kind="stable")["customer_id"].tolist()

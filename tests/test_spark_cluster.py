@@ -113,15 +113,17 @@ def test_custseg_run_on_the_cluster_equals_duckdb(cluster, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in LOOPBACK}  # custseg binds itself
     run = subprocess.run([sys.executable, "-m", "custseg.cli", "run", str(ONLINE_RETAIL),
                           "--engine", "spark", "--spark-master", url, "--k", "4",
-                          "--out", str(tmp_path / "spark"), "--quiet"],
+                          "--no-figures", "--out", str(tmp_path / "spark"), "--quiet"],
                          capture_output=True, text=True, env=env, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
     # the work ran in the workers' executors, one JVM per worker
     launched = [w for w in range(WORKERS)
                 if "Asked to launch executor" in (root / f"worker{w}.log").read_text()]
     assert launched == list(range(WORKERS))
+    assert (run.stdout, run.stderr) == ("", "")  # no JVM notice either
     duck = subprocess.run([sys.executable, "-m", "custseg.cli", "run", str(ONLINE_RETAIL),
-                           "--k", "4", "--out", str(tmp_path / "duck"), "--quiet"],
+                           "--k", "4", "--no-figures", "--out", str(tmp_path / "duck"),
+                           "--quiet"],
                           capture_output=True, text=True, timeout=900)
     assert duck.returncode == 0, duck.stderr[-3000:]
     spark_seg = pd.read_csv(tmp_path / "spark" / "segments.csv", dtype={"customer_id": str})
