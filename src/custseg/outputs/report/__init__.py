@@ -166,8 +166,6 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
     data = summary.to_dict()
     out_dir = Path(out_dir)
     folder = out_dir / "figures"
-    if figures:
-        folder.mkdir(parents=True, exist_ok=True)
     charts, pngs = [], []
     for name, build in CHARTS:
         chart = build(data, table)
@@ -178,6 +176,7 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
         charts.append({"id": name, "spec": Markup(_safe_json(spec)),
                        "caption": CAPTIONS.get(name, "")})
     if figures:
+        folder.mkdir(parents=True, exist_ok=True)
         write_pngs(pngs)
     key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
     html = _template().render(
