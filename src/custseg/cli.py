@@ -35,8 +35,8 @@ InputArg = Annotated[str | None, typer.Argument(
     help="Order lines or a customer table: CSV/TSV/delimited text, .xlsx, Parquet file or "
          "folder.")]
 #: Config keys read by rfm, run and compare, and the clustering keys of run and compare.
-READ_KEYS = ("customers", "mapping", "as_of", "dayfirst", "sheet", "delimiter", "encoding",
-             "db", "sql", "engine", "spark_master")
+READ_KEYS = ("customers", "mapping", "as_of", "start_date", "dayfirst", "sheet", "delimiter",
+             "encoding", "db", "sql", "engine", "spark_master")
 CLUSTER_KEYS = tuple(f"clustering.{k}" for k in ("k", "k_range", "seed", "features", "skew",
                                                   "scaler", "k_sample"))
 #: Config keys of the value models (CLV) of rfm and run.

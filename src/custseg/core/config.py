@@ -545,6 +545,10 @@ class Config(_Table):
     dayfirst: bool | None = setting(
         None, "bool or null", "Read 01/02/2011 as 1 February.", is_(bool, None),
         flag="--dayfirst/--no-dayfirst", cli=bool, shown="from the data")
+    start_date: str | None = setting(
+        None, "a date YYYY-MM-DD, or unset", "The date of day 1 when the order dates are "
+        "day numbers (DAY 1..711).", _date_or_none, flag="--start-date",
+        metavar="YYYY-MM-DD", shown="none: day numbers are an error")
     as_of: str | None = setting(
         None, "a date YYYY-MM-DD, or unset", "Snapshot date: lines on or after it are "
         "ignored and recency counts days up to it.", _str_or_none, convert=_date,

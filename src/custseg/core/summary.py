@@ -86,6 +86,30 @@ class Input(Block, kw_only=True):
     sheet: str | UnsetType = UNSET
 
 
+class RoleChoice(Block, kw_only=True):
+    """The column read as one field, how sure (0..1) and why, in words."""
+
+    column: str
+    confidence: float
+    reason: str
+    runner_up: str | UnsetType = UNSET  # the next best column and its score
+
+
+class Roles(Block, kw_only=True):
+    """How the input's columns were read: the export format recognised by its header
+    (or null), each field's column with its evidence, how a line's value is computed, the
+    customer and line attributes, and whether the customer key is personal data."""
+
+    format: str | None
+    fields: dict[str, RoleChoice]
+    value: str
+    customer_attributes: list[str]
+    line_attributes: list[str]
+    personal_key: str | UnsetType = UNSET
+    order_level: list[str] | UnsetType = UNSET
+    notes: list[str] | UnsetType = UNSET
+
+
 class Audit(Block, kw_only=True):
     """What happened to every input row."""
 
@@ -366,6 +390,7 @@ class RfmSummary(Block, kw_only=True):
     mapping: dict[str, str]
     engine: str
     audit: Audit
+    roles: Roles | UnsetType = UNSET
     customers: int
     excluded_customers: dict[str, int]
     as_of: str
@@ -390,6 +415,7 @@ class RunSummary(Block, kw_only=True):
     mapping: dict[str, str]
     engine: str
     audit: Audit
+    roles: Roles | UnsetType = UNSET
     customers: int
     excluded_customers: dict[str, int]
     as_of: str

@@ -11,6 +11,7 @@ hold on every engine.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError
 from custseg.io import Source
+from custseg.io._formats import Prep
 from custseg.io._readers import damaged_parquet
 from custseg.prep.cleaning import Audit
 
@@ -55,6 +57,12 @@ class Engine(Protocol):
 
     def whole(self, source: Source) -> Source:
         """The source with every row in :attr:`sample` (a customer table is read whole)."""
+        ...
+
+    def prepare(self, source: Source, prep: Prep | None, attributes: list[str]) -> Source:
+        """The source with its rows prepared by ``prep`` (an export format's carried-down
+        order fields, drop reasons, partial refunds; see :class:`custseg.io._formats.Prep`)
+        and the line ``attributes`` its cleaned lines keep."""
         ...
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
@@ -98,6 +106,17 @@ def duckdb_failure(exc: BaseException, source: Source | None, config: Config
     if isinstance(exc, duckdb.Error) and source is not None and source.format == "parquet":
         return damaged_parquet(source.name, exc)
     return None
+
+
+def prepared_source(source: Source, relation: str, described: Source, prep: Prep | None,
+                    attributes: list[str]) -> Source:
+    """``described`` (the prepared rows, as ``relation``) with what ``source`` knew of the
+    input: its name, rejected lines, details, warnings and notes."""
+    return dataclasses.replace(
+        described, name=source.name, format=source.format, rows=source.rows,
+        rejected=source.rejected, details=dict(source.details),
+        warnings=list(source.warnings), duplicates=dict(source.duplicates),
+        notes=dict(source.notes), prep=prep, attributes=list(attributes))
 
 
 def timestamp(day: dt.date) -> str:

@@ -23,9 +23,11 @@ import pandas as pd
 
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError
-from custseg.engines.base import duckdb_failure
+from custseg.engines.base import duckdb_failure, prepared_source
 from custseg.io import Source, load_source
+from custseg.io._formats import Prep
 from custseg.io._parse import lit, q, quiet_connect
+from custseg.io._readers import _describe
 from custseg.prep.cleaning import Audit, clean_lines
 from custseg.prep.features import DUCKDB, customer_features_table
 
@@ -34,6 +36,8 @@ from custseg.prep.features import DUCKDB, customer_features_table
 AUTO_MEMORY_SHARE, AUTO_MEMORY_MIN, AUTO_MEMORY_MAX = 0.5, 1 << 30, 4 << 30
 #: The name of the scratch database (:func:`attach_scratch`).
 SCRATCH = "custseg_scratch"
+#: The raw rows as an export format prepares them (:meth:`DuckDBEngine.prepare`).
+PREPARED = "raw_prepared"
 #: The classified lines stay in memory when, at about ``LINE_BYTES`` each (89 measured on
 #: Online Retail's columns) and ``TEXT_BYTES`` more for a description or a category (36
 #: measured for Online Retail's descriptions), they take at most ``IN_MEMORY_SHARE`` of
@@ -187,6 +191,14 @@ class DuckDBEngine:
 
     def whole(self, source: Source) -> Source:
         return source
+
+    def prepare(self, source: Source, prep: Prep | None, attributes: list[str]) -> Source:
+        if prep is None or prep.empty:
+            return prepared_source(source, source.relation, source, prep, attributes)
+        self.sample.execute(f"CREATE OR REPLACE TABLE {PREPARED} AS "
+                            + prep.select(source.relation, source.columns, source.types))
+        described = _describe(self.sample, PREPARED, source.name, source.format)
+        return prepared_source(source, PREPARED, described, prep, attributes)
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
         lines_in_memory(self.sample, source.rows, mapping)

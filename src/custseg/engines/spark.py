@@ -35,8 +35,10 @@ import pyarrow as pa
 
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, InputError
-from custseg.engines.base import duckdb_failure
+from custseg.engines.base import duckdb_failure, prepared_source
+from custseg.engines.duckdb import PREPARED
 from custseg.io import Source
+from custseg.io._formats import Prep
 from custseg.io._mapping import is_row_number
 from custseg.io._parse import q, quiet_connect
 from custseg.io._readers import (
@@ -49,6 +51,7 @@ from custseg.io._readers import (
     malformed_warning,
     pandas_index_columns,
     pandas_index_note,
+    quoted_line_breaks,
     sniff_format,
     sniff_text,
     text_encoding,
@@ -330,8 +333,10 @@ def _read_text(spark, path, local: bool, config: Config):
     names = headerless_columns(head, encoding, delimiter or ",") if local else None
     options = {"header": "false" if names else "true", "sep": delimiter or ",",
                "encoding": _JAVA_CHARSETS.get(encoding, encoding), "mode": "PERMISSIVE",
-               # Lines of UTF-16/32 text cannot be split at newline bytes.
-               "multiLine": "true" if encoding in _UTF16 else "false",
+               # Lines of UTF-16/32 text cannot be split at newline bytes, nor fields
+               # quoted with line breaks in them (Shopify's notes and addresses).
+               "multiLine": "true" if encoding in _UTF16 or (
+                   local and quoted_line_breaks(head, encoding, delimiter or ",")) else "false",
                "quote": '"', "escape": '"', "enforceSchema": "false"}
     header = names or spark.read.options(**{**options, "inferSchema": "false"}).csv(
         str(path)).columns
@@ -360,7 +365,8 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     Registers the classified distinct lines as temporary view ``view`` (cached).
     """
     source = data.source
-    plan = plan_cleaning(con, source, mapping, config)
+    plan = plan_cleaning(con, source, mapping, config, prep=source.prep,
+                         attributes=source.attributes)
     raw = data.frame
     from pyspark.sql import functions as F
 
@@ -373,7 +379,10 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
         distinct = raw.withColumn("n", F.lit(1).cast("bigint"))
     query = plan.lines_sql(f"(SELECT {plan.parse}, n FROM batch)")
     with _quiet(), _dedupe_conf(spark, config):  # the cached plan keeps the setting
-        lines = distinct.mapInArrow(_BatchSQL(query, lines=True), _LINES_SCHEMA).cache()
+        schema = _LINES_SCHEMA.replace(", n BIGINT", "".join(
+            f", {name} {'BOOLEAN' if kind == 'BOOLEAN' else 'STRING'}"
+            for name, kind in plan.extra) + ", n BIGINT")
+        lines = distinct.mapInArrow(_BatchSQL(query, lines=True), schema).cache()
     lines.createOrReplaceTempView(view)
     counts = [tuple(r) for r in spark.sql(
         f"SELECT status, count(*), sum(n) FROM {view} GROUP BY status").collect()]
@@ -634,6 +643,24 @@ class SparkEngine:
         """Read by DuckDB on the driver, whole (a customer table, one row per customer)."""
         input, other = self._input
         return load_source(self.sample, input, config=self.config, relation="whole", **other)
+
+    def prepare(self, source: Source, prep: Prep | None, attributes: list[str]) -> Source:
+        """The rows prepared alike in the driver's DuckDB sample (for the decisions) and
+        in Spark (every row), by the same SQL."""
+        if prep is None or prep.empty:
+            prepared = prepared_source(source, source.relation, source, prep, attributes)
+        else:
+            self.sample.execute(f"CREATE OR REPLACE TABLE {PREPARED} AS "
+                                + prep.select(source.relation, source.columns, source.types))
+            described = _describe(self.sample, PREPARED, source.name, source.format)
+            prepared = prepared_source(source, PREPARED, described, prep, attributes)
+            raw = self._data.frame
+            raw.createOrReplaceTempView("custseg_raw")
+            frame = self.spark.sql(prep.select("custseg_raw", list(raw.columns),
+                                               source.types, text="STRING"))
+            self._data = SparkInput(frame, prepared)
+        self._data = SparkInput(self._data.frame, prepared)
+        return prepared
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
         self._drop_lines()

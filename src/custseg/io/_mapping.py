@@ -75,6 +75,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "country": ("country", "countryname", "billingcountry", "customercountry", "countrycode",
                 "land", "pays", "pais", "paese"),
+    # a line's discount (an amount or a rate: nonzero means discounted) and coupon code
+    "discount": ("discount", "discountamount", "linediscount", "lineitemdiscount", "rabatt",
+                 "descuento", "desconto", "remise", "sconto", "korting"),
+    "coupon": ("coupon", "couponcode", "discountcode", "promocode", "voucher", "vouchercode",
+               "gutschein", "cupon", "cupom"),
 }
 
 #: Words that disqualify a column from a field even when a synonym matches

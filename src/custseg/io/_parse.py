@@ -147,21 +147,30 @@ _NAME_SEPS = (("-", "-"), (" ", " "), (".", "."), (" ", ", "), ("/", "/"))
 
 
 def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name: str,
-              dayfirst: bool | None = None) -> tuple[str, str, list[str]]:
-    """TIMESTAMP expression for a date column, a note on the format, and warnings."""
+              dayfirst: bool | None = None, *, start_date: str | None = None
+              ) -> tuple[str, str, list[str]]:
+    """TIMESTAMP expression for a date column, a note on the format, and warnings.
+    ``start_date`` is the date of day 1 of a column of day numbers (``DAY 1..711``)."""
     base, c = _base(type_name), q(col)
+    if base == "TIMESTAMP WITH TIME ZONE" or base == "TIMESTAMPTZ":
+        return (f"CAST(timezone('UTC', {c}) AS TIMESTAMP)",
+                "timestamps with time zone, read in UTC", [])
     if base.startswith("TIMESTAMP") or base == "DATE":
         return f"CAST({c} AS TIMESTAMP)", f"{base.lower()} column", []
-    if base in _NUMERIC:
-        expr = f"try_strptime(CAST(CAST({c} AS BIGINT) AS VARCHAR), '%Y%m%d')"
-        return expr, "numbers read as YYYYMMDD", []
+    sample = f"(SELECT {c} FROM {q(relation)} WHERE {c} IS NOT NULL LIMIT {_SAMPLE})"
+    if base in _NUMERIC or base.startswith("DECIMAL"):
+        return _numeric_dates(con, sample, c, f"CAST({c} AS DOUBLE)", col, start_date)
     if base not in _TEXT:
         raise DataError(f"Column {col!r} has type {type_name}, which is not a date; "
                         "map the order date with --map invoice_date=COLUMN.")
     t = f"trim({c})"
+    plain, numeric = con.execute(
+        f"SELECT count(*), count(*) FILTER (regexp_full_match({t}, '[0-9]+([.][0-9]+)?') "
+        f"AND NOT regexp_full_match({t}, {lit(_COMPACT[1:-1])})) FROM {sample}").fetchone()
+    if plain and numeric == plain:  # digits only, not YYYYMMDD: days or seconds counted
+        return _numeric_dates(con, sample, c, f"TRY_CAST({t} AS DOUBLE)", col, start_date)
     # Formats are recognised on the first million values; only an ambiguous day/month
     # order is checked on the whole column.
-    sample = f"(SELECT {c} FROM {q(relation)} WHERE {c} IS NOT NULL LIMIT {_SAMPLE})"
     counts = con.execute(
         f"""SELECT count(*) FILTER (regexp_matches({t}, {lit(_ISO)})),
                    count(*) FILTER (regexp_matches({t}, {lit(_YMD_SLASH)})),
@@ -177,8 +186,9 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
     iso, ymd, compact, day_name, name_day, *fam_counts, two_digit_years = counts
     parts, notes, warnings = [], [], []
     if iso:
-        parts.append(f"TRY_CAST(replace({t}, 'Z', '') AS TIMESTAMP)")
-        notes.append("ISO")
+        expr, note = _iso(con, sample, t)
+        parts.append(expr)
+        notes.append(note)
     if ymd:
         parts.append(_strptime(con, sample, t, "%Y/%m/%d", two_digit=False))
         notes.append("YYYY/MM/DD")
@@ -234,6 +244,116 @@ def date_expr(con: duckdb.DuckDBPyConnection, relation: str, col: str, type_name
                         "was read in the format it is written in.")
     expr = parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
     return expr, ", ".join(notes), warnings
+
+
+#: A UTC offset after a time of day (``04:32:31 -0500``, ``10:00+01:00``, ``T10:00Z``).
+_OFFSET = r"\d{2}:\d{2}(:\d{2}([.]\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$"
+
+
+def _iso(con: duckdb.DuckDBPyConnection, sample: str, t: str) -> tuple[str, str]:
+    """ISO dates; times with a UTC offset are read in the data's own time zone: as
+    written when every offset is within an hour of the others (one zone, with or
+    without daylight saving time), else converted to the most frequent offset."""
+    wall = f"TRY_CAST(regexp_replace({t}, '\\s*(Z|[+-]\\d{{2}}:?\\d{{2}}| UTC)$', '') AS TIMESTAMP)"
+    offsets = con.execute(
+        f"SELECT {_minutes(t)} AS m, count(*) AS n FROM {sample} "
+        f"WHERE regexp_matches({t}, {lit(_OFFSET)}) GROUP BY m ORDER BY n DESC, m").fetchall()
+    if not offsets:
+        return wall, "ISO"
+    shown = ", ".join(_utc(m) for m, _ in sorted(offsets)[:4])
+    main = offsets[0][0]
+    if max(m for m, _ in offsets) - min(m for m, _ in offsets) <= 60:
+        return wall, (f"ISO with UTC offsets ({shown}: one time zone), times as written, "
+                      "in the data's own time zone")
+    converted = (f"CASE WHEN regexp_matches({t}, {lit(_OFFSET)}) THEN {wall} + "
+                 f"to_minutes(CAST({main} - ({_minutes(t)}) AS BIGINT)) ELSE {wall} END")
+    return converted, (f"ISO with UTC offsets ({shown}), converted to {_utc(main)}, the most "
+                       "frequent")
+
+
+def _minutes(t: str) -> str:
+    """The UTC offset at the end of ``t`` in minutes (``Z``: 0)."""
+    sign = f"CASE WHEN regexp_extract({t}, '([+-])\\d{{2}}:?\\d{{2}}$', 1) = '-' THEN -1 ELSE 1 END"
+    hours = f"TRY_CAST(regexp_extract({t}, '[+-](\\d{{2}}):?\\d{{2}}$', 1) AS INTEGER)"
+    mins = f"TRY_CAST(regexp_extract({t}, '[+-]\\d{{2}}:?(\\d{{2}})$', 1) AS INTEGER)"
+    return f"coalesce(({sign}) * ({hours} * 60 + {mins}), 0)"
+
+
+def _utc(minutes: int) -> str:
+    """``-300`` -> ``UTC-05:00``."""
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+#: Numbers that are dates, by their range: (kind, low, high, words for the note).
+NUMERIC_DATES = (
+    ("unix_ms", 631_152_000_000, 4_102_444_800_000, "Unix milliseconds"),
+    ("unix_s", 631_152_000, 4_102_444_800, "Unix seconds"),
+    ("excel", 25_569, 73_051, "Excel serial days"),
+)
+
+
+def numeric_date(values, col: str, start_date: str | None = None) -> str | None:
+    """How a column of numbers counts dates, from their range: ``yyyymmdd``
+    (``20111209``), ``unix_ms``, ``unix_s``, ``excel`` (days since 1899-12-30, a
+    fraction is the time of day) or ``day_number`` (whole numbers from 0 or 1 up, in a
+    column whose name says day: ``DAY 1..711``); None when they are not dates.
+
+    >>> numeric_date([19970101, 19980630], "date"), numeric_date([43831.5, 44000], "x")
+    ('yyyymmdd', 'excel')
+    >>> numeric_date([1, 2, 711], "DAY"), numeric_date([1, 2, 711], "units")
+    ('day_number', None)
+    """
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if not len(v):
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    whole = bool(np.all(v == np.round(v)))
+    if whole and lo >= 19000101 and hi <= 21001231:
+        month, day = (v // 100) % 100, v % 100
+        if np.all((month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)):
+            return "yyyymmdd"
+    for kind, low, high, _ in NUMERIC_DATES:
+        if lo >= low and hi <= high:
+            return kind
+    name = re.sub(r"[^a-z]", " ", col.lower()).split()
+    if whole and lo >= 0 and lo <= 31 and hi <= 40_000 and any(
+            w in ("day", "days", "dia", "tag", "jour", "giorno", "dag") for w in name):
+        return "day_number"
+    return None
+
+
+def _numeric_dates(con: duckdb.DuckDBPyConnection, sample: str, c: str, number: str,
+                   col: str, start_date: str | None) -> tuple[str, str, list[str]]:
+    """Dates counted by numbers (:func:`numeric_date`): the expression and its note."""
+    values = [r[0] for r in con.execute(
+        f"SELECT DISTINCT {number} FROM {sample} LIMIT 100000").fetchall() if r[0] is not None]
+    kind = numeric_date(values, col, start_date)
+    n = f"({number})"
+    if kind == "yyyymmdd":
+        return (f"try_strptime(CAST(CAST({n} AS BIGINT) AS VARCHAR), '%Y%m%d')",
+                "numbers read as YYYYMMDD", [])
+    if kind == "unix_ms":
+        return (f"make_timestamp(CAST({n} * 1000 AS BIGINT))",
+                "Unix milliseconds, read in UTC", [])
+    if kind == "unix_s":
+        return (f"make_timestamp(CAST({n} * 1000000 AS BIGINT))", "Unix seconds, read in UTC",
+                [])
+    if kind == "excel":
+        return (f"make_timestamp(CAST(round(({n} - 25569) * 86400000000) AS BIGINT))",
+                "Excel serial days (day 1 = 1900-01-01)", [])
+    if kind == "day_number":
+        if start_date is None:
+            raise DataError(f"Column {col!r} counts days ({int(min(values))} to "
+                            f"{int(max(values))}), not dates; pass --start-date YYYY-MM-DD, "
+                            "the date of day 1.")
+        return (f"CAST(DATE {lit(start_date)} AS TIMESTAMP) + "
+                f"to_days(CAST({n} AS INTEGER) - 1)",
+                f"day numbers, day 1 = {start_date} (--start-date)", [])
+    return "CAST(NULL AS TIMESTAMP)", "numbers that are not dates", []
 
 
 def _part_maxima(con: duckdb.DuckDBPyConnection, source: str, t: str, rx: str

@@ -63,6 +63,10 @@ class Source:
     duplicates: dict[str, list[str]] = field(default_factory=dict)
     #: How the input was read, for the audit notes (e.g. ``pandas_index``).
     notes: dict[str, str] = field(default_factory=dict)
+    #: How its rows are prepared before cleaning (:class:`custseg.io._formats.Prep`; set
+    #: by ``Engine.prepare``) and the line attributes its lines keep.
+    prep: Any = None
+    attributes: list[str] = field(default_factory=list)
 
 
 def load_source(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *,
@@ -424,6 +428,11 @@ _VALUE = re.compile(r"^\s*([+-]?\d+([.,]\d+)*|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}"
                     r"([ T]\d{1,2}:\d{2}(:\d{2})?)?)\s*$")
 
 
+#: A whole date with a four-digit year (``21-07-2015``, ``2015-07-21``, ``7/21/2015``).
+_FULL_DATE = re.compile(r"^\s*(\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|\d{4}[-/.]\d{1,2}[-/.]\d{1,2})"
+                        r"([ T]\d{1,2}:\d{2}(:\d{2})?)?\s*$")
+
+
 def header_fields(text: str, delimiter: str) -> list[str]:
     """The fields of the first non-empty line of ``text``."""
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
@@ -445,6 +454,8 @@ def has_header(text: str, delimiter: str) -> bool:
     True
     """
     fields = header_fields(text, delimiter)
+    if len(fields) >= 2 and any(_FULL_DATE.match(f) for f in fields):
+        return False  # a column is never named by a date: the first line is data
     return not (len(fields) >= 2 and all(_VALUE.match(f) for f in fields))
 
 
@@ -460,6 +471,19 @@ def headerless_columns(head: bytes, encoding: str, delimiter: str) -> list[str] 
     if has_header(text, delimiter):
         return None
     return headerless_names(len(header_fields(text, delimiter)))
+
+
+def quoted_line_breaks(head: bytes, encoding: str, delimiter: str) -> bool:
+    """Whether a quoted field of the file's first bytes holds a line break."""
+    if delimiter == "whitespace" or '"' not in (text := _decode_head(head, encoding)):
+        return False
+    text = text[:text.rfind("\n") + 1]
+    try:
+        return any("\n" in f or "\r" in f for row in csv.reader(io.StringIO(text),
+                                                                delimiter=delimiter)
+                   for f in row)
+    except csv.Error:
+        return False
 
 
 def _decode_head(head: bytes, encoding: str) -> str:
@@ -637,7 +661,10 @@ class _NotUtf8(Exception):
     """DuckDB (or pandas) found bytes that are not UTF-8."""
 
 
-def _load_text(con, path: Path, relation: str, config: Config) -> Source:
+def text_head(path: Path, config: Config) -> tuple[bytes, str, str, str, list[str] | None]:
+    """The first bytes of a text file, checked (binary data, empty, JSON: one line
+    each), and its encoding, delimiter, decoded text and column names when it has no
+    header row."""
     with path.open("rb") as fh:
         head = fh.read(_SNIFF_BYTES)
     requested = check_encoding(config.encoding) if config.encoding else None
@@ -655,7 +682,11 @@ def _load_text(con, path: Path, relation: str, config: Config) -> Source:
         raise InputError(f"{path} looks like JSON, not a table; export it as CSV, .xlsx or "
                          "Parquet.")
     encoding, delimiter = sniff_text(head, encoding, config.delimiter)
-    names = headerless_columns(head, encoding, delimiter)
+    return head, encoding, delimiter, text, headerless_columns(head, encoding, delimiter)
+
+
+def _load_text(con, path: Path, relation: str, config: Config) -> Source:
+    head, encoding, delimiter, text, names = text_head(path, config)
     rejected, encoding, warnings = _read_text_rows(con, path, relation, encoding, delimiter,
                                                    config.encoding, config.temp_directory,
                                                    names)

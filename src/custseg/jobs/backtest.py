@@ -36,13 +36,13 @@ def backtest(input: str | Path | None = None, *, split: str | dt.date | None = N
     timings: dict[str, float] = {}
     engine = open_engine(config)
     with closed_on_error(engine):
-        source, mapping = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
+        source, reading = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
                                      frame=frame)
-        if mapping is None:
+        if reading is None:
             raise InputError(f"{source.name} is a customer table (one row per customer): a "
                              "backtest needs order lines with dates.")
         with _stage("backtest", timings, reporter):
-            result = backtest_on(engine, source, mapping, config, day)
+            result = backtest_on(engine, source, reading.mapping, config, day)
     engine.close()
     if out_dir is not None:
         write_backtest(result, Path(out_dir))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import pandas as pd
 
 from custseg.core import summary as sm
@@ -23,9 +24,11 @@ from custseg.engines import Engine, open_engine
 from custseg.engines.base import default_as_of, future_lines, without_purchase
 from custseg.engines.duckdb import DuckDBEngine
 from custseg.engines.lines import segment_lines
-from custseg.io import Source, detect_mapping, guess_from_values, resolve_mapping
-from custseg.io._customers import find_key, load_customers
+from custseg.io import Peek, Source, guess_from_values, peek, peek_source, resolve_mapping
+from custseg.io._customers import load_customers
+from custseg.io._infer import Reading
 from custseg.io._parse import q
+from custseg.io._reading import check_orders, looks_like_customer_table, reading_of
 from custseg.outputs.rundir import write_run
 from custseg.prep import privacy
 from custseg.prep.checks import customer_warnings, future_warning
@@ -124,11 +127,11 @@ def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = Non
     timings = start_timings(started)
     engine = open_engine(config)
     with closed_on_error(engine):
-        source, mapping = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
+        source, reading = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
                                      frame=frame)
-        if mapping is None:
+        if reading is None:
             raise CustomerTableInput(_table_message(source, config))
-        result = rfm_of(engine, source, mapping, config, timings, reporter,
+        result = rfm_of(engine, source, reading, config, timings, reporter,
                         customers=customers)
         if not keep_lines:  # custseg run profiles its own segments instead
             with _stage("profile", timings, reporter):
@@ -198,23 +201,14 @@ def closed_on_error(engine: Engine) -> Iterator[None]:
         raise
 
 
-def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
-               reporter: Reporter | None = None, **other: Any
-               ) -> tuple[Source, dict[str, str] | None]:
-    """The "read" stage: the input read by the engine, and the field -> column mapping of
-    its order lines (None: it is a customer table, see :func:`input_kind`)."""
-    with _stage("read", timings, reporter):
-        source = engine.read(input, **other)
-        if input_kind(engine, source, config) == "table":
-            return source, None
-        return source, order_mapping(engine, source, config)
-
-
-def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Config,
+def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
            timings: dict[str, float], reporter: Reporter | None = None,
            customers: str | Path | None = None) -> RunResult:
-    """Clean, features and RFM of the order lines read as ``source``."""
+    """Clean, features and RFM of the order lines read as ``source`` (its columns read
+    as ``reading`` says)."""
     from custseg.jobs.value import backtest_on, predict_value, values_by  # SciPy: when used
+
+    mapping = reading.mapping
 
     segment_map = config.rfm_map
     backtest = sm.UNSET
@@ -226,6 +220,7 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         audit = engine.clean(source, mapping, config)
         if not config.as_of:
             config, audit = _ignore_future(engine, source, mapping, config, audit)
+        audit.warnings[:0] = reading.warnings
     with _stage("features", timings, reporter):
         as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
                  else default_as_of(engine))
@@ -258,6 +253,7 @@ def rfm_of(engine: Engine, source: Source, mapping: dict[str, str], config: Conf
         input=sm.Input(path=source.name, rows=source.rows + source.rejected,
                        format=source.format, **source.details),
         mapping=mapping,
+        roles=msgspec.convert(reading.to_dict(), sm.Roles),
         engine=engine.describe(),
         audit=sm.Audit(**audit.to_dict()),
         customers=int(len(scored)),
@@ -334,18 +330,58 @@ def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], conf
     return config, audit
 
 
-def input_kind(engine: Engine, source: Source, config: Config) -> str:
-    """"table" (one row per customer) or "orders" (order lines): ``config.input_kind``,
-    or detected: a customer table has no order date and a unique id column."""
-    if config.input_kind != "auto":
-        return config.input_kind
-    if source.details.get("header") is False or config.mapping:
-        return "orders"
-    try:
-        resolve_mapping(source.columns, config.mapping, source.name)
-    except MappingError:
-        return "table" if _looks_like_customer_table(engine.sample, source) else "orders"
-    return "orders"
+def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
+               reporter: Reporter | None = None, **other: Any
+               ) -> tuple[Source, Reading | None]:
+    """The "read" stage: the input read by the engine, prepared as its reading says (an
+    export format's order fields carried down, ...), and the reading of its columns
+    (None: it is a customer table, see :func:`input_kind`).
+
+    A local file is first sampled (:func:`~custseg.io.peek`) and its columns read on the
+    sample, so that a mapping error comes before the file is read whole."""
+    with _stage("read", timings, reporter):
+        look = _peek(input, other, config)
+        kind = reading = None
+        if look is not None:
+            kind, reading = input_kind(engine.sample, look, config)
+        source = engine.read(input, **other)
+        if look is None:
+            look = peek_source(engine.sample, source)
+            kind, reading = input_kind(engine.sample, look, config)
+        if kind == "table":
+            return source, None
+        missing = [c for c in reading.mapping.values() if c not in source.columns]
+        if missing:  # the sample's names are the engine's: a bug if this happens
+            raise MappingError(f"{source.name}: column {missing[0]!r} was read from a sample "
+                               "but is not in the input; name the columns with --map.")
+        return engine.prepare(source, reading.prep, reading.line_attributes), reading
+
+
+def _peek(input, other: dict[str, Any], config: Config) -> Peek | None:
+    """A sample of a local file (None: a database, a DataFrame or a cluster path, sampled
+    once the engine has read it)."""
+    if input is None or other.get("frame") is not None or other.get("db"):
+        return None
+    if "://" in str(input) or not Path(str(input)).exists():
+        return None
+    return peek(Path(str(input)), config)
+
+
+def input_kind(con, look: Peek, config: Config) -> tuple[str, Reading | None]:
+    """"table" (one row per customer) or "orders" (order lines) and, for order lines, the
+    reading of their columns: ``config.input_kind``, or detected: a customer table has no
+    order date and a column different on every row named as an id. Order lines whose
+    roles cannot be read, or are ambiguous, stop here with one line."""
+    if config.input_kind == "table":
+        return "table", None
+    if look.details.get("header") is False:
+        return "orders", _headerless_reading(look, config)
+    reading = reading_of(look, config, con)
+    if config.input_kind == "auto" and not config.mapping \
+            and looks_like_customer_table(look, reading):
+        return "table", None
+    check_orders(reading, look)
+    return "orders", reading
 
 
 def _table_message(source: Source, config: Config) -> str:
@@ -359,57 +395,31 @@ def _table_message(source: Source, config: Config) -> str:
             "with --map.")
 
 
-def order_mapping(engine: Engine, source: Source, config: Config) -> dict[str, str]:
-    """Field -> column of order lines, with a hint when the input may be a customer
-    table."""
-    if source.details.get("header") is False:
-        return _headerless_mapping(engine.sample, source, config)
-    try:
-        return resolve_mapping(source.columns, config.mapping, source.name)
-    except MappingError as exc:
-        found = {**detect_mapping([c for c in source.columns
-                                   if c not in config.mapping.values()]), **config.mapping}
-        if "invoice_date" not in found and config.input_kind != "orders":
-            raise MappingError(f"{exc} If it has one row per customer rather than order "
-                               "lines, pass --input-kind table.") from None
-        raise
-
-
-def _headerless_mapping(con, source, config: Config) -> dict[str, str]:
+def _headerless_reading(look: Peek, config: Config) -> Reading:
     """A file without a header row: the fields named with --map, else read from the
     values (``id date quantity amount``, CDNOW's layout), with a warning naming them."""
     if config.mapping:
-        return resolve_mapping(source.columns, config.mapping, source.name)
-    sample = con.execute(f"SELECT * FROM {q(source.relation)} LIMIT 2000").df()
-    guessed = guess_from_values({c: sample[c].tolist() for c in sample.columns})
+        reading = reading_of(look, config)
+        check_orders(reading, look)
+        return reading
+    guessed = guess_from_values({c: look.frame[c].tolist() for c in look.frame.columns})
     if guessed is None:
         raise MappingError(
-            f"{source.name} has no header row and its columns ({', '.join(source.columns)}) "
+            f"{look.name} has no header row and its columns ({', '.join(look.columns)}) "
             "cannot be told apart from their values; name them, e.g. --map "
             "customer_id=column1 --map invoice_date=column2 --map amount=column4.")
-    source.warnings.append(
-        f"{source.name}: columns read from their values as "
+    reading = reading_of(look, config.replace(mapping=guessed))
+    reading.warnings.append(
+        f"{look.name}: columns read from their values as "
         f"{', '.join(f'{f}={c}' for f, c in guessed.items())}; if that is wrong, name them "
         "with --map FIELD=COLUMN.")
-    return resolve_mapping(source.columns, guessed, source.name)
+    for f in guessed:
+        reading.evidence[f].reason = "read from the values of a file without a header row"
+    return reading
 
 
 class CustomerTableInput(MappingError):
     """The input is a customer table (one row per customer), not order lines."""
-
-
-def _looks_like_customer_table(con, source) -> bool:
-    """No order date was found: a customer table when a column is unique on every row and
-    named as an id (``member_no``, ``CUST_ID``, ``ID``), or when neither an id, an order
-    nor a date column can be named (the rows are then numbered)."""
-    key = find_key(source.columns, None, source.name, con=con, relation=source.relation,
-                   types=source.types, required=False)
-    if key is None:
-        found = detect_mapping(source.columns)
-        return not any(f in found for f in ("customer_id", "invoice_id", "invoice_date"))
-    distinct, rows = con.execute(
-        f"SELECT count(DISTINCT {q(key)}), count(*) FROM {q(source.relation)}").fetchone()
-    return distinct == rows
 
 
 def _join_customers(con, feats: pd.DataFrame, excluded: pd.DataFrame, path, config: Config):

@@ -279,10 +279,10 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
     timings = start_timings(started)
     engine = open_engine(config)
     with closed_on_error(engine):
-        source, mapping = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
+        source, reading = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
                                      frame=frame)
-        if mapping is not None:
-            base = rfm_of(engine, source, mapping, config, timings, reporter,
+        if reading is not None:
+            base = rfm_of(engine, source, reading, config, timings, reporter,
                           customers=customers)
             return _kept(base, engine, keep_lines)
         with _stage("read", timings, reporter):

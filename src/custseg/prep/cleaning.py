@@ -21,6 +21,7 @@ import pyarrow as pa
 from custseg.core.config import Config
 from custseg.core.exceptions import DataError, MappingError
 from custseg.io import Source
+from custseg.io._formats import KEEP, REASON, Prep
 from custseg.io._mapping import is_row_number, row_number_name
 from custseg.io._parse import (
     date_expr,
@@ -41,6 +42,10 @@ REASONS: dict[str, str] = {
     "unparseable_number": "quantity, unit price or amount missing or not a number",
     "after_as_of": "dated on or after the as-of date",
     "duplicate": "exact copy of another line (equal in every input column but row numbers)",
+    "test_order": "a test order, as the export format marks it",
+    "unpaid": "an order never paid (pending, failed, voided), as the export format marks it",
+    "refunded": "line of a refunded order, as the export format marks it; counted in "
+                "return_rate",
     "cancellation": "line of a cancellation invoice; counted in return_rate",
     "return": "negative quantity (or negative line total): a return; counted in return_rate",
     "zero_quantity": "quantity is 0",
@@ -49,7 +54,9 @@ REASONS: dict[str, str] = {
 #: Statuses decided before duplicates are collapsed: every copy counts under them.
 _BEFORE_DUPLICATES = ("missing_customer_id", "unparseable_date", "unparseable_number",
                       "after_as_of")
-RETURN_STATUSES = ("cancellation", "return")
+RETURN_STATUSES = ("cancellation", "return", "refunded")
+#: Reasons a preparation (an export format's ``[[drop]]``) may give a line.
+PREPARED_REASONS = ("test_order", "unpaid", "refunded", "cancellation")
 _DUP_HASHES = "custseg_duplicate_hashes"
 #: Values of a candidate row-number column looked at before the whole input is.
 ROW_NUMBER_SAMPLE = 10_000
@@ -78,14 +85,19 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     """Parse and classify every raw row into DuckDB table ``table``.
 
     The table holds one row per distinct input line: ``customer_id, invoice_id,
-    invoice_date, quantity, value, product_id, description, category, country, n, status``
-    where ``n`` is how many identical copies the input had and ``value`` is quantity x unit
-    price (or the line total).
+    invoice_date, quantity, value, product_id, description, category, country,
+    discounted, line_attr_1 .. line_attr_k, n, status`` where ``n`` is how many identical
+    copies the input had, ``value`` is quantity x unit price (or the line total), less a
+    prepared line discount and partial refunds (``source.prep``, a
+    :class:`~custseg.io._formats.Prep`), ``discounted`` whether the line had a discount or
+    a coupon (absent when the mapping has neither) and ``line_attr_i`` the text of the
+    i-th of ``source.attributes``.
     """
-    plan = plan_cleaning(con, source, mapping, config)
+    plan = plan_cleaning(con, source, mapping, config, prep=source.prep,
+                         attributes=source.attributes)
     drop_duplicates = config.cleaning["duplicates"]
     numbers = row_number_columns(con, source, mapping) if drop_duplicates else []
-    dedupe = _distinct_lines(con, source, plan.parse, drop_duplicates, numbers)
+    dedupe = _distinct_lines(con, source, plan.parse, drop_duplicates, numbers, plan.parsed)
     con.execute(f"DROP TABLE IF EXISTS {q(table)}")
     create_status_type(con)
     con.execute(f"CREATE TABLE {q(table)} AS {plan.lines_sql(f'({dedupe})')}")
@@ -124,35 +136,47 @@ class CleaningPlan:
     status_sql: str
     warnings: list[str]
     notes: dict[str, str]
+    #: The parsed columns (``parse``'s names), and the extra ones of the lines table with
+    #: their types (``discounted``, ``line_attr_i``).
+    parsed: tuple[str, ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
 
     def lines_sql(self, distinct: str) -> str:
+        extra = "".join(f"{name}, " for name, _ in self.extra)
         return f"""
         SELECT customer_id, {self.invoice_sql} AS invoice_id, invoice_date, quantity, value,
-               product_id, description, category, country, n, {self.status_sql} AS status
+               product_id, description, category, country, {extra}n,
+               {self.status_sql} AS status
         FROM (SELECT *, {self.value_sql} AS value, {self.cancel_sql} AS is_cancel
               FROM (SELECT * REPLACE ({in_range("invoice_date")} AS invoice_date)
                     FROM {distinct} AS distinct_lines) AS dated) AS valued"""
 
 
 def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[str, str],
-                  config: Config) -> CleaningPlan:
-    """Decide the parse (date formats, decimal comma, cancellations) from ``source``."""
+                  config: Config, *, prep: Prep | None = None,
+                  attributes: list[str] | None = None) -> CleaningPlan:
+    """Decide the parse (date formats, decimal comma, cancellations) from ``source``.
+    A source prepared by :class:`~custseg.io._formats.Prep` carries its drop reasons
+    and kept shares in columns :data:`~custseg.io._formats.REASON` and ``KEEP``."""
     rules = config.cleaning
     rel, types = source.relation, source.types
     warnings = list(source.warnings) + _duplicate_columns(source, mapping, config)
     notes: dict[str, str] = dict(source.notes)
 
     date_sql, date_note, date_warn = date_expr(con, rel, mapping["invoice_date"],
-                                               types[mapping["invoice_date"]], config.dayfirst)
+                                               types[mapping["invoice_date"]], config.dayfirst,
+                                               start_date=config.start_date)
     notes["invoice_date"] = f"{mapping['invoice_date']}: {date_note}"
     warnings += date_warn
 
-    def num(fld: str) -> str:
-        col = mapping[fld]
+    def num_of(col: str, fld: str | None = None) -> str:
         comma = types[col] == "VARCHAR" and decimal_comma(con, rel, col)
-        if comma:
+        if comma and fld:
             notes[fld] = f"{col}: decimal comma (1.234,50)"
         return number_expr(col, types[col], comma)
+
+    def num(fld: str) -> str:
+        return num_of(mapping[fld], fld)
 
     has_price, has_qty = "unit_price" in mapping, "quantity" in mapping
     qty_sql = num("quantity") if has_qty else ("1.0" if has_price else "CAST(NULL AS DOUBLE)")
@@ -169,6 +193,10 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
     amount_sql = num("amount") if "amount" in mapping and not has_price else "CAST(NULL AS DOUBLE)"
 
     cust_sql = id_expr(mapping["customer_id"], types[mapping["customer_id"]])
+    if prep is not None and prep.lower_key:
+        cust_sql = f"lower({cust_sql})"
+        notes["customer_id"] = (f"{mapping['customer_id']}: e-mail addresses, compared in "
+                                "lower case")
     if "invoice_id" in mapping:
         inv_sql = id_expr(mapping["invoice_id"], types[mapping["invoice_id"]])
         cancel_sql, cancel_note = _cancellation_rule(con, rel, inv_sql, config)
@@ -189,15 +217,40 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
         for f in ("country", "description", "category"))
 
     as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
-    parse = (f"{cust_sql} AS customer_id, {date_sql} AS invoice_date, {qty_sql} AS quantity, "
-             f"{price_sql} AS unit_price, {amount_sql} AS amount, {product_sql} AS product_id, "
-             f"{description_sql} AS description, {category_sql} AS category, "
-             f"{country_sql} AS country, {inv_sql or 'CAST(NULL AS VARCHAR)'} AS raw_invoice")
+    columns = {
+        "customer_id": cust_sql, "invoice_date": date_sql, "quantity": qty_sql,
+        "unit_price": price_sql, "amount": amount_sql, "product_id": product_sql,
+        "description": description_sql, "category": category_sql, "country": country_sql,
+        "raw_invoice": inv_sql or "CAST(NULL AS VARCHAR)"}
+    prepared = REASON in source.columns
+    if prepared:
+        columns["pre_status"] = f"CAST({q(REASON)} AS VARCHAR)"
+        columns["keep"] = f"TRY_CAST({q(KEEP)} AS DOUBLE)"
+    if prep is not None and prep.less and prep.less in types:
+        columns["less"] = finite(f"({num_of(prep.less)})")
+        value_sql = f"({value_sql} - coalesce(less, 0))"
+        notes["value"] = f"{prep.less} taken off each line's value"
+    if prepared:
+        value_sql = f"({value_sql}) * coalesce(keep, 1)"
+    extra: list[tuple[str, str]] = []
+    flags = []
+    if "discount" in mapping:
+        discount = finite(f"({num('discount')})")
+        flags.append(f"coalesce({discount}, 0) <> 0")
+    if "coupon" in mapping:
+        flags.append(f"{text_expr(mapping['coupon'])} IS NOT NULL")
+    if flags:
+        columns["discounted"] = " OR ".join(f"({f})" for f in flags)
+        extra.append(("discounted", "BOOLEAN"))
+    for i, col in enumerate(attributes or [], start=1):
+        columns[f"line_attr_{i}"] = text_expr(col)
+        extra.append((f"line_attr_{i}", "VARCHAR"))
+    parse = ", ".join(f"{sql} AS {name}" for name, sql in columns.items())
     return CleaningPlan(
         parse=parse, value_sql=value_sql, cancel_sql=cancel_sql,
         invoice_sql="raw_invoice" if inv_sql else "strftime(invoice_date, '%Y-%m-%d')",
-        status_sql=_status_case(rules, needed, has_qty, has_price, as_of),
-        warnings=warnings, notes=notes)
+        status_sql=_status_case(rules, needed, has_qty, has_price, as_of, prepared),
+        warnings=warnings, notes=notes, parsed=tuple(columns), extra=tuple(extra))
 
 
 def audit_from_counts(counts, source: Source, plan: CleaningPlan) -> Audit:
@@ -248,7 +301,7 @@ def _duplicate_columns(source: Source, mapping: dict[str, str], config: Config) 
 
 
 def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_price: bool,
-                 as_of: dt.date | None) -> str:
+                 as_of: dt.date | None, prepared: bool = False) -> str:
     """The CASE giving each distinct line its status, rules in the order of REASONS."""
     bad_number = " OR ".join(f"NOT coalesce(isfinite({f}), false)" for f in needed)
     neg = "quantity < 0" if has_qty else "value < 0"
@@ -256,6 +309,10 @@ def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_p
     def rule(name: str, cond: str, status: str) -> str:
         return f"WHEN {cond} THEN '{status}'::line_status" if rules[name] else ""
 
+    prepared_rules = [
+        f"WHEN pre_status = '{r}' THEN '{r}'::line_status" if r in ("test_order", "unpaid")
+        else rule("returns", f"pre_status = '{r}'", r)
+        for r in PREPARED_REASONS] if prepared else []
     return "\n".join(filter(None, [
         "CASE",
         "WHEN customer_id IS NULL THEN 'missing_customer_id'::line_status",
@@ -263,6 +320,7 @@ def _status_case(rules: dict[str, bool], needed: list[str], has_qty: bool, has_p
         f"WHEN {bad_number} THEN 'unparseable_number'::line_status",
         f"WHEN invoice_date >= {lit(as_of.isoformat())}::TIMESTAMP "
         "THEN 'after_as_of'::line_status" if as_of else "",
+        *prepared_rules,
         rule("returns", "is_cancel", "cancellation"),
         rule("returns", neg, "return"),
         rule("zero_quantity", "quantity = 0" if has_qty else "false", "zero_quantity"),
@@ -340,7 +398,8 @@ def row_numbers_note(columns: list[str]) -> str:
 
 
 def _distinct_lines(con: duckdb.DuckDBPyConnection, source: Source, parse: str,
-                    drop_duplicates: bool, row_numbers: list[str] = ()) -> str:
+                    drop_duplicates: bool, row_numbers: list[str] = (),
+                    parsed: tuple[str, ...] = ()) -> str:
     """SELECT of the parsed distinct lines with ``n``, the copies of each in the input.
 
     Exact duplicates are lines equal in every input column but the ``row_numbers``
@@ -356,8 +415,7 @@ def _distinct_lines(con: duckdb.DuckDBPyConnection, source: Source, parse: str,
         return f"SELECT {parse}, 1 AS n FROM {rel}"
     h = "__custseg_hash"
     raw_hash = f"hash({', '.join(q(c) for c in source.columns if c not in row_numbers)})"
-    cols = ("customer_id, invoice_date, quantity, unit_price, amount, product_id, description, "
-            "category, country, raw_invoice")
+    cols = ", ".join(parsed)
     repeated_hashes(con, rel, raw_hash, source.rows, h)
     hashed = f"(SELECT *, {raw_hash} AS {h} FROM {rel})"
     repeated = f"{h} IN (SELECT {h} FROM {_DUP_HASHES})"
