@@ -74,14 +74,18 @@ def messy_csv(path) -> None:
     rng = np.random.default_rng(7)
     n = 3000
     customers = np.array([f"{i:05d}" for i in range(1, 241)])
+    # an invoice is one customer's on one day, as in any export
+    invoice = rng.integers(0, 900, n)
+    by_customer = rng.choice(customers, 900)
+    when = pd.Timestamp("2023-01-01") + pd.to_timedelta(
+        rng.integers(0, 365 * 24 * 60, 900), unit="min")
     frame = pd.DataFrame({
-        "Rechnung": rng.integers(500_000, 500_900, n).astype(str),
+        "Rechnung": (500_000 + invoice).astype(str),
         "Artikel": rng.choice([f"P{i}" for i in range(60)], n),
         "Menge": rng.integers(1, 12, n),
-        "Datum": pd.Timestamp("2023-01-01")
-        + pd.to_timedelta(rng.integers(0, 365 * 24 * 60, n), unit="min"),
+        "Datum": when[invoice],
         "Preis": rng.gamma(2.0, 4.0, n).round(2),
-        "Kunde": rng.choice(customers, n),
+        "Kunde": by_customer[invoice],
         "Land": rng.choice(["Deutschland", "Österreich", "Schweiz"], n, p=[.7, .2, .1]),
     })
     frame.loc[rng.random(n) < 0.03, "Rechnung"] = "C" + frame["Rechnung"]

@@ -35,7 +35,7 @@ from custseg.io._roles import (
 #: Default clustering features of transaction data, in priority order.
 TRANSACTION_FEATURES = (
     "recency", "frequency", "monetary", "tenure", "avg_order_value", "avg_items_per_order",
-    "distinct_products", "return_rate", "mean_days_between_orders",
+    "distinct_products", "return_rate", "mean_days_between_orders", "discount_share",
 )
 #: Columns never used as features: outputs of RFM and segmenting, keys.
 NOT_FEATURES = ("customer_id", "r_score", "f_score", "m_score", "rfm_code", "rfm_segment",

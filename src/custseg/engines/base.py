@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError
 from custseg.io import Source
-from custseg.io._formats import Prep
+from custseg.io._infer import Reading
 from custseg.io._readers import damaged_parquet
 from custseg.prep.cleaning import Audit
 
@@ -59,10 +59,11 @@ class Engine(Protocol):
         """The source with every row in :attr:`sample` (a customer table is read whole)."""
         ...
 
-    def prepare(self, source: Source, prep: Prep | None, attributes: list[str]) -> Source:
-        """The source with its rows prepared by ``prep`` (an export format's carried-down
-        order fields, drop reasons, partial refunds; see :class:`custseg.io._formats.Prep`)
-        and the line ``attributes`` its cleaned lines keep."""
+    def prepare(self, source: Source, reading: Reading) -> Source:
+        """The source with its rows prepared as ``reading.prep`` says (an export format's
+        carried-down order fields, drop reasons, partial refunds; see
+        :class:`custseg.io._formats.Prep`), and the line and customer attributes its
+        cleaned lines keep."""
         ...
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
@@ -70,8 +71,10 @@ class Engine(Protocol):
         :func:`custseg.prep.cleaning.clean_lines`) and count the audit."""
         ...
 
-    def features(self, as_of: dt.date, has_products: bool) -> pd.DataFrame:
-        """The customer feature table from ``lines``: one row per customer, by id."""
+    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False
+                 ) -> pd.DataFrame:
+        """The customer feature table from ``lines``: one row per customer, by id (with
+        ``discount_share`` when ``has_discounts``)."""
         ...
 
     def query(self, sql: str) -> pd.DataFrame:
@@ -108,15 +111,21 @@ def duckdb_failure(exc: BaseException, source: Source | None, config: Config
     return None
 
 
-def prepared_source(source: Source, relation: str, described: Source, prep: Prep | None,
-                    attributes: list[str]) -> Source:
-    """``described`` (the prepared rows, as ``relation``) with what ``source`` knew of the
-    input: its name, rejected lines, details, warnings and notes."""
+def prepared_source(source: Source, described: Source, reading: Reading) -> Source:
+    """``described`` (the prepared rows) with what ``source`` knew of the input (its
+    name, rejected lines, details, warnings and notes) and what ``reading`` says its lines
+    keep."""
     return dataclasses.replace(
         described, name=source.name, format=source.format, rows=source.rows,
         rejected=source.rejected, details=dict(source.details),
         warnings=list(source.warnings), duplicates=dict(source.duplicates),
-        notes=dict(source.notes), prep=prep, attributes=list(attributes))
+        notes=dict(source.notes), prep=reading.prep,
+        attributes=list(reading.line_attributes),
+        customer_attributes=list(reading.customer_attributes))
+
+
+def needs_preparing(reading: Reading) -> bool:
+    return reading.prep is not None and not reading.prep.empty
 
 
 def timestamp(day: dt.date) -> str:

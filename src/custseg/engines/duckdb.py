@@ -23,9 +23,9 @@ import pandas as pd
 
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError
-from custseg.engines.base import duckdb_failure, prepared_source
+from custseg.engines.base import duckdb_failure, needs_preparing, prepared_source
 from custseg.io import Source, load_source
-from custseg.io._formats import Prep
+from custseg.io._infer import Reading
 from custseg.io._parse import lit, q, quiet_connect
 from custseg.io._readers import _describe
 from custseg.prep.cleaning import Audit, clean_lines
@@ -192,20 +192,23 @@ class DuckDBEngine:
     def whole(self, source: Source) -> Source:
         return source
 
-    def prepare(self, source: Source, prep: Prep | None, attributes: list[str]) -> Source:
-        if prep is None or prep.empty:
-            return prepared_source(source, source.relation, source, prep, attributes)
+    def prepare(self, source: Source, reading: Reading) -> Source:
+        if not needs_preparing(reading):
+            return prepared_source(source, source, reading)
         self.sample.execute(f"CREATE OR REPLACE TABLE {PREPARED} AS "
-                            + prep.select(source.relation, source.columns, source.types))
-        described = _describe(self.sample, PREPARED, source.name, source.format)
-        return prepared_source(source, PREPARED, described, prep, attributes)
+                            + reading.prep.select(source.relation, source.columns,
+                                                  source.types))
+        return prepared_source(source, _describe(self.sample, PREPARED, source.name,
+                                                 source.format), reading)
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
         lines_in_memory(self.sample, source.rows, mapping)
         return clean_lines(self.sample, source, mapping, config)
 
-    def features(self, as_of: dt.date, has_products: bool) -> pd.DataFrame:
-        return customer_features_table(self.sample, as_of, has_products)
+    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False
+                 ) -> pd.DataFrame:
+        return customer_features_table(self.sample, as_of, has_products,
+                                       has_discounts=has_discounts)
 
     def query(self, sql: str) -> pd.DataFrame:
         return self.sample.execute(sql).df()

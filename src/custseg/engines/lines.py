@@ -20,6 +20,7 @@ import pandas as pd
 
 from custseg.core.config import ProfileConfig
 from custseg.engines.base import Engine
+from custseg.io._parse import lit
 
 LABELS = "custseg_labels"
 _CHOSEN = "custseg_chosen_products"
@@ -42,12 +43,17 @@ class SegmentLines:
 
 
 def segment_lines(engine: Engine, labels: pd.DataFrame, mapping: dict[str, str],
-                  settings: ProfileConfig) -> SegmentLines:
-    """Lift of products, categories and countries per segment of ``labels`` (columns
-    customer_id, segment) and their customers per cohort and month, from the purchases
-    in ``engine``'s lines: three queries (one job each on Spark)."""
+                  settings: ProfileConfig, attributes: list[str] = ()) -> SegmentLines:
+    """Lift of products, categories, countries and the line ``attributes`` (channel,
+    store, payment method: kept in the lines as ``line_attr_i``, each its own kind, named
+    by its column) per segment of ``labels`` (columns customer_id, segment) and their
+    customers per cohort and month, from the purchases in ``engine``'s lines: three
+    queries (one job each on Spark)."""
     kinds = [(kind, _item_column(kind, column, mapping)) for kind, column, field in KINDS
              if field in mapping or (kind == "products" and "description" in mapping)]
+    taken = {kind for kind, _ in kinds}
+    kinds += [(name, f"line_attr_{i}") for i, name in enumerate(attributes, start=1)
+              if name not in taken]
     described = {"product_id", "description"} <= set(mapping)
     engine.register(LABELS, labels[["customer_id", "segment"]])
     try:
@@ -77,7 +83,7 @@ def _lift(engine: Engine, kinds: list[tuple[str, str]], s: ProfileConfig,
               f"AND lift >= {float(s.min_lift)!r}")
     text = engine.dialect["text"]
     bought = "\n            UNION ALL\n".join(
-        f"""            SELECT '{kind}' AS kind, customer_id, CAST({column} AS {text}) AS item,
+        f"""            SELECT {lit(kind)} AS kind, customer_id, CAST({column} AS {text}) AS item,
                    {_MONEY} AS revenue
             FROM lines WHERE {_BOUGHT} AND {column} IS NOT NULL
             GROUP BY customer_id, {column}""" for kind, column in kinds)
@@ -120,8 +126,8 @@ def _lift(engine: Engine, kinds: list[tuple[str, str]], s: ProfileConfig,
     if described:
         frame = _described(engine, frame)
     order = {kind: i for i, (kind, _, _) in enumerate(KINDS)}  # products first
-    return frame.sort_values("kind", key=lambda k: k.map(order), kind="stable",
-                             ignore_index=True)
+    return frame.sort_values("kind", key=lambda k: k.map(order).fillna(len(order)),
+                             kind="stable", ignore_index=True)
 
 
 def _described(engine: Engine, frame: pd.DataFrame) -> pd.DataFrame:

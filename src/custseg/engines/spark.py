@@ -35,10 +35,10 @@ import pyarrow as pa
 
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, InputError
-from custseg.engines.base import duckdb_failure, prepared_source
+from custseg.engines.base import duckdb_failure, needs_preparing, prepared_source
 from custseg.engines.duckdb import PREPARED
 from custseg.io import Source
-from custseg.io._formats import Prep
+from custseg.io._infer import Reading
 from custseg.io._mapping import is_row_number
 from custseg.io._parse import q, quiet_connect
 from custseg.io._readers import (
@@ -366,7 +366,8 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     """
     source = data.source
     plan = plan_cleaning(con, source, mapping, config, prep=source.prep,
-                         attributes=source.attributes)
+                         attributes=source.attributes,
+                         customer_attributes=source.customer_attributes)
     raw = data.frame
     from pyspark.sql import functions as F
 
@@ -490,10 +491,11 @@ class _Unreadable:
         return examples, int(bad), int(nonnull)
 
 
-def customer_features(spark, as_of: dt.date, has_products: bool, view: str = "lines"
-                      ) -> pd.DataFrame:
+def customer_features(spark, as_of: dt.date, has_products: bool, view: str = "lines",
+                      has_discounts: bool = False) -> pd.DataFrame:
     """The customer feature table, computed by Spark; one row per customer, sorted by id."""
-    table = spark.sql(features_sql(view, as_of, has_products, dialect=SPARK)).toArrow()
+    table = spark.sql(features_sql(view, as_of, has_products, dialect=SPARK,
+                                   has_discounts=has_discounts)).toArrow()
     return _frame(table).sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
@@ -644,30 +646,32 @@ class SparkEngine:
         input, other = self._input
         return load_source(self.sample, input, config=self.config, relation="whole", **other)
 
-    def prepare(self, source: Source, prep: Prep | None, attributes: list[str]) -> Source:
+    def prepare(self, source: Source, reading: Reading) -> Source:
         """The rows prepared alike in the driver's DuckDB sample (for the decisions) and
         in Spark (every row), by the same SQL."""
-        if prep is None or prep.empty:
-            prepared = prepared_source(source, source.relation, source, prep, attributes)
+        frame = self._data.frame
+        if not needs_preparing(reading):
+            prepared = prepared_source(source, source, reading)
         else:
+            prep = reading.prep
             self.sample.execute(f"CREATE OR REPLACE TABLE {PREPARED} AS "
                                 + prep.select(source.relation, source.columns, source.types))
-            described = _describe(self.sample, PREPARED, source.name, source.format)
-            prepared = prepared_source(source, PREPARED, described, prep, attributes)
-            raw = self._data.frame
-            raw.createOrReplaceTempView("custseg_raw")
-            frame = self.spark.sql(prep.select("custseg_raw", list(raw.columns),
+            prepared = prepared_source(source, _describe(self.sample, PREPARED, source.name,
+                                                         source.format), reading)
+            frame.createOrReplaceTempView("custseg_raw")
+            frame = self.spark.sql(prep.select("custseg_raw", list(frame.columns),
                                                source.types, text="STRING"))
-            self._data = SparkInput(frame, prepared)
-        self._data = SparkInput(self._data.frame, prepared)
+        self._data = SparkInput(frame, prepared)
         return prepared
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
         self._drop_lines()
         return clean(self.spark, self.sample, self._data, mapping, config, view=self.view)
 
-    def features(self, as_of: dt.date, has_products: bool) -> pd.DataFrame:
-        return customer_features(self.spark, as_of, has_products, view=self.view)
+    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False
+                 ) -> pd.DataFrame:
+        return customer_features(self.spark, as_of, has_products, view=self.view,
+                                 has_discounts=has_discounts)
 
     def query(self, sql: str) -> pd.DataFrame:
         return _frame(self.spark.sql(sql).toArrow())

@@ -64,9 +64,11 @@ class Source:
     #: How the input was read, for the audit notes (e.g. ``pandas_index``).
     notes: dict[str, str] = field(default_factory=dict)
     #: How its rows are prepared before cleaning (:class:`custseg.io._formats.Prep`; set
-    #: by ``Engine.prepare``) and the line attributes its lines keep.
+    #: by ``Engine.prepare``), and the columns its cleaned lines keep: line attributes
+    #: (``line_attr_i``) and customer attributes (``cust_attr_i``).
     prep: Any = None
     attributes: list[str] = field(default_factory=list)
+    customer_attributes: list[str] = field(default_factory=list)
 
 
 def load_source(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *,

@@ -25,15 +25,16 @@ from custseg.engines.base import default_as_of, future_lines, without_purchase
 from custseg.engines.duckdb import DuckDBEngine
 from custseg.engines.lines import segment_lines
 from custseg.io import Peek, Source, guess_from_values, peek, peek_source, resolve_mapping
-from custseg.io._customers import load_customers
+from custseg.io._customers import customers_from_source, load_customers
 from custseg.io._infer import Reading
 from custseg.io._parse import q
+from custseg.io._readers import load_source
 from custseg.io._reading import check_orders, looks_like_customer_table, reading_of
 from custseg.outputs.rundir import write_run
 from custseg.prep import privacy
 from custseg.prep.checks import customer_warnings, future_warning
 from custseg.prep.cleaning import Audit
-from custseg.prep.features import FEATURES
+from custseg.prep.features import DISCOUNT_SHARE, FEATURES
 from custseg.prep.rfm import (
     check_segment_map,
     fit_edges,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from custseg.prep.clv import ValueModels
 
 _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
+          "discount_share": 4,
           "mean_days_between_orders": 2, "repeat_purchase_value": 2}
 
 
@@ -163,17 +165,20 @@ class LineProfiles:
 
 
 def line_profiles(engine: Engine, labels: pd.DataFrame, mapping: dict[str, str],
-                  config: Config, as_of: dt.date, names: dict[Any, str]) -> LineProfiles:
+                  config: Config, as_of: dt.date, names: dict[Any, str],
+                  attributes: list[str] = ()) -> LineProfiles:
     """Lift, best-sellers, trend and cohorts of the segments of ``labels`` (customer_id,
-    segment), computed by the engine over its lines; ``names``: segment -> name."""
+    segment), computed by the engine over its lines; ``names``: segment -> name;
+    ``attributes``: the line attributes the lines keep."""
     s = config.profile
-    found = segment_lines(engine, labels, mapping, s)
+    found = segment_lines(engine, labels, mapping, s, attributes)
     over = {seg: {kind: [sm.Item(**i) for i in items] for kind, items in kinds.items()}
             for seg, kinds in by_lines.over_represented(found.items).items()}
     columns = {"products": (f"{mapping['description']} (by {mapping['product_id']})"
                             if {"description", "product_id"} <= set(mapping)
                             else mapping.get("product_id") or mapping.get("description")),
-               "categories": mapping.get("category"), "countries": mapping.get("country")}
+               "categories": mapping.get("category"), "countries": mapping.get("country"),
+               **{a: a for a in attributes}}
     kinds = dict.fromkeys(found.items["kind"])
     cohorts = by_lines.cohort_retention(
         found.months, as_of=as_of, max_cohorts=s.cohort_months,
@@ -224,19 +229,29 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
     with _stage("features", timings, reporter):
         as_of = (dt.date.fromisoformat(config.as_of) if config.as_of
                  else default_as_of(engine))
-        feats = engine.features(as_of, "product_id" in mapping)
+        feats = engine.features(as_of, "product_id" in mapping,
+                                has_discounts=bool({"discount", "coupon"} & set(mapping)))
         excluded = without_purchase(engine, feats)
     customer_info = None
     if customers is not None:
         with _stage("customer_table", timings, reporter):
-            feats, excluded, customer_info = _join_customers(engine.sample, feats, excluded,
-                                                             customers, config)
+            table, info = load_customers(engine.sample, customers, config, row_ids=False)
+            if source.customer_attributes:
+                audit.notes["customer_attributes"] = (
+                    f"{', '.join(source.customer_attributes)}: the same on every line of a "
+                    "customer, but not used: --customers gives the customer table")
+            feats, excluded, customer_info = _join_customers(feats, excluded, table, info)
+    elif source.customer_attributes:
+        with _stage("customer_table", timings, reporter):
+            table, info = _line_customers(engine, source, config)
+            feats, excluded, customer_info = _join_customers(feats, excluded, table, info)
     with _stage("rfm", timings, reporter):
         edges = fit_edges(feats)
         scored = rfm_scores(feats, edges, segment_map)
         audit.warnings.extend(score_warnings(feats, scored))
         audit.warnings.extend(customer_warnings(feats, mapping["customer_id"],
-                                                hide_ids=config.hash_ids))
+                                                hide_ids=config.hash_ids
+                                                or reading.personal_key is not None))
         segments_summary = segment_summary(scored, segment_map)
         scored = _rounded(scored)  # before the value models, which custseg score re-applies
     value, models, by_segment = sm.UNSET, None, {}
@@ -260,7 +275,8 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         excluded_customers={k: int(v) for k, v in excluded["reason"].value_counts()
                             .sort_index().items()},
         as_of=as_of.isoformat(),
-        features={f.name: f.description for f in FEATURES},
+        features={f.name: f.description for f in FEATURES
+                  + ((DISCOUNT_SHARE,) if "discount_share" in scored else ())},
         rfm_edges=edges,
         rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET),
                                     actions=_rfm_actions(row["name"], by_segment, config))
@@ -295,7 +311,8 @@ def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
     labels["segment"] = labels["segment"].astype(str)
     names = {row.name: row.name for row in summary.rfm_segments}
     found = line_profiles(engine, labels, summary.mapping, config,
-                          dt.date.fromisoformat(summary.as_of), names)
+                          dt.date.fromisoformat(summary.as_of), names,
+                          line_attributes(summary))
     for row in summary.rfm_segments:
         if row.customers:
             row.over_represented = found.over.get(row.name, {})
@@ -354,7 +371,7 @@ def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
         if missing:  # the sample's names are the engine's: a bug if this happens
             raise MappingError(f"{source.name}: column {missing[0]!r} was read from a sample "
                                "but is not in the input; name the columns with --map.")
-        return engine.prepare(source, reading.prep, reading.line_attributes), reading
+        return engine.prepare(source, reading), reading
 
 
 def _peek(input, other: dict[str, Any], config: Config) -> Peek | None:
@@ -418,14 +435,38 @@ def _headerless_reading(look: Peek, config: Config) -> Reading:
     return reading
 
 
+def line_attributes(summary: sm.Summary) -> list[str]:
+    """The line attributes a run's lines keep (``line_attr_i``), in order."""
+    roles = summary.get("roles")
+    return list(roles.line_attributes) if roles else []
+
+
 class CustomerTableInput(MappingError):
     """The input is a customer table (one row per customer), not order lines."""
 
 
-def _join_customers(con, feats: pd.DataFrame, excluded: pd.DataFrame, path, config: Config):
+def _line_customers(engine: Engine, source: Source, config: Config
+                    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The customer table made of the columns the same on every line of a customer
+    (gender, age, city in a till's lines), read as a customer table is: a role for every
+    column. Each customer gets the value of their purchase lines (the least, should a
+    line differ)."""
+    cols = source.customer_attributes
+    picked = ", ".join(f"min(cust_attr_{i}) AS cust_attr_{i}" for i in range(1, len(cols) + 1))
+    table = engine.query(f"SELECT customer_id, {picked} FROM lines WHERE status = 'purchase' "
+                         "GROUP BY customer_id ORDER BY customer_id")
+    table.columns = ["customer_id", *cols]
+    con = engine.sample
+    found = load_source(con, frame=table, relation="customers_raw")
+    found.name = f"{source.name} (customer attributes of its lines)"
+    return customers_from_source(con, found, config.replace(customers_key="customer_id"),
+                                 row_ids=False)
+
+
+def _join_customers(feats: pd.DataFrame, excluded: pd.DataFrame, table: pd.DataFrame,
+                    info: dict[str, Any]):
     """Left-join the customer table to the customer features; its columns keep their roles
     (``info["columns"]``, under their names in the joined table)."""
-    table, info = load_customers(con, path, config, row_ids=False)
     clash = [c for c in table.columns if c != "customer_id" and c in feats.columns]
     renamed = {c: f"{c}_customer" for c in clash}
     table = table.rename(columns=renamed)

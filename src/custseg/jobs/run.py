@@ -27,6 +27,7 @@ from custseg.jobs.rfm import (
     RunResult,
     _stage,
     closed_on_error,
+    line_attributes,
     line_profiles,
     read_input,
     rfm_of,
@@ -117,7 +118,8 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         if base.lines:
             found = line_profiles(base.engine, labelled, base.summary.mapping, config,
                                   dt.date.fromisoformat(base.summary.as_of),
-                                  {i: n["name"] for i, n in names.items()})
+                                  {i: n["name"] for i, n in names.items()},
+                                  line_attributes(base.summary))
             for seg_id, products in found.best.items():
                 profiles[seg_id]["top_products"] = products
     with _stage("rules", timings, reporter):

@@ -94,7 +94,8 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     i-th of ``source.attributes``.
     """
     plan = plan_cleaning(con, source, mapping, config, prep=source.prep,
-                         attributes=source.attributes)
+                         attributes=source.attributes,
+                         customer_attributes=source.customer_attributes)
     drop_duplicates = config.cleaning["duplicates"]
     numbers = row_number_columns(con, source, mapping) if drop_duplicates else []
     dedupe = _distinct_lines(con, source, plan.parse, drop_duplicates, numbers, plan.parsed)
@@ -154,7 +155,8 @@ class CleaningPlan:
 
 def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[str, str],
                   config: Config, *, prep: Prep | None = None,
-                  attributes: list[str] | None = None) -> CleaningPlan:
+                  attributes: list[str] | None = None,
+                  customer_attributes: list[str] | None = None) -> CleaningPlan:
     """Decide the parse (date formats, decimal comma, cancellations) from ``source``.
     A source prepared by :class:`~custseg.io._formats.Prep` carries its drop reasons
     and kept shares in columns :data:`~custseg.io._formats.REASON` and ``KEEP``."""
@@ -242,9 +244,10 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
     if flags:
         columns["discounted"] = " OR ".join(f"({f})" for f in flags)
         extra.append(("discounted", "BOOLEAN"))
-    for i, col in enumerate(attributes or [], start=1):
-        columns[f"line_attr_{i}"] = text_expr(col)
-        extra.append((f"line_attr_{i}", "VARCHAR"))
+    for prefix, cols in (("line_attr", attributes), ("cust_attr", customer_attributes)):
+        for i, col in enumerate(cols or [], start=1):
+            columns[f"{prefix}_{i}"] = text_expr(col)
+            extra.append((f"{prefix}_{i}", "VARCHAR"))
     parse = ", ".join(f"{sql} AS {name}" for name, sql in columns.items())
     return CleaningPlan(
         parse=parse, value_sql=value_sql, cancel_sql=cancel_sql,

@@ -391,6 +391,8 @@ _TX_WORDS: dict[str, tuple[tuple[str | None, str], tuple[str | None, str]]] = {
     "avg_items_per_order": (("many", "items per order"), ("few", "items per order")),
     "distinct_products": (("wide", "product range"), ("narrow", "product range")),
     "return_rate": (("many", "returns"), ("few", "returns")),
+    "discount_share": (("much", "spend on discounts and coupons"),
+                       ("little", "spend on discounts and coupons")),
     "mean_days_between_orders": (("long", "gaps between orders"),
                                  ("short", "gaps between orders")),
 }
@@ -651,6 +653,8 @@ _TX_ACTIONS = {  # transaction feature: (action when high, action when low)
                           "Introduce them to a second product category"),
     "return_rate": ("Check sizing, descriptions and quality of what they return",
                     "Ask them for reviews of what they kept"),
+    "discount_share": ("Reach them with sales and coupons: most of what they buy is "
+                       "discounted", "Lead with new and full-price products, not discounts"),
     "mean_days_between_orders": ("Remind them around their usual buying cycle",
                                  "Offer a subscription or reorder shortcut"),
 }
