@@ -372,25 +372,53 @@ def synth(
 
 
 @app.command()
-@_configured("mapping", "sheet")
+@_configured("mapping", "sheet", "delimiter", "encoding", "dayfirst", "start_date", "input_kind")
 def inspect(input: Annotated[Path, typer.Argument(help="Any input file.")], *,
             config: Config) -> None:
-    """Show how an input is read: format, rows, columns and the detected field mapping."""
-    from custseg.engines.duckdb import connect
-    from custseg.io import detect_mapping, load_source
+    """Show how an input is read, from a sample of its rows (about a second, whatever its
+    size): format, rows, the export format recognised, and for each field the column, a
+    confidence and the evidence in words."""
+    from custseg.io import peek
+    from custseg.io._parse import quiet_connect
+    from custseg.jobs.rfm import input_kind
 
-    con = connect(config)
-    source = load_source(con, input, config=config)
-    detected = {**detect_mapping(source.columns), **config.mapping}
-    out.print(f"{escape(source.name)}: {source.format}, {source.rows:,} rows, "
-              f"{len(source.columns)} columns {source.details or ''}", highlight=False)
-    table = Table("column", "type", "field")
-    by_col = {c: f for f, c in detected.items()}
-    for col in source.columns:
-        table.add_row(col, source.types[col], by_col.get(col, ""))
+    look = peek(input, config)
+    rows = (f"{look.rows:,} rows" if look.rows is not None
+            else f"about {look.approx_rows:,} rows (from the size)" if look.approx_rows
+            else "rows unknown")
+    details = ", ".join(f"{k} {v!r}" for k, v in look.details.items())
+    con = quiet_connect()
+    try:
+        kind, reading = input_kind(con, look, config)
+    finally:
+        con.close()
+    out.print(f"{escape(look.name)}: {look.format}{f' ({details})' if details else ''}, "
+              f"{rows}, {len(look.columns)} columns", highlight=False)
+    if reading is None:
+        out.print("One row per customer: a customer table (custseg run segments it; "
+                  "custseg rfm needs order lines).", highlight=False)
+        return
+    if reading.format is not None:
+        out.print(f"Recognised: {escape(reading.format.name)} (by its header).",
+                  highlight=False)
+    table = Table("field", "column", "confidence", "evidence")
+    for fld, choice in reading.evidence.items():
+        table.add_row(fld, escape(choice.column), f"{choice.confidence:.2f}",
+                      escape(choice.reason + (f" (next: {choice.runner_up})"
+                                              if choice.runner_up else "")))
     out.print(table)
-    for warning in source.warnings:
-        out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    out.print(f"A line's value: {escape(reading.value)}", highlight=False)
+    for what, cols in (("Customer attributes (the same on every line of a customer)",
+                        reading.customer_attributes),
+                       ("Line attributes (listed by lift per segment)",
+                        reading.line_attributes)):
+        if cols:
+            out.print(f"{what}: {escape(', '.join(cols))}", highlight=False)
+    if reading.personal_key:
+        out.print(f"The customer key holds {reading.personal_key}: personal data, kept out "
+                  "of the report, summary.json and model.json.", highlight=False)
+    for note in [*reading.notes, *reading.warnings]:
+        out.print(f"note: {escape(note)}", highlight=False)
 
 
 def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -250,7 +250,12 @@ def profile(con: duckdb.DuckDBPyConnection, sample: pd.DataFrame, *,
                 p.money_text = share["money"]
         if c in numbers:
             _add_numbers(p, numbers[c], t)
-        numeric = p.is_number and numeric_date(p.values(), c, start_date) is not None
+            if st["present"]:  # SKU-001 reads as -1 (SKU a currency code): not a number
+                p.number_share = min(p.number_share, st["numeric"] / st["present"])
+        kind = numeric_date(p.values(), c, start_date) if p.is_number else None
+        # counted days or seconds only in a column named as a date: 70001 is an invoice
+        # number as often as an Excel date (YYYYMMDD speaks for itself)
+        numeric = kind == "yyyymmdd" or (kind is not None and _dated_name(c))
         if st["present"] and (st["dates"] >= 0.8 * st["present"] or numeric
                               or types[c].startswith(("TIMESTAMP", "DATE"))):
             _add_dates(con, p, c, types[c], t, dayfirst, start_date)
@@ -270,6 +275,8 @@ _STATS = {
              "\\b|R\\$')",
     "dates": "regexp_matches(t, '\\d{1,4}[-/.]\\d{1,2}[-/.]\\d{1,4}|\\d{1,2}[-/. ][A-Za-z]{3,9}"
              "[-/., ]+\\d{2,4}|[A-Za-z]{3,9}\\.? \\d{1,2},? \\d{4}|^\\d{8}$')",
+    # written as a number: no letters, but a currency code apart (12 EUR, R$ 9,90)
+    "numeric": "regexp_full_match(t, '(R\\$|[A-Z]{3} )?[^A-Za-z]*[0-9][^A-Za-z]*( [A-Z]{3})?')",
     "comma": "regexp_matches(t, '[0-9],[0-9]{1,2}\\s*[^0-9]*$') OR regexp_matches(t, "
              "'[0-9]\\.[0-9]{3},')",
     "point": "regexp_matches(t, '[0-9]\\.[0-9]{1,2}\\s*[^0-9]*$') OR regexp_matches(t, "
@@ -300,6 +307,13 @@ def _text_stats(con: duckdb.DuckDBPyConnection, columns: list[str], rows: int
     for st in out.values():
         st["comma"] = st["comma"] > 0 and st["comma"] > st["point"]
     return out
+
+
+def _dated_name(name: str) -> bool:
+    """A name that speaks of a date or a time (in any language, or ``ts``, ``epoch``)."""
+    return bool(_found(name, lexicon()["invoice_date"]["en"] | frozenset(
+        w for lang, ws in lexicon()["invoice_date"].items() if lang != "not" for w in ws)
+        | {"epoch", "unix", "ms", "millis", "birth", "born", "dob"}))
 
 
 def _spread(values: pd.Series, n: int = SHARE_VALUES) -> pd.Series:

@@ -140,6 +140,8 @@ def read_roles(profiles: dict[str, Profile], sample: pd.DataFrame, *,
     questions: list[str] = []
     date = given.get("invoice_date") or _choose_date(profiles, free, codes, evidence, source,
                                                      questions)
+    if date is None:  # day numbers without --start-date: say so
+        questions += [p.date_note for p in profiles.values() if "--start-date" in p.date_note]
     keys = _choose_keys(profiles, [c for c in free if c != date], codes, date, given,
                         evidence, source, questions)
     taken = {date, *keys.values(), *given.values()}
@@ -531,6 +533,16 @@ def _keys_total(chosen: dict[str, str | None], alone, profiles, codes: _Codes,
             elif varies < 0.1:
                 detail["product_id"].score -= 0.3
                 detail["product_id"].reasons.append("the same on every line of an order")
+    if product and cust and "product_id" in detail:
+        varies, groups = codes.varies_within(cust, product)
+        if varies is not None and groups >= MIN_GROUPS:
+            if varies >= 0.5:
+                detail["product_id"].score += 0.1
+                detail["product_id"].reasons.append(
+                    f"{_fmt_share(varies)} of customers bought several")
+            elif varies < 0.05:
+                detail["product_id"].score -= 0.3
+                detail["product_id"].reasons.append("the same on every line of a customer")
     if any(s.score < MIN_SCORE for s in detail.values()):
         return -1.0, {}  # a role the pairs speak against is better left empty
     total = sum(s.score for s in detail.values())
@@ -851,7 +863,7 @@ def _choose_texts(profiles: dict[str, Profile], free: list[str], codes: _Codes,
             if c in out.values():
                 continue
             p = profiles[c]
-            if p.is_number or p.is_date or not p.present or is_personal(c):
+            if p.is_number or p.is_date or not p.present or is_personal(c) or is_flag(p):
                 continue
             word = says(c, fld)
             if not word:
@@ -885,8 +897,6 @@ def _choose_texts(profiles: dict[str, Profile], free: list[str], codes: _Codes,
                 continue
             if fld == "discount" and not p.is_number:
                 continue
-            if fld == "coupon" and (p.is_number or says(c, "discount") and not p.code_share):
-                continue
             out[fld] = c
             evidence[fld] = Choice(fld, c, 0.7, f"the name says {word!r}; "
                                    f"{'numbers' if p.is_number else 'codes'} on "
@@ -917,8 +927,6 @@ def attributes(profiles: dict[str, Profile], rest: list[str], codes: _Codes,
             continue  # nearly one value: says nothing
         if key_like(p) == "codes" and p.distinct > 0.5 * p.present and not p.is_number:
             continue  # an id of its own
-        if id_like_name(c) and not says(c, "customer_attribute"):
-            continue  # a key of something else (a card, a store's own number)
         birth = says(c, "customer_attribute") in ("birth", "born", "dob", "nacimiento",
                                                   "geburt", "naissance", "nascita",
                                                   "geboorte", "nascimento", "geburtsdatum")
@@ -928,11 +936,14 @@ def attributes(profiles: dict[str, Profile], rest: list[str], codes: _Codes,
                         else (None, 0))
         enough = customer is not None and groups >= max(MIN_GROUPS * 4,
                                                         0.1 * profiles[customer].distinct)
+        named_id = id_like_name(c) and not says(c, "customer_attribute")
         if enough and same >= 0.95:
             cust.append(c)
         elif enough:
-            if _line_attribute(p):
+            if _line_attribute(p) and not named_id:
                 line.append(c)
+        elif named_id:
+            continue  # a key of something else (a card, a store's own number)
         elif says(c, "customer_attribute") and not says(c, "line_attribute"):
             cust.append(c)
         elif _line_attribute(p) and (says(c, "line_attribute") or p.distinct <= 50):
@@ -940,10 +951,18 @@ def attributes(profiles: dict[str, Profile], rest: list[str], codes: _Codes,
     return cust, line
 
 
+_FLAGS = {"true", "false", "yes", "no", "y", "n", "0", "1", "t", "f"}
+
+
+def is_flag(p: Profile) -> bool:
+    """Two values such as true/false or yes/no."""
+    return p.distinct <= 2 and set(p.text.dropna().str.lower().unique()) <= _FLAGS
+
+
 def _line_attribute(p: Profile) -> bool:
     """Text of a few levels whose name is not a status or an id (lift per segment is
-    computed over it)."""
-    if p.is_number or p.is_date or p.distinct > 100:
+    computed over it), not a true/false flag."""
+    if p.is_number or p.is_date or p.distinct > 100 or is_flag(p):
         return False
     return not says_not(p.name, "line_attribute")
 

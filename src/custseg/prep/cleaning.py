@@ -239,8 +239,10 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
     if "discount" in mapping:
         discount = finite(f"({num('discount')})")
         flags.append(f"coalesce({discount}, 0) <> 0")
-    if "coupon" in mapping:
-        flags.append(f"{text_expr(mapping['coupon'])} IS NOT NULL")
+    if "coupon" in mapping:  # a code, or an amount taken off with a coupon (0: none)
+        code = text_expr(mapping["coupon"])
+        flags.append(f"CASE WHEN TRY_CAST({code} AS DOUBLE) IS NOT NULL THEN "
+                     f"TRY_CAST({code} AS DOUBLE) <> 0 ELSE {code} IS NOT NULL END")
     if flags:
         columns["discounted"] = " OR ".join(f"({f})" for f in flags)
         extra.append(("discounted", "BOOLEAN"))
