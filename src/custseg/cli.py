@@ -31,9 +31,10 @@ out = Console()
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", help="TOML or JSON config file (see README).", dir_okay=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-InputArg = Annotated[str | None, typer.Argument(
+InputArg = Annotated[list[str] | None, typer.Argument(
     help="Order lines or a customer table: CSV/TSV/delimited text, .xlsx, Parquet file or "
-         "folder.")]
+         "folder; or several tables of one shop (orders, order items, customers), joined "
+         "by their keys.", show_default=False)]
 #: Config keys read by rfm, run and compare, and the clustering keys of run and compare.
 READ_KEYS = ("customers", "mapping", "as_of", "start_date", "dayfirst", "sheet", "delimiter",
              "encoding", "db", "sql", "engine", "spark_master")
@@ -44,6 +45,13 @@ CLV_KEYS = tuple(f"clv.{k}" for k in ("enabled", "horizon", "discount_rate", "ch
                                       "model", "backtest_split"))
 #: Config keys of the report of rfm and run.
 REPORT_KEYS = ("report", "figures", "profile.cohorts_by_segment")
+
+
+def _input(given: list[str] | None) -> str | list[str] | None:
+    """One input path, several (tables to join), or none (--db/--sql)."""
+    if not given:
+        return None
+    return given[0] if len(given) == 1 else list(given)
 
 
 def _option(key: str) -> Any:
@@ -146,7 +154,8 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
 
     out_dir = Path(config.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
-        result = run_rfm(input, out_dir=out_dir, customers=config.customers, config=config,
+        result = run_rfm(_input(input), out_dir=out_dir, customers=config.customers,
+                         config=config,
                          started=custseg.STARTED,
                          db=config.db, sql=config.sql, reporter=reporter)
     if quiet:
@@ -177,7 +186,7 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
 
     out_dir = Path(config.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
-        result = run_segments(input, out_dir=out_dir, customers=config.customers,
+        result = run_segments(_input(input), out_dir=out_dir, customers=config.customers,
                               started=custseg.STARTED,
                               config=config, db=config.db, sql=config.sql, reporter=reporter)
     if quiet:
@@ -208,7 +217,8 @@ def backtest(input: InputArg = None, *, config: Config, quiet: QuietOpt = False)
 
     out_dir = Path(config.backtest.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
-        b = run_backtest(input, out_dir=out_dir, config=config, db=config.db, sql=config.sql,
+        b = run_backtest(_input(input), out_dir=out_dir, config=config, db=config.db,
+                         sql=config.sql,
                          reporter=reporter)
     if quiet:
         return
@@ -234,7 +244,7 @@ def compare(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) 
     out_dir = Path(config.compare.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         table, recommendation = compare_algorithms(
-            input, out_dir=out_dir, customers=config.customers, config=config, db=config.db,
+            _input(input), out_dir=out_dir, customers=config.customers, config=config, db=config.db,
             sql=config.sql, reporter=reporter)
     if quiet:
         return
@@ -274,7 +284,7 @@ def score(
     out_file = Path(config.score.out)
     model = SavedModel.load(model_path)
     # --as-of is the snapshot of the order lines scored, not a setting of the reader
-    table = model.predict(input, config=dataclasses.replace(config, as_of=None),
+    table = model.predict(_input(input), config=dataclasses.replace(config, as_of=None),
                           as_of=config.as_of)
     if config.hash_ids:
         table = hashed_table(table, salt_for(config))

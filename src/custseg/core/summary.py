@@ -84,6 +84,9 @@ class Input(Block, kw_only=True):
     delimiter: str | UnsetType = UNSET
     header: bool | UnsetType = UNSET
     sheet: str | UnsetType = UNSET
+    #: Several tables joined into order lines: the root table, the joins made (with the
+    #: share of rows that matched) and the person key, if any.
+    tables: dict[str, Any] | UnsetType = UNSET
 
 
 class RoleChoice(Block, kw_only=True):

@@ -28,6 +28,7 @@ from custseg.io import Source, load_source
 from custseg.io._infer import Reading
 from custseg.io._parse import lit, q, quiet_connect
 from custseg.io._readers import _describe
+from custseg.io._tables import combine
 from custseg.prep.cleaning import Audit, clean_lines
 from custseg.prep.features import DUCKDB, customer_features_table
 
@@ -183,8 +184,14 @@ class DuckDBEngine:
     def describe(self) -> str:
         return "duckdb"
 
-    def read(self, input: str | Path | None = None, *, db: str | None = None,
+    def read(self, input: str | Path | list | None = None, *, db: str | None = None,
              sql: str | None = None, frame: pd.DataFrame | None = None) -> Source:
+        if isinstance(input, (list, tuple)):  # several tables of one shop, joined
+            tables = [load_source(self.sample, path, config=self.config, relation=f"raw_{i}")
+                      for i, path in enumerate(input)]
+            self.source, info = combine(self.sample, tables)
+            self.source.details["tables"] = info.to_dict()
+            return self.source
         self.source = load_source(self.sample, input, config=self.config, db=db, sql=sql,
                                   frame=frame)
         return self.source

@@ -636,6 +636,10 @@ class SparkEngine:
 
     def read(self, input: str | Path | None = None, *, db: str | None = None,
              sql: str | None = None, frame: pd.DataFrame | None = None) -> Source:
+        if isinstance(input, (list, tuple)):
+            raise ConfigError("Several tables are joined by the DuckDB engine only: drop "
+                              "--engine spark, or join them into one table of order lines "
+                              "first.")
         other = {"db": db, "sql": sql, "frame": frame}
         self._input = (input, other)
         self._data = read(self.spark, self.sample, input, self.config, **other)

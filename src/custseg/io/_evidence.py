@@ -51,13 +51,19 @@ _DECIMALS = re.compile(r"[.,](\d+)\s*[^\d]*$")
 
 # ------------------------------------------------------------------------------- names
 @functools.cache
+def lexicon_raw() -> dict[str, dict[str, list[str]]]:
+    """``data/column_words.json`` as it is written."""
+    text = resources.files("custseg").joinpath("data/column_words.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@functools.cache
 def lexicon() -> dict[str, dict[str, frozenset[str]]]:
     """Role -> language (and ``not``) -> words, from ``data/column_words.json``."""
-    text = resources.files("custseg").joinpath("data/column_words.json").read_text("utf-8")
-    raw = json.loads(text)
     return {role: {lang: frozenset(words) for lang, words in langs.items()
                    if not lang.startswith("_")}
-            for role, langs in raw.items() if not role.startswith("_")}
+            for role, langs in lexicon_raw().items() if not role.startswith("_")
+            and role != "status_values"}
 
 
 def plain(text: str) -> str:

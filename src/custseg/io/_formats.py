@@ -130,6 +130,7 @@ class Prep:
     #: (quantity, unit price or amount, refunded) columns of the partial-refund share
     refund: tuple[str | None, str, str] | None = None
     less: str | None = None  # a column taken off every line's value
+    rate: str | None = None  # a discount rate (0..1): price x quantity x (1 - rate)
     key: str | None = None  # the customer column, read from "Name (key)" when set
     lower_key: bool = False  # the customer key in lower case (e-mail addresses)
 

@@ -432,6 +432,13 @@ def _choose_keys(profiles: dict[str, Profile], free: list[str], codes: _Codes,
     kinds = {c: key_like(profiles[c]) for c in free}
     cands = [c for c in free if kinds[c] and not is_personal_name(c)]
     alone = {c: _key_scores(profiles[c], kinds[c], codes, date) for c in cands}
+    named = [c for c in cands if says(c, "customer_id")]
+    most = max((profiles[c].distinct for c in named), default=0)
+    for c in named:  # a state or a type beside the customer key: an attribute of theirs
+        if profiles[c].distinct <= min(100, most / 5):
+            alone[c]["customer_id"].score -= 0.3
+            alone[c]["customer_id"].reasons.append(
+                f"few values ({profiles[c].distinct:,}) beside a column of {most:,}")
     top = {f: sorted(cands, key=lambda c: -alone[c][f].score)[:TOP_KEYS] for f in wanted}
     options = {f: [None, *top[f]] for f in wanted}
     results = []
@@ -650,6 +657,28 @@ def _choose_money(profiles: dict[str, Profile], free: list[str], codes: _Codes,
             alone[c]["quantity"].score -= 0.5
             alone[c]["quantity"].reasons.append(f"numbers the lines of each {order!r} "
                                                 "(1, 2, 3 ...)")
+        if order and _order_level(codes, c, order, [
+                o for o in numeric if alone[o]["amount"].score >= MIN_SCORE]):
+            for f in ("unit_price", "amount"):
+                alone[c][f].score -= 0.5
+                alone[c][f].reasons.append(f"the same on every line of an {order!r} whose "
+                                           "lines differ: the order's total")
+    if order:  # a total that sums the order's lines is the order's, not a line's
+        quantities = [c for c in numeric if alone[c]["quantity"].score >= QUANTITY_SCORE][:3]
+        for t in numeric:
+            for p in numeric:
+                if p == t or alone[p]["unit_price"].score < MIN_SCORE:
+                    continue
+                q = next((q for q in [*quantities, None] if q not in (p, t)
+                          and _order_sums(codes, profiles[q] if q else None, profiles[p],
+                                          profiles[t], order) >= 0.8), "")
+                if q != "":
+                    for f in ("unit_price", "amount"):
+                        alone[t][f].score -= 0.6
+                        alone[t][f].reasons.append(
+                            f"{t!r} is the sum of {p!r}{f' x {q!r}' if q else ''} over each "
+                            f"{order!r}: the order's total, not a line's")
+                    break
     floor = {"quantity": QUANTITY_SCORE}
     top = {f: [c for c in sorted(numeric, key=lambda c: -alone[c][f].score)[:5]
                if alone[c][f].score >= floor.get(f, MIN_SCORE)] for f in wanted}
@@ -704,6 +733,16 @@ def _choose_money(profiles: dict[str, Profile], free: list[str], codes: _Codes,
                                          alt[2][f].reasons))
         evidence[f] = _choice(f, (col, detail[f]), second)
     return {f: c for f, c in best.items() if c is not None and f in wanted}
+
+
+def _order_level(codes: _Codes, col: str, order: str, numeric: list[str]) -> bool:
+    """Whether a money column holds one value per order while another money column
+    varies within the orders (an order total beside line prices)."""
+    same, groups = codes.same_within(order, codes.codes(col))
+    if same is None or groups < MIN_GROUPS or same < 0.95:
+        return False
+    return any((codes.varies_within(order, other)[0] or 0) >= 0.3 for other in numeric
+               if other != col)
 
 
 def _value_columns(chosen: dict[str, str | None]) -> tuple:
@@ -763,6 +802,23 @@ def _money_total(chosen, alone, profiles, wanted, group) -> tuple[float, dict[st
         return -1.0, {}
     total = sum(s.score for s in detail.values())
     return total, detail
+
+
+def _order_sums(codes: _Codes, q: Profile | None, p: Profile, t: Profile, order: str
+                ) -> float:
+    """Of the orders of several lines, the share whose total ``t`` (on each line, or on
+    the first) is the sum of price x quantity (price without ``q``) over its lines."""
+    k = codes.codes(order)
+    qty = q.numbers if q is not None else np.ones(len(k))
+    ok = (k >= 0) & ~np.isnan(qty) & ~np.isnan(p.numbers)
+    if ok.sum() < 2:
+        return 0.0
+    frame = pd.DataFrame({"k": k[ok], "v": qty[ok] * p.numbers[ok], "t": t.numbers[ok]})
+    per = frame.groupby("k").agg(n=("v", "size"), v=("v", "sum"), t=("t", "max"))
+    multi = per[per["n"] >= 2]
+    if len(multi) < MIN_GROUPS:
+        return 0.0
+    return float((np.abs(multi["t"] - multi["v"]) <= 0.01 * np.abs(multi["v"]) + 0.011).mean())
 
 
 def _constant_ratio(q: Profile, p: Profile, t: Profile) -> float | None:

@@ -78,12 +78,11 @@ def peek_source(con: duckdb.DuckDBPyConnection, source: Source) -> Peek:
     """Sample an input already read as ``source`` (a database query, a DataFrame): its
     first rows and a random sample of the rest."""
     rel = q(source.relation)
-    head = con.execute(f"SELECT * FROM {rel} LIMIT {HEAD_ROWS}").df()
-    frame = head
-    if source.rows > HEAD_ROWS:
-        spread = con.execute(f"SELECT * FROM {rel} USING SAMPLE reservoir({SPREAD_ROWS} ROWS) "
-                             "REPEATABLE (7)").df()
-        frame = pd.concat([head, spread], ignore_index=True)
+    step = max(1, (source.rows - HEAD_ROWS) // SPREAD_ROWS)
+    frame = con.execute(  # each row once: the first ones and every step-th after them
+        f"SELECT * EXCLUDE (_custseg_r) FROM (SELECT *, row_number() OVER () AS _custseg_r "
+        f"FROM {rel}) WHERE _custseg_r <= {HEAD_ROWS} OR _custseg_r % {step} = 0 "
+        f"LIMIT {HEAD_ROWS + SPREAD_ROWS}").df()
     return Peek(source.name, source.format, list(source.columns), frame, source.rows,
                 details=dict(source.details))
 

@@ -8,11 +8,12 @@ once.
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 
 from custseg.core.config import Config
 from custseg.core.exceptions import MappingError
-from custseg.io._evidence import profile, says
-from custseg.io._formats import Prep, format_prep, recognise
+from custseg.io._evidence import lexicon_raw, plain, profile, says
+from custseg.io._formats import Drop, Prep, format_prep, recognise
 from custseg.io._infer import Choice, Reading, read_roles
 from custseg.io._mapping import FIELDS, MONEY, REQUIRED, _list
 from custseg.io._parse import quiet_connect
@@ -56,17 +57,56 @@ def reading_of(look: Peek, config: Config, con: duckdb.DuckDBPyConnection | None
         reading.notes.append(f"Recognised as the {fmt.name} by its header; dates: "
                              f"{fmt.time_zone}.")
     else:
-        prep = Prep(order=reading.mapping.get("invoice_id"), carry=list(reading.order_level))
+        prep = Prep(order=reading.mapping.get("invoice_id"), carry=list(reading.order_level),
+                    drops=status_drops(look))
         if reading.order_level:
             reading.notes.append(f"{', '.join(reading.order_level)}: filled on one line of "
                                  "each order only, carried down to its other lines.")
+        for d in prep.drops:
+            reading.notes.append(f"{d.column}: lines whose value is "
+                                 f"{', '.join(map(repr, d.is_))} are dropped as {d.reason}.")
     used = {*reading.mapping.values(), *reading.line_attributes,
             *reading.customer_attributes, *(d.column for d in prep.drops),
             *(c for c in (prep.refund or ()) if c), prep.less}
     prep.carry = [c for c in prep.carry if c in used]
     prep.lower_key = reading.personal_key == "e-mail addresses"
+    discount = reading.mapping.get("discount")
+    if discount and "unit_price" in reading.mapping and fmt is None and is_rate(profiles[discount]):
+        prep.rate = discount
+        reading.value += f" x (1 - {discount}), a discount rate"
     reading.prep = prep
     return reading
+
+
+def is_rate(p) -> bool:
+    """Numbers between 0 and 1, not all whole (a discount of 0.15 is 15%)."""
+    v = p.values()
+    return bool(len(v) and v.min() >= 0 and v.max() < 1 and (v != np.round(v)).any())
+
+
+def status_drops(look: Peek) -> list[Drop]:
+    """The values of a status column (``order_status``, ``Estado``, ``Statut``) that say
+    an order was cancelled, refunded or never paid (``data/column_words.json``,
+    ``status_values``), each a drop reason; none when such values would be most lines."""
+    stems = {r: v for r, v in lexicon_raw()["status_values"].items() if not r.startswith("_")}
+    drops = []
+    for col in look.columns:
+        if not says(col, "status"):
+            continue
+        values = look.frame[col].dropna().astype(str).str.strip()
+        counts = values.value_counts()
+        if values.empty or len(counts) > 30:
+            continue
+        found: dict[str, list[str]] = {}
+        for value in counts.index:
+            reason = next((r for r, ss in stems.items()
+                           if any(x in plain(value) for x in ss)), None)
+            if reason:
+                found.setdefault(reason, []).append(value)
+        dropped = sum(counts[v] for vs in found.values() for v in vs)
+        if found and dropped < 0.5 * len(values):
+            drops += [Drop(r, col, is_=tuple(vs)) for r, vs in found.items()]
+    return drops
 
 
 def _check_map(look: Peek, config: Config) -> None:

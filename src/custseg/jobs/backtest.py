@@ -18,7 +18,7 @@ from custseg.jobs.value import backtest_files, backtest_on
 from custseg.outputs.rundir import atomic_folder
 
 
-def backtest(input: str | Path | None = None, *, split: str | dt.date | None = None,
+def backtest(input: str | Path | list | None = None, *, split: str | dt.date | None = None,
              out_dir: str | Path | None = None, config: Config | None = None,
              db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,
              reporter: Reporter | None = None) -> sm.Backtest:

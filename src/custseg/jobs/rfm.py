@@ -110,7 +110,7 @@ def start_timings(started: float | None) -> dict[str, float]:
     return {} if started is None else {"start": round(time.perf_counter() - started, 3)}
 
 
-def run_rfm(input: str | Path | None = None, *, out_dir: str | Path | None = None,
+def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
             customers: str | Path | None = None, config: Config | None = None,
             db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,
             reporter: Reporter | None = None, keep_lines: bool = False,
@@ -364,6 +364,9 @@ def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
         source = engine.read(input, **other)
         if look is None:
             look = peek_source(engine.sample, source)
+            person = source.details.get("tables", {}).get("person_key")
+            if person and "customer_id" not in config.mapping:  # the person is the customer
+                config = config.replace(mapping={**config.mapping, "customer_id": person})
             kind, reading = input_kind(engine.sample, look, config)
         if kind == "table":
             return source, None
@@ -377,7 +380,8 @@ def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
 def _peek(input, other: dict[str, Any], config: Config) -> Peek | None:
     """A sample of a local file (None: a database, a DataFrame or a cluster path, sampled
     once the engine has read it)."""
-    if input is None or other.get("frame") is not None or other.get("db"):
+    if input is None or other.get("frame") is not None or other.get("db") \
+            or isinstance(input, (list, tuple)):
         return None
     if "://" in str(input) or not Path(str(input)).exists():
         return None

@@ -43,7 +43,7 @@ from custseg.profile.profiles import build_profiles, name_segments, naming_clash
 from custseg.profile.rules import segment_rules
 
 
-def run_segments(input: str | Path | None = None, *, out_dir: str | Path | None = None,
+def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
                  customers: str | Path | None = None, config: Config | None = None,
                  db: str | None = None, sql: str | None = None,
                  frame: pd.DataFrame | None = None, algorithm: str | None = None,
@@ -183,7 +183,7 @@ def _segment_values(labelled: pd.DataFrame, summary, config: Config,
     return values
 
 
-def compare_algorithms(input: str | Path | None = None, *, out_dir: str | Path | None = None,
+def compare_algorithms(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
                        customers: str | Path | None = None, config: Config | None = None,
                        db: str | None = None, sql: str | None = None,
                        frame: pd.DataFrame | None = None, k: int | str | None = None,

@@ -232,6 +232,10 @@ def plan_cleaning(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[
         columns["less"] = finite(f"({num_of(prep.less)})")
         value_sql = f"({value_sql} - coalesce(less, 0))"
         notes["value"] = f"{prep.less} taken off each line's value"
+    if prep is not None and prep.rate and prep.rate in types and has_price:
+        columns["rate"] = finite(f"({num_of(prep.rate)})")
+        value_sql = f"({value_sql}) * (1 - coalesce(rate, 0))"
+        notes["value"] = f"quantity x unit price x (1 - {prep.rate}), a discount rate"
     if prepared:
         value_sql = f"({value_sql}) * coalesce(keep, 1)"
     extra: list[tuple[str, str]] = []
