@@ -58,6 +58,9 @@ def test_utf8_bom_and_latin1(tmp_path, lines):
 
 def test_latin1_byte_deep_in_a_utf8_looking_file(tmp_path, lines):
     big = pd.concat([lines] * 5000, ignore_index=True)
+    copy = big.index // len(lines)  # each copy its own customers, as a big export has
+    big["CustomerID"] = big["CustomerID"].where(big["CustomerID"].isna(),
+                                                big["CustomerID"] + copy.astype(str))
     big.loc[len(big) - 1, "Country"] = "España"
     path = write_text(big, tmp_path / "late.csv", encoding="latin-1")
     result = custseg.run_rfm(path)

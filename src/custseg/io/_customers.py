@@ -41,6 +41,8 @@ def find_key(columns: list[str], key: str | None = None, source: str = "customer
             if norm[c] == syn:
                 return c
     found = unique_key(con, relation, columns, types or {}) if con and relation else None
+    if found is None and con and relation:
+        found = email_key(con, relation, columns)
     if found is None and required:
         raise MappingError(f"No customer id column in {source}. Columns present: "
                            f"{_list(columns)}. Name it with the config key customers_key.")
@@ -77,6 +79,23 @@ def unique_key(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]
         if not rows or distinct != rows or present != rows or decimals:
             continue
         if c in named or codes == rows:
+            return c
+    return None
+
+
+def email_key(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]
+              ) -> str | None:
+    """A column of e-mail addresses, each on one row, filled on most rows: the key of a
+    shop's customer export that has no customer id (Shopify's)."""
+    for c in columns:
+        if "mail" not in normalize(c):
+            continue
+        v = f"lower(trim(CAST({q(c)} AS VARCHAR)))"
+        distinct, present, emails, rows = con.execute(
+            f"SELECT count(DISTINCT {v}), count(NULLIF({v}, '')), count(*) FILTER "
+            f"(regexp_full_match({v}, '[^@ ]+@[^@ ]+[.][a-z]+')), count(*) "
+            f"FROM {q(relation)}").fetchone()
+        if present and distinct == present == emails and present >= 0.5 * rows:
             return c
     return None
 

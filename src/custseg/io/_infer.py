@@ -140,10 +140,11 @@ def read_roles(profiles: dict[str, Profile], sample: pd.DataFrame, *,
     questions: list[str] = []
     date = given.get("invoice_date") or _choose_date(profiles, free, codes, evidence, source,
                                                      questions)
-    if date is None:  # day numbers without --start-date: say so
-        questions += [p.date_note for p in profiles.values() if "--start-date" in p.date_note]
     keys = _choose_keys(profiles, [c for c in free if c != date], codes, date, given,
                         evidence, source, questions)
+    if date is None and (keys.get("customer_id") or given.get("customer_id")):
+        # order lines whose dates are day numbers, without --start-date: say so
+        questions += [p.date_note for p in profiles.values() if "--start-date" in p.date_note]
     taken = {date, *keys.values(), *given.values()}
     money = _choose_money(profiles, [c for c in free if c not in taken], codes, keys,
                           given, evidence, source, questions)
@@ -381,7 +382,7 @@ def _key_scores(p: Profile, kind: str, codes: _Codes, date: str | None
         s.score -= 0.05  # personal data: an id that says the same is better
     if kind == "names":
         s.score -= 0.15
-    if p.distinct <= 12 and p.present >= 100 and not word:
+    if p.distinct <= 12 and p.present >= 100:
         s.score -= 0.3
         s.reasons.append("too few values for customers")
     if same_day is not None and day_groups >= MIN_GROUPS and same_day < 0.8:
@@ -432,13 +433,6 @@ def _choose_keys(profiles: dict[str, Profile], free: list[str], codes: _Codes,
     kinds = {c: key_like(profiles[c]) for c in free}
     cands = [c for c in free if kinds[c] and not is_personal_name(c)]
     alone = {c: _key_scores(profiles[c], kinds[c], codes, date) for c in cands}
-    named = [c for c in cands if says(c, "customer_id")]
-    most = max((profiles[c].distinct for c in named), default=0)
-    for c in named:  # a state or a type beside the customer key: an attribute of theirs
-        if profiles[c].distinct <= min(100, most / 5):
-            alone[c]["customer_id"].score -= 0.3
-            alone[c]["customer_id"].reasons.append(
-                f"few values ({profiles[c].distinct:,}) beside a column of {most:,}")
     top = {f: sorted(cands, key=lambda c: -alone[c][f].score)[:TOP_KEYS] for f in wanted}
     options = {f: [None, *top[f]] for f in wanted}
     results = []

@@ -320,7 +320,7 @@ def numeric_date(values, col: str, start_date: str | None = None) -> str | None:
         if lo >= low and hi <= high:
             return kind
     name = re.sub(r"[^a-z]", " ", col.lower()).split()
-    if whole and lo >= 0 and lo <= 31 and hi <= 40_000 and any(
+    if whole and lo >= 0 and lo <= 31 and 31 < hi <= 40_000 and any(
             w in ("day", "days", "dia", "tag", "jour", "giorno", "dag") for w in name):
         return "day_number"
     return None

@@ -84,6 +84,9 @@ def is_rate(p) -> bool:
     return bool(len(v) and v.min() >= 0 and v.max() < 1 and (v != np.round(v)).any())
 
 
+_YES = {"yes", "y", "true", "1", "x", "oui", "si", "sí", "ja", "j", "sim", "s", "wahr", "vrai"}
+
+
 def status_drops(look: Peek) -> list[Drop]:
     """The values of a status column (``order_status``, ``Estado``, ``Statut``) that say
     an order was cancelled, refunded or never paid (``data/column_words.json``,
@@ -91,11 +94,15 @@ def status_drops(look: Peek) -> list[Drop]:
     stems = {r: v for r, v in lexicon_raw()["status_values"].items() if not r.startswith("_")}
     drops = []
     for col in look.columns:
-        if not says(col, "status"):
-            continue
         values = look.frame[col].dropna().astype(str).str.strip()
         counts = values.value_counts()
-        if values.empty or len(counts) > 30:
+        named = next((r for r, ss in stems.items() if any(x in plain(col) for x in ss)), None)
+        if named and 0 < len(counts) <= 3:  # a flag: Returned (yes), Retoure (Ja)
+            yes = [v for v in counts.index if plain(v) in _YES]
+            if yes and counts[yes].sum() < 0.5 * len(look.frame):
+                drops.append(Drop(named, col, is_=tuple(yes)))
+            continue
+        if not says(col, "status") or values.empty or len(counts) > 30:
             continue
         found: dict[str, list[str]] = {}
         for value in counts.index:
@@ -157,15 +164,21 @@ def missing_message(fld: str, look: Peek) -> str:
 
 
 def looks_like_customer_table(look: Peek, reading: Reading) -> bool:
-    """No order date: a customer table when a column is different on every sampled row
-    and named as an id (``member_no``, ``CUST_ID``, ``ID``), or when no customer, order
-    or date column can be named at all."""
-    if "invoice_date" in reading.mapping:
-        return False
+    """A customer table (one row per customer): a column different on every sampled row
+    and named as an id (``member_no``, ``CUST_ID``, ``ID``) or read as the customer, when
+    there is no order date or no customer column that repeats (a sign-up date is not an
+    order date); or no customer, order or date column at all."""
     frame = look.frame
+    customer = reading.mapping.get("customer_id")
+    repeats = customer is not None and frame[customer].nunique() > 1 and (
+        frame[customer].nunique() < frame[customer].notna().sum())
     for c in frame.columns:
         values = frame[c].dropna()
-        if len(values) == len(frame) and values.nunique() == len(frame) and (
-                id_like_name(c) or reading.mapping.get("customer_id") == c):
+        unique_id = len(values) >= 0.95 * len(frame) and values.nunique() == len(values) \
+            and (id_like_name(c) or customer == c)
+        if unique_id and ("invoice_date" not in reading.mapping or not repeats and (
+                customer is None or customer == c or frame[customer].nunique() <= 2)):
             return True
+    if "invoice_date" in reading.mapping:
+        return False
     return not any(f in reading.mapping for f in ("customer_id", "invoice_id"))

@@ -109,7 +109,9 @@ def find_joins(con: duckdb.DuckDBPyConnection, sources: list[Source]) -> list[Jo
                     if not same_name and not (set(words(left)) & set(words(right)) - {"id"}):
                         continue
                     overlap = _overlap(con, by[many], left, by[one], right)
-                    if overlap >= MIN_OVERLAP:
+                    # a key of the same name joins however few rows match (a table of
+                    # returned orders lists some orders); another needs its values
+                    if overlap >= MIN_OVERLAP or (same_name and overlap > 0):
                         found.append(Join(many, left, one, right, overlap))
     return found
 
