@@ -78,6 +78,10 @@ def history(n_customers: int = 120, n_orders: int = 600, seed: int = 3,
                                                                   ignore_index=True)
 
 
+def _header(text: str, sep: str = ",") -> list[str]:
+    return text.split(sep)
+
+
 def _first_only(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.DataFrame:
     """Blank ``columns`` on every row of an order but its first (Shopify's layout)."""
     later = frame[key].duplicated()
@@ -86,7 +90,7 @@ def _first_only(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------- shopify
-SHOPIFY_HEADER = (
+SHOPIFY_HEADER = _header(
     "Name,Email,Financial Status,Paid at,Fulfillment Status,Fulfilled at,Accepts Marketing,"
     "Currency,Subtotal,Shipping,Taxes,Total,Discount Code,Discount Amount,Shipping Method,"
     "Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem compare at price,"
@@ -100,7 +104,7 @@ SHOPIFY_HEADER = (
     "Tax 1 Value,Tax 2 Name,Tax 2 Value,Tax 3 Name,Tax 3 Value,Tax 4 Name,Tax 4 Value,"
     "Tax 5 Name,Tax 5 Value,Phone,Receipt Number,Duties,Billing Province Name,"
     "Shipping Province Name,Payment ID,Payment Terms Name,Next Payment Due At,"
-    "Payment References").split(",")
+    "Payment References")
 #: Filled on an order's first line only (the rest of the header is on every line).
 SHOPIFY_ORDER_LEVEL = [
     "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at", "Accepts Marketing",
@@ -242,11 +246,11 @@ def woocommerce_items(folder: Path, seed: int = 5) -> Export:
 
 
 # ----------------------------------------------------------------------------- stripe
-STRIPE_HEADER = ("id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,"
+STRIPE_HEADER = _header("id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,"
                  "Converted Amount,Converted Amount Refunded,Converted Currency,Decline Reason,"
                  "Description,Fee,Refunded date (UTC),Statement Descriptor,Status,"
                  "Seller Message,Taxes On Fee,Card ID,Customer ID,Customer Description,"
-                 "Customer Email,Invoice ID,Transfer").split(",")
+                 "Customer Email,Invoice ID,Transfer")
 
 
 def stripe(folder: Path, seed: int = 6) -> Export:
@@ -283,11 +287,11 @@ def stripe(folder: Path, seed: int = 6) -> Export:
 
 
 # ----------------------------------------------------------------------------- square
-SQUARE_ITEMS = ("Date,Time,Time Zone,Category,Item,Qty,Price Point Name,SKU,Modifiers Applied,"
+SQUARE_ITEMS = _header("Date,Time,Time Zone,Category,Item,Qty,Price Point Name,SKU,Modifiers Applied,"
                 "Gross Sales,Discounts,Net Sales,Tax,Transaction ID,Payment ID,Device Name,"
                 "Notes,Details,Event Type,Location,Dining Option,Customer ID,Customer Name,"
                 "Customer Reference ID,Unit,Count,GTIN,Itemization Type,Commission,Employee,"
-                "Fulfillment Note,Channel,Token,Card Brand,PAN Suffix").split(",")
+                "Fulfillment Note,Channel,Token,Card Brand,PAN Suffix")
 
 
 def _dollars(x: float) -> str:
@@ -340,12 +344,12 @@ def square_items(folder: Path, seed: int = 7) -> Export:
 
 
 # ------------------------------------------------------------------------------- etsy
-ETSY_ITEMS = ("Sale Date,Item Name,Buyer,Quantity,Price,Coupon Code,Coupon Details,"
+ETSY_ITEMS = _header("Sale Date,Item Name,Buyer,Quantity,Price,Coupon Code,Coupon Details,"
               "Discount Amount,Shipping Discount,Order Shipping,Order Sales Tax,Item Total,"
               "Currency,Transaction ID,Listing ID,Date Paid,Date Shipped,Ship Name,"
               "Ship Address1,Ship Address2,Ship City,Ship State,Ship Zipcode,Ship Country,"
               "Order ID,Variations,Order Type,Listings Type,Payment Type,InPerson Discount,"
-              "InPerson Location,VAT Paid by Buyer,SKU").split(",")
+              "InPerson Location,VAT Paid by Buyer,SKU")
 
 
 def etsy(folder: Path, seed: int = 8) -> Export:
@@ -375,12 +379,12 @@ def etsy(folder: Path, seed: int = 8) -> Export:
                   extra={"names": sorted(set(lines["name"]))})
 
 
-AMAZON = ("amazon-order-id\tmerchant-order-id\tpurchase-date\tlast-updated-date\torder-status"
+AMAZON = _header("amazon-order-id\tmerchant-order-id\tpurchase-date\tlast-updated-date\torder-status"
           "\tfulfillment-channel\tsales-channel\torder-channel\turl\tship-service-level"
           "\tproduct-name\tsku\tasin\titem-status\tquantity\tcurrency\titem-price\titem-tax"
           "\tshipping-price\tshipping-tax\tgift-wrap-price\tgift-wrap-tax"
           "\titem-promotion-discount\tship-promotion-discount\tship-city\tship-state"
-          "\tship-postal-code\tship-country\tpromotion-ids").split("\t")
+          "\tship-postal-code\tship-country\tpromotion-ids", "\t")
 
 
 def amazon(folder: Path, seed: int = 9) -> Export:

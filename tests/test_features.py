@@ -80,15 +80,15 @@ def test_lines_go_to_the_scratch_database_unless_they_fit_in_memory(tmp_path, mo
     import custseg.engines.duckdb as duckdb_engine
     from custseg.core.config import Config
     from custseg.engines.duckdb import DuckDBEngine
-    from custseg.jobs.rfm import order_mapping
+    from custseg.jobs.rfm import read_input
     from custseg.synth import generate
 
     monkeypatch.setattr(duckdb_engine, "LINE_BYTES", line_bytes)
     path = generate(200, tmp_path / "data", seed=1)["transactions"]
     config = Config(temp_directory=str(tmp_path / "temp"))
     engine = DuckDBEngine(config)
-    source = engine.read(path)
-    engine.clean(source, order_mapping(engine, source, config), config)
+    source, reading = read_input(engine, path, config, {})
+    engine.clean(source, reading.mapping, config)
     database = engine.sample.execute(
         "SELECT database_name FROM duckdb_tables() WHERE table_name = 'lines'").fetchone()[0]
     scratch = list((tmp_path / "temp").glob("custseg-*.duckdb"))

@@ -15,6 +15,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import custseg
+from custseg import MappingError
+from custseg.io import peek
+from custseg.io._evidence import profile, says, words
+from custseg.io._infer import read_roles, value_reading
+from custseg.io._parse import numeric_date
+from custseg.io._peek import CHUNK_BYTES, CHUNKS, HEAD_BYTES, _sample_text
+from custseg.io._reading import reading_of
 from exports import (
     LANGUAGES,
     amazon,
@@ -31,17 +42,6 @@ from exports import (
     woocommerce_items,
     woocommerce_orders,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import custseg
-from custseg import MappingError
-from custseg.io import peek
-from custseg.io._evidence import profile, says, words
-from custseg.io._infer import read_roles, value_reading
-from custseg.io._parse import numeric_date
-from custseg.io._peek import CHUNK_BYTES, CHUNKS, HEAD_BYTES, _sample_text
-from custseg.io._reading import reading_of
 
 NO_CLV = custseg.Config(clv={"enabled": False})
 
@@ -133,7 +133,8 @@ def test_headers_in_seven_languages(tmp_path, lang):
 
 
 @pytest.mark.parametrize("name, role, word", [
-    ("Kundennummer", "customer_id", "kundennummer"), ("Rechnungsdatum", "invoice_date", "rechnungsdatum"), ("Kaufdatum", "invoice_date", "datum"),
+    ("Kundennummer", "customer_id", "kundennummer"),
+    ("Rechnungsdatum", "invoice_date", "rechnungsdatum"), ("Kaufdatum", "invoice_date", "datum"),
     ("N° de commande", "invoice_id", "commande"), ("Quantità", "quantity", "quantita"),
     ("Preço unitário", "unit_price", "preco"), ("Stukprijs", "unit_price", "stukprijs"),
     ("Importe total", "amount", "importe"), ("PARTNERID", "customer_id", "partner"),

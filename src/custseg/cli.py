@@ -402,11 +402,14 @@ def inspect(input: Annotated[Path, typer.Argument(help="Any input file.")], *,
         kind, reading = input_kind(con, look, config)
     finally:
         con.close()
-    out.print(f"{escape(look.name)}: {look.format}{f' ({details})' if details else ''}, "
-              f"{rows}, {len(look.columns)} columns", highlight=False)
+    out.print(f"{escape(look.name)}: {look.format}, {rows}, {len(look.columns)} columns",
+              highlight=False)
+    if details:
+        out.print(f"read with {escape(details)}", highlight=False)
     if reading is None:
         out.print("One row per customer: a customer table (custseg run segments it; "
                   "custseg rfm needs order lines).", highlight=False)
+        _inspect_table(look, config)
         return
     if reading.format is not None:
         out.print(f"Recognised: {escape(reading.format.name)} (by its header).",
@@ -429,6 +432,27 @@ def inspect(input: Annotated[Path, typer.Argument(help="Any input file.")], *,
                   "of the report, summary.json and model.json.", highlight=False)
     for note in [*reading.notes, *reading.warnings]:
         out.print(f"note: {escape(note)}", highlight=False)
+
+
+def _inspect_table(look, config: Config) -> None:
+    """The key and the role of every column of a customer table, read on the sample."""
+    from custseg.io import load_source
+    from custseg.io._customers import customers_from_source
+    from custseg.io._parse import quiet_connect
+
+    con = quiet_connect()
+    try:
+        source = load_source(con, frame=look.frame, relation="customers_raw")
+        source.name = look.name
+        _, info = customers_from_source(con, source, config)
+    finally:
+        con.close()
+    table = Table("column", "role", "reason")
+    table.add_row("customer_id", "id", f"the customer id: {escape(str(info['key']))}"
+                  if info["key"] else "none: customers are numbered by row")
+    for col, role in info["columns"].items():
+        table.add_row(escape(col), role["role"], escape(role["reason"]))
+    out.print(table)
 
 
 def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.io._evidence import Profile, not_paid_money, says, says_not, words
-from custseg.io._mapping import FIELDS, row_number_name
+from custseg.io._mapping import FIELDS, normalize, row_number_name
 from custseg.io._roles import id_like_name, is_personal
 
 #: Fields of an order line that have a column, in the order they are reported.
@@ -51,6 +51,8 @@ _CATEGORY_WORDS = {"category", "categories", "categoria", "categorie", "kategori
                    "subcategory", "subcategoria", "souscategorie", "unterkategorie",
                    "sottocategoria", "subcategorie", "warengruppe", "productgroep",
                    "department", "departamento", "rayon", "reparto", "afdeling"}
+#: Fewer values than this say nothing of their shape (negative, below 1): names decide.
+FEW = 10
 #: A quantity needs more than its values (small whole numbers are many things): this
 #: score, which a name saying quantity gives.
 QUANTITY_SCORE = 0.5
@@ -115,9 +117,31 @@ class Reading:
 class _Scored:
     score: float
     reasons: list[str]
+    #: The least score whatever else the values say: a column named exactly as the field
+    #: is named in the exports custseg knows (``CustomerID``, ``InvoiceNo``) keeps it.
+    floor: float = -1.0
 
     def text(self) -> str:
         return "; ".join(r for r in self.reasons if r)
+
+    @property
+    def value(self) -> float:
+        return max(self.score, self.floor)
+
+
+#: The score a column named exactly as a field keeps (see :attr:`_Scored.floor`).
+EXACT_FLOOR = 0.45
+
+
+def _exact(name: str, fld: str) -> bool:
+    """The column's name is one of the field's usual names (``data`` of io._mapping)."""
+    return normalize(name) in FIELDS.get(fld, ())
+
+
+def _floored(s: _Scored, name: str, fld: str) -> _Scored:
+    if _exact(name, fld):
+        s.floor = EXACT_FLOOR
+    return s
 
 
 # ------------------------------------------------------------------------------ roles
@@ -302,7 +326,7 @@ def _choose_date(profiles: dict[str, Profile], free: list[str], codes: _Codes,
                  evidence: dict[str, Choice], source: str, questions: list[str]
                  ) -> str | None:
     dated = [profiles[c] for c in free if profiles[c].is_date]
-    scored = {p.name: date_score(p, dated) for p in dated}
+    scored = {p.name: _floored(date_score(p, dated), p.name, "invoice_date") for p in dated}
     # The order date comes first: a ship, delivery or payment date is on or after it.
     for a, b in itertools.permutations(dated, 2):
         both = a.dates.notna() & b.dates.notna()
@@ -312,6 +336,8 @@ def _choose_date(profiles: dict[str, Profile], free: list[str], codes: _Codes,
                 scored[a.name].score += 0.1
                 scored[a.name].reasons.append(f"on or before {b.name!r} on "
                                               f"{_fmt_share((da <= db).mean())} of lines")
+    for sc in scored.values():
+        sc.score = sc.value
     ranked = sorted(scored.items(), key=lambda kv: -kv[1].score)
     if not ranked or ranked[0][1].score < MIN_SCORE:
         return None
@@ -324,9 +350,9 @@ def _choose_date(profiles: dict[str, Profile], free: list[str], codes: _Codes,
 def _close(fld: str, what: str, best: tuple[str, _Scored], second: tuple[str, _Scored] | None,
            source: str, questions: list[str]) -> None:
     """Note the question to ask when the runner-up is too close to the best reading."""
-    if second is None or second[1].score < MIN_SCORE:
+    if second is None or second[1].value < MIN_SCORE:
         return
-    if best[1].score - second[1].score < CLOSE:
+    if best[1].value - second[1].value < CLOSE:
         questions.append(
             f"{source}: cannot tell which column is {what}: {best[0]!r} "
             f"({best[1].text()}) or {second[0]!r} ({second[1].text()}); choose with "
@@ -337,19 +363,19 @@ def _choice(fld: str, best: tuple[str, _Scored], second: tuple[str, _Scored] | N
             ) -> Choice:
     """The choice of ``best``: its confidence is its score, halved when the runner-up is
     as good and whole from a margin of 0.3."""
-    score = float(np.clip(best[1].score, 0, 1))
-    margin = best[1].score - (second[1].score if second and second[1].score > 0 else 0)
+    score = float(np.clip(best[1].value, 0, 1))
+    margin = best[1].value - (second[1].value if second and second[1].value > 0 else 0)
     confidence = round(score * float(np.clip(0.5 + margin / 0.6, 0.5, 1)), 2)
     runner = None
-    if second and second[1].score >= MIN_SCORE / 2:
-        runner = f"{second[0]} ({float(np.clip(second[1].score, 0, 1)):.2f})"
+    if second and second[1].value >= MIN_SCORE / 2:
+        runner = f"{second[0]} ({float(np.clip(second[1].value, 0, 1)):.2f})"
     return Choice(fld, best[0], confidence, best[1].text(), runner)
 
 
 # ------------------------------------------------------------------------------- keys
 def key_like(p: Profile) -> str | None:
     """What makes a column a possible key (customer, order, product), else None."""
-    if p.present < 2 or p.is_date:
+    if p.present < 1 or p.is_date:
         return None
     if p.numbers is not None and p.number_share >= 0.95:
         if p.integer_share >= 0.99 and p.negative_share == 0:
@@ -422,7 +448,7 @@ def _key_scores(p: Profile, kind: str, codes: _Codes, date: str | None
         for s in out.values():
             s.score -= 0.5
             s.reasons.append("numbers the rows")
-    return out
+    return {f: _floored(s, p.name, f) for f, s in out.items()}
 
 
 def _choose_keys(profiles: dict[str, Profile], free: list[str], codes: _Codes,
@@ -433,7 +459,7 @@ def _choose_keys(profiles: dict[str, Profile], free: list[str], codes: _Codes,
     kinds = {c: key_like(profiles[c]) for c in free}
     cands = [c for c in free if kinds[c] and not is_personal_name(c)]
     alone = {c: _key_scores(profiles[c], kinds[c], codes, date) for c in cands}
-    top = {f: sorted(cands, key=lambda c: -alone[c][f].score)[:TOP_KEYS] for f in wanted}
+    top = {f: sorted(cands, key=lambda c: -alone[c][f].value)[:TOP_KEYS] for f in wanted}
     options = {f: [None, *top[f]] for f in wanted}
     results = []
     for combo in itertools.product(*(options[f] for f in wanted)):
@@ -459,7 +485,7 @@ def _choose_keys(profiles: dict[str, Profile], free: list[str], codes: _Codes,
         second = None
         if rival is not None:
             gap = best_total - rival[0]
-            second = (rival[1][f], _Scored(mine.score - gap, rival[2][f].reasons
+            second = (rival[1][f], _Scored(mine.value - gap, rival[2][f].reasons
                                            if rival[2].get(f) else []))
         if second is not None and codes.equivalent(col, second[0]):
             mine.reasons.append(f"the same values as {second[0]!r}")
@@ -493,9 +519,9 @@ def _keys_total(chosen: dict[str, str | None], alone, profiles, codes: _Codes,
         if c is None:
             continue
         base = alone[c][f]
-        if base.score < MIN_SCORE:
+        if base.value < MIN_SCORE:
             return -1.0, {}
-        detail[f] = _Scored(base.score, list(base.reasons))
+        detail[f] = _Scored(base.score, list(base.reasons), base.floor)
     cust, order, product = (chosen.get("customer_id"), chosen.get("invoice_id"),
                             chosen.get("product_id"))
     if order and cust and "customer_id" in detail:
@@ -544,9 +570,9 @@ def _keys_total(chosen: dict[str, str | None], alone, profiles, codes: _Codes,
             elif varies < 0.05:
                 detail["product_id"].score -= 0.3
                 detail["product_id"].reasons.append("the same on every line of a customer")
-    if any(s.score < MIN_SCORE for s in detail.values()):
+    if any(s.value < MIN_SCORE for s in detail.values()):
         return -1.0, {}  # a role the pairs speak against is better left empty
-    total = sum(s.score for s in detail.values())
+    total = sum(s.value for s in detail.values())
     return total, detail
 
 
@@ -558,7 +584,8 @@ def quantity_score(p: Profile) -> _Scored:
     med, top = p.median, p.quantile(0.95)
     reasons = []
     score = 0.1
-    if med < 1:
+    few = p.present < FEW  # too few values for their shape to speak
+    if med < 1 and not few:
         score -= 0.4
         reasons.append(f"mostly below 1 (median {med:g})")
     if p.integer_share >= 0.99:
@@ -605,7 +632,7 @@ def money_score(p: Profile, as_field: str) -> _Scored:
     med = p.median
     if p.integer_share >= 0.99 and med <= 5:
         score -= 0.15
-    if p.negative_share > 0.3:
+    if p.negative_share > 0.3 and p.present >= FEW:
         score -= 0.3
         reasons.append(f"{_fmt_share(p.negative_share)} negative")
     word = says(p.name, as_field)
@@ -643,9 +670,9 @@ def _choose_money(profiles: dict[str, Profile], free: list[str], codes: _Codes,
     wanted = [f for f in ("quantity", "unit_price", "amount") if f not in given]
     numeric = [c for c in free if profiles[c].is_number]
     order = keys.get("invoice_id") or given.get("invoice_id")
-    alone = {c: {"quantity": quantity_score(profiles[c]),
-                 "unit_price": money_score(profiles[c], "unit_price"),
-                 "amount": money_score(profiles[c], "amount")} for c in numeric}
+    alone = {c: {f: _floored(score(profiles[c]), c, f) for f, score in (
+        ("quantity", quantity_score), ("unit_price", lambda p: money_score(p, "unit_price")),
+        ("amount", lambda p: money_score(p, "amount")))} for c in numeric}
     for c in numeric:
         if order and codes.numbers_lines(c, order):
             alone[c]["quantity"].score -= 0.5
@@ -674,8 +701,8 @@ def _choose_money(profiles: dict[str, Profile], free: list[str], codes: _Codes,
                             f"{order!r}: the order's total, not a line's")
                     break
     floor = {"quantity": QUANTITY_SCORE}
-    top = {f: [c for c in sorted(numeric, key=lambda c: -alone[c][f].score)[:5]
-               if alone[c][f].score >= floor.get(f, MIN_SCORE)] for f in wanted}
+    top = {f: [c for c in sorted(numeric, key=lambda c: -alone[c][f].value)[:5]
+               if alone[c][f].value >= floor.get(f, MIN_SCORE)] for f in wanted}
     options = {f: [None, *top[f]] for f in wanted}
     group = keys.get("product_id") or given.get("product_id")
     results = []
@@ -723,7 +750,7 @@ def _choose_money(profiles: dict[str, Profile], free: list[str], codes: _Codes,
         alt = next((r for r in results[1:] if r[1].get(f) not in (col, None)), None)
         second = None
         if alt is not None and f in alt[2]:
-            second = (alt[1][f], _Scored(detail[f].score - (best_total - alt[0]),
+            second = (alt[1][f], _Scored(detail[f].value - (best_total - alt[0]),
                                          alt[2][f].reasons))
         evidence[f] = _choice(f, (col, detail[f]), second)
     return {f: c for f, c in best.items() if c is not None and f in wanted}
@@ -760,7 +787,7 @@ def _money_total(chosen, alone, profiles, wanted, group) -> tuple[float, dict[st
         c = chosen.get(f)
         if c is not None:
             s = alone[c][f]
-            detail[f] = _Scored(s.score, list(s.reasons))
+            detail[f] = _Scored(s.score, list(s.reasons), s.floor)
     q, p, t = _value_columns(chosen)
     if q and p and t:
         agree = _product_agrees(profiles[q], profiles[p], profiles[t])
@@ -792,9 +819,9 @@ def _money_total(chosen, alone, profiles, wanted, group) -> tuple[float, dict[st
             elif verdict == "same":
                 detail[f].reasons.append(why)
     floor = {"quantity": QUANTITY_SCORE}
-    if any(sc.score < floor.get(f, MIN_SCORE) for f, sc in detail.items()):
+    if any(sc.value < floor.get(f, MIN_SCORE) for f, sc in detail.items()):
         return -1.0, {}
-    total = sum(s.score for s in detail.values())
+    total = sum(s.value for s in detail.values())
     return total, detail
 
 

@@ -176,8 +176,17 @@ def looks_like_customer_table(look: Peek, reading: Reading) -> bool:
         values = frame[c].dropna()
         unique_id = len(values) >= 0.95 * len(frame) and values.nunique() == len(values) \
             and (id_like_name(c) or customer == c)
-        if unique_id and ("invoice_date" not in reading.mapping or not repeats and (
-                customer is None or customer == c or frame[customer].nunique() <= 2)):
+        if not unique_id:
+            continue
+        if repeats:
+            break  # a customer column that repeats over the rows: order lines
+        if "invoice_date" not in reading.mapping:
+            return True
+        # a sign-up date beside an id on every row: no customer column that repeats and
+        # nothing of an order line (an order key, a product, a quantity)
+        lines = any(f in reading.mapping for f in ("invoice_id", "product_id", "quantity"))
+        if len(frame) >= 20 and not repeats and (
+                customer is None or frame[customer].nunique() == 1 or not lines):
             return True
     if "invoice_date" in reading.mapping:
         return False

@@ -250,8 +250,8 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         scored = rfm_scores(feats, edges, segment_map)
         audit.warnings.extend(score_warnings(feats, scored))
         audit.warnings.extend(customer_warnings(feats, mapping["customer_id"],
-                                                hide_ids=config.hash_ids
-                                                or reading.personal_key is not None))
+                                                hide_ids=config.hash_ids,
+                                                quote_ids=reading.personal_key is None))
         segments_summary = segment_summary(scored, segment_map)
         scored = _rounded(scored)  # before the value models, which custseg score re-applies
     value, models, by_segment = sm.UNSET, None, {}

@@ -34,10 +34,11 @@ def future_warning(name: str, today: dt.date, as_of: dt.date | None, count: int,
 
 
 def customer_warnings(features: pd.DataFrame, id_column: str | None = None,
-                      hide_ids: bool = False) -> list[str]:
+                      hide_ids: bool = False, quote_ids: bool = True) -> list[str]:
     """Warnings about the customer table: ids that differ only in leading zeros, ids that
     are personal data, spend far beyond the rest. With ``hide_ids`` (the ids are hashed in
-    the outputs) no warning quotes an id."""
+    the outputs), or without ``quote_ids`` (they are personal data), no warning quotes
+    an id."""
     warnings = []
     ids = features["customer_id"].astype(str)
     zeros = ids.str.startswith("0")
@@ -48,7 +49,7 @@ def customer_warnings(features: pd.DataFrame, id_column: str | None = None,
     if len(clash):
         groups = clash.groupby(stripped[clash.index]).agg(lambda s: ", ".join(
             repr(v) for v in sorted(s)[:3]))
-        example = "" if hide_ids else f" (e.g. {groups.iloc[0]})"
+        example = "" if hide_ids or not quote_ids else f" (e.g. {groups.iloc[0]})"
         warnings.append(f"{len(clash):,} customer ids differ from another only in leading "
                         f"zeros{example}; they are kept apart as different "
                         "customers. If they are the same customer, make the ids agree in the "
