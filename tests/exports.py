@@ -575,3 +575,45 @@ def dated(folder: Path, form: str, seed: int = 15) -> Export:
                   revenue=float(tx["total"].sum()),
                   extra={"first": t.min().normalize(), "last": t.max().normalize(),
                          "column": name})
+
+
+# -------------------------------------------------------------------- several tables
+def marketplace(folder: Path, seed: int = 16) -> Export:
+    """A marketplace's tables, as one public marketplace publishes them: order items
+    (order_id, order_item_id 1, 2, 3 within an order, product_id, price, freight_value),
+    orders (a new customer_id for every order, order_status, purchase timestamp) and
+    customers (customer_id -> the person's customer_unique_id, city and state); canceled
+    orders among them."""
+    lines = history(n_customers=150, n_orders=700, seed=seed)
+    rng = np.random.default_rng(seed)
+    orders = lines.groupby("order").agg(person=("person", "first"), time=("time", "first"))
+    status = pd.Series(rng.choice(["delivered", "shipped", "canceled"], len(orders),
+                                  p=[.9, .06, .04]), index=orders.index)
+    record = {o: f"{rng.integers(16**14, 16**15):015x}" for o in orders.index}
+    person = {p: f"{rng.integers(16**14, 16**15):015x}" for p in orders["person"].unique()}
+    items = pd.DataFrame({
+        "order_id": lines["order"].map(lambda o: f"o{o:06d}"),
+        "order_item_id": lines.groupby("order").cumcount() + 1,
+        "product_id": lines["sku"], "price": lines["total"],
+        "freight_value": (lines["total"] * 0.1).round(2)})
+    order_table = pd.DataFrame({
+        "order_id": [f"o{o:06d}" for o in orders.index],
+        "customer_id": [record[o] for o in orders.index],
+        "order_status": status.values,
+        "order_purchase_timestamp": orders["time"].dt.strftime("%Y-%m-%d %H:%M:%S").values,
+        "order_delivered_customer_date": (orders["time"] + pd.Timedelta(days=5))
+        .dt.strftime("%Y-%m-%d %H:%M:%S").values})
+    customers = pd.DataFrame({
+        "customer_id": [record[o] for o in orders.index],
+        "customer_unique_id": [person[p] for p in orders["person"]],
+        "customer_city": rng.choice(["sao paulo", "rio de janeiro", "curitiba"], len(orders)),
+        "customer_state": rng.choice(["SP", "RJ", "PR"], len(orders))})
+    paths = []
+    for name, table in (("order_items", items), ("orders", order_table),
+                        ("customers", customers)):
+        paths.append(folder / f"{name}.csv")
+        table.to_csv(paths[-1], index=False)
+    keep = lines["order"].map(status) != "canceled"
+    return Export(paths[0], customers=lines.loc[keep, "person"].nunique(),
+                  lines=int(keep.sum()), revenue=float(lines.loc[keep, "total"].sum()),
+                  extra={"paths": paths, "records": len(orders)})

@@ -34,6 +34,7 @@ from exports import (
     in_language,
     loyalty_panel,
     mall,
+    marketplace,
     retailer,
     shopify,
     square_items,
@@ -226,6 +227,35 @@ def test_mall_line_attributes_are_listed_by_lift(tmp_path):
     assert any("shopping_mall" in seg["over_represented"] for seg in result.summary["segments"])
 
 
+# --------------------------------------------------------------------- several tables
+def test_orders_items_and_customers_joined_with_the_person_as_the_customer(tmp_path):
+    """Items, orders and customers as three files: joined by their keys, the overlap
+    reported; every order has its own customer record, and the person behind the
+    records (customer_unique_id) is the customer."""
+    export = marketplace(tmp_path)
+    result = custseg.run_rfm([str(p) for p in export.extra["paths"]], config=NO_CLV)
+    s = result.summary
+    tables = s["input"]["tables"]
+    assert tables["root"] == "order_items"
+    assert any(j.startswith("100.0% of order_items's rows match a row of orders")
+               for j in tables["joins"])
+    assert tables["person_key"] == "customer_unique_id"
+    assert s["mapping"]["customer_id"] == "customer_unique_id"
+    assert s["mapping"]["invoice_date"] == "order_purchase_timestamp"
+    assert "quantity" not in s["mapping"]  # order_item_id numbers the lines
+    assert_truth(result, export)
+    assert s["audit"]["dropped"]["cancellation"] > 0  # order_status canceled
+    assert len(result.customers) < export.extra["records"]
+
+
+def test_tables_that_share_no_key_stop_with_one_line(tmp_path):
+    export = retailer(tmp_path)
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"colour": ["red", "blue"], "size": [1, 2]}).to_csv(other, index=False)
+    with pytest.raises(custseg.InputError, match="share no key"):
+        custseg.run_rfm([str(export.path), str(other)], config=NO_CLV)
+
+
 # ------------------------------------------------------------------------------ dates
 @pytest.mark.parametrize("form, note", [
     ("excel", "Excel serial days"), ("unix", "Unix seconds"), ("unix_ms", "Unix milliseconds"),
@@ -342,6 +372,7 @@ def test_shopify_emails_reach_no_report_summary_or_model(tmp_path):
         assert not leaked, (name, len(leaked))
     summary = json.loads(files["summary.json"])
     assert summary["roles"]["personal_key"] == "e-mail addresses"
+    assert "read as the Shopify orders export" in files["report.html"]
     # segments.csv carries the key as given (in lower case), for the mailing tool
     seg = pd.read_csv(out / "segments.csv")
     assert seg["customer_id"].isin([e.lower() for e in export.extra["emails"]]).all()

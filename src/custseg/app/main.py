@@ -65,17 +65,15 @@ def sample_data() -> str:
 
 @st.cache_data(show_spinner=False)
 def inspect(path: str, sheet: str | None) -> dict:
-    from custseg.engines.duckdb import connect
-    from custseg.io import detect_mapping, load_source
+    """The columns of an upload and the roles custseg reads from a sample of it."""
+    from custseg.io import peek
+    from custseg.io._reading import reading_of
 
     config = custseg.Config(sheet=sheet)
-    con = connect(config)
-    try:
-        source = load_source(con, path, config=config)
-        return {"columns": source.columns, "rows": source.rows, "format": source.format,
-                "mapping": detect_mapping(source.columns)}
-    finally:
-        con.close()
+    look = peek(path, config)
+    reading = reading_of(look, config)
+    return {"columns": look.columns, "rows": look.rows or look.approx_rows,
+            "format": look.format, "mapping": reading.mapping}
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -186,7 +184,7 @@ except CustsegError as exc:
     st.stop()
 
 st.subheader("2. Columns")
-st.write(f"**{path.name}**: {info['format']}, {info['rows']:,} rows, "
+st.write(f"**{path.name}**: {info['format']}, {info['rows'] or 0:,} rows, "
          f"{len(info['columns'])} columns.")
 mapping: dict[str, str] = {}
 cols = st.columns(3)
@@ -311,10 +309,17 @@ with tabs[1]:
 with tabs[2]:
     label = "segment_name" if "segment_name" in table else "rfm_segment"
     chosen = st.selectbox("Segment", ["(all)", *sorted(table[label].astype(str).unique())])
-    query = st.text_input("Search customer id", value="")
+    roles = summary.get("roles")
+    personal = roles.get("personal_key") if roles else None
     view = table if chosen == "(all)" else table[table[label].astype(str) == chosen]
-    if query:
-        view = view[view["customer_id"].astype(str).str.contains(query, regex=False)]
+    if personal:  # e-mail addresses or names: personal data, not shown here
+        st.caption(f"The customer ids are {personal}, personal data: not shown here. "
+                   "segments.csv and the audience export below carry them.")
+        view = view.drop(columns="customer_id")
+    else:
+        query = st.text_input("Search customer id", value="")
+        if query:
+            view = view[view["customer_id"].astype(str).str.contains(query, regex=False)]
     st.dataframe(view.head(10_000), hide_index=True)
     st.caption(f"{len(view):,} customers" + (" (first 10,000 shown)" if len(view) > 10_000
                                               else ""))

@@ -331,16 +331,21 @@ def _spread(values: pd.Series, n: int = SHARE_VALUES) -> pd.Series:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    """Stripped text of every value, NA where blank."""
+    """Stripped text of every value, None where blank (an object Series)."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        text = values.dt.strftime("%Y-%m-%d %H:%M:%S")
+        raw = values.dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
     elif pd.api.types.is_float_dtype(values):
         whole = values.notna() & (values == values.round()) & (values.abs() < 1e15)
-        text = values.astype(object).where(~whole, values.where(whole).astype("Int64"))
+        raw = values.astype(object).where(~whole, values.where(whole).astype("Int64")) \
+            .to_numpy(dtype=object)
     else:
-        text = values
-    text = text.astype("string").str.strip()
-    return text.mask(text.str.lower().isin(_BLANK))
+        raw = values.to_numpy(dtype=object)
+    missing = pd.isna(raw)
+    text = np.array([None if m else str(v).strip() for v, m in zip(raw, missing, strict=True)],
+                    dtype=object)
+    blank = np.array([t is None or t.lower() in _BLANK for t in text], dtype=bool)
+    text[blank] = None
+    return pd.Series(text, index=values.index, dtype=object)
 
 
 def _register(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> dict[str, str]:
@@ -348,7 +353,8 @@ def _register(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> dict[str, 
     each column's DuckDB type."""
     safe = frame.copy()
     for c in safe.columns:
-        if safe[c].dtype == object:
+        if safe[c].dtype == object and pd.api.types.infer_dtype(safe[c], skipna=True) not in (
+                "string", "empty"):
             safe[c] = safe[c].map(lambda v: v if v is None or isinstance(v, str)
                                   or (isinstance(v, float) and v != v) else str(v))
     safe.insert(0, "_custseg_i", np.arange(len(safe)))

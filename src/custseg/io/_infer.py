@@ -390,6 +390,16 @@ def key_like(p: Profile) -> str | None:
     return None
 
 
+def _start(score: float, what: str, name: str, fld: str) -> _Scored:
+    """A key's score for ``fld`` from what its values are, and what its name says."""
+    s = _Scored(score, [what])
+    word = says(name, fld)
+    if word:
+        s.score += 0.35
+        s.reasons.append(f"the name says {word!r}")
+    return s
+
+
 def _key_scores(p: Profile, kind: str, codes: _Codes, date: str | None
                 ) -> dict[str, _Scored]:
     """Scores of one key-like column as customer, order and product, alone."""
@@ -399,11 +409,7 @@ def _key_scores(p: Profile, kind: str, codes: _Codes, date: str | None
     same_day, day_groups = (codes.same_within(p.name, codes.day(date)) if date
                             else (None, 0))
     # customer
-    s = _Scored(0.3, [f"{kind}, {many}"])
-    word = says(p.name, "customer_id")
-    if word:
-        s.score += 0.35
-        s.reasons.append(f"the name says {word!r}")
+    s = _start(0.3, f"{kind}, {many}", p.name, "customer_id")
     if kind == "e-mail addresses":
         s.score -= 0.05  # personal data: an id that says the same is better
     if kind == "names":
@@ -415,11 +421,7 @@ def _key_scores(p: Profile, kind: str, codes: _Codes, date: str | None
         s.reasons.append(f"{_fmt_share(1 - same_day)} of them buy on several days")
     out["customer_id"] = s
     # order
-    s = _Scored(0.3, [f"{kind}, {many}"])
-    word = says(p.name, "invoice_id")
-    if word:
-        s.score += 0.35
-        s.reasons.append(f"the name says {word!r}")
+    s = _start(0.3, f"{kind}, {many}", p.name, "invoice_id")
     if kind in ("e-mail addresses", "names"):
         s.score -= 0.3
     if same_day is not None and day_groups >= MIN_GROUPS:
@@ -431,11 +433,7 @@ def _key_scores(p: Profile, kind: str, codes: _Codes, date: str | None
             s.reasons.append(f"its lines span several dates ({_fmt_share(1 - same_day)})")
     out["invoice_id"] = s
     # product
-    s = _Scored(0.25, [f"{kind}, {many}"])
-    word = says(p.name, "product_id")
-    if word:
-        s.score += 0.35
-        s.reasons.append(f"the name says {word!r}")
+    s = _start(0.25, f"{kind}, {many}", p.name, "product_id")
     if kind in ("e-mail addresses", "names"):
         s.score -= 0.3
     if kind == "whole numbers" and p.numbers is not None:

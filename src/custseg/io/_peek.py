@@ -44,6 +44,10 @@ WHOLE_BYTES = 4 << 20
 HEAD_ROWS, SPREAD_ROWS = 4000, 4000
 
 
+class PeekFailed(Exception):
+    """The sample could not be read; the input is then read whole first."""
+
+
 @dataclass
 class Peek:
     """Sampled rows of an input (``frame``; text files: every value text)."""
@@ -173,10 +177,8 @@ def _read_sample(path: Path, delimiter: str, names: list[str] | None) -> pd.Data
             f"SELECT * FROM read_csv({lit(str(path))}, delim={lit(delimiter)}, {header}, "
             "all_varchar=true, quote='\"', escape='\"', ignore_errors=true, "
             "max_line_size=8388608)").df()
-    except duckdb.Error as exc:
-        raise InputError(f"Cannot read {path} as delimited text "
-                         f"({str(exc).splitlines()[0]}); check the delimiter (--delimiter)."
-                         ) from None
+    except duckdb.Error as exc:  # the whole read reports it, in its own words
+        raise PeekFailed(str(exc).splitlines()[0]) from None
     finally:
         con.close()
 

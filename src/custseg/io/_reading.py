@@ -94,9 +94,11 @@ def status_drops(look: Peek) -> list[Drop]:
     stems = {r: v for r, v in lexicon_raw()["status_values"].items() if not r.startswith("_")}
     drops = []
     for col in look.columns:
+        named = next((r for r, ss in stems.items() if any(x in plain(col) for x in ss)), None)
+        if not named and not says(col, "status"):
+            continue
         values = look.frame[col].dropna().astype(str).str.strip()
         counts = values.value_counts()
-        named = next((r for r, ss in stems.items() if any(x in plain(col) for x in ss)), None)
         if named and 0 < len(counts) <= 3:  # a flag: Returned (yes), Retoure (Ja)
             yes = [v for v in counts.index if plain(v) in _YES]
             if yes and counts[yes].sum() < 0.5 * len(look.frame):
@@ -168,7 +170,8 @@ def looks_like_customer_table(look: Peek, reading: Reading) -> bool:
     and named as an id (``member_no``, ``CUST_ID``, ``ID``) or read as the customer, when
     there is no order date or no customer column that repeats (a sign-up date is not an
     order date); or no customer, order or date column at all."""
-    frame = look.frame
+    frame = look.frame.apply(lambda col: col.map(lambda v: v if v is None or isinstance(
+        v, (str, int, float)) else str(v)) if col.dtype == object else col)
     customer = reading.mapping.get("customer_id")
     repeats = customer is not None and frame[customer].nunique() > 1 and (
         frame[customer].nunique() < frame[customer].notna().sum())

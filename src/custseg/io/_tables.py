@@ -200,8 +200,8 @@ def _person(con, by: dict[str, Source], joins: list[Join]) -> str | None:
                   and id_like_name(c)]
         stats = _unique(con, table, [j.right, *others])
         records = stats[j.right][0]
-        for c in others:  # a person to a few records: nearly as many persons as records
+        for c in others:  # an id named as a customer's, grouping the records
             distinct, present = stats[c]
-            if present and 0.3 * records <= distinct < records:
+            if present and 2 <= distinct < records:
                 return c
     return None

@@ -28,6 +28,7 @@ from custseg.io import Peek, Source, guess_from_values, peek, peek_source, resol
 from custseg.io._customers import customers_from_source, load_customers
 from custseg.io._infer import Reading
 from custseg.io._parse import q
+from custseg.io._peek import PeekFailed
 from custseg.io._readers import load_source
 from custseg.io._reading import check_orders, looks_like_customer_table, reading_of
 from custseg.outputs.rundir import write_run
@@ -385,7 +386,10 @@ def _peek(input, other: dict[str, Any], config: Config) -> Peek | None:
         return None
     if "://" in str(input) or not Path(str(input)).exists():
         return None
-    return peek(Path(str(input)), config)
+    try:
+        return peek(Path(str(input)), config)
+    except PeekFailed:  # the whole read says what is wrong
+        return None
 
 
 def input_kind(con, look: Peek, config: Config) -> tuple[str, Reading | None]:
@@ -524,15 +528,18 @@ def clean(raw: pd.DataFrame, mapping: dict[str, str] | None = None,
     """Parse and classify every row of a raw order-line table.
 
     Returns one row per distinct input line with canonical columns, ``n`` (copies in the
-    input) and ``status`` (``purchase`` or the drop reason), and the :class:`Audit`.
+    input) and ``status`` (``purchase`` or the drop reason), and the :class:`Audit`. The
+    columns are read as :func:`run_rfm` reads them (``mapping`` names any of them).
     """
     config = config or Config()
+    if mapping is not None:
+        config = config.replace(mapping={**config.mapping, **mapping})
     engine = DuckDBEngine(config)
     try:
-        source = engine.read(frame=raw)
-        mapping = resolve_mapping(source.columns, mapping if mapping is not None
-                                  else config.mapping, "DataFrame")
-        audit = engine.clean(source, mapping, config)
+        source, reading = read_input(engine, None, config, {}, frame=raw)
+        if reading is None:
+            raise CustomerTableInput(_table_message(source, config))
+        audit = engine.clean(source, reading.mapping, config)
         lines = engine.query("SELECT * FROM lines ORDER BY customer_id, invoice_date, "
                              "invoice_id, product_id, quantity, value")
         return lines, audit
