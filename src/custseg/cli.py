@@ -388,11 +388,19 @@ def inspect(input: Annotated[Path, typer.Argument(help="Any input file.")], *,
     """Show how an input is read, from a sample of its rows (about a second, whatever its
     size): format, rows, the export format recognised, and for each field the column, a
     confidence and the evidence in words."""
-    from custseg.io import peek
+    from custseg.io import load_source, peek, peek_source
     from custseg.io._parse import quiet_connect
+    from custseg.io._peek import PeekFailed
     from custseg.jobs.rfm import input_kind
 
-    look = peek(input, config)
+    try:
+        look = peek(input, config)
+    except PeekFailed:  # the sample is unreadable: read the whole, which says why
+        con = quiet_connect()
+        try:
+            look = peek_source(con, load_source(con, input, config=config))
+        finally:
+            con.close()
     rows = (f"{look.rows:,} rows" if look.rows is not None
             else f"about {look.approx_rows:,} rows (from the size)" if look.approx_rows
             else "rows unknown")
