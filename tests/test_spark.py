@@ -259,3 +259,22 @@ def test_lift_and_cohorts_on_spark_equal_duckdb(spark, synth_orders):
         assert b.get("over_represented") == a.get("over_represented")
         listed += sum(len(v) for v in a.get("over_represented", {}).values())
     assert listed > 0
+
+
+def test_export_formats_and_attributes_equal_duckdb(spark, tmp_path):
+    """A Shopify export (order fields carried down, statuses dropped, partial refunds:
+    the preparation run as Spark SQL) and a mall's lines (customer attributes made into
+    the customer table, line attributes kept in the lines) read alike on both engines."""
+    from exports import mall, shopify
+
+    for build in (shopify, mall):
+        folder = tmp_path / build.__name__
+        folder.mkdir()
+        export = build(folder)
+        config = Config(clv={"enabled": False})
+        duck = run_rfm(export.path, config=config)
+        other = run_rfm(export.path, config=config.replace(engine="spark",
+                                                           spark_master="local[2]"))
+        assert_same(duck, other)
+        assert len(other.customers) == export.customers
+        assert other.summary["roles"] == duck.summary["roles"]

@@ -464,11 +464,14 @@ def _line_customers(engine: Engine, source: Source, config: Config
     table = engine.query(f"SELECT customer_id, {picked} FROM lines WHERE status = 'purchase' "
                          "GROUP BY customer_id ORDER BY customer_id")
     table.columns = ["customer_id", *cols]
-    con = engine.sample
-    found = load_source(con, frame=table, relation="customers_raw")
-    found.name = f"{source.name} (customer attributes of its lines)"
-    return customers_from_source(con, found, config.replace(customers_key="customer_id"),
-                                 row_ids=False)
+    con = engine.sample.cursor()  # the engine's connection may hold a result (Spark's)
+    try:
+        found = load_source(con, frame=table, relation="customers_raw")
+        found.name = f"{source.name} (customer attributes of its lines)"
+        return customers_from_source(con, found, config.replace(customers_key="customer_id"),
+                                     row_ids=False)
+    finally:
+        con.close()
 
 
 def _join_customers(feats: pd.DataFrame, excluded: pd.DataFrame, table: pd.DataFrame,
