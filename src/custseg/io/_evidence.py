@@ -35,18 +35,8 @@ from custseg.io._parse import (
 )
 
 _BLANK = {"", "nan", "none", "null", "na", "n/a", "nat", "-", "--", "?", "#n/a"}
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-#: A code: letters, digits and a few joiners, no spaces (``C10001``, ``#1001``, ``A-17``).
-_CODE = re.compile(r"^[#]?\w[\w\-./:#]{0,63}$")
-#: Text that looks like a date (so it is worth reading as one).
-_DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}[-/. ][A-Za-z]{3,9}[-/., ]+\d{2,4}"
-                        r"|[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|^\d{8}$")
-_MONEY_TEXT = re.compile(r"[$€£¥₹]|\b(?:USD|EUR|GBP|BRL|CHF|JPY|INR|MXN|ARS|CLP|COP|R\$)\b")
-_WORDS = re.compile(r"[A-Za-zÀ-ÿ]{2,}\s+[A-Za-zÀ-ÿ]{2,}")
 #: Values looked at for the shares of a column (evenly spread over the sample).
 SHARE_VALUES = 2000
-#: A plain decimal in text (``12.50``, ``1.234,50``), counted for money's decimals.
-_DECIMALS = re.compile(r"[.,](\d+)\s*[^\d]*$")
 
 
 # ------------------------------------------------------------------------------- names
@@ -237,7 +227,7 @@ def profile(con: duckdb.DuckDBPyConnection, sample: pd.DataFrame, *,
     frame = sample.reset_index(drop=True)
     types = _register(con, frame)
     n = len(frame)
-    texts = {c: _text(frame[c]) for c in frame.columns}
+    texts = _texts(con, list(frame.columns), types)
     stats = _text_stats(con, list(frame.columns), n)
     profiles = {}
     number_cols = [c for c in frame.columns if stats[c]["present"]
@@ -258,7 +248,9 @@ def profile(con: duckdb.DuckDBPyConnection, sample: pd.DataFrame, *,
             if types[c] == "VARCHAR":
                 p.money_text = share["money"]
         if c in numbers:
-            _add_numbers(p, numbers[c], t)
+            _add_numbers(p, numbers[c])
+            if st["present"]:
+                p.two_decimals = st["cents"] / st["present"]
             if st["present"]:  # SKU-001 reads as -1 (SKU a currency code): not a number
                 p.number_share = min(p.number_share, st["numeric"] / st["present"])
         kind = numeric_date(p.values(), c, start_date) if p.is_number else None
@@ -284,6 +276,8 @@ _STATS = {
              "\\b|R\\$')",
     "dates": "regexp_matches(t, '\\d{1,4}[-/.]\\d{1,2}[-/.]\\d{1,4}|\\d{1,2}[-/. ][A-Za-z]{3,9}"
              "[-/., ]+\\d{2,4}|[A-Za-z]{3,9}\\.? \\d{1,2},? \\d{4}|^\\d{8}$')",
+    # two decimals, as money is written (12.50, 1.234,50, $12.50)
+    "cents": "regexp_matches(t, '[0-9][.,][0-9]{2}\\s*[^0-9.,]*$')",
     # written as a number: no letters, but a currency code apart (12 EUR, R$ 9,90)
     "numeric": "regexp_full_match(t, '(R\\$|[A-Z]{3} )?[^A-Za-z]*[0-9][^A-Za-z]*( [A-Z]{3})?')",
     "comma": "regexp_matches(t, '[0-9],[0-9]{1,2}\\s*[^0-9]*$') OR regexp_matches(t, "
@@ -325,27 +319,34 @@ def _dated_name(name: str) -> bool:
         | {"epoch", "unix", "ms", "millis", "birth", "born", "dob"}))
 
 
-def _spread(values: pd.Series, n: int = SHARE_VALUES) -> pd.Series:
-    """At most ``n`` of the values, evenly spread."""
-    return values if len(values) <= n else values.iloc[:: len(values) // n][:n]
-
-
-def _text(values: pd.Series) -> pd.Series:
-    """Stripped text of every value, None where blank (an object Series)."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        raw = values.dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(dtype=object)
-    elif pd.api.types.is_float_dtype(values):
-        whole = values.notna() & (values == values.round()) & (values.abs() < 1e15)
-        raw = values.astype(object).where(~whole, values.where(whole).astype("Int64")) \
-            .to_numpy(dtype=object)
-    else:
-        raw = values.to_numpy(dtype=object)
-    missing = pd.isna(raw)
-    text = np.array([None if m else str(v).strip() for v, m in zip(raw, missing, strict=True)],
-                    dtype=object)
-    blank = np.array([t is None or t.lower() in _BLANK for t in text], dtype=bool)
-    text[blank] = None
-    return pd.Series(text, index=values.index, dtype=object)
+def _texts(con: duckdb.DuckDBPyConnection, columns: list[str], types: dict[str, str]
+           ) -> dict[str, pd.Series]:
+    """Every column as stripped text (None where blank), in one query: whole floats
+    without their ``.0`` (``17850``), timestamps as ``YYYY-MM-DD HH:MM:SS``."""
+    if not columns:
+        return {}
+    blanks = ", ".join(f"'{b}'" for b in sorted(_BLANK))
+    exprs = []
+    for i, c in enumerate(columns):
+        base = types[c].split("(")[0]
+        if base in ("FLOAT", "DOUBLE", "REAL") or base.startswith("DECIMAL"):
+            t = (f"CASE WHEN isfinite({q(c)}::DOUBLE) AND {q(c)} = floor({q(c)}) AND "
+                 f"abs({q(c)}::DOUBLE) < 1e15 THEN CAST(CAST({q(c)} AS BIGINT) AS VARCHAR) "
+                 f"ELSE CAST({q(c)} AS VARCHAR) END")
+        elif base.startswith("TIMESTAMP") or base == "DATE":
+            t = f"strftime(CAST({q(c)} AS TIMESTAMP), '%Y-%m-%d %H:%M:%S')"
+        else:
+            t = f"trim(CAST({q(c)} AS VARCHAR))"
+        exprs.append(f"CASE WHEN lower({t}) IN ({blanks}) THEN NULL ELSE {t} END AS c{i}")
+    got = con.execute(f"SELECT {', '.join(exprs)} FROM {SAMPLE_TABLE} "
+                      "ORDER BY _custseg_i").fetchnumpy()
+    out = {}
+    for i, c in enumerate(columns):
+        values = got[f"c{i}"]
+        if isinstance(values, np.ma.MaskedArray):  # (filled(None) would write '?')
+            values = np.where(np.ma.getmaskarray(values), None, values.data.astype(object))
+        out[c] = pd.Series(np.asarray(values, dtype=object))
+    return out
 
 
 def _register(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> dict[str, str]:
@@ -404,7 +405,7 @@ def _numbers(con, columns: list[str], types: dict[str, str], comma: dict[str, bo
     return out
 
 
-def _add_numbers(p: Profile, values: np.ndarray, text: pd.Series) -> None:
+def _add_numbers(p: Profile, values: np.ndarray) -> None:
     ok = ~np.isnan(values)
     if not p.present:
         return
@@ -414,8 +415,6 @@ def _add_numbers(p: Profile, values: np.ndarray, text: pd.Series) -> None:
     if len(v):
         p.integer_share = float(np.mean(v == np.round(v)))
         p.negative_share = float(np.mean(v < 0))
-        decimals = _spread(text[ok]).str.extract(_DECIMALS)[0].str.len().fillna(0)
-        p.two_decimals = float((decimals == 2).mean()) if len(decimals) else 0.0
 
 
 def _add_dates(con, p: Profile, col: str, type_name: str, text: pd.Series,
