@@ -248,6 +248,27 @@ def test_orders_items_and_customers_joined_with_the_person_as_the_customer(tmp_p
     assert len(result.customers) < export.extra["records"]
 
 
+def test_an_order_total_beside_line_prices_is_not_a_line_value(tmp_path):
+    """Invoice lines joined with their invoices, whose total sums the lines (Chinook's
+    layout): the total is the order's, so a line is worth quantity x unit price."""
+    from exports import history
+
+    lines = history(seed=21)
+    items = pd.DataFrame({"invoice_line_id": range(1, len(lines) + 1),
+                          "invoice_id": lines["order"], "track_id": lines["sku"],
+                          "unit_price": lines["price"], "quantity": lines["qty"]})
+    invoices = lines.groupby("order").agg(customer_id=("person", "first"),
+                                          invoice_date=("time", "first"),
+                                          total=("total", "sum")).reset_index()
+    invoices = invoices.rename(columns={"order": "invoice_id"})
+    paths = [tmp_path / "invoice_line.csv", tmp_path / "invoice.csv"]
+    items.to_csv(paths[0], index=False)
+    invoices.to_csv(paths[1], index=False)
+    result = custseg.run_rfm([str(p) for p in paths], config=NO_CLV)
+    assert "amount" not in result.summary["mapping"]
+    assert counted(result)[2] == pytest.approx(float(lines["total"].sum()), rel=1e-6)
+
+
 def test_tables_that_share_no_key_stop_with_one_line(tmp_path):
     export = retailer(tmp_path)
     other = tmp_path / "other.csv"

@@ -694,6 +694,7 @@ def _choose_money(profiles: dict[str, Profile], free: list[str], codes: _Codes,
                 if q != "":
                     for f in ("unit_price", "amount"):
                         alone[t][f].score -= 0.6
+                        alone[t][f].floor = -1.0  # decisive, whatever its name
                         alone[t][f].reasons.append(
                             f"{t!r} is the sum of {p!r}{f' x {q!r}' if q else ''} over each "
                             f"{order!r}: the order's total, not a line's")
