@@ -617,3 +617,77 @@ def marketplace(folder: Path, seed: int = 16) -> Export:
     return Export(paths[0], customers=lines.loc[keep, "person"].nunique(),
                   lines=int(keep.sum()), revenue=float(lines.loc[keep, "total"].sum()),
                   extra={"paths": paths, "records": len(orders)})
+
+
+SQUARE_TRANSACTIONS = _header(
+    "Date,Time,Time Zone,Gross Sales,Discounts,Service Charges,Net Sales,Gift Card Sales,Tax,"
+    "Tip,Partial Refunds,Total Collected,Source,Card,Card Entry Methods,Cash,"
+    "Square Gift Card,Other Tender,Other Tender Type,Tender Note,Fees,Net Total,"
+    "Transaction ID,Payment ID,Card Brand,PAN Suffix,Device Name,Staff Name,Staff ID,Details,"
+    "Description,Event Type,Location,Dining Option,Customer ID,Customer Name,"
+    "Customer Reference ID,Device Nickname,Third Party Fees,Deposit ID,Deposit Date,"
+    "Deposit Details,Fee Percentage Rate,Fee Fixed Rate,Refund Reason,Discount Name,"
+    "Transaction Status,Cash App,Order Reference ID,Fulfillment Note,Free Processing Applied,"
+    "Channel,Unattributed Tips,Table Info,International Fee")
+
+
+def square_transactions(folder: Path, seed: int = 17) -> Export:
+    """Square's transactions export: one row per payment (Net Sales as $12.50), refunds
+    as rows of Event Type Refund with negative money."""
+    lines = history(seed=seed)
+    tx = lines.groupby("order").agg(person=("person", "first"), time=("time", "first"),
+                                    total=("total", "sum"))
+    out = pd.DataFrame("", index=tx.index, columns=SQUARE_TRANSACTIONS)
+    out["Date"] = tx["time"].dt.strftime("%Y-%m-%d")
+    out["Time"] = tx["time"].dt.strftime("%H:%M:%S")
+    out["Time Zone"] = "Pacific Time (US & Canada)"
+    out["Net Sales"] = tx["total"].map(_dollars)
+    out["Gross Sales"] = out["Net Sales"]
+    out["Transaction ID"] = "FakeTxn" + tx.index.astype(str).str.zfill(8)
+    out["Event Type"] = "Payment"
+    out["Customer ID"] = "FAKECUST" + tx["person"].astype(str).str.zfill(18)
+    back = out.sample(12, random_state=seed).copy()
+    back["Event Type"] = "Refund"
+    back["Net Sales"] = (-tx.loc[back.index, "total"]).map(_dollars)
+    out = pd.concat([out, back], ignore_index=True)
+    path = folder / "transactions-2024-01-01-2025-01-01.csv"
+    out.to_csv(path, index=False)
+    return Export(path, customers=tx["person"].nunique(), lines=len(tx),
+                  revenue=float(tx["total"].sum()))
+
+
+ETSY_ORDERS = _header(
+    "Sale Date,Order ID,Buyer User ID,Full Name,First Name,Last Name,Number of Items,"
+    "Payment Method,Date Shipped,Street 1,Street 2,Ship City,Ship State,Ship Zipcode,"
+    "Ship Country,Currency,Order Value,Coupon Code,Coupon Details,Discount Amount,"
+    "Shipping Discount,Shipping,Sales Tax,Order Total,Status,Card Processing Fees,Order Net,"
+    "Adjusted Order Total,Adjusted Card Processing Fees,Adjusted Net Order Amount,Buyer,"
+    "Order Type,Payment Type,InPerson Discount,InPerson Location,SKU")
+
+
+def etsy_orders(folder: Path, seed: int = 18) -> Export:
+    """Etsy's sold orders (one row per order): the buyer a username, Order Value the
+    merchandise, some orders fully refunded."""
+    lines = history(seed=seed)
+    o = lines.groupby("order").agg(person=("person", "first"), time=("time", "first"),
+                                   value=("total", "sum"), items=("qty", "sum"),
+                                   name=("name", "first"))
+    rng = np.random.default_rng(seed)
+    status = rng.choice(["Completed", "Fully Refunded"], len(o), p=[.95, .05])
+    out = pd.DataFrame("", index=o.index, columns=ETSY_ORDERS)
+    out["Sale Date"] = o["time"].dt.strftime("%m/%d/%y")
+    out["Order ID"] = (3_000_000_000 + o.index).astype(str)
+    out["Buyer"] = o["name"].str.replace(" ", "").str.lower() + o["person"].astype(str)
+    out["Buyer User ID"] = out["Buyer"]
+    out["Full Name"] = o["name"]
+    out["Number of Items"] = o["items"]
+    out["Order Value"] = o["value"].map("{:.2f}".format)
+    out["Order Total"] = (o["value"] + 4.5).map("{:.2f}".format)
+    out["Currency"] = "USD"
+    out["Status"] = status
+    path = folder / "EtsySoldOrders2024.csv"
+    out.to_csv(path, index=False)
+    keep = status == "Completed"
+    return Export(path, customers=o.loc[keep, "person"].nunique(), lines=int(keep.sum()),
+                  revenue=float(o.loc[keep, "value"].sum()),
+                  extra={"names": sorted(set(o["name"]))})

@@ -31,6 +31,7 @@ from exports import (
     amazon,
     dated,
     etsy,
+    etsy_orders,
     in_language,
     loyalty_panel,
     mall,
@@ -38,6 +39,7 @@ from exports import (
     retailer,
     shopify,
     square_items,
+    square_transactions,
     stripe,
     supermarket,
     woocommerce_items,
@@ -66,7 +68,9 @@ def assert_truth(result, export) -> None:
     (woocommerce_items, "WooCommerce order items export (Advanced Order Export)"),
     (stripe, "Stripe payments export"),
     (square_items, "Square item sales export"),
+    (square_transactions, "Square transactions export"),
     (etsy, "Etsy sold order items"),
+    (etsy_orders, "Etsy sold orders"),
 ])
 def test_known_export_formats_are_read_without_map(tmp_path, build, name):
     export = build(tmp_path)
@@ -110,7 +114,8 @@ def test_a_format_is_one_declaration(tmp_path):
     built = {"shopify_orders": shopify, "woocommerce_orders": woocommerce_orders,
              "woocommerce_items": woocommerce_items, "stripe_payments": stripe,
              "square_items": square_items, "etsy_order_items": etsy,
-             "amazon_all_orders": amazon}
+             "amazon_all_orders": amazon, "square_transactions": square_transactions,
+             "etsy_orders": etsy_orders}
     for fmt in formats():
         assert fmt.name and fmt.anchors and fmt.fields
         if fmt.key in built:
@@ -267,6 +272,21 @@ def test_an_order_total_beside_line_prices_is_not_a_line_value(tmp_path):
     result = custseg.run_rfm([str(p) for p in paths], config=NO_CLV)
     assert "amount" not in result.summary["mapping"]
     assert counted(result)[2] == pytest.approx(float(lines["total"].sum()), rel=1e-6)
+
+
+def test_tables_of_a_database_by_name(tmp_path):
+    """--db and the names of its tables: read and joined as files are."""
+    export = marketplace(tmp_path)
+    db = tmp_path / "shop.duckdb"
+    con = duckdb.connect(str(db))
+    for path in export.extra["paths"]:
+        con.execute(f"CREATE TABLE {path.stem} AS SELECT * FROM read_csv(?, all_varchar=true)",
+                    [str(path)])
+    con.close()
+    result = custseg.run_rfm(["order_items", "orders", "customers"], db=f"duckdb:///{db}",
+                             config=NO_CLV)
+    assert result.summary["mapping"]["customer_id"] == "customer_unique_id"
+    assert_truth(result, export)
 
 
 def test_tables_that_share_no_key_stop_with_one_line(tmp_path):

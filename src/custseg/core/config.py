@@ -537,7 +537,9 @@ class Config(_Table):
     db: str | None = setting(
         None, _TEXT, "Database URL, e.g. sqlite:///shop.db or duckdb:///shop.duckdb.",
         _str_or_none, flag="--db")
-    sql: str | None = setting(None, _TEXT, "Query to run on db.", _str_or_none, flag="--sql")
+    sql: str | None = setting(None, _TEXT, "Query to run on db (or give the names of its "
+                              "tables as the inputs: they are joined by their keys).",
+                              _str_or_none, flag="--sql")
     mapping: dict[str, str] = setting(
         {}, "a table of field = column names", "Canonical field -> input column, overriding "
         "detection (--map customer_id=Client, repeatable).", _str_table,

@@ -186,8 +186,20 @@ class DuckDBEngine:
 
     def read(self, input: str | Path | list | None = None, *, db: str | None = None,
              sql: str | None = None, frame: pd.DataFrame | None = None) -> Source:
+        if db and not sql and input is not None:  # tables of the database, by name
+            names = list(input) if isinstance(input, (list, tuple)) else [input]
+            tables = [load_source(self.sample, db=db, sql=f"SELECT * FROM {q(str(name))}",
+                                  relation=f"raw_{i}", config=self.config)
+                      for i, name in enumerate(names)]
+            for table, name in zip(tables, names, strict=True):
+                table.name = str(name)
+            if len(tables) == 1:
+                self.source = tables[0]
+                return self.source
+            input = tables
         if isinstance(input, (list, tuple)):  # several tables of one shop, joined
-            tables = [load_source(self.sample, path, config=self.config, relation=f"raw_{i}")
+            tables = [path if isinstance(path, Source) else
+                      load_source(self.sample, path, config=self.config, relation=f"raw_{i}")
                       for i, path in enumerate(input)]
             self.source, info = combine(self.sample, tables)
             self.source.details["tables"] = info.to_dict()

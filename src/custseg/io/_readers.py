@@ -87,7 +87,8 @@ def load_source(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, 
         return _describe(con, relation, "DataFrame", "dataframe")
     if db is not None or sql is not None:
         if not (db and sql):
-            raise InputError("A database input needs both --db URL and --sql \"select ...\".")
+            raise InputError("A database input needs --db URL and --sql \"select ...\", or "
+                             "--db URL and the names of its tables (orders order_items ...).")
         source = _load_sql(con, db, sql, relation)
         if source.rows == 0:
             raise InputError(f"The --sql query on {_redact(db)} returned no rows; check its "
