@@ -287,8 +287,9 @@ def stripe(folder: Path, seed: int = 6) -> Export:
 
 
 # ----------------------------------------------------------------------------- square
-SQUARE_ITEMS = _header("Date,Time,Time Zone,Category,Item,Qty,Price Point Name,SKU,Modifiers Applied,"
-                "Gross Sales,Discounts,Net Sales,Tax,Transaction ID,Payment ID,Device Name,"
+SQUARE_ITEMS = _header("Date,Time,Time Zone,Category,Item,Qty,Price Point Name,SKU,"
+                "Modifiers Applied,Gross Sales,Discounts,Net Sales,Tax,Transaction ID,Payment ID,"
+                "Device Name,"
                 "Notes,Details,Event Type,Location,Dining Option,Customer ID,Customer Name,"
                 "Customer Reference ID,Unit,Count,GTIN,Itemization Type,Commission,Employee,"
                 "Fulfillment Note,Channel,Token,Card Brand,PAN Suffix")
@@ -379,8 +380,8 @@ def etsy(folder: Path, seed: int = 8) -> Export:
                   extra={"names": sorted(set(lines["name"]))})
 
 
-AMAZON = _header("amazon-order-id\tmerchant-order-id\tpurchase-date\tlast-updated-date\torder-status"
-          "\tfulfillment-channel\tsales-channel\torder-channel\turl\tship-service-level"
+AMAZON = _header("amazon-order-id\tmerchant-order-id\tpurchase-date\tlast-updated-date"
+          "\torder-status\tfulfillment-channel\tsales-channel\torder-channel\turl\tship-service-level"
           "\tproduct-name\tsku\tasin\titem-status\tquantity\tcurrency\titem-price\titem-tax"
           "\tshipping-price\tshipping-tax\tgift-wrap-price\tgift-wrap-tax"
           "\titem-promotion-discount\tship-promotion-discount\tship-city\tship-state"
