@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from scipy import optimize, special, stats
 
 from custseg import Config, run_rfm
-from custseg.prep import clv
+from custseg.prep import clv, predict
 from custseg.prep.clv import (
     bgnbd_log_likelihood,
     fit_bgnbd,
@@ -219,7 +219,7 @@ def test_custseg_rfm_fits_the_papers_parameters_on_cdnow(tmp_path):
         assert block.spend.params[name] == pytest.approx(value, rel=0.01), name
     segments = pd.read_csv(tmp_path / "out" / "segments.csv")
     assert len(segments) == 2357
-    assert segments[list(clv.COLUMNS)].notna().all().all()
+    assert segments[list(predict.COLUMNS)].notna().all().all()
     assert (segments["p_alive"].between(0, 1)).all()
     # per-segment figures add up to the total
     assert sum(s.value.customers for s in result.summary.rfm_segments if s.value) == 2357

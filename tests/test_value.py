@@ -22,7 +22,7 @@ import pytest
 from conftest import MALL, ONLINE_RETAIL, needs_mall, needs_online_retail
 from custseg import Config, DataError, InputError, backtest, load_model, run_rfm, run_segments
 from custseg.jobs.rfm import clean
-from custseg.prep.clv import COLUMNS
+from custseg.prep.predict import COLUMNS
 
 START = dt.date(2022, 1, 1)
 VALUE = list(COLUMNS)

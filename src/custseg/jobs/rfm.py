@@ -46,7 +46,7 @@ from custseg.prep.rfm import (
 from custseg.profile import lines as by_lines
 
 if TYPE_CHECKING:
-    from custseg.prep.clv import ValueModels
+    from custseg.prep.predict import ValueModels
 
 _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
           "discount_share": 4,
@@ -212,7 +212,12 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
            customers: str | Path | None = None) -> RunResult:
     """Clean, features and RFM of the order lines read as ``source`` (its columns read
     as ``reading`` says)."""
-    from custseg.jobs.value import backtest_on, predict_value, values_by  # SciPy: when used
+    from custseg.jobs.value import (  # SciPy: when used
+        backtest_on,
+        past_of,
+        predict_value,
+        values_by,
+    )
 
     mapping = reading.mapping
 
@@ -257,8 +262,11 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         scored = _rounded(scored)  # before the value models, which custseg score re-applies
     value, models, by_segment = sm.UNSET, None, {}
     if config.clv.enabled:
+        with _stage("holdout", timings, reporter):
+            past = past_of(engine, feats, as_of, config, "product_id" in mapping,
+                           bool({"discount", "coupon"} & set(mapping)))
         with _stage("value", timings, reporter):
-            scored, value, models = predict_value(scored, config)
+            scored, value, models = predict_value(scored, config, past, as_of)
             audit.warnings.extend(value.warnings)
             if backtest:
                 audit.warnings.extend(f"Backtest: {w}" for w in backtest.warnings)

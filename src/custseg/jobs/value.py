@@ -1,11 +1,13 @@
-"""The value step of a run: predicted value per customer (BG/NBD and Gamma-Gamma, see
-:mod:`custseg.prep.clv`) and per group of customers, with the ``clv`` block of
-``summary.json``; and the backtest of the models (:func:`backtest_on`)."""
+"""The value step of a run: the value models checked on the data's own past and chosen by
+it (:mod:`custseg.prep.holdout`), the winners refitted on all of it to predict each
+customer and group of customers, with the ``clv`` block of ``summary.json``; and the
+backtest of a split the user chooses (:func:`backtest_on`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,30 @@ import pandas as pd
 
 from custseg.core import summary as sm
 from custseg.core.config import Config
-from custseg.core.exceptions import InputError
+from custseg.core.exceptions import DataError, InputError
 from custseg.engines import Engine
 from custseg.engines.base import default_as_of, timestamp
 from custseg.io import Source
 from custseg.outputs.rundir import atomic_file
-from custseg.prep.clv import (
+from custseg.prep.clv import frequency_value_correlation
+from custseg.prep.holdout import (
+    Selection,
+    auc,
+    baseline_score,
+    degeneracies,
+    holdout_days,
+    select,
+    typical_gap,
+)
+from custseg.prep.predict import (
     COLUMNS,
+    PURCHASES,
+    SPENDS,
+    Purchases,
     ValueModels,
     empty_columns,
-    fit_value_models,
+    fit_purchases,
+    fit_spend,
     group_value,
     value_inputs,
 )
@@ -34,40 +50,185 @@ GROUPS = 7
 
 #: Why a customer table read alone has no predicted value.
 NO_ORDERS = ("a customer table alone has no order history, which the value models (BG/NBD, "
-             "Gamma-Gamma) are fitted on; pass the order lines, with this table as "
-             "--customers, to predict value")
+             "Pareto/NBD, Gamma-Gamma) are fitted on; pass the order lines, with this table "
+             "as --customers, to predict value")
 
 
-def predict_value(feats: pd.DataFrame, config: Config
+@dataclass(frozen=True)
+class Past:
+    """The customers as they were at ``split`` (their features) and what each did from
+    then to the as-of date (purchase days and revenue, in the features' order); or only
+    the ``reason`` there is no such check."""
+
+    split: dt.date | None = None
+    days: int | None = None
+    calibration: pd.DataFrame | None = None
+    orders: np.ndarray | None = None
+    revenue: np.ndarray | None = None
+    reason: str | None = None
+
+
+def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
+            has_products: bool, has_discounts: bool) -> Past:
+    """The holdout of a run: the last days of the data (:func:`holdout_days`) held back."""
+    days, reason = holdout_days(value_inputs(feats), config.clv.horizon)
+    if days is None:
+        return Past(reason=reason)
+    split = as_of - dt.timedelta(days=days)
+    calibration = engine.features(split, has_products, has_discounts=has_discounts)
+    after = engine.query(
+        f"""SELECT customer_id, count(DISTINCT CAST(invoice_date AS DATE)) AS orders,
+                   CAST(sum(value) AS DOUBLE) AS revenue
+            FROM lines
+            WHERE status = 'purchase' AND invoice_date >= {timestamp(split)}
+              AND invoice_date < {timestamp(as_of)}
+            GROUP BY customer_id""").set_index("customer_id")
+    ids = calibration["customer_id"]
+    return Past(split=split, days=days, calibration=calibration,
+                orders=ids.map(after["orders"]).fillna(0).to_numpy(dtype=float),
+                revenue=ids.map(after["revenue"]).fillna(0).to_numpy(dtype=float))
+
+
+def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
+                  as_of: dt.date | None = None
                   ) -> tuple[pd.DataFrame, sm.Clv, ValueModels | None]:
-    """The customer features with the :data:`~custseg.prep.clv.COLUMNS` added (empty, with
-    the reason in the block, when the models cannot be trusted), the ``clv`` block and the
-    fitted models."""
+    """The customer features with the :data:`~custseg.prep.predict.COLUMNS` added (empty,
+    with the reason in the block, when no model passed the check on ``past``), the ``clv``
+    block and the fitted models."""
     c = config.clv
     inputs = value_inputs(feats)
-    models, info = fit_value_models(inputs, horizon=c.horizon, discount_rate=c.discount_rate,
-                                    min_repeat_buyers=c.min_repeat_buyers,
-                                    modified=c.model == "mbgnbd")
-    columns = models.predict(inputs) if models else empty_columns(feats.index)
+    repeat = int((inputs["x"] > 0).sum())
+    warnings: list[str] = []
+    selection, holdout, reason = None, None, None
+    if repeat < c.min_repeat_buyers:
+        reason = (f"only {repeat:,} customers bought more than once, fewer than the "
+                  f"{c.min_repeat_buyers:,} the value models need (clv.min_repeat_buyers); "
+                  "the value columns are left empty")
+    elif past is None or past.calibration is None:
+        reason = ("no prediction is shown untested, and " + (past.reason if past else
+                  "no holdout was given"))
+    else:
+        selection, reason = _checked(past, config)
+        holdout = _holdout_block(selection, past, reason)
+    models, fits = None, {}
+    if selection is not None and reason is None:
+        models, fits, reason = _refitted(inputs, selection, config, warnings)
+    columns = models.predict(inputs, as_of) if models else empty_columns(feats.index)
     if models is not None:  # a number the arithmetic could not give is left empty, and said
         failed = int(columns[["p_alive", "expected_orders", "churn_risk"]].isna().any(axis=1)
                      .sum())
         if failed:
-            info["warnings"].append(f"The predictions of {failed:,} customers could not be "
-                                    "computed (numerical overflow); their value columns are "
-                                    "empty.")
+            warnings.append(f"The predictions of {failed:,} customers could not be "
+                            "computed (numerical overflow); their value columns are empty.")
     out = pd.concat([feats, columns], axis=1)
+    buyers = inputs[(inputs["x"] > 0) & (inputs["m"] > 0)]
     block = sm.Clv(
-        fitted=models is not None, reason=info["reason"],
-        purchases=_model("MBG/NBD" if c.model == "mbgnbd" else "BG/NBD", info["purchases"]),
-        spend=_model("Gamma-Gamma", info["spend"]),
-        frequency_value_correlation=info["correlation"], repeat_buyers=info["repeat_buyers"],
-        customers=len(feats), horizon_days=c.horizon, discount_rate=c.discount_rate,
-        churn_threshold=c.churn_threshold, time_unit="days", columns=dict(COLUMNS),
-        total=value_of(out, c.churn_threshold) if models else None,
-        warnings=info["warnings"] + ([f"No predicted value: {info['reason']}."]
-                                     if info["reason"] else []))
+        fitted=models is not None, reason=reason,
+        purchases=_model(PURCHASES[models.model], fits.get("purchases")) if models else None,
+        spend=(_model(SPENDS[models.spend_model], fits.get("spend"))
+               if models and models.spend is not None else None),
+        frequency_value_correlation=(round(frequency_value_correlation(buyers), 4)
+                                     if len(buyers) > 2 else None),
+        repeat_buyers=repeat, customers=len(feats), horizon_days=c.horizon,
+        discount_rate=c.discount_rate, churn_threshold=c.churn_threshold, time_unit="days",
+        columns=dict(COLUMNS), total=value_of(out, c.churn_threshold) if models else None,
+        warnings=warnings + ([f"No predicted value: {reason}."] if reason else []),
+        holdout=holdout)
     return out, block, models
+
+
+def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:
+    """The candidates of ``clv.model`` checked on the holdout, and why none is shown."""
+    c = config.clv
+    inputs = value_inputs(past.calibration)
+    repeat = int((inputs["x"] > 0).sum())
+    models = tuple(m for m in PURCHASES) if c.model == "auto" else (c.model,)
+    if repeat < c.min_repeat_buyers:
+        selection = Selection(days=past.days, customers=len(inputs),
+                              buyers=int((past.orders > 0).sum()),
+                              actual_orders=float(past.orders.sum()),
+                              actual_revenue=float(past.revenue.sum()), baseline_auc=None,
+                              baseline_orders=0.0, candidates=[])
+        reason = (f"as at {past.split} only {repeat:,} customers had bought more than once, "
+                  f"fewer than the {c.min_repeat_buyers:,} needed to check the value models "
+                  "on the later days (clv.min_repeat_buyers)")
+        selection.reason = reason
+        selection.verdict = f"Not checked: {reason}."
+        return selection, reason
+    selection = select(past.calibration, inputs, past.orders, past.revenue, past.days, models)
+    return selection, selection.reason
+
+
+def _refitted(inputs: pd.DataFrame, selection: Selection, config: Config,
+              warnings: list[str]) -> tuple[ValueModels | None, dict[str, Any], str | None]:
+    """The holdout's winners refitted on all the data; a refit that turns degenerate gives
+    way to the next usable candidate of the holdout, in its order."""
+    span = float(inputs["T"].max()) + 1
+    order = [selection.purchases] + [
+        c.model for c in sorted((c for c in selection.candidates
+                                 if c.role == "purchases" and c.usable and not c.chosen),
+                                key=lambda c: -(c.auc or 0))]
+    fits: dict[str, Any] = {}
+    chosen = None
+    for model in order:
+        try:
+            fit = fit_purchases(model, inputs)
+        except DataError as exc:
+            warnings.append(f"{PURCHASES[model]} refitted on all the data failed: {exc}")
+            continue
+        problems = degeneracies(model, fit, span)
+        if not problems:
+            chosen, fits["purchases"] = model, fit
+            break
+        warnings.append(f"{PURCHASES[model]} refitted on all the data is degenerate ("
+                        f"{'; '.join(problems)}); it is not used.")
+    if chosen is None:
+        return None, fits, ("no purchase model stays fit to show when refitted on all the "
+                            "data; the value columns are left empty")
+    if chosen != selection.purchases:
+        warnings.append(f"{PURCHASES[chosen]} makes the predictions, the holdout's next best.")
+    spend_params, spend_model = None, selection.spend or "gamma_gamma"
+    if selection.spend is not None:
+        try:
+            fit = fit_spend(selection.spend, inputs)
+            problems = degeneracies(selection.spend, fit, span)
+            if problems:
+                warnings.append(f"{SPENDS[selection.spend]} refitted on all the data is "
+                                f"degenerate ({'; '.join(problems)}); expected_order_value "
+                                "and clv are left empty.")
+            else:
+                spend_params, fits["spend"] = fit.params, fit
+        except DataError as exc:
+            warnings.append(f"No spend model: {exc}; expected_order_value and clv are left "
+                            "empty.")
+    else:
+        warnings.append("No spend model passed the holdout; expected_order_value and clv are "
+                        "left empty.")
+    c = config.clv
+    return ValueModels(fits["purchases"].params, spend_params, c.horizon, c.discount_rate,
+                       model=chosen, spend_model=spend_model), fits, None
+
+
+def _holdout_block(selection: Selection, past: Past, reason: str | None) -> sm.Holdout:
+    return sm.Holdout(
+        split=past.split.isoformat(), days=past.days, customers=selection.customers,
+        buyers=selection.buyers, actual_orders=round(selection.actual_orders, 2),
+        actual_revenue=round(selection.actual_revenue, 2),
+        predicted_orders=selection.predicted_orders,
+        predicted_revenue=selection.predicted_revenue, baseline_auc=selection.baseline_auc,
+        baseline_orders=selection.baseline_orders,
+        typical_gap_days=_rounded(typical_gap(value_inputs(past.calibration))),
+        candidates=[sm.ModelCheck(
+            role=c.role, name=c.name, chosen=c.chosen,
+            params=None if c.fit is None else {k: round(v, 6) for k, v in c.fit.params.items()},
+            problems=list(c.problems), auc=c.auc, predicted_orders=c.predicted_orders, mse=c.mse,
+            value_error=c.value_error) for c in selection.candidates],
+        deciles=[sm.Decile(**row) for row in selection.deciles],
+        verdict=selection.verdict, reason=reason)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def unavailable(config: Config, reason: str = NO_ORDERS) -> sm.Clv:
@@ -132,61 +293,68 @@ def backtest_on(engine: Engine, source: Source, mapping: dict[str, str], config:
         raise InputError(f"--split {split} is after the last order of {source.name} ({end}); "
                          "choose a date inside the data, so that some orders come after it.")
     holdout = engine.query(
-        f"""SELECT customer_id, count(DISTINCT CAST(invoice_date AS DATE)) AS orders
+        f"""SELECT customer_id, count(DISTINCT CAST(invoice_date AS DATE)) AS orders,
+                   CAST(sum(value) AS DOUBLE) AS revenue
             FROM lines
             WHERE status = 'purchase' AND invoice_date >= {timestamp(split)}
               AND invoice_date < {timestamp(as_of)}
-            GROUP BY customer_id""")
-    actual = (calibration["customer_id"].map(holdout.set_index("customer_id")["orders"])
-              .fillna(0).to_numpy(dtype=float))
-    return compare(calibration, actual, config, split=split, end=end, input=source.name)
+            GROUP BY customer_id""").set_index("customer_id")
+    ids = calibration["customer_id"]
+    actual = ids.map(holdout["orders"]).fillna(0).to_numpy(dtype=float)
+    revenue = ids.map(holdout["revenue"]).fillna(0).to_numpy(dtype=float)
+    return compare(calibration, actual, config, split=split, end=end, input=source.name,
+                   revenue=revenue)
 
 
 def compare(calibration: pd.DataFrame, actual: np.ndarray, config: Config, *,
-            split: dt.date, end: dt.date, input: str) -> sm.Backtest:
-    """Fit on the calibration features, predict the holdout and compare with ``actual``
-    (each calibration customer's purchase days in the holdout)."""
+            split: dt.date, end: dt.date, input: str,
+            revenue: np.ndarray | None = None) -> sm.Backtest:
+    """Fit the candidates of ``clv.model`` on the calibration features, predict the
+    holdout and compare with ``actual`` (each calibration customer's purchase days in the
+    holdout; ``revenue``, his spend there)."""
     horizon = (end - split).days + 1
     c = config.clv
     inputs = value_inputs(calibration)
-    models, info = fit_value_models(inputs, horizon=horizon, discount_rate=c.discount_rate,
-                                    min_repeat_buyers=c.min_repeat_buyers,
-                                    modified=c.model == "mbgnbd")
-    repeat = inputs[inputs["x"] > 0]
-    gap = float((repeat["t_x"] / repeat["x"]).median()) if len(repeat) else None
-    warnings, reason = list(info["warnings"]), info["reason"]
-    if reason is None and gap is not None and horizon < gap:
+    repeat = int((inputs["x"] > 0).sum())
+    gap = typical_gap(inputs)
+    warnings, reason, selection = [], None, None
+    if repeat < c.min_repeat_buyers:
+        reason = (f"only {repeat:,} customers bought more than once, fewer than the "
+                  f"{c.min_repeat_buyers:,} the value models need (clv.min_repeat_buyers)")
+    elif gap is not None and horizon < gap:
         reason = (f"the holdout ({horizon} days from {split}) is shorter than the typical "
                   f"{gap:.0f} days between a repeat buyer's orders, so most customers could "
                   "not have bought again in it; choose an earlier split")
+    else:
+        models = tuple(PURCHASES) if c.model == "auto" else (c.model,)
+        selection = select(calibration, inputs, actual,
+                           np.zeros(len(actual)) if revenue is None else revenue, horizon,
+                           models)
+        reason = selection.reason
+        warnings.extend(f"{cand.name}: {p}" for cand in selection.candidates
+                        for p in cand.problems if cand.role == "purchases")
     if reason is not None:
         warnings.append(f"No backtest predictions: {reason}.")
-    trusted = models is not None and reason == info["reason"]
-    predicted = models.predict(inputs)["expected_orders"].to_numpy() if trusted else None
+    chosen = (None if selection is None or selection.purchases is None else
+              next(x for x in selection.candidates if x.chosen and x.role == "purchases"))
+    predicted = None
+    if chosen is not None:
+        x, t_x, T = (inputs[k].to_numpy(float) for k in ("x", "t_x", "T"))
+        predicted = Purchases(chosen.model, chosen.fit.params).expected(horizon, x, t_x, T)
     bought = actual > 0
     return sm.Backtest(
         input=input, split=split.isoformat(), end=end.isoformat(), horizon_days=horizon,
-        customers=len(calibration), fitted=trusted, reason=reason,
-        predicted_orders=round(float(predicted.sum()), 2) if trusted else None,
+        customers=len(calibration), fitted=chosen is not None, reason=reason,
+        predicted_orders=round(float(predicted.sum()), 2) if chosen else None,
         actual_orders=int(actual.sum()),
-        mae=round(float(np.abs(predicted - actual).mean()), 4) if trusted else None,
+        mae=round(float(np.abs(predicted - actual).mean()), 4) if chosen else None,
         buyers=int(bought.sum()),
-        auc=_auc(bought, predicted) if trusted else None,
-        baseline_auc=_auc(bought, (calibration["frequency"]
-                                   / calibration["tenure"].clip(lower=1)).to_numpy()),
+        auc=chosen.auc if chosen else None,
+        baseline_auc=auc(bought, baseline_score(calibration)),
         typical_gap_days=None if gap is None else round(gap, 2),
-        purchases=_model("MBG/NBD" if c.model == "mbgnbd" else "BG/NBD", info["purchases"]),
+        purchases=_model(chosen.name, chosen.fit) if chosen else None,
         by_frequency=_groups(inputs["x"].to_numpy(), predicted, actual),
         warnings=warnings)
-
-
-def _auc(bought: np.ndarray, score: np.ndarray) -> float | None:
-    """ROC AUC of ``score`` for "buys again" (None when everyone or no one did)."""
-    from sklearn.metrics import roc_auc_score
-
-    if bought.all() or not bought.any():
-        return None
-    return round(float(roc_auc_score(bought, score)), 4)
 
 
 def _groups(x: np.ndarray, predicted: np.ndarray | None, actual: np.ndarray

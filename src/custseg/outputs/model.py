@@ -41,7 +41,7 @@ from custseg.core.config import Config
 from custseg.core.exceptions import InputError
 from custseg.core.summary import RunSummary, TableRunSummary
 from custseg.core.version import __version__
-from custseg.prep.clv import ValueModels
+from custseg.prep.predict import ValueModels
 from custseg.prep.rfm import RFM_COLUMNS, rfm_scores
 from custseg.profile.profiles import UNCLUSTERED
 
@@ -93,11 +93,12 @@ class ModelClustering(msgspec.Struct, omit_defaults=True):
 class ModelClv(msgspec.Struct):
     """The fitted value models (time in days) and the settings of their predictions."""
 
-    model: Literal["bgnbd", "mbgnbd"]
+    model: Literal["bgnbd", "mbgnbd", "pnbd"]
     purchases: dict[str, float]
     spend: dict[str, float] | None
     horizon_days: int
     discount_rate: float
+    spend_model: Literal["gamma_gamma", "lognormal"] = "gamma_gamma"
 
 
 class ModelSegment(msgspec.Struct):
@@ -144,7 +145,7 @@ def build_model(summary: RunSummary | TableRunSummary, segmenter, config: Config
     if isinstance(summary, TableRunSummary):
         return _model(segmenter, config, segments)
     clv = None if value_models is None else {
-        "model": "mbgnbd" if value_models.modified else "bgnbd",
+        "model": value_models.model, "spend_model": value_models.spend_model,
         "purchases": value_models.purchases, "spend": value_models.spend,
         "horizon_days": value_models.horizon, "discount_rate": value_models.discount_rate}
     return _model(segmenter, config, segments, as_of=summary.as_of, mapping=summary.mapping,
@@ -157,7 +158,8 @@ def value_models(model: dict[str, Any]) -> ValueModels | None:
     if clv is None:
         return None
     return ValueModels(clv["purchases"], clv["spend"], clv["horizon_days"],
-                       clv["discount_rate"], modified=clv["model"] == "mbgnbd")
+                       clv["discount_rate"], model=clv["model"],
+                       spend_model=clv.get("spend_model", "gamma_gamma"))
 
 
 def _model(segmenter, config: Config, segments: list[dict[str, Any]], *,

@@ -1,0 +1,224 @@
+"""Per-customer predictions of the value models behind one interface: purchases (BG/NBD,
+MBG/NBD or Pareto/NBD) and spend per purchase (Gamma-Gamma or the shrunk log-normal of
+:mod:`custseg.prep.spend`), whichever the holdout chose (:mod:`custseg.prep.holdout`).
+
+Time is in days; a purchase is a day with an order (several orders of one day count once,
+as in the papers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from custseg.prep import clv, pnbd, spend
+from custseg.prep.clv import Fit, _distinct
+
+#: The purchase models, by the name the config and model.json use, and their names in words.
+PURCHASES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pnbd": "Pareto/NBD"}
+#: The spend models, likewise.
+SPENDS = {"gamma_gamma": "Gamma-Gamma", "lognormal": "log-normal, shrunk"}
+
+#: The windows (days) of the purchase probabilities besides the horizon's.
+WINDOWS = (30, 90)
+
+#: The columns a run adds per customer, and what they hold.
+COLUMNS = {
+    "p_alive": "probability the customer has not left",
+    "p_buy_30": "probability of at least one purchase in the next 30 days",
+    "p_buy_90": "probability of at least one purchase in the next 90 days",
+    "expected_orders": "expected purchases (days with an order) over the horizon",
+    "next_order_date": "the day by which the customer has more likely than not bought again "
+                       "(empty: not within the horizon)",
+    "expected_order_value": "expected value per purchase",
+    "clv": "expected value over the horizon, discounted at the annual discount rate",
+    "churn_risk": "probability of no purchase over the horizon",
+}
+_DIGITS = {"p_alive": 4, "p_buy_30": 4, "p_buy_90": 4, "expected_orders": 4,
+           "expected_order_value": 2, "clv": 2, "churn_risk": 4}
+
+
+def fit_purchases(model: str, inputs: pd.DataFrame) -> Fit:
+    """Fit one purchase model (a key of :data:`PURCHASES`) on ``x``, ``t_x``, ``T``."""
+    if model == "pnbd":
+        return pnbd.fit_pnbd(inputs)
+    return clv.fit_bgnbd(inputs, modified=model == "mbgnbd")
+
+
+def fit_spend(model: str, inputs: pd.DataFrame) -> Fit:
+    """Fit one spend model (a key of :data:`SPENDS`): Gamma-Gamma on the repeat buyers'
+    ``x`` and ``m``, the log-normal on every customer's ``n`` and ``v``."""
+    if model == "lognormal":
+        return spend.fit_lognormal(inputs["n"], inputs["v"])
+    return clv.fit_gamma_gamma(inputs[(inputs["x"] > 0) & (inputs["m"] > 0)])
+
+
+@dataclass(frozen=True)
+class Purchases:
+    """A fitted purchase model's predictions for customers given as arrays of ``x``,
+    ``t_x`` and ``T`` (the distinct rows: the caller maps them back)."""
+
+    model: str
+    params: dict[str, float]
+
+    def p_alive(self, x, t_x, T) -> np.ndarray:
+        if self.model == "pnbd":
+            return pnbd.p_alive(self.params, x, t_x, T)
+        return clv.p_alive(self.params, x, t_x, T, self.model == "mbgnbd")
+
+    def expected(self, t: float, x, t_x, T) -> np.ndarray:
+        """Expected purchases in the ``t`` days after ``T``."""
+        if self.model == "pnbd":
+            return pnbd.expected_orders(self.params, t, x, t_x, T)
+        return clv.expected_orders(self.params, t, x, t_x, T, self.model == "mbgnbd")
+
+    def p_buy(self, t: float, x, t_x, T, alive=None) -> np.ndarray:
+        """P(at least one purchase in the ``t`` days after ``T``) (Pareto/NBD: ``alive``,
+        its P(alive), when known)."""
+        if self.model == "pnbd":
+            return 1.0 - pnbd.p_no_purchase(self.params, t, x, t_x, T, alive)
+        return 1.0 - clv.churn_risk(self.params, t, x, t_x, T, self.model == "mbgnbd")
+
+    def discounted(self, horizon: float, rate: float, x, t_x, T) -> np.ndarray:
+        """Expected purchases in the horizon, each discounted to today at the annual
+        ``rate`` (in steps of about a month, as lifetimes' ``customer_lifetime_value``)."""
+        if self.model != "pnbd":
+            return clv.discounted_orders(self.params, horizon, rate, x, t_x, T,
+                                         self.model == "mbgnbd")
+        steps = max(1, int(np.ceil(horizon / 30)))
+        total, before = 0.0, 0.0
+        for k in range(1, steps + 1):
+            t = horizon * k / steps
+            upto = self.expected(t, x, t_x, T)
+            total = total + (upto - before) / (1 + rate) ** (t / 365)
+            before = upto
+        return total
+
+    def days_to_half(self, horizon: float, x, t_x, T) -> np.ndarray:
+        """The days until P(a purchase) reaches one half, by linear interpolation on a grid
+        of days; NaN where it does not within the horizon."""
+        grid = np.unique(np.concatenate([np.geomspace(1, horizon, 24).round(), [horizon]]))
+        alive = self.p_alive(x, t_x, T) if self.model == "pnbd" else None
+        probs = np.column_stack([self.p_buy(float(t), x, t_x, T, alive) for t in grid])
+        reached = probs >= 0.5
+        first = reached.argmax(axis=1)
+        out = np.full(len(probs), np.nan)
+        rows = np.flatnonzero(reached.any(axis=1))
+        j = first[rows]
+        before_t = np.where(j > 0, grid[np.maximum(j - 1, 0)], 0.0)
+        before_p = np.where(j > 0, probs[rows, np.maximum(j - 1, 0)], 0.0)
+        after_t, after_p = grid[j], probs[rows, j]
+        share = (0.5 - before_p) / np.maximum(after_p - before_p, 1e-12)
+        out[rows] = np.ceil(before_t + share * (after_t - before_t))
+        return out
+
+
+def order_value(model: str, params: dict[str, float], inputs: pd.DataFrame) -> np.ndarray:
+    """Each customer's expected value per purchase under a fitted spend model."""
+    if model == "lognormal":
+        return spend.expected_value(params, inputs["n"], inputs["v"])
+    return np.asarray(clv.expected_order_value(params, inputs["x"], inputs["m"]), dtype=float)
+
+
+@dataclass(frozen=True)
+class ValueModels:
+    """The fitted models of a run and the settings their predictions use."""
+
+    purchases: dict[str, float]
+    spend: dict[str, float] | None  # None: no trusted spend model
+    horizon: int
+    discount_rate: float
+    model: str = "bgnbd"  # a key of PURCHASES
+    spend_model: str = "gamma_gamma"  # a key of SPENDS
+
+    def predict(self, inputs: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
+        """The :data:`COLUMNS` of customers given as :func:`value_inputs`, in their order;
+        computed once per distinct (x, t_x, T). ``next_order_date`` counts from ``as_of``
+        (a date; without it, the column holds days)."""
+        values = inputs[["x", "t_x", "T"]].to_numpy(dtype=float)
+        if np.isfinite(values).all():
+            keys, inverse, _ = _distinct(values)
+        else:
+            keys, inverse = np.unique(values, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        x, t_x, T = keys.T
+        model = Purchases(self.model, self.purchases)
+        out: dict[str, Any] = {}
+        out["p_alive"] = model.p_alive(x, t_x, T)[inverse]
+        for days in WINDOWS:
+            out[f"p_buy_{days}"] = model.p_buy(days, x, t_x, T)[inverse]
+        out["expected_orders"] = model.expected(self.horizon, x, t_x, T)[inverse]
+        days = model.days_to_half(self.horizon, x, t_x, T)[inverse]
+        if as_of is None:
+            out["next_order_date"] = days
+        else:
+            start = pd.Timestamp(as_of)
+            out["next_order_date"] = (start + pd.to_timedelta(days, unit="D")).normalize()
+        if self.spend is not None:
+            value = order_value(self.spend_model, self.spend, inputs)
+            out["expected_order_value"] = value
+            out["clv"] = value * model.discounted(self.horizon, self.discount_rate,
+                                                  x, t_x, T)[inverse]
+        else:
+            out["expected_order_value"] = out["clv"] = np.full(len(inputs), np.nan)
+        out["churn_risk"] = 1.0 - model.p_buy(self.horizon, x, t_x, T)[inverse]
+        return pd.DataFrame({name: (np.round(v, _DIGITS[name]) if name in _DIGITS else v)
+                             for name, v in ((c, out[c]) for c in COLUMNS)},
+                            index=inputs.index)
+
+
+def value_inputs(features: pd.DataFrame) -> pd.DataFrame:
+    """The models' inputs from the customer features, in days: ``x`` repeat purchases
+    (purchase days after the first), ``t_x`` days from the first to the last purchase,
+    ``T`` days from the first purchase to the end of the observation (the day before the
+    as-of date), ``m`` the mean value of the repeat purchases, ``n`` the purchase days and
+    ``v`` the mean value of a purchase day."""
+    n = features["purchase_days"].astype(float)
+    return pd.DataFrame({
+        "x": n - 1,
+        "t_x": (features["tenure"] - features["recency"]).astype(float),
+        "T": features["tenure"].astype(float) - 1,
+        "m": pd.to_numeric(features.get("repeat_purchase_value"), errors="coerce"),
+        "n": n,
+        "v": pd.to_numeric(features["monetary"], errors="coerce") / n,
+    }, index=features.index)
+
+
+def empty_columns(index: pd.Index) -> pd.DataFrame:
+    """The :data:`COLUMNS`, empty (no trusted model)."""
+    return pd.DataFrame({c: np.full(len(index), np.nan) for c in COLUMNS}, index=index)
+
+
+def group_value(frame: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """Predicted value of a group of customers (rows with the :data:`COLUMNS`); the value
+    sums over the ``valued`` customers, those with a ``clv``; the 10-90% interval of the
+    group's value and orders is the bootstrap's over its customers (its normal limit)."""
+    clv_ = frame["clv"]
+    risk = frame["churn_risk"] >= threshold
+    valued = int(clv_.notna().sum())
+    return {"customers": len(frame), "valued": valued,
+            "predicted_value": round(float(clv_.sum()), 2),
+            "mean_predicted_value": round(float(clv_.mean()), 2) if valued else None,
+            "expected_orders": round(float(frame["expected_orders"].sum()), 2),
+            "at_risk": int(risk.sum()),
+            "at_risk_value": round(float(clv_[risk].sum()), 2),
+            "value_interval": _interval(clv_.dropna().to_numpy(dtype=float)),
+            "orders_interval": _interval(frame["expected_orders"].dropna()
+                                         .to_numpy(dtype=float))}
+
+
+#: The 10% and 90% quantiles of a standard normal.
+_Z90 = 1.2815515655446004
+
+
+def _interval(values: np.ndarray) -> list[float] | None:
+    """The 10-90% interval of a sum over these customers, resampled: the bootstrap's normal
+    limit, ``n mean +- z sqrt(n) sd``."""
+    if len(values) < 2:
+        return None
+    n, total, sd = len(values), float(values.sum()), float(values.std(ddof=1))
+    half = _Z90 * np.sqrt(n) * sd
+    return [round(max(total - half, 0.0), 2), round(total + half, 2)]
