@@ -1,0 +1,75 @@
+"""The value models checked on the data's own past and chosen by it (prep/holdout.py).
+
+Lines drawn from BG/NBD or from Pareto/NBD pick the model they were drawn from; a
+degenerate history (every customer alike) is named and not shown; the baseline is beaten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custseg import Config, run_rfm
+from test_value import START, bgnbd_lines
+
+
+def pnbd_lines(n: int = 3000, *, days: int = 730, seed: int = 0, r: float = 0.8,
+               alpha: float = 40.0, s: float = 0.7, beta: float = 200.0) -> pd.DataFrame:
+    """Order lines of ``n`` customers arriving over the first year, buying at a Poisson
+    rate from a Gamma until an exponential lifetime of a Gamma rate ends (Pareto/NBD)."""
+    rng = np.random.default_rng(seed)
+    lam, mu = rng.gamma(r, 1 / alpha, n), rng.gamma(s, 1 / beta, n)
+    rows = []
+    for i in range(n):
+        t = float(rng.integers(0, 365))
+        end = min(days, t + rng.exponential(1 / mu[i]))
+        while t < end:
+            rows.append((f"C{i:05d}", START + dt.timedelta(days=int(t)),
+                         round(float(rng.gamma(4.0, 10.0)) + 0.01, 2)))
+            t += rng.exponential(1 / lam[i])
+    frame = pd.DataFrame(rows, columns=["customer_id", "invoice_date", "amount"])
+    frame["invoice_date"] = pd.to_datetime(frame["invoice_date"])
+    return frame
+
+
+@pytest.mark.parametrize(("draw", "expected"), [(bgnbd_lines, "BG/NBD"),
+                                                (pnbd_lines, "Pareto/NBD")])
+def test_lines_drawn_from_a_model_pick_that_model(draw, expected):
+    result = run_rfm(frame=draw(), config=Config(report=False))
+    clv = result.summary.clv
+    assert clv.fitted and clv.purchases.name == expected, clv.holdout.verdict
+    holdout = clv.holdout
+    chosen = next(c for c in holdout.candidates if c.chosen and c.role == "purchases")
+    assert chosen.auc >= holdout.baseline_auc
+    assert abs(holdout.predicted_orders / holdout.actual_orders - 1) < 0.15
+    assert sum(d.customers for d in holdout.deciles) == holdout.customers
+    first, last = holdout.deciles[0], holdout.deciles[-1]
+    assert first.actual_orders > last.actual_orders  # the deciles rank who buys
+
+
+def test_every_customer_alike_is_named_and_not_shown():
+    """Every customer buys at the same rate and nobody leaves: the fits run to r and
+    alpha unbounded, which is named, and no value is shown."""
+    rng = np.random.default_rng(1)
+    rows = [(f"C{i:04d}", START + dt.timedelta(days=int(d)), 20.0)
+            for i in range(800) for d in np.unique(rng.uniform(0, 730, rng.poisson(8)))]
+    lines = pd.DataFrame(rows, columns=["customer_id", "invoice_date", "amount"])
+    clv = run_rfm(frame=lines, config=Config(report=False)).summary.clv
+    problems = " ".join(p for c in clv.holdout.candidates for p in c.problems)
+    assert "no difference between customers" in problems or "boundary" in problems
+    assert not clv.fitted and clv.reason
+    assert clv.total is None
+
+
+def test_one_time_buyers_long_silent_are_riskier_than_recent_ones():
+    result = run_rfm(frame=pnbd_lines(), config=Config(report=False))
+    table = result.customers
+    one = table[table["purchase_days"] == 1]
+    assert (one.loc[one["recency"] > 300, "churn_risk"].mean()
+            > one.loc[one["recency"] < 30, "churn_risk"].mean())
+    assert table["churn_risk"].nunique() > 10
+    assert (table["p_buy_30"] <= table["p_buy_90"] + 1e-9).all()
+    assert (table["p_buy_90"] <= 1 - table["churn_risk"] + 1e-9).all()
