@@ -197,9 +197,10 @@ def _gamma_gamma_neg_ll(weight: np.ndarray, x: np.ndarray, m: np.ndarray):
     return neg_ll
 
 
-def _fit(neg_ll, start: np.ndarray, names: tuple[str, ...], customers: int) -> Fit:
-    """Maximum likelihood over the log-parameters (L-BFGS-B with the analytic gradient;
-    polished by Nelder-Mead when it stops short)."""
+def _fit(neg_ll, start: np.ndarray, names: tuple[str, ...], customers: int,
+         polish: int = 20_000) -> Fit:
+    """Maximum likelihood over the log-parameters (L-BFGS-B with the gradient; polished by
+    at most ``polish`` Nelder-Mead steps when it stops short)."""
     began = time.perf_counter()
 
     def on_logs(log_params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -210,7 +211,7 @@ def _fit(neg_ll, start: np.ndarray, names: tuple[str, ...], customers: int) -> F
     result = optimize.minimize(on_logs, np.log(start), jac=True, method="L-BFGS-B")
     if not result.success:  # polish from where it stopped
         result = optimize.minimize(lambda p: on_logs(p)[0], result.x, method="Nelder-Mead",
-                                   options={"maxiter": 20_000, "xatol": 1e-10, "fatol": 1e-10})
+                                   options={"maxiter": polish, "xatol": 1e-10, "fatol": 1e-10})
     values = np.exp(result.x)
     return Fit(params={n: float(v) for n, v in zip(names, values, strict=True)},
                log_likelihood=float(-result.fun), converged=bool(result.success),

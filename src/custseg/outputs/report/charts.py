@@ -320,6 +320,9 @@ def _clv_fitted(summary: dict) -> dict | None:
 P_ALIVE_QUANTILE = 0.99
 #: Recency steps of the P(alive) matrix.
 P_ALIVE_STEPS = 50
+#: Rows of repeat purchases at most (past that, bands of several): the chart stays at
+#: most 40 x 51 cells whatever the customers' history.
+P_ALIVE_ROWS = 40
 
 
 def p_alive_matrix(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
@@ -336,7 +339,8 @@ def p_alive_matrix(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     x_max = max(1, int(np.ceil(x.quantile(P_ALIVE_QUANTILE))))
     t_end = max(1.0, float(T.max()))
     step = t_end / P_ALIVE_STEPS
-    xs = np.arange(x_max + 1, dtype=float)
+    xs = np.unique(np.linspace(0, x_max, min(x_max + 1, P_ALIVE_ROWS)).round())
+    band = float(np.diff(xs).max()) if len(xs) > 1 else 1.0
     recency = np.linspace(0.0, t_end, P_ALIVE_STEPS + 1)
     grid_x, grid_t = (a.ravel() for a in np.meshgrid(xs, recency, indexing="ij"))
     keep = (grid_x > 0) | (grid_t == 0)  # without a repeat order, first = last order
@@ -345,17 +349,18 @@ def p_alive_matrix(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     alive = p_alive(purchases["params"], grid_x, grid_t, np.full_like(grid_x, t_end),
                     modified=purchases["name"] == "MBG/NBD")
     frame = pd.DataFrame({
-        "repeat_orders": grid_x, "x_lo": grid_x - 0.5, "x_hi": grid_x + 0.5,
+        "repeat_orders": grid_x, "x_lo": grid_x - band / 2, "x_hi": grid_x + band / 2,
         "days_first_to_last": grid_t, "t_lo": np.maximum(grid_t - step / 2, 0),
         "t_hi": np.minimum(grid_t + step / 2, t_end), "p_alive": np.round(alive, 4)})
+    banded = f"; repeat purchases in bands of {band:.0f}" if band > 1 else ""
     return alt.Chart(frame, title=f"Probability a customer is still active ({purchases['name']}"
                      f"), for a first order {t_end:,.0f} days before the end of the data"
-                     ).mark_rect().encode(
+                     f"{banded}").mark_rect().encode(
         x=alt.X("t_lo:Q", title="days from first to last order",
                 scale=alt.Scale(domain=[0, t_end], nice=False)),
         x2="t_hi:Q",
         y=alt.Y("x_lo:Q", title="repeat purchases (days with an order)",
-                scale=alt.Scale(domain=[-0.5, x_max + 0.5], nice=False),
+                scale=alt.Scale(domain=[-band / 2, x_max + band / 2], nice=False),
                 axis=alt.Axis(tickMinStep=1)),
         y2="x_hi:Q",
         color=alt.Color("p_alive:Q", title="P(alive)",

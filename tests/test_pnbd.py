@@ -1,0 +1,116 @@
+"""Pareto/NBD reproduces its published CDNOW parameters and lifetimes' predictions.
+
+Fader, Hardie and Lee (2005), "A note on implementing the Pareto/NBD model in MATLAB":
+on the 2,357 CDNOW customers (calibration to 1997-09-30, time in weeks) r = 0.5534,
+alpha = 10.5802, s = 0.6061, beta = 11.6562, log-likelihood -9594.98.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from custseg.prep import pnbd
+
+from test_clv import END, cdnow_sample
+
+PUBLISHED = {"r": 0.5534, "alpha": 10.5802, "s": 0.6061, "beta": 11.6562}
+
+
+@pytest.fixture(scope="module")
+def weeks() -> pd.DataFrame:
+    """Per CDNOW customer: x, t_x and T in weeks, as the note has them."""
+    lines = cdnow_sample()
+    days = lines[lines["date"] <= END].groupby(["customer", "date"], as_index=False).size()
+    per = days.groupby("customer")["date"].agg(["min", "max", "size"])
+    return pd.DataFrame({"x": per["size"] - 1.0,
+                         "t_x": (per["max"] - per["min"]).dt.days / 7,
+                         "T": (END - per["min"]).dt.days / 7})
+
+
+def test_pareto_nbd_reproduces_the_published_cdnow_fit(weeks):
+    fit = pnbd.fit_pnbd(weeks)
+    assert fit.converged and fit.customers == 2357
+    for name, value in PUBLISHED.items():
+        assert fit.params[name] == pytest.approx(value, rel=0.005), name
+    assert fit.log_likelihood == pytest.approx(-9594.98, abs=0.05)
+
+
+# lifetimes 0.11.3's ParetoNBDFitter with the published parameters (its
+# conditional_probability_alive and conditional_expected_number_of_purchases_up_to_time, 39
+# weeks ahead), for customers (x, t_x, T) in weeks
+CUSTOMERS = ([0, 2, 5, 1, 20], [0, 10, 30, 37, 38], [38, 38, 38, 38, 38])
+LIFETIMES_ALIVE = [0.30008741, 0.28044107, 0.83711137, 0.98754718, 1.0]
+LIFETIMES_EXPECTED = [0.11053091, 0.47660357, 3.09413327, 1.02102875, 13.67982351]
+
+
+def test_predictions_agree_with_lifetimes():
+    x, t_x, T = (np.array(v, dtype=float) for v in CUSTOMERS)
+    np.testing.assert_allclose(pnbd.p_alive(PUBLISHED, x, t_x, T), LIFETIMES_ALIVE,
+                               rtol=1e-6)
+    np.testing.assert_allclose(pnbd.expected_orders(PUBLISHED, 39, x, t_x, T),
+                               LIFETIMES_EXPECTED, rtol=1e-6)
+
+
+def test_predictions_agree_with_lifetimes_on_every_cdnow_customer(weeks):
+    """Against the library itself where it is installed (a test dependency)."""
+    lifetimes = pytest.importorskip("lifetimes")
+    fitter = lifetimes.ParetoNBDFitter()
+    fitter.params_ = pd.Series(PUBLISHED)
+    x, t_x, T = (weeks[c].to_numpy() for c in ("x", "t_x", "T"))
+    np.testing.assert_allclose(pnbd.p_alive(PUBLISHED, x, t_x, T),
+                               fitter.conditional_probability_alive(x, t_x, T), rtol=1e-5)
+    np.testing.assert_allclose(
+        pnbd.expected_orders(PUBLISHED, 39, x, t_x, T),
+        fitter.conditional_expected_number_of_purchases_up_to_time(39, x, t_x, T), rtol=1e-5)
+
+
+@pytest.mark.parametrize("x", [0, 5, 20])
+def test_no_purchase_probability_is_the_simulated_one(x):
+    """A customer alive at T (t_x = T) with rates drawn from their posteriors: the share
+    whose first purchase comes after he leaves or after 39 weeks, simulated."""
+    rng = np.random.default_rng(x)
+    p, T, t = PUBLISHED, 38.0, 39.0
+    n = 400_000
+    lam = rng.gamma(p["r"] + x, 1 / (p["alpha"] + T), n)
+    mu = rng.gamma(p["s"], 1 / (p["beta"] + T), n)
+    simulated = np.mean(rng.exponential(1 / lam) > np.minimum(rng.exponential(1 / mu), t))
+    assert float(pnbd.p_no_purchase(p, t, x, T, T)) == pytest.approx(simulated, abs=0.003)
+
+
+def test_the_likelihood_of_many_purchases_is_finite_and_the_hypergeometric_form():
+    """The quadrature against the note's hypergeometric A0 (SciPy's hyp2f1) where that
+    converges well, up to customers with hundreds of purchases."""
+    from scipy import special
+
+    r, alpha, s, beta = 0.8, 30.0, 0.7, 200.0
+    x = np.array([0.0, 1, 10, 100, 400])
+    t_x = np.array([0.0, 50, 300, 600, 690])
+    T = np.full(5, 700.0)
+    rsx = r + s + x
+    top, shape, gap = beta, r + x, beta - alpha  # alpha < beta
+    first = (np.log(special.hyp2f1(rsx, shape, rsx + 1, gap / (top + t_x)))
+             - rsx * np.log(top + t_x))
+    second = (np.log(special.hyp2f1(rsx, shape, rsx + 1, gap / (top + T)))
+              - rsx * np.log(top + T))
+    log_a0 = first + np.log1p(-np.exp(second - first))
+    base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    expected = base + np.logaddexp(-(r + x) * np.log(alpha + T) - s * np.log(beta + T),
+                                   np.log(s / rsx) + log_a0)
+    got = pnbd.log_likelihood([r, alpha, s, beta], x, t_x, T)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)  # likelihoods within 0.01%
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 300), st.floats(0, 1), st.floats(1, 2000))
+def test_predictions_are_probabilities_and_counts(x, share, T):
+    params = {"r": 0.6, "alpha": 40.0, "s": 0.8, "beta": 300.0}
+    t_x = share * T if x else 0.0
+    alive = float(pnbd.p_alive(params, x, t_x, T))
+    quiet = float(pnbd.p_no_purchase(params, 90, x, t_x, T))
+    assert 0 <= alive <= 1 and 0 <= quiet <= 1
+    assert float(pnbd.expected_orders(params, 90, x, t_x, T)) >= 0
+    assert quiet >= 1 - alive - 1e-9  # the gone buy nothing
