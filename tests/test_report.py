@@ -353,7 +353,7 @@ def test_a_history_of_hundreds_of_purchase_days_gives_bounded_charts(tmp_path):
     matrix = charts.p_alive_matrix(summary, table)
     assert matrix.data["repeat_orders"].nunique() <= charts.P_ALIVE_ROWS
     assert "bands of" in matrix.title
-    for name, build in charts.CHARTS:
+    for _, build in charts.CHARTS:
         chart = build(summary, table)
         if chart is not None:
             chart.to_dict()  # raises MaxRowsError past 5,000 rows
