@@ -331,3 +331,29 @@ def test_write_backtest_chart_for_the_backtest_command(tmp_path):
                 "by_frequency": []}
     assert write_backtest_chart(unfitted, tmp_path / "b") is None
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_history_of_hundreds_of_purchase_days_gives_bounded_charts(tmp_path):
+    """Households shopping most days of a year (a loyalty panel's rhythm): every chart
+    within Altair's row limit, the P(alive) matrix in bands of repeat purchases."""
+    import datetime as dt
+
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    start = dt.date(2023, 1, 1)
+    rows = [(f"H{h:04d}", start + dt.timedelta(days=int(d)), float(rng.integers(5, 80)))
+            for h in range(160) for d in np.flatnonzero(rng.random(365) < rng.uniform(0.3, 0.9))]
+    lines = pd.DataFrame(rows, columns=["customer_id", "invoice_date", "amount"])
+    result = custseg.run_rfm(frame=lines, out_dir=tmp_path / "out")
+    assert (tmp_path / "out" / "report.html").exists()
+    table = read_segments(tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert result.summary.clv.fitted and (table["purchase_days"] > 200).any()
+    matrix = charts.p_alive_matrix(summary, table)
+    assert matrix.data["repeat_orders"].nunique() <= charts.P_ALIVE_ROWS
+    assert "bands of" in matrix.title
+    for _, build in charts.CHARTS:
+        chart = build(summary, table)
+        if chart is not None:
+            chart.to_dict()  # raises MaxRowsError past 5,000 rows

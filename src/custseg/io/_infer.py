@@ -177,6 +177,8 @@ def read_roles(profiles: dict[str, Profile], sample: pd.DataFrame, *,
                           evidence)
     taken |= set(texts.values())
     mapping = {**given, "invoice_date": date, **keys, **money, **texts}
+    mapping.update(_named_only(cols, taken, mapping, evidence))
+    taken |= set(mapping.values())
     mapping = {f: mapping[f] for f in ROLE_FIELDS if mapping.get(f)}
     given = {f: c for f, c in given.items() if c}
     value = value_words(mapping, evidence)
@@ -192,6 +194,33 @@ def read_roles(profiles: dict[str, Profile], sample: pd.DataFrame, *,
                    value=value, customer_attributes=cust_attrs, line_attributes=line_attrs,
                    personal_key=personal, questions=questions,
                    order_level=order_level(profiles, cols, codes, mapping.get("invoice_id")))
+
+
+#: Fields a column named exactly so takes when its values give no evidence either way
+#: (empty, unreadable or one value): cleaning then says what is wrong with them (every
+#: customer id missing, a price of '#DIV/0!', every quantity 0), rather than the reading
+#: saying no column was found.
+NAMED_ONLY = ("customer_id", "invoice_date", "quantity", "unit_price")
+
+
+def _named_only(cols: list[str], taken: set, mapping: dict[str, str | None],
+                evidence: dict[str, Choice]) -> dict[str, str]:
+    """The :data:`NAMED_ONLY` fields still unfilled, each to a free column named exactly
+    so (a quantity only beside a unit price, a unit price only without a line total)."""
+    out: dict[str, str] = {}
+    for fld in NAMED_ONLY:
+        if mapping.get(fld) or (fld == "quantity" and not mapping.get("unit_price")
+                                and not out.get("unit_price")):
+            continue
+        if fld == "unit_price" and mapping.get("amount"):
+            continue
+        col = next((c for c in cols if c not in taken and c not in out.values()
+                    and _exact(c, fld)), None)
+        if col is not None:
+            out[fld] = col
+            evidence[fld] = Choice(fld, col, EXACT_FLOOR, "named exactly so; its values "
+                                   "tell nothing either way (empty, unreadable or one value)")
+    return out
 
 
 class _Codes:
