@@ -13,18 +13,42 @@ import pandas as pd
 import pytest
 
 from custseg import Config, run_rfm
-from test_value import START, bgnbd_lines
+from test_value import START
+
+
+def bg_lines(n: int = 3000, *, modified: bool = False, days: int = 730, seed: int = 0,
+             r: float = 0.8, alpha: float = 40.0, a: float = 0.6, b: float = 3.0
+             ) -> pd.DataFrame:
+    """Order lines drawn from BG/NBD (a customer may leave right after each repeat
+    purchase) or, ``modified``, MBG/NBD (after the first purchase too)."""
+    rng = np.random.default_rng(seed)
+    lam, leave = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
+    rows = []
+    for i in range(n):
+        t, first = float(rng.integers(0, 365)), True
+        while t < days:
+            rows.append((f"C{i:05d}", START + dt.timedelta(days=int(t)),
+                         round(float(rng.gamma(4.0, 10.0)) + 0.01, 2)))
+            if (modified or not first) and rng.random() < leave[i]:
+                break
+            first = False
+            t += rng.exponential(1 / lam[i])
+    frame = pd.DataFrame(rows, columns=["customer_id", "invoice_date", "amount"])
+    frame["invoice_date"] = pd.to_datetime(frame["invoice_date"])
+    return frame
 
 
 def pnbd_lines(n: int = 3000, *, days: int = 730, seed: int = 0, r: float = 0.8,
-               alpha: float = 40.0, s: float = 0.7, beta: float = 200.0) -> pd.DataFrame:
-    """Order lines of ``n`` customers arriving over the first year, buying at a Poisson
-    rate from a Gamma until an exponential lifetime of a Gamma rate ends (Pareto/NBD)."""
+               alpha: float = 40.0, s: float = 0.7, beta: float = 200.0,
+               arrivals: int = 365) -> pd.DataFrame:
+    """Order lines of ``n`` customers arriving over the first ``arrivals`` days, buying at
+    a Poisson rate from a Gamma until an exponential lifetime of a Gamma rate ends
+    (Pareto/NBD)."""
     rng = np.random.default_rng(seed)
     lam, mu = rng.gamma(r, 1 / alpha, n), rng.gamma(s, 1 / beta, n)
     rows = []
     for i in range(n):
-        t = float(rng.integers(0, 365))
+        t = float(rng.integers(0, arrivals))
         end = min(days, t + rng.exponential(1 / mu[i]))
         while t < end:
             rows.append((f"C{i:05d}", START + dt.timedelta(days=int(t)),
@@ -35,8 +59,9 @@ def pnbd_lines(n: int = 3000, *, days: int = 730, seed: int = 0, r: float = 0.8,
     return frame
 
 
-@pytest.mark.parametrize(("draw", "expected"), [(bgnbd_lines, "BG/NBD"),
-                                                (pnbd_lines, "Pareto/NBD")])
+@pytest.mark.parametrize(("draw", "expected"), [
+    (bg_lines, "BG/NBD"), (lambda: bg_lines(modified=True), "MBG/NBD"),
+    (pnbd_lines, "Pareto/NBD")], ids=["BG/NBD", "MBG/NBD", "Pareto/NBD"])
 def test_lines_drawn_from_a_model_pick_that_model(draw, expected):
     result = run_rfm(frame=draw(), config=Config(report=False))
     clv = result.summary.clv
@@ -65,11 +90,38 @@ def test_every_customer_alike_is_named_and_not_shown():
 
 
 def test_one_time_buyers_long_silent_are_riskier_than_recent_ones():
-    result = run_rfm(frame=pnbd_lines(), config=Config(report=False))
+    result = run_rfm(frame=pnbd_lines(arrivals=700), config=Config(report=False))
     table = result.customers
     one = table[table["purchase_days"] == 1]
     assert (one.loc[one["recency"] > 300, "churn_risk"].mean()
-            > one.loc[one["recency"] < 30, "churn_risk"].mean())
+            > one.loc[one["recency"] < 90, "churn_risk"].mean())
     assert table["churn_risk"].nunique() > 10
     assert (table["p_buy_30"] <= table["p_buy_90"] + 1e-9).all()
     assert (table["p_buy_90"] <= 1 - table["churn_risk"] + 1e-9).all()
+
+
+def test_the_boosted_model_cannot_see_the_days_it_learns_to_predict():
+    """Two leaks, both stopped: features as at a date after the labels' first day, and
+    features as at the right date into which later purchases were copied."""
+    from custseg.prep import boosted
+
+    lines = pnbd_lines(n=600)
+    end = lines["invoice_date"].max().date() + dt.timedelta(days=1)
+    split = end - dt.timedelta(days=120)
+    late = run_rfm(frame=lines, config=Config(report=False, clv={"enabled": False})).customers
+    early = run_rfm(frame=lines, config=Config(report=False, as_of=split.isoformat(),
+                                               clv={"enabled": False})).customers
+    labels = pd.DataFrame({"w30": 1.0, "w90": 1.0, "w120": 1.0}, index=early.index)
+    model = boosted.train(early, labels.assign(w120=np.arange(len(early)) % 2), 120,
+                          as_of=split, label_start=split)  # no leak: trained
+    assert model.p_buy(early, 120).shape == (len(early),)
+    with pytest.raises(boosted.LeakError, match="as at .* after"):
+        boosted.train(late, labels.reindex(late.index).fillna(0), 120, as_of=end,
+                      label_start=split)
+    leaked = early.copy()
+    later = late.set_index("customer_id")["recency"]
+    bought_after = leaked["customer_id"].map(later) < 120
+    # the holdout buyers' recency, as it is at the end, read as if at the split
+    leaked.loc[bought_after, "recency"] = 0
+    with pytest.raises(boosted.LeakError, match="purchases on or after"):
+        boosted.train(leaked, labels, 120, as_of=split, label_start=split)

@@ -232,7 +232,7 @@ class ValueModel(Block, kw_only=True):
 
     name: str
     params: dict[str, float]
-    log_likelihood: float
+    log_likelihood: float | None  # null: not a likelihood model (the boosted trees)
     converged: bool
     fit_seconds: float
     customers: int  # the customers it was fitted on

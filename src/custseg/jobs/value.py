@@ -21,8 +21,10 @@ from custseg.engines import Engine
 from custseg.engines.base import default_as_of, timestamp
 from custseg.io import Source
 from custseg.outputs.rundir import atomic_file
+from custseg.prep import boosted
 from custseg.prep.clv import frequency_value_correlation
 from custseg.prep.holdout import (
+    BOOSTED,
     Selection,
     auc,
     baseline_score,
@@ -35,6 +37,7 @@ from custseg.prep.predict import (
     COLUMNS,
     PURCHASES,
     SPENDS,
+    BoostedValues,
     Purchases,
     ValueModels,
     empty_columns,
@@ -57,36 +60,72 @@ NO_ORDERS = ("a customer table alone has no order history, which the value model
 @dataclass(frozen=True)
 class Past:
     """The customers as they were at ``split`` (their features) and what each did from
-    then to the as-of date (purchase days and revenue, in the features' order); or only
-    the ``reason`` there is no such check."""
+    then to the as-of date (``labels``, by customer id: purchase days within 30, 90 and
+    ``days`` days, ``w30``, ``w90``, ``w{days}``, and ``revenue``); the same one holdout
+    earlier (``before``: features as at ``split - days``, labels from then to ``split``)
+    for training the boosted model; or only the ``reason`` there is no such check."""
 
     split: dt.date | None = None
     days: int | None = None
     calibration: pd.DataFrame | None = None
-    orders: np.ndarray | None = None
-    revenue: np.ndarray | None = None
+    labels: pd.DataFrame | None = None
+    before: tuple[pd.DataFrame, pd.DataFrame] | None = None
     reason: str | None = None
+
+    @property
+    def orders(self) -> np.ndarray:
+        """Each calibration customer's purchase days after the split."""
+        return self._label(f"w{self.days}")
+
+    @property
+    def revenue(self) -> np.ndarray:
+        return self._label("revenue")
+
+    def _label(self, column: str) -> np.ndarray:
+        ids = self.calibration["customer_id"]
+        return ids.map(self.labels[column]).fillna(0).to_numpy(dtype=float)
+
+
+def window_labels(engine: Engine, start: dt.date, days: int) -> pd.DataFrame:
+    """Per customer with a purchase in the ``days`` from ``start``: his purchase days
+    within 30, 90 and ``days`` days (``w30``, ``w90``, ``w{days}``) and his revenue."""
+    end = start + dt.timedelta(days=days)
+    windows = ",\n".join(
+        f"count(DISTINCT CASE WHEN invoice_date < {timestamp(start + dt.timedelta(days=w))} "
+        f"THEN CAST(invoice_date AS DATE) END) AS w{w}" for w in (30, 90) if w < days)
+    return engine.query(
+        f"""SELECT customer_id, {windows + ',' if windows else ''}
+                   count(DISTINCT CAST(invoice_date AS DATE)) AS w{days},
+                   CAST(sum(value) AS DOUBLE) AS revenue
+            FROM lines
+            WHERE status = 'purchase' AND invoice_date >= {timestamp(start)}
+              AND invoice_date < {timestamp(end)}
+            GROUP BY customer_id""").set_index("customer_id")
+
+
+def labelled(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """``labels`` in the order of ``features``' customers (0 for those without)."""
+    return (labels.reindex(features["customer_id"].to_numpy()).fillna(0)
+            .reset_index(drop=True))
 
 
 def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
             has_products: bool, has_discounts: bool) -> Past:
-    """The holdout of a run: the last days of the data (:func:`holdout_days`) held back."""
+    """The holdout of a run: the last days of the data (:func:`holdout_days`) held back,
+    and the same span before them when the history has customers there."""
     days, reason = holdout_days(value_inputs(feats), config.clv.horizon)
     if days is None:
         return Past(reason=reason)
     split = as_of - dt.timedelta(days=days)
     calibration = engine.features(split, has_products, has_discounts=has_discounts)
-    after = engine.query(
-        f"""SELECT customer_id, count(DISTINCT CAST(invoice_date AS DATE)) AS orders,
-                   CAST(sum(value) AS DOUBLE) AS revenue
-            FROM lines
-            WHERE status = 'purchase' AND invoice_date >= {timestamp(split)}
-              AND invoice_date < {timestamp(as_of)}
-            GROUP BY customer_id""").set_index("customer_id")
-    ids = calibration["customer_id"]
-    return Past(split=split, days=days, calibration=calibration,
-                orders=ids.map(after["orders"]).fillna(0).to_numpy(dtype=float),
-                revenue=ids.map(after["revenue"]).fillna(0).to_numpy(dtype=float))
+    labels = window_labels(engine, split, days)
+    cut = split - dt.timedelta(days=days)
+    earlier = engine.features(cut, has_products, has_discounts=has_discounts)
+    before = None
+    if len(earlier) >= config.clv.min_repeat_buyers:
+        before = (earlier, labelled(earlier, window_labels(engine, cut, days)))
+    return Past(split=split, days=days, calibration=calibration, labels=labels,
+                before=before)
 
 
 def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
@@ -111,12 +150,23 @@ def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
         selection, reason = _checked(past, config)
         holdout = _holdout_block(selection, past, reason)
     models, fits = None, {}
-    if selection is not None and reason is None:
+    if selection is not None and reason is None and selection.purchases == "boosted":
+        models, fits = _trees(past, inputs, selection, config, warnings)
+    elif selection is not None and reason is None:
         models, fits, reason = _refitted(inputs, selection, config, warnings)
-    columns = models.predict(inputs, as_of) if models else empty_columns(feats.index)
+        if models is None and any(c.model == "boosted" and c.usable
+                                  for c in selection.candidates):
+            warnings.append(f"{BOOSTED} make the predictions, the holdout's next best.")
+            models, fits = _trees(past, inputs, selection, config, warnings)
+            reason = None
+    if isinstance(models, BoostedValues):
+        columns = models.predict(feats, as_of)
+    else:
+        columns = models.predict(inputs, as_of) if models else empty_columns(feats.index)
     if models is not None:  # a number the arithmetic could not give is left empty, and said
-        failed = int(columns[["p_alive", "expected_orders", "churn_risk"]].isna().any(axis=1)
-                     .sum())
+        checked = ["expected_orders", "churn_risk"] + (
+            [] if isinstance(models, BoostedValues) else ["p_alive"])
+        failed = int(columns[checked].isna().any(axis=1).sum())
         if failed:
             warnings.append(f"The predictions of {failed:,} customers could not be "
                             "computed (numerical overflow); their value columns are empty.")
@@ -124,17 +174,43 @@ def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
     buyers = inputs[(inputs["x"] > 0) & (inputs["m"] > 0)]
     block = sm.Clv(
         fitted=models is not None, reason=reason,
-        purchases=_model(PURCHASES[models.model], fits.get("purchases")) if models else None,
+        purchases=fits.get("purchases"),
         spend=(_model(SPENDS[models.spend_model], fits.get("spend"))
                if models and models.spend is not None else None),
         frequency_value_correlation=(round(frequency_value_correlation(buyers), 4)
                                      if len(buyers) > 2 else None),
-        repeat_buyers=repeat, customers=len(feats), horizon_days=c.horizon,
+        repeat_buyers=repeat, customers=len(feats),
+        horizon_days=models.horizon if models else c.horizon,
         discount_rate=c.discount_rate, churn_threshold=c.churn_threshold, time_unit="days",
         columns=dict(COLUMNS), total=value_of(out, c.churn_threshold) if models else None,
         warnings=warnings + ([f"No predicted value: {reason}."] if reason else []),
         holdout=holdout)
-    return out, block, models
+    return out, block, models if isinstance(models, ValueModels) else None
+
+
+def _trees(past: Past, inputs: pd.DataFrame, selection: Selection, config: Config,
+           warnings: list[str]) -> tuple[BoostedValues, dict[str, Any]]:
+    """The boosted model trained at the split on what followed it (the spend model refitted
+    on all the data), for the customers as at the as-of date."""
+    model = boosted.train(past.calibration, labelled(past.calibration, past.labels),
+                          past.days, as_of=past.split, label_start=past.split)
+    fits: dict[str, Any] = {"purchases": sm.ValueModel(
+        name=BOOSTED, params={"days": float(past.days),
+                              "trees": float(getattr(model.regressor, "n_iter_", 0))},
+        log_likelihood=None, converged=True, fit_seconds=0.0,
+        customers=len(past.calibration))}
+    if past.days < config.clv.horizon:
+        warnings.append(f"The predictions cover the next {past.days:,} days, not the "
+                        f"{config.clv.horizon:,} of clv.horizon: the boosted trees predict "
+                        "only as far ahead as the history let them be checked.")
+    spend = None
+    if selection.spend is not None:
+        fit = fit_spend(selection.spend, inputs)
+        spend, fits["spend"] = fit.params, fit
+    warnings.append("The boosted trees are not stored in model.json; custseg score gives "
+                    "segments without predicted value.")
+    return BoostedValues(model, spend, config.clv.discount_rate,
+                         spend_model=selection.spend or "lognormal"), fits
 
 
 def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:
@@ -142,7 +218,8 @@ def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:
     c = config.clv
     inputs = value_inputs(past.calibration)
     repeat = int((inputs["x"] > 0).sum())
-    models = tuple(m for m in PURCHASES) if c.model == "auto" else (c.model,)
+    models = (tuple(PURCHASES) if c.model == "auto" else
+              () if c.model == "boosted" else (c.model,))
     if repeat < c.min_repeat_buyers:
         selection = Selection(days=past.days, customers=len(inputs),
                               buyers=int((past.orders > 0).sum()),
@@ -155,8 +232,31 @@ def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:
         selection.reason = reason
         selection.verdict = f"Not checked: {reason}."
         return selection, reason
-    selection = select(past.calibration, inputs, past.orders, past.revenue, past.days, models)
+    trees = _boosted_check(past) if c.model in ("auto", "boosted") else None
+    selection = select(past.calibration, inputs, past.orders, past.revenue, past.days, models,
+                       boosted=trees, spends=_spends(config))
     return selection, selection.reason
+
+
+def _spends(config: Config) -> tuple[str, ...]:
+    model = config.clv.spend_model
+    return tuple(SPENDS) if model == "auto" else (model,)
+
+
+def _boosted_check(past: Past):
+    """The boosted model trained one holdout before the split, as a function giving its
+    predictions for the customers as at the split; or why it cannot be trained."""
+    if past.before is None:
+        return (f"too few customers before {past.split - dt.timedelta(days=past.days)} to "
+                f"learn from (the history is shorter than two holdouts of {past.days:,} "
+                "days)")
+    earlier, labels = past.before
+    cut = past.split - dt.timedelta(days=past.days)
+
+    def check() -> tuple[np.ndarray, np.ndarray]:
+        model = boosted.train(earlier, labels, past.days, as_of=cut, label_start=cut)
+        return model.p_buy(past.calibration, past.days), model.expected(past.calibration)
+    return check
 
 
 def _refitted(inputs: pd.DataFrame, selection: Selection, config: Config,
@@ -166,7 +266,7 @@ def _refitted(inputs: pd.DataFrame, selection: Selection, config: Config,
     span = float(inputs["T"].max()) + 1
     order = [selection.purchases] + [
         c.model for c in sorted((c for c in selection.candidates
-                                 if c.role == "purchases" and c.usable and not c.chosen),
+                                 if c.model in PURCHASES and c.usable and not c.chosen),
                                 key=lambda c: -(c.auc or 0))]
     fits: dict[str, Any] = {}
     chosen = None
@@ -187,6 +287,8 @@ def _refitted(inputs: pd.DataFrame, selection: Selection, config: Config,
                             "data; the value columns are left empty")
     if chosen != selection.purchases:
         warnings.append(f"{PURCHASES[chosen]} makes the predictions, the holdout's next best.")
+    raw = fits["purchases"]
+    fits["purchases"] = _model(PURCHASES[chosen], raw)
     spend_params, spend_model = None, selection.spend or "gamma_gamma"
     if selection.spend is not None:
         try:
@@ -205,7 +307,7 @@ def _refitted(inputs: pd.DataFrame, selection: Selection, config: Config,
         warnings.append("No spend model passed the holdout; expected_order_value and clv are "
                         "left empty.")
     c = config.clv
-    return ValueModels(fits["purchases"].params, spend_params, c.horizon, c.discount_rate,
+    return ValueModels(raw.params, spend_params, c.horizon, c.discount_rate,
                        model=chosen, spend_model=spend_model), fits, None
 
 
@@ -326,10 +428,10 @@ def compare(calibration: pd.DataFrame, actual: np.ndarray, config: Config, *,
                   f"{gap:.0f} days between a repeat buyer's orders, so most customers could "
                   "not have bought again in it; choose an earlier split")
     else:
-        models = tuple(PURCHASES) if c.model == "auto" else (c.model,)
+        models = (tuple(PURCHASES) if c.model in ("auto", "boosted") else (c.model,))
         selection = select(calibration, inputs, actual,
                            np.zeros(len(actual)) if revenue is None else revenue, horizon,
-                           models)
+                           models, spends=_spends(config), keep_degenerate=c.model != "auto")
         reason = selection.reason
         warnings.extend(f"{cand.name}: {p}" for cand in selection.candidates
                         for p in cand.problems if cand.role == "purchases")

@@ -90,6 +90,12 @@ class ModelClustering(msgspec.Struct, omit_defaults=True):
     assignment: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
+#: The parameters of each value model a model file may store.
+PARAMS = {"bgnbd": ("r", "alpha", "a", "b"), "mbgnbd": ("r", "alpha", "a", "b"),
+          "pnbd": ("r", "alpha", "s", "beta"), "gamma_gamma": ("p", "q", "gamma"),
+          "lognormal": ("mu", "tau2", "sigma2", "level")}
+
+
 class ModelClv(msgspec.Struct):
     """The fitted value models (time in days) and the settings of their predictions."""
 
@@ -449,10 +455,11 @@ def _check_values(model: dict[str, Any], path: Path) -> None:
     clv = model.get("clv")
     if clv is not None and not (
             model["kind"] == "transactions"
-            and set(clv["purchases"]) == {"r", "alpha", "a", "b"}
+            and set(clv["purchases"]) == set(PARAMS[clv["model"]])
             and all(number(v) and v > 0 for v in clv["purchases"].values())
-            and (clv["spend"] is None or (set(clv["spend"]) == {"p", "q", "gamma"} and all(
-                number(v) and v > 0 for v in clv["spend"].values())))
+            and (clv["spend"] is None or (
+                set(clv["spend"]) == set(PARAMS[clv.get("spend_model", "gamma_gamma")])
+                and all(number(v) and (v > 0 or k == "mu") for k, v in clv["spend"].items())))
             and clv["horizon_days"] >= 1 and number(clv["discount_rate"])):
         fail("clv")
 

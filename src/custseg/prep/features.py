@@ -152,11 +152,13 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
                 WHERE status = 'purchase' AND {before} AND product_id IS NOT NULL
                 GROUP BY customer_id, product_id) AS pairs
           GROUP BY customer_id),
-    r AS (SELECT customer_id, {ret} FROM {src} AS l WHERE status IN ({statuses}) AND {before}
+    r AS (SELECT customer_id, {ret} FROM {src} AS l
+          WHERE status IN ({statuses}) AND {before}
           GROUP BY customer_id),
     c AS (SELECT customer_id, {dialect["top_country"]} AS country
           FROM (SELECT customer_id, country, count(*) AS n FROM {src} AS l
-                WHERE status = 'purchase' AND {before} AND country IS NOT NULL GROUP BY ALL) AS counts
+                WHERE status = 'purchase' AND {before} AND country IS NOT NULL
+                GROUP BY ALL) AS counts
           GROUP BY customer_id),
     {discounts}b AS (SELECT p.*, v.purchase_days, v.repeat_value,
                  coalesce(d.products, 0) AS products, r.returned_value,

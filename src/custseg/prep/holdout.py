@@ -4,14 +4,14 @@ Every candidate is fitted on the customers as they were at a split date before t
 date, predicts the days from the split to the as-of date, and is compared with what
 happened, beside a baseline that needs no model (recency and frequency ranks, and each
 customer's past rate of purchase days carried forward). The candidate that ranks best who
-bought again (ROC AUC; within :data:`TIE`, the one with the least squared error in each
-customer's purchases) wins, unless
+bought again (ROC AUC; within :data:`TIE`, the best fit to the history) wins, unless
 its fit is degenerate (:func:`degeneracies`) or it ranks worse than the baseline: then no
 prediction is shown, with the reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +29,12 @@ from custseg.prep.predict import (
     order_value,
 )
 
-#: AUCs this close are a tie: the candidate with the least squared error per customer wins
-#: (on lines drawn from BG/NBD or Pareto/NBD it picks the model they were drawn from, where
-#: the AUCs differ by less than this; tests/test_holdout.py).
+#: The boosted model's name in words (prep/boosted.py).
+BOOSTED = "gradient-boosted trees"
+
+#: AUCs this close are a tie, which the fit to the history decides (on lines drawn from
+#: BG/NBD, MBG/NBD or Pareto/NBD the AUCs differ by less than this, and the likelihood
+#: picks the model they were drawn from; tests/test_holdout.py).
 TIE = 0.005
 #: A rate's Gamma shape above this: customers' rates differ by under 10% (1 / sqrt(r)).
 ALIKE = 100.0
@@ -48,22 +51,20 @@ def typical_gap(inputs: pd.DataFrame) -> float | None:
 
 
 def holdout_days(inputs: pd.DataFrame, horizon: int) -> tuple[int | None, str | None]:
-    """The days held out: the horizon, shortened to half the history where that is short,
-    never below two typical gaps between purchases; None with the reason when the history
-    cannot spare that."""
+    """The days held out: the horizon, shortened to a third of the history where that is
+    short (so the boosted model can learn from the same span once more before it), never
+    below two typical gaps between purchases; None with the reason when the history cannot
+    spare that and still leave as much to fit on."""
     span = int(inputs["T"].max()) + 1 if len(inputs) else 0
     gap = typical_gap(inputs)
     if gap is None:
         return None, "no customer bought twice, so no model of repeat purchases can be checked"
     floor = int(np.ceil(2 * max(gap, 1.0)))
-    days = min(horizon, span // 2)
-    if days < floor:
-        if span - floor >= floor:
-            days = floor
-        else:
-            return None, (f"the history ({span:,} days) is too short to hold out two typical "
-                          f"gaps between purchases ({floor:,} days) and fit on the rest, so "
-                          "no prediction could be checked on it")
+    days = min(horizon, max(floor, span // 3))
+    if span - days < floor:
+        return None, (f"the history ({span:,} days) is too short to hold out two typical "
+                      f"gaps between purchases ({floor:,} days) and fit on the rest, so "
+                      "no prediction could be checked on it")
     return days, None
 
 
@@ -112,7 +113,7 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return {**PURCHASES, **SPENDS}[self.model]
+        return {**PURCHASES, **SPENDS, "boosted": BOOSTED}[self.model]
 
     @property
     def usable(self) -> bool:
@@ -157,11 +158,17 @@ def baseline_score(calibration: pd.DataFrame) -> np.ndarray:
 
 
 def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
-           revenue: np.ndarray, days: int, models: tuple[str, ...]) -> Selection:
+           revenue: np.ndarray, days: int, models: tuple[str, ...],
+           boosted: Callable[[], tuple[np.ndarray, np.ndarray]] | str | None = None,
+           spends: tuple[str, ...] = tuple(SPENDS), keep_degenerate: bool = False
+           ) -> Selection:
     """Fit each purchase model of ``models`` and each spend model on the customers as at
     the split (``calibration`` their features, ``inputs`` their :func:`value_inputs`),
     predict the ``days`` after it, and compare with each one's purchase days ``orders`` and
-    ``revenue`` there."""
+    ``revenue`` there. ``boosted`` gives the boosted model's P(a purchase) and expected
+    purchases of the same customers, trained before the split (a string: why there is
+    none). ``spends``: the spend models to check; ``keep_degenerate``: a degenerate fit
+    may still win (a backtest of one model the user chose), its problems named."""
     bought = orders > 0
     span = float(inputs["T"].max()) + 1
     rate = calibration["purchase_days"].to_numpy(float) / calibration["tenure"].clip(lower=1)
@@ -181,7 +188,23 @@ def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
         cand.auc = auc(bought, fitted.p_buy(days, x, t_x, T))
         cand.predicted_orders = round(float(expected[model].sum()), 2)
         cand.mse = round(float(((expected[model] - orders) ** 2).mean()), 6)
-    winner = _winner([c for c in out.candidates if c.usable and c.role == "purchases"])
+    if boosted is not None:
+        cand = Candidate("purchases", "boosted")
+        out.candidates.append(cand)
+        if isinstance(boosted, str):
+            cand.problems.append(f"not trained: {boosted}")
+        else:
+            p_buy, expected["boosted"] = boosted()
+            cand.fit = Fit(params={}, log_likelihood=float("nan"), converged=True,
+                           seconds=0.0, customers=len(inputs))
+            if np.unique(np.round(p_buy, 6)).size < 2:
+                cand.problems.append("no difference between customers: every customer "
+                                     "gets the same prediction")
+            cand.auc = auc(bought, p_buy)
+            cand.predicted_orders = round(float(expected["boosted"].sum()), 2)
+            cand.mse = round(float(((expected["boosted"] - orders) ** 2).mean()), 6)
+    winner = _winner([c for c in out.candidates if c.role == "purchases"
+                      and (c.usable or keep_degenerate and c.fit is not None)])
     if winner is None:
         out.reason = _none_usable(out.candidates)
         return _worded(out)
@@ -193,7 +216,7 @@ def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
         return _worded(out)
     winner.chosen, out.purchases = True, winner.model
     out.predicted_orders = winner.predicted_orders
-    values = _spend(out, inputs, orders, revenue, span)
+    values = _spend(out, inputs, orders, revenue, span, spends)
     predicted = expected[winner.model]
     out.predicted_revenue = (None if values is None
                              else round(float(np.nansum(predicted * values)), 2))
@@ -213,28 +236,34 @@ def _fitted(role: str, model: str, fit, span: float) -> Candidate:
 
 
 def _winner(usable: list[Candidate]) -> Candidate | None:
+    """The best AUC; within :data:`TIE` of it, the likelihood models' best fit to the
+    history (all have four parameters, so the log-likelihood compares them as AIC or BIC
+    would), else the least squared error."""
     if not usable:
         return None
     ranked = [c for c in usable if c.auc is not None]
     best = max((c.auc for c in ranked), default=None)
     near = [c for c in ranked if c.auc >= best - TIE] if ranked else usable
+    fitted = [c for c in near if np.isfinite(c.fit.log_likelihood)]
+    if fitted:
+        return max(fitted, key=lambda c: c.fit.log_likelihood)
     return min(near, key=lambda c: np.inf if c.mse is None else c.mse)
 
 
 def _none_usable(candidates: list[Candidate]) -> str:
     said = "; ".join(f"{c.name}: {', '.join(c.problems)}" for c in candidates
                      if c.role == "purchases")
-    return f"no purchase model gave a fit fit to show ({said})"
+    return f"no purchase model's fit can be shown ({said})"
 
 
 def _spend(out: Selection, inputs: pd.DataFrame, orders: np.ndarray, revenue: np.ndarray,
-           span: float) -> np.ndarray | None:
+           span: float, spends: tuple[str, ...]) -> np.ndarray | None:
     """Fit the spend models, score each on the holdout buyers' value per purchase and
     choose; the winner's values per customer (None: no usable spend model)."""
     buyers = (orders > 0) & (revenue > 0)
     actual = np.where(buyers, revenue / np.maximum(orders, 1), np.nan)
     best, best_values = None, None
-    for model in SPENDS:
+    for model in spends:
         cand = _fitted("spend", model, lambda m=model: fit_spend(m, inputs), span)
         out.candidates.append(cand)
         if model == "gamma_gamma" and cand.fit is not None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custseg.prep import clv, pnbd, spend
+from custseg.prep import boosted, clv, pnbd, spend
 from custseg.prep.clv import Fit, _distinct
 
 #: The purchase models, by the name the config and model.json use, and their names in words.
@@ -27,7 +27,8 @@ WINDOWS = (30, 90)
 
 #: The columns a run adds per customer, and what they hold.
 COLUMNS = {
-    "p_alive": "probability the customer has not left",
+    "p_alive": "probability the customer has not left (empty under the boosted trees, "
+               "which predict purchases, not leaving)",
     "p_buy_30": "probability of at least one purchase in the next 30 days",
     "p_buy_90": "probability of at least one purchase in the next 90 days",
     "expected_orders": "expected purchases (days with an order) over the horizon",
@@ -170,6 +171,49 @@ class ValueModels:
                             index=inputs.index)
 
 
+@dataclass(frozen=True)
+class BoostedValues:
+    """The boosted model trained at the split on what followed it, and a spend model: the
+    predictions of customers as at the as-of date over the model's ``horizon`` days (the
+    holdout's: the longest the history can check)."""
+
+    model: boosted.Boosted
+    spend: dict[str, float] | None
+    discount_rate: float
+    spend_model: str = "lognormal"
+
+    @property
+    def horizon(self) -> int:
+        return self.model.days
+
+    def predict(self, features: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
+        """The :data:`COLUMNS` of customers given by their features (P(alive) is empty:
+        the trees predict purchases, not whether a customer has left)."""
+        inputs = value_inputs(features)
+        days = self.horizon
+        probs = {w: self.model.p_buy(features, w) for w in self.model.windows}
+        out: dict[str, Any] = {"p_alive": np.full(len(features), np.nan)}
+        for w in WINDOWS:
+            out[f"p_buy_{w}"] = probs.get(w, np.full(len(features), np.nan))
+        out["expected_orders"] = self.model.expected(features)
+        ahead = boosted.days_to_half(probs, len(features))
+        out["next_order_date"] = (ahead if as_of is None else
+                                  (pd.Timestamp(as_of)
+                                   + pd.to_timedelta(ahead, unit="D")).normalize())
+        if self.spend is not None:
+            value = order_value(self.spend_model, self.spend, inputs)
+            out["expected_order_value"] = value
+            # purchases spread over the days: discounted from the middle of the span
+            out["clv"] = (value * out["expected_orders"]
+                          / (1 + self.discount_rate) ** (days / 2 / 365))
+        else:
+            out["expected_order_value"] = out["clv"] = np.full(len(features), np.nan)
+        out["churn_risk"] = 1.0 - probs[days]
+        return pd.DataFrame({name: (np.round(v, _DIGITS[name]) if name in _DIGITS else v)
+                             for name, v in ((c, out[c]) for c in COLUMNS)},
+                            index=features.index)
+
+
 def value_inputs(features: pd.DataFrame) -> pd.DataFrame:
     """The models' inputs from the customer features, in days: ``x`` repeat purchases
     (purchase days after the first), ``t_x`` days from the first to the last purchase,
@@ -221,4 +265,4 @@ def _interval(values: np.ndarray) -> list[float] | None:
         return None
     n, total, sd = len(values), float(values.sum()), float(values.std(ddof=1))
     half = _Z90 * np.sqrt(n) * sd
-    return [round(max(total - half, 0.0), 2), round(total + half, 2)]
+    return [round(float(max(total - half, 0.0)), 2), round(float(total + half), 2)]
