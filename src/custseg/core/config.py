@@ -63,8 +63,9 @@ TRACK_BY = ("cluster", "rfm")
 #: own past, the best shown), BG/NBD (Fader, Hardie and Lee 2005), the modified BG/NBD
 #: (Batislam, Denizel and Filiztekin 2007), where a customer may also leave right after
 #: the first purchase, Pareto/NBD (Schmittlein, Morrison and Colombo 1987), where he
-#: may leave at any time, or gradient-boosted trees on the customers' features.
-PURCHASE_MODELS = ("auto", "bgnbd", "mbgnbd", "pnbd", "boosted")
+#: may leave at any time, or gradient-boosted trees or a logistic regression on the
+#: customers' features.
+PURCHASE_MODELS = ("auto", "bgnbd", "mbgnbd", "pnbd", "boosted", "linear")
 #: Spend models: ``auto`` (both checked on the data's own past), Gamma-Gamma (Fader and
 #: Hardie 2013) or a log-normal shrunk to the population's (empirical Bayes).
 SPEND_MODELS = ("auto", "gamma_gamma", "lognormal")
@@ -499,8 +500,9 @@ class ClvConfig(_Table):
                                      "value model is fitted (columns left empty, with the "
                                      "reason).", lambda v: _whole(v) and v >= 2)
     model: str = setting("auto", choices_words(PURCHASE_MODELS), "Purchase model: auto "
-                         "(BG/NBD, MBG/NBD, Pareto/NBD and boosted trees checked on the last "
-                         "days of the data, the best shown), or one of them (still checked).",
+                         "(BG/NBD, MBG/NBD, Pareto/NBD, boosted trees and a logistic "
+                         "regression checked on the last days of the data, the best shown), "
+                         "or one of them (still checked).",
                          one_of(PURCHASE_MODELS), flag="--clv-model")
     spend_model: str = setting("auto", choices_words(SPEND_MODELS), "Spend model: auto "
                                "(Gamma-Gamma and the shrunk log-normal checked on the last "

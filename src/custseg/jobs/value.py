@@ -24,7 +24,7 @@ from custseg.outputs.rundir import atomic_file
 from custseg.prep import boosted
 from custseg.prep.clv import frequency_value_correlation
 from custseg.prep.holdout import (
-    BOOSTED,
+    LEARNED,
     Selection,
     auc,
     baseline_score,
@@ -150,14 +150,17 @@ def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
         selection, reason = _checked(past, config)
         holdout = _holdout_block(selection, past, reason)
     models, fits = None, {}
-    if selection is not None and reason is None and selection.purchases == "boosted":
-        models, fits = _trees(past, inputs, selection, config, warnings)
+    if selection is not None and reason is None and selection.purchases in LEARNED:
+        models, fits = _trees(past, inputs, selection, config, warnings,
+                              selection.purchases)
     elif selection is not None and reason is None:
         models, fits, reason = _refitted(inputs, selection, config, warnings)
-        if models is None and any(c.model == "boosted" and c.usable
-                                  for c in selection.candidates):
-            warnings.append(f"{BOOSTED} make the predictions, the holdout's next best.")
-            models, fits = _trees(past, inputs, selection, config, warnings)
+        fallback = next((c for c in sorted(selection.candidates, key=lambda c: -(c.auc or 0))
+                         if c.model in LEARNED and c.usable), None)
+        if models is None and fallback is not None:
+            warnings.append(f"{fallback.name} makes the predictions, the holdout's next "
+                            "best.")
+            models, fits = _trees(past, inputs, selection, config, warnings, fallback.model)
             reason = None
     if isinstance(models, BoostedValues):
         columns = models.predict(feats, as_of)
@@ -189,25 +192,25 @@ def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
 
 
 def _trees(past: Past, inputs: pd.DataFrame, selection: Selection, config: Config,
-           warnings: list[str]) -> tuple[BoostedValues, dict[str, Any]]:
-    """The boosted model trained at the split on what followed it (the spend model refitted
+           warnings: list[str], kind: str) -> tuple[BoostedValues, dict[str, Any]]:
+    """A learned model trained at the split on what followed it (the spend model refitted
     on all the data), for the customers as at the as-of date."""
     model = boosted.train(past.calibration, labelled(past.calibration, past.labels),
-                          past.days, as_of=past.split, label_start=past.split)
+                          past.days, as_of=past.split, label_start=past.split, kind=kind)
     fits: dict[str, Any] = {"purchases": sm.ValueModel(
-        name=BOOSTED, params={"days": float(past.days),
-                              "trees": float(getattr(model.regressor, "n_iter_", 0))},
+        name=LEARNED[kind], params={"days": float(past.days),
+                                    "features": float(len(model.columns) + 2)},
         log_likelihood=None, converged=True, fit_seconds=0.0,
         customers=len(past.calibration))}
     if past.days < config.clv.horizon:
         warnings.append(f"The predictions cover the next {past.days:,} days, not the "
-                        f"{config.clv.horizon:,} of clv.horizon: the boosted trees predict "
-                        "only as far ahead as the history let them be checked.")
+                        f"{config.clv.horizon:,} of clv.horizon: the {LEARNED[kind]} "
+                        "predicts only as far ahead as the history let it be checked.")
     spend = None
     if selection.spend is not None:
         fit = fit_spend(selection.spend, inputs)
         spend, fits["spend"] = fit.params, fit
-    warnings.append("The boosted trees are not stored in model.json; custseg score gives "
+    warnings.append(f"The {LEARNED[kind]} is not stored in model.json; custseg score gives "
                     "segments without predicted value.")
     return BoostedValues(model, spend, config.clv.discount_rate,
                          spend_model=selection.spend or "lognormal"), fits
@@ -219,7 +222,7 @@ def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:
     inputs = value_inputs(past.calibration)
     repeat = int((inputs["x"] > 0).sum())
     models = (tuple(PURCHASES) if c.model == "auto" else
-              () if c.model == "boosted" else (c.model,))
+              () if c.model in LEARNED else (c.model,))
     if repeat < c.min_repeat_buyers:
         selection = Selection(days=past.days, customers=len(inputs),
                               buyers=int((past.orders > 0).sum()),
@@ -232,9 +235,10 @@ def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:
         selection.reason = reason
         selection.verdict = f"Not checked: {reason}."
         return selection, reason
-    trees = _boosted_check(past) if c.model in ("auto", "boosted") else None
+    learned = {kind: _learned_check(past, kind) for kind in LEARNED
+               if c.model in ("auto", kind)}
     selection = select(past.calibration, inputs, past.orders, past.revenue, past.days, models,
-                       boosted=trees, spends=_spends(config))
+                       learned=learned, spends=_spends(config))
     return selection, selection.reason
 
 
@@ -243,8 +247,8 @@ def _spends(config: Config) -> tuple[str, ...]:
     return tuple(SPENDS) if model == "auto" else (model,)
 
 
-def _boosted_check(past: Past):
-    """The boosted model trained one holdout before the split, as a function giving its
+def _learned_check(past: Past, kind: str):
+    """A learned model trained one holdout before the split, as a function giving its
     predictions for the customers as at the split; or why it cannot be trained."""
     if past.before is None:
         return (f"too few customers before {past.split - dt.timedelta(days=past.days)} to "
@@ -254,7 +258,8 @@ def _boosted_check(past: Past):
     cut = past.split - dt.timedelta(days=past.days)
 
     def check() -> tuple[np.ndarray, np.ndarray]:
-        model = boosted.train(earlier, labels, past.days, as_of=cut, label_start=cut)
+        model = boosted.train(earlier, labels, past.days, as_of=cut, label_start=cut,
+                              kind=kind)
         return model.p_buy(past.calibration, past.days), model.expected(past.calibration)
     return check
 

@@ -1,11 +1,16 @@
-"""A discriminative purchase model: gradient-boosted trees on each customer's features as
-at a past cut-off, labelled with what he did in the days after it.
+"""Discriminative purchase models: gradient-boosted trees, or a logistic (and Poisson)
+regression, on each customer's features as at a past cut-off, labelled with what he did
+in the days after it.
 
 scikit-learn's HistGradientBoosting: already a dependency (no new wheel of hundreds of MB
 as LightGBM's or CatBoost's), it bins features as LightGBM does (fast on millions of
 rows), takes missing values (a one-time buyer's gap between orders) natively, and has a
 Poisson loss for counts. One classifier per window (30, 90 and the holdout's days: "bought
 within"), one Poisson regressor for purchase days within the holdout's days.
+
+The regression is the trees' plain sibling for small histories (a few thousand customers,
+where trees are noisy): the logs of the same features, imputed and scaled, in scikit-learn's
+LogisticRegression and PoissonRegressor.
 
 The model can only be trained on the past: :func:`check_no_leak` stops a training set
 whose features saw a purchase on or after the first day of its labels.
@@ -93,13 +98,17 @@ class Boosted:
             return np.clip(self.regressor.predict(design(features, self.columns)), 0, None)
 
 
+#: The discriminative models, by key, and their names in words.
+KINDS = {"boosted": "gradient-boosted trees", "linear": "logistic regression"}
+
+
 def train(features: pd.DataFrame, labels: pd.DataFrame, days: int, *, as_of: dt.date,
-          label_start: dt.date, seed: int = 0) -> Boosted:
+          label_start: dt.date, seed: int = 0, kind: str = "boosted") -> Boosted:
     """Fit on ``features`` (customers as at ``as_of``) and ``labels`` (their columns
     ``w{window}``: purchase days within that many days of ``label_start``)."""
     check_no_leak(features, as_of, label_start)
     with _threads(len(features)):
-        return _train(features, labels, days, seed)
+        return _train(features, labels, days, seed, kind)
 
 
 #: Rows below which the trees grow and predict on one thread: OpenMP's threads on a small
@@ -113,31 +122,50 @@ def _threads(rows: int):
     return threadpool_limits(1 if rows < SMALL else None, user_api="openmp")
 
 
-def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int) -> Boosted:
+def _estimators(kind: str, seed: int):
+    """A classifier and a Poisson regressor of the kind."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+    if kind == "linear":
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression, PoissonRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+        def steps():
+            return [FunctionTransformer(_signed_log), SimpleImputer(add_indicator=True),
+                    StandardScaler()]
+        return (lambda: make_pipeline(*steps(), LogisticRegression(C=1.0, max_iter=1000)),
+                lambda: make_pipeline(*steps(), PoissonRegressor(alpha=1e-3, max_iter=1000)))
+    common = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 15,
+              "min_samples_leaf": 40, "l2_regularization": 1.0, "early_stopping": True,
+              "validation_fraction": 0.2, "n_iter_no_change": 10, "random_state": seed}
+    return (lambda: HistGradientBoostingClassifier(**common),
+            lambda: HistGradientBoostingRegressor(loss="poisson", **common))
+
+
+def _signed_log(X: np.ndarray) -> np.ndarray:
+    return np.sign(X) * np.log1p(np.abs(X))
+
+
+def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int,
+           kind: str) -> Boosted:
     if len(features) > MAX_ROWS:
         pick = np.random.default_rng(seed).choice(len(features), MAX_ROWS, replace=False)
         features, labels = features.iloc[pick], labels.iloc[pick]
     columns = usable(features)
     X = design(features, columns)
     windows = tuple(w for w in (30, 90) if w < days) + (days,)
+    classifier, regressor = _estimators(kind, seed)
     classifiers: dict = {}
     for w in windows:
         y = labels[f"w{w}"].to_numpy() > 0
         if y.all() or not y.any():
             classifiers[w] = float(y.mean())
             continue
-        classifiers[w] = HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40,
-            l2_regularization=1.0, early_stopping=True, validation_fraction=0.2,
-            n_iter_no_change=10, random_state=seed).fit(X, y)
-    regressor = HistGradientBoostingRegressor(
-        loss="poisson", max_iter=200, learning_rate=0.1, max_leaf_nodes=15,
-        min_samples_leaf=40, l2_regularization=1.0, early_stopping=True,
-        validation_fraction=0.2, n_iter_no_change=10,
-        random_state=seed).fit(X, labels[f"w{days}"].to_numpy(dtype=float))
-    return Boosted(days, windows, classifiers, regressor, columns)
+        classifiers[w] = classifier().fit(X, y)
+    counts = regressor().fit(X, labels[f"w{days}"].to_numpy(dtype=float))
+    return Boosted(days, windows, classifiers, counts, columns)
 
 
 def days_to_half(probs: dict[int, np.ndarray], n: int) -> np.ndarray:

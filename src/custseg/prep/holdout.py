@@ -29,8 +29,9 @@ from custseg.prep.predict import (
     order_value,
 )
 
-#: The boosted model's name in words (prep/boosted.py).
-BOOSTED = "gradient-boosted trees"
+#: The learned (discriminative) models' names in words (prep/boosted.py).
+LEARNED = {"boosted": "gradient-boosted trees", "linear": "logistic regression"}
+BOOSTED = LEARNED["boosted"]
 
 #: AUCs this close are a tie, which the fit to the history decides (on lines drawn from
 #: BG/NBD, MBG/NBD or Pareto/NBD the AUCs differ by less than this, and the likelihood
@@ -113,7 +114,7 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return {**PURCHASES, **SPENDS, "boosted": BOOSTED}[self.model]
+        return {**PURCHASES, **SPENDS, **LEARNED}[self.model]
 
     @property
     def usable(self) -> bool:
@@ -159,16 +160,17 @@ def baseline_score(calibration: pd.DataFrame) -> np.ndarray:
 
 def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
            revenue: np.ndarray, days: int, models: tuple[str, ...],
-           boosted: Callable[[], tuple[np.ndarray, np.ndarray]] | str | None = None,
+           learned: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]] | str] | None = None,
            spends: tuple[str, ...] = tuple(SPENDS), keep_degenerate: bool = False
            ) -> Selection:
     """Fit each purchase model of ``models`` and each spend model on the customers as at
     the split (``calibration`` their features, ``inputs`` their :func:`value_inputs`),
     predict the ``days`` after it, and compare with each one's purchase days ``orders`` and
-    ``revenue`` there. ``boosted`` gives the boosted model's P(a purchase) and expected
-    purchases of the same customers, trained before the split (a string: why there is
-    none). ``spends``: the spend models to check; ``keep_degenerate``: a degenerate fit
-    may still win (a backtest of one model the user chose), its problems named."""
+    ``revenue`` there. ``learned`` gives, per learned model (a key of :data:`LEARNED`), its
+    P(a purchase) and expected purchases of the same customers, trained before the split (a
+    string: why there is none). ``spends``: the spend models to check; ``keep_degenerate``:
+    a degenerate fit may still win (a backtest of one model the user chose), its problems
+    named."""
     bought = orders > 0
     span = float(inputs["T"].max()) + 1
     rate = calibration["purchase_days"].to_numpy(float) / calibration["tenure"].clip(lower=1)
@@ -188,21 +190,21 @@ def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
         cand.auc = auc(bought, fitted.p_buy(days, x, t_x, T))
         cand.predicted_orders = round(float(expected[model].sum()), 2)
         cand.mse = round(float(((expected[model] - orders) ** 2).mean()), 6)
-    if boosted is not None:
-        cand = Candidate("purchases", "boosted")
+    for kind, predictions in (learned or {}).items():
+        cand = Candidate("purchases", kind)
         out.candidates.append(cand)
-        if isinstance(boosted, str):
-            cand.problems.append(f"not trained: {boosted}")
-        else:
-            p_buy, expected["boosted"] = boosted()
-            cand.fit = Fit(params={}, log_likelihood=float("nan"), converged=True,
-                           seconds=0.0, customers=len(inputs))
-            if np.unique(np.round(p_buy, 6)).size < 2:
-                cand.problems.append("no difference between customers: every customer "
-                                     "gets the same prediction")
-            cand.auc = auc(bought, p_buy)
-            cand.predicted_orders = round(float(expected["boosted"].sum()), 2)
-            cand.mse = round(float(((expected["boosted"] - orders) ** 2).mean()), 6)
+        if isinstance(predictions, str):
+            cand.problems.append(f"not trained: {predictions}")
+            continue
+        p_buy, expected[kind] = predictions()
+        cand.fit = Fit(params={}, log_likelihood=float("nan"), converged=True,
+                       seconds=0.0, customers=len(inputs))
+        if np.unique(np.round(p_buy, 6)).size < 2:
+            cand.problems.append("no difference between customers: every customer gets "
+                                 "the same prediction")
+        cand.auc = auc(bought, p_buy)
+        cand.predicted_orders = round(float(expected[kind].sum()), 2)
+        cand.mse = round(float(((expected[kind] - orders) ** 2).mean()), 6)
     winner = _winner([c for c in out.candidates if c.role == "purchases"
                       and (c.usable or keep_degenerate and c.fit is not None)])
     if winner is None:

@@ -346,7 +346,9 @@ def p_alive_matrix(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     keep = (grid_x > 0) | (grid_t == 0)  # without a repeat order, first = last order
     grid_x, grid_t = grid_x[keep], grid_t[keep]
     purchases = clv["purchases"]
-    model = {name: key for key, name in PURCHASES.items()}.get(purchases["name"], "bgnbd")
+    model = {name: key for key, name in PURCHASES.items()}.get(purchases["name"])
+    if model is None:  # a learned model: it predicts purchases, not whether one has left
+        return None
     alive = Purchases(model, purchases["params"]).p_alive(grid_x, grid_t,
                                                           np.full_like(grid_x, t_end))
     frame = pd.DataFrame({
