@@ -12,7 +12,8 @@ bench_exports.py; the value models, under test here, take no part in it).
 
 Prints per history: the cut and H, the model the run chose (or why none), the AUC of its
 P(a purchase in H days) for "bought again" against the better of recency or frequency
-alone, predicted against actual purchases, customers at risk against customers clearly
+alone (both over the model's horizon where a learned model predicts fewer days than H),
+predicted against actual purchases, customers at risk against customers clearly
 lapsed (silent for three of their own typical gaps), and the distinct churn risks.
 """
 
@@ -74,14 +75,22 @@ def check(name: str, inputs: list[str], days: int) -> dict:
     lapsed = int((c["recency"] >= 3 * gap).sum())
     row = {"history": name, "cut": cut.isoformat(), "H": days, "customers": len(c),
            "model": clv.purchases.name if clv.fitted else f"none: {clv.reason}",
-           "auc": None, "baseline": max(a for a in (auc(bought, -c["recency"].to_numpy(float)),
-                                                   auc(bought, c["frequency"].to_numpy(float)))
-                                        if a is not None),
+           "auc": None, "baseline": None,
            "predicted": None, "actual": float(actual.sum()), "at_risk": None,
            "lapsed": lapsed, "risks": None, "holdout": None,
            "seconds": round(time.perf_counter() - began, 1)}
     if clv.holdout is not None:
         row["holdout"] = f"{clv.holdout.days} days"
+    if clv.fitted and clv.horizon_days != days:  # a learned model's shorter horizon
+        then = cut + dt.timedelta(days=clv.horizon_days)
+        at = custseg.run_rfm(inputs, config=custseg.Config(
+            report=False, as_of=then.isoformat(), clv={"enabled": False}))
+        later = at.customers.set_index("customer_id")["purchase_days"].reindex(c.index)
+        actual = (later - c["purchase_days"]).to_numpy(dtype=float)
+        bought, row["actual"] = actual > 0, float(actual.sum())
+    row["baseline"] = max(a for a in (auc(bought, -c["recency"].to_numpy(float)),
+                                      auc(bought, c["frequency"].to_numpy(float)))
+                          if a is not None)
     if clv.fitted:
         row["auc"] = auc(bought, 1 - c["churn_risk"].to_numpy(float))
         row["predicted"] = float(c["expected_orders"].sum())
