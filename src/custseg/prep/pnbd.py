@@ -20,6 +20,8 @@ from custseg.core.exceptions import DataError
 from custseg.prep.clv import Fit, _counted, _distinct, _fit
 
 NAMES = ("r", "alpha", "s", "beta")
+#: The step of the likelihood's numerical gradient, on the log scale of the parameters.
+STEP = 1e-7
 
 
 #: Gauss-Legendre nodes on [0, 1] of the integrals over the time of leaving.
@@ -76,19 +78,20 @@ def fit_pnbd(frame, max_rows: int = 200_000, seed: int = 0) -> Fit:
         rows, weight = rows[pick], np.full(max_rows, weight.sum() / max_rows)
     x, t_x, T = rows.T
 
+    def total(params: np.ndarray) -> float:
+        return -float((weight * log_likelihood(params, x, t_x, T)).sum())
+
     def neg_ll(params: np.ndarray) -> tuple[float, np.ndarray]:
-        value = -float((weight * log_likelihood(params, x, t_x, T)).sum())
-        # central differences on the log scale: the hypergeometric terms have no cheap
-        # analytic derivative in the parameters
+        value = total(params)
+        if not np.isfinite(value):
+            return 1e300, np.zeros(4)
+        # forward differences on the log scale: the integral has no cheap analytic
+        # derivative in the parameters
         grad = np.empty(4)
         for i in range(4):
             step = np.ones(4)
-            step[i] = np.exp(1e-6)
-            up = -float((weight * log_likelihood(params * step, x, t_x, T)).sum())
-            down = -float((weight * log_likelihood(params / step, x, t_x, T)).sum())
-            grad[i] = (up - down) / 2e-6 / params[i]
-        if not np.isfinite(value):
-            return 1e300, np.zeros(4)
+            step[i] = np.exp(STEP)
+            grad[i] = (total(params * step) - value) / STEP / params[i]
         return value, grad
 
     scale = float(np.mean(T)) or 1.0
