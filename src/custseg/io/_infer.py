@@ -200,7 +200,7 @@ def read_roles(profiles: dict[str, Profile], sample: pd.DataFrame, *,
 #: (empty, unreadable or one value): cleaning then says what is wrong with them (every
 #: customer id missing, a price of '#DIV/0!', every quantity 0), rather than the reading
 #: saying no column was found.
-NAMED_ONLY = ("customer_id", "invoice_date", "quantity", "unit_price")
+NAMED_ONLY = ("customer_id", "invoice_date", "unit_price", "quantity")  # a price first
 
 
 def _named_only(cols: list[str], taken: set, mapping: dict[str, str | None],
