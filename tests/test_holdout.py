@@ -133,3 +133,33 @@ def test_the_boosted_model_cannot_see_the_days_it_learns_to_predict():
     leaked.loc[bought_after, "recency"] = 0
     with pytest.raises(boosted.LeakError, match="purchases on or after"):
         boosted.train(leaked, labels, 120, as_of=split, label_start=split)
+
+
+def test_a_learned_model_carries_on_past_its_checked_days_no_faster_than_a_steady_rate():
+    """Checked on 120 days and asked for 365: a customer's purchases grow with the
+    horizon, by at most the steady rate (leaving only slows them), and the chance of no
+    purchase only falls."""
+    from custseg.prep import boosted
+    from custseg.prep.predict import BoostedValues, Purchases, value_inputs
+
+    lines = pnbd_lines(n=1500)
+    end = lines["invoice_date"].max().date() + dt.timedelta(days=1)
+    split = end - dt.timedelta(days=120)
+    at_split = run_rfm(frame=lines, config=Config(report=False, as_of=split.isoformat(),
+                                                  clv={"enabled": False})).customers
+    now = run_rfm(frame=lines, config=Config(report=False, clv={"enabled": False})).customers
+    later = now.set_index("customer_id")["purchase_days"]
+    gained = at_split["customer_id"].map(later) - at_split["purchase_days"]
+    labels = pd.DataFrame({"w30": gained, "w90": gained, "w120": gained})  # within 120 days
+    model = boosted.train(at_split, labels, 120, as_of=split, label_start=split)
+    shape = Purchases("pnbd", {"r": 0.8, "alpha": 40.0, "s": 0.7, "beta": 200.0})
+    checked = BoostedValues(model, None, 0.1).predict(now)
+    year = BoostedValues(model, None, 0.1, horizon=365, shape=shape).predict(now)
+    steady = BoostedValues(model, None, 0.1, horizon=365).predict(now)
+    some = checked["expected_orders"] > 0.01  # the columns are rounded to 4 digits
+    grow = (year["expected_orders"] / checked["expected_orders"])[some]
+    assert ((grow >= 1 - 0.01) & (grow <= 365 / 120 + 0.01)).all()
+    assert np.allclose(steady["expected_orders"], checked["expected_orders"] * 365 / 120,
+                       rtol=1e-3, atol=1e-3)
+    assert (year["churn_risk"] <= checked["churn_risk"] + 1e-9).all()
+    assert value_inputs(now).index.equals(year.index)

@@ -371,3 +371,35 @@ def test_a_history_of_hundreds_of_purchase_days_gives_bounded_charts(tmp_path):
         chart = build(summary, table)
         if chart is not None:
             chart.to_dict()  # raises MaxRowsError past 5,000 rows
+
+
+def test_one_customer_gets_a_whole_rfm_report_and_run_says_what_clustering_needs(tmp_path):
+    import pandas as pd
+
+    lines = pd.DataFrame({"customer_id": ["A"] * 5, "amount": [10.0, 20.0, 30.0, 40.0, 50.0],
+                          "invoice_date": pd.to_datetime(["2023-01-01", "2023-02-01",
+                                                          "2023-03-05", "2023-05-01",
+                                                          "2023-06-01"])})
+    result = custseg.run_rfm(frame=lines, out_dir=tmp_path / "rfm")
+    assert result.summary.customers == 1 and (tmp_path / "rfm" / "report.html").exists()
+    assert not result.summary.clv.fitted and "only 1 customers" in result.summary.clv.reason
+    assert read_segments(tmp_path / "rfm")["monetary"].tolist() == [150.0]
+    with pytest.raises(custseg.DataError, match="Only 1 customer.*at least 3"):
+        custseg.run_segments(frame=lines, out_dir=tmp_path / "run")
+
+
+def test_a_single_day_of_orders_gives_whole_reports_without_untested_predictions(tmp_path):
+    import pandas as pd
+
+    lines = pd.DataFrame({"customer_id": [f"C{i % 100}" for i in range(300)],
+                          "invoice_date": pd.Timestamp("2023-03-01"),
+                          "product_id": [f"P{i % 7}" for i in range(300)],
+                          "quantity": [1 + i % 3 for i in range(300)],
+                          "unit_price": [float(i % 17 + 1) for i in range(300)]})
+    for job in (custseg.run_rfm, custseg.run_segments):
+        out = tmp_path / job.__name__
+        result = job(frame=lines, out_dir=out)
+        assert (out / "report.html").exists() and len(read_segments(out)) == 100
+        clv = result.summary.clv
+        assert not clv.fitted and "only 0 customers bought more than once" in clv.reason
+        assert read_segments(out)["churn_risk"].isna().all()

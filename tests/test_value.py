@@ -114,7 +114,7 @@ def test_run_adds_the_columns_and_segment_figures_and_score_reproduces_them(line
         rows = segments[segments["segment"] == seg.id]
         assert seg.value.customers == len(rows)
         assert seg.value.predicted_value == pytest.approx(rows["clv"].sum(), abs=0.05)
-        assert seg.value.at_risk == int((rows["churn_risk"] >= 0.7).sum())
+        assert seg.value.at_risk == int((rows["churn_risk"] >= block.churn_threshold).sum())
         if seg.value.at_risk:
             assert any(f"{seg.value.at_risk:,} customers" in a for a in seg.actions)
     at_risk = sum(s.value.at_risk for s in result.summary.segments)
@@ -138,6 +138,35 @@ def test_churn_risk_is_high_for_one_time_buyers_long_gone(lines):
     long_gone = once[once["recency"] > once["recency"].quantile(0.75)]
     recent = once[once["recency"] < once["recency"].quantile(0.25)]
     assert long_gone["churn_risk"].min() > recent["churn_risk"].max()
+
+
+def test_the_at_risk_threshold_falls_only_where_most_customers_buy_within_the_horizon():
+    from custseg.jobs.value import at_risk_threshold
+
+    assert at_risk_threshold(pd.Series([0.9, 0.5, 0.4]), 0.7, 365) == (0.7, None)
+    # the average customer buys with probability 0.8: half of that is a risk of 0.6
+    threshold, note = at_risk_threshold(pd.Series([0.05, 0.05, 0.1, 0.6]), 0.7, 181)
+    assert threshold == pytest.approx(0.6)
+    assert "181 days" in note and "80%" in note and "60%" in note
+
+
+def test_customers_who_stopped_buying_are_at_risk_even_where_most_buy_within_the_horizon():
+    # frequent buyers (about one purchase day a fortnight) over a year's horizon: nearly
+    # all who are still buying buy again, so the fixed 70% marks nobody
+    frame = bgnbd_lines(1500, r=3.0, alpha=40.0, a=0.3, b=12.0, seed=3)
+    result = run_rfm(frame=frame)
+    block, c = result.summary.clv, result.customers
+    assert block.fitted
+    gap = c["mean_days_between_orders"]
+    lapsed = c[(c["recency"] >= 3 * gap) & (c["purchase_days"] >= 3)]
+    assert len(lapsed) >= 20
+    assert block.churn_threshold < 0.7
+    assert any("clv.churn_threshold" in w for w in block.warnings)
+    at_risk = c["churn_risk"] >= block.churn_threshold
+    assert block.total.at_risk == int(at_risk.sum()) > 0
+    # the lapsed are at risk far more often than those who bought within their rhythm
+    steady = c[c["recency"] <= gap]
+    assert at_risk[lapsed.index].mean() > 0.5 > 5 * at_risk[steady.index].mean()
 
 
 def test_modified_bgnbd_lets_one_time_buyers_leave(lines):

@@ -271,7 +271,7 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
             if backtest:
                 audit.warnings.extend(f"Backtest: {w}" for w in backtest.warnings)
             if value.fitted:
-                by_segment = values_by(scored, "rfm_segment", config.clv.churn_threshold)
+                by_segment = values_by(scored, "rfm_segment", value.churn_threshold)
     summary = sm.RfmSummary(
         custseg_version=__version__,
         input=sm.Input(path=source.name, rows=source.rows + source.rejected,
@@ -288,7 +288,8 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
                   + ((DISCOUNT_SHARE,) if "discount_share" in scored else ())},
         rfm_edges=edges,
         rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET),
-                                    actions=_rfm_actions(row["name"], by_segment, config))
+                                    actions=_rfm_actions(row["name"], by_segment, config,
+                                                         value))
                       for row in segments_summary],
         timings_s=timings,  # summary.json gets the write stage so far (write_run)
         customer_table=sm.UNSET if customer_info is None else customer_info,
@@ -328,8 +329,8 @@ def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
     summary.lift, summary.cohorts = found.lift, found.cohorts
 
 
-def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config
-                 ) -> list[str]:
+def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config,
+                 value_block: Any) -> list[str]:
     """A named RFM segment's actions, with the win-back one its at-risk customers call for."""
     from custseg.jobs.value import with_value_action
 
@@ -338,7 +339,7 @@ def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config
     value = values.get(name)
     if value is None:
         return list(actions)
-    return with_value_action(list(actions), value, config.clv.churn_threshold)
+    return with_value_action(list(actions), value, value_block.churn_threshold)
 
 
 def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], config: Config,

@@ -176,7 +176,7 @@ def _segment_values(labelled: pd.DataFrame, summary, config: Config,
         return {}
     if not summary.clv.fitted:
         return {}
-    threshold = config.clv.churn_threshold
+    threshold = summary.clv.churn_threshold  # the run's: the setting, or lowered
     values = values_by(labelled, "segment", threshold)
     for seg_id, value in values.items():
         names[seg_id]["actions"] = with_value_action(names[seg_id]["actions"], value, threshold)

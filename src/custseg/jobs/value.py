@@ -134,6 +134,12 @@ def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
     """The customer features with the :data:`~custseg.prep.predict.COLUMNS` added (empty,
     with the reason in the block, when no model passed the check on ``past``), the ``clv``
     block and the fitted models."""
+    with boosted.threads(len(feats)):
+        return _predict_value(feats, config, past, as_of)
+
+
+def _predict_value(feats: pd.DataFrame, config: Config, past: Past | None,
+                   as_of: dt.date | None) -> tuple[pd.DataFrame, sm.Clv, ValueModels | None]:
     c = config.clv
     inputs = value_inputs(feats)
     repeat = int((inputs["x"] > 0).sum())
@@ -174,6 +180,11 @@ def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
             warnings.append(f"The predictions of {failed:,} customers could not be "
                             "computed (numerical overflow); their value columns are empty.")
     out = pd.concat([feats, columns], axis=1)
+    threshold = c.churn_threshold
+    if models is not None:
+        threshold, note = at_risk_threshold(columns["churn_risk"], c.churn_threshold,
+                                            models.horizon)
+        warnings.extend([note] if note else [])
     buyers = inputs[(inputs["x"] > 0) & (inputs["m"] > 0)]
     block = sm.Clv(
         fitted=models is not None, reason=reason,
@@ -184,11 +195,27 @@ def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
                                      if len(buyers) > 2 else None),
         repeat_buyers=repeat, customers=len(feats),
         horizon_days=models.horizon if models else c.horizon,
-        discount_rate=c.discount_rate, churn_threshold=c.churn_threshold, time_unit="days",
-        columns=dict(COLUMNS), total=value_of(out, c.churn_threshold) if models else None,
+        discount_rate=c.discount_rate, churn_threshold=threshold, time_unit="days",
+        columns=dict(COLUMNS), total=value_of(out, threshold) if models else None,
         warnings=warnings + ([f"No predicted value: {reason}."] if reason else []),
         holdout=holdout)
     return out, block, models if isinstance(models, ValueModels) else None
+
+
+def at_risk_threshold(churn_risk: pd.Series, setting: float, days: int
+                      ) -> tuple[float, str | None]:
+    """The churn risk from which a customer counts as at risk: ``setting``
+    (clv.churn_threshold) or, where most customers buy within the horizon so that few reach
+    it, the risk at which a customer's chance of buying is half the average customer's;
+    with the note saying so."""
+    buy = 1.0 - float(churn_risk.mean())
+    if not np.isfinite(buy) or 1.0 - buy / 2 >= setting:
+        return setting, None
+    threshold = round(1.0 - buy / 2, 4)
+    return threshold, (f"At risk from a churn risk of {threshold:.0%}, not the "
+                       f"{setting:.0%} of clv.churn_threshold: over the {days:,} days ahead "
+                       f"the average customer buys with probability {buy:.0%}, so a customer "
+                       "counts as at risk when his chance of buying is half of that or less.")
 
 
 def _trees(past: Past, inputs: pd.DataFrame, selection: Selection, config: Config,
@@ -202,18 +229,32 @@ def _trees(past: Past, inputs: pd.DataFrame, selection: Selection, config: Confi
                                     "features": float(len(model.columns) + 2)},
         log_likelihood=None, converged=True, fit_seconds=0.0,
         customers=len(past.calibration))}
+    shape = _shape(selection)
     if past.days < config.clv.horizon:
-        warnings.append(f"The predictions cover the next {past.days:,} days, not the "
-                        f"{config.clv.horizon:,} of clv.horizon: the {LEARNED[kind]} "
-                        "predicts only as far ahead as the history let it be checked.")
+        pace = (f"at the pace {PURCHASES[shape.model]} (fitted on the same history) gives "
+                "each customer" if shape else "at each customer's predicted rate")
+        warnings.append(f"The {LEARNED[kind]} model was checked on {past.days:,} days, the "
+                        "most the history allows; its predictions over the "
+                        f"{config.clv.horizon:,} days of clv.horizon carry on from them "
+                        f"{pace}.")
     spend = None
     if selection.spend is not None:
         fit = fit_spend(selection.spend, inputs)
         spend, fits["spend"] = fit.params, fit
-    warnings.append(f"The {LEARNED[kind]} is not stored in model.json; custseg score gives "
-                    "segments without predicted value.")
+    warnings.append(f"The {LEARNED[kind]} model is not stored in model.json; custseg score "
+                    "gives segments without predicted value.")
     return BoostedValues(model, spend, config.clv.discount_rate,
-                         spend_model=selection.spend or "lognormal"), fits
+                         spend_model=selection.spend or "lognormal",
+                         horizon=config.clv.horizon, shape=shape), fits
+
+
+def _shape(selection: Selection) -> Purchases | None:
+    """The likelihood model of the holdout's best AUC with a fit: its time profile carries
+    a learned model's predictions past the checked days (a degenerate fit still has one)."""
+    fitted = [c for c in selection.candidates
+              if c.model in PURCHASES and c.fit is not None and c.auc is not None]
+    best = max(fitted, key=lambda c: c.auc, default=None)
+    return None if best is None else Purchases(best.model, best.fit.params)
 
 
 def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:
@@ -259,7 +300,7 @@ def _learned_check(past: Past, kind: str):
 
     def check() -> tuple[np.ndarray, np.ndarray]:
         model = boosted.train(earlier, labels, past.days, as_of=cut, label_start=cut,
-                              kind=kind)
+                              kind=kind, windows=False)
         return model.p_buy(past.calibration, past.days), model.expected(past.calibration)
     return check
 

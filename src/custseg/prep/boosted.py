@@ -90,11 +90,11 @@ class Boosted:
             return np.full(len(features), np.nan)
         if isinstance(model, float):  # everyone or no one bought in training: that share
             return np.full(len(features), model)
-        with _threads(len(features)):
+        with threads(len(features)):
             return model.predict_proba(design(features, self.columns))[:, 1]
 
     def expected(self, features: pd.DataFrame) -> np.ndarray:
-        with _threads(len(features)):
+        with threads(len(features)):
             return np.clip(self.regressor.predict(design(features, self.columns)), 0, None)
 
 
@@ -103,23 +103,27 @@ KINDS = {"boosted": "gradient-boosted trees", "linear": "logistic regression"}
 
 
 def train(features: pd.DataFrame, labels: pd.DataFrame, days: int, *, as_of: dt.date,
-          label_start: dt.date, seed: int = 0, kind: str = "boosted") -> Boosted:
+          label_start: dt.date, seed: int = 0, kind: str = "boosted",
+          windows: bool = True) -> Boosted:
     """Fit on ``features`` (customers as at ``as_of``) and ``labels`` (their columns
-    ``w{window}``: purchase days within that many days of ``label_start``)."""
+    ``w{window}``: purchase days within that many days of ``label_start``); with
+    ``windows`` False, only the ``days`` window (all a holdout's check scores)."""
     check_no_leak(features, as_of, label_start)
-    with _threads(len(features)):
-        return _train(features, labels, days, seed, kind)
+    with threads(len(features)):
+        return _train(features, labels, days, seed, kind, windows)
 
 
-#: Rows below which the trees grow and predict on one thread: OpenMP's threads on a small
-#: table cost more than they give (on a busy machine, seconds for a few thousand rows).
+#: Rows below which the models fit and predict on one thread: OpenMP's and BLAS's threads
+#: on a small table cost more than they give (on a busy machine, seconds for a few thousand
+#: rows, spinning while they wait).
 SMALL = 50_000
 
 
-def _threads(rows: int):
+def threads(rows: int):
+    """One thread for OpenMP and BLAS on fewer than :data:`SMALL` rows (a context)."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1 if rows < SMALL else None, user_api="openmp")
+    return threadpool_limits(1 if rows < SMALL else None)
 
 
 def _estimators(kind: str, seed: int):
@@ -149,23 +153,23 @@ def _signed_log(X: np.ndarray) -> np.ndarray:
 
 
 def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int,
-           kind: str) -> Boosted:
+           kind: str, windows: bool) -> Boosted:
     if len(features) > MAX_ROWS:
         pick = np.random.default_rng(seed).choice(len(features), MAX_ROWS, replace=False)
         features, labels = features.iloc[pick], labels.iloc[pick]
     columns = usable(features)
     X = design(features, columns)
-    windows = tuple(w for w in (30, 90) if w < days) + (days,)
+    shorter = tuple(w for w in (30, 90) if w < days) if windows else ()
     classifier, regressor = _estimators(kind, seed)
     classifiers: dict = {}
-    for w in windows:
+    for w in (*shorter, days):
         y = labels[f"w{w}"].to_numpy() > 0
         if y.all() or not y.any():
             classifiers[w] = float(y.mean())
             continue
         classifiers[w] = classifier().fit(X, y)
     counts = regressor().fit(X, labels[f"w{days}"].to_numpy(dtype=float))
-    return Boosted(days, windows, classifiers, counts, columns)
+    return Boosted(days, (*shorter, days), classifiers, counts, columns)
 
 
 def days_to_half(probs: dict[int, np.ndarray], n: int) -> np.ndarray:

@@ -173,29 +173,47 @@ class ValueModels:
 
 @dataclass(frozen=True)
 class BoostedValues:
-    """The boosted model trained at the split on what followed it, and a spend model: the
-    predictions of customers as at the as-of date over the model's ``horizon`` days (the
-    holdout's: the longest the history can check)."""
+    """A learned model trained at the split on the ``model.days`` that followed it (the
+    longest the history could check), and a spend model: the predictions of customers as
+    at the as-of date over ``horizon`` days. Past the checked days, purchases go on at the
+    pace ``shape`` (a purchase model fitted on the same history) gives each customer, or
+    at a steady rate without one."""
 
     model: boosted.Boosted
     spend: dict[str, float] | None
     discount_rate: float
     spend_model: str = "lognormal"
+    horizon: int = 0  # 0: the checked days
+    shape: Purchases | None = None
 
-    @property
-    def horizon(self) -> int:
-        return self.model.days
+    def stretch(self, inputs: pd.DataFrame) -> np.ndarray:
+        """Each customer's expected purchases over the horizon over those of the checked
+        days (1 when the horizon is those days)."""
+        days, horizon = self.model.days, max(self.horizon, self.model.days)
+        if horizon == days:
+            return np.ones(len(inputs))
+        if self.shape is None:
+            return np.full(len(inputs), horizon / days)
+        x, t_x, T = (inputs[c].to_numpy(float) for c in ("x", "t_x", "T"))
+        near = self.shape.expected(days, x, t_x, T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = self.shape.expected(horizon, x, t_x, T) / near
+        return np.where(np.isfinite(ratio) & (near > 0), ratio, horizon / days)
 
     def predict(self, features: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
         """The :data:`COLUMNS` of customers given by their features (P(alive) is empty:
         the trees predict purchases, not whether a customer has left)."""
         inputs = value_inputs(features)
-        days = self.horizon
+        days = max(self.horizon, self.model.days)
         probs = {w: self.model.p_buy(features, w) for w in self.model.windows}
         out: dict[str, Any] = {"p_alive": np.full(len(features), np.nan)}
+        stretch = self.stretch(inputs)
+        if days not in probs:  # no purchase in the checked days, then none in the rest
+            quiet = 1.0 - probs[self.model.days]
+            probs[days] = 1.0 - quiet ** stretch
         for w in WINDOWS:
             out[f"p_buy_{w}"] = probs.get(w, np.full(len(features), np.nan))
-        out["expected_orders"] = self.model.expected(features)
+        out["expected_orders"] = self.model.expected(features) * stretch
         ahead = boosted.days_to_half(probs, len(features))
         out["next_order_date"] = (ahead if as_of is None else
                                   (pd.Timestamp(as_of)
