@@ -79,8 +79,14 @@ def check(name: str, inputs: list[str], days: int) -> dict:
            "predicted": None, "actual": float(actual.sum()), "at_risk": None,
            "lapsed": lapsed, "risks": None, "holdout": None,
            "seconds": round(time.perf_counter() - began, 1)}
-    if clv.holdout is not None:
-        row["holdout"] = f"{clv.holdout.days} days"
+    h = clv.holdout
+    if h is not None:
+        row["holdout"] = f"{h.days} days"
+        if h.predicted_orders is not None:
+            row["bias"] = h.predicted_orders / max(h.actual_orders, 1) - 1
+        if h.seasonal_orders is not None:
+            row["season"] = (h.seasonal_index, h.seasonal_orders / max(h.actual_orders, 1) - 1,
+                             h.season_applied)
     if clv.fitted and clv.horizon_days != days:  # a learned model's shorter horizon
         then = cut + dt.timedelta(days=clv.horizon_days)
         at = custseg.run_rfm(inputs, config=custseg.Config(
@@ -98,6 +104,20 @@ def check(name: str, inputs: list[str], days: int) -> dict:
         row["risks"] = int(c["churn_risk"].nunique())
         row["horizon"] = clv.horizon_days
     return row
+
+
+def seasons(rows: list[dict]) -> str:
+    """The holdout's bias before and after the seasonal index, where it was read."""
+    out = ["| history | holdout | bias, flat | seasonal index | bias with it | applied |",
+           "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        if "bias" not in r:
+            continue
+        index, after, applied = r.get("season") or (None, None, False)
+        out.append(f"| {r['history']} | {r['holdout']} | {r['bias']:+.0%} | "
+                   + ("n/a (no whole earlier year) | | no |" if index is None else
+                      f"{index:.2f} | {after:+.0%} | {'yes' if applied else 'no'} |"))
+    return "\n".join(out)
 
 
 def table(rows: list[dict]) -> str:
@@ -143,7 +163,7 @@ def main() -> None:
         except custseg.CustsegError as exc:
             rows.append({"history": name, "error": str(exc)})
         print(rows[-1], flush=True)
-    text = table(rows)
+    text = table(rows) + "\n\n" + seasons(rows)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")

@@ -283,6 +283,12 @@ class Holdout(Block, kw_only=True):
     deciles: list[Decile]
     verdict: str  # in words: which model won and by how much, or why none is shown
     reason: str | None  # why no prediction is shown; null: the chosen models are
+    # the held-out days' seasonal index against the chosen model's (1: as flat a share of
+    # their year as it assumes; null: no whole earlier year), the predicted purchases with
+    # it applied, and whether the cycle is clear enough to apply to the predictions
+    seasonal_index: float | None = None
+    seasonal_orders: float | None = None
+    season_applied: bool = False
 
 
 class Clv(Block, kw_only=True):
@@ -304,6 +310,7 @@ class Clv(Block, kw_only=True):
     total: SegmentValue | None
     warnings: list[str]
     holdout: Holdout | None = None  # the check the predictions passed (or failed)
+    season_factor: float | None = None  # applied to expected orders and CLV (null: none)
 
 
 class ClusterFeatures(Block, kw_only=True):

@@ -21,7 +21,7 @@ from custseg.engines import Engine
 from custseg.engines.base import default_as_of, timestamp
 from custseg.io import Source
 from custseg.outputs.rundir import atomic_file
-from custseg.prep import boosted
+from custseg.prep import boosted, season
 from custseg.prep.clv import frequency_value_correlation
 from custseg.prep.holdout import (
     LEARNED,
@@ -71,6 +71,12 @@ class Past:
     labels: pd.DataFrame | None = None
     before: tuple[pd.DataFrame, pd.DataFrame] | None = None
     reason: str | None = None
+    daily: pd.Series | None = None  # purchase days by date, the whole history
+
+    def index(self, start: dt.date, days: int) -> float:
+        """The seasonal index of ``days`` days from ``start`` (1 where unknown)."""
+        value = None if self.daily is None else season.index(self.daily, start, days)
+        return 1.0 if value is None else value
 
     @property
     def orders(self) -> np.ndarray:
@@ -124,8 +130,12 @@ def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
     before = None
     if len(earlier) >= config.clv.min_repeat_buyers:
         before = (earlier, labelled(earlier, window_labels(engine, cut, days)))
+    daily = engine.query(
+        """SELECT CAST(invoice_date AS DATE) AS day, count(DISTINCT customer_id) AS n
+           FROM lines WHERE status = 'purchase' GROUP BY 1""")
+    daily = pd.Series(daily["n"].to_numpy(float), index=pd.to_datetime(daily["day"]))
     return Past(split=split, days=days, calibration=calibration, labels=labels,
-                before=before)
+                before=before, daily=daily.sort_index())
 
 
 def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
@@ -172,6 +182,17 @@ def _predict_value(feats: pd.DataFrame, config: Config, past: Past | None,
         columns = models.predict(feats, as_of)
     else:
         columns = models.predict(inputs, as_of) if models else empty_columns(feats.index)
+    factor = None
+    if models is not None and holdout is not None and holdout.season_applied:
+        factor = _season_factor(past, selection, as_of, models.horizon)
+        columns = _scaled(columns, factor)
+        warnings.append(
+            f"A yearly cycle: in earlier years the {past.days:,} days before the as-of date "
+            f"held {holdout.seasonal_index:.2f} times a flat share of their year's purchases "
+            f"(the holdout predicted {selection.predicted_orders:,.0f} purchases flat, "
+            f"{holdout.seasonal_orders:,.0f} with the season, against "
+            f"{selection.actual_orders:,.0f}); expected orders and CLV over the next "
+            f"{models.horizon:,} days are scaled by {factor:.2f}, their window's index.")
     if models is not None:  # a number the arithmetic could not give is left empty, and said
         checked = ["expected_orders", "churn_risk"] + (
             [] if isinstance(models, BoostedValues) else ["p_alive"])
@@ -198,8 +219,24 @@ def _predict_value(feats: pd.DataFrame, config: Config, past: Past | None,
         discount_rate=c.discount_rate, churn_threshold=threshold, time_unit="days",
         columns=dict(COLUMNS), total=value_of(out, threshold) if models else None,
         warnings=warnings + ([f"No predicted value: {reason}."] if reason else []),
-        holdout=holdout)
+        holdout=holdout, season_factor=factor)
     return out, block, models if isinstance(models, ValueModels) else None
+
+
+def _season_factor(past: Past, selection: Selection, as_of: dt.date | None,
+                   horizon: int) -> float:
+    """The seasonal index of the days predicted, against the chosen model's own (a learned
+    model's is its training window's: the held-out days before the as-of date)."""
+    start = as_of or past.split + dt.timedelta(days=past.days)
+    base = past.index(past.split, past.days) if selection.purchases in LEARNED else 1.0
+    return round(past.index(start, horizon) / base, 4)
+
+
+def _scaled(columns: pd.DataFrame, factor: float) -> pd.DataFrame:
+    out = columns.copy()
+    for name in ("expected_orders", "clv"):
+        out[name] = (out[name] * factor).round(4 if name == "expected_orders" else 2)
+    return out
 
 
 def at_risk_threshold(churn_risk: pd.Series, setting: float, days: int
@@ -281,6 +318,24 @@ def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:
     selection = select(past.calibration, inputs, past.orders, past.revenue, past.days, models,
                        learned=learned, spends=_spends(config))
     return selection, selection.reason
+
+
+def _holdout_season(past: Past, selection: Selection) -> dict[str, Any]:
+    """The holdout's seasonal index against the chosen model's (a learned model's: its
+    training window's, one holdout earlier), the prediction with it, and whether it
+    applies (:func:`custseg.prep.season.seasonal`)."""
+    if selection.purchases is None or selection.predicted_orders is None:
+        return {}
+    held = None if past.daily is None else season.index(past.daily, past.split, past.days)
+    if held is None:
+        return {}
+    if selection.purchases in LEARNED:
+        held /= past.index(past.split - dt.timedelta(days=past.days), past.days)
+    held = round(held, 4)
+    return {"seasonal_index": held,
+            "seasonal_orders": round(selection.predicted_orders * held, 2),
+            "season_applied": season.seasonal(held, selection.predicted_orders,
+                                              selection.actual_orders)}
 
 
 def _spends(config: Config) -> tuple[str, ...]:
@@ -372,7 +427,7 @@ def _holdout_block(selection: Selection, past: Past, reason: str | None) -> sm.H
             problems=list(c.problems), auc=c.auc, predicted_orders=c.predicted_orders, mse=c.mse,
             value_error=c.value_error) for c in selection.candidates],
         deciles=[sm.Decile(**row) for row in selection.deciles],
-        verdict=selection.verdict, reason=reason)
+        verdict=selection.verdict, reason=reason, **_holdout_season(past, selection))
 
 
 def _rounded(value: float | None) -> float | None:
