@@ -12,6 +12,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from custseg import Config, run_rfm
 from test_value import START
@@ -216,3 +218,18 @@ def test_a_history_without_a_cycle_is_left_flat():
                      config=Config(report=False, clv={"horizon": 120}))
     clv = result.summary.clv
     assert clv.fitted and not clv.holdout.season_applied and clv.season_factor is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 6)), min_size=2, max_size=60))
+def test_the_auc_is_scikit_learns(pairs):
+    from sklearn.metrics import roc_auc_score
+
+    from custseg.prep.holdout import auc
+
+    bought = np.array([b for b, _ in pairs])
+    score = np.array([s for _, s in pairs], dtype=float) / 3  # ties, as ranks have them
+    if bought.all() or not bought.any():
+        assert auc(bought, score) is None
+    else:
+        assert auc(bought, score) == round(roc_auc_score(bought, score), 4)

@@ -289,6 +289,8 @@ class Holdout(Block, kw_only=True):
     seasonal_index: float | None = None
     seasonal_orders: float | None = None
     season_applied: bool = False
+    # checked on a random sample of ``customers`` of this many (null: on all of them)
+    sample_of: int | None = None
 
 
 class Clv(Block, kw_only=True):

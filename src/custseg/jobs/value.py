@@ -5,6 +5,7 @@ backtest of a split the user chooses (:func:`backtest_on`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -163,8 +164,11 @@ def _predict_value(feats: pd.DataFrame, config: Config, past: Past | None,
         reason = ("no prediction is shown untested, and " + (past.reason if past else
                   "no holdout was given"))
     else:
-        selection, reason = _checked(past, config)
-        holdout = _holdout_block(selection, past, reason)
+        checked = _sampled(past)
+        selection, reason = _checked(checked, config)
+        holdout = _holdout_block(selection, checked, reason)
+        if checked is not past:
+            holdout.sample_of = len(past.calibration)
     models, fits = None, {}
     if selection is not None and reason is None and selection.purchases in LEARNED:
         models, fits = _trees(past, inputs, selection, config, warnings,
@@ -292,6 +296,21 @@ def _shape(selection: Selection) -> Purchases | None:
               if c.model in PURCHASES and c.fit is not None and c.auc is not None]
     best = max(fitted, key=lambda c: c.auc, default=None)
     return None if best is None else Purchases(best.model, best.fit.params)
+
+
+#: Customers the holdout checks the models on at most: past that, a seeded random sample
+#: (an AUC on 200,000 customers is within about 0.002 of the whole's).
+CHECK_CUSTOMERS = 200_000
+
+
+def _sampled(past: Past, most: int = CHECK_CUSTOMERS, seed: int = 0) -> Past:
+    """``past`` with its calibration customers sampled down to ``most``."""
+    if len(past.calibration) <= most:
+        return past
+    pick = np.sort(np.random.default_rng(seed).choice(len(past.calibration), most,
+                                                      replace=False))
+    return dataclasses.replace(past, calibration=past.calibration.iloc[pick]
+                               .reset_index(drop=True))
 
 
 def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:

@@ -32,7 +32,7 @@ INPUTS = ("recency", "frequency", "monetary", "tenure", "avg_order_value",
           "mean_days_between_orders", "purchase_days", "repeat_purchase_value",
           "discount_share")
 #: Customers the trees are trained on at most (a seeded sample past that).
-MAX_ROWS = 200_000
+MAX_ROWS = 100_000
 
 
 class LeakError(CustsegError):

@@ -70,10 +70,11 @@ class Purchases:
             return pnbd.p_alive(self.params, x, t_x, T)
         return clv.p_alive(self.params, x, t_x, T, self.model == "mbgnbd")
 
-    def expected(self, t: float, x, t_x, T) -> np.ndarray:
-        """Expected purchases in the ``t`` days after ``T``."""
+    def expected(self, t: float, x, t_x, T, alive=None) -> np.ndarray:
+        """Expected purchases in the ``t`` days after ``T`` (Pareto/NBD: ``alive``, its
+        P(alive), when known)."""
         if self.model == "pnbd":
-            return pnbd.expected_orders(self.params, t, x, t_x, T)
+            return pnbd.expected_orders(self.params, t, x, t_x, T, alive)
         return clv.expected_orders(self.params, t, x, t_x, T, self.model == "mbgnbd")
 
     def p_buy(self, t: float, x, t_x, T, alive=None) -> np.ndarray:
@@ -83,26 +84,28 @@ class Purchases:
             return 1.0 - pnbd.p_no_purchase(self.params, t, x, t_x, T, alive)
         return 1.0 - clv.churn_risk(self.params, t, x, t_x, T, self.model == "mbgnbd")
 
-    def discounted(self, horizon: float, rate: float, x, t_x, T) -> np.ndarray:
+    def discounted(self, horizon: float, rate: float, x, t_x, T, alive=None) -> np.ndarray:
         """Expected purchases in the horizon, each discounted to today at the annual
         ``rate`` (in steps of about a month, as lifetimes' ``customer_lifetime_value``)."""
         if self.model != "pnbd":
             return clv.discounted_orders(self.params, horizon, rate, x, t_x, T,
                                          self.model == "mbgnbd")
+        alive = self.p_alive(x, t_x, T) if alive is None else alive
         steps = max(1, int(np.ceil(horizon / 30)))
         total, before = 0.0, 0.0
         for k in range(1, steps + 1):
             t = horizon * k / steps
-            upto = self.expected(t, x, t_x, T)
+            upto = self.expected(t, x, t_x, T, alive)
             total = total + (upto - before) / (1 + rate) ** (t / 365)
             before = upto
         return total
 
-    def days_to_half(self, horizon: float, x, t_x, T) -> np.ndarray:
+    def days_to_half(self, horizon: float, x, t_x, T, alive=None) -> np.ndarray:
         """The days until P(a purchase) reaches one half, by linear interpolation on a grid
         of days; NaN where it does not within the horizon."""
         grid = np.unique(np.concatenate([np.geomspace(1, horizon, 24).round(), [horizon]]))
-        alive = self.p_alive(x, t_x, T) if self.model == "pnbd" else None
+        if self.model == "pnbd" and alive is None:
+            alive = self.p_alive(x, t_x, T)
         probs = np.column_stack([self.p_buy(float(t), x, t_x, T, alive) for t in grid])
         reached = probs >= 0.5
         first = reached.argmax(axis=1)
@@ -148,11 +151,13 @@ class ValueModels:
         x, t_x, T = keys.T
         model = Purchases(self.model, self.purchases)
         out: dict[str, Any] = {}
-        out["p_alive"] = model.p_alive(x, t_x, T)[inverse]
+        alive = model.p_alive(x, t_x, T)
+        given = alive if self.model == "pnbd" else None  # Pareto/NBD's: costly, once
+        out["p_alive"] = alive[inverse]
         for days in WINDOWS:
-            out[f"p_buy_{days}"] = model.p_buy(days, x, t_x, T)[inverse]
-        out["expected_orders"] = model.expected(self.horizon, x, t_x, T)[inverse]
-        days = model.days_to_half(self.horizon, x, t_x, T)[inverse]
+            out[f"p_buy_{days}"] = model.p_buy(days, x, t_x, T, given)[inverse]
+        out["expected_orders"] = model.expected(self.horizon, x, t_x, T, given)[inverse]
+        days = model.days_to_half(self.horizon, x, t_x, T, given)[inverse]
         if as_of is None:
             out["next_order_date"] = days
         else:
@@ -162,10 +167,10 @@ class ValueModels:
             value = order_value(self.spend_model, self.spend, inputs)
             out["expected_order_value"] = value
             out["clv"] = value * model.discounted(self.horizon, self.discount_rate,
-                                                  x, t_x, T)[inverse]
+                                                  x, t_x, T, given)[inverse]
         else:
             out["expected_order_value"] = out["clv"] = np.full(len(inputs), np.nan)
-        out["churn_risk"] = 1.0 - model.p_buy(self.horizon, x, t_x, T)[inverse]
+        out["churn_risk"] = 1.0 - model.p_buy(self.horizon, x, t_x, T, given)[inverse]
         return pd.DataFrame({name: (np.round(v, _DIGITS[name]) if name in _DIGITS else v)
                              for name, v in ((c, out[c]) for c in COLUMNS)},
                             index=inputs.index)

@@ -34,10 +34,16 @@ def fit_lognormal(n, v) -> Fit:
     if len(y) < 2:
         raise DataError("the log-normal spend model needs two customers with a positive spend")
 
+    # the likelihood by distinct n, from each one's count, sum and sum of squares of y
+    ns, group = np.unique(n, return_inverse=True)
+    count = np.bincount(group).astype(float)
+    s1, s2 = np.bincount(group, weights=y), np.bincount(group, weights=y * y)
+
     def neg_ll(p: np.ndarray) -> float:
         mu, tau2, sigma2 = p[0], np.exp(p[1]), np.exp(p[2])
-        var = tau2 + sigma2 / n
-        return float(0.5 * (np.log(var) + (y - mu) ** 2 / var).sum())
+        var = tau2 + sigma2 / ns
+        squares = s2 - 2 * mu * s1 + count * mu * mu  # sum of (y - mu)^2 per n
+        return float(0.5 * (count * np.log(var) + squares / var).sum())
 
     spread = float(np.var(y)) or 1.0
     result = optimize.minimize(neg_ll, np.array([float(np.mean(y)), np.log(spread / 2),
