@@ -14,7 +14,9 @@ Prints per history: the cut and H, the model the run chose (or why none), the AU
 P(a purchase in H days) for "bought again" against the better of recency or frequency
 alone (both over the model's horizon where a learned model predicts fewer days than H),
 predicted against actual purchases, customers at risk against customers clearly
-lapsed (silent for three of their own typical gaps), and the distinct churn risks.
+lapsed (silent for three of their own typical gaps), and the distinct churn risks; then,
+per history, the bias of the chosen model's prediction of its own holdout (the run's last
+days before the cut) before and after the seasonal index of those days.
 """
 
 from __future__ import annotations
