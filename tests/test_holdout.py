@@ -233,3 +233,30 @@ def test_the_auc_is_scikit_learns(pairs):
         assert auc(bought, score) is None
     else:
         assert auc(bought, score) == round(roc_auc_score(bought, score), 4)
+
+
+def test_the_auc_error_is_the_spread_of_aucs_drawn_again():
+    """Hanley and McNeil's formula is exact for exponential scores: buyers' scores of mean 4
+    against others' of mean 1 give an AUC of 0.8; its spread over 500 draws of 50 and 60
+    customers is the formula's."""
+    from custseg.prep.holdout import auc, auc_error
+
+    rng = np.random.default_rng(0)
+    bought = np.array([True] * 50 + [False] * 60)
+    aucs = [auc(bought, np.concatenate([rng.exponential(4.0, 50), rng.exponential(1.0, 60)]))
+            for _ in range(500)]
+    assert np.mean(aucs) == pytest.approx(0.8, abs=0.01)
+    assert np.std(aucs) == pytest.approx(auc_error(0.8, bought), rel=0.1)
+
+
+def test_a_history_where_nobody_can_tell_who_comes_back_shows_no_prediction():
+    """Customers who buy at random moments, each at the same steady rate: recency and
+    frequency tell nothing of who buys next, so no model may claim to."""
+    rng = np.random.default_rng(7)
+    rows = [(f"C{i:04d}", START + dt.timedelta(days=int(d)), 30.0)
+            for i in range(800) for d in np.unique(rng.integers(0, 730, rng.poisson(4) + 1))]
+    lines = pd.DataFrame(rows, columns=["customer_id", "invoice_date", "amount"])
+    lines["invoice_date"] = pd.to_datetime(lines["invoice_date"])
+    clv = run_rfm(frame=lines, config=Config(report=False)).summary.clv
+    assert not clv.fitted
+    assert "better than" in clv.reason

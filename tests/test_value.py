@@ -114,7 +114,10 @@ def test_run_adds_the_columns_and_segment_figures_and_score_reproduces_them(line
         rows = segments[segments["segment"] == seg.id]
         assert seg.value.customers == len(rows)
         assert seg.value.predicted_value == pytest.approx(rows["clv"].sum(), abs=0.05)
-        assert seg.value.at_risk == int((rows["churn_risk"] >= block.churn_threshold).sum())
+        gone = rows["recency"] >= 3 * rows["mean_days_between_orders"]
+        risky = (rows["churn_risk"] >= block.churn_threshold) | (
+            gone & (rows["churn_risk"] >= block.overdue_risk))
+        assert seg.value.at_risk == int(risky.sum())
         if seg.value.at_risk:
             assert any(f"{seg.value.at_risk:,} customers" in a for a in seg.actions)
     at_risk = sum(s.value.at_risk for s in result.summary.segments)
@@ -141,13 +144,26 @@ def test_churn_risk_is_high_for_one_time_buyers_long_gone(lines):
 
 
 def test_the_at_risk_threshold_falls_only_where_most_customers_buy_within_the_horizon():
-    from custseg.jobs.value import at_risk_threshold
+    from custseg.jobs.value import at_risk_rule
 
-    assert at_risk_threshold(pd.Series([0.9, 0.5, 0.4]), 0.7, 365) == (0.7, None)
+    rule, note = at_risk_rule(pd.Series([0.9, 0.5, 0.4]), 0.7, 365)
+    assert (rule.threshold, rule.overdue_risk, note) == (0.7, 0.6, None)
     # the average customer buys with probability 0.8: half of that is a risk of 0.6
-    threshold, note = at_risk_threshold(pd.Series([0.05, 0.05, 0.1, 0.6]), 0.7, 181)
-    assert threshold == pytest.approx(0.6)
+    rule, note = at_risk_rule(pd.Series([0.05, 0.05, 0.1, 0.6]), 0.7, 181)
+    assert rule.threshold == pytest.approx(0.6) and rule.overdue_risk == pytest.approx(0.2)
     assert "181 days" in note and "80%" in note and "60%" in note
+
+
+def test_an_overdue_customer_is_at_risk_only_when_riskier_than_the_average():
+    from custseg.prep.predict import AtRisk
+
+    frame = pd.DataFrame({"churn_risk": [0.75, 0.5, 0.5, 0.2],
+                          "recency": [10, 400, 400, 400],
+                          "mean_days_between_orders": [30.0, 100.0, np.nan, 100.0]})
+    # the first by its risk; the second overdue (400 >= 3 x 100) and above the average's
+    # 0.45; the third has no gap (one purchase); the fourth overdue but safer than average
+    assert AtRisk(0.7, 0.45).mask(frame).tolist() == [True, True, False, False]
+    assert AtRisk(0.7).mask(frame).tolist() == [True, False, False, False]
 
 
 def test_customers_who_stopped_buying_are_at_risk_even_where_most_buy_within_the_horizon():
@@ -162,7 +178,8 @@ def test_customers_who_stopped_buying_are_at_risk_even_where_most_buy_within_the
     assert len(lapsed) >= 20
     assert block.churn_threshold < 0.7
     assert any("clv.churn_threshold" in w for w in block.warnings)
-    at_risk = c["churn_risk"] >= block.churn_threshold
+    at_risk = (c["churn_risk"] >= block.churn_threshold) | (
+        (c["recency"] >= 3 * gap) & (c["churn_risk"] >= block.overdue_risk))
     assert block.total.at_risk == int(at_risk.sum()) > 0
     # the lapsed are at risk far more often than those who bought within their rhythm
     steady = c[c["recency"] <= gap]

@@ -265,7 +265,9 @@ if clv is not None and clv.fitted and clv.total is not None:
                     f"{clv.discount_rate:.0%} a year; {total.mean_predicted_value:,.2f} per "
                     "customer" if with_value else "No trusted spend model: see Audit."))
     m2.metric("Expected orders", f"{total.expected_orders:,.2f}")
-    m3.metric(f"Customers at risk (churn risk {clv.churn_threshold:.0%} or more)",
+    overdue = ("" if clv.get("overdue_risk") is None else
+               f", or overdue by three of their gaps at {clv.overdue_risk:.0%}")
+    m3.metric(f"Customers at risk (churn risk {clv.churn_threshold:.0%} or more{overdue})",
               f"{total.at_risk:,}",
               help=f"{total.at_risk_value:,.2f} of predicted value" if with_value else None)
 elif clv is not None and not clv.fitted:

@@ -313,6 +313,9 @@ class Clv(Block, kw_only=True):
     warnings: list[str]
     holdout: Holdout | None = None  # the check the predictions passed (or failed)
     season_factor: float | None = None  # applied to expected orders and CLV (null: none)
+    # from this churn risk on, a customer silent for three of his own typical gaps between
+    # purchases is at risk too (the average customer's risk; null: no such rule)
+    overdue_risk: float | None = None
 
 
 class ClusterFeatures(Block, kw_only=True):

@@ -213,6 +213,7 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
     """Clean, features and RFM of the order lines read as ``source`` (its columns read
     as ``reading`` says)."""
     from custseg.jobs.value import (  # SciPy: when used
+        at_risk_of,
         backtest_on,
         past_of,
         predict_value,
@@ -271,7 +272,7 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
             if backtest:
                 audit.warnings.extend(f"Backtest: {w}" for w in backtest.warnings)
             if value.fitted:
-                by_segment = values_by(scored, "rfm_segment", value.churn_threshold)
+                by_segment = values_by(scored, "rfm_segment", at_risk_of(value))
     summary = sm.RfmSummary(
         custseg_version=__version__,
         input=sm.Input(path=source.name, rows=source.rows + source.rejected,
@@ -332,14 +333,14 @@ def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
 def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config,
                  value_block: Any) -> list[str]:
     """A named RFM segment's actions, with the win-back one its at-risk customers call for."""
-    from custseg.jobs.value import with_value_action
+    from custseg.jobs.value import at_risk_of, with_value_action
 
     actions = config.rfm_action_map.get(name) or [
         f"No actions are configured for {name!r}: set them with the config key rfm_actions."]
     value = values.get(name)
     if value is None:
         return list(actions)
-    return with_value_action(list(actions), value, value_block.churn_threshold)
+    return with_value_action(list(actions), value, at_risk_of(value_block))
 
 
 def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], config: Config,

@@ -38,6 +38,7 @@ from custseg.prep.predict import (
     COLUMNS,
     PURCHASES,
     SPENDS,
+    AtRisk,
     BoostedValues,
     Purchases,
     ValueModels,
@@ -205,10 +206,9 @@ def _predict_value(feats: pd.DataFrame, config: Config, past: Past | None,
             warnings.append(f"The predictions of {failed:,} customers could not be "
                             "computed (numerical overflow); their value columns are empty.")
     out = pd.concat([feats, columns], axis=1)
-    threshold = c.churn_threshold
+    rule = AtRisk(c.churn_threshold)
     if models is not None:
-        threshold, note = at_risk_threshold(columns["churn_risk"], c.churn_threshold,
-                                            models.horizon)
+        rule, note = at_risk_rule(columns["churn_risk"], c.churn_threshold, models.horizon)
         warnings.extend([note] if note else [])
     buyers = inputs[(inputs["x"] > 0) & (inputs["m"] > 0)]
     block = sm.Clv(
@@ -220,8 +220,9 @@ def _predict_value(feats: pd.DataFrame, config: Config, past: Past | None,
                                      if len(buyers) > 2 else None),
         repeat_buyers=repeat, customers=len(feats),
         horizon_days=models.horizon if models else c.horizon,
-        discount_rate=c.discount_rate, churn_threshold=threshold, time_unit="days",
-        columns=dict(COLUMNS), total=value_of(out, threshold) if models else None,
+        discount_rate=c.discount_rate, churn_threshold=rule.threshold,
+        overdue_risk=rule.overdue_risk, time_unit="days",
+        columns=dict(COLUMNS), total=value_of(out, rule) if models else None,
         warnings=warnings + ([f"No predicted value: {reason}."] if reason else []),
         holdout=holdout, season_factor=factor)
     return out, block, models if isinstance(models, ValueModels) else None
@@ -243,20 +244,30 @@ def _scaled(columns: pd.DataFrame, factor: float) -> pd.DataFrame:
     return out
 
 
-def at_risk_threshold(churn_risk: pd.Series, setting: float, days: int
-                      ) -> tuple[float, str | None]:
-    """The churn risk from which a customer counts as at risk: ``setting``
-    (clv.churn_threshold) or, where most customers buy within the horizon so that few reach
-    it, the risk at which a customer's chance of buying is half the average customer's;
-    with the note saying so."""
-    buy = 1.0 - float(churn_risk.mean())
-    if not np.isfinite(buy) or 1.0 - buy / 2 >= setting:
-        return setting, None
+def at_risk_rule(churn_risk: pd.Series, setting: float, days: int
+                 ) -> tuple[AtRisk, str | None]:
+    """Who counts as at risk (:class:`~custseg.prep.predict.AtRisk`): a churn risk of
+    ``setting`` (clv.churn_threshold) or more, lowered where most customers buy within the
+    horizon (so that few reach it) to the risk at which a customer's chance of buying is
+    half the average customer's; or an overdue customer riskier than the average; with the
+    note where the threshold was lowered."""
+    mean = float(churn_risk.mean())
+    if not np.isfinite(mean):
+        return AtRisk(setting), None
+    buy, overdue = 1.0 - mean, round(mean, 4)
+    if 1.0 - buy / 2 >= setting:
+        return AtRisk(setting, overdue), None
     threshold = round(1.0 - buy / 2, 4)
-    return threshold, (f"At risk from a churn risk of {threshold:.0%}, not the "
-                       f"{setting:.0%} of clv.churn_threshold: over the {days:,} days ahead "
-                       f"the average customer buys with probability {buy:.0%}, so a customer "
-                       "counts as at risk when his chance of buying is half of that or less.")
+    return AtRisk(threshold, overdue), (
+        f"At risk from a churn risk of {threshold:.0%}, not the {setting:.0%} of "
+        f"clv.churn_threshold: over the {days:,} days ahead the average customer buys with "
+        f"probability {buy:.0%}, so a customer counts as at risk when his chance of buying "
+        "is half of that or less.")
+
+
+def at_risk_of(block: sm.Clv) -> AtRisk:
+    """The at-risk rule a run's ``clv`` block records."""
+    return AtRisk(block.churn_threshold, block.overdue_risk)
 
 
 def _trees(past: Past, inputs: pd.DataFrame, selection: Selection, config: Config,
@@ -471,23 +482,22 @@ def _model(name: str, fit) -> sm.ValueModel | None:
                          fit_seconds=fit.seconds, customers=fit.customers)
 
 
-def value_of(customers: pd.DataFrame, threshold: float) -> sm.SegmentValue:
+def value_of(customers: pd.DataFrame, rule: AtRisk) -> sm.SegmentValue:
     """The predicted value of a group of customers."""
-    return sm.SegmentValue(**group_value(customers, threshold))
+    return sm.SegmentValue(**group_value(customers, rule))
 
 
-def values_by(customers: pd.DataFrame, column: str, threshold: float
+def values_by(customers: pd.DataFrame, column: str, rule: AtRisk
               ) -> dict[Any, sm.SegmentValue]:
     """The predicted value of each group of ``column`` (customers with the columns)."""
-    return {key: value_of(rows, threshold)
-            for key, rows in customers.groupby(column, sort=True)}
+    return {key: value_of(rows, rule) for key, rows in customers.groupby(column, sort=True)}
 
 
 #: A segment with at least this share of customers at risk is acted on for them first.
 FIRST_SHARE = 0.5
 
 
-def with_value_action(actions: list[str], value: sm.SegmentValue, threshold: float
+def with_value_action(actions: list[str], value: sm.SegmentValue, rule: AtRisk
                       ) -> list[str]:
     """A segment's actions with the one its at-risk customers call for, with the figures:
     first when most of the segment is at risk, else last (none when nobody is)."""
@@ -495,7 +505,7 @@ def with_value_action(actions: list[str], value: sm.SegmentValue, threshold: flo
         return actions
     share = value.at_risk / value.customers
     who = (f"{value.at_risk:,} customers ({share:.0%}) with {value.at_risk_value:,.0f} of "
-           f"predicted value are at risk (churn risk {threshold:.0%} or more)")
+           f"predicted value are at risk ({rule.words})")
     if share >= FIRST_SHARE:
         return [f"{who}: win them back first.", *actions]
     return [*actions, f"{who}: contact them before they lapse."]

@@ -158,6 +158,16 @@ def auc(bought: np.ndarray, score: np.ndarray) -> float | None:
     return round(float((ranks[bought].sum() - pos * (pos + 1) / 2) / pos / neg), 4)
 
 
+def auc_error(value: float, bought: np.ndarray) -> float:
+    """The standard error of an AUC (Hanley and McNeil 1982)."""
+    pos = int(np.sum(bought))
+    neg = len(bought) - pos
+    q1, q2 = value / (2 - value), 2 * value * value / (1 + value)
+    var = (value * (1 - value) + (pos - 1) * (q1 - value * value)
+           + (neg - 1) * (q2 - value * value)) / max(pos * neg, 1)
+    return float(np.sqrt(max(var, 0.0)))
+
+
 def baseline_score(calibration: pd.DataFrame) -> np.ndarray:
     """Recency and frequency ranks: the more orders and the more recent, the higher."""
     return (calibration["frequency"].rank().to_numpy()
@@ -222,6 +232,12 @@ def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
         out.reason = (f"no model ranked who bought in the last {days:,} days better than "
                       f"recency and frequency alone ({winner.name}: AUC {winner.auc:.3f}, "
                       f"the ranks: {out.baseline_auc:.3f})")
+        return _worded(out)
+    if winner.auc is not None and winner.auc - 2 * auc_error(winner.auc, bought) <= 0.5:
+        out.reason = (f"no model ranked who bought in the last {days:,} days better than "
+                      f"chance ({winner.name}: AUC {winner.auc:.3f}, within two standard "
+                      f"errors of 0.5 on {len(bought):,} customers): the history does not "
+                      "tell who comes back")
         return _worded(out)
     winner.chosen, out.purchases = True, winner.model
     out.predicted_orders = winner.predicted_orders

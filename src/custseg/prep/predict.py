@@ -259,12 +259,44 @@ def empty_columns(index: pd.Index) -> pd.DataFrame:
     return pd.DataFrame({c: np.full(len(index), np.nan) for c in COLUMNS}, index=index)
 
 
-def group_value(frame: pd.DataFrame, threshold: float) -> dict[str, Any]:
+#: Silent for this many of his own typical gaps between purchases: overdue.
+OVERDUE_GAPS = 3
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    """Who counts as at risk: a churn risk of ``threshold`` or more; or, from
+    ``overdue_risk`` on, a customer silent for :data:`OVERDUE_GAPS` of his own typical
+    gaps between purchases (his history says he has lapsed, the model that he is riskier
+    than the average customer)."""
+
+    threshold: float
+    overdue_risk: float | None = None
+
+    def mask(self, frame: pd.DataFrame) -> pd.Series:
+        risk = frame["churn_risk"]
+        out = risk >= self.threshold
+        if self.overdue_risk is not None and "mean_days_between_orders" in frame:
+            gap = pd.to_numeric(frame["mean_days_between_orders"], errors="coerce")
+            overdue = frame["recency"] >= OVERDUE_GAPS * gap
+            out |= overdue & (risk >= self.overdue_risk)
+        return out
+
+    @property
+    def words(self) -> str:
+        text = f"churn risk {self.threshold:.0%} or more"
+        if self.overdue_risk is not None:
+            text += (f", or silent for {OVERDUE_GAPS} of their own gaps between purchases "
+                     f"with a churn risk of {self.overdue_risk:.0%} or more")
+        return text
+
+
+def group_value(frame: pd.DataFrame, rule: AtRisk) -> dict[str, Any]:
     """Predicted value of a group of customers (rows with the :data:`COLUMNS`); the value
     sums over the ``valued`` customers, those with a ``clv``; the 10-90% interval of the
     group's value and orders is the bootstrap's over its customers (its normal limit)."""
     clv_ = frame["clv"]
-    risk = frame["churn_risk"] >= threshold
+    risk = rule.mask(frame)
     valued = int(clv_.notna().sum())
     return {"customers": len(frame), "valued": valued,
             "predicted_value": round(float(clv_.sum()), 2),
