@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -379,3 +380,151 @@ def _discounted_orders(params: dict[str, float], horizon: float, rate: float, x,
         total = total + (upto - before) / (1 + rate) ** (t / 365)
         before = upto
     return total
+
+
+# ------------------------------------------------------------------ the step of a run
+#: The columns a run adds per customer, and what they hold.
+COLUMNS = {
+    "p_alive": "probability the customer has not left (BG/NBD)",
+    "expected_orders": "expected purchases (days with an order) over the horizon",
+    "expected_order_value": "expected value per purchase (Gamma-Gamma)",
+    "clv": "expected value over the horizon, discounted at the annual discount rate",
+    "churn_risk": "probability of no purchase over the horizon",
+}
+_DIGITS = {"p_alive": 4, "expected_orders": 4, "expected_order_value": 2, "clv": 2,
+           "churn_risk": 4}
+
+
+@dataclass(frozen=True)
+class ValueModels:
+    """The fitted models of a run and the settings their predictions use."""
+
+    purchases: dict[str, float]  # r, alpha (days), a, b
+    spend: dict[str, float] | None  # p, q, gamma; None: no trusted spend model
+    horizon: int
+    discount_rate: float
+    modified: bool = False
+
+    def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """The :data:`COLUMNS` of customers given as ``x``, ``t_x``, ``T`` and ``m``, in
+        their order; computed once per distinct (x, t_x, T) (the expensive part)."""
+        values = inputs[["x", "t_x", "T"]].to_numpy(dtype=float)
+        if np.isfinite(values).all():
+            keys, inverse, _ = _distinct(values)
+        else:
+            keys, inverse = np.unique(values, axis=0, return_inverse=True)
+        x, t_x, T = keys.T
+        inverse = inverse.reshape(-1)
+        out: dict[str, np.ndarray] = {}
+        args = (x, t_x, T, self.modified)
+        alive = p_alive(self.purchases, *args)
+        pairs = _pairs(x, T)
+        out["p_alive"] = alive[inverse]
+        out["expected_orders"] = _expected_orders(self.purchases, self.horizon, x, T, alive,
+                                                  pairs, self.modified)[inverse]
+        if self.spend is not None:
+            value = np.asarray(expected_order_value(self.spend, inputs["x"], inputs["m"]),
+                               dtype=float)
+            out["expected_order_value"] = value
+            out["clv"] = value * _discounted_orders(
+                self.purchases, self.horizon, self.discount_rate, x, T, alive, pairs,
+                self.modified)[inverse]
+        else:
+            out["expected_order_value"] = out["clv"] = np.full(len(inputs), np.nan)
+        out["churn_risk"] = churn_risk(self.purchases, self.horizon, *args)[inverse]
+        # rounded column by column, then one frame (DataFrame.round of a frame built column
+        # by column first merges its blocks: seconds at millions of customers)
+        return pd.DataFrame({name: np.round(v, _DIGITS[name]) for name, v in out.items()},
+                            index=inputs.index)
+
+
+def value_inputs(features: pd.DataFrame) -> pd.DataFrame:
+    """The models' inputs from the customer features, in days: ``x`` repeat purchases
+    (purchase days after the first: several orders of one day are one purchase, as in the
+    papers), ``t_x`` days from the first to the last purchase, ``T`` days from the first
+    purchase to the end of the observation (the day before the as-of date) and ``m`` the
+    mean value of the repeat purchases."""
+    return pd.DataFrame({
+        "x": features["purchase_days"].astype(float) - 1,
+        "t_x": (features["tenure"] - features["recency"]).astype(float),
+        "T": features["tenure"].astype(float) - 1,
+        "m": pd.to_numeric(features.get("repeat_purchase_value"), errors="coerce"),
+    }, index=features.index)
+
+
+def empty_columns(index: pd.Index) -> pd.DataFrame:
+    """The :data:`COLUMNS`, empty (no trusted model)."""
+    return pd.DataFrame({c: np.full(len(index), np.nan) for c in COLUMNS}, index=index)
+
+
+def fit_value_models(inputs: pd.DataFrame, *, horizon: int, discount_rate: float,
+                     min_repeat_buyers: int, modified: bool = False
+                     ) -> tuple[ValueModels | None, dict[str, Any]]:
+    """Fit BG/NBD and Gamma-Gamma when they can be trusted.
+
+    Returns the models (None when the purchase model cannot be trusted; ``spend`` None when
+    only the spend model cannot) and what happened: ``purchases`` and ``spend`` (the fits),
+    ``reason`` (why no model, or None), ``repeat_buyers``, ``correlation`` and ``warnings``.
+    """
+    repeat = int((inputs["x"] > 0).sum())
+    info: dict[str, Any] = {"purchases": None, "spend": None, "reason": None,
+                            "repeat_buyers": repeat, "correlation": None, "warnings": []}
+    if repeat < min_repeat_buyers:
+        info["reason"] = (f"only {repeat:,} customers bought more than once, fewer than the "
+                          f"{min_repeat_buyers:,} the value models need (clv.min_repeat_buyers)"
+                          "; the value columns are left empty")
+        return None, info
+    purchases = fit_bgnbd(inputs, modified=modified)
+    info["purchases"] = purchases
+    name = "MBG/NBD" if modified else "BG/NBD"
+    if not purchases.converged or not all(np.isfinite(v) for v in purchases.params.values()):
+        info["reason"] = (f"the {name} fit did not converge (log-likelihood "
+                          f"{purchases.log_likelihood:.1f}); the value columns are left empty")
+        return None, info
+    buyers = inputs[(inputs["x"] > 0) & (inputs["m"] > 0)]
+    spend_params = None
+    if len(buyers) >= min_repeat_buyers:
+        spend = fit_gamma_gamma(buyers)
+        info["spend"] = spend
+        rho = frequency_value_correlation(buyers)
+        info["correlation"] = round(rho, 4)
+        if abs(rho) > 0.3:
+            info["warnings"].append(
+                f"Repeat buyers' order count and mean order value are correlated (rho "
+                f"{rho:.2f}); Gamma-Gamma assumes they are independent, so expected order "
+                "values and CLV are less reliable.")
+        q, total = spend.params["q"], spend.params["p"] + spend.params["q"]
+        if not spend.converged or total <= 1:
+            info["warnings"].append(
+                "The Gamma-Gamma fit " + ("did not converge" if not spend.converged else
+                                          f"gave p + q = {total:.2f} <= 1 (no finite mean "
+                                          "order value)")
+                + "; expected_order_value and clv are left empty.")
+        else:
+            spend_params = spend.params
+            if q <= 1:
+                info["warnings"].append(
+                    f"The Gamma-Gamma fit gave q = {q:.2f} <= 1: spend per order is so "
+                    "heavy-tailed that the customers' population has no finite mean, so "
+                    "customers without a repeat purchase get no expected_order_value or clv "
+                    "(left empty); repeat buyers' values rest on their own spend.")
+    else:
+        info["warnings"].append(
+            f"Only {len(buyers):,} repeat buyers with a positive spend, fewer than "
+            f"{min_repeat_buyers:,}: no Gamma-Gamma fit; expected_order_value and clv are "
+            "left empty.")
+    return ValueModels(purchases.params, spend_params, horizon, discount_rate, modified), info
+
+
+def group_value(frame: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """Predicted value of a group of customers (rows with the :data:`COLUMNS`); the value
+    sums over the ``valued`` customers, those with a ``clv``."""
+    clv = frame["clv"]
+    risk = frame["churn_risk"] >= threshold
+    valued = int(clv.notna().sum())
+    return {"customers": len(frame), "valued": valued,
+            "predicted_value": round(float(clv.sum()), 2),
+            "mean_predicted_value": round(float(clv.mean()), 2) if valued else None,
+            "expected_orders": round(float(frame["expected_orders"].sum()), 2),
+            "at_risk": int(risk.sum()),
+            "at_risk_value": round(float(clv[risk].sum()), 2)}
