@@ -17,7 +17,7 @@ pymc-marketing.
    ``--memory-limit-mb``; peak memory is the process's high-water mark
    (``getrusage(RUSAGE_SELF).ru_maxrss``):
 
-   * ``custseg``: ``fit_value_models`` (BG/NBD + Gamma-Gamma) then ``ValueModels.predict``
+   * ``custseg``: BG/NBD and Gamma-Gamma fitted, then ``ValueModels.predict``
      (p_alive, expected_orders, expected_order_value, clv, churn_risk), best of
      ``--repeat``.
    * ``lifetimes`` 0.11.3: ``BetaGeoFitter.fit`` + ``GammaGammaFitter.fit`` on the
@@ -95,22 +95,22 @@ def generate(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {"x": x.astype(float), "t_x": t_x, "T": T, "m": m}
 
 
-def dataset(n: int) -> tuple[Path, dict[str, Any]]:
-    """The cached data of ``n`` customers (generated when missing) and what it holds."""
-    path = CACHE / f"clv-{n}-seed0.npz"
+def dataset(n: int, periods: bool = False) -> tuple[Path, dict[str, Any]]:
+    """The cached data of ``n`` customers (generated when missing) and what it holds;
+    ``periods``: seen at three dates (:func:`generate_periods`)."""
+    path = CACHE / f"clv-{'periods-' if periods else ''}{n}-seed0.npz"
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists():
         return path, json.loads(meta_path.read_text())
     print(f"Generating {n:,} customers into {path} ...", flush=True)
     start = time.perf_counter()
-    data = generate(n)
+    data = generate_periods(n) if periods else generate(n)
     seconds = time.perf_counter() - start
-    key = (data["x"].astype(np.int64) * 1024 + data["t_x"].astype(np.int64)) * 1024 \
-        + data["T"].astype(np.int64)
+    x, t_x, T = (data[f"{k}_n" if periods else k] for k in ("x", "t_x", "T"))
+    key = (x.astype(np.int64) * 1024 + t_x.astype(np.int64)) * 1024 + T.astype(np.int64)
     meta = {"customers": n, "seconds": round(seconds, 2),
             "distinct_rows": int(len(np.unique(key))),
-            "repeat_buyers": int((data["x"] > 0).sum()),
-            "max_x": int(data["x"].max())}
+            "repeat_buyers": int((x > 0).sum()), "max_x": int(x.max())}
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + f".tmp-{os.getpid()}.npz")
     np.savez(tmp, **data)
@@ -119,24 +119,125 @@ def dataset(n: int) -> tuple[Path, dict[str, Any]]:
     return path, meta
 
 
+#: The whole selection's holdout (days) and goal at 5,000,000 customers.
+HOLDOUT = 120
+SELECTION_SECONDS, SELECTION_MB = 60.0, 4096
+
+
+def generate_periods(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` customers drawn from BG/NBD + Gamma-Gamma as :func:`generate`, seen at three
+    dates :data:`HOLDOUT` days apart: at the cut (``_c``), at the split (``_s``) and now
+    (``_n``); with each one's purchase days within 30, 90 and HOLDOUT days after the cut
+    (``c30``, ...) and after the split (``s30``, ...), and the revenue after each.
+
+    Arrivals are Poisson per period; a customer leaves after his ``L``-th repeat purchase
+    (``L`` geometric), so he has ``min(arrivals so far, L)`` by each date; his last
+    purchase is the order statistic of the uniform arrivals of its period; the purchases
+    within ``w`` days of a period's start are the first of its arrivals, ``Binomial(A,
+    w / HOLDOUT)`` of them, capped by those he makes."""
+    rng = np.random.default_rng(seed)
+    tb, tg, h = TRUE_BGNBD, TRUE_GG, HOLDOUT
+    lam = rng.gamma(tb["r"], 1 / tb["alpha"], n)
+    leave = rng.geometric(rng.beta(tb["a"], tb["b"], n))
+    T_n = rng.integers(365, 731, n).astype(float)
+    T_c = T_n - 2 * h
+    a1 = rng.poisson(lam * T_c)
+    a2, a3 = rng.poisson(lam * h), rng.poisson(lam * h)
+    nu = rng.gamma(tg["q"], 1 / tg["gamma"], n)
+    out: dict[str, np.ndarray] = {}
+    before, t_prev = np.zeros(n, np.int64), np.zeros(n)
+    for key, arrivals, T, begin in (("c", a1, T_c, np.zeros(n)), ("s", a2, T_c + h, T_c),
+                                    ("n", a3, T_n, T_c + h)):
+        x = np.minimum(before + arrivals, leave)
+        new = x - before  # repeat purchases made in this period
+        length = T - begin
+        last, got = t_prev.copy(), new > 0
+        last[got] = np.floor(begin[got] + length[got] * rng.beta(
+            new[got], arrivals[got] - new[got] + 1))
+        m = np.full(n, np.nan)
+        m[x > 0] = rng.gamma(tg["p"] * x[x > 0], 1 / (x[x > 0] * nu[x > 0]))
+        out.update({f"x_{key}": x.astype(float), f"t_x_{key}": last, f"T_{key}": T,
+                    f"m_{key}": m})
+        if key != "c":  # labels of the period just made: after the cut or the split
+            label = "c" if key == "s" else "s"
+            for w in (30, 90):
+                early = rng.binomial(arrivals, w / h)
+                out[f"{label}{w}"] = np.minimum(early, new).astype(float)
+            out[f"{label}{h}"] = new.astype(float)
+            # the sum of ``new`` orders, each Gamma(p, nu)
+            out[f"{label}_revenue"] = np.where(
+                got, rng.gamma(tg["p"] * np.maximum(new, 1), 1 / nu), 0.0)
+        before, t_prev = x, last
+    return out
+
+
+def features_of(data: dict[str, np.ndarray], key: str) -> Any:
+    """The customer features a run computes, as at one of the three dates."""
+    import pandas as pd
+
+    x, t_x, T, m = (data[f"{k}_{key}"] for k in ("x", "t_x", "T", "m"))
+    n = x + 1
+    first = np.where(x > 0, m, TRUE_GG["p"] * TRUE_GG["gamma"] / TRUE_GG["q"])
+    monetary = first + np.nan_to_num(m) * x
+    return pd.DataFrame({
+        "customer_id": np.arange(len(x)), "recency": T - t_x + 1, "frequency": n,
+        "monetary": monetary, "tenure": T + 1, "avg_order_value": monetary / n,
+        "mean_days_between_orders": np.where(x > 0, t_x / np.maximum(x, 1), np.nan),
+        "purchase_days": n, "repeat_purchase_value": m})
+
+
+def run_selection(data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The value step of a run: every candidate checked on the holdout (the learned ones
+    trained a holdout earlier), the winner refitted on all the data and every customer
+    scored (:func:`custseg.jobs.value.predict_value`)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from custseg.core.config import Config
+    from custseg.jobs.value import Past, predict_value
+
+    as_of = dt.date(2024, 1, 1)
+    split = as_of - dt.timedelta(days=HOLDOUT)
+    start = time.perf_counter()
+    calibration, now = features_of(data, "s"), features_of(data, "n")
+    earlier = features_of(data, "c")
+    labels = {key: pd.DataFrame({f"w{w}": data[f"{key}{w}"] for w in (30, 90, HOLDOUT)}
+                                | {"revenue": data[f"{key}_revenue"]})
+              for key in ("c", "s")}
+    past = Past(split=split, days=HOLDOUT, calibration=calibration,
+                labels=labels["s"].set_index(calibration["customer_id"]),
+                before=(earlier, labels["c"]))
+    built = time.perf_counter()
+    config = Config(clv={"horizon": HORIZON, "discount_rate": DISCOUNT})
+    out, block, _ = predict_value(now, config, past, as_of)
+    done = time.perf_counter()
+    h = block.holdout
+    return {"fit_s": done - built, "score_s": 0.0, "build_s": built - start,
+            "chosen": block.purchases.name if block.fitted else f"none: {block.reason}",
+            "candidates": {c.name: c.auc for c in h.candidates if c.role == "purchases"},
+            "baseline": h.baseline_auc, "predicted": h.predicted_orders,
+            "actual": h.actual_orders, "scored": int(out["churn_risk"].notna().sum())}
+
+
 # ------------------------------------------------------------------------- contenders
 def run_custseg(data: dict[str, np.ndarray]) -> dict[str, Any]:
     import pandas as pd
 
-    from custseg.prep.clv import fit_value_models
+    from custseg.prep.predict import ValueModels, fit_purchases, fit_spend
 
     inputs = pd.DataFrame(data)
     start = time.perf_counter()
-    models, info = fit_value_models(inputs, horizon=HORIZON, discount_rate=DISCOUNT,
-                                    min_repeat_buyers=100)
+    purchases = fit_purchases("bgnbd", inputs)
+    spend = fit_spend("gamma_gamma", inputs)
+    models = ValueModels(purchases.params, spend.params, HORIZON, DISCOUNT)
     fitted = time.perf_counter()
-    assert models is not None and models.spend is not None, info
     pred = models.predict(inputs)
     done = time.perf_counter()
     return {"fit_s": fitted - start, "score_s": done - fitted,
             "bgnbd": models.purchases, "gg": models.spend,
-            "stages_s": {"BG/NBD fit": info["purchases"].seconds,
-                         "Gamma-Gamma fit": info["spend"].seconds},
+            "stages_s": {"BG/NBD fit": purchases.seconds,
+                         "Gamma-Gamma fit": spend.seconds},
             "means": _means(pred["p_alive"], pred["expected_orders"],
                             pred["expected_order_value"], pred["clv"])}
 
@@ -218,7 +319,8 @@ def _means(alive, orders, value, clv) -> dict[str, float]:
             "expected_order_value": float(np.nanmean(value)), "clv": float(np.nansum(clv))}
 
 
-CONTENDERS = {"custseg": ("custseg", run_custseg),
+CONTENDERS = {"selection": ("custseg, whole selection", run_selection),
+              "custseg": ("custseg", run_custseg),
               "lifetimes": ("lifetimes", run_lifetimes),
               "pymc": ("pymc-marketing (MAP)", run_pymc)}
 
@@ -227,8 +329,12 @@ CONTENDERS = {"custseg": ("custseg", run_custseg),
 def child(name: str, path: Path) -> None:
     """Run one contender in this process; print its report as one JSON line."""
     with np.load(path) as npz:
-        data = {k: npz[k] for k in ("x", "t_x", "T", "m")}
-    if name == "custseg":  # import before the clock, as the others' imports are
+        data = {k: npz[k] for k in npz.files}
+    if name == "selection":
+        import sklearn.ensemble  # noqa: F401
+
+        import custseg.jobs.value  # noqa: F401
+    elif name == "custseg":  # import before the clock, as the others' imports are
         import custseg.prep.clv  # noqa: F401
     elif name == "lifetimes":
         import lifetimes  # noqa: F401
@@ -245,7 +351,8 @@ def child(name: str, path: Path) -> None:
 def _version(name: str) -> str:
     from importlib.metadata import version
 
-    return version({"pymc": "pymc-marketing", "lifetimes": "Lifetimes"}.get(name, name))
+    return version({"pymc": "pymc-marketing", "lifetimes": "Lifetimes",
+                    "selection": "custseg"}.get(name, name))
 
 
 def _rss_mb(pid: int) -> float:
@@ -319,6 +426,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--other-python", help="interpreter with lifetimes and "
                         "pymc-marketing, for those this one lacks (default "
                         f"{DEFAULT_OTHER_PYTHON.relative_to(HERE.parent)})")
+    parser.add_argument("--selection", action="store_true",
+                        help="time the whole selection of a run's value step instead (every "
+                        "candidate checked on a holdout, the winner refitted and scoring "
+                        "every customer); custseg only")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -327,6 +438,9 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     sizes = [int(s) for s in args.customers.split(",") if s.strip()]
+    if args.selection:
+        selection(sizes, args)
+        return
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     pythons = {name: None if name in skip else _python_with(module, args.other_python)
                for name, module in (("lifetimes", "lifetimes"), ("pymc", "pymc_marketing.clv"))}
@@ -379,6 +493,49 @@ def main(argv: list[str] | None = None) -> None:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)
+    print(f"Written to {out.relative_to(HERE.parent)}")
+
+
+def selection(sizes: list[int], args: argparse.Namespace) -> None:
+    """The whole selection per size, once each, and its table."""
+    from _machine import machine_line
+
+    rows = ["| customers | data built s | selection s | peak memory MB | chosen | AUC "
+            "(holdout) | baseline AUC | predicted vs actual purchases (holdout) |",
+            "|---:|---:|---:|---:|---|---:|---:|---:|"]
+    goal = ""
+    for n in sizes:
+        path, _ = dataset(n, periods=True)
+        print(f"[{n:,}] selection ...", flush=True)
+        r = measure("selection", path, sys.executable, args.timeout, args.memory_limit_mb)
+        if "failed" in r:
+            rows.append(f"| {n:,} | | {r['failed']} | {r.get('peak_rss_mb', 0):,.0f} | | | | |")
+            continue
+        chosen = r["candidates"].get(r["chosen"])
+        rows.append(f"| {n:,} | {r['build_s']:.1f} | {r['fit_s']:.1f} | "
+                    f"{r['peak_rss_mb']:,.0f} | {r['chosen']} | "
+                    f"{'' if chosen is None else f'{chosen:.3f}'} | {r['baseline']:.3f} | "
+                    f"{r['predicted']:,.0f} vs {r['actual']:,.0f} |")
+        if n == GOAL_CUSTOMERS:
+            ok = r["fit_s"] <= SELECTION_SECONDS and r["peak_rss_mb"] <= SELECTION_MB
+            goal = (f"Goal (5,000,000 customers in <= {SELECTION_SECONDS:.0f} s within "
+                    f"{SELECTION_MB:,} MB): " + ("**met**" if ok else "**missed**")
+                    + f" ({r['fit_s']:.1f} s, {r['peak_rss_mb']:,.0f} MB).")
+    text = "\n".join([
+        f"# bench_clv --selection --customers {args.customers}", "",
+        machine_line(("custseg", "numpy", "scipy", "pandas", "scikit-learn")),
+        "Customers drawn from BG/NBD + Gamma-Gamma (CDNOW parameters) seen at three dates "
+        f"{HOLDOUT} days apart; the value step of a run on their features: BG/NBD, "
+        "MBG/NBD, Pareto/NBD, boosted trees and a logistic regression checked on the last "
+        f"{HOLDOUT} days (the learned ones trained {HOLDOUT} days earlier), both spend "
+        "models, the winner refitted on all the data and every customer scored over "
+        f"{HORIZON} days. Seconds exclude building the feature tables (a run's SQL "
+        "does that); one run in a fresh process.", "", *rows, "", goal])
+    print()
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench_clv-selection-{'-'.join(str(n) for n in sizes)}.md"
+    out.write_text(text + "\n", encoding="utf-8")
     print(f"Written to {out.relative_to(HERE.parent)}")
 
 

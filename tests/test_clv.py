@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from scipy import optimize, special, stats
 
 from custseg import Config, run_rfm
-from custseg.prep import clv
+from custseg.prep import clv, predict
 from custseg.prep.clv import (
     bgnbd_log_likelihood,
     fit_bgnbd,
@@ -205,26 +205,28 @@ def cdnow_lines() -> pd.DataFrame:
 
 
 def test_custseg_rfm_fits_the_papers_parameters_on_cdnow(tmp_path):
-    """The whole job (read, clean, features, value) on the CDNOW sample's order lines with
-    the paper's as-of date gives the paper's parameters and one value per customer."""
+    """The whole job (read, clean, features) on the CDNOW sample's order lines with the
+    paper's as-of date gives the paper's model inputs, hence its parameters; and the run,
+    having checked BG/NBD on the last 98 days of the calibration, shows no value: recency
+    and frequency ranks alone ranked who bought better (as the issue's own cut found)."""
     # CDNOW has zero-value purchases (8 customers buy only those): kept, as the paper does
-    config = Config(as_of="1997-10-01", cleaning={"non_positive_price": False})
-    result = run_rfm(frame=cdnow_lines(), config=config,
-                     out_dir=tmp_path / "out")
-    block = result.summary.clv
-    assert block.fitted and block.repeat_buyers == 946
+    config = Config(as_of="1997-10-01", cleaning={"non_positive_price": False},
+                    clv={"model": "bgnbd", "spend_model": "gamma_gamma"})
+    result = run_rfm(frame=cdnow_lines(), config=config, out_dir=tmp_path / "out")
+    inputs = predict.value_inputs(result.customers)
+    assert len(inputs) == 2357 and int((inputs["x"] > 0).sum()) == 946
+    fit = fit_bgnbd(inputs)
     for name, value in {"r": 0.243, "alpha": 30.9, "a": 0.793, "b": 2.426}.items():
-        assert block.purchases.params[name] == pytest.approx(value, rel=0.01), name
+        assert fit.params[name] == pytest.approx(value, rel=0.01), name
+    spend = fit_gamma_gamma(inputs)
     for name, value in {"p": 6.25, "q": 3.74, "gamma": 15.44}.items():
-        assert block.spend.params[name] == pytest.approx(value, rel=0.01), name
+        assert spend.params[name] == pytest.approx(value, rel=0.01), name
+    block = result.summary.clv
+    checked = next(c for c in block.holdout.candidates if c.name == "BG/NBD")
+    assert checked.auc < block.holdout.baseline_auc - 0.005
+    assert not block.fitted and "recency and frequency alone" in block.reason
     segments = pd.read_csv(tmp_path / "out" / "segments.csv")
-    assert len(segments) == 2357
-    assert segments[list(clv.COLUMNS)].notna().all().all()
-    assert (segments["p_alive"].between(0, 1)).all()
-    # per-segment figures add up to the total
-    assert sum(s.value.customers for s in result.summary.rfm_segments if s.value) == 2357
-    assert sum(s.value.predicted_value for s in result.summary.rfm_segments
-               if s.value) == pytest.approx(block.total.predicted_value, abs=1)
+    assert len(segments) == 2357 and segments["clv"].isna().all()
 
 
 @pytest.mark.parametrize("modified", [False, True], ids=["BG/NBD", "MBG/NBD"])

@@ -5,6 +5,7 @@ import pytest
 
 import custseg
 from conftest import ONLINE_RETAIL, needs_online_retail
+from custseg.prep.predict import COLUMNS
 
 pytestmark = needs_online_retail
 
@@ -65,7 +66,6 @@ def test_outputs_written(result):
     seg = pd.read_csv(out / "segments.csv", dtype={"customer_id": str})
     assert len(seg) == 4338 and seg["customer_id"].is_unique
     assert list(seg.columns[:4]) == ["customer_id", "recency", "frequency", "monetary"]
-    assert list(seg.columns[-10:]) == ["r_score", "f_score", "m_score", "rfm_code", "rfm_segment",
-                                       "p_alive", "expected_orders", "expected_order_value",
-                                       "clv", "churn_risk"]
+    assert list(seg.columns[-13:]) == ["r_score", "f_score", "m_score", "rfm_code", "rfm_segment",
+                                       *COLUMNS]
     assert (out / "summary.json").exists() and (out / "excluded_customers.csv").exists()

@@ -38,6 +38,20 @@ def test_pareto_nbd_reproduces_the_published_cdnow_fit(weeks):
     assert fit.log_likelihood == pytest.approx(-9594.98, abs=0.05)
 
 
+def test_a_fit_on_a_sample_of_customers_stays_near_the_whole_fit(weeks):
+    """Past ``max_customers``, a seeded sample is fitted; its parameters stay within the
+    sampling error, and its log-likelihood is every customer's at them."""
+    whole = pnbd.fit_pnbd(weeks)
+    sampled = pnbd.fit_pnbd(weeks, max_customers=1500)
+    assert sampled.customers == 2357
+    for name, value in whole.params.items():
+        assert sampled.params[name] == pytest.approx(value, rel=0.35), name
+    every = pnbd.log_likelihood([sampled.params[k] for k in pnbd.NAMES],
+                                weeks["x"], weeks["t_x"], weeks["T"]).sum()
+    assert sampled.log_likelihood == pytest.approx(every, rel=1e-9)
+    assert whole.log_likelihood >= sampled.log_likelihood  # the whole fit is the best
+
+
 # lifetimes 0.11.3's ParetoNBDFitter with the published parameters (its
 # conditional_probability_alive and conditional_expected_number_of_purchases_up_to_time, 39
 # weeks ahead), for customers (x, t_x, T) in weeks

@@ -14,7 +14,8 @@ import custseg
 from custseg.jobs.run import run_segments
 from custseg.outputs.report import CAPTIONS, charts
 from custseg.outputs.rundir import read_segments
-from custseg.prep.clv import p_alive
+from custseg.prep import pnbd
+from custseg.prep.predict import PURCHASES, Purchases
 from test_cluster import PLANTED_MAP, planted_lines
 
 EVIL = '<img src=x onerror="alert(1)">'
@@ -181,7 +182,7 @@ def test_report_shows_the_predicted_value_of_the_summary(run_dir):
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     section = html[html.index('<section id="value">'):html.index('<section id="segments">')]
     assert "<h2>Predicted value</h2>" in section
-    assert clv["purchases"]["name"] in section and "Gamma-Gamma" in section
+    assert clv["purchases"]["name"] in section and clv["spend"]["name"] in section
     assert f"next {clv['horizon_days']:,} days" in section
     assert f"{clv['discount_rate']:.1%} a year" in section
     assert _cell(section, "total-value") == f"{total['predicted_value']:,.2f}"
@@ -193,10 +194,16 @@ def test_report_shows_the_predicted_value_of_the_summary(run_dir):
     for model in ("purchases", "spend"):
         for name, value in clv[model]["params"].items():
             assert f"{name} = <b>{value:.4g}</b>" in section
+    holdout = clv["holdout"]  # the check the models passed, with every candidate
+    assert html_escape(holdout["verdict"]) in section
+    for cand in holdout["candidates"]:
+        assert html_escape(cand["name"]) in section
     for warning in clv["warnings"]:  # the correlation warning of these planted groups
         assert html_escape(warning) in section
+    rfm = section[section.index('id="value-rfm"'):]
+    rfm = rfm[:rfm.index("</table>")]
     rfm_rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"n\">([^<]+)</td><td class=\"n\">"
-                          r"([^<]+)</td>", section)
+                          r"([^<]+)</td>", rfm)
     expected = [(html_escape(r["name"]), f"{r['value']['customers']:,}",
                  f"{r['value']['predicted_value']:,.2f}")
                 for r in s["rfm_segments"] if r["customers"]]
@@ -241,18 +248,21 @@ def test_p_alive_matrix_is_the_fitted_model(run_dir):
     assert frame["repeat_orders"].max() == x_max and frame["repeat_orders"].min() == 0
     assert frame["days_first_to_last"].max() == T and frame["days_first_to_last"].min() == 0
     assert (frame.loc[frame["repeat_orders"] == 0, "days_first_to_last"] == 0).all()
-    params = s["clv"]["purchases"]["params"]
-    expected = p_alive(params, frame["repeat_orders"], frame["days_first_to_last"], T)
+    purchases = s["clv"]["purchases"]
+    key = {name: k for k, name in PURCHASES.items()}[purchases["name"]]
+    expected = Purchases(key, purchases["params"]).p_alive(
+        frame["repeat_orders"], frame["days_first_to_last"], T)
     np.testing.assert_allclose(frame["p_alive"], expected, atol=1e-4)
     assert frame["p_alive"].min() < 0.2 and frame["p_alive"].max() > 0.9
-    # MBG/NBD: the modified model's probabilities, not BG/NBD's
-    s["clv"]["purchases"]["name"] = "MBG/NBD"
-    modified = charts.p_alive_matrix(s, table).data
+    # another model's name: that model's probabilities, not the fitted one's
+    s["clv"]["purchases"] = {"name": "Pareto/NBD", "params": {
+        "r": 0.55, "alpha": 74.0, "s": 0.6, "beta": 82.0}}
+    other = charts.p_alive_matrix(s, table).data
     np.testing.assert_allclose(
-        modified["p_alive"], p_alive(params, modified["repeat_orders"],
-                                     modified["days_first_to_last"], T, modified=True),
-        atol=1e-4)
-    assert not np.allclose(modified["p_alive"], frame["p_alive"])
+        other["p_alive"], pnbd.p_alive(s["clv"]["purchases"]["params"], other["repeat_orders"],
+                                       other["days_first_to_last"], T), atol=1e-4)
+    s["clv"]["purchases"] = {"name": "gradient-boosted trees", "params": {}}
+    assert charts.p_alive_matrix(s, table) is None  # a learned model says nothing of leaving
     s["clv"]["fitted"] = False
     assert charts.p_alive_matrix(s, table) is None
 
@@ -341,9 +351,13 @@ def test_a_history_of_hundreds_of_purchase_days_gives_bounded_charts(tmp_path):
     import pandas as pd
 
     rng = np.random.default_rng(3)
-    start = dt.date(2023, 1, 1)
-    rows = [(f"H{h:04d}", start + dt.timedelta(days=int(d)), float(rng.integers(5, 80)))
-            for h in range(160) for d in np.flatnonzero(rng.random(365) < rng.uniform(0.3, 0.9))]
+    start = dt.date(2022, 1, 1)
+    rows = []
+    for h in range(300):  # a household shops most days until it moves away
+        first, last = rng.integers(0, 200), rng.integers(250, 1200)
+        days = np.arange(first, min(last, 730))
+        rows += [(f"H{h:04d}", start + dt.timedelta(days=int(d)), float(rng.integers(5, 80)))
+                 for d in days[rng.random(len(days)) < rng.uniform(0.2, 0.9)]]
     lines = pd.DataFrame(rows, columns=["customer_id", "invoice_date", "amount"])
     result = custseg.run_rfm(frame=lines, out_dir=tmp_path / "out")
     assert (tmp_path / "out" / "report.html").exists()
@@ -352,8 +366,40 @@ def test_a_history_of_hundreds_of_purchase_days_gives_bounded_charts(tmp_path):
     assert result.summary.clv.fitted and (table["purchase_days"] > 200).any()
     matrix = charts.p_alive_matrix(summary, table)
     assert matrix.data["repeat_orders"].nunique() <= charts.P_ALIVE_ROWS
-    assert "bands of" in matrix.title
+    assert "bands of" in json.dumps(matrix.to_dict()["title"])
     for _, build in charts.CHARTS:
         chart = build(summary, table)
         if chart is not None:
             chart.to_dict()  # raises MaxRowsError past 5,000 rows
+
+
+def test_one_customer_gets_a_whole_rfm_report_and_run_says_what_clustering_needs(tmp_path):
+    import pandas as pd
+
+    lines = pd.DataFrame({"customer_id": ["A"] * 5, "amount": [10.0, 20.0, 30.0, 40.0, 50.0],
+                          "invoice_date": pd.to_datetime(["2023-01-01", "2023-02-01",
+                                                          "2023-03-05", "2023-05-01",
+                                                          "2023-06-01"])})
+    result = custseg.run_rfm(frame=lines, out_dir=tmp_path / "rfm")
+    assert result.summary.customers == 1 and (tmp_path / "rfm" / "report.html").exists()
+    assert not result.summary.clv.fitted and "only 1 customers" in result.summary.clv.reason
+    assert read_segments(tmp_path / "rfm")["monetary"].tolist() == [150.0]
+    with pytest.raises(custseg.DataError, match="Only 1 customer.*at least 3"):
+        custseg.run_segments(frame=lines, out_dir=tmp_path / "run")
+
+
+def test_a_single_day_of_orders_gives_whole_reports_without_untested_predictions(tmp_path):
+    import pandas as pd
+
+    lines = pd.DataFrame({"customer_id": [f"C{i % 100}" for i in range(300)],
+                          "invoice_date": pd.Timestamp("2023-03-01"),
+                          "product_id": [f"P{i % 7}" for i in range(300)],
+                          "quantity": [1 + i % 3 for i in range(300)],
+                          "unit_price": [float(i % 17 + 1) for i in range(300)]})
+    for job in (custseg.run_rfm, custseg.run_segments):
+        out = tmp_path / job.__name__
+        result = job(frame=lines, out_dir=out)
+        assert (out / "report.html").exists() and len(read_segments(out)) == 100
+        clv = result.summary.clv
+        assert not clv.fitted and "only 0 customers bought more than once" in clv.reason
+        assert read_segments(out)["churn_risk"].isna().all()

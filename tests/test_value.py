@@ -1,9 +1,10 @@
 """Predicted value through the jobs: the columns of rfm, run and score, the figures per
 segment, the backtest, and the cases where the models cannot be trusted.
 
-The order lines are drawn from the BG/NBD process itself (each customer buys at a Poisson
-rate from a Gamma and may leave after each purchase with a probability from a Beta), so the
-backtest has a known answer: the model is right, only the data's noise remains.
+The order lines are drawn from the MBG/NBD process itself (each customer buys at a Poisson
+rate from a Gamma and may leave after each purchase, the first included, with a probability
+from a Beta), so the backtest has a known answer: the model is right, only the data's noise
+remains.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ import pytest
 from conftest import MALL, ONLINE_RETAIL, needs_mall, needs_online_retail
 from custseg import Config, DataError, InputError, backtest, load_model, run_rfm, run_segments
 from custseg.jobs.rfm import clean
-from custseg.prep.clv import COLUMNS
+from custseg.prep.predict import COLUMNS
 
 START = dt.date(2022, 1, 1)
 VALUE = list(COLUMNS)
+NUMBERS = [c for c in VALUE if c != "next_order_date"]  # a date; empty past the horizon
 
 
 def bgnbd_lines(n: int = 3000, *, days: int = 730, seed: int = 0, r: float = 0.8,
                 alpha: float = 40.0, a: float = 0.6, b: float = 3.0, q: float = 4.0
                 ) -> pd.DataFrame:
-    """Order lines of ``n`` customers arriving over the first year, buying by BG/NBD until
+    """Order lines of ``n`` customers arriving over the first year, buying by MBG/NBD until
     ``days`` after START; spend per order from a customer's own Gamma mean (their means
     inverse-Gamma with shape ``q``, as Gamma-Gamma has it: no finite mean for q <= 1)."""
     rng = np.random.default_rng(seed)
@@ -78,7 +80,7 @@ def test_backtest_on_bgnbd_data_predicts_the_holdout(lines, tmp_path):
     assert groups[-1].repeat_orders == "7+"
     written = json.loads((tmp_path / "bt" / "backtest.json").read_text())
     assert written["predicted_orders"] == result.predicted_orders
-    assert written["purchases"]["name"] == "BG/NBD"
+    assert written["purchases"]["name"] == "MBG/NBD"  # the process the lines are drawn from
     assert (tmp_path / "bt" / "calibration.png").stat().st_size > 1000
 
 
@@ -105,14 +107,17 @@ def test_run_adds_the_columns_and_segment_figures_and_score_reproduces_them(line
     block = result.summary.clv
     assert block.fitted and block.purchases.converged
     segments = pd.read_csv(tmp_path / "run" / "segments.csv")
-    assert segments[VALUE].notna().all().all()
+    assert segments[NUMBERS].notna().all().all()
     assert len(segments) == lines["customer_id"].nunique()  # every customer has a value
     # the segments' figures are sums over their customers
     for seg in result.summary.segments:
         rows = segments[segments["segment"] == seg.id]
         assert seg.value.customers == len(rows)
         assert seg.value.predicted_value == pytest.approx(rows["clv"].sum(), abs=0.05)
-        assert seg.value.at_risk == int((rows["churn_risk"] >= 0.7).sum())
+        gone = rows["recency"] >= 3 * rows["mean_days_between_orders"]
+        risky = (rows["churn_risk"] >= block.churn_threshold) | (
+            gone & (rows["churn_risk"] >= block.overdue_risk))
+        assert seg.value.at_risk == int(risky.sum())
         if seg.value.at_risk:
             assert any(f"{seg.value.at_risk:,} customers" in a for a in seg.actions)
     at_risk = sum(s.value.at_risk for s in result.summary.segments)
@@ -123,17 +128,62 @@ def test_run_adds_the_columns_and_segment_figures_and_score_reproduces_them(line
     scored = model.predict(frame=lines, as_of=result.summary.as_of)
     mine = segments.set_index("customer_id")[VALUE].sort_index()
     again = scored.set_index("customer_id")[VALUE].sort_index()
-    pd.testing.assert_frame_equal(mine, again, check_exact=False, atol=1e-9)
+    pd.testing.assert_frame_equal(mine[NUMBERS], again[NUMBERS], check_exact=False, atol=1e-9)
+    assert (pd.to_datetime(mine["next_order_date"]).fillna(pd.Timestamp(0))
+            == pd.to_datetime(again["next_order_date"]).fillna(pd.Timestamp(0))).all()
 
 
 def test_churn_risk_is_high_for_one_time_buyers_long_gone(lines):
-    result = run_rfm(frame=lines)
+    result = run_rfm(frame=lines, config=Config(clv={"model": "bgnbd"}))
     c = result.customers
     once = c[c["purchase_days"] == 1]
     assert (once["p_alive"] == 1).all()  # BG/NBD: nobody leaves at the first purchase
     long_gone = once[once["recency"] > once["recency"].quantile(0.75)]
     recent = once[once["recency"] < once["recency"].quantile(0.25)]
     assert long_gone["churn_risk"].min() > recent["churn_risk"].max()
+
+
+def test_the_at_risk_threshold_falls_only_where_most_customers_buy_within_the_horizon():
+    from custseg.jobs.value import at_risk_rule
+
+    rule, note = at_risk_rule(pd.Series([0.9, 0.5, 0.4]), 0.7, 365)
+    assert (rule.threshold, rule.overdue_risk, note) == (0.7, 0.6, None)
+    # the average customer buys with probability 0.8: half of that is a risk of 0.6
+    rule, note = at_risk_rule(pd.Series([0.05, 0.05, 0.1, 0.6]), 0.7, 181)
+    assert rule.threshold == pytest.approx(0.6) and rule.overdue_risk == pytest.approx(0.2)
+    assert "181 days" in note and "80%" in note and "60%" in note
+
+
+def test_an_overdue_customer_is_at_risk_only_when_riskier_than_the_average():
+    from custseg.prep.predict import AtRisk
+
+    frame = pd.DataFrame({"churn_risk": [0.75, 0.5, 0.5, 0.2],
+                          "recency": [10, 400, 400, 400],
+                          "mean_days_between_orders": [30.0, 100.0, np.nan, 100.0]})
+    # the first by its risk; the second overdue (400 >= 3 x 100) and above the average's
+    # 0.45; the third has no gap (one purchase); the fourth overdue but safer than average
+    assert AtRisk(0.7, 0.45).mask(frame).tolist() == [True, True, False, False]
+    assert AtRisk(0.7).mask(frame).tolist() == [True, False, False, False]
+
+
+def test_customers_who_stopped_buying_are_at_risk_even_where_most_buy_within_the_horizon():
+    # frequent buyers (about one purchase day a fortnight) over a year's horizon: nearly
+    # all who are still buying buy again, so the fixed 70% marks nobody
+    frame = bgnbd_lines(1500, r=3.0, alpha=40.0, a=0.3, b=12.0, seed=3)
+    result = run_rfm(frame=frame)
+    block, c = result.summary.clv, result.customers
+    assert block.fitted
+    gap = c["mean_days_between_orders"]
+    lapsed = c[(c["recency"] >= 3 * gap) & (c["purchase_days"] >= 3)]
+    assert len(lapsed) >= 20
+    assert block.churn_threshold < 0.7
+    assert any("clv.churn_threshold" in w for w in block.warnings)
+    at_risk = (c["churn_risk"] >= block.churn_threshold) | (
+        (c["recency"] >= 3 * gap) & (c["churn_risk"] >= block.overdue_risk))
+    assert block.total.at_risk == int(at_risk.sum()) > 0
+    # the lapsed are at risk far more often than those who bought within their rhythm
+    steady = c[c["recency"] <= gap]
+    assert at_risk[lapsed.index].mean() > 0.5 > 5 * at_risk[steady.index].mean()
 
 
 def test_modified_bgnbd_lets_one_time_buyers_leave(lines):
@@ -234,8 +284,9 @@ def test_online_retail_backtest_beats_the_baseline_and_matches_lifetimes():
     from sklearn.metrics import roc_auc_score
 
     split = "2011-06-01"
-    result = backtest(ONLINE_RETAIL, split=split)
-    assert result.fitted
+    result = backtest(ONLINE_RETAIL, split=split, config=Config(clv={"model": "bgnbd"}))
+    assert result.fitted  # BG/NBD chosen by the user: shown, its degenerate fit named
+    assert any("no dropout" in w for w in result.warnings)
     assert result.predicted_orders == pytest.approx(result.actual_orders, rel=0.20)
     assert result.auc > result.baseline_auc
     lines, _ = clean(pd.read_parquet(ONLINE_RETAIL))
@@ -255,20 +306,19 @@ def test_online_retail_backtest_beats_the_baseline_and_matches_lifetimes():
     assert result.auc >= round(roc_auc_score(again, predicted), 4) - 1e-4
 
 
-def test_spend_without_a_finite_mean_values_only_the_repeat_buyers(tmp_path):
-    """Spend so heavy-tailed (q < 1) that the population mean is infinite: a one-time
-    buyer has no finite expected order value, so his value is empty (never a made-up
-    number); repeat buyers keep theirs, and the totals say how many were valued."""
+def test_spend_without_a_finite_mean_is_named_and_the_log_normal_values_everyone(tmp_path):
+    """Spend so heavy-tailed (q < 1) that the population mean is infinite: Gamma-Gamma is
+    named degenerate and not shown; the shrunk log-normal values every customer, one-time
+    buyers too (from their one purchase, shrunk to the population's)."""
     result = run_rfm(frame=bgnbd_lines(q=0.6, seed=3))
     block = result.summary.clv
-    assert block.fitted and block.spend.params["q"] <= 1
-    assert any("no finite mean" in w for w in block.warnings)
+    spends = {c.name: c for c in block.holdout.candidates if c.role == "spend"}
+    assert any("no finite mean" in p for p in spends["Gamma-Gamma"].problems)
+    assert not spends["Gamma-Gamma"].chosen and spends["log-normal, shrunk"].chosen
+    assert block.fitted and block.spend.name == "log-normal, shrunk"
     c = result.customers
-    once = c["purchase_days"] == 1
-    assert c.loc[once, ["expected_order_value", "clv"]].isna().all().all()
-    assert c.loc[~once, ["expected_order_value", "clv"]].notna().all().all()
-    assert c.loc[once, "p_alive"].notna().all()  # the purchase model is unaffected
-    assert block.total.valued == int((~once).sum()) < block.total.customers
+    assert c[["expected_order_value", "clv"]].notna().all().all()
+    assert block.total.valued == block.total.customers
     assert block.total.predicted_value == pytest.approx(c["clv"].sum(), abs=0.05)
 
 
@@ -285,8 +335,10 @@ def test_a_fit_that_does_not_converge_leaves_the_columns_empty(lines, monkeypatc
                        seconds=fit.seconds, customers=fit.customers)
 
     monkeypatch.setattr(clv, "fit_bgnbd", stopped)
-    result = run_rfm(frame=lines)
+    result = run_rfm(frame=lines, config=Config(clv={"model": "bgnbd"}))
     block = result.summary.clv
     assert not block.fitted and "did not converge" in block.reason
-    assert block.purchases is not None and not block.purchases.converged
+    assert block.purchases is None
+    checked = next(c for c in block.holdout.candidates if c.name == "BG/NBD")
+    assert "the fit did not converge" in checked.problems and not checked.chosen
     assert result.customers[VALUE].isna().all().all()

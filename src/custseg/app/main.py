@@ -260,15 +260,21 @@ if clv is not None and clv.fitted and clv.total is not None:
     with_value = total.mean_predicted_value is not None  # None: no trusted spend model
     m1.metric(f"Predicted value, next {clv.horizon_days:,} days",
               f"{total.predicted_value:,.2f}" if with_value else "n/a",
-              help=(f"{clv.purchases.name} and Gamma-Gamma, discounted at "
+              help=(f"{clv.purchases.name} and {clv.spend.name if clv.spend else 'no spend model'}"
+                    f", discounted at "
                     f"{clv.discount_rate:.0%} a year; {total.mean_predicted_value:,.2f} per "
                     "customer" if with_value else "No trusted spend model: see Audit."))
     m2.metric("Expected orders", f"{total.expected_orders:,.2f}")
-    m3.metric(f"Customers at risk (churn risk {clv.churn_threshold:.0%} or more)",
+    overdue = ("" if clv.get("overdue_risk") is None else
+               f", or overdue by three of their gaps at {clv.overdue_risk:.0%}")
+    m3.metric(f"Customers at risk (churn risk {clv.churn_threshold:.0%} or more{overdue})",
               f"{total.at_risk:,}",
               help=f"{total.at_risk_value:,.2f} of predicted value" if with_value else None)
 elif clv is not None and not clv.fitted:
     st.info(f"No predicted value: {clv.reason}.")
+if clv is not None and clv.get("holdout") is not None:
+    st.caption(f"How well this would have predicted the last {clv.holdout.days:,} days: "
+               f"{clv.holdout.verdict}")
 
 horizon = clv.horizon_days if clv is not None else None
 tabs = st.tabs(["Segments", "Charts", "Customers", "RFM", "Cohorts", "Comparison", "Audit"])

@@ -59,10 +59,16 @@ SCALERS = ("standard", "robust")
 LINKAGES = ("ward", "average", "complete")
 #: What ``custseg track`` follows: segment names of a run, or RFM segments.
 TRACK_BY = ("cluster", "rfm")
-#: Purchase models of customer value: BG/NBD (Fader, Hardie and Lee 2005) or the modified
-#: BG/NBD (Batislam, Denizel and Filiztekin 2007), where a customer may also leave right
-#: after the first purchase.
-PURCHASE_MODELS = ("bgnbd", "mbgnbd")
+#: Purchase models of customer value: ``auto`` (each of the others checked on the data's
+#: own past, the best shown), BG/NBD (Fader, Hardie and Lee 2005), the modified BG/NBD
+#: (Batislam, Denizel and Filiztekin 2007), where a customer may also leave right after
+#: the first purchase, Pareto/NBD (Schmittlein, Morrison and Colombo 1987), where he
+#: may leave at any time, or gradient-boosted trees or a logistic regression on the
+#: customers' features.
+PURCHASE_MODELS = ("auto", "bgnbd", "mbgnbd", "pnbd", "boosted", "linear")
+#: Spend models: ``auto`` (both checked on the data's own past), Gamma-Gamma (Fader and
+#: Hardie 2013) or a log-normal shrunk to the population's (empirical Bayes).
+SPEND_MODELS = ("auto", "gamma_gamma", "lognormal")
 
 
 @dataclass(frozen=True)
@@ -493,9 +499,15 @@ class ClvConfig(_Table):
     min_repeat_buyers: int = setting(100, "an int >= 2", "Fewer repeat buyers than this: no "
                                      "value model is fitted (columns left empty, with the "
                                      "reason).", lambda v: _whole(v) and v >= 2)
-    model: str = setting("bgnbd", choices_words(PURCHASE_MODELS), "Purchase model: BG/NBD, "
-                         "or the modified BG/NBD (one-time buyers may have left).",
+    model: str = setting("auto", choices_words(PURCHASE_MODELS), "Purchase model: auto "
+                         "(BG/NBD, MBG/NBD, Pareto/NBD, boosted trees and a logistic "
+                         "regression checked on the last days of the data, the best shown), "
+                         "or one of them (still checked).",
                          one_of(PURCHASE_MODELS), flag="--clv-model")
+    spend_model: str = setting("auto", choices_words(SPEND_MODELS), "Spend model: auto "
+                               "(Gamma-Gamma and the shrunk log-normal checked on the last "
+                               "days of the data), or one of them (still checked).",
+                               one_of(SPEND_MODELS))
     backtest_split: str | None = setting(
         None, "a date YYYY-MM-DD, or unset", "custseg rfm and run also backtest the value "
         "models: fitted on lines before this date, checked on the lines after it.",

@@ -133,6 +133,8 @@ class SegmentValue(Block, kw_only=True):
     expected_orders: float
     at_risk: int  # customers with churn risk at or above the threshold
     at_risk_value: float  # their predicted value
+    value_interval: list[float] | None = None  # 10-90% of predicted_value (bootstrap)
+    orders_interval: list[float] | None = None  # 10-90% of expected_orders (bootstrap)
 
 
 class FrequencyGroup(Block, kw_only=True):
@@ -230,10 +232,65 @@ class ValueModel(Block, kw_only=True):
 
     name: str
     params: dict[str, float]
-    log_likelihood: float
+    log_likelihood: float | None  # null: not a likelihood model (the boosted trees)
     converged: bool
     fit_seconds: float
     customers: int  # the customers it was fitted on
+
+
+class ModelCheck(Block, kw_only=True):
+    """One value model as checked on the holdout (see :class:`Holdout`)."""
+
+    role: str  # "purchases" or "spend"
+    name: str
+    chosen: bool
+    params: dict[str, float] | None  # null: the fit failed (see problems)
+    problems: list[str]  # why it may not be shown (a degenerate fit); empty: none
+    auc: float | None = None  # purchases: of P(a purchase in the holdout), for buying again
+    predicted_orders: float | None = None  # purchases: in the holdout, in total
+    mse: float | None = None  # purchases: mean squared error of each customer's purchases
+    value_error: float | None = None  # spend: mean absolute error per purchase, relative
+
+
+class Decile(Block, kw_only=True):
+    """Customers of one decile of predicted purchases (1: the most) in the holdout."""
+
+    decile: int
+    customers: int
+    predicted_orders: float
+    actual_orders: float
+    buyers: int
+    predicted_revenue: float | None
+    actual_revenue: float
+
+
+class Holdout(Block, kw_only=True):
+    """How well the value models would have predicted the last ``days`` days: fitted on the
+    customers as at ``split``, compared with what they did up to the as-of date."""
+
+    split: str | None
+    days: int | None
+    customers: int
+    buyers: int  # customers who bought in the held-out days
+    actual_orders: float
+    actual_revenue: float
+    predicted_orders: float | None  # by the chosen models
+    predicted_revenue: float | None
+    baseline_auc: float | None  # recency and frequency ranks
+    baseline_orders: float | None  # each customer's past rate carried forward
+    typical_gap_days: float | None
+    candidates: list[ModelCheck]
+    deciles: list[Decile]
+    verdict: str  # in words: which model won and by how much, or why none is shown
+    reason: str | None  # why no prediction is shown; null: the chosen models are
+    # the held-out days' seasonal index against the chosen model's (1: as flat a share of
+    # their year as it assumes; null: no whole earlier year), the predicted purchases with
+    # it applied, and whether the cycle is clear enough to apply to the predictions
+    seasonal_index: float | None = None
+    seasonal_orders: float | None = None
+    season_applied: bool = False
+    # checked on a random sample of ``customers`` of this many (null: on all of them)
+    sample_of: int | None = None
 
 
 class Clv(Block, kw_only=True):
@@ -254,6 +311,11 @@ class Clv(Block, kw_only=True):
     columns: dict[str, str]
     total: SegmentValue | None
     warnings: list[str]
+    holdout: Holdout | None = None  # the check the predictions passed (or failed)
+    season_factor: float | None = None  # applied to expected orders and CLV (null: none)
+    # from this churn risk on, a customer silent for three of his own typical gaps between
+    # purchases is at risk too (the average customer's risk; null: no such rule)
+    overdue_risk: float | None = None
 
 
 class ClusterFeatures(Block, kw_only=True):

@@ -46,7 +46,7 @@ from custseg.prep.rfm import (
 from custseg.profile import lines as by_lines
 
 if TYPE_CHECKING:
-    from custseg.prep.clv import ValueModels
+    from custseg.prep.predict import ValueModels
 
 _ROUND = {"monetary": 2, "avg_order_value": 2, "avg_items_per_order": 3, "return_rate": 4,
           "discount_share": 4,
@@ -212,7 +212,13 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
            customers: str | Path | None = None) -> RunResult:
     """Clean, features and RFM of the order lines read as ``source`` (its columns read
     as ``reading`` says)."""
-    from custseg.jobs.value import backtest_on, predict_value, values_by  # SciPy: when used
+    from custseg.jobs.value import (  # SciPy: when used
+        at_risk_of,
+        backtest_on,
+        past_of,
+        predict_value,
+        values_by,
+    )
 
     mapping = reading.mapping
 
@@ -257,13 +263,16 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         scored = _rounded(scored)  # before the value models, which custseg score re-applies
     value, models, by_segment = sm.UNSET, None, {}
     if config.clv.enabled:
+        with _stage("holdout", timings, reporter):
+            past = past_of(engine, feats, as_of, config, "product_id" in mapping,
+                           bool({"discount", "coupon"} & set(mapping)))
         with _stage("value", timings, reporter):
-            scored, value, models = predict_value(scored, config)
+            scored, value, models = predict_value(scored, config, past, as_of)
             audit.warnings.extend(value.warnings)
             if backtest:
                 audit.warnings.extend(f"Backtest: {w}" for w in backtest.warnings)
             if value.fitted:
-                by_segment = values_by(scored, "rfm_segment", config.clv.churn_threshold)
+                by_segment = values_by(scored, "rfm_segment", at_risk_of(value))
     summary = sm.RfmSummary(
         custseg_version=__version__,
         input=sm.Input(path=source.name, rows=source.rows + source.rejected,
@@ -280,7 +289,8 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
                   + ((DISCOUNT_SHARE,) if "discount_share" in scored else ())},
         rfm_edges=edges,
         rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET),
-                                    actions=_rfm_actions(row["name"], by_segment, config))
+                                    actions=_rfm_actions(row["name"], by_segment, config,
+                                                         value))
                       for row in segments_summary],
         timings_s=timings,  # summary.json gets the write stage so far (write_run)
         customer_table=sm.UNSET if customer_info is None else customer_info,
@@ -320,17 +330,17 @@ def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
     summary.lift, summary.cohorts = found.lift, found.cohorts
 
 
-def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config
-                 ) -> list[str]:
+def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config,
+                 value_block: Any) -> list[str]:
     """A named RFM segment's actions, with the win-back one its at-risk customers call for."""
-    from custseg.jobs.value import with_value_action
+    from custseg.jobs.value import at_risk_of, with_value_action
 
     actions = config.rfm_action_map.get(name) or [
         f"No actions are configured for {name!r}: set them with the config key rfm_actions."]
     value = values.get(name)
     if value is None:
         return list(actions)
-    return with_value_action(list(actions), value, config.clv.churn_threshold)
+    return with_value_action(list(actions), value, at_risk_of(value_block))
 
 
 def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], config: Config,

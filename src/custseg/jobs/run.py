@@ -33,7 +33,13 @@ from custseg.jobs.rfm import (
     rfm_of,
     start_timings,
 )
-from custseg.jobs.value import unavailable, values_by, with_backtest, with_value_action
+from custseg.jobs.value import (
+    at_risk_of,
+    unavailable,
+    values_by,
+    with_backtest,
+    with_value_action,
+)
 from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
@@ -176,10 +182,10 @@ def _segment_values(labelled: pd.DataFrame, summary, config: Config,
         return {}
     if not summary.clv.fitted:
         return {}
-    threshold = config.clv.churn_threshold
-    values = values_by(labelled, "segment", threshold)
+    rule = at_risk_of(summary.clv)
+    values = values_by(labelled, "segment", rule)
     for seg_id, value in values.items():
-        names[seg_id]["actions"] = with_value_action(names[seg_id]["actions"], value, threshold)
+        names[seg_id]["actions"] = with_value_action(names[seg_id]["actions"], value, rule)
     return values
 
 

@@ -13,7 +13,7 @@ from custseg.engines.duckdb import connect
 from custseg.io._customers import load_customers
 from custseg.jobs.rfm import run_rfm
 from custseg.outputs.model import assign, load_model, value_models
-from custseg.prep.clv import value_inputs
+from custseg.prep.predict import value_inputs
 
 
 def score(model: dict[str, Any], input: str | Path | None = None, *,
@@ -30,10 +30,12 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
                            cleaning=model["config"]["cleaning"],
                            rfm_segments=model["rfm"]["segments"], as_of=as_of,
                            clv=base.clv.replace(enabled=False))  # the stored models score
-        table = run_rfm(input, config=cfg, frame=frame, db=base.db, sql=base.sql).customers
+        result = run_rfm(input, config=cfg, frame=frame, db=base.db, sql=base.sql)
+        table = result.customers
         models = value_models(model)
         if models is not None:
-            table = pd.concat([table, models.predict(value_inputs(table))], axis=1)
+            table = pd.concat([table, models.predict(value_inputs(table),
+                                                     result.summary.as_of)], axis=1)
     else:
         con = connect(base)
         try:

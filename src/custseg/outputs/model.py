@@ -41,7 +41,7 @@ from custseg.core.config import Config
 from custseg.core.exceptions import InputError
 from custseg.core.summary import RunSummary, TableRunSummary
 from custseg.core.version import __version__
-from custseg.prep.clv import ValueModels
+from custseg.prep.predict import ValueModels
 from custseg.prep.rfm import RFM_COLUMNS, rfm_scores
 from custseg.profile.profiles import UNCLUSTERED
 
@@ -90,14 +90,21 @@ class ModelClustering(msgspec.Struct, omit_defaults=True):
     assignment: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
+#: The parameters of each value model a model file may store.
+PARAMS = {"bgnbd": ("r", "alpha", "a", "b"), "mbgnbd": ("r", "alpha", "a", "b"),
+          "pnbd": ("r", "alpha", "s", "beta"), "gamma_gamma": ("p", "q", "gamma"),
+          "lognormal": ("mu", "tau2", "sigma2", "level")}
+
+
 class ModelClv(msgspec.Struct):
     """The fitted value models (time in days) and the settings of their predictions."""
 
-    model: Literal["bgnbd", "mbgnbd"]
+    model: Literal["bgnbd", "mbgnbd", "pnbd"]
     purchases: dict[str, float]
     spend: dict[str, float] | None
     horizon_days: int
     discount_rate: float
+    spend_model: Literal["gamma_gamma", "lognormal"] = "gamma_gamma"
 
 
 class ModelSegment(msgspec.Struct):
@@ -144,7 +151,7 @@ def build_model(summary: RunSummary | TableRunSummary, segmenter, config: Config
     if isinstance(summary, TableRunSummary):
         return _model(segmenter, config, segments)
     clv = None if value_models is None else {
-        "model": "mbgnbd" if value_models.modified else "bgnbd",
+        "model": value_models.model, "spend_model": value_models.spend_model,
         "purchases": value_models.purchases, "spend": value_models.spend,
         "horizon_days": value_models.horizon, "discount_rate": value_models.discount_rate}
     return _model(segmenter, config, segments, as_of=summary.as_of, mapping=summary.mapping,
@@ -157,7 +164,8 @@ def value_models(model: dict[str, Any]) -> ValueModels | None:
     if clv is None:
         return None
     return ValueModels(clv["purchases"], clv["spend"], clv["horizon_days"],
-                       clv["discount_rate"], modified=clv["model"] == "mbgnbd")
+                       clv["discount_rate"], model=clv["model"],
+                       spend_model=clv.get("spend_model", "gamma_gamma"))
 
 
 def _model(segmenter, config: Config, segments: list[dict[str, Any]], *,
@@ -447,10 +455,11 @@ def _check_values(model: dict[str, Any], path: Path) -> None:
     clv = model.get("clv")
     if clv is not None and not (
             model["kind"] == "transactions"
-            and set(clv["purchases"]) == {"r", "alpha", "a", "b"}
+            and set(clv["purchases"]) == set(PARAMS[clv["model"]])
             and all(number(v) and v > 0 for v in clv["purchases"].values())
-            and (clv["spend"] is None or (set(clv["spend"]) == {"p", "q", "gamma"} and all(
-                number(v) and v > 0 for v in clv["spend"].values())))
+            and (clv["spend"] is None or (
+                set(clv["spend"]) == set(PARAMS[clv.get("spend_model", "gamma_gamma")])
+                and all(number(v) and (v > 0 or k == "mu") for k, v in clv["spend"].items())))
             and clv["horizon_days"] >= 1 and number(clv["discount_rate"])):
         fail("clv")
 

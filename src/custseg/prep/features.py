@@ -124,8 +124,10 @@ DISCOUNT_SHARE = Feature(
 def features_sql(lines: str, as_of: dt.date, has_products: bool,
                  dialect: Mapping[str, str] = DUCKDB, has_discounts: bool = False) -> str:
     """One query from the cleaned lines table to the customer feature table (with
-    :data:`DISCOUNT_SHARE` when ``has_discounts``: the lines have ``discounted``)."""
+    :data:`DISCOUNT_SHARE` when ``has_discounts``: the lines have ``discounted``), over the
+    lines dated before ``as_of``: the customers as they were at any earlier date too."""
     src = q(lines)
+    before = f"invoice_date < CAST({lit(as_of.isoformat())} AS TIMESTAMP)"
     inv = ",\n".join(f"{sql} AS {name}" for name, sql in INVOICE_BASE.items())
     base = ",\n".join(f"{sql} AS {name}" for name, sql in BASE.items())
     first_day = dialect["first_by"].format(a="revenue", b="day")
@@ -133,11 +135,11 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
     feats = ",\n".join(f"{render(f, dialect)} AS {f.name}" for f in FEATURES)
     statuses = ", ".join(lit(s) for s in RETURN_STATUSES)
     discounts = (f"""ds AS (SELECT customer_id, {DISCOUNT_SHARE.sql} AS discount_share
-                 FROM {src} AS l WHERE status = 'purchase' GROUP BY customer_id),
+                 FROM {src} AS l WHERE status = 'purchase' AND {before} GROUP BY customer_id),
     """ if has_discounts else "")
     return f"""
     WITH i AS (SELECT customer_id, invoice_id, {inv} FROM {src} AS l
-               WHERE status = 'purchase' GROUP BY customer_id, invoice_id),
+               WHERE status = 'purchase' AND {before} GROUP BY customer_id, invoice_id),
     p AS (SELECT customer_id, {base} FROM i GROUP BY customer_id),
     days AS (SELECT customer_id, CAST(first_ts AS DATE) AS day, sum(revenue) AS revenue
              FROM i GROUP BY customer_id, CAST(first_ts AS DATE)),
@@ -147,14 +149,16 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
           FROM days GROUP BY customer_id),
     d AS (SELECT customer_id, count(*) AS products
           FROM (SELECT customer_id, product_id FROM {src} AS l
-                WHERE status = 'purchase' AND product_id IS NOT NULL
+                WHERE status = 'purchase' AND {before} AND product_id IS NOT NULL
                 GROUP BY customer_id, product_id) AS pairs
           GROUP BY customer_id),
-    r AS (SELECT customer_id, {ret} FROM {src} AS l WHERE status IN ({statuses})
+    r AS (SELECT customer_id, {ret} FROM {src} AS l
+          WHERE status IN ({statuses}) AND {before}
           GROUP BY customer_id),
     c AS (SELECT customer_id, {dialect["top_country"]} AS country
           FROM (SELECT customer_id, country, count(*) AS n FROM {src} AS l
-                WHERE status = 'purchase' AND country IS NOT NULL GROUP BY ALL) AS counts
+                WHERE status = 'purchase' AND {before} AND country IS NOT NULL
+                GROUP BY ALL) AS counts
           GROUP BY customer_id),
     {discounts}b AS (SELECT p.*, v.purchase_days, v.repeat_value,
                  coalesce(d.products, 0) AS products, r.returned_value,

@@ -13,6 +13,8 @@ note's CDNOW parameters (tests/test_pnbd.py) and the predictions agree with life
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy import special
 
@@ -51,7 +53,10 @@ def _log_left(r, alpha, s, beta, x, t_x, T) -> np.ndarray:
         u = np.exp(v) - c
         log_f = (-(r + x) * np.log(alpha + u) - (s + 1) * np.log(beta + u) + v
                  + k * (v - v0))
-        log_sum = special.logsumexp(log_f, b=_WEIGHTS, axis=-1)
+        # log sum w exp(log_f), by hand: scipy's logsumexp spends more on its checks
+        top = np.max(log_f, axis=-1, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)
+        log_sum = np.log(np.exp(log_f - top) @ _WEIGHTS) + top[..., 0]
         out = np.log(s) + np.log(width[..., 0] / k[..., 0]) + log_sum
     return np.where(span[..., 0] > 0, out, -np.inf)
 
@@ -65,17 +70,24 @@ def log_likelihood(params, x, t_x, T) -> np.ndarray:
     return base + np.logaddexp(alive, _log_left(r, alpha, s, beta, x, t_x, T))
 
 
-def fit_pnbd(frame, max_rows: int = 200_000, seed: int = 0) -> Fit:
+#: Customers Pareto/NBD is fitted on at most: past that, a seeded random sample of them
+#: (four parameters are pinned down long before; each likelihood costs a quadrature per
+#: distinct customer).
+MAX_CUSTOMERS = 30_000
+
+
+def fit_pnbd(frame, max_customers: int = MAX_CUSTOMERS, seed: int = 0) -> Fit:
     """Fit Pareto/NBD on columns ``x``, ``t_x`` and ``T`` (one row per customer), on the
-    distinct rows weighted by their counts (at most ``max_rows`` of them: past that, a
-    seeded sample of customers, the counts scaled back)."""
+    distinct rows weighted by their counts (of a seeded sample of ``max_customers``
+    customers where there are more)."""
     if len(frame) < 2 or not (frame["x"] > 0).any():
         raise DataError("Pareto/NBD needs customers with repeat purchases; none bought twice.")
+    whole, customers = frame, len(frame)
+    if customers > max_customers:
+        pick = np.random.default_rng(seed).choice(customers, max_customers, replace=False)
+        frame = frame.iloc[np.sort(pick)]
     rows, weight = _counted(frame, ["x", "t_x", "T"])
-    if len(rows) > max_rows:
-        pick = np.random.default_rng(seed).choice(len(rows), max_rows, replace=False,
-                                                  p=weight / weight.sum())
-        rows, weight = rows[pick], np.full(max_rows, weight.sum() / max_rows)
+    weight = weight * customers / len(frame)  # on the scale of all the customers'
     x, t_x, T = rows.T
 
     def total(params: np.ndarray) -> float:
@@ -97,7 +109,12 @@ def fit_pnbd(frame, max_rows: int = 200_000, seed: int = 0) -> Fit:
     scale = float(np.mean(T)) or 1.0
     # a flat edge (no dropout: s -> 0, beta -> inf) is found by L-BFGS-B; a long polish there
     # would only walk along it
-    return _fit(neg_ll, np.array([1.0, scale, 1.0, scale]), NAMES, len(frame), polish=500)
+    fit = _fit(neg_ll, np.array([1.0, scale, 1.0, scale]), NAMES, customers, polish=500)
+    if frame is not whole:  # the log-likelihood of every customer, as the other models give
+        rows, weight = _counted(whole, ["x", "t_x", "T"])
+        value = (weight * log_likelihood([fit.params[k] for k in NAMES], *rows.T)).sum()
+        fit = dataclasses.replace(fit, log_likelihood=float(value))
+    return fit
 
 
 # ---------------------------------------------------------------- per-customer predictions

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
-from custseg.prep.clv import COLUMNS  # predicted value: in its own block
+from custseg.prep.predict import COLUMNS  # predicted value: in its own block
 from custseg.profile.labels import humanise
 
 UNCLUSTERED = "Unclustered"

@@ -13,7 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from custseg.prep.clv import p_alive
+from custseg.prep.predict import PURCHASES, Purchases
 
 #: Customers drawn for scatter plots and histograms (all for the numbers themselves).
 PLOT_SAMPLE = 5_000
@@ -346,16 +346,20 @@ def p_alive_matrix(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     keep = (grid_x > 0) | (grid_t == 0)  # without a repeat order, first = last order
     grid_x, grid_t = grid_x[keep], grid_t[keep]
     purchases = clv["purchases"]
-    alive = p_alive(purchases["params"], grid_x, grid_t, np.full_like(grid_x, t_end),
-                    modified=purchases["name"] == "MBG/NBD")
+    model = {name: key for key, name in PURCHASES.items()}.get(purchases["name"])
+    if model is None:  # a learned model: it predicts purchases, not whether one has left
+        return None
+    alive = Purchases(model, purchases["params"]).p_alive(grid_x, grid_t,
+                                                          np.full_like(grid_x, t_end))
     frame = pd.DataFrame({
         "repeat_orders": grid_x, "x_lo": grid_x - band / 2, "x_hi": grid_x + band / 2,
         "days_first_to_last": grid_t, "t_lo": np.maximum(grid_t - step / 2, 0),
         "t_hi": np.minimum(grid_t + step / 2, t_end), "p_alive": np.round(alive, 4)})
-    banded = f"; repeat purchases in bands of {band:.0f}" if band > 1 else ""
-    return alt.Chart(frame, title=f"Probability a customer is still active ({purchases['name']}"
-                     f"), for a first order {t_end:,.0f} days before the end of the data"
-                     f"{banded}").mark_rect().encode(
+    banded = (f"; repeat purchases in bands of {band:.0f}" if band > 1 else "")
+    return alt.Chart(frame, title=alt.TitleParams(
+        f"Probability a customer is still active ({purchases['name']})",
+        subtitle=f"for a first order {t_end:,.0f} days before the end of the data{banded}")
+    ).mark_rect().encode(
         x=alt.X("t_lo:Q", title="days from first to last order",
                 scale=alt.Scale(domain=[0, t_end], nice=False)),
         x2="t_hi:Q",
