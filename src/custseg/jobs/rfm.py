@@ -331,7 +331,7 @@ def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
 
 
 def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config,
-                 value_block: Any) -> list[str]:
+                 value_block: sm.Clv) -> list[str]:
     """A named RFM segment's actions, with the win-back one its at-risk customers call for."""
     from custseg.jobs.value import at_risk_of, with_value_action
 

@@ -132,12 +132,15 @@ def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
     before = None
     if len(earlier) >= config.clv.min_repeat_buyers:
         before = (earlier, labelled(earlier, window_labels(engine, cut, days)))
-    daily = engine.query(
-        """SELECT CAST(invoice_date AS DATE) AS day, count(DISTINCT customer_id) AS n
-           FROM lines WHERE status = 'purchase' GROUP BY 1""")
-    daily = pd.Series(daily["n"].to_numpy(float), index=pd.to_datetime(daily["day"]))
+    daily = None
+    if days < season.YEAR:  # a holdout of a year or more holds every season: no index
+        found = engine.query(
+            """SELECT CAST(invoice_date AS DATE) AS day, count(DISTINCT customer_id) AS n
+               FROM lines WHERE status = 'purchase' GROUP BY 1""")
+        daily = pd.Series(found["n"].to_numpy(float),
+                          index=pd.to_datetime(found["day"])).sort_index()
     return Past(split=split, days=days, calibration=calibration, labels=labels,
-                before=before, daily=daily.sort_index())
+                before=before, daily=daily)
 
 
 def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
@@ -165,10 +168,10 @@ def _predict_value(feats: pd.DataFrame, config: Config, past: Past | None,
         reason = ("no prediction is shown untested, and " + (past.reason if past else
                   "no holdout was given"))
     else:
-        checked = _sampled(past)
-        selection, reason = _checked(checked, config)
-        holdout = _holdout_block(selection, checked, reason)
-        if checked is not past:
+        sample = _sampled(past)
+        selection, reason = _checked(sample, config)
+        holdout = _holdout_block(selection, sample, reason)
+        if sample is not past:
             holdout.sample_of = len(past.calibration)
     models, fits = None, {}
     if selection is not None and reason is None and selection.purchases in LEARNED:

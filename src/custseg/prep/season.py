@@ -18,6 +18,8 @@ import pandas as pd
 CLEAR = 0.10
 #: Earlier years read at most.
 YEARS = 4
+#: Days of a year; a window this long or longer holds every season.
+YEAR = 365
 
 
 def index(daily: pd.Series, start: dt.date, days: int) -> float | None:
@@ -25,7 +27,7 @@ def index(daily: pd.Series, start: dt.date, days: int) -> float | None:
     wholly in the history of the window's share of the year from it, times ``365 / days``
     (1: a flat year). ``daily`` counts purchase days by date. None: no whole earlier year,
     or a window of a year or more (which holds every season)."""
-    if days >= 365 or daily.empty:
+    if days >= YEAR or daily.empty:
         return None
     first = daily.index.min()
     ratios = []
