@@ -385,6 +385,9 @@ def _learned_check(past: Past, kind: str):
                 "days)")
     earlier, labels = past.before
     cut = past.split - dt.timedelta(days=past.days)
+    if kind == "boosted" and len(earlier) < boosted.MIN_ROWS:
+        return (f"only {len(earlier):,} customers before {cut} to learn from; trees need "
+                f"{boosted.MIN_ROWS:,} (the logistic regression stands in)")
 
     def check() -> tuple[np.ndarray, np.ndarray]:
         model = boosted.train(earlier, labels, past.days, as_of=cut, label_start=cut,

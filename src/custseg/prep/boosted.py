@@ -33,6 +33,8 @@ INPUTS = ("recency", "frequency", "monetary", "tenure", "avg_order_value",
           "discount_share")
 #: Customers the trees are trained on at most (a seeded sample past that).
 MAX_ROWS = 100_000
+#: Customers the trees need at least; below, the logistic regression stands in alone.
+MIN_ROWS = 1_000
 
 
 class LeakError(CustsegError):

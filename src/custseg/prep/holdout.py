@@ -146,15 +146,14 @@ class Selection:
 def auc(bought: np.ndarray, score: np.ndarray) -> float | None:
     """ROC AUC of ``score`` for "bought again" (None when everyone or no one did): the
     Mann-Whitney statistic on mid-ranks, as scikit-learn's ``roc_auc_score`` gives it
-    (tests/test_holdout.py) with one sort instead of its curve, on millions of customers."""
-    from scipy.stats import rankdata
-
+    (tests/test_holdout.py) with one sort instead of its curve, on millions of customers
+    (pandas' ranks: scipy.stats alone takes 0.7 s to import, on every run)."""
     bought = np.asarray(bought, dtype=bool)
     if bought.all() or not bought.any() or not np.isfinite(score).all():
         return None
     pos = int(bought.sum())
     neg = len(bought) - pos
-    ranks = rankdata(score)
+    ranks = pd.Series(score).rank().to_numpy()
     return round(float((ranks[bought].sum() - pos * (pos + 1) / 2) / pos / neg), 4)
 
 
