@@ -18,6 +18,9 @@ from custseg.core.exceptions import CustsegWarning
 from custseg.jobs.run import run_segments
 from test_cluster import PLANTED_MAP, planted_lines
 
+#: Runs that test the model's rules, not the value models nor the report, leave them out.
+SEGMENTS_ONLY = custseg.Config(report=False, clv={"enabled": False})
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -104,9 +107,9 @@ def test_segmenter_save_and_load_predicts_the_same(tmp_path):
 
 @needs_online_retail
 def test_track_with_the_old_model_keeps_segment_meanings(tmp_path):
-    old = run_segments(ONLINE_RETAIL, config=custseg.Config(as_of="2011-06-30"), k=4,
+    old = run_segments(ONLINE_RETAIL, config=SEGMENTS_ONLY.replace(as_of="2011-06-30"), k=4,
                        out_dir=tmp_path / "june")
-    run_segments(ONLINE_RETAIL, k=4, out_dir=tmp_path / "december")
+    run_segments(ONLINE_RETAIL, k=4, out_dir=tmp_path / "december", config=SEGMENTS_ONLY)
     from custseg.outputs.track import track
 
     info = track(tmp_path / "june", tmp_path / "december", tmp_path / "moves",
@@ -183,7 +186,7 @@ def test_every_algorithm_scores_its_training_customers_back(algorithm, tmp_path)
 def test_online_retail_every_algorithm_reproduced_by_its_model(algorithm, tmp_path):
     k = 4 if algorithm in NEEDS_K else "auto"
     result = run_segments(ONLINE_RETAIL, algorithm=algorithm, k=k, n_bootstrap=0,
-                          out_dir=tmp_path / "out")
+                          out_dir=tmp_path / "out", config=SEGMENTS_ONLY)
     scored = custseg.load_model(tmp_path / "out" / "model.json").predict(ONLINE_RETAIL)
     merged = result.customers[["customer_id", "segment"]].merge(
         scored[["customer_id", "segment"]], on="customer_id", suffixes=("", "_scored"))

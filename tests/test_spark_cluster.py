@@ -3,8 +3,10 @@ pyspark installation, every service on 127.0.0.1, so that executors run in JVMs 
 workers) of their own, not inside the driver as with ``local[*]``.
 
 The run (``custseg run --engine spark --spark-master spark://...``) must equal the DuckDB
-engine's: every customer, feature, RFM score and predicted value the same, the segments
-alike (MLlib's k-means against scikit-learn's).
+engine's: every customer, feature and RFM score the same, the segments alike (MLlib's
+k-means against scikit-learn's). The value models are left out here, a few minutes of CI:
+their Spark SQL is the same on any master, and tests/test_spark.py checks it against DuckDB
+on Online Retail.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def test_custseg_run_on_the_cluster_equals_duckdb(cluster, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in LOOPBACK}  # custseg binds itself
     run = subprocess.run([sys.executable, "-m", "custseg.cli", "run", str(ONLINE_RETAIL),
                           "--engine", "spark", "--spark-master", url, "--k", "4",
-                          "--no-figures", "--out", str(tmp_path / "spark"), "--quiet"],
+                          "--no-figures", "--no-clv", "--out", str(tmp_path / "spark"),
+                          "--quiet"],
                          capture_output=True, text=True, env=env, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
     # the work ran in the workers' executors, one JVM per worker
@@ -122,8 +125,8 @@ def test_custseg_run_on_the_cluster_equals_duckdb(cluster, tmp_path):
     assert launched == list(range(WORKERS))
     assert (run.stdout, run.stderr) == ("", "")  # no JVM notice either
     duck = subprocess.run([sys.executable, "-m", "custseg.cli", "run", str(ONLINE_RETAIL),
-                           "--k", "4", "--no-figures", "--out", str(tmp_path / "duck"),
-                           "--quiet"],
+                           "--k", "4", "--no-figures", "--no-clv", "--out",
+                           str(tmp_path / "duck"), "--quiet"],
                           capture_output=True, text=True, timeout=900)
     assert duck.returncode == 0, duck.stderr[-3000:]
     spark_seg = pd.read_csv(tmp_path / "spark" / "segments.csv", dtype={"customer_id": str})
@@ -136,6 +139,5 @@ def test_custseg_run_on_the_cluster_equals_duckdb(cluster, tmp_path):
                            for d in ("spark", "duck"))
     for key in ("rows_in", "rows_used", "dropped", "notes"):  # warnings: stability differs
         assert spark_sum["audit"][key] == duck_sum["audit"][key], key
-    assert spark_sum["clv"]["purchases"]["params"] == duck_sum["clv"]["purchases"]["params"]
     assert spark_sum["clustering_params"]["mllib"] == "KMeans"
     assert url in spark_sum["engine"]
