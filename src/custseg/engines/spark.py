@@ -128,14 +128,13 @@ def session(config: Config | None = None):
                                          f"-Dlog4j2.configurationFile=file:{log4j}",
     }
     if local or _loopback(master):  # a cluster on this machine: the driver stays on it too
+        # and its cores are this machine's: two shuffle partitions a core, not Spark's 200
+        # (each a task; a run's few dozen shuffles on a small table cost minutes)
         conf.update({"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
-                     "spark.ui.enabled": "false"})
+                     "spark.ui.enabled": "false",
+                     "spark.sql.shuffle.partitions": str(max(4, 2 * (os.cpu_count() or 2)))})
     if local:
-        cores = os.cpu_count() or 2
-        conf.update({
-            "spark.sql.shuffle.partitions": str(max(4, 2 * cores)),
-            "spark.driver.memory": "2g",
-        })
+        conf["spark.driver.memory"] = "2g"
     conf.update({str(k): str(v) for k, v in config.spark_conf.items()})
     conf = {"spark.master": master, "spark.app.name": "custseg", **conf}
     builder = SparkSession.builder
