@@ -350,3 +350,31 @@ def test_a_saved_pandas_index_is_not_data(tmp_path):
     assert len(index_col) == 1 and result.summary["columns"][index_col[0]]["role"] == "id"
     assert index_col[0] not in result.summary["features"]["used"]
     assert set(result.summary["features"]["used"]) == {"spend", "visits"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 6), st.sampled_from([np.nan, 1.0, 2.0, 3.0]),
+                          st.sampled_from([np.nan, 0.5, 1.25, 4.0]),
+                          st.sampled_from([np.nan, 0.5, 1.75, 2.5, 5.0, 12.0])),
+                min_size=2, max_size=60))
+def test_order_sums_agree_with_a_pandas_group_by(rows):
+    """The NumPy order-total check (bincount, fmax) gives the share the pandas group-by
+    it replaced gives: orders of two lines or more whose total is price x quantity."""
+    from custseg.io._evidence import Profile
+    from custseg.io._infer import MIN_GROUPS, _order_sums
+
+    k, qty, price, total = (np.array(c) for c in zip(*rows, strict=True))
+
+    def prof(name, values):
+        return Profile(name=name, n=len(values), present=len(values), distinct=1,
+                       text=pd.Series(values), numbers=np.asarray(values, dtype=float))
+
+    codes = type("Codes", (), {"codes": lambda self, _: k.astype(np.int64)})()
+    got = _order_sums(codes, prof("q", qty), prof("p", price), prof("t", total), "order")
+    ok = (k >= 0) & ~np.isnan(qty) & ~np.isnan(price)
+    frame = pd.DataFrame({"k": k[ok], "v": qty[ok] * price[ok], "t": total[ok]})
+    per = frame.groupby("k").agg(n=("v", "size"), v=("v", "sum"), t=("t", "max"))
+    multi = per[per["n"] >= 2]
+    want = (0.0 if ok.sum() < 2 or len(multi) < MIN_GROUPS else float(
+        (np.abs(multi["t"] - multi["v"]) <= 0.01 * np.abs(multi["v"]) + 0.011).mean()))
+    assert got == pytest.approx(want)

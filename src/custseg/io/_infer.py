@@ -862,12 +862,16 @@ def _order_sums(codes: _Codes, q: Profile | None, p: Profile, t: Profile, order:
     ok = (k >= 0) & ~np.isnan(qty) & ~np.isnan(p.numbers)
     if ok.sum() < 2:
         return 0.0
-    frame = pd.DataFrame({"k": k[ok], "v": qty[ok] * p.numbers[ok], "t": t.numbers[ok]})
-    per = frame.groupby("k").agg(n=("v", "size"), v=("v", "sum"), t=("t", "max"))
-    multi = per[per["n"] >= 2]
-    if len(multi) < MIN_GROUPS:
+    keys, v, top = k[ok], qty[ok] * p.numbers[ok], t.numbers[ok]
+    n = np.bincount(keys)
+    sums = np.bincount(keys, weights=v)
+    most = np.full(len(n), -np.inf)
+    np.fmax.at(most, keys, top)  # the total on each line, or on the first (NaN skipped)
+    multi = n >= 2
+    if multi.sum() < MIN_GROUPS:
         return 0.0
-    return float((np.abs(multi["t"] - multi["v"]) <= 0.01 * np.abs(multi["v"]) + 0.011).mean())
+    v, top = sums[multi], most[multi]
+    return float((np.abs(top - v) <= 0.01 * np.abs(v) + 0.011).mean())
 
 
 def _constant_ratio(q: Profile, p: Profile, t: Profile) -> float | None:
