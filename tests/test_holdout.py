@@ -165,6 +165,24 @@ def test_a_learned_model_carries_on_past_its_checked_days_no_faster_than_a_stead
     assert np.allclose(steady["expected_orders"], checked["expected_orders"] * 365 / 120,
                        rtol=1e-3, atol=1e-3)
     assert (year["churn_risk"] <= checked["churn_risk"] + 1e-9).all()
+    with pytest.MonkeyPatch.context() as mp:  # a large table is predicted in chunks
+        mp.setattr("custseg.prep.predict.CHUNK", 97)
+        chunked = BoostedValues(model, None, 0.1, horizon=365, shape=shape).predict(now)
+    assert len(now) > 5 * 97
+    pd.testing.assert_frame_equal(chunked, year)
+
+
+def test_a_large_history_is_checked_on_a_sample_of_its_customers(monkeypatch):
+    """Past clv's check size the check runs on a seeded sample, and says of how many;
+    the predictions still cover every customer."""
+    monkeypatch.setattr("custseg.jobs.value.CHECK_CUSTOMERS", 1000)
+    result = run_rfm(frame=pnbd_lines(n=2500, arrivals=700), config=Config(report=False))
+    holdout = result.summary.clv.holdout
+    assert holdout.customers == 1000
+    assert holdout.sample_of > 1000  # the customers as at the split, all of them
+    assert holdout.sample_of <= len(result.customers)
+    assert result.summary.clv.fitted
+    assert result.customers["churn_risk"].notna().all()
 
 
 def seasonal_lines(n: int = 2500, *, years: int = 3, seed: int = 1, swing: float = 0.6

@@ -5,7 +5,6 @@ backtest of a split the user chooses (:func:`backtest_on`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -74,6 +73,7 @@ class Past:
     before: tuple[pd.DataFrame, pd.DataFrame] | None = None
     reason: str | None = None
     daily: pd.Series | None = None  # purchase days by date, the whole history
+    customers: int | None = None  # at the split: ``calibration`` is a sample when fewer
 
     def index(self, start: dt.date, days: int) -> float:
         """The seasonal index of ``days`` days from ``start`` (1 where unknown)."""
@@ -126,9 +126,11 @@ def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
         return Past(reason=reason)
     split = as_of - dt.timedelta(days=days)
     calibration = engine.features(split, has_products, has_discounts=has_discounts)
+    customers = len(calibration)
+    calibration = _sampled(calibration)  # the check's customers (the whole table dropped)
     labels = window_labels(engine, split, days)
     cut = split - dt.timedelta(days=days)
-    earlier = engine.features(cut, has_products, has_discounts=has_discounts)
+    earlier = _sampled(engine.features(cut, has_products, has_discounts=has_discounts))
     before = None
     if len(earlier) >= config.clv.min_repeat_buyers:
         before = (earlier, labelled(earlier, window_labels(engine, cut, days)))
@@ -140,7 +142,7 @@ def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
         daily = pd.Series(found["n"].to_numpy(float),
                           index=pd.to_datetime(found["day"])).sort_index()
     return Past(split=split, days=days, calibration=calibration, labels=labels,
-                before=before, daily=daily)
+                before=before, daily=daily, customers=customers)
 
 
 def predict_value(feats: pd.DataFrame, config: Config, past: Past | None = None,
@@ -168,11 +170,10 @@ def _predict_value(feats: pd.DataFrame, config: Config, past: Past | None,
         reason = ("no prediction is shown untested, and " + (past.reason if past else
                   "no holdout was given"))
     else:
-        sample = _sampled(past)
-        selection, reason = _checked(sample, config)
-        holdout = _holdout_block(selection, sample, reason)
-        if sample is not past:
-            holdout.sample_of = len(past.calibration)
+        selection, reason = _checked(past, config)
+        holdout = _holdout_block(selection, past, reason)
+        if past.customers and past.customers > len(past.calibration):
+            holdout.sample_of = past.customers
     models, fits = None, {}
     if selection is not None and reason is None and selection.purchases in LEARNED:
         models, fits = _trees(past, inputs, selection, config, warnings,
@@ -317,14 +318,15 @@ def _shape(selection: Selection) -> Purchases | None:
 CHECK_CUSTOMERS = 200_000
 
 
-def _sampled(past: Past, most: int = CHECK_CUSTOMERS, seed: int = 0) -> Past:
-    """``past`` with its calibration customers sampled down to ``most``."""
-    if len(past.calibration) <= most:
-        return past
-    pick = np.sort(np.random.default_rng(seed).choice(len(past.calibration), most,
-                                                      replace=False))
-    return dataclasses.replace(past, calibration=past.calibration.iloc[pick]
-                               .reset_index(drop=True))
+def _sampled(features: pd.DataFrame, most: int | None = None, seed: int = 0
+             ) -> pd.DataFrame:
+    """``features`` with its customers sampled down to ``most`` (:data:`CHECK_CUSTOMERS`
+    unless given), in their order."""
+    most = CHECK_CUSTOMERS if most is None else most
+    if len(features) <= most:
+        return features
+    pick = np.sort(np.random.default_rng(seed).choice(len(features), most, replace=False))
+    return features.iloc[pick].reset_index(drop=True)
 
 
 def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:

@@ -176,6 +176,10 @@ class ValueModels:
                             index=inputs.index)
 
 
+#: Customers a learned model predicts at a time.
+CHUNK = 500_000
+
+
 @dataclass(frozen=True)
 class BoostedValues:
     """A learned model trained at the split on the ``model.days`` that followed it (the
@@ -207,7 +211,14 @@ class BoostedValues:
 
     def predict(self, features: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
         """The :data:`COLUMNS` of customers given by their features (P(alive) is empty:
-        the trees predict purchases, not whether a customer has left)."""
+        the trees predict purchases, not whether a customer has left), :data:`CHUNK`
+        customers at a time (each model's inputs are a float matrix of them)."""
+        if len(features) <= CHUNK:
+            return self._predict(features, as_of)
+        return pd.concat([self._predict(features.iloc[i:i + CHUNK], as_of)
+                          for i in range(0, len(features), CHUNK)])
+
+    def _predict(self, features: pd.DataFrame, as_of: Any) -> pd.DataFrame:
         inputs = value_inputs(features)
         days = max(self.horizon, self.model.days)
         probs = {w: self.model.p_buy(features, w) for w in self.model.windows}
