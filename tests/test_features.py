@@ -67,7 +67,7 @@ def test_features_spilled_past_a_small_memory_limit_equal_those_in_memory(tmp_pa
 
     path = generate(3000, tmp_path, seed=5)["transactions"]
     roomy = custseg.run_rfm(path, config=Config(memory_limit="2GB")).customers
-    tight = custseg.run_rfm(path, config=Config(memory_limit="24MB", threads=1)).customers
+    tight = custseg.run_rfm(path, config=Config(memory_limit="32MB", threads=1)).customers
     assert len(roomy) > 2500
     pd.testing.assert_frame_equal(roomy, tight)
 

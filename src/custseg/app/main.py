@@ -276,6 +276,20 @@ if clv is not None and clv.get("holdout") is not None:
     st.caption(f"How well this would have predicted the last {clv.holdout.days:,} days: "
                f"{clv.holdout.verdict}")
 
+life = summary.get("lifecycle")
+if life is not None and life.stages:
+    st.markdown("**Where customers stand**, each by his own rhythm of orders (every "
+                "customer's stage and its reason are in segments.csv)")
+    st.dataframe(pd.DataFrame([{
+        "stage": r.stage, "customers": r.customers, "share": f"{r.share:.0%}",
+        "share of revenue": "n/a" if r.revenue_share is None else f"{r.revenue_share:.0%}",
+        "median days since the last order": r.median_recency,
+        "median typical gap (days)": r.median_gap_days} for r in life.stages]),
+        hide_index=True)
+    if not life.at_risk_by:
+        st.caption("No churn model passed its check: overdue customers are cooling, none "
+                   "is called at risk.")
+
 horizon = clv.horizon_days if clv is not None else None
 tabs = st.tabs(["Segments", "Charts", "Customers", "RFM", "Cohorts", "Comparison", "Audit"])
 with tabs[0]:
@@ -285,6 +299,11 @@ with tabs[0]:
         for i, seg in enumerate(groups):
             with cards[i % 3].container(border=True):
                 segment_card(seg.name, seg.description, seg, horizon)
+                stages = seg.profile.get("stages")
+                if stages:
+                    st.text("Stages: " + ", ".join(f"{k} {v:.0%}" for k, v in stages.items()))
+                if seg.get("mixed_stages"):
+                    st.warning(f"This segment {seg.mixed_stages}.")
                 rule = seg.rule
                 if rule:  # data-derived words as plain text, never as markdown
                     st.markdown("**Rule** (to rebuild it in an e-mail or CRM tool)")

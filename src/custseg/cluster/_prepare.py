@@ -39,7 +39,7 @@ TRANSACTION_FEATURES = (
 )
 #: Columns never used as features: outputs of RFM and segmenting, keys.
 NOT_FEATURES = ("customer_id", "r_score", "f_score", "m_score", "rfm_code", "rfm_segment",
-                "segment", "segment_name")
+                "segment", "segment_name", "stage", "stage_reason")
 #: A missing value of the key is filled from the value's column: a one-order customer's
 #: gap between orders is at least the days since that order.
 IMPUTE_FROM = {"mean_days_between_orders": "recency"}

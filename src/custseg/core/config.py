@@ -479,6 +479,29 @@ def _date_or_none(v: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class LifecycleConfig(_Table):
+    """The ``[lifecycle]`` table: each customer's stage, read from his own rhythm (his
+    typical days between purchase days; for one-time buyers, the repeat buyers' median)."""
+
+    TABLE: ClassVar[str] = "lifecycle"
+
+    active_gaps: float = setting(
+        1.5, "a number > 0", "Last purchase within this many typical gaps: active (new for "
+        "a one-time buyer, reactivated after a lapse).", _positive, convert=float)
+    lapsed_gaps: float = setting(
+        3.0, "a number > 0", "Silent for more than this many typical gaps: lapsed; between "
+        "active_gaps and this: cooling, or at risk when the checked churn risk says so.",
+        _positive, convert=float)
+    reactivated_gaps: float = setting(
+        3.0, "a number > 0", "Came back, within active_gaps, after a silence of more than "
+        "this many of his earlier typical gaps: reactivated.", _positive, convert=float)
+    min_action_fit: float = setting(
+        0.8, _SHARE, "A segment whose largest state (engaged, cooling, lapsed) holds less "
+        "than this share of its customers carries a warning naming the others: no one "
+        "action fits it.", is_share, convert=float)
+
+
+@dataclass(frozen=True)
 class ClvConfig(_Table):
     """The ``[clv]`` table: predicted customer value (BG/NBD and Gamma-Gamma)."""
 
@@ -647,6 +670,7 @@ class Config(_Table):
     score: ScoreConfig = table(ScoreConfig)
     track: TrackConfig = table(TrackConfig)
     profile: ProfileConfig = table(ProfileConfig)
+    lifecycle: LifecycleConfig = table(LifecycleConfig)
 
     @property
     def rfm_map(self) -> dict[str, list[str]]:

@@ -390,6 +390,8 @@ class Segment(Block, kw_only=True):
     demographics: list[dict[str, Any]] | UnsetType = UNSET
     value: SegmentValue | UnsetType = UNSET
     over_represented: dict[str, list[Item]] | UnsetType = UNSET
+    # its lifecycle stages mixed past lifecycle.min_action_fit: why no one action fits
+    mixed_stages: str | UnsetType = UNSET
 
 
 class Demographics(Block, kw_only=True):
@@ -447,6 +449,30 @@ class Clustering(Block, kw_only=True):
     segments: list[Segment]
 
 
+class StageRow(Block, kw_only=True):
+    """Customers in one lifecycle stage (see :mod:`custseg.prep.lifecycle`)."""
+
+    stage: str
+    state: str  # engaged, cooling or lapsed: what one action for the stage is for
+    customers: int
+    share: float
+    revenue_share: float | None
+    median_recency: float
+    median_gap_days: float | None  # their typical days between orders
+
+
+class Lifecycle(Block, kw_only=True):
+    """Each customer's lifecycle stage, read from his own rhythm (``stage`` and
+    ``stage_reason`` in segments.csv)."""
+
+    stages: list[StageRow]
+    repeat_gap_days: float | None  # repeat buyers' median gap: one-time buyers' rhythm
+    active_gaps: float
+    lapsed_gaps: float
+    reactivated_gaps: float
+    at_risk_by: str | None  # the checked churn risk's rule (null: no model passed)
+
+
 class RfmSummary(Block, kw_only=True):
     """``custseg rfm``: order lines cleaned, customer features and RFM segments."""
 
@@ -468,6 +494,7 @@ class RfmSummary(Block, kw_only=True):
     customer_ids: str | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
     backtest: Backtest | UnsetType = UNSET
+    lifecycle: Lifecycle | UnsetType = UNSET
     lift: Lift | UnsetType = UNSET
     cohorts: Cohorts | UnsetType = UNSET
 
@@ -493,6 +520,7 @@ class RunSummary(Block, kw_only=True):
     customer_ids: str | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
     backtest: Backtest | UnsetType = UNSET
+    lifecycle: Lifecycle | UnsetType = UNSET
     lift: Lift | UnsetType = UNSET
     cohorts: Cohorts | UnsetType = UNSET
     comparison: Comparison | UnsetType = UNSET

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pandas as pd
+from msgspec import UNSET, UnsetType
 
 from custseg.core import summary as sm
 from custseg.core.config import Config
@@ -273,6 +274,8 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
                 audit.warnings.extend(f"Backtest: {w}" for w in backtest.warnings)
             if value.fitted:
                 by_segment = values_by(scored, "rfm_segment", at_risk_of(value))
+    with _stage("lifecycle", timings, reporter):
+        scored, lifecycle = with_stages(scored, config, value)
     summary = sm.RfmSummary(
         custseg_version=__version__,
         input=sm.Input(path=source.name, rows=source.rows + source.rejected,
@@ -296,10 +299,29 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         customer_table=sm.UNSET if customer_info is None else customer_info,
         columns=sm.UNSET if customer_info is None else customer_info["columns"],
         customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET,
-        clv=value, backtest=backtest)
+        clv=value, backtest=backtest, lifecycle=lifecycle)
     return RunResult(customers=scored, excluded=excluded, summary=summary,
                      id_salt=privacy.salt_for(config), parquet_from=engine.parquet_from,
                      lines=True, value_models=models)
+
+
+def with_stages(scored: pd.DataFrame, config: Config, value: sm.Clv | UnsetType
+                ) -> tuple[pd.DataFrame, sm.Lifecycle]:
+    """The customers with their lifecycle ``stage`` and ``stage_reason``, and the
+    ``lifecycle`` block; at risk only by a churn risk that passed the holdout."""
+    from custseg.jobs.value import at_risk_of
+    from custseg.prep.lifecycle import stage_table, stages, typical_gaps
+
+    rule = at_risk_of(value) if value is not UNSET and value.fitted else None
+    found = stages(scored, config.lifecycle, rule.mask(scored) if rule else None)
+    out = pd.concat([scored, found], axis=1)
+    c = config.lifecycle
+    return out, sm.Lifecycle(
+        stages=[sm.StageRow(**row) for row in stage_table(out)],
+        repeat_gap_days=(round(gap, 1) if (gap := typical_gaps(scored)[1]) is not None
+                         else None),
+        active_gaps=c.active_gaps, lapsed_gaps=c.lapsed_gaps,
+        reactivated_gaps=c.reactivated_gaps, at_risk_by=rule.words if rule else None)
 
 
 def _report(result: RunResult, config: Config) -> Callable[[Path], None] | None:

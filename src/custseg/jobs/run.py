@@ -45,7 +45,12 @@ from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
 from custseg.profile.demographics import customer_table_differences
 from custseg.profile.lines import monthly_trend
-from custseg.profile.profiles import build_profiles, name_segments, naming_clashes
+from custseg.profile.profiles import (
+    build_profiles,
+    mixed_stages,
+    name_segments,
+    naming_clashes,
+)
 from custseg.profile.rules import segment_rules
 
 
@@ -119,6 +124,12 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
                               roles=base.summary.get("customer_table", {}).get("columns"))
         labelled["segment_name"] = labelled["segment"].map(
             {i: n["name"] for i, n in names.items()})
+        for seg_id, p in profiles.items():
+            why = mixed_stages(p, config.lifecycle.min_action_fit)
+            if why and seg_id != -1:
+                names[seg_id]["mixed_stages"] = why
+                base.summary.audit.warnings.append(
+                    f"Segment {seg_id} ({names[seg_id]['name']}) {why}.")
         values = _segment_values(labelled, base.summary, config, names)
         found = None
         if base.lines:
@@ -391,6 +402,7 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
             id=seg_id, name=names[seg_id]["name"], size=p["customers"], share=p["share"],
             revenue_share=p.get("revenue_share", sm.UNSET),
             description=names[seg_id]["description"], actions=names[seg_id]["actions"],
+            mixed_stages=names[seg_id].get("mixed_stages", sm.UNSET),
             profile=p, rule=sm.Rule(**rules[seg_id]) if rules and seg_id in rules else sm.UNSET,
             demographics=(demographics.get(seg_id, [])
                           if demographics is not None and seg_id != -1 else sm.UNSET),

@@ -8,7 +8,7 @@ Output, one row per customer with at least one purchase::
 
     customer_id, recency, frequency, monetary, tenure, avg_order_value,
     avg_items_per_order, distinct_products, return_rate, mean_days_between_orders,
-    purchase_days, repeat_purchase_value, country
+    purchase_days, days_before_last_purchase, repeat_purchase_value, country
 
 Definitions are two layers of plain SQL aggregates: :data:`BASE` over a customer's lines,
 then :data:`FEATURES` over those bases. An engine only has to run them; the dialect
@@ -81,6 +81,9 @@ FEATURES: tuple[Feature, ...] = (
             " / (orders - 1) END"),
     Feature("purchase_days", "distinct days with a purchase (several orders of one day "
             "count once: the value models' purchases)", "purchase_days"),
+    Feature("days_before_last_purchase",
+            "days between the last two purchase days; null with one purchase day (a long "
+            "one: a customer who came back)", "{days(previous_day, last_day)}"),
     Feature("repeat_purchase_value",
             "mean value of the purchase days after the first; null with one purchase day "
             "(what Gamma-Gamma models)", "repeat_value"),
@@ -145,8 +148,10 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
              FROM i GROUP BY customer_id, CAST(first_ts AS DATE)),
     v AS (SELECT customer_id, count(*) AS purchase_days,
                  CASE WHEN count(*) > 1 THEN CAST(sum(revenue) - {first_day} AS DOUBLE)
-                      / (count(*) - 1) END AS repeat_value
+                      / (count(*) - 1) END AS repeat_value, max(day) AS last_day
           FROM days GROUP BY customer_id),
+    pv AS (SELECT customer_id, max(CASE WHEN day < last_day THEN day END) AS previous_day
+           FROM days JOIN v USING (customer_id) GROUP BY customer_id),
     d AS (SELECT customer_id, count(*) AS products
           FROM (SELECT customer_id, product_id FROM {src} AS l
                 WHERE status = 'purchase' AND {before} AND product_id IS NOT NULL
@@ -160,12 +165,12 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
                 WHERE status = 'purchase' AND {before} AND country IS NOT NULL
                 GROUP BY ALL) AS counts
           GROUP BY customer_id),
-    {discounts}b AS (SELECT p.*, v.purchase_days, v.repeat_value,
-                 coalesce(d.products, 0) AS products, r.returned_value,
+    {discounts}b AS (SELECT p.*, v.purchase_days, v.repeat_value, v.last_day,
+                 pv.previous_day, coalesce(d.products, 0) AS products, r.returned_value,
                  DATE {lit(as_of.isoformat())} AS as_of,
                  {'true' if has_products else 'false'} AS has_products
-          FROM p JOIN v USING (customer_id) LEFT JOIN d USING (customer_id)
-          LEFT JOIN r USING (customer_id))
+          FROM p JOIN v USING (customer_id) LEFT JOIN pv USING (customer_id)
+          LEFT JOIN d USING (customer_id) LEFT JOIN r USING (customer_id))
     SELECT b.customer_id, {feats}, c.country{', ds.discount_share' if has_discounts else ''}
     FROM b LEFT JOIN c USING (customer_id){' LEFT JOIN ds USING (customer_id)'
                                             if has_discounts else ''}

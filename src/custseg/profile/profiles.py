@@ -25,13 +25,15 @@ import numpy as np
 import pandas as pd
 
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
+from custseg.prep.lifecycle import STAGES, STATE
 from custseg.prep.predict import COLUMNS  # predicted value: in its own block
 from custseg.profile.labels import humanise
 
 UNCLUSTERED = "Unclustered"
 #: Columns that are labels or scores, never profiled as features.
 NOT_PROFILED = ("customer_id", "segment", "segment_name", "r_score", "f_score", "m_score",
-                "rfm_code", "rfm_segment", "repeat_purchase_value", *COLUMNS)
+                "rfm_code", "rfm_segment", "repeat_purchase_value", "stage", "stage_reason",
+                "days_before_last_purchase", *COLUMNS)
 #: Transaction features that identify transaction data.
 TRANSACTIONS = ("recency", "frequency", "monetary")
 #: RFM segments that together make a segment's at-risk share.
@@ -89,7 +91,8 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
     # the loop takes each segment's rows of the columns it reads only (a take of every
     # column of millions of customers costs seconds)
     read = [c for c in ("segment", "monetary", "country", "rfm_segment", "frequency",
-                        "recency", "mean_days_between_orders", *categorical) if c in segments]
+                        "recency", "mean_days_between_orders", "stage", *categorical)
+            if c in segments]
     for seg_id, rows in segments[read].groupby("segment", sort=True):
         p: dict[str, Any] = {"customers": len(rows), "share": round(len(rows) / n, 4)}
         if revenue is not None:
@@ -112,6 +115,8 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
             mix = rows["rfm_segment"].value_counts(normalize=True)
             p["rfm_mix"] = {str(k): round(float(v), 4) for k, v in mix.items()}
             p["at_risk_share"] = round(float(sum(mix.get(s, 0.0) for s in AT_RISK)), 4)
+        if "stage" in segments:
+            p.update(stage_mix(rows["stage"]))
         if rhythmic:
             p["one_time_share"] = round(float((rows["frequency"] <= 1).mean()), 4)
             p["rhythm"] = _rhythm(rows, all_gap)
@@ -121,6 +126,30 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
                                for c in categorical}
         profiles[int(seg_id)] = p
     return profiles
+
+
+def stage_mix(stage: pd.Series) -> dict[str, Any]:
+    """A group's lifecycle stages (``stages``: share of each, most engaged first) and its
+    largest state (``state``: engaged, cooling or lapsed; ``state_share``: its share)."""
+    shares = stage.value_counts(normalize=True)
+    states = stage.map(STATE).value_counts(normalize=True)
+    return {"stages": {s: round(float(shares[s]), 4) for s in STAGES if s in shares},
+            "state": str(states.index[0]), "state_share": round(float(states.iloc[0]), 4)}
+
+
+def mixed_stages(profile: dict[str, Any], least: float) -> str | None:
+    """Why one action cannot fit a segment whose largest state holds under ``least`` of
+    it (None when it holds that much): its states, largest first, with their stages."""
+    if profile.get("state_share") is None or profile["state_share"] >= least:
+        return None
+    by_state: dict[str, float] = {}
+    for stage, share in profile["stages"].items():
+        by_state[STATE[stage]] = by_state.get(STATE[stage], 0.0) + share
+    parts = [f"{share:.0%} {state} ("
+             + ", ".join(s for s in profile["stages"] if STATE[s] == state) + ")"
+             for state, share in sorted(by_state.items(), key=lambda kv: -kv[1])]
+    return (f"mixes lifecycle stages: {'; '.join(parts)}; no one action fits {least:.0%} of "
+            "it")
 
 
 def _rhythm(rows: pd.DataFrame, all_gap: float | None) -> dict[str, Any]:
