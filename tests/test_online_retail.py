@@ -66,6 +66,6 @@ def test_outputs_written(result):
     seg = pd.read_csv(out / "segments.csv", dtype={"customer_id": str})
     assert len(seg) == 4338 and seg["customer_id"].is_unique
     assert list(seg.columns[:4]) == ["customer_id", "recency", "frequency", "monetary"]
-    assert list(seg.columns[-13:]) == ["r_score", "f_score", "m_score", "rfm_code", "rfm_segment",
-                                       *COLUMNS]
+    assert list(seg.columns[-15:]) == ["r_score", "f_score", "m_score", "rfm_code", "rfm_segment",
+                                       *COLUMNS, "stage", "stage_reason"]
     assert (out / "summary.json").exists() and (out / "excluded_customers.csv").exists()
