@@ -71,7 +71,7 @@ def wide_table(n: int = N, seed: int = 1) -> tuple[pd.DataFrame, dict]:
 
 
 EXPECTED = {"member_no": "id", "Dt_Customer": "date", "Year_Birth": "year",
-            "IsActive": "flag", "newsletter": "flag", "AcceptedOffer": "flag",
+            "IsActive": "flag", "newsletter": "flag", "AcceptedOffer": "outcome",
             "BALANCE": "money", "MINIMUM_PAYMENTS": "money", "TotalSpend": "money",
             "num_orders": "count", "discount_pct": "rate", "purchaseFrequency": "rate",
             "segment_code": "category", "Education": "category", "Comment": "text",

@@ -225,7 +225,9 @@ def default_features(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 #: How a left-out role is named in the notes.
 _LEFT_OUT = {"id": "an identifier", "text": "free text", "personal": "personal data",
-             "constant": "constant", "missing": "mostly missing"}
+             "constant": "constant", "missing": "mostly missing",
+             "outcome": "an outcome, reported per segment as a rate (name it in --features "
+                        "to cluster on it)"}
 
 
 def _roles(frame: pd.DataFrame, columns: list[str]) -> tuple[dict[str, str], dict[str, str]]:

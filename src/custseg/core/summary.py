@@ -394,6 +394,24 @@ class Segment(Block, kw_only=True):
     mixed_stages: str | UnsetType = UNSET
 
 
+class OutcomeDriver(Block, kw_only=True):
+    """A feature that goes with an outcome: Cohen's d (numbers) or h (shares)."""
+
+    feature: str
+    effect: float
+    text: str
+
+
+class Outcome(Block, kw_only=True):
+    """An outcome column of the customer table (churn, response ...): its rate, and the
+    features that go with it most (not clustered on by default)."""
+
+    column: str
+    customers: int
+    rate: float | None
+    drivers: list[OutcomeDriver]
+
+
 class Demographics(Block, kw_only=True):
     """The tests of the customer table's columns across segments."""
 
@@ -525,6 +543,7 @@ class RunSummary(Block, kw_only=True):
     cohorts: Cohorts | UnsetType = UNSET
     comparison: Comparison | UnsetType = UNSET
     demographics: Demographics | UnsetType = UNSET
+    outcomes: list[Outcome] | UnsetType = UNSET
     algorithm: str
     k: int
     k_selection: KSelection | None
@@ -560,6 +579,7 @@ class TableRunSummary(Block, kw_only=True):
     customer_ids: str | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
     comparison: Comparison | UnsetType = UNSET
+    outcomes: list[Outcome] | UnsetType = UNSET
     algorithm: str
     k: int
     features: ClusterFeatures
@@ -579,13 +599,14 @@ def clustered(base: RfmSummary | TableSummary, clustering: Clustering, *,
               comparison: Comparison | UnsetType = UNSET,
               demographics: Demographics | UnsetType = UNSET,
               monthly_trend: list[TrendRow] | UnsetType = UNSET,
-              lift: Lift | UnsetType = UNSET, cohorts: Cohorts | UnsetType = UNSET
+              lift: Lift | UnsetType = UNSET, cohorts: Cohorts | UnsetType = UNSET,
+              outcomes: list[Outcome] | UnsetType = UNSET
               ) -> RunSummary | TableRunSummary:
     """The summary of a clustered run: ``base`` with the clustering (which replaces the RFM
     feature descriptions) and, when given, the comparison, demographics, trend, lift
     settings and cohorts."""
     parts = {**msgspec.structs.asdict(base), **msgspec.structs.asdict(clustering),
-             "comparison": comparison}
+             "comparison": comparison, "outcomes": outcomes}
     if isinstance(base, RfmSummary):
         return RunSummary(**{**parts, "lift": lift, "cohorts": cohorts},
                           demographics=demographics, monthly_trend=monthly_trend)

@@ -30,7 +30,7 @@ from custseg.io._mapping import is_row_number, normalize, row_number_name
 from custseg.io._parse import date_expr, decimal_comma, number_expr, q, quiet_connect
 
 ROLES = ("id", "date", "year", "flag", "money", "count", "rate", "number", "category", "text",
-         "personal", "constant", "missing")
+         "personal", "constant", "missing", "outcome")
 #: Roles that become clustering features.
 USABLE = ("date", "year", "flag", "money", "count", "rate", "number", "category")
 #: Usable roles whose prepared values are numbers.
@@ -89,6 +89,10 @@ class Role:
     values: pd.Series | None = field(default=None, repr=False)
     #: Birth year (an age) or another year (years since); dates: the format note.
     detail: str | None = None
+    #: A code among the numbers (``-1``: never; ``999``: not given), read as missing in
+    #: ``values`` and kept as its own 0/1 column ``"{column} not given"`` (``coded``).
+    sentinel: float | None = None
+    coded: pd.Series | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, str]:
         out = {"role": self.role, "reason": self.reason}
@@ -179,14 +183,49 @@ def infer_roles(frame: pd.DataFrame, *, key: str | None = None, max_missing: flo
             if kind:
                 roles[col] = Role("personal", f"the values are {kind}")
                 continue
-            roles[col], warning = _role(con, series, gone, col, n, max_missing, dayfirst,
-                                        source)
+            role, warning = _role(con, series, gone, col, n, max_missing, dayfirst, source)
+            roles[col] = as_outcome(role, col, series, gone)
             if warning:
                 warnings.append(warning)
     finally:
         if own:
             con.close()
     return roles, warnings
+
+
+#: Words of a column name that say what happened to a customer (an outcome), not what he
+#: is: a yes/no column so named is reported per segment as a rate, not clustered on.
+_OUTCOME_TOKENS = {"churn", "churned", "churners", "exited", "attrition", "attrited",
+                   "response", "responded", "converted", "conversion", "cancelled",
+                   "canceled", "cancellation", "default", "defaulted", "target", "outcome",
+                   "subscribed", "accepted", "deposit", "renewed", "redeemed", "retained"}
+_OUTCOME_NAMES = {"y", "label", "outcome", "target"}
+
+
+def outcome_name(column: str) -> bool:
+    """A name that says an outcome: ``Churn``, ``y``, ``Exited``, ``AcceptedCmp1``,
+    ``Attrition_Flag``, ``converted``."""
+    return (str(column).strip().lower() in _OUTCOME_NAMES
+            or bool(set(name_tokens(column)) & _OUTCOME_TOKENS))
+
+
+def as_outcome(role: Role, col: str, series: pd.Series, gone: pd.Series) -> Role:
+    """``role``, or an ``outcome`` when the column is two-valued (a flag, or two levels of
+    text: the rarer is the event) and its name says what happened to the customer."""
+    if not outcome_name(col):
+        return role
+    if role.role == "flag":
+        return Role("outcome", f"{role.reason}; the name says an outcome: reported per "
+                    "segment as a rate, not clustered on", used_as=role.used_as,
+                    values=role.values)
+    text = series[~gone].astype(str).str.strip()
+    if role.role == "category" and role.values is None and text.nunique() == 2:
+        rare = str(text.value_counts().index[-1])
+        values = (series.astype(str).str.strip() == rare).astype(float).where(~gone)
+        return Role("outcome", f"two levels; the name says an outcome (1 = {rare!r}, the "
+                    "rarer): reported per segment as a rate, not clustered on",
+                    used_as=f"0/1 (1 = {rare})", values=values)
+    return role
 
 
 def _is_number_dtype(series: pd.Series) -> bool:
@@ -291,6 +330,22 @@ def _numeric_role(values: pd.Series, col: str, n: int, max_missing: float,
                 else "")
         return Role("missing", f"{share_bad:.0%} of the values are missing or unreadable"
                     f"{what}; not imputed")
+    code = sentinel(values)
+    if code is not None:
+        value, count = code
+        role = _numeric_role(values.where(values != value), col, n, 1.0)
+        if role.values is None or role.role not in NUMERIC_ROLES:
+            role = Role("missing", "no other values to use")
+        elif role.values.notna().sum() / n < 1 - max_missing:
+            role = Role("missing", f"{role.values.notna().mean():.0%} other values, too few "
+                        "to use")
+        role.reason = (f"{_fmt(value)} on {count / n:.0%} of the rows stands apart from the "
+                       f"other values: a code (never, not given), not a number; kept as the "
+                       f"0/1 column '{coded_name(col)}' (1 = {_fmt(value)}); the rest: "
+                       f"{role.reason}")
+        role.sentinel = value
+        role.coded = (values == value).astype(float).where(values.notna())
+        return role
     v = values.dropna()
     distinct = v.nunique()
     if distinct <= 1:
@@ -344,6 +399,41 @@ def _numeric_role(values: pd.Series, col: str, n: int, max_missing: float,
     if lo >= 0 and hi >= 100 and hi >= 20 * max(median, 1e-9):
         return Role("money", f"amounts (decimals over a wide range, {span})", values=values)
     return Role("number", f"a measure ({span})", values=values)
+
+
+#: A code among numbers is on at least this share of the rows (and MIN_CODED rows)...
+CODED_SHARE, MIN_CODED = 0.01, 5
+#: ... and the other values take at least this many distinct values.
+MIN_OTHERS = 3
+
+
+def coded_name(column: str) -> str:
+    """The 0/1 column of a code among numbers (``-1`` in ``pdays``): ``"pdays not given"``
+    (the reason of ``column``'s role names the code)."""
+    return f"{column} not given"
+
+
+def sentinel(values: pd.Series) -> tuple[float, int] | None:
+    """A code written among numbers, and on how many rows: the one negative value below
+    numbers that are otherwise never negative (``-1``, ``-999``), or a largest value that
+    is all nines and over twice every other (``999``, ``9999``), on at least
+    :data:`CODED_SHARE` of the rows; the others with :data:`MIN_OTHERS` distinct values."""
+    v = values.dropna()
+    if v.empty:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    for value in (lo, hi):
+        rest = v[v != value]
+        count = len(v) - len(rest)
+        if (count < max(MIN_CODED, CODED_SHARE * len(values)) or rest.nunique() < MIN_OTHERS
+                or value != round(value)):
+            continue
+        below = value == lo and value < 0 and float(rest.min()) >= 0
+        nines = (value == hi and value >= 99 and set(str(int(value))) == {"9"}
+                 and float(rest.max()) * 2 < value)
+        if below or nines:
+            return value, count
+    return None
 
 
 def _fmt(x: float) -> str:
@@ -419,9 +509,13 @@ def apply_roles(frame: pd.DataFrame, roles: dict[str, Role], as_of: str | None =
     ref = reference_day(roles, as_of)
     ref_year = ref.year if ref else dt.date.today().year
     notes = []
+    coded = {}
     for col, role in roles.items():
         if col not in out.columns:
             continue
+        if role.coded is not None:
+            out[coded_name(col)] = role.coded
+            coded[coded_name(col)] = "flag"
         if role.role in ("constant", "missing", "personal"):
             out = out.drop(columns=col)
         elif role.role == "date":
@@ -438,12 +532,13 @@ def apply_roles(frame: pd.DataFrame, roles: dict[str, Role], as_of: str | None =
         elif role.role == "category" and role.values is not None:
             out[col] = role.values.map(lambda x: pd.NA if pd.isna(x) else str(int(x))).astype(
                 "string")
-        elif role.role in NUMERIC_ROLES and role.values is not None:
+        elif (role.role in NUMERIC_ROLES or role.role == "outcome") and role.values is not None:
             out[col] = role.values.astype(float)
     if ref is None and any(r.role == "year" for r in roles.values()):
         notes.append(f"Years counted to {ref_year} (the current year: the table has no dates; "
                      "pass --as-of for another).")
-    out.attrs[ROLES_ATTR] = {c: r.role for c, r in roles.items() if c in out.columns}
+    out.attrs[ROLES_ATTR] = {**{c: r.role for c, r in roles.items() if c in out.columns},
+                             **coded}
     return out, {"reference_day": ref.isoformat() if ref else None,
                  "reference_year": ref_year, "notes": notes}
 

@@ -45,11 +45,13 @@ from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
 from custseg.profile.demographics import customer_table_differences
 from custseg.profile.lines import monthly_trend
+from custseg.profile.outcomes import outcome_drivers
 from custseg.profile.profiles import (
     build_profiles,
     mixed_stages,
     name_segments,
     naming_clashes,
+    outcome_columns,
 )
 from custseg.profile.rules import segment_rules
 
@@ -118,7 +120,9 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
             model.fit(base.customers)
     with _stage("profile", timings, reporter):
         labelled = with_segments(base.customers, model.labels_)
-        profiles = build_profiles(labelled)
+        roles = base.summary.get("customer_table", {}).get("columns")
+        outcomes = outcome_columns(labelled, roles)
+        profiles = build_profiles(labelled, outcomes)
         names = name_segments(profiles, config.naming_rules, at_risk_share=config.at_risk_share,
                               labels=config.labels,
                               roles=base.summary.get("customer_table", {}).get("columns"))
@@ -143,6 +147,11 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         used = model.prep_.numeric_ + model.prep_.categorical_
         rules = segment_rules(labelled, model.prep_.numeric_, model.prep_.categorical_,
                               seed=seed, labels=config.labels)
+        drivers = [sm.Outcome(**{**found, "drivers": [sm.OutcomeDriver(**d)
+                                                      for d in found["drivers"]]})
+                   for found in (outcome_drivers(labelled, o, model.prep_.numeric_,
+                                                 model.prep_.categorical_, config.labels)
+                                 for o in outcomes)]
         demographics, tests = None, sm.UNSET  # with a customer table joined to order lines
         if "join" in base.summary.get("customer_table", {}):
             demographics, info = customer_table_differences(
@@ -154,7 +163,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         base.summary, clustering_summary(model, profiles, names, rules, demographics,
                                          cluster_on=cluster_on, notes=table_notes,
                                          values=values, over=found and found.over),
-        comparison=comparison, demographics=tests,
+        comparison=comparison, demographics=tests, outcomes=drivers or sm.UNSET,
         **({} if found is None else {
             "monthly_trend": [sm.TrendRow(**row) for row in monthly_trend(found.months)],
             "lift": found.lift, "cohorts": found.cohorts}))
@@ -368,7 +377,8 @@ def clash_finder(config: Config, roles: dict | None = None):
             rows = np.sort(np.random.default_rng(0).choice(len(frame), NAMING_SAMPLE,
                                                            replace=False))
             frame, labels = frame.iloc[rows].reset_index(drop=True), labels[rows]
-        profiles = build_profiles(with_segments(frame, labels))
+        profiles = build_profiles(with_segments(frame, labels),
+                                  outcome_columns(frame, roles))
         clashes = naming_clashes(profiles, config.naming_rules,
                                  at_risk_share=config.at_risk_share, labels=config.labels,
                                  roles=roles)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
+from custseg.io._roles import ROLES_ATTR
 from custseg.prep.lifecycle import STAGES, STATE
 from custseg.prep.predict import COLUMNS  # predicted value: in its own block
 from custseg.profile.labels import humanise
@@ -64,14 +65,30 @@ def _scale(values: pd.Series) -> pd.Series:
     return v
 
 
-def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
-    """Profile of every segment id (including -1, unclustered) of a labelled table."""
+def outcome_columns(frame: pd.DataFrame, roles: Mapping[str, Any] | None = None
+                    ) -> list[str]:
+    """The columns of ``frame`` read as outcomes (``roles``: a run's ``columns``, or the
+    roles the table was read with)."""
+    found = roles or frame.attrs.get(ROLES_ATTR) or {}
+    return [c for c, r in found.items() if c in frame.columns
+            and (r.get("role") if isinstance(r, Mapping) else r) == "outcome"]
+
+
+def build_profiles(segments: pd.DataFrame, outcomes: list[str] | None = None
+                   ) -> dict[int, dict[str, Any]]:
+    """Profile of every segment id (including -1, unclustered) of a labelled table;
+    ``outcomes`` (by default :func:`outcome_columns`) as rates against all customers
+    (``outcomes``), not as features."""
     n = len(segments)
-    numeric = [c for c in segments.columns if c not in NOT_PROFILED
+    outcomes = outcome_columns(segments) if outcomes is None else outcomes
+    rates = {c: float(pd.to_numeric(segments[c], errors="coerce").mean()) for c in outcomes}
+    by_outcome = (segments[outcomes].apply(pd.to_numeric, errors="coerce")
+                  .groupby(segments["segment"]).mean() if outcomes else None)
+    numeric = [c for c in segments.columns if c not in NOT_PROFILED and c not in outcomes
                and pd.api.types.is_numeric_dtype(segments[c])
                and not pd.api.types.is_bool_dtype(segments[c])]
     categorical = [c for c in segments.columns if c not in NOT_PROFILED and c not in numeric
-                   and c != "country" and segments[c].nunique() <= 20]
+                   and c not in outcomes and c != "country" and segments[c].nunique() <= 20]
     scaled = {c: _scale(segments[c]) for c in numeric}
     flags = [c for c in numeric if segments[c].nunique() == 2
              and set(segments[c].dropna().unique()) <= {0, 1}]
@@ -117,6 +134,9 @@ def build_profiles(segments: pd.DataFrame) -> dict[int, dict[str, Any]]:
             p["at_risk_share"] = round(float(sum(mix.get(s, 0.0) for s in AT_RISK)), 4)
         if "stage" in segments:
             p.update(stage_mix(rows["stage"]))
+        if outcomes:
+            p["outcomes"] = {c: {"rate": _num(by_outcome.at[seg_id, c]),
+                                 "all": _num(rates[c])} for c in outcomes}
         if rhythmic:
             p["one_time_share"] = round(float((rows["frequency"] <= 1).mean()), 4)
             p["rhythm"] = _rhythm(rows, all_gap)
@@ -775,11 +795,22 @@ def describe(profile: dict[str, Any], transactional: bool,
             text += f", {f['avg_order_value']['median']:,.2f} per order (median)"
         if profile.get("at_risk_share"):
             text += f"; {profile['at_risk_share']:.0%} at risk by RFM"
-        return text + "."
+        return text + "".join(f"; {o}" for o in _outcome_parts(profile, labels)) + "."
     top = sorted(((abs(s["z"] or 0), c, s) for c, s in f.items()), reverse=True)[:3]
-    parts = [f"{humanise(c, labels)} {s['mean']:,.1f} on average "
+    flags = set(profile.get("flags", ()))
+    parts = [f"{s['mean']:.0%} {humanise(c, labels)} (all customers: {s['all_mean']:.0%})"
+             if c in flags else f"{humanise(c, labels)} {s['mean']:,.1f} on average "
              f"(all customers: {s['all_mean']:,.1f})" for _, c, s in top]
+    parts += _outcome_parts(profile, labels)
     return head + ("; " + "; ".join(parts) if parts else "") + "."
+
+
+def _outcome_parts(profile: dict[str, Any], labels: Mapping[str, str] | None) -> list[str]:
+    """Each outcome's rate in the segment against all customers': "42% churn against 27%
+    overall"."""
+    return [f"{o['rate']:.0%} {humanise(c, labels)} against {o['all']:.0%} overall"
+            for c, o in (profile.get("outcomes") or {}).items()
+            if o["rate"] is not None and o["all"] is not None]
 
 
 def _num(v, digits: int = 4) -> float | None:
