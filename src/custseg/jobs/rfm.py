@@ -316,10 +316,10 @@ def with_stages(scored: pd.DataFrame, config: Config, value: sm.Clv | UnsetType
     found = stages(scored, config.lifecycle, rule.mask(scored) if rule else None)
     out = pd.concat([scored, found], axis=1)
     c = config.lifecycle
+    gaps, median = typical_gaps(scored)
     return out, sm.Lifecycle(
-        stages=[sm.StageRow(**row) for row in stage_table(out)],
-        repeat_gap_days=(round(gap, 1) if (gap := typical_gaps(scored)[1]) is not None
-                         else None),
+        stages=[sm.StageRow(**row) for row in stage_table(out, gaps)],
+        repeat_gap_days=round(median, 1) if median is not None else None,
         active_gaps=c.active_gaps, lapsed_gaps=c.lapsed_gaps,
         reactivated_gaps=c.reactivated_gaps, at_risk_by=rule.words if rule else None)
 

@@ -76,20 +76,27 @@ def stages(features: pd.DataFrame, config: LifecycleConfig | None = None,
         [beyond, one & within, back, within, risky],
         ["lapsed", "new", "reactivated", "active", "at risk"], default="cooling")
     stage = pd.Series(stage, index=features.index, dtype=object)
-    own = np.where(one, " of the repeat buyers' typical ", " of their typical ")
-    silent = ("silent " + _whole(recency) + " days: " + _tenths(silence) + own
-              + _whole(gap) + "-day gaps")
-    reason = silent.where(~within, "last purchase " + _whole(recency) + " days ago; they "
-                          "buy about every " + _whole(gap) + " days")
-    reason = reason.where(stage != "new", "first and only purchase " + _whole(recency)
-                          + " days ago (repeat buyers buy every " + _whole(gap)
-                          + " days)")
-    earlier_own = np.where(days >= 3, " of their earlier ", " of the repeat buyers' typical ")
-    reason = reason.where(stage != "reactivated", "back " + _whole(recency) + " days ago "
-                          "after " + _whole(before) + " silent days, "
-                          + _tenths(before / earlier) + earlier_own
-                          + _whole(earlier) + "-day gaps")
-    reason = reason.where(stage != "at risk", reason + "; at risk by the checked churn risk")
+    # each reason is written for its own customers only (millions of strings otherwise)
+    reason = pd.Series("", index=features.index, dtype=object)
+    whose = pd.Series(np.where(one, " of the repeat buyers' typical ", " of their typical "),
+                      index=features.index)
+    quiet = ~within & (stage != "reactivated")
+    reason[quiet] = ("silent " + _whole(recency[quiet]) + " days: " + _tenths(silence[quiet])
+                     + whose[quiet] + _whole(gap[quiet]) + "-day gaps")
+    reason[stage == "at risk"] += "; at risk by the checked churn risk"
+    mine = stage == "active"
+    reason[mine] = ("last purchase " + _whole(recency[mine]) + " days ago; they buy about "
+                    "every " + _whole(gap[mine]) + " days")
+    mine = stage == "new"
+    reason[mine] = ("first and only purchase " + _whole(recency[mine]) + " days ago (repeat "
+                    "buyers buy every " + _whole(gap[mine]) + " days)")
+    mine = stage == "reactivated"
+    earlier_whose = pd.Series(np.where(days >= 3, " of their earlier ",
+                                       " of the repeat buyers' typical "), index=features.index)
+    reason[mine] = ("back " + _whole(recency[mine]) + " days ago after "
+                    + _whole(before[mine]) + " silent days, "
+                    + _tenths(before[mine] / earlier[mine]) + earlier_whose[mine]
+                    + _whole(earlier[mine]) + "-day gaps")
     return pd.DataFrame({"stage": stage, "stage_reason": reason})
 
 
@@ -101,11 +108,11 @@ def _tenths(values: pd.Series) -> pd.Series:
     return values.round(1).astype(str)
 
 
-def stage_table(frame: pd.DataFrame) -> list[dict]:
+def stage_table(frame: pd.DataFrame, gap: pd.Series) -> list[dict]:
     """Per stage (in :data:`STAGES` order, those with customers): customers, their share,
-    their share of revenue, and their median recency and typical gap."""
+    their share of revenue, and their median recency and typical gap (``gap``: from
+    :func:`typical_gaps`)."""
     total, revenue = len(frame), float(frame["monetary"].sum())
-    gap, _ = typical_gaps(frame)
     rows = []
     for name in STAGES:
         mine = frame["stage"] == name
