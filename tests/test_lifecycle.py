@@ -184,19 +184,35 @@ def test_every_customer_gets_one_stage_that_follows_his_silence(rows):
         assert (out["stage"] == "new").all()
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(STAGES), min_size=1, max_size=60),
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(STAGES), min_size=1, max_size=60), min_size=1,
+                max_size=6),
+       st.lists(st.one_of(st.none(), st.lists(st.sampled_from(["engaged", "cooling",
+                                                               "lapsed"]),
+                                              min_size=1, max_size=3, unique=True)),
+                min_size=6, max_size=6),
        st.floats(0.5, 0.95))
-def test_a_segment_without_one_fitting_state_always_carries_its_warning(stage_list, least):
-    from custseg.profile.profiles import mixed_stages, stage_mix
+def test_a_segment_whose_action_fits_under_the_bar_is_never_written_without_its_warning(
+        segments, wanted, least):
+    from custseg.jobs.run import _fit_actions
+    from custseg.profile.profiles import stage_mix
 
-    mix = stage_mix(pd.Series(stage_list))
-    states = pd.Series(stage_list).map(STATE).value_counts(normalize=True)
-    why = mixed_stages(mix, least)
-    assert mix["state_share"] == pytest.approx(states.max(), abs=1e-4)
-    assert (why is None) == (mix["state_share"] >= least)
-    if why is not None:
-        assert all(f"{share:.0%} {state}" in why for state, share in states.items())
+    profiles = {i + 1: {"customers": len(s), **stage_mix(pd.Series(s))}
+                for i, s in enumerate(segments)}
+    names = {i: {"name": f"Segment {i}", "action_for": wanted[i - 1]} for i in profiles}
+    warnings: list[str] = []
+    _fit_actions(profiles, names, least, warnings)
+    for i, members in enumerate(segments, start=1):
+        state = pd.Series(members).map(STATE)
+        target = wanted[i - 1] or [state.value_counts().index[0]]
+        fit = state.isin(target).mean()  # counted here from the stages themselves
+        assert names[i]["action_fit"] == pytest.approx(fit, abs=1e-4)
+        why = names[i].get("action_warning")
+        assert (why is None) == (fit >= least)
+        if why is not None:
+            assert any(why in w and f"Segment {i}" in w for w in warnings)
+            for other, share in state[~state.isin(target)].value_counts().items():
+                assert f"{share / len(state):.0%} {other}" in why
 
 
 def blend(seed: int = 0) -> pd.DataFrame:
@@ -228,9 +244,26 @@ def test_a_blend_of_active_and_lapsed_big_spenders_is_not_one_segment():
     assert active.eq(active.mode()[0]).mean() > 0.9 and lapsed.eq(lapsed.mode()[0]).mean() > 0.9
     first = {s.id: s.actions[0] for s in result.summary.segments}
     assert first[active.mode()[0]] != first[lapsed.mode()[0]]
-    for seg in result.summary.segments:  # a mixed segment is never shown without its warning
-        if seg.profile["state_share"] < 0.8:
-            assert seg.mixed_stages and any(seg.mixed_stages in w
-                                            for w in result.summary.audit.warnings)
+    fors = {s.id: s.action_for for s in result.summary.segments}
+    assert fors[active.mode()[0]] == ["engaged"] and fors[lapsed.mode()[0]] == ["lapsed"]
+    assert result.summary.strategy.name == "stages"
+    for seg in result.summary.segments:  # every first action fits its segment
+        assert seg.action_fit >= 0.8 and not seg.get("action_warning")
+
+
+def test_clusters_of_the_blend_say_where_their_action_misses():
+    """--strategy clusters keeps the seed algorithms; a segment whose first action misses
+    more than a fifth of it carries the warning, naming the others."""
+    from custseg import run_segments
+
+    result = run_segments(frame=blend(), config=PLAIN, strategy="clusters")
+    assert result.summary.strategy.name == "clusters"
+    table = result.customers
+    for seg in result.summary.segments:
+        mine = table.loc[table["segment"] == seg.id, "stage"].map(STATE)
+        target = seg.action_for
+        assert seg.action_fit == pytest.approx(mine.isin(target).mean(), abs=1e-4)
+        if seg.action_fit < 0.8:
+            assert any(seg.action_warning in w for w in result.summary.audit.warnings)
         else:
-            assert not seg.mixed_stages
+            assert not seg.get("action_warning")

@@ -48,8 +48,8 @@ def read_customers(path, config=None):
         con.close()
 
 
-_LAZY = {"Segmenter": "cluster", "run_segments": "jobs.run", "compare_algorithms": "jobs.run",
-         "SavedModel": "jobs.score", "backtest": "jobs.backtest"}
+_LAZY = {"Segmenter": "cluster", "StagedSegmenter": "cluster", "run_segments": "jobs.run",
+         "compare_algorithms": "jobs.run", "SavedModel": "jobs.score", "backtest": "jobs.backtest"}
 
 
 def load_model(path):
@@ -77,7 +77,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "REASONS", "Audit", "Config", "ConfigError", "CustsegError", "CustsegWarning", "DataError",
-    "InputError", "MappingError", "RunResult", "SavedModel", "Segmenter", "backtest",
+    "InputError", "MappingError", "RunResult", "SavedModel", "Segmenter", "StagedSegmenter",
+    "backtest",
     "balanced_edges",
     "clean", "compare_algorithms", "customer_features", "load_model", "map_columns",
     "read_customers", "read_table", "rfm_scores", "run_rfm", "run_segments", "save_model",

@@ -177,7 +177,8 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
 
 
 @app.command()
-@_configured("out", "clustering.algorithm", *CLUSTER_KEYS, "clustering.linkage",
+@_configured("out", "clustering.algorithm", "clustering.strategy", *CLUSTER_KEYS,
+             "clustering.linkage",
              "clustering.options", "clustering.compare", "cluster_on", "input_kind",
              *READ_KEYS, *CLV_KEYS, *REPORT_KEYS, "hash_ids", "salt")
 def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:

@@ -302,8 +302,11 @@ with tabs[0]:
                 stages = seg.profile.get("stages")
                 if stages:
                     st.text("Stages: " + ", ".join(f"{k} {v:.0%}" for k, v in stages.items()))
-                if seg.get("mixed_stages"):
-                    st.warning(f"This segment {seg.mixed_stages}.")
+                if seg.get("action_fit") is not None:
+                    st.text(f"Its first action is for {' or '.join(seg.action_for)} "
+                            f"customers: it fits {seg.action_fit:.0%} of the segment.")
+                if seg.get("action_warning"):
+                    st.warning(f"This segment {seg.action_warning}.")
                 rule = seg.rule
                 if rule:  # data-derived words as plain text, never as markdown
                     st.markdown("**Rule** (to rebuild it in an e-mail or CRM tool)")

@@ -3,5 +3,6 @@
 from custseg.cluster._base import NOISE, Fitted
 from custseg.cluster._prepare import FeaturePrep
 from custseg.cluster._segmenter import ALGORITHMS, Segmenter
+from custseg.cluster._staged import StagedSegmenter
 
-__all__ = ["ALGORITHMS", "NOISE", "FeaturePrep", "Fitted", "Segmenter"]
+__all__ = ["ALGORITHMS", "NOISE", "FeaturePrep", "Fitted", "Segmenter", "StagedSegmenter"]

@@ -57,6 +57,9 @@ TRANSFORMS = ("log1p", "yeo-johnson", "none")
 SCALERS = ("standard", "robust")
 #: Linkages of hierarchical clustering.
 LINKAGES = ("ward", "average", "complete")
+#: How custseg run forms segments: lifecycle stage first (order lines), or clusters of all
+#: customers at once; "auto": stages for order lines with k = "auto", clusters otherwise.
+STRATEGIES = ("auto", "stages", "clusters")
 #: What ``custseg track`` follows: segment names of a run, or RFM segments.
 TRACK_BY = ("cluster", "rfm")
 #: Purchase models of customer value: ``auto`` (each of the others checked on the data's
@@ -391,6 +394,11 @@ class ClusteringConfig(_Table):
         "Algorithm options, e.g. eps=0.4 (dbscan), min_cluster_size=50 (hdbscan), "
         "covariance_type=diag (gmm); --option KEY=VALUE, repeatable.", is_(dict, None),
         flag="--option", cli=list[str], parse=_parse_options, metavar="KEY=VALUE")
+    strategy: str = setting(
+        "auto", choices_words(STRATEGIES), "How segments are formed: 'stages' puts each "
+        "customer of order lines in his lifecycle stage first and splits each stage by value "
+        "and behaviour; 'clusters' clusters all customers at once; 'auto': stages for order "
+        "lines when k is 'auto', clusters otherwise.", one_of(STRATEGIES), flag="--strategy")
     compare: bool = setting(False, "bool", "custseg run also runs and ranks every algorithm "
                             "(shown in the report).", is_(bool), flag="--compare", cli=bool)
 

@@ -16,6 +16,8 @@ SPECIAL = ("rhythm", "at_risk", "one_time")
 _RULE = re.compile(r"^(top|bottom|[<>]-?\d+(\.\d+)?)$")
 _SHARE = re.compile(r"^[<>](0?\.\d+|0|1|1\.0+)$")
 RHYTHMS = ("within", "between", "beyond", "unknown")
+#: The states a rule's actions may be for (``for``; see custseg.prep.lifecycle).
+STATES = ("engaged", "cooling", "lapsed")
 
 
 def default_naming_rules() -> list[dict[str, Any]]:
@@ -31,11 +33,15 @@ def check_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         name = rule.get("name") if isinstance(rule, dict) else None
         if not isinstance(name, str) or not name:
             raise ConfigError(f"A naming rule has no name: {rule!r}.")
-        unknown = [key for key in rule if key not in ("name", "when", "actions")
+        unknown = [key for key in rule if key not in ("name", "when", "actions", "for")
                    and not str(key).startswith("_")]
         if unknown:
             raise ConfigError(f"Naming rule {name!r}: unknown key {unknown[0]!r}; "
-                              "allowed: name, when, actions.")
+                              "allowed: name, when, actions, for.")
+        states = rule.get("for", [])
+        if not isinstance(states, list) or not set(states) <= set(STATES):
+            raise ConfigError(f"Naming rule {name!r}: 'for' must list states its actions "
+                              f"are for, of {list(STATES)}; got {states!r}.")
         when = rule.get("when", {})
         if not isinstance(when, dict):
             raise ConfigError(f"Naming rule {name!r}: 'when' must be a table of conditions, "

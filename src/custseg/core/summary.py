@@ -390,8 +390,12 @@ class Segment(Block, kw_only=True):
     demographics: list[dict[str, Any]] | UnsetType = UNSET
     value: SegmentValue | UnsetType = UNSET
     over_represented: dict[str, list[Item]] | UnsetType = UNSET
-    # its lifecycle stages mixed past lifecycle.min_action_fit: why no one action fits
-    mixed_stages: str | UnsetType = UNSET
+    stage_group: str | UnsetType = UNSET  # --strategy stages: the stage it splits
+    # the states its first action is for (engaged, cooling, lapsed), and the share of its
+    # customers in them; under lifecycle.min_action_fit: the warning naming the others
+    action_for: list[str] | UnsetType = UNSET
+    action_fit: float | None | UnsetType = UNSET
+    action_warning: str | UnsetType = UNSET
 
 
 class OutcomeDriver(Block, kw_only=True):
@@ -433,6 +437,8 @@ class ComparisonRow(Block, kw_only=True):
     davies_bouldin: float | None | UnsetType = UNSET
     stability_ari: float | None | UnsetType = UNSET
     unclustered: int | float | None | UnsetType = UNSET
+    # order lines: the share of its least uniform segment held by one lifecycle state
+    best_action_fit: float | None | UnsetType = UNSET
     seconds: float | None | UnsetType = UNSET
     error: str | None
     mean_rank: float | None | UnsetType = UNSET
@@ -454,9 +460,30 @@ class TrendRow(Block, kw_only=True):
     active_customers: int
 
 
+class StageGroup(Block, kw_only=True):
+    """One lifecycle group of ``--strategy stages``: the stages it holds, and its split."""
+
+    group: str
+    state: str
+    stages: list[str]
+    customers: int
+    k: int
+    reason: str
+
+
+class Strategy(Block, kw_only=True):
+    """How the segments were formed ("stages": lifecycle stage first; "clusters": all
+    customers at once), and why."""
+
+    name: str
+    reason: str
+    groups: list[StageGroup] | UnsetType = UNSET
+
+
 class Clustering(Block, kw_only=True):
     """The clustering part of a run's summary (its fields sit at the summary's top level)."""
 
+    strategy: Strategy | UnsetType = UNSET
     algorithm: str
     k: int
     features: ClusterFeatures
@@ -544,6 +571,7 @@ class RunSummary(Block, kw_only=True):
     comparison: Comparison | UnsetType = UNSET
     demographics: Demographics | UnsetType = UNSET
     outcomes: list[Outcome] | UnsetType = UNSET
+    strategy: Strategy | UnsetType = UNSET
     algorithm: str
     k: int
     k_selection: KSelection | None
@@ -580,6 +608,7 @@ class TableRunSummary(Block, kw_only=True):
     clv: Clv | UnsetType = UNSET
     comparison: Comparison | UnsetType = UNSET
     outcomes: list[Outcome] | UnsetType = UNSET
+    strategy: Strategy | UnsetType = UNSET
     algorithm: str
     k: int
     features: ClusterFeatures

@@ -170,3 +170,30 @@ def _months(engine: Engine) -> pd.DataFrame:
         SELECT segment, cohort, month, count(*) AS customers, sum(revenue) AS revenue
         FROM per_month JOIN firsts USING (customer_id) JOIN {LABELS} USING (customer_id)
         GROUP BY segment, cohort, month ORDER BY segment, cohort, month""")
+
+
+def main_levels(engine: Engine, columns: dict[str, str], most: int = 30) -> pd.DataFrame:
+    """Each customer's main level of each of ``columns`` (name -> column of ``lines``):
+    the one he spent most on (ties: the first in order), from his purchases; a column of
+    more than ``most`` levels is left out (a free text, not a kind). One row per customer
+    who bought, a column per name kept."""
+    out: pd.DataFrame | None = None
+    for name, column in columns.items():
+        levels = engine.query(f"SELECT count(DISTINCT {column}) AS n FROM lines "
+                              f"WHERE {_BOUGHT}")["n"].iloc[0]
+        if not 2 <= int(levels) <= most:
+            continue
+        found = engine.query(f"""
+            WITH spent AS (
+                SELECT customer_id, CAST({column} AS STRING) AS level,
+                       {_MONEY} AS revenue
+                FROM lines WHERE {_BOUGHT} AND {column} IS NOT NULL
+                GROUP BY customer_id, CAST({column} AS STRING)),
+            ranked AS (
+                SELECT customer_id, level, row_number() OVER (
+                    PARTITION BY customer_id ORDER BY revenue DESC, level) AS n
+                FROM spent)
+            SELECT customer_id, level FROM ranked WHERE n = 1""")
+        found.columns = ["customer_id", name]
+        out = found if out is None else out.merge(found, on="customer_id", how="outer")
+    return out if out is not None else pd.DataFrame(columns=["customer_id"])

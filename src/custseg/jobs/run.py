@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custseg.cluster import ALGORITHMS, NOISE, Segmenter
+from custseg.cluster import ALGORITHMS, NOISE, Segmenter, StagedSegmenter
 from custseg.cluster._evaluate import ACTION_RANGE
 from custseg.cluster._prepare import behaviour_and_table_features
 from custseg.core import summary as sm
 from custseg.core.config import Config
-from custseg.core.exceptions import CustsegError, CustsegWarning
+from custseg.core.exceptions import ConfigError, CustsegError, CustsegWarning
 from custseg.engines import open_engine
+from custseg.engines.lines import main_levels
 from custseg.io._customers import customers_from_source
 from custseg.jobs.rfm import (
     Reporter,
@@ -43,17 +44,18 @@ from custseg.jobs.value import (
 from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
+from custseg.prep.lifecycle import STATE
 from custseg.profile.demographics import customer_table_differences
 from custseg.profile.lines import monthly_trend
 from custseg.profile.outcomes import outcome_drivers
 from custseg.profile.profiles import (
     build_profiles,
-    mixed_stages,
     name_segments,
     naming_clashes,
     outcome_columns,
 )
 from custseg.profile.rules import segment_rules
+from custseg.profile.stage_names import action_fit, misfit, stage_names
 
 
 def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
@@ -65,26 +67,30 @@ def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path 
                  reporter: Reporter | None = None, compare: bool | None = None,
                  skew: str | None = None, scaler: str | None = None, linkage: str | None = None,
                  options: dict[str, Any] | None = None, started: float | None = None,
-                 **params: Any) -> RunResult:
+                 strategy: str | None = None, **params: Any) -> RunResult:
     """RFM (for order lines) plus clustering into segments; or clustering of a customer
     table alone. Writes what :func:`~custseg.run_rfm` writes, with ``segment`` and
     ``segment_name`` columns and the clustering in ``summary.json``. With ``compare`` every
     algorithm is also run and ranked (``summary["comparison"]``). The clustering keywords
     (``algorithm``, ``k``, ``k_range``, ``seed``, ``features``, ``compare``, ``skew``,
-    ``scaler``, ``linkage``, ``options``) left None take the config's ``[clustering]``
-    values; other keyword arguments (``n_init``, ...) go to :class:`~custseg.Segmenter`.
+    ``scaler``, ``linkage``, ``options``, ``strategy``) left None take the config's
+    ``[clustering]`` values; other keyword arguments (``n_init``, ...) go to
+    :class:`~custseg.Segmenter`. Order lines are segmented lifecycle stage first
+    (:class:`~custseg.cluster.StagedSegmenter`) unless ``strategy`` is "clusters" or k
+    is given.
     ``started`` (a ``time.perf_counter()``) times the start-up as stage ``start``."""
     config = config or Config()
     c = config.clustering.replace(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
                                   features=features, compare=compare, skew=skew,
-                                  scaler=scaler, linkage=linkage, options=options)
+                                  scaler=scaler, linkage=linkage, options=options,
+                                  strategy=strategy)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter, keep_lines=True, started=started)
     try:
         return _segment(base, out_dir=out_dir, config=config, algorithm=c.algorithm, k=c.k,
                         k_range=c.k_range, seed=c.seed, features=c.features, reporter=reporter,
                         compare=c.compare, skew=c.skew, scaler=c.scaler, linkage=c.linkage,
-                        options=c.options, **params)
+                        options=c.options, strategy=c.strategy, **params)
     finally:
         if base.engine is not None:
             base.engine.close()
@@ -92,10 +98,17 @@ def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path 
 
 
 def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
-             features, reporter, compare: bool = False, **params) -> RunResult:
+             features, reporter, compare: bool = False, strategy: str = "auto",
+             **params) -> RunResult:
     timings = base.summary.timings_s
     features, table_notes, cluster_on = _cluster_on(base, config, features)
     check_segmentable(base.customers, base.summary.input.path, features)
+    strategy, why = choose_strategy(strategy, base.customers, k, k_range)
+    fallback = None
+    if strategy == "stages" and features is None and base.lines:
+        features, fallback, note = _what_where_how(base, config)
+        if note:
+            why += f"; {note}"
     comparison = sm.UNSET
     if compare:
         table, recommendation = compare_on(base.customers, k=k, k_range=k_range, seed=seed,
@@ -108,13 +121,21 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
             table=[sm.ComparisonRow(**row) for row in json.loads(table.to_json(
                 orient="records"))], recommendation=recommendation)
     with _stage("cluster", timings, reporter):
-        model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
-                          features=features,
-                          backend=base.engine.cluster_backend() if base.engine else None,
-                          min_share=config.min_segment_share,
-                          min_stability=config.min_stability, namer=clash_finder(
-                              config, base.summary.get("customer_table", {}).get("columns")),
-                          k_sample=config.clustering.k_sample, **params)
+        backend = base.engine.cluster_backend() if base.engine else None
+        if strategy == "stages":
+            model = StagedSegmenter(algorithm=algorithm, seed=seed, features=features,
+                                    backend=backend, min_share=config.min_segment_share,
+                                    min_stability=config.min_stability,
+                                    k_sample=config.clustering.k_sample,
+                                    fallback=fallback, **params)
+        else:
+            model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
+                              features=features, backend=backend,
+                              min_share=config.min_segment_share,
+                              min_stability=config.min_stability, namer=clash_finder(
+                                  config, base.summary.get("customer_table", {}).get(
+                                      "columns")),
+                              k_sample=config.clustering.k_sample, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
             model.fit(base.customers)
@@ -123,18 +144,20 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         roles = base.summary.get("customer_table", {}).get("columns")
         outcomes = outcome_columns(labelled, roles)
         profiles = build_profiles(labelled, outcomes)
+        roles = base.summary.get("customer_table", {}).get("columns")
         names = name_segments(profiles, config.naming_rules, at_risk_share=config.at_risk_share,
-                              labels=config.labels,
-                              roles=base.summary.get("customer_table", {}).get("columns"))
+                              labels=config.labels, roles=roles)
+        if strategy == "stages":
+            names.update(stage_names(
+                {i: p for i, p in profiles.items() if i != -1},
+                {i + 1: g for i, g in enumerate(model.segment_groups_)},
+                labels=config.labels, roles=roles))
         labelled["segment_name"] = labelled["segment"].map(
             {i: n["name"] for i, n in names.items()})
-        for seg_id, p in profiles.items():
-            why = mixed_stages(p, config.lifecycle.min_action_fit)
-            if why and seg_id != -1:
-                names[seg_id]["mixed_stages"] = why
-                base.summary.audit.warnings.append(
-                    f"Segment {seg_id} ({names[seg_id]['name']}) {why}.")
-        values = _segment_values(labelled, base.summary, config, names)
+        values = _segment_values(labelled, base.summary, config, names,
+                                 first=strategy != "stages")
+        _fit_actions(profiles, names, config.lifecycle.min_action_fit,
+                     base.summary.audit.warnings)
         found = None
         if base.lines:
             found = line_profiles(base.engine, labelled, base.summary.mapping, config,
@@ -145,7 +168,9 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
                 profiles[seg_id]["top_products"] = products
     with _stage("rules", timings, reporter):
         used = model.prep_.numeric_ + model.prep_.categorical_
-        rules = segment_rules(labelled, model.prep_.numeric_, model.prep_.categorical_,
+        rules = segment_rules(labelled, model.prep_.numeric_,
+                              model.prep_.categorical_ + (["stage"] if strategy == "stages"
+                                                          else []),
                               seed=seed, labels=config.labels)
         drivers = [sm.Outcome(**{**found, "drivers": [sm.OutcomeDriver(**d)
                                                       for d in found["drivers"]]})
@@ -162,7 +187,8 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
     base.summary = sm.clustered(
         base.summary, clustering_summary(model, profiles, names, rules, demographics,
                                          cluster_on=cluster_on, notes=table_notes,
-                                         values=values, over=found and found.over),
+                                         values=values, over=found and found.over,
+                                         strategy=strategy_summary(strategy, why, model)),
         comparison=comparison, demographics=tests, outcomes=drivers or sm.UNSET,
         **({} if found is None else {
             "monthly_trend": [sm.TrendRow(**row) for row in monthly_trend(found.months)],
@@ -190,11 +216,115 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
     return base
 
 
+def choose_strategy(strategy: str, customers: pd.DataFrame, k, k_range) -> tuple[str, str]:
+    """The strategy of a run ("stages" or "clusters") and why."""
+    staged = "stage" in customers.columns
+    if strategy == "stages":
+        if not staged:
+            raise ConfigError("--strategy stages needs order lines (each customer's lifecycle "
+                              "stage is read from his orders); a customer table alone is "
+                              "clustered: use --strategy clusters.")
+        return "stages", ("asked for (--strategy stages): each customer's lifecycle stage "
+                          "first, then value and behaviour within it")
+    if strategy == "clusters":
+        return "clusters", ("asked for (--strategy clusters): all customers clustered at "
+                            "once; a segment may then mix lifecycle stages")
+    if not staged:
+        return "clusters", ("a customer table has no order history to read lifecycle stages "
+                            "from, so its customers are clustered at once")
+    if k != "auto" or k_range is not None:
+        return "clusters", (f"{'--k' if k != 'auto' else '--k-range'} asks for a number of "
+                            "segments over all customers, so they are clustered at once "
+                            "(--strategy stages splits each lifecycle stage instead)")
+    return "stages", ("order lines: each customer's lifecycle stage comes first, so that one "
+                      "action fits a segment (recency decides the conversation), then value "
+                      "and behaviour split each stage; --strategy clusters clusters all "
+                      "customers at once")
+
+
+#: At least this share of one-time buyers: their orders are segmented by what, where and
+#: how they bought and by who they are, as their rhythm says nothing.
+ONE_TIME_DATA = 0.9
+
+
+def _what_where_how(base: RunResult, config: Config
+                    ) -> tuple[list[str] | None, str | None, str]:
+    """Features for order lines where nearly every customer bought once: the transaction
+    features, each customer's main category and line attributes (channel, payment, store:
+    what he spent most on) and the customer attributes of the lines (gender, age); None
+    (the default features) otherwise. Also the column that splits a stage clustering
+    cannot split (the category, else the first line attribute), and what was done, in
+    words."""
+    table = base.customers
+    once = float((table["frequency"] <= 1).mean())
+    if once < ONE_TIME_DATA:
+        return None, None, ""
+    columns = {n: c for n, c in level_columns(base.summary).items() if n not in table.columns}
+    table = base.customers = with_main_levels(base.engine, table, columns)
+    roles = base.summary.get("roles")
+    people = [c for c in (roles.customer_attributes if roles else []) if c in table.columns]
+    added = [c for c in columns if c in table.columns]
+    if not added and not people:
+        return None, None, ""
+    chosen, _ = behaviour_and_table_features(table, added + people, config.max_missing)
+    kept = [c for c in added + people if c in chosen]
+    return chosen, next(iter(added), None), (
+        f"{once:.0%} of the customers bought once, so each stage is also split by what, "
+        f"where and how they bought and who they are: {', '.join(kept)}")
+
+
+def level_columns(summary: sm.Summary) -> dict[str, str]:
+    """What, where and how customers bought, by name -> column of the engine's lines: the
+    category, and the line attributes (channel, payment method, store)."""
+    columns = {"category": "category"} if "category" in summary.mapping else {}
+    return columns | {name: f"line_attr_{i}" for i, name in
+                      enumerate(line_attributes(summary), start=1)}
+
+
+def with_main_levels(engine, table: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """``table`` with each customer's main level of ``columns`` (see
+    :func:`~custseg.engines.lines.main_levels`)."""
+    levels = main_levels(engine, columns) if columns else None
+    if levels is None or len(levels.columns) < 2:
+        return table
+    return table.merge(levels, on="customer_id", how="left")
+
+
+def strategy_summary(strategy: str, why: str, model) -> sm.Strategy:
+    groups = sm.UNSET
+    if strategy == "stages":
+        groups = [sm.StageGroup(group=g["group"], state=g["state"], stages=g["stages"],
+                                customers=g["customers"], k=g["k"], reason=g["reason"])
+                  for g in model.groups_]
+    return sm.Strategy(name=strategy, reason=why, groups=groups)
+
+
+def _fit_actions(profiles: dict[int, dict[str, Any]], names: dict[int, dict[str, Any]],
+                 least: float, warnings_out: list[str]) -> None:
+    """Each segment's action fit (the share of its customers in the states its first
+    action is for), and a warning naming the others where it is under ``least``."""
+    for seg_id, p in profiles.items():
+        if seg_id == -1:
+            continue
+        states = names[seg_id].get("action_for")
+        fit = action_fit(p, states)
+        if fit is None:
+            continue
+        names[seg_id]["action_for"] = states or [p["state"]]
+        names[seg_id]["action_fit"] = fit
+        why = misfit(p, states, least)
+        if why:
+            names[seg_id]["action_warning"] = why
+            warnings_out.append(f"Segment {seg_id} ({names[seg_id]['name']}) {why}.")
+
+
 def _segment_values(labelled: pd.DataFrame, summary, config: Config,
-                    names: dict[int, dict[str, Any]]) -> dict[int, sm.SegmentValue]:
+                    names: dict[int, dict[str, Any]], first: bool = True
+                    ) -> dict[int, sm.SegmentValue]:
     """Each segment's predicted value, with the action its at-risk customers call for put
-    in its actions (first when most of it is at risk); a customer table read alone gets
-    the ``clv`` block saying why it has none."""
+    in its actions (first when most of it is at risk and ``first``, its first action then
+    for cooling and lapsed customers); a customer table read alone gets the ``clv`` block
+    saying why it has none."""
     if not config.clv.enabled:
         return {}
     if isinstance(summary, sm.TableSummary):
@@ -205,7 +335,11 @@ def _segment_values(labelled: pd.DataFrame, summary, config: Config,
     rule = at_risk_of(summary.clv)
     values = values_by(labelled, "segment", rule)
     for seg_id, value in values.items():
-        names[seg_id]["actions"] = with_value_action(names[seg_id]["actions"], value, rule)
+        before = names[seg_id]["actions"][:1]
+        names[seg_id]["actions"] = with_value_action(names[seg_id]["actions"], value, rule,
+                                                     first=first)
+        if names[seg_id]["actions"][:1] != before:
+            names[seg_id]["action_for"] = ["cooling", "lapsed"]
     return values
 
 
@@ -247,13 +381,22 @@ def compare_algorithms(input: str | Path | list | None = None, *, out_dir: str |
 def compare_on(customers: pd.DataFrame, *, k, k_range, seed, features, algorithms=None,
                timings: dict[str, float], reporter: Reporter | None = None, **params: Any
                ) -> tuple[pd.DataFrame, str]:
-    """Fit every algorithm on one customer table; the ranked table and the recommendation."""
+    """Fit every algorithm on one customer table; the ranked table and the recommendation.
+    Order lines (customers with a lifecycle ``stage``) also get the default strategy,
+    lifecycle stage first with k-means within each stage (algorithm "stages+kmeans"), and
+    every row its best action fit: the share of its least uniform segment held by that
+    segment's largest state (engaged, cooling, lapsed), what a first action for that state
+    would fit."""
     rows = []
-    for name in algorithms or list(ALGORITHMS):
+    staged = "stage" in customers.columns
+    names = list(algorithms or ALGORITHMS) + (["stages+kmeans"] if staged else [])
+    for name in names:
         with _stage(name, timings, reporter):
             start = time.perf_counter()
-            model = Segmenter(algorithm=name, k=k, k_range=k_range, seed=seed, features=features,
-                              **params)
+            model = (StagedSegmenter(seed=seed, features=features, **params)
+                     if name == "stages+kmeans" else
+                     Segmenter(algorithm=name, k=k, k_range=k_range, seed=seed,
+                               features=features, **params))
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", CustsegWarning)
@@ -267,15 +410,30 @@ def compare_on(customers: pd.DataFrame, *, k, k_range, seed, features, algorithm
                          "calinski_harabasz": m["calinski_harabasz"],
                          "davies_bouldin": m["davies_bouldin"],
                          "stability_ari": m["stability_ari"], "unclustered": m["unclustered"],
+                         **({"best_action_fit": best_action_fit(customers["stage"],
+                                                                model.labels_)}
+                            if staged else {}),
                          "seconds": round(time.perf_counter() - start, 2), "error": None})
     max_k = k if isinstance(k, int) else (k_range[1] if k_range else ACTION_RANGE[1])
     return rank(pd.DataFrame(rows), max_k=max_k)
 
 
-def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, str]:
+def best_action_fit(stage: pd.Series, labels: np.ndarray) -> float:
+    """The lowest, over segments, of the share of a segment held by its largest state."""
+    state = stage.map(STATE).to_numpy()
+    shares = (pd.crosstab(labels[labels != NOISE], state[labels != NOISE], normalize="index")
+              .max(axis=1))
+    return round(float(shares.min()), 4)
+
+
+def rank(table: pd.DataFrame, max_k: int | None = None, least_fit: float = 0.8
+         ) -> tuple[pd.DataFrame, str]:
     """Order algorithms best first by their mean rank over silhouette (high), Calinski-
-    Harabasz (high), Davies-Bouldin (low) and stability (high). Results with more segments
-    than ``max_k`` (too many to act on) come after the others, failures last."""
+    Harabasz (high), Davies-Bouldin (low) and stability (high). Results with a segment no
+    one action can fit (``best_action_fit`` under ``least_fit``), then those with more
+    segments than ``max_k`` (too many to act on), come after the others; failures last.
+    The stage-first strategy is not held to ``max_k``: its segments are one per stage and
+    value."""
     ok = table[table["error"].isna()].copy()
     if ok.empty:
         return table, "No algorithm could segment these customers."
@@ -284,9 +442,14 @@ def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, s
                        ok["davies_bouldin"].rank(ascending=True),
                        ok["stability_ari"].rank(ascending=False)], axis=1)
     ok["mean_rank"] = ranks.mean(axis=1, skipna=True).round(2)
-    ok["too_many"] = ok["k"] > max_k if max_k else False
-    ok = ok.sort_values(["too_many", "mean_rank", "algorithm"], kind="stable")
-    ok = ok.drop(columns="too_many")
+    staged = ok["algorithm"].str.startswith("stages")
+    ok["too_many"] = (ok["k"] > max_k) & ~staged if max_k else False
+    ok["mixed"] = (ok["best_action_fit"] < least_fit if "best_action_fit" in ok
+                   else False)
+    ok = ok.sort_values(["mixed", "too_many", "mean_rank", "algorithm"], kind="stable")
+    mixed = ", ".join(ok.loc[ok["mixed"], "algorithm"])
+    many_k = ok.loc[ok["too_many"], "algorithm"]
+    ok = ok.drop(columns=["too_many", "mixed"])
     ranked = pd.concat([ok, table[table["error"].notna()]], ignore_index=True)
     best = ok.iloc[0]
     why = (f"silhouette {best['silhouette']}, Calinski-Harabasz {best['calinski_harabasz']}, "
@@ -294,9 +457,14 @@ def rank(table: pd.DataFrame, max_k: int | None = None) -> tuple[pd.DataFrame, s
     text = (f"Recommended: {best['algorithm']} with k={int(best['k'])}: best mean rank "
             f"({best['mean_rank']}) over silhouette, Calinski-Harabasz, Davies-Bouldin and "
             f"stability ({why}).")
-    if max_k and (ok["k"] > max_k).any():
-        many = ", ".join(ok.loc[ok["k"] > max_k, "algorithm"])
-        text += f" Ranked last for more than {max_k} segments: {many}."
+    if "best_action_fit" in best and best["best_action_fit"] == best["best_action_fit"]:
+        text += (f" Its least uniform segment is {best['best_action_fit']:.0%} one "
+                 "lifecycle state, so one action can fit it that well.")
+    if mixed:
+        text += (f" Ranked after it for a segment under {least_fit:.0%} one lifecycle state "
+                 f"(no one action fits it): {mixed}.")
+    if len(many_k):
+        text += f" Ranked last for more than {max_k} segments: {', '.join(many_k)}."
     return ranked, text
 
 
@@ -400,8 +568,8 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
                        demographics: dict[int, list[dict[str, Any]]] | None = None, *,
                        cluster_on: str = "behaviour", notes: list[str] | None = None,
                        values: dict[int, sm.SegmentValue] | None = None,
-                       over: dict[int, dict[str, list[sm.Item]]] | None = None
-                       ) -> sm.Clustering:
+                       over: dict[int, dict[str, list[sm.Item]]] | None = None,
+                       strategy: sm.Strategy | None = None) -> sm.Clustering:
     """The clustering part of summary.json (with each segment's rule, its demographic
     differences when a customer table was joined, and what it buys more often than all
     customers with ``over``); ``notes`` come before the model's."""
@@ -412,7 +580,10 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
             id=seg_id, name=names[seg_id]["name"], size=p["customers"], share=p["share"],
             revenue_share=p.get("revenue_share", sm.UNSET),
             description=names[seg_id]["description"], actions=names[seg_id]["actions"],
-            mixed_stages=names[seg_id].get("mixed_stages", sm.UNSET),
+            stage_group=names[seg_id].get("stage_group", sm.UNSET),
+            action_for=names[seg_id].get("action_for") or sm.UNSET,
+            action_fit=names[seg_id].get("action_fit", sm.UNSET),
+            action_warning=names[seg_id].get("action_warning", sm.UNSET),
             profile=p, rule=sm.Rule(**rules[seg_id]) if rules and seg_id in rules else sm.UNSET,
             demographics=(demographics.get(seg_id, [])
                           if demographics is not None and seg_id != -1 else sm.UNSET),
@@ -424,7 +595,7 @@ def clustering_summary(model: Segmenter, profiles: dict[int, dict[str, Any]],
             **selection, "candidates": [sm.Candidate(**c) for c in selection["candidates"]]
             if "candidates" in selection else sm.UNSET})
     return sm.Clustering(
-        algorithm=model.algorithm, k=model.n_clusters_,
+        strategy=strategy or sm.UNSET, algorithm=model.algorithm, k=model.n_clusters_,
         features=sm.ClusterFeatures(used=model.prep_.numeric_ + model.prep_.categorical_,
                                     notes=[*(notes or []), *model.notes_],
                                     cluster_on=cluster_on),

@@ -30,8 +30,18 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
                            cleaning=model["config"]["cleaning"],
                            rfm_segments=model["rfm"]["segments"], as_of=as_of,
                            clv=base.clv.replace(enabled=False))  # the stored models score
-        result = run_rfm(input, config=cfg, frame=frame, db=base.db, sql=base.sql)
+        needed = _model_columns(model)
+        result = run_rfm(input, config=cfg, frame=frame, db=base.db, sql=base.sql,
+                         keep_lines=True)
         table = result.customers
+        try:
+            from custseg.jobs.run import level_columns, with_main_levels
+
+            wanted = {n: c for n, c in level_columns(result.summary).items()
+                      if n in needed and n not in table.columns}
+            table = with_main_levels(result.engine, table, wanted)
+        finally:
+            result.engine.close()
         models = value_models(model)
         if models is not None:
             table = pd.concat([table, models.predict(value_inputs(table),
@@ -45,6 +55,16 @@ def score(model: dict[str, Any], input: str | Path | None = None, *,
             con.close()
     return assign(model, table)
 
+
+
+def _model_columns(model: dict[str, Any]) -> set[str]:
+    """Every column a model's features read (a staged model: each group's too)."""
+    features = [model["features"], *(g["features"] for g in
+                                     model["clustering"].get("assignment", {}).get("groups", [])
+                                     if "features" in g)]
+    groups = model["clustering"].get("assignment", {}).get("groups", [])
+    return ({c for f in features for c in f["numeric"] + f["categorical"]}
+            | {g["levels"]["column"] for g in groups if "levels" in g})
 
 
 class SavedModel:

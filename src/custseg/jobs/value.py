@@ -505,16 +505,17 @@ def values_by(customers: pd.DataFrame, column: str, rule: AtRisk
 FIRST_SHARE = 0.5
 
 
-def with_value_action(actions: list[str], value: sm.SegmentValue, rule: AtRisk
-                      ) -> list[str]:
+def with_value_action(actions: list[str], value: sm.SegmentValue, rule: AtRisk,
+                      first: bool = True) -> list[str]:
     """A segment's actions with the one its at-risk customers call for, with the figures:
-    first when most of the segment is at risk, else last (none when nobody is)."""
+    first when most of the segment is at risk (and ``first``), else last (none when
+    nobody is)."""
     if not value.at_risk:
         return actions
     share = value.at_risk / value.customers
     who = (f"{value.at_risk:,} customers ({share:.0%}) with {value.at_risk_value:,.0f} of "
            f"predicted value are at risk ({rule.words})")
-    if share >= FIRST_SHARE:
+    if first and share >= FIRST_SHARE:
         return [f"{who}: win them back first.", *actions]
     return [*actions, f"{who}: contact them before they lapse."]
 

@@ -186,13 +186,65 @@ def _model(segmenter, config: Config, segments: list[dict[str, Any]], *,
                      "spec": prep.spec_, "columns": prep.columns_},
         "rfm": None if edges is None else {"edges": edges, "segments": config.rfm_map},
         "clustering": {"algorithm": segmenter.algorithm, "k": segmenter.n_clusters_,
-                       "rule": rule_text(segmenter.algorithm, segmenter.assignment_),
+                       "rule": (staged_text(segmenter) if hasattr(segmenter, "groups_")
+                                else rule_text(segmenter.algorithm, segmenter.assignment_)),
                        "centers": np.asarray(segmenter.cluster_centers_).round(12).tolist(),
-                       "assignment": rule_json(segmenter.assignment_)},
+                       "assignment": (staged_json(segmenter) if hasattr(segmenter, "groups_")
+                                      else rule_json(segmenter.assignment_))},
         "segments": segments,
         **({"clv": clv} if clv is not None else {}),
     }
     return {**body, "checksum": _checksum(body)}
+
+
+def _features_json(prep) -> dict[str, Any]:
+    return {"numeric": prep.numeric_, "categorical": prep.categorical_, "spec": prep.spec_,
+            "columns": prep.columns_}
+
+
+def staged_json(staged) -> dict[str, Any]:
+    """The assignment of a :class:`~custseg.cluster.StagedSegmenter`: per lifecycle group
+    its stages and state, and either its one segment or its own features and rule (with
+    the final segment ids)."""
+    groups = []
+    for g in staged.groups_:
+        entry: dict[str, Any] = {"group": g["group"], "state": g["state"],
+                                 "stages": list(g["stages"])}
+        model = g["segmenter"]
+        if g.get("levels"):
+            split = g["levels"]
+            entry["levels"] = {"column": split["column"],
+                               "levels": {k: v + g["first"] + 1
+                                          for k, v in split["levels"].items()},
+                               "other": (None if split["other"] is None
+                                         else split["other"] + g["first"] + 1)}
+            entry["segments"] = list(range(g["first"] + 1, g["first"] + g["k"] + 1))
+        elif model is None:
+            entry["segments"] = [g["first"] + 1]
+        else:
+            rule = {**model.assignment_, "labels": np.where(
+                model.assignment_["labels"] == NOISE, NOISE,
+                np.asarray(model.assignment_["labels"]) + g["first"])}
+            entry["features"] = _features_json(model.prep_)
+            entry["assignment"] = rule_json(rule)
+            entry["segments"] = list(range(g["first"] + 1, g["first"] + g["k"] + 1))
+        groups.append(entry)
+    return {"kind": "staged", "by": staged.by, "groups": groups}
+
+
+def staged_text(staged) -> str:
+    """The assignment of a StagedSegmenter in words."""
+    parts = []
+    for g in staged.groups_:
+        model = g["segmenter"]
+        how = (f"segments {g['first'] + 1}-{g['first'] + g['k']} by the level of "
+               f"{g['levels']['column']}" if g.get("levels") else
+               f"segment {g['first'] + 1}" if model is None else
+               f"segments {g['first'] + 1}-{g['first'] + g['k']} by "
+               + rule_text(model.algorithm, model.assignment_))
+        parts.append(f"{' or '.join(g['stages'])}: {how}")
+    return (f"the customer's lifecycle stage (column {staged.by!r}) first, then within it: "
+            + "; ".join(parts))
 
 
 def _segment_ids(labels) -> list[int]:
@@ -283,6 +335,8 @@ def rule_from_json(model: dict[str, Any]) -> dict[str, Any]:
     n_cat = len(features["categorical"])
     ids = {s["id"] for s in model["segments"]}
     a = clustering.get("assignment")
+    if isinstance(a, dict) and a.get("kind") == "staged":
+        return _staged_from_json(model, a)
     if a is None:  # format 1.0: nearest stored centre
         centers = _as_array(clustering["centers"], 2, (None, ncols), "centers")
         return {"kind": "nearest_centre", "centers": centers,
@@ -344,6 +398,99 @@ def rule_from_json(model: dict[str, Any]) -> dict[str, Any]:
     return rule
 
 
+def _staged_from_json(model: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
+    """The checked rule of a staged model: per group its stages, state, and its one
+    segment or its feature preparation and rule."""
+    from custseg.cluster._staged import GROUPS
+
+    groups = a.get("groups")
+    if not isinstance(a.get("by"), str) or not isinstance(groups, list) or not groups:
+        raise ValueError("a staged assignment needs 'by' and a non-empty list of 'groups'")
+    ids = {s["id"] for s in model["segments"]}
+    out = []
+    for g in groups:
+        stages, state = g.get("stages"), g.get("state")
+        if (not isinstance(stages, list) or not stages or not set(stages) <= set(GROUPS)
+                or state not in set(GROUPS.values())):
+            raise ValueError("a group's 'stages' and 'state' must be lifecycle stages and "
+                             "states")
+        segs = g.get("segments")
+        if not isinstance(segs, list) or not segs or not set(segs) <= ids:
+            raise ValueError("a group's 'segments' must be segment ids of the model")
+        entry: dict[str, Any] = {"stages": stages, "state": state, "segments": segs}
+        if "assignment" in g:
+            sub = {"clustering": {"assignment": g["assignment"]}, "features": g["features"],
+                   "segments": model["segments"]}
+            _check_features(g["features"], lambda what: _raise(ValueError(what)))
+            entry["rule"] = rule_from_json(sub)
+            entry["prep"] = _prep(g["features"])
+        elif "levels" in g:
+            split = g["levels"]
+            if not (isinstance(split, dict) and isinstance(split.get("column"), str)
+                    and isinstance(split.get("levels"), dict)
+                    and {*split["levels"].values(), split.get("other")} - {None}
+                    <= set(segs)):
+                raise ValueError("a split by level needs a 'column' and 'levels' mapped to "
+                                 "the group's segments")
+            entry["levels"] = {**split, "levels": {k: v - 1 for k, v in
+                                                   split["levels"].items()},
+                               "other": None if split.get("other") is None
+                               else split["other"] - 1}
+        elif len(segs) != 1:
+            raise ValueError("a group without a rule must have one segment")
+        out.append(entry)
+    return {"kind": "staged", "by": a["by"], "groups": out, "labels": np.asarray(
+        sorted({v - 1 for g in out for v in g["segments"]}), dtype=np.int64)}
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def _prep(features: dict[str, Any]) -> FeaturePrep:
+    prep = FeaturePrep()
+    prep.numeric_, prep.categorical_ = features["numeric"], features["categorical"]
+    prep.spec_, prep.columns_ = features["spec"], features["columns"]
+    return prep
+
+
+def staged_labels(rule: dict[str, Any], table: pd.DataFrame) -> np.ndarray:
+    """Labels (0.., -1) of customers under a staged rule: their stage's group (a stage no
+    group held: the first group of its state), then the group's rule."""
+    from custseg.cluster._staged import GROUPS, level_labels
+
+    if rule["by"] not in table.columns:
+        raise InputError(f"The model segments by lifecycle stage: the customers need a "
+                         f"{rule['by']!r} column (order lines give it).")
+    where: dict[str, int] = {}
+    for n, g in enumerate(rule["groups"]):
+        for s in g["stages"]:
+            where.setdefault(s, n)
+    for s, state in GROUPS.items():
+        if s not in where:
+            same = [n for n, g in enumerate(rule["groups"]) if g["state"] == state]
+            if same:
+                where[s] = same[0]
+    group = table[rule["by"]].astype(str).map(where).to_numpy()
+    labels = np.full(len(table), NOISE, dtype=np.int64)
+    for n, g in enumerate(rule["groups"]):
+        rows = np.flatnonzero(group == n)
+        if not len(rows):
+            continue
+        if "levels" in g:
+            labels[rows] = level_labels(g["levels"], table.iloc[rows])
+            continue
+        if "rule" not in g:
+            labels[rows] = g["segments"][0] - 1
+            continue
+        part = table.iloc[rows]
+        sub = g["rule"]
+        X = g["prep"].transform_frame(part)
+        cats = g["prep"].category_codes(part) if sub["kind"] == "kprototypes" else None
+        labels[rows] = apply_rule(sub, X, cats)
+    return labels
+
+
 def _dumps(value: Any, level: int = 0) -> str:
     """JSON text, indented by one space a level, with each list of plain values (a row of
     numbers, a list of segment ids) on one line."""
@@ -397,6 +544,15 @@ def load_model(path: str | Path) -> dict[str, Any]:
     return model
 
 
+def strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def number(value) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and bool(np.isfinite(value)))
+
+
 def _check_values(model: dict[str, Any], path: Path) -> None:
     """What the schema cannot say: known fields, valid settings, finite numbers, a feature
     spec that matches the columns, a valid segment map (a model whose checksum was
@@ -409,13 +565,6 @@ def _check_values(model: dict[str, Any], path: Path) -> None:
         raise InputError(f"Model {path} is inconsistent ({what}); re-run `custseg run` to "
                          "make a new model.")
 
-    def strings(value) -> bool:
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-    def number(value) -> bool:
-        return (isinstance(value, int | float) and not isinstance(value, bool)
-                and bool(np.isfinite(value)))
-
     if not all(f in FIELDS for f in model["mapping"]):
         fail("mapping")
     conf = model["config"]
@@ -424,24 +573,7 @@ def _check_values(model: dict[str, Any], path: Path) -> None:
                cancellation_pattern=conf["cancellation_pattern"], as_of=model["as_of"])
     except ConfigError:
         fail("config")
-    features = model["features"]
-    spec = features["spec"]
-    expected = list(features["numeric"])
-    for col in features["numeric"]:
-        s = spec.get(col)
-        if not (isinstance(s, dict) and s.get("transform") in ("none", "log1p", "yeo-johnson")
-                and all(number(s.get(k)) for k in ("impute", "center", "scale"))
-                and s["scale"] != 0 and (s["transform"] != "yeo-johnson"
-                                         or number(s.get("lambda")))
-                and isinstance(s.get("impute_from", ""), str)):
-            fail(f"feature {col!r}")
-    for col in features["categorical"]:
-        s = spec.get(col)
-        if not (isinstance(s, dict) and strings(s.get("levels")) and number(s.get("weight"))):
-            fail(f"feature {col!r}")
-        expected += [f"{col}={lvl}" for lvl in [*s["levels"], "other"]]
-    if features["columns"] != expected:
-        fail("feature columns")
+    _check_features(model["features"], fail)
     if model["kind"] == "transactions":
         rfm = model["rfm"]
         if not (rfm is not None and all(
@@ -462,6 +594,30 @@ def _check_values(model: dict[str, Any], path: Path) -> None:
                 and all(number(v) and (v > 0 or k == "mu") for k, v in clv["spend"].items())))
             and clv["horizon_days"] >= 1 and number(clv["discount_rate"])):
         fail("clv")
+
+
+def _check_features(features: dict[str, Any], fail) -> None:
+    """A feature spec that matches its columns (``fail(what)`` otherwise)."""
+    try:
+        spec = features["spec"]
+        expected = list(features["numeric"])
+    except (KeyError, TypeError):
+        fail("features")
+    for col in features["numeric"]:
+        s = spec.get(col)
+        if not (isinstance(s, dict) and s.get("transform") in ("none", "log1p", "yeo-johnson")
+                and all(number(s.get(k)) for k in ("impute", "center", "scale"))
+                and s["scale"] != 0 and (s["transform"] != "yeo-johnson"
+                                         or number(s.get("lambda")))
+                and isinstance(s.get("impute_from", ""), str)):
+            fail(f"feature {col!r}")
+    for col in features["categorical"]:
+        s = spec.get(col)
+        if not (isinstance(s, dict) and strings(s.get("levels")) and number(s.get("weight"))):
+            fail(f"feature {col!r}")
+        expected += [f"{col}={lvl}" for lvl in [*s["levels"], "other"]]
+    if features["columns"] != expected:
+        fail("feature columns")
 
 
 def _check_shapes(model: dict[str, Any], path: Path) -> None:
@@ -500,10 +656,13 @@ def assign(model: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
     prep = FeaturePrep()
     prep.numeric_, prep.categorical_, prep.spec_ = f["numeric"], f["categorical"], f["spec"]
     prep.columns_ = f["columns"]
-    X = prep.transform_frame(table)
     rule = rule_from_json(model)
-    cats = prep.category_codes(table) if rule["kind"] == "kprototypes" else None
-    labels = apply_rule(rule, X, cats)
+    if rule["kind"] == "staged":
+        labels = staged_labels(rule, table)
+    else:
+        X = prep.transform_frame(table)
+        cats = prep.category_codes(table) if rule["kind"] == "kprototypes" else None
+        labels = apply_rule(rule, X, cats)
     names = {s["id"]: s["name"] for s in model["segments"]}
     table["segment"] = np.where(labels == NOISE, NOISE, labels + 1)
     table["segment_name"] = table["segment"].map(names)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
 from custseg.io._roles import ROLES_ATTR
-from custseg.prep.lifecycle import STAGES, STATE
+from custseg.prep.lifecycle import STAGES, STATE, typical_gaps
 from custseg.prep.predict import COLUMNS  # predicted value: in its own block
 from custseg.profile.labels import humanise
 
@@ -93,10 +93,14 @@ def build_profiles(segments: pd.DataFrame, outcomes: list[str] | None = None
     flags = [c for c in numeric if segments[c].nunique() == 2
              and set(segments[c].dropna().unique()) <= {0, 1}]
     revenue = float(segments["monetary"].sum()) if "monetary" in segments else None
+    spend = (np.sort(pd.to_numeric(segments["monetary"], errors="coerce").dropna().to_numpy())
+             if "monetary" in segments else None)
     rhythmic = all(c in segments for c in ("recency", "frequency", "mean_days_between_orders"))
     if rhythmic:
         gaps = pd.to_numeric(segments["mean_days_between_orders"], errors="coerce")
         all_gap = _num(gaps.median(), 2)
+        # each customer's typical gap, as his lifecycle stage reads it
+        typical = typical_gaps(segments)[0].groupby(segments["segment"]).median()
     # every column's statistics per segment at once (one pass each, not one per segment)
     by = segments["segment"]
     values = segments[numeric]
@@ -115,6 +119,10 @@ def build_profiles(segments: pd.DataFrame, outcomes: list[str] | None = None
         if revenue is not None:
             p["revenue_share"] = round(float(rows["monetary"].sum()) / revenue, 4) \
                 if revenue else 0.0
+        if spend is not None and len(spend):  # share of all customers spending less
+            median = rows["monetary"].median()
+            p["value_rank"] = (round(float(np.searchsorted(spend, median)) / len(spend), 4)
+                               if median == median else None)
         feats = {}
         for c in numeric:
             mean, std, all_mean = overall[c]
@@ -140,6 +148,7 @@ def build_profiles(segments: pd.DataFrame, outcomes: list[str] | None = None
         if rhythmic:
             p["one_time_share"] = round(float((rows["frequency"] <= 1).mean()), 4)
             p["rhythm"] = _rhythm(rows, all_gap)
+            p["typical_gap"] = _num(typical.get(seg_id), 1)
         if categorical:
             p["categories"] = {c: {str(k): round(float(v), 4) for k, v in
                                    rows[c].value_counts(normalize=True).head(5).items()}
@@ -155,21 +164,6 @@ def stage_mix(stage: pd.Series) -> dict[str, Any]:
     states = stage.map(STATE).value_counts(normalize=True)
     return {"stages": {s: round(float(shares[s]), 4) for s in STAGES if s in shares},
             "state": str(states.index[0]), "state_share": round(float(states.iloc[0]), 4)}
-
-
-def mixed_stages(profile: dict[str, Any], least: float) -> str | None:
-    """Why one action cannot fit a segment whose largest state holds under ``least`` of
-    it (None when it holds that much): its states, largest first, with their stages."""
-    if profile.get("state_share") is None or profile["state_share"] >= least:
-        return None
-    by_state: dict[str, float] = {}
-    for stage, share in profile["stages"].items():
-        by_state[STATE[stage]] = by_state.get(STATE[stage], 0.0) + share
-    parts = [f"{share:.0%} {state} ("
-             + ", ".join(s for s in profile["stages"] if STATE[s] == state) + ")"
-             for state, share in sorted(by_state.items(), key=lambda kv: -kv[1])]
-    return (f"mixes lifecycle stages: {'; '.join(parts)}; no one action fits {least:.0%} of "
-            "it")
 
 
 def _rhythm(rows: pd.DataFrame, all_gap: float | None) -> dict[str, Any]:
@@ -244,7 +238,21 @@ def name_segments(profiles: Mapping[int, dict[str, Any]],
         else:
             out[i] = named[i]
         out[i]["description"] = describe(profiles[i], transactional, ctx.labels)
-    return out
+    return _no_repeats(out)
+
+
+def _no_repeats(named: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Each action on one card only: a later card drops what an earlier one says, and
+    one left with none keeps its first, for its own segment by name."""
+    seen: set[str] = set()
+    for i in sorted(named, key=lambda i: (i == -1, i)):
+        actions = named[i]["actions"]
+        fresh = [a for a in actions if a not in seen]
+        if not fresh and actions:
+            fresh = [f"{actions[0]} ({named[i]['name']})"]
+        named[i]["actions"] = fresh
+        seen.update(fresh)
+    return named
 
 
 def naming_clashes(profiles: Mapping[int, dict[str, Any]],
@@ -341,7 +349,8 @@ def _by_rules(profiles, ids, rules, ctx: _Context) -> dict[int, dict[str, Any]]:
                 if (score := _fit(rule.get("when", {}), profiles[i], means, ctx)) is not None]
         if fits:
             _, best = max(fits)
-            result[best] = {"name": rule["name"], "actions": list(rule["actions"])}
+            result[best] = {"name": rule["name"], "actions": list(rule["actions"]),
+                            "action_for": rule.get("for") or _states_of(rule)}
             free.discard(best)
     rest = sorted(free)
     taken = {r["name"].lower() for r in result.values()}
@@ -352,8 +361,25 @@ def _by_rules(profiles, ids, rules, ctx: _Context) -> dict[int, dict[str, Any]]:
             name += ", now lapsed"
         elif _at_risk(profiles[i], ctx) and not said:
             name += ", slipping away"
-        result[i] = {"name": name, "actions": _actions(picked, profiles[i], ctx, True)}
+        result[i] = {"name": name, "actions": _actions(picked, profiles[i], ctx, True),
+                     "action_for": (["lapsed"] if status == "beyond" else ["cooling", "lapsed"]
+                                    if _at_risk(profiles[i], ctx) else None)}
     return result
+
+
+#: The state a rule's rhythm condition says its actions are for.
+_RHYTHM_STATE = {"within": "engaged", "between": "cooling", "beyond": "lapsed"}
+
+
+def _states_of(rule: dict[str, Any]) -> list[str] | None:
+    """The states (engaged, cooling, lapsed) a naming rule's actions are for, from its
+    conditions: its rhythm, or an at-risk share it requires (cooling and lapsed); None
+    when they name neither (the action then fits whatever state the segment is in)."""
+    when = rule.get("when", {})
+    states = [_RHYTHM_STATE[r] for r in listed(when.get("rhythm", [])) if r in _RHYTHM_STATE]
+    if not states and when.get("at_risk") == "high":
+        states = ["cooling", "lapsed"]
+    return states or None
 
 
 def _at_risk(profile: dict[str, Any], ctx: _Context) -> bool:
@@ -724,7 +750,8 @@ _WIN_BACK = ["Win them back now with a personal, time-limited offer",
 
 def _actions(picked: list[Phrase], profile: dict[str, Any], ctx: _Context,
              transactional: bool) -> list[str]:
-    """2 to 4 actions, from the features that name the segment (at-risk: win back)."""
+    """Up to 4 actions, from the features that name the segment (at-risk: win back), each
+    specific to one of them: no filler."""
     status = (profile.get("rhythm") or {}).get("status")
     actions = []
     if transactional and status == "beyond":
@@ -735,10 +762,8 @@ def _actions(picked: list[Phrase], profile: dict[str, Any], ctx: _Context,
     spend = next((p for p in picked if _SPENDING.search(p.words)), None)
     if income and spend:  # the two together say more than either
         actions.append(_BUDGET[(income.z > 0, spend.z > 0)])
-    for p in sorted(picked[:2], key=lambda p: p.role == "category"):
+    for p in sorted(picked[:3], key=lambda p: p.role == "category"):
         actions.append(_action(p))
-    actions += ["Test offers tailored to what sets them apart",
-                "Measure their response before scaling up"]
     return list(dict.fromkeys(actions))[:4]
 
 
@@ -757,6 +782,10 @@ def _action(p: Phrase) -> str:
     if p.role == "flag" and p.words == "complainers":
         return ("Resolve their complaints before any offer" if high else
                 "Ask them for reviews and referrals")
+    if p.role == "flag" and p.level is None:  # "mostly housing": the column's own words
+        label = p.words.split(" ", 1)[1]
+        return (f"Build the next offer around their {label}" if high else
+                f"Find out why so few of them have {label}, and offer it where it fits")
     if p.role == "flag":
         return (f"Build the next offer on what {p.words} have in common" if high else
                 f"Try a different kind of offer: {p.words} are rare here")
