@@ -131,3 +131,55 @@ def test_effect_sizes_match_their_definitions_and_cohens_table():
                                            / pooled ** 0.5)
     assert cohens_h(0.50, 0.30) == pytest.approx(0.41, abs=0.005)  # Cohen (1988), table 6.2.1
     assert cohens_h(0.30, 0.50) == pytest.approx(-cohens_h(0.50, 0.30))
+
+
+def test_unknown_written_as_a_level_is_not_given_and_never_names_a_segment(tmp_path):
+    frame = bank(1500, seed=4)
+    rng = np.random.default_rng(4)
+    frame["contact"] = np.where(rng.random(len(frame)) < 0.3, "unknown",
+                                rng.choice(["cellular", "telephone"], len(frame)))
+    frame.loc[frame.index[:40], "job"] = "Unknown"
+    frame.to_csv(tmp_path / "bank.csv", index=False)
+    result = run_segments(tmp_path / "bank.csv", config=Config(report=False))
+    table = result.customers
+    assert table["contact"].isna().sum() == (frame["contact"] == "unknown").sum()
+    assert table["job"].isna().sum() == 40
+    notes = result.summary.customer_table["notes"]
+    assert any(n.startswith("contact: 'unknown'") for n in notes)
+    for seg in result.summary.segments:
+        assert "unknown" not in seg.name.lower()
+        assert not any("unknown" in a.lower() for a in seg.actions)
+
+
+def test_a_data_dictionary_explains_abbreviations_in_names(tmp_path):
+    """Names made of column words use the dictionary's, never the raw abbreviation."""
+    rng = np.random.default_rng(5)
+    n = 900
+    group = rng.integers(0, 3, n)
+    frame = pd.DataFrame({"customer_id": [f"K{i:04d}" for i in range(n)],
+                          "MntWines": rng.normal(100 + 400 * (group == 0), 30, n).clip(0),
+                          "NumWebVisitsMonth": rng.normal(2 + 6 * (group == 1), 1, n).clip(0),
+                          "AcctBal": rng.normal(500 + 3000 * (group == 2), 200, n)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "columns.csv").write_text(
+        "column,description\nMntWines,Wine spend last 2 years\n"
+        "NumWebVisitsMonth,Web visits per month\nAcctBal,Account balance\n", encoding="utf-8")
+    result = run_segments(tmp_path / "t.csv", config=Config(
+        report=False, dictionary=str(tmp_path / "columns.csv")))
+    text = " ".join(s.name + " " + s.description + " " + " ".join(s.actions)
+                    for s in result.summary.segments)
+    for raw in ("MntWines", "NumWebVisitsMonth", "AcctBal", "acct", "mnt"):
+        assert raw.lower() not in text.lower()
+    assert "account balance" in text or "wine spend last 2 years" in text
+    firsts = [s.actions[0] for s in result.summary.segments]
+    assert len(set(firsts)) == len(firsts)
+
+
+def test_a_missing_data_dictionary_is_a_one_line_error(tmp_path):
+    from custseg.core.exceptions import InputError
+
+    frame = bank(200)
+    frame.to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(InputError, match="Data dictionary .*nothere.csv does not exist"):
+        run_segments(tmp_path / "b.csv", config=Config(
+            report=False, dictionary=str(tmp_path / "nothere.csv")))

@@ -180,6 +180,7 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
 @_configured("out", "clustering.algorithm", "clustering.strategy", *CLUSTER_KEYS,
              "clustering.linkage",
              "clustering.options", "clustering.compare", "cluster_on", "input_kind",
+             "dictionary",
              *READ_KEYS, *CLV_KEYS, *REPORT_KEYS, "hash_ids", "salt")
 def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""

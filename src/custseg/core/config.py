@@ -671,6 +671,10 @@ class Config(_Table):
                                    is_share, convert=float)
     labels: dict[str, str] = setting({}, "a table of column = words", "Words for columns in "
                                      "segment names and descriptions.", _str_table)
+    dictionary: str | None = setting(
+        None, _TEXT, "A data dictionary: a CSV file of column name and description per line "
+        "(the words used for columns in names and descriptions; labels win).", _str_or_none,
+        flag="--dictionary")
     clustering: ClusteringConfig = table(ClusteringConfig)
     clv: ClvConfig = table(ClvConfig)
     backtest: BacktestConfig = table(BacktestConfig)

@@ -499,6 +499,15 @@ def reference_day(roles: dict[str, Role], as_of: str | None) -> dt.date | None:
     return (max(latest).normalize() + pd.Timedelta(days=1)).date()
 
 
+#: Text that says a value was not given, in the languages custseg reads: missing, never a
+#: level of its own.
+NOT_GIVEN = frozenset({
+    "unknown", "n/a", "na", "n.a.", "none", "not available", "not known", "not given",
+    "not specified", "unspecified", "missing", "null", "?", "-", "--", "desconocido",
+    "desconocida", "no disponible", "inconnu", "inconnue", "non renseigné", "unbekannt",
+    "keine angabe", "sconosciuto", "desconhecido", "não informado", "onbekend"})
+
+
 def apply_roles(frame: pd.DataFrame, roles: dict[str, Role], as_of: str | None = None
                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table with each usable column as it is clustered on (dates as days since the
@@ -532,6 +541,15 @@ def apply_roles(frame: pd.DataFrame, roles: dict[str, Role], as_of: str | None =
         elif role.role == "category" and role.values is not None:
             out[col] = role.values.map(lambda x: pd.NA if pd.isna(x) else str(int(x))).astype(
                 "string")
+        elif role.role in ("category", "flag") and not pd.api.types.is_numeric_dtype(out[col]):
+            text = out[col].astype("string").str.strip().str.lower()
+            unknown = text.isin(NOT_GIVEN)
+            if unknown.any():
+                words = sorted(set(out.loc[unknown, col].astype(str)))
+                out.loc[unknown, col] = None
+                notes.append(f"{col}: {', '.join(repr(w) for w in words[:3])} "
+                             f"({int(unknown.sum()):,} rows) read as not given, not as a "
+                             "level.")
         elif (role.role in NUMERIC_ROLES or role.role == "outcome") and role.values is not None:
             out[col] = role.values.astype(float)
     if ref is None and any(r.role == "year" for r in roles.values()):

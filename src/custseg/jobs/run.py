@@ -46,6 +46,7 @@ from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
 from custseg.prep.lifecycle import STATE
 from custseg.profile.demographics import customer_table_differences
+from custseg.profile.labels import read_dictionary
 from custseg.profile.lines import monthly_trend
 from custseg.profile.outcomes import outcome_drivers
 from custseg.profile.profiles import (
@@ -80,6 +81,9 @@ def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path 
     is given.
     ``started`` (a ``time.perf_counter()``) times the start-up as stage ``start``."""
     config = config or Config()
+    if config.dictionary:
+        config = config.replace(labels={**read_dictionary(config.dictionary),
+                                        **config.labels})
     c = config.clustering.replace(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
                                   features=features, compare=compare, skew=skew,
                                   scaler=scaler, linkage=linkage, options=options,

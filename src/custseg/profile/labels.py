@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
 
 #: Abbreviations (a whole word, lower case) and what they stand for.
 ABBREVIATIONS: dict[str, str] = {
@@ -71,3 +74,34 @@ def _singular(word: str) -> str:
 def _dedupe(words: list[str]) -> list[str]:
     """Drop a word repeated right after itself ("purchases purchases")."""
     return [w for i, w in enumerate(words) if i == 0 or w != words[i - 1]]
+
+
+def read_dictionary(path: str | Path) -> dict[str, str]:
+    """``{column: description}`` of a data dictionary: a CSV (or other delimited text) of
+    a column name and its description per line, with or without a header. The
+    descriptions are used as written, in lower case unless they hold capitals past their
+    first letter (an acronym, a name)."""
+    from custseg.core.exceptions import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Data dictionary {path} does not exist; pass a CSV file of column "
+                         "name and description per line.")
+    try:
+        table = pd.read_csv(path, sep=None, engine="python", header=None, dtype=str,
+                            encoding_errors="replace")
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"Data dictionary {path} cannot be read as CSV ({exc}).") from None
+    if table.shape[1] < 2:
+        raise InputError(f"Data dictionary {path} needs two columns: a column name and its "
+                         "description per line.")
+    out = {}
+    for name, text in table.iloc[:, :2].itertuples(index=False):
+        if isinstance(name, str) and isinstance(text, str) and name.strip() and text.strip():
+            words = text.strip().rstrip(".")
+            out[name.strip()] = words[0].lower() + words[1:] if words[1:] == words[1:].lower() \
+                else words
+    header = next(iter(out.items()), None)
+    if header and header[0].lower() in ("column", "name", "variable", "field", "column name"):
+        out.pop(header[0])
+    return out
