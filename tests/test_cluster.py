@@ -64,7 +64,7 @@ def planted():
 def test_auto_k_recovers_planted_transaction_segments(planted, algorithm, min_ari):
     frame, truth = planted
     result = run_segments(frame=frame, config=custseg.Config(mapping=PLANTED_MAP),
-                          algorithm=algorithm)
+                          algorithm=algorithm, strategy="clusters")
     seg = result.customers
     ari = adjusted_rand_score(seg["customer_id"].map(truth), seg["segment"])
     assert result.summary["k"] == 4, result.summary["k_selection"]["reason"]
@@ -230,7 +230,10 @@ def test_run_and_compare_commands(tmp_path, planted):
     assert cmp.returncode == 0, cmp.stderr
     table = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
     assert table.columns[0] == "algorithm"
-    assert set(table["algorithm"]) == set(custseg.cluster.ALGORITHMS)
+    assert set(table["algorithm"]) == {*custseg.cluster.ALGORITHMS, "stages+kmeans"}
+    assert table["best_action_fit"].between(0, 1).all()
+    staged = table.loc[table["algorithm"] == "stages+kmeans", "best_action_fit"].iloc[0]
+    assert staged >= table["best_action_fit"].max() - 1e-9  # one state per segment
     assert "Recommended:" in cmp.stdout
 
 

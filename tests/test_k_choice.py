@@ -73,7 +73,7 @@ def test_planted_groups_are_recovered(groups):
 def test_a_continuum_is_cut_for_action_and_says_why():
     lines = continuum_lines()
     result = run_segments(frame=lines, config=custseg.Config(mapping=CONTINUUM_MAP),
-                          n_bootstrap=6)
+                          n_bootstrap=6, strategy="clusters")
     sel = result.summary["k_selection"]
     k = result.summary["k"]
     assert 3 <= k <= 8
@@ -161,7 +161,7 @@ def test_one_time_buyers_are_a_tie_not_a_cluster():
     ties broken it is a continuum, cut for action."""
     lines = continuum_lines(seed=4, customers=1200, repeat=0.5)
     result = run_segments(frame=lines, config=custseg.Config(mapping=CONTINUUM_MAP),
-                          n_bootstrap=4)
+                          n_bootstrap=4, strategy="clusters")
     sel = result.summary["k_selection"]
     assert sel["structure"] == "continuum", sel["reason"]
     assert 3 <= result.summary["k"] <= 8

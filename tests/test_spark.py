@@ -165,9 +165,9 @@ def test_run_clusters_on_mllib_like_the_local_engine(spark, synth_orders, on_mll
 
     from custseg.jobs.run import run_segments
 
-    local = run_segments(synth_orders, config=LOCAL_ONLY, n_bootstrap=0)
+    local = run_segments(synth_orders, config=LOCAL_ONLY, n_bootstrap=0, strategy="clusters")
     other = run_segments(synth_orders, out_dir=tmp_path / "out", config=SPARK_ONLY,
-                         n_bootstrap=0)
+                         n_bootstrap=0, strategy="clusters")
     assert other.summary["clustering_params"]["mllib"] == "KMeans"
     # Fewer customers than the k sample: k is chosen on the same data, so the same k.
     assert other.summary["k"] == local.summary["k"]
@@ -202,9 +202,10 @@ def test_clustering_on_the_driver_equals_duckdb(spark, synth_orders, algorithm, 
     Spark session's minute each in CI.)"""
     from custseg.jobs.run import run_segments
 
-    local = run_segments(synth_orders, config=LOCAL_ONLY, algorithm=algorithm, n_bootstrap=0)
+    local = run_segments(synth_orders, config=LOCAL_ONLY, algorithm=algorithm, n_bootstrap=0,
+                         strategy="clusters")
     other = run_segments(synth_orders, config=SPARK_ONLY, algorithm=algorithm,
-                         n_bootstrap=0)
+                         n_bootstrap=0, strategy="clusters")
     assert note.format(n=len(other.customers)) in other.summary["features"]["notes"]
     assert "mllib" not in other.summary["clustering_params"]
     for column in ("customer_id", "segment", "segment_name"):

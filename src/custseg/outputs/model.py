@@ -204,8 +204,9 @@ def _features_json(prep) -> dict[str, Any]:
 
 def staged_json(staged) -> dict[str, Any]:
     """The assignment of a :class:`~custseg.cluster.StagedSegmenter`: per lifecycle group
-    its stages and state, and either its one segment or its own features and rule (with
-    the final segment ids)."""
+    its stages, state and segment ids, and its split: none (one segment), by the level of
+    a column, or its own features and rule (whose segments 1..k are the group's, in
+    order)."""
     groups = []
     for g in staged.groups_:
         entry: dict[str, Any] = {"group": g["group"], "state": g["state"],
@@ -221,12 +222,9 @@ def staged_json(staged) -> dict[str, Any]:
             entry["segments"] = list(range(g["first"] + 1, g["first"] + g["k"] + 1))
         elif model is None:
             entry["segments"] = [g["first"] + 1]
-        else:
-            rule = {**model.assignment_, "labels": np.where(
-                model.assignment_["labels"] == NOISE, NOISE,
-                np.asarray(model.assignment_["labels"]) + g["first"])}
+        else:  # the group's own rule, its segments numbered 1..k within it
             entry["features"] = _features_json(model.prep_)
-            entry["assignment"] = rule_json(rule)
+            entry["assignment"] = rule_json(model.assignment_)
             entry["segments"] = list(range(g["first"] + 1, g["first"] + g["k"] + 1))
         groups.append(entry)
     return {"kind": "staged", "by": staged.by, "groups": groups}
@@ -419,8 +417,9 @@ def _staged_from_json(model: dict[str, Any], a: dict[str, Any]) -> dict[str, Any
             raise ValueError("a group's 'segments' must be segment ids of the model")
         entry: dict[str, Any] = {"stages": stages, "state": state, "segments": segs}
         if "assignment" in g:
+            local = [{"id": i} for i in range(1, len(segs) + 1)]
             sub = {"clustering": {"assignment": g["assignment"]}, "features": g["features"],
-                   "segments": model["segments"]}
+                   "segments": local + [{"id": NOISE}]}
             _check_features(g["features"], lambda what: _raise(ValueError(what)))
             entry["rule"] = rule_from_json(sub)
             entry["prep"] = _prep(g["features"])
@@ -487,7 +486,8 @@ def staged_labels(rule: dict[str, Any], table: pd.DataFrame) -> np.ndarray:
         sub = g["rule"]
         X = g["prep"].transform_frame(part)
         cats = g["prep"].category_codes(part) if sub["kind"] == "kprototypes" else None
-        labels[rows] = apply_rule(sub, X, cats)
+        local = apply_rule(sub, X, cats)
+        labels[rows] = np.where(local == NOISE, NOISE, local + g["segments"][0] - 1)
     return labels
 
 

@@ -158,11 +158,14 @@ def build_profiles(segments: pd.DataFrame, outcomes: list[str] | None = None
 
 
 def stage_mix(stage: pd.Series) -> dict[str, Any]:
-    """A group's lifecycle stages (``stages``: share of each, most engaged first) and its
-    largest state (``state``: engaged, cooling or lapsed; ``state_share``: its share)."""
-    shares = stage.value_counts(normalize=True)
+    """A group's lifecycle stages (``stages``: share of each, most engaged first;
+    ``stage_counts``: customers in each) and its largest state (``state``: engaged,
+    cooling or lapsed; ``state_share``: its share)."""
+    counts = stage.value_counts()
+    shares = counts / counts.sum()
     states = stage.map(STATE).value_counts(normalize=True)
     return {"stages": {s: round(float(shares[s]), 4) for s in STAGES if s in shares},
+            "stage_counts": {s: int(counts[s]) for s in STAGES if s in counts},
             "state": str(states.index[0]), "state_share": round(float(states.iloc[0]), 4)}
 
 

@@ -206,26 +206,31 @@ def action_fit(profile: Mapping[str, Any], states: list[str] | None) -> float | 
     """Share of a segment whose own state (engaged, cooling, lapsed; from each customer's
     stage) is one its first action is for; ``states`` None (an action that names no
     stage): its largest state. None without stages."""
-    stages = profile.get("stages")
-    if not stages:
+    fit = _fit(profile, states)
+    return None if fit is None else round(fit, 4)
+
+
+def _fit(profile: Mapping[str, Any], states: list[str] | None) -> float | None:
+    counts = profile.get("stage_counts")
+    if not counts:
         return None
-    if not states:
-        return profile.get("state_share")
-    return round(sum(share for s, share in stages.items() if STATE[s] in states), 4)
+    states = states or [profile["state"]]
+    return sum(n for s, n in counts.items() if STATE[s] in states) / sum(counts.values())
 
 
 def misfit(profile: Mapping[str, Any], states: list[str] | None, least: float
            ) -> str | None:
     """Why a segment's first action misses more than ``1 - least`` of it, naming the
     others by state and stage (None when it fits at least ``least``)."""
-    fit = action_fit(profile, states)
+    fit = _fit(profile, states)
     if fit is None or fit >= least:
         return None
     target = states or [profile["state"]]
     by_state: dict[str, list[tuple[str, float]]] = {}
-    for stage, share in profile["stages"].items():
+    total = sum(profile["stage_counts"].values())
+    for stage, n in profile["stage_counts"].items():
         if STATE[stage] not in target:
-            by_state.setdefault(STATE[stage], []).append((stage, share))
+            by_state.setdefault(STATE[stage], []).append((stage, n / total))
     others = "; ".join(
         f"{sum(v for _, v in parts):.0%} {state} ({', '.join(s for s, _ in parts)})"
         for state, parts in sorted(by_state.items(), key=lambda kv: -sum(v for _, v in kv[1])))
