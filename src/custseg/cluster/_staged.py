@@ -190,6 +190,11 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
         stability = model.metrics_.get("stability_ari")
         if model.n_clusters_ < 2:
             return whole, None, "kept whole: the algorithm found one group"
+        smallest = min(model.metrics_["sizes"])
+        if smallest < self.min_share * n:
+            return whole, None, (f"kept whole: its best split (k={model.n_clusters_}) has a "
+                                 f"segment of {smallest:,} customers, under "
+                                 f"{self.min_share:.0%} of all")
         if stability is not None and stability < self.min_stability:
             return whole, None, (f"kept whole: its best split (k={model.n_clusters_}) is "
                                  f"not stable (ARI {stability:.2f} < {self.min_stability})")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
 from custseg.io._roles import ROLES_ATTR
-from custseg.prep.lifecycle import STAGES, STATE, typical_gaps
+from custseg.prep.lifecycle import MIN_GAP_DAYS, STAGES, STATE, typical_gaps
 from custseg.prep.predict import COLUMNS  # predicted value: in its own block
 from custseg.profile.labels import humanise
 
@@ -93,12 +93,13 @@ def build_profiles(segments: pd.DataFrame, outcomes: list[str] | None = None
     flags = [c for c in numeric if segments[c].nunique() == 2
              and set(segments[c].dropna().unique()) <= {0, 1}]
     revenue = float(segments["monetary"].sum()) if "monetary" in segments else None
-    spend = (np.sort(pd.to_numeric(segments["monetary"], errors="coerce").dropna().to_numpy())
-             if "monetary" in segments else None)
+    spend, basket = (
+        np.sort(pd.to_numeric(segments[c], errors="coerce").dropna().to_numpy())
+        if c in segments else None for c in ("monetary", "avg_order_value"))
     rhythmic = all(c in segments for c in ("recency", "frequency", "mean_days_between_orders"))
     if rhythmic:
         gaps = pd.to_numeric(segments["mean_days_between_orders"], errors="coerce")
-        all_gap = _num(gaps.median(), 2)
+        all_gap = _num(gaps[gaps >= MIN_GAP_DAYS].median(), 2)
         # each customer's typical gap, as his lifecycle stage reads it
         typical = typical_gaps(segments)[0].groupby(segments["segment"]).median()
     # every column's statistics per segment at once (one pass each, not one per segment)
@@ -111,18 +112,20 @@ def build_profiles(segments: pd.DataFrame, outcomes: list[str] | None = None
     profiles: dict[int, dict[str, Any]] = {}
     # the loop takes each segment's rows of the columns it reads only (a take of every
     # column of millions of customers costs seconds)
-    read = [c for c in ("segment", "monetary", "country", "rfm_segment", "frequency",
-                        "recency", "mean_days_between_orders", "stage", *categorical)
+    read = [c for c in ("segment", "monetary", "avg_order_value", "country", "rfm_segment",
+                        "frequency", "recency", "mean_days_between_orders", "stage", *categorical)
             if c in segments]
     for seg_id, rows in segments[read].groupby("segment", sort=True):
         p: dict[str, Any] = {"customers": len(rows), "share": round(len(rows) / n, 4)}
         if revenue is not None:
             p["revenue_share"] = round(float(rows["monetary"].sum()) / revenue, 4) \
                 if revenue else 0.0
-        if spend is not None and len(spend):  # share of all customers spending less
-            median = rows["monetary"].median()
-            p["value_rank"] = (round(float(np.searchsorted(spend, median)) / len(spend), 4)
-                               if median == median else None)
+        for key, column, every in (("value_rank", "monetary", spend),
+                                   ("basket_rank", "avg_order_value", basket)):
+            if every is not None and len(every):  # share of all customers below its median
+                median = rows[column].median()
+                p[key] = (round(float(np.searchsorted(every, median)) / len(every), 4)
+                          if median == median else None)
         feats = {}
         for c in numeric:
             mean, std, all_mean = overall[c]
@@ -173,7 +176,8 @@ def _rhythm(rows: pd.DataFrame, all_gap: float | None) -> dict[str, Any]:
     """Median recency against the typical days between orders: the segment's own (median
     over its repeat buyers) when at least OWN_RHYTHM of it are repeat buyers, else that of
     all repeat buyers."""
-    gaps = pd.to_numeric(rows["mean_days_between_orders"], errors="coerce").dropna()
+    gaps = pd.to_numeric(rows["mean_days_between_orders"], errors="coerce")
+    gaps = gaps[gaps >= MIN_GAP_DAYS]  # orders of one day say nothing of a rhythm
     own = len(gaps) > 0 and len(gaps) >= OWN_RHYTHM * len(rows)
     gap = _num(gaps.median(), 2) if own else all_gap
     recency = _num(pd.to_numeric(rows["recency"], errors="coerce").median(), 2)

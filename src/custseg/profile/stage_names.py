@@ -53,10 +53,11 @@ def stage_words() -> dict[str, Any]:
     return json.loads(text)["groups"]
 
 
-def tier(profile: Mapping[str, Any]) -> str:
+def tier(profile: Mapping[str, Any], by: str = "value_rank") -> str:
     """"high", "mid" or "low": where the segment's median spend falls among all
-    customers' (``value_rank``: the share of all customers who spent less)."""
-    rank = profile.get("value_rank")
+    customers' (``value_rank``: the share of all customers who spent less; ``by``
+    "basket_rank": its median order value among all customers')."""
+    rank = profile.get(by)
     if rank is None:
         return "mid"
     return "high" if rank >= HIGH_TIER else "low" if rank <= LOW_TIER else "mid"
@@ -73,8 +74,10 @@ def stage_names(profiles: Mapping[int, dict[str, Any]], groups: Mapping[int, str
         if i == -1:
             continue
         spec = words[groups[i]]
-        level = tier(p)
         one_time = "one_time" in spec and (p.get("one_time_share") or 0) >= ONE_TIME
+        # one order each: their spend is their first basket, set against all baskets
+        by_basket = one_time or groups[i] == "new"
+        level = tier(p, "basket_rank" if by_basket else "value_rank")
         unrhythmic = "no_rhythm" in spec and p.get("typical_gap") is None
         one_time = one_time or unrhythmic
         entry = (spec["no_rhythm"] if unrhythmic else spec["one_time"] if one_time
@@ -84,12 +87,13 @@ def stage_names(profiles: Mapping[int, dict[str, Any]], groups: Mapping[int, str
             name = f"{'High' if level == 'high' else 'Low'}-value {name[0].lower()}{name[1:]}"
         numbers = _numbers(p)
         out[i] = {"name": name, "actions": [a.format(**numbers) for a in entry["actions"]],
-                  "action_for": list(spec["for"]), "stage_group": groups[i]}
+                  "action_for": list(spec["for"]), "stage_group": groups[i],
+                  "by_basket": by_basket}
     _tell_apart(profiles, out, labels, roles)
     transactional = True
     for i in out:
         out[i]["description"] = describe(profiles[i], transactional, labels) + _tier_words(
-            profiles[i])
+            profiles[i], out[i].pop("by_basket"))
     return out
 
 
@@ -194,11 +198,12 @@ def _numbers(p: Mapping[str, Any]) -> dict[str, str]:
             "orders": f"{(f.get('frequency', {}).get('mean') or 0):.1f}"}
 
 
-def _tier_words(p: Mapping[str, Any]) -> str:
-    rank = p.get("value_rank")
+def _tier_words(p: Mapping[str, Any], by_basket: bool) -> str:
+    rank = p.get("basket_rank" if by_basket else "value_rank")
     if rank is None:
         return ""
-    return f" Its median spend is above that of {rank:.0%} of all customers."
+    what = "order value" if by_basket else "spend"
+    return f" Its median {what} is above that of {rank:.0%} of all customers."
 
 
 # ----------------------------------------------------------------------- action fit
