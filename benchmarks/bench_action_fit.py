@@ -39,8 +39,7 @@ ROOT = HERE.parent
 HISTORIES = {
     "superstore_us_2023": "office supplies",
     "supertienda_es": "office supplies (Spanish)",
-    "groceries_members_headerless": "groceries",
-    "bakery_breadbasket": "bakery till",
+    "hashtag_vendas_pt_2022": "shop (Portuguese, three years of tables)",
     "completejourney_transactions": "loyalty-card panel",
     "cdnow_master": "music",
     "chinook_invoice_line": "music store",

@@ -105,6 +105,7 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         page.locator('[data-testid="stMetricLabel"]').filter(
             has_text="Expected orders").first.wait_for(timeout=60_000)
         body = page.inner_text("body")
+        cards = page.locator("h4").all_inner_texts()  # every card drawn by now
         metrics = dict(zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),
                            page.locator('[data-testid="stMetricValue"]').all_inner_texts(),
                            strict=True))

@@ -140,7 +140,8 @@ def test_run_with_compare_puts_the_comparison_in_the_report(tmp_path):
     result = run_segments(frame=frame, config=custseg.Config(mapping=PLANTED_MAP),
                           out_dir=tmp_path / "out", compare=True)
     cmp = result.summary["comparison"]
-    assert {row["algorithm"] for row in cmp["table"]} == set(custseg.cluster.ALGORITHMS)
+    assert ({row["algorithm"] for row in cmp["table"]}
+            == {*custseg.cluster.ALGORITHMS, "stages+kmeans"})
     assert cmp["recommendation"].startswith("Recommended:")
     assert (tmp_path / "out" / "figures" / "comparison.png").exists()
     assert 'id="chart-comparison"' in (tmp_path / "out" / "report.html").read_text()

@@ -541,7 +541,7 @@ def apply_roles(frame: pd.DataFrame, roles: dict[str, Role], as_of: str | None =
         elif role.role == "category" and role.values is not None:
             out[col] = role.values.map(lambda x: pd.NA if pd.isna(x) else str(int(x))).astype(
                 "string")
-        elif role.role in ("category", "flag") and not pd.api.types.is_numeric_dtype(out[col]):
+        elif role.role == "category" and not pd.api.types.is_numeric_dtype(out[col]):
             text = out[col].astype("string").str.strip().str.lower()
             unknown = text.isin(NOT_GIVEN)
             if unknown.any():

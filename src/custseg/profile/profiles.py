@@ -249,14 +249,17 @@ def name_segments(profiles: Mapping[int, dict[str, Any]],
 
 
 def _no_repeats(named: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Each action on one card only: a later card drops what an earlier one says, and
-    one left with none keeps its first, for its own segment by name."""
+    """Each action on one card only: a later card keeps its first action (what its
+    customers call for), for its own segment by name when an earlier card said it, and
+    drops the others an earlier card says."""
     seen: set[str] = set()
     for i in sorted(named, key=lambda i: (i == -1, i)):
         actions = named[i]["actions"]
-        fresh = [a for a in actions if a not in seen]
-        if not fresh and actions:
-            fresh = [f"{actions[0]} ({named[i]['name']})"]
+        if not actions:
+            continue
+        first = actions[0] if actions[0] not in seen else \
+            f"{actions[0]} ({named[i]['name']})"
+        fresh = [first, *(a for a in actions[1:] if a not in seen)]
         named[i]["actions"] = fresh
         seen.update(fresh)
     return named
