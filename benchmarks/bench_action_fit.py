@@ -5,7 +5,8 @@ clusters``, measured by a stage computed here, independently of custseg's own:
 - typical gap = days from the first to the last order / (orders - 1), from each customer's
   ``tenure``, ``recency`` and ``frequency`` (as segments.csv has them); for one-time buyers (and
   customers whose orders fell on one day), the median gap of the repeat buyers;
-- engaged: last order within 1.5 typical gaps; cooling: within 3; lapsed: beyond.
+- engaged: last order within 1.5 typical gaps; cooling: within 3; lapsed: beyond; no
+  state where nobody bought twice (there is no rhythm to measure against).
 
 A segment's action fit is the share of its customers whose state is one its first
 action is for (``action_for`` in summary.json). The goal: at least 80% for every segment.
@@ -56,8 +57,9 @@ def states(customers: pd.DataFrame) -> pd.Series:
     gap = (span / (orders - 1)).where((orders >= 2) & (span > 0))
     gap = gap.fillna(gap.median())
     silence = customers["recency"].astype(float) / gap
-    return pd.Series(np.select([silence <= 1.5, silence <= 3.0], ["engaged", "cooling"],
-                               "lapsed"), index=customers.index)
+    return pd.Series(np.select([silence <= 1.5, silence <= 3.0, silence > 3.0],
+                               ["engaged", "cooling", "lapsed"], "n/a"),
+                     index=customers.index)
 
 
 def check(inputs, strategy: str, customers=None) -> list[dict]:
@@ -73,7 +75,8 @@ def check(inputs, strategy: str, customers=None) -> list[dict]:
             continue
         mine = table["segment"] == seg.id
         wanted = seg.get("action_for") or []
-        fit = float(state[mine].isin(wanted).mean()) if wanted else None
+        known = mine & (state != "n/a")  # nobody bought twice: no rhythm to be in
+        fit = float(state[known].isin(wanted).mean()) if wanted and known.any() else None
         rows.append({"name": seg.name, "customers": seg.size, "action": seg.actions[0],
                      "for": "/".join(wanted), "fit": fit, "own_fit": seg.get("action_fit"),
                      "warned": bool(seg.get("action_warning"))})
@@ -128,9 +131,9 @@ def main() -> None:
             print(f"{name} --strategy {strategy}: {seconds:.1f} s", flush=True)
             fits = [r["fit"] for r in rows if r["fit"] is not None]
             under = sum(f < GOAL for f in fits)
-            summary.append(f"| {name} | {what} | {strategy} | {len(rows)} | "
-                           f"{min(fits, default=float('nan')):.0%} | {under} | "
-                           f"{seconds:.1f} |")
+            lowest = f"{min(fits):.0%}" if fits else "n/a"
+            summary.append(f"| {name} | {what} | {strategy} | {len(rows)} | {lowest} | "
+                           f"{under} | {seconds:.1f} |")
             lines += [f"\n### {name} ({what}), --strategy {strategy}\n",
                       "| segment | customers | first action | for | fit |",
                       "|---|---:|---|---|---:|"]
