@@ -150,7 +150,8 @@ def _print_warnings(s: dict) -> None:
 def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv
     and the report OUT/report.html."""
-    from custseg.jobs.rfm import run_rfm
+    from custseg.core.money import money
+    from custseg.jobs.rfm import currency_code, run_rfm
 
     out_dir = Path(config.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
@@ -168,7 +169,8 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
         if seg["customers"]:
             table.add_row(seg["name"], f"{seg['customers']:,}", f"{seg['share']:.1%}",
                           f"{seg['revenue_share']:.1%}", f"{seg['mean_recency']:.0f}",
-                          f"{seg['mean_frequency']:.1f}", f"{seg['mean_monetary']:,.2f}")
+                          f"{seg['mean_frequency']:.1f}",
+                          money(seg["mean_monetary"], currency_code(s), cents=True))
     out.print(table)
     _print_warnings(s)
     report = f" and the report {out_dir / 'report.html'}" if config.report else ""

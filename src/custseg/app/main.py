@@ -21,6 +21,7 @@ from custseg.app import inside_upload_area
 from custseg.cluster import ALGORITHMS
 from custseg.cluster._prepare import TRANSACTION_FEATURES
 from custseg.core.exceptions import CustsegError, CustsegWarning
+from custseg.core.money import money
 from custseg.io import FIELDS
 from custseg.jobs.export import FORMATS, audience_bytes, audience_table
 from custseg.outputs.report import CAPTIONS
@@ -97,16 +98,18 @@ def segment(path: str, digest: str, settings: dict) -> dict:
     return {"summary": result.summary, "segments": result.customers, "files": files}
 
 
-def value_lines(value, horizon: int) -> str:
+def value_lines(value, horizon: int, currency: str | None = None) -> str:
     """A group's predicted value as markdown lines (numbers only, from the summary)."""
     with_value = value.mean_predicted_value is not None  # None: no spend model, no value
-    lines = [f"**Predicted value** over {horizon:,} days: {value.predicted_value:,.2f} "
-             f"({value.mean_predicted_value:,.2f} per customer)" if with_value else
+    lines = [f"**Predicted value** over {horizon:,} days: "
+             f"{money(value.predicted_value, currency, cents=True)} "
+             f"({money(value.mean_predicted_value, currency, cents=True)} per customer)"
+             if with_value else
              "**Predicted value**: not available (no trusted spend model; see Audit)",
              f"**Expected orders**: {value.expected_orders:,.2f}"]
     risk = f"**At risk**: {value.at_risk:,} of {value.customers:,} customers"
     if with_value and value.at_risk:
-        risk += f" with {value.at_risk_value:,.2f} of predicted value"
+        risk += f" with {money(value.at_risk_value, currency, cents=True)} of predicted value"
     lines.append(risk)
     return "  \n".join(lines)
 
@@ -121,12 +124,13 @@ def bought_text(over) -> str:
     return "\n".join(lines)
 
 
-def segment_card(title: str, numbers: str, group, horizon: int | None) -> None:
+def segment_card(title: str, numbers: str, group, horizon: int | None,
+                 currency: str | None = None) -> None:
     """One segment's card: its numbers, predicted value, what it buys and its actions."""
     st.markdown(f"#### {title}")
     st.text(numbers)
     if group.get("value") is not None:
-        st.markdown(value_lines(group.value, horizon))
+        st.markdown(value_lines(group.value, horizon, currency))
     if group.get("over_represented"):
         st.markdown("**Bought more often than by all customers** (lift, buyers)")
         st.text(bought_text(group.over_represented))
@@ -254,22 +258,25 @@ if "model.json" in files:
                             "custseg score model.json new_orders.csv --out scored.csv")
 
 clv = summary.get("clv")
+currency = summary.currency.code if summary.get("currency") else None
 if clv is not None and clv.fitted and clv.total is not None:
     total = clv.total
     m1, m2, m3 = st.columns(3)
     with_value = total.mean_predicted_value is not None  # None: no trusted spend model
     m1.metric(f"Predicted value, next {clv.horizon_days:,} days",
-              f"{total.predicted_value:,.2f}" if with_value else "n/a",
+              money(total.predicted_value, currency, cents=True) if with_value else "n/a",
               help=(f"{clv.purchases.name} and {clv.spend.name if clv.spend else 'no spend model'}"
                     f", discounted at "
-                    f"{clv.discount_rate:.0%} a year; {total.mean_predicted_value:,.2f} per "
+                    f"{clv.discount_rate:.0%} a year; "
+                    f"{money(total.mean_predicted_value, currency, cents=True)} per "
                     "customer" if with_value else "No trusted spend model: see Audit."))
     m2.metric("Expected orders", f"{total.expected_orders:,.2f}")
     overdue = ("" if clv.get("overdue_risk") is None else
                f", or overdue by three of their gaps at {clv.overdue_risk:.0%}")
     m3.metric(f"Customers at risk (churn risk {clv.churn_threshold:.0%} or more{overdue})",
               f"{total.at_risk:,}",
-              help=f"{total.at_risk_value:,.2f} of predicted value" if with_value else None)
+              help=f"{money(total.at_risk_value, currency, cents=True)} of predicted value"
+              if with_value else None)
 elif clv is not None and not clv.fitted:
     st.info(f"No predicted value: {clv.reason}.")
 if clv is not None and clv.get("holdout") is not None:
@@ -298,7 +305,7 @@ with tabs[0]:
         cards = st.columns(3)
         for i, seg in enumerate(groups):
             with cards[i % 3].container(border=True):
-                segment_card(seg.name, seg.description, seg, horizon)
+                segment_card(seg.name, seg.description, seg, horizon, currency)
                 stages = seg.profile.get("stages")
                 if stages:
                     st.text("Stages: " + ", ".join(f"{k} {v:.0%}" for k, v in stages.items()))
@@ -326,8 +333,9 @@ with tabs[0]:
                 segment_card(seg.name, (
                     f"{seg.customers:,} customers ({seg.share:.1%}), {seg.revenue_share:.1%} "
                     f"of revenue\n{seg.mean_recency:,.0f} days since the last order, "
-                    f"{seg.mean_frequency:,.1f} orders, {seg.mean_monetary:,.2f} spent "
-                    "(means)"), seg, horizon)
+                    f"{seg.mean_frequency:,.1f} orders, "
+                    f"{money(seg.mean_monetary, currency, cents=True)} spent (means)"), seg,
+                    horizon, currency)
                 st.text("\n".join(f"- {a}" for a in seg.actions))
 with tabs[1]:
     if "report.html" in files:  # the report itself: the same interactive charts

@@ -28,6 +28,10 @@ from custseg.core.exceptions import CustsegWarning, DataError
 #: The stages in the order segments are numbered, and the state one action for each is for.
 GROUPS = {"new": "engaged", "active": "engaged", "reactivated": "engaged",
           "cooling": "cooling", "at risk": "cooling", "lapsed": "lapsed"}
+#: The states next to each, nearest in need first: a stage too small to stand alone may
+#: join one of them (overdue customers are nearer a win-back than a loyalty perk).
+NEIGHBOURS = {"engaged": ("cooling",), "cooling": ("lapsed", "engaged"),
+              "lapsed": ("cooling",)}
 #: Fewer customers than this in a group: it is not split.
 MIN_SPLIT = 40
 #: A group that is every customer (nobody bought twice: all new) is split in up to this
@@ -49,6 +53,9 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
     backend, min_share, min_stability, k_sample
         As :class:`~custseg.Segmenter`, for the split within each stage; ``min_share`` is
         a share of all customers.
+    least_fit : float, default=0.8
+        A stage too small to stand alone joins a group of a neighbouring state only when
+        that group's action then still fits this share of it (``lifecycle.min_action_fit``).
     fallback : str or None, default=None
         A categorical column (each customer's main category, say) that splits a group
         clustering cannot split stably: one segment per level held by at least
@@ -77,8 +84,10 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
                  scaler: str = "standard", linkage: str = "ward", n_init: int = 10,
                  n_bootstrap: int = 10, options: dict[str, Any] | None = None,
                  backend=None, min_share: float = 0.03, min_stability: float = 0.8,
-                 k_sample: int = 100_000, fallback: str | None = None) -> None:
+                 k_sample: int = 100_000, fallback: str | None = None,
+                 least_fit: float = 0.8) -> None:
         self.by = by
+        self.least_fit = least_fit
         self.fallback = fallback
         self.max_splits = max_splits
         self.algorithm = algorithm
@@ -116,6 +125,15 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
             rows = np.flatnonzero(group == name)
             splits = ALONE if len(present) == 1 else self.max_splits
             local, model, reason = self._split(frame.iloc[rows], n, splits)
+            if model is not None and not self._fits(frame[self.by].iloc[rows], local, name):
+                local, model = np.zeros(len(rows), dtype=np.int64), None
+                reason = (f"kept whole: its best split leaves a piece under "
+                          f"{self.least_fit:.0%} {GROUPS[name]} customers (the smaller stage "
+                          "it took in)")
+            if name in self.alone_:
+                reason += (f"; it stays a segment of its own: no group of its state or a "
+                           f"neighbouring one takes it with its action still fitting "
+                           f"{self.least_fit:.0%}")
             levels = None
             if model is None and self.fallback is not None:
                 local, levels, reason = self._by_level(frame.iloc[rows], n, splits, local,
@@ -150,20 +168,48 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
         return self
 
     def _grouped(self, stage: pd.Series) -> np.ndarray:
-        """Each customer's group: his stage, or the largest group of the same state when
-        his stage holds under ``min_share`` of all customers."""
+        """Each customer's group: his stage; a stage under ``min_share`` of all customers
+        joins the largest group of the same state, else of a neighbouring state
+        (engaged - cooling - lapsed) that keeps its action fitting ``least_fit`` of it;
+        one that none takes stays alone (and its reason says so)."""
         unknown = sorted(set(stage) - set(GROUPS))
         if unknown:
             raise DataError(f"Unknown lifecycle stage(s) {unknown} in column {self.by!r}; "
                             f"expected {list(GROUPS)}.")
         counts = stage.value_counts()
-        small = counts < self.min_share * len(stage)
+        least = self.min_share * len(stage)
+        small = counts < least
         move = {}
         for name in counts.index[small]:
             peers = [s for s in counts.index if GROUPS[s] == GROUPS[name] and not small[s]]
             if peers:
                 move[name] = max(peers, key=lambda s: counts[s])
-        return stage.replace(move).to_numpy()
+        group = stage.replace(move)
+        sizes = {str(g): int(c) for g, c in group.value_counts().items()}
+        foreign = dict.fromkeys(sizes, 0)  # customers of another state in a group
+        self.alone_ = []
+        for name in sorted(sizes, key=sizes.get):
+            if sizes[name] >= least:
+                continue
+            near = [(NEIGHBOURS[GROUPS[name]].index(GROUPS[g]), -sizes[g], g) for g in sizes
+                    if GROUPS[g] in NEIGHBOURS[GROUPS[name]] and sizes[g] >= least
+                    and foreign[g] + sizes[name] <= (1 - self.least_fit) * (sizes[g]
+                                                                           + sizes[name])]
+            if not near:
+                self.alone_.append(name)
+                continue
+            to = min(near)[2]
+            group = group.replace({name: to})
+            sizes[to] += sizes[name]
+            foreign[to] += sizes[name]
+            sizes[name] = 0
+        return group.to_numpy()
+
+    def _fits(self, stage: pd.Series, local: np.ndarray, group: str) -> bool:
+        """Every piece of a group is at least ``least_fit`` of the group's state."""
+        native = (stage.map(GROUPS) == GROUPS[group]).to_numpy()
+        return all(native[local == piece].mean() >= self.least_fit
+                   for piece in np.unique(local[local != NOISE]))
 
     def _split(self, sub: pd.DataFrame, n: int, splits: int
                ) -> tuple[np.ndarray, Segmenter | None, str]:
@@ -246,13 +292,24 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
         return out
 
     def _grouped_as_fitted(self, stage: pd.Series) -> np.ndarray:
-        """The fitted grouping: a stage goes where it went in training (a stage unseen
-        then: the group of its state, else Unclustered)."""
-        where = {s: g["group"] for g in self.groups_ for s in g["stages"]}
-        for s, state in GROUPS.items():
-            where.setdefault(s, next((g["group"] for g in self.groups_
-                                      if g["state"] == state), ""))
+        """The fitted grouping (see :func:`group_of_stage`), by group name."""
+        where = {s: self.groups_[n]["group"] for s, n in group_of_stage(self.groups_).items()}
         return stage.map(where).fillna("").to_numpy()
+
+
+def group_of_stage(groups: list[dict]) -> dict[str, int]:
+    """The group (its position) of each stage: the one that held it in training, else (a
+    stage unseen then) the first group of its state; a stage of no state present is
+    left out (Unclustered)."""
+    where: dict[str, int] = {}
+    for n, g in enumerate(groups):
+        for s in g["stages"]:
+            where.setdefault(s, n)
+    for s, state in GROUPS.items():
+        same = [n for n, g in enumerate(groups) if g["state"] == state]
+        if s not in where and same:
+            where[s] = same[0]
+    return where
 
 
 def level_labels(split: dict, frame: pd.DataFrame) -> np.ndarray:

@@ -306,6 +306,10 @@ def check_options(algorithm: str, options: dict | None, name: str) -> None:
 
 _SHARE = "a number between 0 and 1"
 _TEXT = "str or null"
+
+
+def _currency(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and 0 < len(v.strip()) <= 8)
 _str_or_none = is_(str, None)
 
 
@@ -675,6 +679,11 @@ class Config(_Table):
         None, _TEXT, "A data dictionary: a CSV file of column name and description per line "
         "(the words used for columns in names and descriptions; labels win).", _str_or_none,
         flag="--dictionary")
+    currency: str | None = setting(
+        None, _TEXT, "The currency amounts are in (EUR, GBP, $, ...), written with every "
+        "amount; null: read from the data (a currency column, the amounts' signs, the money "
+        "columns' names), 'none' writes amounts without one.", _currency,
+        flag="--currency", metavar="CODE")
     clustering: ClusteringConfig = table(ClusteringConfig)
     clv: ClvConfig = table(ClvConfig)
     backtest: BacktestConfig = table(BacktestConfig)

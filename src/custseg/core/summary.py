@@ -506,6 +506,15 @@ class StageRow(Block, kw_only=True):
     median_gap_days: float | None  # their typical days between orders
 
 
+class Currency(Block, kw_only=True):
+    """The currency every amount is in, written with each: an ISO code (EUR) or a sign
+    several currencies share ($), and where it was read (a column of codes, the amounts'
+    signs, a column's name, the config)."""
+
+    code: str
+    read_from: str
+
+
 class Lifecycle(Block, kw_only=True):
     """Each customer's lifecycle stage, read from his own rhythm (``stage`` and
     ``stage_reason`` in segments.csv)."""
@@ -537,6 +546,7 @@ class RfmSummary(Block, kw_only=True):
     customer_table: dict[str, Any] | UnsetType = UNSET
     columns: dict[str, dict[str, Any]] | UnsetType = UNSET
     customer_ids: str | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
     backtest: Backtest | UnsetType = UNSET
     lifecycle: Lifecycle | UnsetType = UNSET
@@ -563,6 +573,7 @@ class RunSummary(Block, kw_only=True):
     customer_table: dict[str, Any] | UnsetType = UNSET
     columns: dict[str, dict[str, Any]] | UnsetType = UNSET
     customer_ids: str | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
     backtest: Backtest | UnsetType = UNSET
     lifecycle: Lifecycle | UnsetType = UNSET
@@ -592,6 +603,7 @@ class TableSummary(Block, kw_only=True):
     audit: Audit
     timings_s: dict[str, float]
     customer_ids: str | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
 
 
@@ -605,6 +617,7 @@ class TableRunSummary(Block, kw_only=True):
     audit: Audit
     timings_s: dict[str, float]
     customer_ids: str | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
     clv: Clv | UnsetType = UNSET
     comparison: Comparison | UnsetType = UNSET
     outcomes: list[Outcome] | UnsetType = UNSET

@@ -53,7 +53,7 @@ def lexicon() -> dict[str, dict[str, frozenset[str]]]:
     return {role: {lang: frozenset(words) for lang, words in langs.items()
                    if not lang.startswith("_")}
             for role, langs in lexicon_raw().items() if not role.startswith("_")
-            and role != "status_values"}
+            and role not in ("status_values", "glossary")}
 
 
 def plain(text: str) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custseg.core.money import currency_in, currency_of_values
 from custseg.io._evidence import Profile, not_paid_money, says, says_not, words
 from custseg.io._mapping import FIELDS, normalize, row_number_name
 from custseg.io._roles import id_like_name, is_personal
@@ -93,6 +94,10 @@ class Reading:
     warnings: list[str] = field(default_factory=list)
     #: Columns filled on one line of each order only (carried down to its other lines).
     order_level: list[str] = field(default_factory=list)
+    #: The currency of the amounts (ISO code, or a shared sign such as "$") and where it
+    #: was read (see :func:`currency_of`); None when nothing names one.
+    currency: str | None = None
+    currency_from: str = ""
     #: The export format recognised by its header (``data/formats``), if any.
     format: Any = None
     prep: Any = None  # how the rows are prepared before cleaning (io._formats.Prep)
@@ -190,10 +195,44 @@ def read_roles(profiles: dict[str, Profile], sample: pd.DataFrame, *,
                     "names" if p.word_share >= 0.5 and p.code_share < 0.5 else None)
     cust_attrs, line_attrs = attributes(profiles, [c for c in cols if c not in taken],
                                         codes, customer, mapping.get("invoice_id"))
+    currency, read_from, mixed = currency_of(
+        profiles, [mapping[f] for f in ("unit_price", "amount") if f in mapping],
+        [c for c in cols if c not in taken])
     return Reading(mapping=mapping, evidence={f: evidence[f] for f in mapping},
                    value=value, customer_attributes=cust_attrs, line_attributes=line_attrs,
-                   personal_key=personal, questions=questions,
+                   personal_key=personal, questions=questions, warnings=mixed,
+                   currency=currency, currency_from=read_from,
                    order_level=order_level(profiles, cols, codes, mapping.get("invoice_id")))
+
+
+def currency_of(profiles: dict[str, Profile], money: list[str], free: list[str]
+                ) -> tuple[str | None, str, list[str]]:
+    """The currency of the amounts, where it was read, and a warning when lines are in
+    several currencies. Evidence, strongest first: a column of currency codes ("EUR" on
+    every line), the amounts' own signs or codes ("£2.10", "9,90 BRL"), the money
+    columns' names ("Sales (EUR)", "price_usd")."""
+    for col in free:
+        text = profiles[col].text.dropna()
+        if text.empty or not text.str.fullmatch(r"[A-Z]{3}|[a-z]{3}").all():
+            continue
+        one, seen = currency_of_values(text.str.upper())
+        if not seen or sum(seen.values()) < len(text):
+            continue
+        if one is None or len(seen) > 1:
+            parts = ", ".join(f"{c} {n / len(text):.0%}" for c, n in seen.items())
+            return None, "", [f"Column {col!r} names {len(seen)} currencies ({parts} of the "
+                              "sampled lines): their amounts are added as they are; keep "
+                              "one currency's lines or convert them first, and set currency "
+                              "in the config to name it"]
+        return one, f"column {col!r}", []
+    for col in money:
+        one, _ = currency_of_values(profiles[col].text.dropna())
+        if one:
+            return one, f"the values of {col!r}", []
+    for col in money:
+        if one := currency_in(col, lower_codes=True):
+            return one, f"the name {col!r}", []
+    return None, "", []
 
 
 #: Fields a column named exactly so takes when its values give no evidence either way

@@ -20,6 +20,7 @@ from msgspec import UNSET, UnsetType
 from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import MappingError
+from custseg.core.money import codes
 from custseg.core.version import __version__
 from custseg.engines import Engine, open_engine
 from custseg.engines.base import default_as_of, future_lines, without_purchase
@@ -276,12 +277,14 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
                 by_segment = values_by(scored, "rfm_segment", at_risk_of(value))
     with _stage("lifecycle", timings, reporter):
         scored, lifecycle = with_stages(scored, config, value)
+    currency = currency_for(config, reading.currency, reading.currency_from)
     summary = sm.RfmSummary(
         custseg_version=__version__,
         input=sm.Input(path=source.name, rows=source.rows + source.rejected,
                        format=source.format, **source.details),
         mapping=mapping,
         roles=msgspec.convert(reading.to_dict(), sm.Roles),
+        currency=currency,
         engine=engine.describe(),
         audit=sm.Audit(**audit.to_dict()),
         customers=int(len(scored)),
@@ -293,7 +296,7 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         rfm_edges=edges,
         rfm_segments=[sm.RfmSegment(**row, value=by_segment.get(row["name"], sm.UNSET),
                                     actions=_rfm_actions(row["name"], by_segment, config,
-                                                         value))
+                                                         value, currency or None))
                       for row in segments_summary],
         timings_s=timings,  # summary.json gets the write stage so far (write_run)
         customer_table=sm.UNSET if customer_info is None else customer_info,
@@ -353,7 +356,7 @@ def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
 
 
 def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config,
-                 value_block: sm.Clv) -> list[str]:
+                 value_block: sm.Clv, currency: sm.Currency | None = None) -> list[str]:
     """A named RFM segment's actions, with the win-back one its at-risk customers call for."""
     from custseg.jobs.value import at_risk_of, with_value_action
 
@@ -362,7 +365,8 @@ def _rfm_actions(name: str, values: dict[str, sm.SegmentValue], config: Config,
     value = values.get(name)
     if value is None:
         return list(actions)
-    return with_value_action(list(actions), value, at_risk_of(value_block))
+    return with_value_action(list(actions), value, at_risk_of(value_block),
+                             currency=currency and currency.code)
 
 
 def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], config: Config,
@@ -378,6 +382,25 @@ def _ignore_future(engine: Engine, source: Source, mapping: dict[str, str], conf
         audit = engine.clean(source, mapping, config)
     audit.warnings.append(future_warning(source.name, today, as_of, count, first))
     return config, audit
+
+
+def currency_for(config: Config, found: str | None, read_from: str
+                 ) -> sm.Currency | sm.UnsetType:
+    """The currency written with amounts: the config's (``none``: no currency), else the
+    one the data names."""
+    given = (config.currency or "").strip()
+    if given.lower() == "none":
+        return sm.UNSET
+    if given:
+        return sm.Currency(code=given.upper() if given.upper() in codes() else given,
+                           read_from="the config (currency)")
+    return sm.Currency(code=found, read_from=read_from) if found else sm.UNSET
+
+
+def currency_code(summary) -> str | None:
+    """The code (or sign) of the currency a run's amounts are in; None when unknown."""
+    found = summary.get("currency")
+    return found.code if found else None
 
 
 def read_input(engine: Engine, input, config: Config, timings: dict[str, float],

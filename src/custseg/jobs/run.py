@@ -28,6 +28,7 @@ from custseg.jobs.rfm import (
     RunResult,
     _stage,
     closed_on_error,
+    currency_code,
     line_attributes,
     line_profiles,
     read_input,
@@ -118,6 +119,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         table, recommendation = compare_on(base.customers, k=k, k_range=k_range, seed=seed,
                                            features=features, timings=timings,
                                            reporter=reporter,
+                                           least_fit=config.lifecycle.min_action_fit,
                                            k_sample=config.clustering.k_sample,
                                            **{p: v for p, v in params.items()
                                               if p in ("skew", "scaler")})
@@ -131,6 +133,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
                                     backend=backend, min_share=config.min_segment_share,
                                     min_stability=config.min_stability,
                                     k_sample=config.clustering.k_sample,
+                                    least_fit=config.lifecycle.min_action_fit,
                                     fallback=fallback, **params)
         else:
             model = Segmenter(algorithm=algorithm, k=k, k_range=k_range, seed=seed,
@@ -148,14 +151,17 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         roles = base.summary.get("customer_table", {}).get("columns")
         outcomes = outcome_columns(labelled, roles)
         profiles = build_profiles(labelled, outcomes)
-        roles = base.summary.get("customer_table", {}).get("columns")
-        names = name_segments(profiles, config.naming_rules, at_risk_share=config.at_risk_share,
-                              labels=config.labels, roles=roles)
-        if strategy == "stages":
+        currency = currency_code(base.summary)
+        staged = strategy == "stages"  # its own names, but for the unclustered
+        names = name_segments({i: p for i, p in profiles.items() if i == -1 or not staged},
+                              config.naming_rules, at_risk_share=config.at_risk_share,
+                              labels=config.labels, roles=roles, currency=currency)
+        if staged:
             names.update(stage_names(
                 {i: p for i, p in profiles.items() if i != -1},
                 {i + 1: g for i, g in enumerate(model.segment_groups_)},
-                labels=config.labels, roles=roles))
+                labels=config.labels, roles=roles, currency=currency,
+                levels=segment_levels(model.groups_)))
         labelled["segment_name"] = labelled["segment"].map(
             {i: n["name"] for i, n in names.items()})
         values = _segment_values(labelled, base.summary, config, names,
@@ -294,6 +300,20 @@ def with_main_levels(engine, table: pd.DataFrame, columns: dict[str, str]) -> pd
     return table.merge(levels, on="customer_id", how="left")
 
 
+def segment_levels(groups: list[dict[str, Any]]) -> dict[int, tuple[str, str | None]]:
+    """Segment id (1..) -> (column, level) of the segments of groups split by a category's
+    levels (level None: the other levels together)."""
+    out: dict[int, tuple[str, str | None]] = {}
+    for g in groups:
+        split = g.get("levels")
+        if split:
+            for level, local in split["levels"].items():
+                out[g["first"] + local + 1] = (split["column"], level)
+            if split["other"] is not None:
+                out[g["first"] + split["other"] + 1] = (split["column"], None)
+    return out
+
+
 def strategy_summary(strategy: str, why: str, model) -> sm.Strategy:
     groups = sm.UNSET
     if strategy == "stages":
@@ -341,7 +361,8 @@ def _segment_values(labelled: pd.DataFrame, summary, config: Config,
     for seg_id, value in values.items():
         before = names[seg_id]["actions"][:1]
         names[seg_id]["actions"] = with_value_action(names[seg_id]["actions"], value, rule,
-                                                     first=first)
+                                                     first=first, currency=currency_code(
+                                                         summary))
         if names[seg_id]["actions"][:1] != before:
             names[seg_id]["action_for"] = ["cooling", "lapsed"]
     return values
@@ -372,7 +393,7 @@ def compare_algorithms(input: str | Path | list | None = None, *, out_dir: str |
                                        features=c.features, algorithms=algorithms,
                                        timings=base.summary.timings_s, reporter=reporter,
                                        skew=c.skew, scaler=c.scaler, k_sample=c.k_sample,
-                                       **params)
+                                       least_fit=config.lifecycle.min_action_fit, **params)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -383,8 +404,8 @@ def compare_algorithms(input: str | Path | list | None = None, *, out_dir: str |
 
 
 def compare_on(customers: pd.DataFrame, *, k, k_range, seed, features, algorithms=None,
-               timings: dict[str, float], reporter: Reporter | None = None, **params: Any
-               ) -> tuple[pd.DataFrame, str]:
+               timings: dict[str, float], reporter: Reporter | None = None,
+               least_fit: float = 0.8, **params: Any) -> tuple[pd.DataFrame, str]:
     """Fit every algorithm on one customer table; the ranked table and the recommendation.
     Order lines (customers with a lifecycle ``stage``) also get the default strategy,
     lifecycle stage first with k-means within each stage (algorithm "stages+kmeans"), and
@@ -397,7 +418,8 @@ def compare_on(customers: pd.DataFrame, *, k, k_range, seed, features, algorithm
     for name in names:
         with _stage(name, timings, reporter):
             start = time.perf_counter()
-            model = (StagedSegmenter(seed=seed, features=features, **params)
+            model = (StagedSegmenter(seed=seed, features=features, least_fit=least_fit,
+                                     **params)
                      if name == "stages+kmeans" else
                      Segmenter(algorithm=name, k=k, k_range=k_range, seed=seed,
                                features=features, **params))
@@ -419,7 +441,7 @@ def compare_on(customers: pd.DataFrame, *, k, k_range, seed, features, algorithm
                             if staged else {}),
                          "seconds": round(time.perf_counter() - start, 2), "error": None})
     max_k = k if isinstance(k, int) else (k_range[1] if k_range else ACTION_RANGE[1])
-    return rank(pd.DataFrame(rows), max_k=max_k)
+    return rank(pd.DataFrame(rows), max_k=max_k, least_fit=least_fit)
 
 
 def best_action_fit(stage: pd.Series, labels: np.ndarray) -> float:

@@ -17,6 +17,7 @@ import pandas as pd
 from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import DataError, InputError
+from custseg.core.money import money
 from custseg.engines import Engine
 from custseg.engines.base import default_as_of, timestamp
 from custseg.io import Source
@@ -506,15 +507,16 @@ FIRST_SHARE = 0.5
 
 
 def with_value_action(actions: list[str], value: sm.SegmentValue, rule: AtRisk,
-                      first: bool = True) -> list[str]:
+                      first: bool = True, currency: str | None = None) -> list[str]:
     """A segment's actions with the one its at-risk customers call for, with the figures:
     first when most of the segment is at risk (and ``first``), else last (none when
     nobody is)."""
     if not value.at_risk:
         return actions
     share = value.at_risk / value.customers
-    who = (f"{value.at_risk:,} customers ({share:.0%}) with {value.at_risk_value:,.0f} of "
-           f"predicted value are at risk ({rule.words})")
+    who = (f"{value.at_risk:,} customers ({share:.0%}) with "
+           f"{money(value.at_risk_value, currency, cents=False)} of predicted value are at "
+           f"risk ({rule.words})")
     if first and share >= FIRST_SHARE:
         return [f"{who}: win them back first.", *actions]
     return [*actions, f"{who}: contact them before they lapse."]

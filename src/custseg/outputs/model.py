@@ -420,7 +420,7 @@ def _staged_from_json(model: dict[str, Any], a: dict[str, Any]) -> dict[str, Any
             local = [{"id": i} for i in range(1, len(segs) + 1)]
             sub = {"clustering": {"assignment": g["assignment"]}, "features": g["features"],
                    "segments": local + [{"id": NOISE}]}
-            _check_features(g["features"], lambda what: _raise(ValueError(what)))
+            _check_features(g["features"], _invalid)
             entry["rule"] = rule_from_json(sub)
             entry["prep"] = _prep(g["features"])
         elif "levels" in g:
@@ -442,8 +442,8 @@ def _staged_from_json(model: dict[str, Any], a: dict[str, Any]) -> dict[str, Any
         sorted({v - 1 for g in out for v in g["segments"]}), dtype=np.int64)}
 
 
-def _raise(exc: Exception) -> None:
-    raise exc
+def _invalid(what: str) -> None:
+    raise ValueError(f"a group's {what} do not match")
 
 
 def _prep(features: dict[str, Any]) -> FeaturePrep:
@@ -456,21 +456,12 @@ def _prep(features: dict[str, Any]) -> FeaturePrep:
 def staged_labels(rule: dict[str, Any], table: pd.DataFrame) -> np.ndarray:
     """Labels (0.., -1) of customers under a staged rule: their stage's group (a stage no
     group held: the first group of its state), then the group's rule."""
-    from custseg.cluster._staged import GROUPS, level_labels
+    from custseg.cluster._staged import group_of_stage, level_labels
 
     if rule["by"] not in table.columns:
         raise InputError(f"The model segments by lifecycle stage: the customers need a "
                          f"{rule['by']!r} column (order lines give it).")
-    where: dict[str, int] = {}
-    for n, g in enumerate(rule["groups"]):
-        for s in g["stages"]:
-            where.setdefault(s, n)
-    for s, state in GROUPS.items():
-        if s not in where:
-            same = [n for n, g in enumerate(rule["groups"]) if g["state"] == state]
-            if same:
-                where[s] = same[0]
-    group = table[rule["by"]].astype(str).map(where).to_numpy()
+    group = table[rule["by"]].astype(str).map(group_of_stage(rule["groups"])).to_numpy()
     labels = np.full(len(table), NOISE, dtype=np.int64)
     for n, g in enumerate(rule["groups"]):
         rows = np.flatnonzero(group == n)
@@ -652,14 +643,11 @@ def assign(model: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
         table = rfm_scores(table, model["rfm"]["edges"], model["rfm"]["segments"])
     else:
         table = table.copy()
-    f = model["features"]
-    prep = FeaturePrep()
-    prep.numeric_, prep.categorical_, prep.spec_ = f["numeric"], f["categorical"], f["spec"]
-    prep.columns_ = f["columns"]
     rule = rule_from_json(model)
     if rule["kind"] == "staged":
         labels = staged_labels(rule, table)
     else:
+        prep = _prep(model["features"])
         X = prep.transform_frame(table)
         cats = prep.category_codes(table) if rule["kind"] == "kprototypes" else None
         labels = apply_rule(rule, X, cats)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
+
+from custseg.io._evidence import lexicon_raw, plain
 
 #: Abbreviations (a whole word, lower case) and what they stand for.
 ABBREVIATIONS: dict[str, str] = {
@@ -34,7 +37,8 @@ _SPEND = {"mnt", "amt", "amnt", "amount"}
 #: Nouns after which a plural reads as singular ("purchases frequency").
 _HEADS = {"frequency", "transactions", "purchases", "count", "amount", "value", "rate",
           "spend", "total", "score", "share", "ratio"}
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_UP, _LOW = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"  # Latin letters with accents too
+_CAMEL = re.compile(rf"[{_UP}]+(?=[{_UP}][{_LOW}])|[{_UP}]?[{_LOW}]+|[{_UP}]+|\d+")
 
 
 def humanise(column: str, labels: Mapping[str, str] | None = None) -> str:
@@ -42,7 +46,7 @@ def humanise(column: str, labels: Mapping[str, str] | None = None) -> str:
     if labels and column in labels:
         return labels[column]
     text = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", str(column))  # units: (k$), (1-100)
-    words = [w for part in re.split(r"[^A-Za-z0-9]+", text) for w in _CAMEL.findall(part)]
+    words = [w for part in re.split(rf"[^{_UP}{_LOW}0-9]+", text) for w in _CAMEL.findall(part)]
     words = [w.lower() for w in words]
     if not words:
         return str(column).strip().lower() or "value"
@@ -50,7 +54,7 @@ def humanise(column: str, labels: Mapping[str, str] | None = None) -> str:
     if spend:
         words = words[1:]
     out: list[str] = []
-    for w in words:
+    for w in _english(words):
         out.extend(ABBREVIATIONS.get(w, w).split())
     if len(out) == 2 and out[0] in ("date", "year"):
         out.reverse()  # Dt_Customer: customer date; Year_Birth: birth year
@@ -61,6 +65,32 @@ def humanise(column: str, labels: Mapping[str, str] | None = None) -> str:
     out = [_singular(w) if i + 1 < len(out) and out[i + 1] in _HEADS else w
            for i, w in enumerate(out)]  # PURCHASES_FREQUENCY: purchase frequency
     return " ".join(_dedupe(out))
+
+
+def _english(words: list[str]) -> list[str]:
+    """A name's words in English where the glossary has every one of them ("Estado Civil":
+    marital status, "Filhos": children); as they are otherwise (no half-translated
+    names)."""
+    english, out, skip = glossary(), [], False
+    for w, after in zip(words, [*words[1:], ""], strict=True):
+        if skip:
+            skip = False
+        elif after and plain(w + after) in english:
+            out.append(english[plain(w + after)])
+            skip = True
+        elif plain(w) in english:
+            out.append(english[plain(w)])
+        else:
+            return words
+    return out
+
+
+@cache
+def glossary() -> dict[str, str]:
+    """Column-name words of other languages -> the English word (``data/column_words.json``,
+    "glossary"): "filhos" is "children", "marca" is "brand"."""
+    return {plain(w): english for english, others in lexicon_raw()["glossary"].items()
+            if not english.startswith("_") for w in others}
 
 
 def _singular(word: str) -> str:

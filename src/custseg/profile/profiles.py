@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from custseg.core.money import column_unit, money
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
 from custseg.io._roles import ROLES_ATTR
 from custseg.prep.lifecycle import MIN_GAP_DAYS, STAGES, STATE, typical_gaps
@@ -223,13 +224,14 @@ class Phrase(NamedTuple):
 def name_segments(profiles: Mapping[int, dict[str, Any]],
                   rules: list[dict[str, Any]] | None = None, *,
                   at_risk_share: float = 0.3, labels: Mapping[str, str] | None = None,
-                  roles: Mapping[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+                  roles: Mapping[str, Any] | None = None, currency: str | None = None
+                  ) -> dict[int, dict[str, Any]]:
     """``{segment id: {"name", "description", "actions"}}``, names unique within the run.
 
     ``labels`` (config ``[labels]``) names columns in words; ``roles`` (``{column: role}``
     or ``{column: {"role": role, "used_as": ...}}``, role "money", "count", "rate",
     "flag", "date" (days since), "year", "age", ...) chooses the wording of customer-table
-    columns."""
+    columns; ``currency`` is written with amounts."""
     ids = [i for i in profiles if i != -1]
     ctx = _context(profiles, at_risk_share, labels, roles)
     transactional = _transactional(profiles, ids)
@@ -244,7 +246,7 @@ def name_segments(profiles: Mapping[int, dict[str, Any]],
                 "segment-wide campaigns until more data places them"]}
         else:
             out[i] = named[i]
-        out[i]["description"] = describe(profiles[i], transactional, ctx.labels)
+        out[i]["description"] = describe(profiles[i], transactional, ctx.labels, currency)
     return _no_repeats(out)
 
 
@@ -570,10 +572,16 @@ def _category_phrase(column: str, mix: Mapping[str, float], ctx: _Context) -> Ph
     z = (share - base) / (base * (1 - base)) ** 0.5
     if z < NAME_Z:
         return None
-    text = level.lower() if level[:1].isupper() and level[1:].islower() else level
-    if re.fullmatch(r"[\d.,-]+", text):
-        text = f"{humanise(column, ctx.labels)} {text}"
-    return Phrase(None, f"mostly {text}", column, round(z, 2), "category")
+    return Phrase(None, f"mostly {level_text(column, level, ctx.labels)}", column,
+                  round(z, 2), "category")
+
+
+def level_text(column: str, level: str, labels: Mapping[str, str] | None = None) -> str:
+    """A category's level as the data writes it (a brand keeps its capitals: "LG",
+    "Food & Beverage"); a number with its column's words ("children 2")."""
+    level = str(level).strip()
+    return f"{humanise(column, labels)} {level}" if re.fullmatch(r"[\d.,-]+", level) \
+        else level
 
 
 def _pick(ranked: list[Phrase], n: int) -> list[Phrase]:
@@ -814,8 +822,8 @@ def _action(p: Phrase) -> str:
 
 # ----------------------------------------------------------------------- descriptions
 def describe(profile: dict[str, Any], transactional: bool,
-             labels: Mapping[str, str] | None = None) -> str:
-    """One or two sentences with numbers."""
+             labels: Mapping[str, str] | None = None, currency: str | None = None) -> str:
+    """One or two sentences with numbers, amounts in ``currency``."""
     head = f"{profile['customers']:,} customers ({profile['share']:.0%})"
     f = profile["features"]
     if transactional:
@@ -831,17 +839,27 @@ def describe(profile: dict[str, Any], transactional: bool,
             text += (f", {rhythm['ratio']:.1f}x {whose} typical {rhythm['typical_gap']:.0f} "
                      "days between orders")
         if "avg_order_value" in f and f["avg_order_value"]["mean"] is not None:
-            text += f", {f['avg_order_value']['median']:,.2f} per order (median)"
+            text += (f", {money(f['avg_order_value']['median'], currency, cents=True)} per "
+                     "order (median)")
         if profile.get("at_risk_share"):
             text += f"; {profile['at_risk_share']:.0%} at risk by RFM"
         return text + "".join(f"; {o}" for o in _outcome_parts(profile, labels)) + "."
     top = sorted(((abs(s["z"] or 0), c, s) for c, s in f.items()), reverse=True)[:3]
     flags = set(profile.get("flags", ()))
     parts = [f"{s['mean']:.0%} {humanise(c, labels)} (all customers: {s['all_mean']:.0%})"
-             if c in flags else f"{humanise(c, labels)} {s['mean']:,.1f} on average "
-             f"(all customers: {s['all_mean']:,.1f})" for _, c, s in top]
+             if c in flags else f"{humanise(c, labels)} {_with_unit(s['mean'], c)} on "
+             f"average (all customers: {_with_unit(s['all_mean'], c)})" for _, c, s in top]
     parts += _outcome_parts(profile, labels)
     return head + ("; " + "; ".join(parts) if parts else "") + "."
+
+
+def _with_unit(value: float, column: str) -> str:
+    """A number with the money unit its column's name gives ("60.2 k$", "€1,250.0")."""
+    unit = column_unit(column)
+    if unit is None:
+        return f"{value:,.1f}"
+    return money(value, unit, cents=False) if len(unit) == 3 and unit.isupper() \
+        or unit in ("€", "£", "$") else f"{value:,.1f} {unit}"
 
 
 def _outcome_parts(profile: dict[str, Any], labels: Mapping[str, str] | None) -> list[str]:

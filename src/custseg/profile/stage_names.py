@@ -12,13 +12,13 @@ distinguishes them ("Regulars: wide product range").
 from __future__ import annotations
 
 import json
-import re
 import string
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from custseg.core.money import money
 from custseg.prep.lifecycle import STATE
 from custseg.profile.labels import humanise
 from custseg.profile.profiles import (
@@ -29,6 +29,7 @@ from custseg.profile.profiles import (
     _context,
     _phrase,
     describe,
+    level_text,
 )
 
 #: Value tiers by the share of all customers spending less than the segment's median.
@@ -65,9 +66,13 @@ def tier(profile: Mapping[str, Any], by: str = "value_rank") -> str:
 
 def stage_names(profiles: Mapping[int, dict[str, Any]], groups: Mapping[int, str], *,
                 labels: Mapping[str, str] | None = None,
-                roles: Mapping[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+                roles: Mapping[str, Any] | None = None, currency: str | None = None,
+                levels: Mapping[int, tuple[str, str | None]] | None = None
+                ) -> dict[int, dict[str, Any]]:
     """``{segment id: {"name", "description", "actions", "action_for"}}`` for segments
-    whose lifecycle group is ``groups[id]``; names unique, first actions too."""
+    whose lifecycle group is ``groups[id]``; names unique, first actions too; amounts in
+    ``currency``. ``levels[id]`` is ``(column, level)`` for a segment its group was split
+    into by a category's level (None: the other levels together)."""
     words = stage_words()
     out: dict[int, dict[str, Any]] = {}
     for i, p in profiles.items():
@@ -85,16 +90,47 @@ def stage_names(profiles: Mapping[int, dict[str, Any]], groups: Mapping[int, str
         name = entry["name"]
         if one_time and level != "mid":
             name = f"{'High' if level == 'high' else 'Low'}-value {name[0].lower()}{name[1:]}"
-        numbers = _numbers(p)
-        out[i] = {"name": name, "actions": [a.format(**numbers) for a in entry["actions"]],
-                  "action_for": list(spec["for"]), "stage_group": groups[i],
-                  "by_basket": by_basket}
+        numbers = _numbers(p, currency)
+        actions = [a.format(**numbers) for a in entry["actions"]]
+        if levels and i in levels:
+            name, actions = _by_level(name, actions, *levels[i], labels)
+        out[i] = {"name": name, "actions": actions, "action_for": list(spec["for"]),
+                  "stage_group": groups[i], "by_basket": by_basket}
     _tell_apart(profiles, out, labels, roles)
     transactional = True
     for i in out:
-        out[i]["description"] = describe(profiles[i], transactional, labels) + _tier_words(
-            profiles[i], out[i].pop("by_basket"))
+        out[i]["description"] = (describe(profiles[i], transactional, labels, currency)
+                                 + _tier_words(profiles[i], out[i].pop("by_basket")))
     return out
+
+
+def _by_level(name: str, actions: list[str], column: str, level: str | None, labels
+              ) -> tuple[str, list[str]]:
+    """The name and actions of a segment of a group split by ``column``'s levels: its
+    level ("One-time buyers, lapsed: LG"), its stage's action built on it; the segment of
+    the other levels: "...: other categories"."""
+    if level is None:
+        return f"{name}: other {_plural(humanise(column, labels))}", actions
+    words = level_text(column, level, labels)
+    return f"{name}: {words}", [_joined(actions[0], _built_on(words)), *actions[1:]]
+
+
+def _built_on(level: str) -> str:
+    return f"build it on {level}, with what goes with it, where and how they bought it"
+
+
+def _plural(words: str) -> str:
+    last = words.rsplit(" ", 1)[-1]
+    if last.endswith("s"):
+        return words
+    return words[:-1] + "ies" if last.endswith("y") and last[-2:-1] not in "aeiou" \
+        else words + "s"
+
+
+def _joined(first: str, then: str) -> str:
+    """One action from a stage's and what sets the segment apart: "Offer a second order
+    ...; build the next offer on LG: ..."."""
+    return f"{first}; {then[:1].lower()}{then[1:]}"
 
 
 def _tell_apart(profiles, out: dict[int, dict[str, Any]], labels, roles) -> None:
@@ -113,21 +149,41 @@ def _tell_apart(profiles, out: dict[int, dict[str, Any]], labels, roles) -> None
         for letter, i in zip(string.ascii_uppercase, same, strict=False):
             phrase = _apart(profiles, i, [j for j in same if j != i], ctx, used)
             if phrase is None:
+                phrase = _spend_apart(profiles, i, same, used)
+            if phrase is None:
                 out[i]["name"] = f"{name}, group {letter}"
                 continue
             words = _compose([phrase])
             used.add(words)
-            out[i]["name"] = f"{name}: {words[0].lower()}{words[1:]}"
+            out[i]["name"] = f"{name}: " + (phrase.words if phrase.role == "category"
+                                            else f"{words[0].lower()}{words[1:]}")
             # an engaged segment that is not the best-paying of its name is led by what
             # sets it apart (a VIP tier is for the one that pays most); others by their
-            # stage's action, which says when and how to reach them
-            lead = i != top and out[i]["action_for"] == ["engaged"]
-            out[i]["actions"].insert(0 if lead else 1, _apart_action(phrase))
+            # stage's action, which says when and how to reach them, built on it
+            actions = out[i]["actions"]
+            if i != top and out[i]["action_for"] == ["engaged"]:
+                actions.insert(0, _apart_action(phrase))
+            else:
+                actions[0] = _joined(actions[0], _built_on(phrase.words.removeprefix(
+                    "mostly ")) if phrase.role == "category" else _apart_action(phrase))
     seen: set[str] = set()
     for i in sorted(out):
         if out[i]["actions"][0] in seen:
             out[i]["actions"][0] += f" ({out[i]['name']})"
         seen.add(out[i]["actions"][0])
+
+
+def _spend_apart(profiles, i: int, same: list[int], used: set[str]) -> Phrase | None:
+    """"higher spend" or "lower spend" than the others of its name, when no other
+    feature tells it apart (None when that is said already)."""
+    def median(j: int) -> float:
+        return profiles[j]["features"]["monetary"]["median"] or 0.0
+
+    others = [median(j) for j in same if j != i]
+    high = median(i) >= sum(others) / len(others)
+    phrase = Phrase("higher" if high else "lower", "spend", "monetary", 1.0 if high else -1.0,
+                    "number")
+    return None if _compose([phrase]) in used else phrase
 
 
 def _apart(profiles, i: int, others: list[int], ctx, used: set[str]):
@@ -153,7 +209,7 @@ def _apart(profiles, i: int, others: list[int], ctx, used: set[str]):
                 found.append((-gap / APART_SHARE * APART_Z, column, (level, share)))
     for _, column, gap in sorted(found):
         if isinstance(gap, tuple):  # a level of a category, and its share
-            words = _level_words(column, gap[0], ctx)
+            words = level_text(column, gap[0], ctx.labels)
             phrase = Phrase(None, words if gap[1] >= ALL else f"mostly {words}", column, 1.0,
                             "category")
         else:
@@ -174,27 +230,21 @@ def _apart_action(phrase) -> str:
     return _action(phrase)
 
 
-def _level_words(column: str, level: str, ctx) -> str:
-    text = level.lower() if level[:1].isupper() and level[1:].islower() else level
-    return f"{humanise(column, ctx.labels)} {text}" if re.fullmatch(r"[\d.,-]+", text) \
-        else text
-
-
-def _numbers(p: Mapping[str, Any]) -> dict[str, str]:
+def _numbers(p: Mapping[str, Any], currency: str | None = None) -> dict[str, str]:
     """The placeholders of an action from a segment's profile."""
     f = p["features"]
     gap = p.get("typical_gap")
 
-    def money(v) -> str:
-        return "?" if v is None else f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
+    def amount(v) -> str:
+        return money(v, currency)
 
     def days(v) -> str:
         return "?" if v is None else f"{v:,.0f}"
 
     return {"gap": days(gap), "late": days(None if gap is None else 1.5 * gap),
             "recency": days(f.get("recency", {}).get("median")),
-            "basket": money(f.get("avg_order_value", {}).get("median")),
-            "spend": money(f.get("monetary", {}).get("median")),
+            "basket": amount(f.get("avg_order_value", {}).get("median")),
+            "spend": amount(f.get("monetary", {}).get("median")),
             "orders": f"{(f.get('frequency', {}).get('mean') or 0):.1f}"}
 
 

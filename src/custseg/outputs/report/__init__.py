@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from custseg.core.exceptions import InputError
+from custseg.core.money import money
 from custseg.core.summary import RfmSummary, RunSummary, TableRunSummary
 from custseg.core.summary import load as load_summary
 from custseg.outputs.rundir import atomic_file, read_segments
@@ -71,6 +72,20 @@ BACKTEST_CHART = "calibration.png"
 
 #: Charts the template shows in their own section rather than in the run of charts.
 PLACED = ("calibration",)
+
+
+def _money_filter():
+    import jinja2
+
+    @jinja2.pass_context
+    def money_of(context, v: object) -> str:
+        """An amount with the run's currency (see :mod:`custseg.core.money`)."""
+        if not isinstance(v, int | float):
+            return "n/a"
+        currency = (context.get("s") or {}).get("currency") or {}
+        return money(float(v), currency.get("code"), cents=True)
+
+    return money_of
 
 
 def _num(v: object) -> str:
@@ -148,6 +163,7 @@ def _template():
     env.filters["thousands"] = lambda v: f"{v:,}" if isinstance(v, int | float) else v
     env.filters["pct"] = lambda v: f"{v:.1%}" if isinstance(v, int | float) else v
     env.filters["num"] = _num
+    env.filters["money"] = _money_filter()
     env.filters["param"] = _param
     env.filters["dec3"] = _dec3
     env.filters["times"] = _times
