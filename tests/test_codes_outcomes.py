@@ -116,6 +116,8 @@ def test_a_campaign_table_reports_its_outcome_and_averages_no_code(tmp_path):
             result.customers.loc[mine, "customer_id"], "y"] == "yes").mean()
         assert f"{share:.0%} y against {rate:.0%} overall" in seg["description"]
         assert "pdays -" not in seg["description"] and "9,999" not in seg["description"]
+        # a code's flag reads as who has the value on record, not "rarely pdays not given"
+        assert "not given" not in seg["name"]
         sizes += seg["size"]
     assert sizes == len(frame)
     report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
@@ -183,3 +185,19 @@ def test_a_missing_data_dictionary_is_a_one_line_error(tmp_path):
     with pytest.raises(InputError, match="Data dictionary .*nothere.csv does not exist"):
         run_segments(tmp_path / "b.csv", config=Config(
             report=False, dictionary=str(tmp_path / "nothere.csv")))
+
+
+def test_bare_levels_carry_their_column_and_codes_read_as_on_record():
+    from custseg.profile.profiles import _Context, _phrase, level_text
+
+    assert level_text("Dependents", "No") == "no dependents"
+    assert level_text("Partner", "Yes") == "with partner"
+    assert level_text("Gender", "F") == "gender F"
+    assert level_text("Kidhome", "2") == "kids at home 2"
+    assert level_text("Marca", "LG") == "LG"  # a brand keeps its capitals
+    assert level_text("Contract", "Month-to-month") == "Month-to-month"
+    ctx = _Context({"pdays": "days since the last contact"}, {"pdays not given": "flag"}, 0.3,
+                   {})
+    high, low = _phrase("pdays not given", 1.5, ctx), _phrase("pdays not given", -1.5, ctx)
+    assert high.words == "mostly no days since the last contact"  # the dictionary's words
+    assert low.words == "mostly with days since the last contact"

@@ -29,6 +29,7 @@ from custseg.jobs.rfm import (
     _stage,
     closed_on_error,
     currency_code,
+    currency_for,
     line_attributes,
     line_profiles,
     read_input,
@@ -523,7 +524,7 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
         audit=sm.Audit(rows_in=info["rows"], rows_used=len(table),
                        dropped={"missing_or_repeated_id": info["rows"] - len(table)},
                        warnings=list(info["warnings"]), notes=notes),
-        timings_s=timings,
+        timings_s=timings, currency=currency_for(config, None, ""),
         customer_ids=privacy.DESCRIPTION if config.hash_ids else sm.UNSET)
     base = RunResult(customers=table, excluded=pd.DataFrame(columns=["customer_id", "reason"]),
                      summary=summary, id_salt=privacy.salt_for(config))

@@ -30,7 +30,9 @@ ABBREVIATIONS: dict[str, str] = {
     "prod": "product", "prods": "products", "purch": "purchase", "mnth": "month",
     "mth": "month", "mo": "month", "wk": "week", "acct": "account", "pmt": "payment",
     "amnt": "amount", "val": "value", "rev": "revenue", "hh": "household",
-    "oneoff": "one-off", "kidhome": "kids at home", "teenhome": "teens at home", "inc": "income",
+    "oneoff": "one-off", "tran": "transaction", "trans": "transactions", "ct": "count",
+    "chng": "change", "util": "utilisation", "mon": "months", "inact": "inactive",
+    "cont": "contacts", "dep": "dependents", "ratio": "ratio", "kidhome": "kids at home", "teenhome": "teens at home", "inc": "income",
 }
 #: Words that mean "the amount spent on": ``Mnt Wines`` becomes "wine spend".
 _SPEND = {"mnt", "amt", "amnt", "amount"}
@@ -38,7 +40,7 @@ _SPEND = {"mnt", "amt", "amnt", "amount"}
 _HEADS = {"frequency", "transactions", "purchases", "count", "amount", "value", "rate",
           "spend", "total", "score", "share", "ratio"}
 _UP, _LOW = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"  # Latin letters with accents too
-_CAMEL = re.compile(rf"[{_UP}]+(?=[{_UP}][{_LOW}])|[{_UP}]?[{_LOW}]+|[{_UP}]+|\d+")
+_CAMEL = re.compile(rf"[{_UP}]\d+\b|[{_UP}]+(?=[{_UP}][{_LOW}])|[{_UP}]?[{_LOW}]+|[{_UP}]+|\d+")
 
 
 def humanise(column: str, labels: Mapping[str, str] | None = None) -> str:

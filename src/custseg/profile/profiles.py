@@ -246,7 +246,8 @@ def name_segments(profiles: Mapping[int, dict[str, Any]],
                 "segment-wide campaigns until more data places them"]}
         else:
             out[i] = named[i]
-        out[i]["description"] = describe(profiles[i], transactional, ctx.labels, currency)
+        out[i]["description"] = describe(profiles[i], transactional, ctx.labels, currency,
+                                         ctx.roles)
     return _no_repeats(out)
 
 
@@ -513,6 +514,10 @@ def _phrase(column: str, z: float, ctx: _Context) -> Phrase | None:
             return Phrase(None, "long-standing" if high else "newly joined", column, z, role)
         return Phrase(None, f"long since {label}" if high else f"recent {label}", column, z,
                       role)
+    if role == "flag" and column.endswith(NOT_GIVEN):  # a code's flag: pdays not given
+        base = humanise(column.removesuffix(NOT_GIVEN), ctx.labels)
+        return Phrase(None, f"mostly no {base}" if high else f"mostly with {base}", column,
+                      z, "not given")
     if role == "flag":
         noun = _flag_noun(label)
         if noun != label:
@@ -578,10 +583,23 @@ def _category_phrase(column: str, mix: Mapping[str, float], ctx: _Context) -> Ph
 
 def level_text(column: str, level: str, labels: Mapping[str, str] | None = None) -> str:
     """A category's level as the data writes it (a brand keeps its capitals: "LG",
-    "Food & Beverage"); a number with its column's words ("children 2")."""
+    "Food & Beverage"); a number with its column's words ("children 2"), a bare yes or no
+    too ("no dependents", "with partner")."""
     level = str(level).strip()
-    return f"{humanise(column, labels)} {level}" if re.fullmatch(r"[\d.,-]+", level) \
+    if level.lower() in _NO:
+        return f"no {humanise(column, labels)}"
+    if level.lower() in _YES:
+        return f"with {humanise(column, labels)}"
+    # a number or a letter says nothing without its column: "children 2", "gender F"
+    return f"{humanise(column, labels)} {level}" if re.fullmatch(r"[\d.,-]+|\w", level) \
         else level
+
+
+#: Levels that only say yes or no, in the languages custseg reads.
+_NO = {"no", "n", "false", "não", "nao", "nein", "non"}
+_YES = {"yes", "y", "true", "sí", "si", "sim", "ja", "oui"}
+#: The end of a code's 0/1 column's name (see :func:`custseg.io._roles.coded_name`).
+NOT_GIVEN = " not given"
 
 
 def _pick(ranked: list[Phrase], n: int) -> list[Phrase]:
@@ -797,6 +815,10 @@ def _action(p: Phrase) -> str:
                 "Welcome them with an onboarding series")
     if p.role == "category":
         return f"Shape message and channel for a group that is {p.words}"
+    if p.role == "not given":
+        base = p.words.split(" ", 2)[2]
+        return (f"Treat them as new to it: most have no {base} on record" if high else
+                f"Build on their {base} history: nearly all of them have one on record")
     if p.role == "flag" and p.words == "complainers":
         return ("Resolve their complaints before any offer" if high else
                 "Ask them for reviews and referrals")
@@ -822,8 +844,11 @@ def _action(p: Phrase) -> str:
 
 # ----------------------------------------------------------------------- descriptions
 def describe(profile: dict[str, Any], transactional: bool,
-             labels: Mapping[str, str] | None = None, currency: str | None = None) -> str:
-    """One or two sentences with numbers, amounts in ``currency``."""
+             labels: Mapping[str, str] | None = None, currency: str | None = None,
+             roles: Mapping[str, str] | None = None) -> str:
+    """One or two sentences with numbers, amounts in ``currency``: of order lines, and of
+    a customer table's columns whose ``roles`` are money (a unit in a column's name
+    wins)."""
     head = f"{profile['customers']:,} customers ({profile['share']:.0%})"
     f = profile["features"]
     if transactional:
@@ -847,15 +872,18 @@ def describe(profile: dict[str, Any], transactional: bool,
     top = sorted(((abs(s["z"] or 0), c, s) for c, s in f.items()), reverse=True)[:3]
     flags = set(profile.get("flags", ()))
     parts = [f"{s['mean']:.0%} {humanise(c, labels)} (all customers: {s['all_mean']:.0%})"
-             if c in flags else f"{humanise(c, labels)} {_with_unit(s['mean'], c)} on "
-             f"average (all customers: {_with_unit(s['all_mean'], c)})" for _, c, s in top]
+             if c in flags else f"{humanise(c, labels)} {_with_unit(s['mean'], c, unit)} on "
+             f"average (all customers: {_with_unit(s['all_mean'], c, unit)})"
+             for _, c, s in top
+             for unit in [currency if (roles or {}).get(c) == "money" else None]]
     parts += _outcome_parts(profile, labels)
     return head + ("; " + "; ".join(parts) if parts else "") + "."
 
 
-def _with_unit(value: float, column: str) -> str:
-    """A number with the money unit its column's name gives ("60.2 k$", "€1,250.0")."""
-    unit = column_unit(column)
+def _with_unit(value: float, column: str, currency: str | None = None) -> str:
+    """A number with the money unit its column's name gives ("60.2 k$", "€1,250"), else
+    ``currency``."""
+    unit = column_unit(column) or currency
     if unit is None:
         return f"{value:,.1f}"
     return money(value, unit, cents=False) if len(unit) == 3 and unit.isupper() \
