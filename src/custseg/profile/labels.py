@@ -32,7 +32,8 @@ ABBREVIATIONS: dict[str, str] = {
     "amnt": "amount", "val": "value", "rev": "revenue", "hh": "household",
     "oneoff": "one-off", "tran": "transaction", "trans": "transactions", "ct": "count",
     "chng": "change", "util": "utilisation", "mon": "months", "inact": "inactive",
-    "cont": "contacts", "dep": "dependents", "ratio": "ratio", "kidhome": "kids at home", "teenhome": "teens at home", "inc": "income",
+    "cont": "contacts", "dep": "dependents", "kidhome": "kids at home",
+    "teenhome": "teens at home", "inc": "income",
 }
 #: Words that mean "the amount spent on": ``Mnt Wines`` becomes "wine spend".
 _SPEND = {"mnt", "amt", "amnt", "amount"}
