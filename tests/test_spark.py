@@ -283,3 +283,33 @@ def test_export_formats_and_attributes_equal_duckdb(spark, tmp_path):
         assert_same(duck, other)
         assert len(other.customers) == export.customers
         assert other.summary["roles"] == duck.summary["roles"]
+
+
+def test_main_levels_of_one_time_buyers_equal_duckdb(spark, tmp_path):
+    """Where every customer bought once, each one's main category and store (what he
+    spent most on) come from one SQL query (engines/lines.main_levels), in Spark's dialect
+    too: the same level for every customer as on DuckDB."""
+    from exports import mall
+
+    from custseg.engines import open_engine
+    from custseg.engines.lines import main_levels
+    from custseg.jobs.rfm import read_input
+
+    export = mall(tmp_path)
+
+    def levels(config: Config) -> pd.DataFrame:
+        engine = open_engine(config)
+        try:
+            source, reading = read_input(engine, export.path, config, {})
+            engine.clean(source, reading.mapping, config)
+            columns = {"category": "category", **{
+                name: f"line_attr_{i}" for i, name in
+                enumerate(reading.line_attributes, start=1)}}
+            found = main_levels(engine, columns)
+        finally:
+            engine.close()
+        return found.sort_values("customer_id", ignore_index=True)
+
+    duck, other = levels(LOCAL_ONLY), levels(SPARK_ONLY)
+    assert len(duck) == export.customers and {"category", "shopping_mall"} <= set(duck)
+    pd.testing.assert_frame_equal(duck, other[duck.columns], check_dtype=False)
