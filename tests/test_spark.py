@@ -289,11 +289,10 @@ def test_main_levels_of_one_time_buyers_equal_duckdb(spark, tmp_path):
     """Where every customer bought once, each one's main category and store (what he
     spent most on) come from one SQL query (engines/lines.main_levels), in Spark's dialect
     too: the same level for every customer as on DuckDB."""
-    from exports import mall
-
     from custseg.engines import open_engine
     from custseg.engines.lines import main_levels
     from custseg.jobs.rfm import read_input
+    from exports import mall
 
     export = mall(tmp_path)
 

@@ -31,6 +31,7 @@ from custseg.profile.profiles import (
     describe,
     level_text,
 )
+from custseg.profile.rules import UNITS
 
 #: Value tiers by the share of all customers spending less than the segment's median.
 HIGH_TIER, LOW_TIER = 2 / 3, 1 / 3
@@ -96,7 +97,7 @@ def stage_names(profiles: Mapping[int, dict[str, Any]], groups: Mapping[int, str
             name, actions = _by_level(name, actions, *levels[i], labels)
         out[i] = {"name": name, "actions": actions, "action_for": list(spec["for"]),
                   "stage_group": groups[i], "by_basket": by_basket}
-    _tell_apart(profiles, out, labels, roles)
+    _tell_apart(profiles, out, labels, roles, currency)
     transactional = True
     for i in out:
         out[i]["description"] = (describe(profiles[i], transactional, labels, currency)
@@ -133,7 +134,8 @@ def _joined(first: str, then: str) -> str:
     return f"{first}; {then[:1].lower()}{then[1:]}"
 
 
-def _tell_apart(profiles, out: dict[int, dict[str, Any]], labels, roles) -> None:
+def _tell_apart(profiles, out: dict[int, dict[str, Any]], labels, roles,
+                currency: str | None = None) -> None:
     """Segments sharing a name get the feature on which each differs most from the others
     of that name ("Regulars: big baskets", "Regulars: small baskets"), and its action;
     first actions shared by two cards then get their segment's name."""
@@ -161,16 +163,43 @@ def _tell_apart(profiles, out: dict[int, dict[str, Any]], labels, roles) -> None
             # sets it apart (a VIP tier is for the one that pays most); others by their
             # stage's action, which says when and how to reach them, built on it
             actions = out[i]["actions"]
+            apart = (_built_on(phrase.words.removeprefix("mostly "))
+                     if phrase.role == "category"
+                     else _apart_action(phrase) + _apart_numbers(profiles, i, same,
+                                                                 phrase.column, currency))
             if i != top and out[i]["action_for"] == ["engaged"]:
-                actions.insert(0, _apart_action(phrase))
+                actions.insert(0, apart)
             else:
-                actions[0] = _joined(actions[0], _built_on(phrase.words.removeprefix(
-                    "mostly ")) if phrase.role == "category" else _apart_action(phrase))
+                actions[0] = _joined(actions[0], apart)
     seen: set[str] = set()
     for i in sorted(out):
         if out[i]["actions"][0] in seen:
             out[i]["actions"][0] += f" ({out[i]['name']})"
         seen.add(out[i]["actions"][0])
+
+
+def _apart_numbers(profiles, i: int, same: list[int], column: str, currency: str | None
+                   ) -> str:
+    """The numbers behind what sets a segment apart: " (12 products, median, against 58
+    in the others of its name)"; "" for a column without medians."""
+    def median(j: int) -> float | None:
+        return (profiles[j]["features"].get(column) or {}).get("median")
+
+    mine, theirs = median(i), [m for j in same if j != i if (m := median(j)) is not None]
+    if mine is None or not theirs:
+        return ""
+    other = sum(theirs) / len(theirs)
+    if column in _MONEY:
+        a, b = (money(mine, currency) + _MONEY[column],
+                money(other, currency) + _MONEY[column])
+    else:
+        unit = f" {UNITS[column]}" if column in UNITS else ""
+        a, b = f"{mine:,.3g}{unit}", f"{other:,.3g}{unit}"
+    return f" ({a}, median, against {b} in the others of its name)"
+
+
+#: Features in money, and the words after their amounts.
+_MONEY = {"monetary": " spent", "avg_order_value": " per order"}
 
 
 def _spend_apart(profiles, i: int, same: list[int], used: set[str]) -> Phrase | None:
