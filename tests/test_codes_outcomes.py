@@ -6,6 +6,7 @@ Fixtures are built here, shaped like a bank's campaign table and a telecom's."""
 from __future__ import annotations
 
 import json
+import re
 import statistics
 
 import numpy as np
@@ -118,6 +119,9 @@ def test_a_campaign_table_reports_its_outcome_and_averages_no_code(tmp_path):
         assert "pdays -" not in seg["description"] and "9,999" not in seg["description"]
         # a code's flag reads as who has the value on record, not "rarely pdays not given"
         assert "not given" not in seg["name"]
+        # its actions carry the numbers behind them: "(100% of them, 57% of all customers)"
+        assert any(re.search(r"\d% of (all customers|them)|for all customers\)", a)
+                   for a in seg["actions"])
         sizes += seg["size"]
     assert sizes == len(frame)
     report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
