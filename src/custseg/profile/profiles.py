@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from custseg.core.money import column_unit, money
+from custseg.core.money import column_unit, currency_in, money
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
 from custseg.io._roles import ROLES_ATTR
 from custseg.prep.lifecycle import MIN_GAP_DAYS, STAGES, STATE, typical_gaps
@@ -916,8 +916,9 @@ def _with_unit(value: float, column: str, currency: str | None = None) -> str:
     unit = column_unit(column) or currency
     if unit is None:
         return f"{value:,.1f}"
-    return money(value, unit, cents=False) if len(unit) == 3 and unit.isupper() \
-        or unit in ("€", "£", "$") else f"{value:,.1f} {unit}"
+    # a currency ("EUR", "€") is written as money; a scaled unit ("k$") after the number
+    return money(value, unit, cents=False) if currency_in(unit) == unit or unit in "€£$¥" \
+        else f"{value:,.1f} {unit}"
 
 
 def _outcome_parts(profile: dict[str, Any], labels: Mapping[str, str] | None) -> list[str]:

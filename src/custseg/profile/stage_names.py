@@ -165,7 +165,7 @@ def _tell_apart(profiles, out: dict[int, dict[str, Any]], labels, roles,
             actions = out[i]["actions"]
             apart = (_built_on(phrase.words.removeprefix("mostly "))
                      if phrase.role == "category"
-                     else _apart_action(phrase) + _apart_numbers(profiles, i, same,
+                     else _action(phrase) + _apart_numbers(profiles, i, same,
                                                                  phrase.column, currency))
             if i != top and out[i]["action_for"] == ["engaged"]:
                 actions.insert(0, apart)
@@ -249,31 +249,18 @@ def _apart(profiles, i: int, others: list[int], ctx, used: set[str]):
     return None
 
 
-def _apart_action(phrase) -> str:
-    """The action of what sets a segment apart: for a level of what, where or how they
-    bought, an offer built on it."""
-    if phrase.role == "category":
-        level = phrase.words.removeprefix("mostly ")
-        return (f"Build the next offer on {level}: what goes with it, where and how they "
-                "bought it")
-    return _action(phrase)
-
-
 def _numbers(p: Mapping[str, Any], currency: str | None = None) -> dict[str, str]:
     """The placeholders of an action from a segment's profile."""
     f = p["features"]
     gap = p.get("typical_gap")
-
-    def amount(v) -> str:
-        return money(v, currency)
 
     def days(v) -> str:
         return "?" if v is None else f"{v:,.0f}"
 
     return {"gap": days(gap), "late": days(None if gap is None else 1.5 * gap),
             "recency": days(f.get("recency", {}).get("median")),
-            "basket": amount(f.get("avg_order_value", {}).get("median")),
-            "spend": amount(f.get("monetary", {}).get("median")),
+            "basket": money(f.get("avg_order_value", {}).get("median"), currency),
+            "spend": money(f.get("monetary", {}).get("median"), currency),
             "orders": f"{(f.get('frequency', {}).get('mean') or 0):.1f}"}
 
 
