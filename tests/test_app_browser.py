@@ -115,6 +115,11 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         with page.expect_download() as info:
             page.get_by_role("button", name="Download the model (model.json)").click()
         info.value.save_as(tmp_path / "model.json")
+        # What to do first: the first action's audience, downloaded from beside it
+        first = page.get_by_role("button", name=re.compile(r"Audience file")).first
+        with page.expect_download() as info:
+            first.click()
+        info.value.save_as(tmp_path / "first.csv")
         # the audience export of one segment, as `custseg export` writes it
         page.get_by_role("tab", name="Customers").click()
         chooser = page.locator('[data-testid="stMultiSelect"]').filter(
@@ -149,6 +154,18 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         assert float(value.replace(",", "")) == pytest.approx(seg["clv"].sum(), abs=0.01)
     else:
         assert value == "n/a"
+    # What to do first, above the downloads and the cards: 3 to 5 actions, the first one's
+    # audience all the customers of its segment
+    top = body.index("What to do first")
+    assert top < body.index("Download segments CSV") and top < body.index(cards[0].strip())
+    listed = re.findall(r"^(\d)\. (.+) \(#(\d+)\): ([\d,]+) customers$", body, re.M)
+    assert [int(n) for n, *_ in listed] == list(range(1, len(listed) + 1))
+    assert 3 <= len(listed) <= 5
+    _, name, seg_id, size = listed[0]
+    members = seg.loc[seg["segment"] == int(seg_id)]
+    assert (members["segment_name"] == name).all() and len(members) == int(size.replace(",", ""))
+    first = pd.read_csv(tmp_path / "first.csv", dtype={"customer_id": str})
+    assert sorted(first["customer_id"]) == sorted(members["customer_id"])
     audience = pd.read_csv(tmp_path / "audience.csv", dtype={"customer_id": str})
     assert set(audience["customer_id"]) == set(
         seg.loc[seg["segment_name"] == cards[0].strip(), "customer_id"])

@@ -144,7 +144,8 @@ def test_run_with_compare_puts_the_comparison_in_the_report(tmp_path):
             == {*custseg.cluster.ALGORITHMS, "stages+kmeans"})
     assert cmp["recommendation"].startswith("Recommended:")
     assert (tmp_path / "out" / "figures" / "comparison.png").exists()
-    assert 'id="chart-comparison"' in (tmp_path / "out" / "report.html").read_text()
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="chart-comparison"' in _method(html)  # how segments were formed: Method
 
 
 # ------------------------------------------------------------------ predicted value (CLV)
@@ -170,6 +171,11 @@ def _summary(run_dir) -> dict:
     return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
 
 
+def _method(html: str) -> str:
+    """The report's Method section."""
+    return html[html.index('<section id="method">'):html.index('<section id="data">')]
+
+
 def _cell(html: str, cell_id: str) -> str:
     found = re.search(rf'id="{cell_id}">([^<]*)<', html)
     assert found, cell_id
@@ -182,6 +188,7 @@ def test_report_shows_the_predicted_value_of_the_summary(run_dir):
     assert clv["fitted"] and total["mean_predicted_value"] is not None
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     section = html[html.index('<section id="value">'):html.index('<section id="segments">')]
+    method = _method(html)
     assert "<h2>Predicted value</h2>" in section
     assert clv["purchases"]["name"] in section and clv["spend"]["name"] in section
     assert f"next {clv['horizon_days']:,} days" in section
@@ -191,14 +198,17 @@ def test_report_shows_the_predicted_value_of_the_summary(run_dir):
     assert _cell(section, "total-orders") == f"{total['expected_orders']:,.2f}"
     assert _cell(section, "at-risk") == f"{total['at_risk']:,}"
     assert _cell(section, "at-risk-value") == f"{total['at_risk_value']:,.2f}"
-    assert _cell(section, "value-correlation") == f"{clv['frequency_value_correlation']:.3f}"
+    # the models' parameters and their check are under Method
+    assert _cell(method, "value-correlation") == f"{clv['frequency_value_correlation']:.3f}"
     for model in ("purchases", "spend"):
         for name, value in clv[model]["params"].items():
-            assert f"{name} = <b>{value:.4g}</b>" in section
+            assert f"{name} = <b>{value:.4g}</b>" in method
+            assert f"{name} = <b>" not in section
     holdout = clv["holdout"]  # the check the models passed, with every candidate
-    assert html_escape(holdout["verdict"]) in section
+    assert html_escape(holdout["verdict"]) in method
     for cand in holdout["candidates"]:
-        assert html_escape(cand["name"]) in section
+        assert html_escape(cand["name"]) in method
+    assert 'id="holdout-models"' not in section
     for warning in clv["warnings"]:  # the correlation warning of these planted groups
         assert html_escape(warning) in section
     rfm = section[section.index('id="value-rfm"'):]
@@ -210,6 +220,60 @@ def test_report_shows_the_predicted_value_of_the_summary(run_dir):
                 for r in s["rfm_segments"] if r["customers"]]
     assert rfm_rows == expected and len(expected) >= 3
     assert "backtest" not in s and 'id="backtest"' not in html
+
+
+#: How the report shows a fitted parameter ("alpha = <b>4.414</b>") and the tables and
+#: charts of the models' internals, all under Method.
+PARAMETER = re.compile(r"\w+ = <b>")
+INTERNALS = ("value-params", "holdout-models", "holdout-deciles", "quality", "stage-groups")
+
+
+def test_what_to_do_first_opens_the_report_and_method_holds_the_parameters(run_dir):
+    s = _summary(run_dir)
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    first = html.index('<section id="first-actions">')
+    assert html.index("<section", html.index("</header>")) == first  # the first section
+    assert "<h2>What to do first</h2>" in html[first:first + 200]
+    method = html.index('<section id="method">')
+    assert first < method and not PARAMETER.search(html[:method])
+    assert PARAMETER.search(_method(html))
+    for element in INTERNALS:  # every table and chart of model internals, under Method
+        assert f'id="{element}"' in _method(html), element
+        assert html.count(f'id="{element}"') == 1, element
+    for chart in ("k_selection", "dendrogram", "comparison"):  # when the run has them
+        assert html.count(f'id="chart-{chart}"') == _method(html).count(f'id="chart-{chart}"')
+    # one row per action, in the summary's order, with its numbers and words escaped
+    section = html[first:html.index("</section>", first)]
+    rows = re.findall(r'<tr class="first-action" data-kind="(\w+)"><td class="n">(\d)</td>'
+                      r'<td class="segment">([^<]*) <span class="muted">#(\d+)</span></td>'
+                      r'<td class="n customers">([^<]*)</td><td class="n"><b class="stake">'
+                      r'([^<]*)</b><div class="muted stake-words">([^<]*)</div></td>'
+                      r'<td class="action">([^<]*)</td><td><code class="audience">([^<]*)'
+                      r'</code></td></tr>', section)
+    actions = s["first_actions"]["actions"]
+    assert 3 <= len(actions) <= 5
+    assert rows == [(a["stake_kind"], str(i), html_escape(a["name"]), str(a["segment"]),
+                     f"{a['customers']:,}", f"{a['stake']:,.2f}",
+                     html_escape(a["stake_words"]), html_escape(a["action"]),
+                     html_escape(a["audience"])) for i, a in enumerate(actions, start=1)]
+    assert html_escape(s["first_actions"]["rule"]) in section
+    assert "@media print" in html and "break-inside: avoid" in html
+
+
+def test_what_to_do_first_escapes_its_words(run_dir, tmp_path):
+    from custseg.core import summary as sm
+    from custseg.outputs.report import rerender
+
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    summary = sm.load(folder / "summary.json")
+    top = summary.first_actions.actions[0]
+    top.name, top.action, top.stake_words = EVIL, EVIL + " now", "the value of " + EVIL
+    (folder / "summary.json").write_text(sm.encode(summary), encoding="utf-8")
+    html = rerender(folder).read_text(encoding="utf-8")
+    section = html[html.index('<section id="first-actions">'):html.index('id="lifecycle"')]
+    assert EVIL not in html
+    assert section.count(html_escape(EVIL)) == 3
 
 
 def test_segment_cards_show_their_predicted_value(run_dir):
@@ -312,7 +376,8 @@ def test_a_backtest_shows_its_numbers_and_calibration_chart(run_dir, tmp_path):
     (folder / "summary.json").write_text(sm.encode(summary), encoding="utf-8")
     html = rerender(folder).read_text(encoding="utf-8")
     b = summary.backtest
-    section = html[html.index('<div id="backtest">'):html.index('<section id="segments">')]
+    section = html[html.index('<div id="backtest">'):html.index('<section id="data">')]
+    assert html.index('<section id="segments">') < html.index('<div id="backtest">')
     assert _cell(section, "backtest-predicted") == f"{b.predicted_orders:,.2f}" == "1,234.57"
     assert _cell(section, "backtest-actual") == f"{b.actual_orders:,}"
     assert _cell(section, "backtest-mae") == "0.912"

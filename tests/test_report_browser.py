@@ -1,5 +1,6 @@
 """The report in a real browser: headless Chromium (Debian's), network blocked."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -56,13 +57,14 @@ def report(tmp_path_factory, data):
     return out / "report.html"
 
 
-def _open(p, report: Path, errors: list, requests: list):
+def _open(p, report: Path, errors: list, requests: list, width: int = 1300,
+          height: int = 1000):
     """The report in headless Chromium with the network blocked, every chart drawn."""
     browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                 args=["--no-sandbox", "--disable-gpu",
                                       "--disable-background-networking",
                                       "--disable-component-update", "--disable-sync"])
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
 
@@ -97,6 +99,7 @@ def test_report_draws_every_chart_offline_without_errors(report):
                                            f"#chart-{name} svg line").count()
                         for name in VALUE_CHARTS if page.locator(f"#chart-{name}").count()}
         value_text = page.locator("#value").inner_text()
+        method_text = page.locator("#method").inner_text()
         card_values = page.locator(".card .predicted-value").all_inner_texts()
         cards = page.locator(".card h3").all_inner_texts()
         ARTIFACTS.mkdir(exist_ok=True)
@@ -109,7 +112,7 @@ def test_report_draws_every_chart_offline_without_errors(report):
     # the value charts drew marks, not an empty frame
     assert {"value_by_segment", "calibration"} <= set(value_charts), value_charts
     assert all(count > 20 for count in value_charts.values()), value_charts
-    assert "Predicted value" in value_text and "Backtest" in value_text
+    assert "Predicted value" in value_text and "Backtest" in method_text
     assert len(card_values) == len(cards)
     assert cohort_cells > 20 and listed > 0
     shutil.copy(report, ARTIFACTS / "report.html")
@@ -142,3 +145,84 @@ def test_rfm_report_has_its_cards_and_cohorts_per_segment(rfm_report):
     assert "rows read" in data_text and f"{summary.audit.rows_in:,}" in data_text
     # the menu redraws the heat map for one segment: fewer cohort cells than for all
     assert 0 < one_cells < all_cells
+
+
+#: Text in the viewport: every text node with a line inside the window.
+VISIBLE_TEXT = """() => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) {
+      if (r.bottom > 0 && r.top < window.innerHeight && r.width > 0) {
+        seen.push(node.textContent); break;
+      }
+    }
+  }
+  return seen.join(" ");
+}"""
+#: How the report writes a fitted parameter: "alpha = 4.414".
+PARAMETER = re.compile(r"\b\w+ = -?\d")
+#: The tables and charts of the models' internals (under Method).
+INTERNALS = ("#value-params", "#holdout-models", "#holdout-deciles", "#backtest-numbers",
+             "#quality", "#chart-k_selection", "#chart-calibration")
+
+
+def test_the_first_screen_is_what_to_do_first_without_model_parameters(report):
+    from custseg.core.summary import load as load_summary
+
+    actions = load_summary(report.parent / "summary.json").first_actions.actions
+    errors, requests = [], []
+    with playwright.sync_playwright() as p:
+        browser, page, _ = _open(p, report, errors, requests, width=1280, height=800)
+        page.evaluate("window.scrollTo(0, 0)")
+        seen = page.evaluate(VISIBLE_TEXT)
+        heading = page.locator("#first-actions h2").bounding_box()
+        rows = [page.locator(".first-action").nth(i).bounding_box()
+                for i in range(page.locator(".first-action").count())]
+        internals = {sel: page.locator(sel).first.bounding_box() for sel in INTERNALS
+                     if page.locator(sel).count()}
+        page.screenshot(path=str(ARTIFACTS / "report-first-screen.png"))
+        browser.close()
+    assert errors == [] and requests == []
+    assert "What to do first" in seen and heading["y"] < 200
+    assert len(rows) == len(actions) >= 3
+    assert all(r["y"] + r["height"] <= 800 for r in rows)  # every action on the first screen
+    for a in actions:
+        assert a.name in seen and a.action in seen
+    assert not PARAMETER.search(seen), PARAMETER.search(seen)
+    assert {"#value-params", "#holdout-models", "#backtest-numbers"} <= set(internals)
+    assert all(box["y"] >= 800 for box in internals.values()), internals
+
+
+def test_print_hides_the_interactive_bits_and_keeps_cards_whole(rfm_report):
+    errors, requests = [], []
+    with playwright.sync_playwright() as p:
+        browser, page, _ = _open(p, rfm_report, errors, requests)
+        menu = page.locator("#chart-cohorts .vega-bindings")
+        on_screen = menu.count() == 1 and menu.is_visible()
+        page.emulate_media(media="print")
+        printed = {
+            "menu": menu.is_visible(),
+            "first": page.locator("#first-actions").is_visible(),
+            "charts": page.locator("div.chart svg").count(),
+            "break": page.locator(".card").first.evaluate(
+                "e => getComputedStyle(e).breakInside"),
+            "page": page.locator("#method, #data").first.evaluate(
+                "e => getComputedStyle(e).breakBefore"),
+            "shadow": page.locator("section").first.evaluate(
+                "e => getComputedStyle(e).boxShadow"),
+        }
+        pdf = page.pdf(format="A4")
+        (ARTIFACTS / "report-rfm.pdf").write_bytes(pdf)
+        page.emulate_media(media="screen")
+        back = menu.is_visible()
+        browser.close()
+    assert errors == [] and requests == []
+    assert on_screen and back  # the cohort menu is there on screen ...
+    assert printed["menu"] is False  # ... and not on paper
+    assert printed["first"] and printed["charts"] >= 5
+    assert printed["break"] == "avoid" and printed["page"] == "page"
+    assert printed["shadow"] == "none"
+    assert pdf[:5] == b"%PDF-" and pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") > 3

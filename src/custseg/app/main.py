@@ -26,6 +26,7 @@ from custseg.io import FIELDS
 from custseg.jobs.export import FORMATS, audience_bytes, audience_table
 from custseg.outputs.report import CAPTIONS
 from custseg.outputs.report.charts import cohorts as cohort_chart
+from custseg.profile.priorities import slug
 
 st.set_page_config(page_title="custseg: customer segments", layout="wide")
 UPLOADS = Path(tempfile.gettempdir()) / "custseg-uploads"
@@ -146,6 +147,36 @@ def rfm_table(rows) -> pd.DataFrame:
     return pd.DataFrame(flat)
 
 
+def first_actions_view(summary, table: pd.DataFrame, currency: str | None = None) -> None:
+    """What to do first: each action with its stake, and its segment's audience to
+    download (data-derived words as plain text, never as markdown)."""
+    first = summary.get("first_actions")
+    if first is None:
+        return
+    st.markdown("### What to do first")
+    if not first.actions:
+        st.text("No segment has money at stake by the rule below.")
+    for i, a in enumerate(first.actions, start=1):
+        with st.container(border=True):
+            words, button = st.columns([3, 1])
+            which = f" (#{a.segment})" if isinstance(a.segment, int) else ""
+            words.text(f"{i}. {a.name}{which}: {a.customers:,} customers\n"
+                       f"At stake: {money(a.stake, currency, cents=True)}, {a.stake_words}\n"
+                       f"Action: {a.action}")
+            audience, _ = audience_table(table, [str(a.segment)], where="this run")
+            button.download_button(f"Audience file ({len(audience):,})",
+                                   audience_bytes(audience, "csv"),
+                                   file_name=f"{slug(a.name)}.csv", mime="text/csv",
+                                   key=f"first-action-{i}",
+                                   help=f"The {len(audience):,} customers of this segment, "
+                                        "as CSV (the columns of custseg export).")
+    st.caption(first.rule)
+    if first.actions:
+        st.caption("Each download holds the whole segment; on the command line, "
+                   "custseg export --holdout 10% keeps a tenth of it out of the campaign to "
+                   "measure what it brought.")
+
+
 def digest_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -244,6 +275,7 @@ st.subheader("4. Results")
 audit = summary.audit
 st.write(f"**{summary.customers:,} customers** from {audit.rows_in:,} rows "
          f"({audit.rows_used:,} used).")
+first_actions_view(summary, table, summary.currency.code if summary.get("currency") else None)
 
 d1, d2, d3 = st.columns(3)
 d1.download_button("Download segments CSV", files["segments.csv"], file_name="segments.csv",

@@ -527,6 +527,33 @@ class Lifecycle(Block, kw_only=True):
     at_risk_by: str | None  # the checked churn risk's rule (null: no model passed)
 
 
+class FirstAction(Block, kw_only=True):
+    """One of the actions to take first (see :mod:`custseg.profile.priorities`): a
+    segment, the money at stake with its kind in words, what to do, and the command that
+    writes its audience file."""
+
+    segment: int | str  # as custseg export takes it: a run's segment id, an RFM name
+    name: str
+    customers: int
+    stake: float  # in the run's currency
+    # at_risk_value: the predicted value of its customers at risk (the prediction passed
+    # its check); cooling_value: the predicted value of all its customers (a cooling
+    # segment); second_order: a second order from each at its median order value;
+    # past_orders: one order from each overdue or lapsed customer (no checked prediction)
+    stake_kind: str
+    stake_words: str
+    action: str
+    audience: str  # custseg export ...; RUN_DIR stands for the run's folder
+
+
+class FirstActions(Block, kw_only=True):
+    """What to do first: three to five actions, the most money at stake first, and the
+    ranking rule in one sentence (no action: no segment has anything at stake)."""
+
+    rule: str
+    actions: list[FirstAction]
+
+
 class RfmSummary(Block, kw_only=True):
     """``custseg rfm``: order lines cleaned, customer features and RFM segments."""
 
@@ -552,6 +579,7 @@ class RfmSummary(Block, kw_only=True):
     lifecycle: Lifecycle | UnsetType = UNSET
     lift: Lift | UnsetType = UNSET
     cohorts: Cohorts | UnsetType = UNSET
+    first_actions: FirstActions | UnsetType = UNSET
 
 
 class RunSummary(Block, kw_only=True):
@@ -591,6 +619,7 @@ class RunSummary(Block, kw_only=True):
     metrics: Metrics
     segments: list[Segment]
     monthly_trend: list[TrendRow] | UnsetType = UNSET
+    first_actions: FirstActions | UnsetType = UNSET
 
 
 class TableSummary(Block, kw_only=True):

@@ -140,7 +140,14 @@ def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | Non
                         customers=customers)
         if not keep_lines:  # custseg run profiles its own segments instead
             with _stage("profile", timings, reporter):
+                from custseg.profile.priorities import (  # SciPy: when used
+                    first_actions,
+                    group_facts,
+                )
+
                 _profile_rfm(engine, result, config)
+                result.summary.first_actions = first_actions(
+                    result.summary, group_facts(result.customers, "rfm_segment"))
     if keep_lines:
         result.engine = engine
     else:

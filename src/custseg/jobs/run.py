@@ -51,6 +51,7 @@ from custseg.profile.demographics import customer_table_differences
 from custseg.profile.labels import read_dictionary
 from custseg.profile.lines import monthly_trend
 from custseg.profile.outcomes import outcome_drivers
+from custseg.profile.priorities import first_actions
 from custseg.profile.profiles import (
     build_profiles,
     name_segments,
@@ -205,6 +206,8 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
             "monthly_trend": [sm.TrendRow(**row) for row in monthly_trend(found.months)],
             "lift": found.lift, "cohorts": found.cohorts}))
     base.summary.audit.warnings.extend(model.warnings_)
+    if isinstance(base.summary, sm.RunSummary):
+        base.summary.first_actions = first_actions(base.summary)
     if base.engine is not None:
         with _stage("teardown", timings, reporter):
             base.engine.close()

@@ -72,6 +72,8 @@ BACKTEST_CHART = "calibration.png"
 
 #: Charts the template shows in their own section rather than in the run of charts.
 PLACED = ("calibration",)
+#: Charts of how the segments were formed, shown under Method (model internals).
+METHOD = ("k_selection", "dendrogram", "comparison")
 
 
 def _money_filter():
@@ -196,8 +198,9 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
         write_pngs(pngs)
     key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
     html = _template().render(
-        s=data, charts=[c for c in charts if c["id"] not in PLACED],
-        placed={c["id"]: c for c in charts if c["id"] in PLACED}, key_features=key_features,
+        s=data, charts=[c for c in charts if c["id"] not in PLACED + METHOD],
+        placed={c["id"]: c for c in charts if c["id"] in PLACED},
+        method_charts=[c for c in charts if c["id"] in METHOD], key_features=key_features,
         bundle=Markup(vega_bundle()))
     path = out_dir / "report.html"
     with atomic_file(path) as tmp:
