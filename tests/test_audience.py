@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import custseg
+from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, InputError
 from custseg.jobs.export import export_audience
 from custseg.synth import generate
@@ -32,7 +33,9 @@ def test_an_export_holds_exactly_the_chosen_segments(run, tmp_path):
     names = table["segment_name"].value_counts().index
     first, second = names[0], int(table.loc[table["segment_name"] == names[1],
                                             "segment"].iloc[0])
-    audience = export_audience(run / "out", [first.upper(), str(second)], tmp_path / "a.csv")
+    whole = Config().overridden({"campaign.holdout": 0.0})
+    audience = export_audience(run / "out", [first.upper(), str(second)], tmp_path / "a.csv",
+                               config=whole)
     written = pd.read_csv(tmp_path / "a.csv", dtype={"customer_id": str})
     expected = table[(table["segment_name"] == first) | (table["segment"] == second)]
     assert set(written["customer_id"]) == set(expected["customer_id"])
@@ -41,15 +44,28 @@ def test_an_export_holds_exactly_the_chosen_segments(run, tmp_path):
                                  names[1]: int((table["segment"] == second).sum())}
     assert {"customer_id", "segment_name", "clv"} <= set(written.columns)
     assert "email" not in written.columns
+    assert audience.control is None and not (tmp_path / "a.control.csv").exists()
+    # by default 10% of each segment is its control group, in a file of its own
+    held = export_audience(run / "out", [first, str(second)], tmp_path / "b.csv")
+    target = pd.read_csv(tmp_path / "b.csv", dtype={"customer_id": str})
+    control = pd.read_csv(held.control, dtype={"customer_id": str})
+    assert set(target["customer_id"]) | set(control["customer_id"]) == set(
+        expected["customer_id"])
+    assert not set(target["customer_id"]) & set(control["customer_id"])
+    assert len(control) == sum(round(0.1 * n) for n in audience.segments.values())
+    assert held.rows == len(target) and held.manifest.is_file()
 
 
 def test_parquet_and_chosen_columns(run, tmp_path):
     table = pd.read_csv(run / "out" / "segments.csv", dtype={"customer_id": str})
     name = table["segment_name"].iloc[0]
     export_audience(run / "out", [name], tmp_path / "a.parquet", columns=["clv", "recency"])
-    written = pd.read_parquet(tmp_path / "a.parquet")
-    assert list(written.columns) == ["customer_id", "clv", "recency"]
-    assert len(written) == int((table["segment_name"] == name).sum())
+    target = pd.read_parquet(tmp_path / "a.parquet")
+    control = pd.read_parquet(tmp_path / "a.control.parquet")
+    # the segment is kept (measure reads it) and each file says its group
+    assert list(target.columns) == ["customer_id", "segment", "clv", "recency", "group"]
+    assert len(target) + len(control) == int((table["segment_name"] == name).sum())
+    assert set(control["group"]) == {"control"} and set(target["group"]) == {"target"}
 
 
 def test_contacts_reach_the_export_only(run, tmp_path):
@@ -96,4 +112,7 @@ def test_an_rfm_folder_exports_by_rfm_segment(tmp_path):
     custseg.run_rfm(paths["transactions"], out_dir=tmp_path / "rfm")
     table = pd.read_csv(tmp_path / "rfm" / "segments.csv", dtype={"customer_id": str})
     audience = export_audience(tmp_path / "rfm", ["champions"], tmp_path / "c.csv")
-    assert audience.rows == int((table["rfm_segment"] == "Champions").sum()) > 0
+    champions = int((table["rfm_segment"] == "Champions").sum())
+    assert audience.rows + audience.split.control == champions > 0
+    assert audience.split.control == round(0.1 * champions)
+    assert [s.segment for s in audience.split.segments] == ["Champions"]

@@ -183,3 +183,32 @@ def test_a_missing_extra_is_a_one_line_hint(tmp_path, module, extra, args):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert f"pip install 'custseg[{extra}]'" in lines[0]
+
+
+def test_run_prints_what_to_do_first_with_each_audience_command(tmp_path):
+    """Near the top, before the segments: the actions ranked by the money at stake, and
+    for each a command, whole on one line, that picks that segment of the run's folder."""
+    import shlex
+
+    from custseg.jobs.export import audience_table
+    from custseg.synth import generate
+
+    paths = generate(1500, tmp_path / "data", seed=4)
+    out = tmp_path / "my run"
+    run = custseg("run", paths["transactions"], "--out", out, "--no-report")
+    assert run.returncode == 0, run.stderr
+    first = json.loads((out / "summary.json").read_text())["first_actions"]
+    assert 3 <= len(first["actions"]) <= 5
+    text = run.stdout
+    assert text.index("What to do first") < text.index("Segments") < text.index("Wrote")
+    assert "Ranked by the money at stake" in text[:text.index("Segments")]
+    commands = [line.split(". ", 1)[1] for line in text.splitlines()
+                if line.lstrip().startswith(tuple(f"{i}. custseg export" for i in range(1, 6)))]
+    assert len(commands) == len(first["actions"])
+    table = pd.read_csv(out / "segments.csv", dtype={"customer_id": str})
+    for command, action in zip(commands, first["actions"], strict=True):
+        args = shlex.split(command)
+        assert args[:3] == ["custseg", "export", str(out)]
+        assert args[args.index("--holdout") + 1] == "10%"
+        _, picked = audience_table(table, [args[args.index("--segment") + 1]])
+        assert picked == {action["name"]: action["customers"]}

@@ -49,7 +49,8 @@ def read_customers(path, config=None):
 
 
 _LAZY = {"Segmenter": "cluster", "StagedSegmenter": "cluster", "run_segments": "jobs.run",
-         "compare_algorithms": "jobs.run", "SavedModel": "jobs.score", "backtest": "jobs.backtest"}
+         "compare_algorithms": "jobs.run", "SavedModel": "jobs.score", "backtest": "jobs.backtest",
+         "export_audience": "jobs.export", "measure_campaign": "jobs.campaign"}
 
 
 def load_model(path):
@@ -80,6 +81,7 @@ __all__ = [
     "InputError", "MappingError", "RunResult", "SavedModel", "Segmenter", "StagedSegmenter",
     "backtest",
     "balanced_edges",
-    "clean", "compare_algorithms", "customer_features", "load_model", "map_columns",
+    "clean", "compare_algorithms", "customer_features", "export_audience", "load_model",
+    "map_columns", "measure_campaign",
     "read_customers", "read_table", "rfm_scores", "run_rfm", "run_segments", "save_model",
 ]

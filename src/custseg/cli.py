@@ -197,6 +197,7 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
         return
     s = result.summary
     _print_audit(s)
+    _print_first_actions(s, out_dir)
     if s.get("k_selection"):
         out.print(s["k_selection"]["reason"], highlight=False)
     m = s["metrics"]
@@ -210,6 +211,36 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     _print_warnings(s)
     report = f" and the report {out_dir / 'report.html'}" if config.report else ""
     out.print(f"Wrote {out_dir / 'segments.csv'}, {out_dir / 'summary.json'}{report}.")
+
+
+def _print_first_actions(s, out_dir: Path) -> None:
+    """What to do first: the actions with the most money at stake, each audience's
+    command (to copy, so never wrapped) and the ranking rule."""
+    from custseg.core.money import money
+    from custseg.profile.priorities import in_folder
+
+    first = s.get("first_actions")
+    if first is None:
+        return
+    currency = s.currency.code if s.get("currency") else None
+    if first.actions:
+        table = Table(title="What to do first")
+        for name in ("#", "segment", "customers", "value at stake", "action"):
+            table.add_column(name, justify="right" if name in ("#", "customers") else "left")
+        for i, a in enumerate(first.actions, start=1):
+            table.add_row(str(i), escape(f"{a.name} (#{a.segment})"), f"{a.customers:,}",
+                          escape(f"{money(a.stake, currency)}: {a.stake_words}"),
+                          escape(a.action))
+        out.print(table)
+        out.print("Their audience files (10% held out to measure the campaign):",
+                  highlight=False)
+        for i, a in enumerate(first.actions, start=1):
+            out.print(f"  {i}. {escape(in_folder(a.audience, str(out_dir)))}",
+                      highlight=False, soft_wrap=True)
+    else:
+        out.print("What to do first: no segment has money at stake by the rule below.",
+                  highlight=False)
+    out.print(escape(first.rule), highlight=False)
 
 
 @app.command()
@@ -321,11 +352,13 @@ def track(
 
 
 @app.command()
+@_configured("campaign.holdout", "campaign.seed", "campaign.start", "campaign.window_days")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Output folder of a `custseg run` or `rfm`.")],
     segment: Annotated[list[str], typer.Option(
         help="A segment's name or id (repeatable); RFM segment names for an rfm folder.")],
-    out_file: Annotated[Path, typer.Option("--out", help="File to write.")],
+    out_file: Annotated[Path, typer.Option("--out", help="File to write (the target group "
+                                           "when a share is held out).")],
     columns: Annotated[str | None, typer.Option(
         help="Comma-separated columns of segments.csv (default: id, segment, value).")] = None,
     fmt: Annotated[str | None, typer.Option(
@@ -335,9 +368,10 @@ def export(
     contact_columns: Annotated[str | None, typer.Option(
         help="Comma-separated contact columns of --with-contacts to include, e.g. email.")
     ] = None,
-    quiet: QuietOpt = False,
+    *, config: Config, quiet: QuietOpt = False,
 ) -> None:
-    """The customers of chosen segments, as a file for an e-mail or ads tool."""
+    """The customers of chosen segments, as a file for an e-mail or ads tool: with a
+    holdout, a target file, a control file and a manifest to measure the campaign by."""
     from custseg.jobs.export import export_audience
 
     def split(text: str | None) -> list[str] | None:
@@ -345,13 +379,87 @@ def export(
 
     audience = export_audience(run_dir, segment, out_file, columns=split(columns), fmt=fmt,
                                contacts=with_contacts,
-                               contact_columns=split(contact_columns) or [])
-    if not quiet:
-        for warning in audience.warnings:
-            out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
-        parts = ", ".join(f"{escape(n)} ({c:,})" for n, c in audience.segments.items())
+                               contact_columns=split(contact_columns) or [], config=config)
+    if quiet:
+        return
+    for warning in audience.warnings:
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    parts = ", ".join(f"{escape(n)} ({c:,})" for n, c in audience.segments.items())
+    if audience.split is None:
         out.print(f"Wrote {audience.rows:,} customers of {parts} to {audience.path}.",
                   highlight=False)
+        return
+    m = audience.split
+    table = Table(title=f"Target and control groups ({m.holdout:.0%} held out, seed {m.seed})")
+    for name in ("segment", "customers", "target", "control", "base rate",
+                 "smallest detectable uplift"):
+        table.add_column(name, justify="left" if name == "segment" else "right")
+    for s in m.segments:
+        mde = ("-" if s.min_detectable_uplift is None
+               else f"{s.min_detectable_uplift * 100:.1f} pts")
+        rate = "-" if s.base_rate is None else f"{s.base_rate:.1%}"
+        table.add_row(escape(s.name), f"{s.customers:,}", f"{s.target:,}", f"{s.control:,}",
+                      rate, mde)
+    out.print(table)
+    out.print(f"Wrote {m.target:,} target customers of {parts} to {audience.path}, "
+              f"{m.control:,} control customers to {audience.control} and the manifest to "
+              f"{audience.manifest}. Send the campaign to the target file only; from "
+              f"{m.window.end} on, run: custseg measure {audience.manifest} --orders LATER_ORDERS",
+              highlight=False)
+
+
+@app.command()
+@_configured("campaign.out", *READ_KEYS, "salt")
+def measure(
+    manifest: Annotated[Path, typer.Argument(help="The .manifest.json custseg export "
+                                             "--holdout wrote.")],
+    orders: Annotated[list[str] | None, typer.Option(
+        "--orders", help="The order lines after the campaign (a file, or several tables of "
+        "one shop; or --db and --sql).")] = None,
+    *, config: Config, quiet: QuietOpt = False,
+) -> None:
+    """The uplift of a campaign per segment: its target group against its control group."""
+    from custseg.jobs.campaign import measure_campaign
+
+    if not orders and not config.db:
+        raise typer.BadParameter("give the later orders: --orders FILE, or --db and --sql.")
+    result = measure_campaign(manifest, _input(orders), config.campaign.out, config=config)
+    if quiet:
+        return
+    for warning in result.warnings:
+        style = "bold red" if warning.startswith("SAMPLE RATIO") else "yellow"
+        out.print(f"[{style}]warning:[/{style}] {escape(warning)}", highlight=False)
+    _print_measurement(result)
+    out.print(f"Wrote {config.campaign.out}/measure.json and measure.html.", highlight=False)
+
+
+def _print_measurement(result) -> None:
+    from custseg.core.money import money
+
+    code = result.currency.code if result.currency else None
+    table = Table(title=f"Target (T) against control (C), {result.window.start} to "
+                        f"{result.window.end} (end excluded)")
+    table.add_column("segment", min_width=16)
+    for name in ("T / C", "bought T / C", "uplift, points (95%)", "p*", "extra revenue (95%)"):
+        table.add_column(name, justify="right")
+    for s in [*result.segments, result.total]:
+        b = s.buying
+        sizes = f"{s.target:,} / {s.control:,}"
+        if b is None:
+            table.add_row(escape(s.name), sizes, "-", "-", "-", "-")
+            continue
+        p = b.p_adjusted if b.p_adjusted is not None else b.p_value
+        extra = ("-" if s.incremental_revenue is None else
+                 f"{money(s.incremental_revenue, code)} ({money(s.incremental_interval[0], code)}"
+                 f" to {money(s.incremental_interval[1], code)})")
+        mark, end = ("[bold green]", "[/bold green]") if s.significant else ("", "")
+        table.add_row(escape(s.name), sizes, f"{b.target:.1%} / {b.control:.1%}",
+                      f"{mark}{b.uplift * 100:+.1f} ({b.interval[0] * 100:+.1f} to "
+                      f"{b.interval[1] * 100:+.1f}){end}",
+                      "<0.001" if p < 0.001 else f"{p:.3f}", extra)
+    out.print(table)
+    out.print("* p of the share who bought; segments Holm-corrected. Green: significant at "
+              f"{result.alpha:g}.", highlight=False)
 
 
 @app.command("app")

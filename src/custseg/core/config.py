@@ -562,6 +562,51 @@ class BacktestConfig(_Table):
                        is_(str), flag="--out")
 
 
+def _parse_share(text: str) -> float | str:
+    """'10%' or '0.1' -> 0.1 (anything else is handed on for the check to refuse)."""
+    text = text.strip()
+    number = _number(text[:-1].strip()) if text.endswith("%") else _number(text)
+    if isinstance(number, str):
+        return text
+    return number / 100 if text.endswith("%") else float(number)
+
+
+def _holdout(v: Any) -> bool:
+    return is_share(v) and v < 1
+
+
+@dataclass(frozen=True)
+class CampaignConfig(_Table):
+    """The ``[campaign]`` table: control groups of ``custseg export`` and what ``custseg
+    measure`` compares."""
+
+    TABLE: ClassVar[str] = "campaign"
+
+    holdout: float = setting(
+        0.1, "a share from 0 to below 1 (10% or 0.1 on the command line)", "Share of each "
+        "exported segment's customers held out at random as its control group; 0: no "
+        "control group.", _holdout, convert=float, flag="--holdout", cli=str,
+        parse=_parse_share, metavar="SHARE")
+    seed: int | None = setting(
+        None, "an int or null", "Seed of the random split (the same seed, the same groups); "
+        "null: a new one, written in the manifest.", lambda v: v is None or _whole(v),
+        flag="--seed", cli=int, shown="a new one, recorded")
+    start: str | None = setting(
+        None, "a date YYYY-MM-DD or null", "First day of the campaign: later orders from it "
+        "on are measured.", _date_or_none, flag="--start", metavar="YYYY-MM-DD",
+        shown="the day after the run's as-of date")
+    window_days: int = setting(
+        30, "an int >= 1", "Days the campaign's effect is measured over, from its start.",
+        lambda v: _whole(v) and v >= 1, flag="--window", cli=int, metavar="DAYS")
+    min_uplift: float = setting(
+        0.02, _SHARE, "The uplift in the share of customers who buy (absolute; 0.02: two "
+        "points) each segment's split should detect with 80% power at 5% (two-sided); a "
+        "smaller segment is warned about, with the holdout share that would.", is_share,
+        convert=float)
+    out: str = setting("custseg-measure", "str", "Output folder of custseg measure.",
+                       is_(str), flag="--out")
+
+
 @dataclass(frozen=True)
 class Config(_Table):
     """Settings of a custseg run. All keys are optional; each is declared below (see the
@@ -692,6 +737,7 @@ class Config(_Table):
     track: TrackConfig = table(TrackConfig)
     profile: ProfileConfig = table(ProfileConfig)
     lifecycle: LifecycleConfig = table(LifecycleConfig)
+    campaign: CampaignConfig = table(CampaignConfig)
 
     @property
     def rfm_map(self) -> dict[str, list[str]]:

@@ -1,9 +1,13 @@
 """Audience exports: the customers of chosen segments, as a file for an e-mail or ads tool.
 
 ``export_audience(run_dir, segments, out)`` reads a finished run's ``segments.csv`` and
-writes the chosen segments' customers (CSV or Parquet). Contact columns (an e-mail, a
-phone) come only from a customer table given for the export, and only the columns named:
-custseg leaves personal data out of every run, so they exist nowhere else.
+writes the chosen segments' customers (CSV or Parquet). With a holdout (``[campaign]
+holdout``, 10% unless set to 0) a random share of each segment is its control group:
+``out`` is the target group, ``<out>.control`` the control group, and
+``<out>.manifest.json`` says how they were drawn (:mod:`custseg.jobs.campaign`). Contact
+columns (an e-mail, a phone) come only from a customer table given for the export, and only
+the columns named: custseg leaves personal data out of every run, so they exist nowhere
+else.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from custseg.core import summary as sm
+from custseg.core.campaign import Manifest, encode
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, InputError
+from custseg.jobs.campaign import group_files, plan_split
 from custseg.outputs.rundir import atomic_file, read_segments
 
 #: Columns exported when ``columns`` is not given (those the run has).
@@ -33,6 +40,9 @@ class Audience:
     segments: dict[str, int]  # segment name -> customers
     columns: list[str]
     warnings: list[str] = field(default_factory=list)
+    control: Path | None = None  # the control group's file (None: no holdout)
+    manifest: Path | None = None
+    split: Manifest | None = None
 
 
 def export_audience(run_dir: str | Path, segments: list[str], out: str | Path, *,
@@ -40,7 +50,8 @@ def export_audience(run_dir: str | Path, segments: list[str], out: str | Path, *
                     contacts: str | Path | None = None, contact_columns: list[str] = (),
                     config: Config | None = None) -> Audience:
     """Write the customers of ``segments`` (names or ids of a ``custseg run`` folder, or
-    RFM segment names of a ``custseg rfm`` one) to ``out``."""
+    RFM segment names of a ``custseg rfm`` one) to ``out``: with ``config.campaign.holdout``
+    above 0, the target group there and the control group and manifest beside it."""
     out = Path(out)
     fmt = (fmt or ("parquet" if out.suffix.lower() == ".parquet" else "csv")).lower()
     if fmt not in FORMATS:
@@ -53,21 +64,58 @@ def export_audience(run_dir: str | Path, segments: list[str], out: str | Path, *
     if contacts is not None and not contact_columns:
         raise ConfigError("--with-contacts needs --contact-columns, e.g. --contact-columns "
                           "email: only the contact columns named are exported.")
-    audience, by_name = audience_table(read_segments(run_dir), segments, columns=columns,
-                                       where=str(run_dir))
+    config = config or Config()
+    table = read_segments(run_dir)
+    audience, by_name = audience_table(table, segments, columns=columns, where=str(run_dir))
     warnings: list[str] = []
     if contacts is not None:
-        people = load_contacts(contacts, list(contact_columns), config or Config())
+        people = load_contacts(contacts, list(contact_columns), config)
         audience = audience.merge(people, on="customer_id", how="left", validate="one_to_one")
         missing = int(audience[list(contact_columns)].isna().all(axis=1).sum())
         if missing:
             warnings.append(f"{missing} of {len(audience)} exported customers have no "
                             f"{', '.join(contact_columns)} in {contacts}.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as tmp:
-        tmp.write_bytes(audience_bytes(audience, fmt))
-    return Audience(path=out, rows=len(audience), segments=by_name,
-                    columns=list(audience.columns), warnings=warnings)
+    if config.campaign.holdout <= 0:
+        with atomic_file(out) as tmp:
+            tmp.write_bytes(audience_bytes(audience, fmt))
+        return Audience(path=out, rows=len(audience), segments=by_name,
+                        columns=list(audience.columns), warnings=warnings)
+    paths = group_files(out)
+    summary_path = Path(run_dir) / "summary.json"
+    summary = sm.load(summary_path) if summary_path.is_file() else None
+    groups, manifest = split_audience(
+        table, audience, segments, config, summary=summary,
+        run_path=str(Path(run_dir).resolve()),
+        files={k: paths[k].name for k in ("target", "control")}, where=str(run_dir))
+    for kind in ("target", "control"):
+        with atomic_file(paths[kind]) as tmp:
+            tmp.write_bytes(audience_bytes(groups[kind], fmt))
+    with atomic_file(paths["manifest"]) as tmp:
+        tmp.write_text(encode(manifest), encoding="utf-8")
+    return Audience(path=out, rows=manifest.target, segments=by_name,
+                    columns=list(groups["target"].columns),
+                    warnings=warnings + manifest.warnings, control=paths["control"],
+                    manifest=paths["manifest"], split=manifest)
+
+
+def split_audience(table: pd.DataFrame, audience: pd.DataFrame, segments: list[str],
+                   config: Config, *, summary=None, run_path: str | None = None,
+                   files: dict[str, str] | None = None, where: str = "the run"
+                   ) -> tuple[dict[str, pd.DataFrame], Manifest]:
+    """The target and control groups of an ``audience`` (the rows of ``table`` in
+    ``segments``, from :func:`audience_table`), each with its segment and ``group``
+    columns, and the manifest of the split (``files``: the names they are written under)."""
+    chosen, _ = _chosen(table, segments, where)
+    group, manifest = plan_split(table, chosen, config, summary=summary, run_path=run_path,
+                                 files=files)
+    audience = audience.copy()
+    key = "segment" if "segment" in table else "rfm_segment"
+    if key not in audience:  # measure reads each customer's segment from the files
+        audience.insert(1, key, table.loc[chosen, key].to_numpy())
+    audience["group"] = group.to_numpy()
+    return {kind: audience[audience["group"] == kind].reset_index(drop=True)
+            for kind in ("target", "control")}, manifest
 
 
 def audience_table(table: pd.DataFrame, segments: list[str], *,

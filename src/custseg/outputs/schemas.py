@@ -1,9 +1,10 @@
-"""The published JSON Schemas of ``summary.json`` and ``model.json`` (``schemas/``).
+"""The published JSON Schemas (``schemas/``) of ``summary.json``, ``model.json``, a
+campaign's manifest and ``measure.json``.
 
-Both are generated from the types (:mod:`custseg.core.summary`, :class:`ModelFile
-<custseg.outputs.model.ModelFile>`); after changing one, regenerate them from the
-repository root with ``python -m custseg.outputs.schemas`` (tests/test_summary.py checks
-that the committed files match).
+Each is generated from the types (:mod:`custseg.core.summary`, :class:`ModelFile
+<custseg.outputs.model.ModelFile>`, :mod:`custseg.core.campaign`); after changing one,
+regenerate them from the repository root with ``python -m custseg.outputs.schemas``
+(tests/test_summary.py checks that the committed files match).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import json
 import sys
 from pathlib import Path
 
+from custseg.core.campaign import manifest_schema, measure_schema
 from custseg.core.summary import schema as summary_schema
 from custseg.outputs.model import model_schema
 
-SCHEMAS = {"summary.schema.json": summary_schema, "model.schema.json": model_schema}
+SCHEMAS = {"summary.schema.json": summary_schema, "model.schema.json": model_schema,
+           "manifest.schema.json": manifest_schema, "measure.schema.json": measure_schema}
 
 
 def texts() -> dict[str, str]:

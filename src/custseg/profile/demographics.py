@@ -19,25 +19,13 @@ import pandas as pd
 from scipy import stats
 
 from custseg.cluster._prepare import _looks_like_id
+from custseg.prep.uplift import holm
 
 ALPHA = 0.05
 MIN_EPSILON2 = 0.01
 MIN_CRAMERS_V = 0.1
 #: Categorical columns with more levels than this are not tested (ids, free text).
 MAX_LEVELS = 20
-
-
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
-    p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    if m == 0:
-        return p
-    order = np.argsort(p, kind="stable")
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out = np.empty(m)
-    out[order] = np.minimum(stepped, 1.0)
-    return out
 
 
 def kruskal_two(values: np.ndarray, in_group: np.ndarray, ranks: np.ndarray | None = None,
