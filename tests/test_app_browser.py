@@ -70,6 +70,19 @@ def small_file(tmp_path_factory) -> Path:
     return folder / "transactions.parquet"
 
 
+def groups_of(archive: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The target and control files and the manifest of an audience zip."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        manifest = json.loads(z.read(next(n for n in names if n.endswith(".manifest.json"))))
+        read = [pd.read_csv(z.open(manifest["files"][k]), dtype={"customer_id": str})
+                for k in ("target", "control")]
+    return read[0], read[1], manifest
+
+
 def launch(p):
     return p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                              args=["--no-sandbox", "--disable-gpu",
@@ -119,7 +132,7 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         first = page.get_by_role("button", name=re.compile(r"Audience file")).first
         with page.expect_download() as info:
             first.click()
-        info.value.save_as(tmp_path / "first.csv")
+        info.value.save_as(tmp_path / "first.zip")
         # the audience export of one segment, as `custseg export` writes it
         page.get_by_role("tab", name="Customers").click()
         chooser = page.locator('[data-testid="stMultiSelect"]').filter(
@@ -128,11 +141,11 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         chooser.fill(cards[0].strip())
         page.get_by_role("option", name=cards[0].strip()).first.click()
         page.keyboard.press("Escape")
-        button = page.get_by_text(re.compile(r"Download [0-9,]+ customers"))
+        button = page.get_by_text(re.compile(r"Download [0-9,]+ target and [0-9,]+ control"))
         button.wait_for(timeout=60_000)
         with page.expect_download() as info:
             button.click()
-        info.value.save_as(tmp_path / "audience.csv")
+        info.value.save_as(tmp_path / "audience.zip")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
@@ -164,9 +177,12 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
     _, name, seg_id, size = listed[0]
     members = seg.loc[seg["segment"] == int(seg_id)]
     assert (members["segment_name"] == name).all() and len(members) == int(size.replace(",", ""))
-    first = pd.read_csv(tmp_path / "first.csv", dtype={"customer_id": str})
-    assert sorted(first["customer_id"]) == sorted(members["customer_id"])
-    audience = pd.read_csv(tmp_path / "audience.csv", dtype={"customer_id": str})
+    target, control, manifest = groups_of(tmp_path / "first.zip")
+    assert sorted([*target["customer_id"], *control["customer_id"]]) == sorted(
+        members["customer_id"])
+    assert len(control) == round(0.1 * len(members)) == manifest["control"]
+    target, control, _ = groups_of(tmp_path / "audience.zip")
+    audience = pd.concat([target, control])
     assert set(audience["customer_id"]) == set(
         seg.loc[seg["segment_name"] == cards[0].strip(), "customer_id"])
     # The downloaded model scores the same file back into the same segments.
@@ -253,3 +269,54 @@ def test_five_sessions_at_once(app_url, small_file, tmp_path):
                                                               clv={"enabled": False}))
     assert sorted(frames[0]["customer_id"]) == sorted(alone.customers["customer_id"])
     assert errors == []
+
+
+def test_campaign_tab_measures_the_uplift_of_a_downloaded_audience(app_url, small_file,
+                                                                     tmp_path):
+    """Download the first action's audience, plant purchases for half of its target group
+    in the weeks after the run, upload both in the Campaign tab: the uplift is found."""
+    errors = []
+    lines = pd.read_parquet(small_file)
+    with playwright.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        start_run(page, app_url, small_file)
+        first = page.get_by_role("button", name=re.compile(r"Audience file")).first
+        first.wait_for(timeout=300_000)
+        with page.expect_download() as info:
+            first.click()
+        info.value.save_as(tmp_path / "first.zip")
+        target, control, manifest = groups_of(tmp_path / "first.zip")
+        start = pd.Timestamp(manifest["window"]["start"])
+        rng = pd.Series(range(len(target))).sample(frac=0.5, random_state=1)
+        buyers = target["customer_id"].iloc[rng.to_numpy()]
+        later = pd.DataFrame({
+            "InvoiceNo": [f"L{i}" for i in range(len(buyers))], "StockCode": "S1",
+            "Description": "Planted", "Quantity": 1,
+            "InvoiceDate": start + pd.Timedelta(days=5), "UnitPrice": 20.0,
+            "CustomerID": buyers.to_numpy(), "Country": "United Kingdom"})
+        later.astype(lines.dtypes.to_dict()).to_parquet(tmp_path / "later.parquet")
+        page.get_by_role("tab", name="Campaign").click()
+        def uploader(label: str):
+            return page.locator('[data-testid="stFileUploader"]').filter(
+                has_text=label).locator('input[type="file"]')
+
+        uploader("Audience zip").set_input_files(str(tmp_path / "first.zip"))
+        uploader("Order lines after the campaign").set_input_files(
+            str(tmp_path / "later.parquet"))
+        button = page.get_by_role("button", name="Measure the campaign")
+        button.wait_for(timeout=60_000)
+        button.click()
+        verdict = page.get_by_text(re.compile(r"^All segments: "))
+        verdict.wait_for(timeout=120_000)
+        body = page.inner_text("body")
+        with page.expect_download() as info:
+            page.get_by_role("button", name="Download the measurement (measure.html)").click()
+        info.value.save_as(tmp_path / "measure.html")
+        browser.close()
+    assert errors == [] and "Traceback" not in body
+    assert "The campaign brought more buyers" in body
+    assert "SAMPLE RATIO MISMATCH" not in body
+    page_text = (tmp_path / "measure.html").read_text()
+    assert "brought more buyers" in page_text and manifest["segments"][0]["name"] in page_text

@@ -8,6 +8,7 @@ recompute; plots sample big inputs, assignments never do.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,13 +24,15 @@ from custseg.cluster._prepare import TRANSACTION_FEATURES
 from custseg.core.exceptions import CustsegError, CustsegWarning
 from custseg.core.money import money
 from custseg.io import FIELDS
-from custseg.jobs.export import FORMATS, audience_bytes, audience_table
+from custseg.jobs.campaign import MANIFEST_SUFFIX
+from custseg.jobs.export import FORMATS, audience_bytes, audience_table, campaign_zip
 from custseg.outputs.report import CAPTIONS
 from custseg.outputs.report.charts import cohorts as cohort_chart
 from custseg.profile.priorities import slug
 
 st.set_page_config(page_title="custseg: customer segments", layout="wide")
 UPLOADS = Path(tempfile.gettempdir()) / "custseg-uploads"
+HOLDOUT = 0.1  # the control share of the audience downloads (custseg export's default)
 ANY = "(detect)"
 NONE = "(none)"
 
@@ -163,18 +166,103 @@ def first_actions_view(summary, table: pd.DataFrame, currency: str | None = None
             words.text(f"{i}. {a.name}{which}: {a.customers:,} customers\n"
                        f"At stake: {money(a.stake, currency, cents=True)}, {a.stake_words}\n"
                        f"Action: {a.action}")
-            audience, _ = audience_table(table, [str(a.segment)], where="this run")
-            button.download_button(f"Audience file ({len(audience):,})",
-                                   audience_bytes(audience, "csv"),
-                                   file_name=f"{slug(a.name)}.csv", mime="text/csv",
-                                   key=f"first-action-{i}",
-                                   help=f"The {len(audience):,} customers of this segment, "
-                                        "as CSV (the columns of custseg export).")
+            data, split = campaign_zip(table, [str(a.segment)], campaign_config(),
+                                       summary=summary, stem=slug(a.name))
+            button.download_button(f"Audience file ({split.target:,} + {split.control:,})",
+                                   data, file_name=f"{slug(a.name)}.zip",
+                                   mime="application/zip", key=f"first-action-{i}",
+                                   help=f"A zip of the {split.target:,} customers to send the "
+                                        f"action to, the {split.control:,} held out to "
+                                        "measure it against, and the manifest that "
+                                        "custseg measure (or the Campaign tab) reads.")
     st.caption(first.rule)
     if first.actions:
-        st.caption("Each download holds the whole segment; on the command line, "
-                   "custseg export --holdout 10% keeps a tenth of it out of the campaign to "
-                   "measure what it brought.")
+        st.caption(f"Each download holds back {HOLDOUT:.0%} of its segment at random as a "
+                   "control group: send the action to the target file only, then measure "
+                   "it in the Campaign tab with the orders that came after.")
+
+
+def campaign_config(holdout: float | None = None) -> custseg.Config:
+    """Control groups as the dashboard draws them: one seed per session (the same groups
+    on every redraw), written in each manifest."""
+    if "campaign_seed" not in st.session_state:
+        st.session_state.campaign_seed = secrets.randbelow(2**31)
+    return custseg.Config().overridden({
+        "campaign.holdout": HOLDOUT if holdout is None else holdout,
+        "campaign.seed": st.session_state.campaign_seed})
+
+
+def measure_view(table: pd.DataFrame, currency: str | None) -> None:
+    """The Campaign tab: a downloaded audience zip and the orders after it, measured."""
+    st.markdown("**Measure a campaign**: the audience zip downloaded from this run (or its "
+                "manifest, target and control files) and the order lines that came after "
+                "the campaign. Each segment's target group is set against its control group.")
+    groups = st.file_uploader("Audience zip, or its three files", accept_multiple_files=True,
+                              type=["zip", "json", "csv", "parquet"], key="measure-groups")
+    later = st.file_uploader("Order lines after the campaign", key="measure-orders")
+    if groups and later and st.button("Measure the campaign", key="measure"):
+        try:
+            st.session_state.measured = measured(groups, later, table)
+        except CustsegError as exc:
+            st.session_state.measured = None
+            st.error(str(exc))
+    result = st.session_state.get("measured")
+    if result is None:
+        return
+    from custseg.outputs.report.measure import render_measure
+
+    for warning in result.warnings:
+        (st.error if warning.startswith("SAMPLE RATIO") else st.warning)(warning)
+    st.text(f"All segments: {result.total.verdict}")
+    st.dataframe(pd.DataFrame([{
+        "segment": r.name, "target": r.target, "control": r.control,
+        "bought (target)": f"{r.buying.target:.1%}" if r.buying else "n/a",
+        "bought (control)": f"{r.buying.control:.1%}" if r.buying else "n/a",
+        "uplift, points (95%)": (f"{r.buying.uplift * 100:+.1f} ({r.buying.interval[0] * 100:+.1f}"
+                                 f" to {r.buying.interval[1] * 100:+.1f})" if r.buying else "n/a"),
+        "p (Holm)": r.buying.p_adjusted if r.buying else None,
+        "significant": r.significant,
+        "incremental revenue": money(r.incremental_revenue, currency, cents=True)}
+        for r in result.segments]), hide_index=True)
+    st.text("\n".join(f"{r.name}: {r.verdict}" for r in result.segments))
+    st.download_button("Download the measurement (measure.html)", render_measure(result),
+                       file_name="measure.html", mime="text/html")
+
+
+def measured(groups, later, table: pd.DataFrame):
+    """The measurement of uploaded groups (a zip, or the three files) and later orders."""
+    from custseg.jobs.campaign import measure_campaign
+
+    folder = Path(tempfile.mkdtemp(dir=upload_area()))
+    for upload in groups:
+        if Path(upload.name).suffix.lower() == ".zip":
+            unpack(upload, folder)
+        else:
+            (folder / Path(upload.name).name).write_bytes(upload.getvalue())
+    manifests = sorted(folder.glob(f"*{MANIFEST_SUFFIX}"))
+    if len(manifests) != 1:
+        raise CustsegError("Give one audience: its zip, or its manifest (.manifest.json) "
+                           "with its target and control files.")
+    orders = save_upload(later)
+    with st.spinner("Reading the later orders and testing each segment..."):
+        return measure_campaign(manifests[0], str(orders), config=custseg.Config(),
+                                run_table=table)
+
+
+def unpack(upload, folder: Path) -> None:
+    """The files of an audience zip, by their names only (no folders, nothing else)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(upload) as archive:
+            for member in archive.infolist():
+                name = Path(member.filename).name
+                if member.is_dir() or name != member.filename or name.startswith("."):
+                    continue
+                if name.endswith((MANIFEST_SUFFIX, ".csv", ".parquet")):
+                    (folder / name).write_bytes(archive.read(member))
+    except zipfile.BadZipFile:
+        raise CustsegError(f"{upload.name} is not a zip file.") from None
 
 
 def digest_of(path: Path) -> str:
@@ -330,7 +418,8 @@ if life is not None and life.stages:
                    "is called at risk.")
 
 horizon = clv.horizon_days if clv is not None else None
-tabs = st.tabs(["Segments", "Charts", "Customers", "RFM", "Cohorts", "Comparison", "Audit"])
+tabs = st.tabs(["Segments", "Charts", "Customers", "Campaign", "RFM", "Cohorts", "Comparison",
+                "Audit"])
 with tabs[0]:
     groups = summary.get("segments")
     if groups:
@@ -393,16 +482,34 @@ with tabs[2]:
                                               else ""))
     st.markdown("**Audience export**: the customers of chosen segments, for an e-mail or "
                 "ads tool (as `custseg export`; contact columns only on the command line)")
-    e1, e2 = st.columns([3, 1])
+    e1, e2, e3 = st.columns([3, 1, 1])
     picked = e1.multiselect("Segments to export", sorted(table[label].astype(str).unique()),
                             key="export-segments")
     fmt = e2.radio("Format", list(FORMATS), horizontal=True, key="export-format")
-    if picked:
+    held = e3.number_input("Control group (%)", 0, 50, int(HOLDOUT * 100), key="export-holdout",
+                           help="Held out at random from each segment, to measure the "
+                                "campaign against (0: none).")
+    if picked and held:
+        data, split = campaign_zip(table, picked, campaign_config(held / 100),
+                                   summary=summary, fmt=fmt)
+        st.download_button(f"Download {split.target:,} target and {split.control:,} control "
+                           "customers (zip)", data, file_name="audience.zip",
+                           mime="application/zip")
+        st.caption(f"Seed {split.seed}; per segment, the smallest uplift in buyers the split "
+                   "can detect (80% power): " + ", ".join(
+                       f"{p.name} {p.min_detectable_uplift * 100:.1f} points"
+                       if p.min_detectable_uplift is not None else f"{p.name} too small"
+                       for p in split.segments))
+        for warning in split.warnings:
+            st.warning(warning)
+    elif picked:
         audience, _ = audience_table(table, picked, where="this run")
         st.download_button(f"Download {len(audience):,} customers ({fmt})",
                            audience_bytes(audience, fmt), file_name=f"audience.{fmt}",
                            mime="text/csv" if fmt == "csv" else "application/octet-stream")
 with tabs[3]:
+    measure_view(table, currency)
+with tabs[4]:
     if "r_score" in table:
         grid = table.pivot_table(index="f_score", columns="r_score", values="customer_id",
                                  aggfunc="count", fill_value=0).sort_index(ascending=False)
@@ -417,21 +524,21 @@ with tabs[3]:
             st.dataframe(rfm_table(summary.rfm_segments), hide_index=True)
     else:
         st.info("No RFM: the input is a customer table.")
-with tabs[4]:
+with tabs[5]:
     chart = cohort_chart(summary.to_dict(), table)
     if chart is not None:  # the report's chart (one definition)
         st.altair_chart(chart, width=chart.width + 200, height=chart.height + 120, theme=None)
         st.caption(CAPTIONS["cohorts"])
     else:
         st.info("No cohorts: they come from order lines.")
-with tabs[5]:
+with tabs[6]:
     if summary.get("comparison"):
         st.write(summary.comparison.recommendation)
         st.dataframe(pd.DataFrame([row.to_dict() for row in summary.comparison.table]),
                      hide_index=True)
     else:
         st.info("Tick 'Also compare every algorithm' and run again to see the comparison.")
-with tabs[6]:
+with tabs[7]:
     st.dataframe(pd.DataFrame([{"reason": k, "rows": v} for k, v in audit.dropped.items()]),
                  hide_index=True)
     for w in audit.warnings:

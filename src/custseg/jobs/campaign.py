@@ -152,15 +152,24 @@ def _names(table: pd.DataFrame) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------- measure
 def measure_campaign(manifest_path: str | Path, orders, out_dir: str | Path | None = None, *,
-            config: Config | None = None) -> cp.Measurement:
+                     config: Config | None = None, run_table: pd.DataFrame | None = None
+                     ) -> cp.Measurement:
     """The uplift of the campaign a manifest split, from the order lines after it
     (``orders``: a file or tables, or None with ``config.db`` and ``config.sql``):
     each segment's target group against its control group, and all of them. Writes
-    ``measure.json`` and ``measure.html`` to ``out_dir`` when given."""
+    ``measure.json`` and ``measure.html`` to ``out_dir`` when given.
+
+    The run the groups were drawn from must be as it was: its folder, or ``run_table``
+    (its segments table, as the dashboard holds it) when given."""
     config = config or Config()
     manifest_path = Path(manifest_path)
     manifest = cp.load_manifest(manifest_path)
-    _check_run(manifest, manifest_path)
+    if run_table is None:
+        _check_run(manifest, manifest_path)
+    elif fingerprint(run_table) != manifest.run.fingerprint:
+        raise InputError(f"{manifest_path.name} was drawn from another run than this one "
+                         "(its customers or segments differ); measure it against the run "
+                         "it was exported from.")
     groups = _read_groups(manifest, manifest_path)
     bought, lines, last_day = _bought(orders, manifest, config)
     warnings: list[str] = []

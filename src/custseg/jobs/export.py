@@ -22,7 +22,7 @@ from custseg.core import summary as sm
 from custseg.core.campaign import Manifest, encode
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, InputError
-from custseg.jobs.campaign import group_files, plan_split
+from custseg.jobs.campaign import CONTROL_SUFFIX, MANIFEST_SUFFIX, group_files, plan_split
 from custseg.outputs.rundir import atomic_file, read_segments
 
 #: Columns exported when ``columns`` is not given (those the run has).
@@ -126,6 +126,26 @@ def audience_table(table: pd.DataFrame, segments: list[str], *,
     chosen, by_name = _chosen(table, segments, where)
     keep = _columns(table, columns, where)
     return table.loc[chosen, keep].reset_index(drop=True), by_name
+
+
+def campaign_zip(table: pd.DataFrame, segments: list[str], config: Config, *, summary=None,
+                 stem: str = "audience", fmt: str = "csv") -> tuple[bytes, Manifest]:
+    """A zip of the target and control files of ``segments`` and their manifest, as
+    ``custseg export --holdout`` writes them (the dashboard's download: the run is held in
+    memory, so the manifest names no run folder; measure checks it against the run on the
+    page instead)."""
+    import zipfile
+
+    audience, _ = audience_table(table, segments)
+    names = {"target": f"{stem}.{fmt}", "control": f"{stem}{CONTROL_SUFFIX}.{fmt}"}
+    groups, manifest = split_audience(table, audience, segments, config, summary=summary,
+                                      files=names)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for kind, name in names.items():
+            archive.writestr(name, audience_bytes(groups[kind], fmt))
+        archive.writestr(f"{stem}{MANIFEST_SUFFIX}", encode(manifest))
+    return buffer.getvalue(), manifest
 
 
 def audience_bytes(audience: pd.DataFrame, fmt: str) -> bytes:
