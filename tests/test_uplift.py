@@ -117,3 +117,31 @@ def test_holm_gives_statsmodels_numbers(p_values):
 
     expected = multipletests(p_values, alpha=0.05, method="holm")[1]
     assert uplift.holm(p_values) == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_measure_page_escapes_segment_names():
+    from custseg.core import campaign as cp
+    from custseg.outputs.report.measure import render_measure
+
+    comparison = cp.Comparison(target=0.2, control=0.1, uplift=0.1, interval=[0.05, 0.15],
+                               relative=1.0, relative_interval=[0.5, 1.5], p_value=0.001,
+                               p_adjusted=0.002)
+    hostile = '<script>alert("x")</script> & co'
+
+    def result(name, segment):
+        return cp.SegmentResult(
+            segment=segment, name=name, target=900, control=100, buyers_target=180,
+            buyers_control=10, buying=comparison, orders=comparison, revenue=comparison,
+            incremental_revenue=90.0, incremental_interval=[45.0, 135.0],
+            incremental_buyers=90.0, significant=True, verdict=f"{name} did well")
+
+    window = cp.Window(start="2024-01-01", end="2024-01-31", days=30)
+    page = render_measure(cp.Measurement(
+        version=1, manifest="a.manifest.json", orders="later.csv", window=window,
+        data_last_day="2024-01-30", days_to_come=0, lines={"within": 5, "before": 0,
+                                                           "after": 0},
+        alpha=0.05, buying_test="t", revenue_test="t", correction="holm",
+        sample_ratio_p=0.5, sample_ratio_mismatch=False, currency=None,
+        segments=[result(hostile, "1")], total=result("all segments", None),
+        outsiders=cp.Outsiders(customers=0, orders=0, revenue=0.0), warnings=[hostile]))
+    assert "<script>" not in page and "&lt;script&gt;" in page
