@@ -172,3 +172,18 @@ def test_a_window_not_yet_closed_says_how_many_days_are_to_come(loop, tmp_path):
     expected = (pd.Timestamp("2011-10-01").date() - last).days - 1
     assert result["days_to_come"] == expected > 0
     assert any(f"{expected} of its 30 days are still to come" in w for w in result["warnings"])
+
+
+def test_later_orders_from_a_database_measure_the_same(loop, tmp_path):
+    import sqlite3
+
+    later = loop["later"].copy()
+    later["InvoiceDate"] = pd.to_datetime(later["InvoiceDate"]).dt.strftime("%Y-%m-%d %H:%M")
+    with sqlite3.connect(tmp_path / "shop.db") as con:
+        later.to_sql("order_lines", con, index=False)
+    cli("measure", loop["root"] / "aud" / "audience.manifest.json", "--db",
+        f"sqlite:///{tmp_path / 'shop.db'}", "--sql", "select * from order_lines", "--out",
+        tmp_path / "m")
+    result = json.loads((tmp_path / "m" / "measure.json").read_text())
+    for part in ("segments", "total", "outsiders", "lines"):
+        assert result[part] == loop["result"][part]
