@@ -34,7 +34,12 @@ stratified sample against the search over every customer (``Segmenter(k_sample=0
 the customer features of that run's ``segments.csv``: k, silhouette, Calinski-Harabasz,
 Davies-Bouldin, stability, and the seconds of each.
 
-Writes ``benchmarks/results/bench_scale.md``.
+With ``--busy N`` each data set's custseg run is timed twice, quiet and then beside N
+CPU-bound processes started for the run and stopped after it (a laptop or a shared
+server where other work runs): the ratio of busy to quiet seconds, for the whole run and
+each stage. ``file:PATH`` names any input file (custseg only).
+
+Writes ``benchmarks/results/bench_scale.md`` (``bench_scale-busy.md`` with ``--busy``).
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ LABELS = {"custseg": "custseg run (DuckDB)", "spark": "custseg run --engine spar
 # ----------------------------------------------------------------------------- data
 def data_path(spec: str) -> Path:
     kind, _, size = spec.partition(":")
+    if kind == "file":
+        return Path(size)
     if kind == "synth":
         return dataset(_count(size))[0]
     if kind == "retail":
@@ -114,7 +121,7 @@ def custseg_report(work: Path) -> dict[str, Any]:
     """k, silhouette and stage seconds from the run's summary.json."""
     s = json.loads((work / "out" / "summary.json").read_text(encoding="utf-8"))
     return {"customers": s["customers"], "k": s["k"], "silhouette": s["metrics"]["silhouette"],
-            "stages": s["timings_s"], "k_sample": s["k_selection"].get("sample")}
+            "stages": s["timings_s"], "k_sample": (s.get("k_selection") or {}).get("sample")}
 
 
 def sample_check(work: Path) -> dict[str, Any]:
@@ -323,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(RESULTS / "bench_scale.md"))
     parser.add_argument("--no-sample-check", action="store_true",
                         help="skip k on every customer against k on the sample")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="time custseg quiet and beside N CPU-bound processes")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -331,6 +340,11 @@ def main(argv: list[str] | None = None) -> None:
         child(args.child, args.target, args.work)
         return
     CACHE.mkdir(parents=True, exist_ok=True)
+    if args.busy:
+        out = (Path(args.out) if args.out != str(RESULTS / "bench_scale.md")
+               else RESULTS / "bench_scale-busy.md")
+        busy_runs(args.data.split(","), args.busy, args.timeout, out)
+        return
     names = args.contenders.split(",")
     rows = []
     seed_failed: tuple[str, int] | None = None  # where the seed-style notebook gave up
@@ -353,6 +367,60 @@ def main(argv: list[str] | None = None) -> None:
                 seed_failed = (spec, customers)
         rows.append((spec, lines, customers, results))
         write(rows, names, Path(args.out))
+
+
+@contextlib.contextmanager
+def busy(processes: int):
+    """``processes`` CPU-bound processes for the block (each spins on one core)."""
+    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(processes)]
+    try:
+        time.sleep(0.5)  # running before the measured run starts
+        yield
+    finally:
+        for proc in spinning:
+            proc.kill()
+            proc.wait()
+
+
+def busy_runs(specs: list[str], processes: int, timeout: float, out: Path) -> None:
+    """custseg on each data set, quiet and then beside ``processes`` CPU-bound ones."""
+    rows = ["| data | quiet s | busy s | busy / quiet | slowest stage: quiet → busy s "
+            "(ratio) | its ratio / the whole run's | stages, busy / quiet |",
+            "|---|---:|---:|---:|---|---:|---|"]
+    for spec in specs:
+        path = data_path(spec)
+        if path.suffix == ".parquet":
+            warm(path)
+        print(f"{spec}: quiet ...", flush=True)
+        quiet = measure("custseg", path, timeout)
+        print(f"{spec}: beside {processes} busy processes ...", flush=True)
+        with busy(processes):
+            loaded = measure("custseg", path, timeout)
+        if "failed" in quiet or "failed" in loaded:
+            rows.append(f"| {spec} | {quiet.get('failed', '')} | {loaded.get('failed', '')} "
+                        "| | | | |")
+            continue
+        whole = loaded["seconds"] / quiet["seconds"]
+        ratios = {k: loaded["stages"].get(k, 0.0) / v for k, v in quiet["stages"].items()
+                  if v >= 0.05}
+        worst = max(ratios, key=ratios.get)
+        rows.append(f"| {spec} | {quiet['seconds']:.1f} | {loaded['seconds']:.1f} | "
+                    f"{whole:.2f}x | {worst}: {quiet['stages'][worst]:.2f} → "
+                    f"{loaded['stages'][worst]:.2f} ({ratios[worst]:.1f}x) | "
+                    f"{ratios[worst] / whole:.2f} | "
+                    + ", ".join(f"{k} {r:.1f}x" for k, r in ratios.items()) + " |")
+        print(rows[-1], flush=True)
+    text = "\n".join([
+        "# bench_scale --busy", "",
+        f"Command: `python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}`",
+        machine_line(("custseg", "duckdb", "pandas", "scikit-learn", "numpy")),
+        f"Each run as a fresh process, quiet and then beside {processes} CPU-bound processes "
+        "(`python -c 'while True: pass'`) started for it; stages of 0.05 s or more.", "",
+        *rows, ""])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(text)
 
 
 #: custseg's stages against the bare minimum's: (custseg stages, bare stages).

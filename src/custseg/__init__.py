@@ -10,6 +10,10 @@ import time as _time
 #: When the package was first imported: the command line's start-up is timed from here.
 STARTED = _time.perf_counter()
 
+from custseg.core.threads import wait_passively as _wait_passively  # noqa: E402
+
+_wait_passively()  # before scikit-learn loads OpenMP (core/threads.py)
+
 from custseg.core.config import Config  # noqa: E402
 from custseg.core.exceptions import (  # noqa: E402
     ConfigError,

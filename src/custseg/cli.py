@@ -37,7 +37,7 @@ InputArg = Annotated[list[str] | None, typer.Argument(
          "by their keys.", show_default=False)]
 #: Config keys read by rfm, run and compare, and the clustering keys of run and compare.
 READ_KEYS = ("customers", "mapping", "as_of", "start_date", "dayfirst", "sheet", "delimiter",
-             "encoding", "db", "sql", "engine", "spark_master")
+             "encoding", "db", "sql", "engine", "spark_master", "threads")
 CLUSTER_KEYS = tuple(f"clustering.{k}" for k in ("k", "k_range", "seed", "features", "skew",
                                                   "scaler", "k_sample"))
 #: Config keys of the value models (CLV) of rfm and run.

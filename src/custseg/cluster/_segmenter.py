@@ -38,6 +38,7 @@ from custseg.cluster._prepare import FeaturePrep
 from custseg.cluster._rules import EXACT_KINDS, apply_rule, relabelled, rounded
 from custseg.core.config import ALGORITHMS, SETTINGS, check_options
 from custseg.core.exceptions import ConfigError, CustsegWarning, DataError
+from custseg.core.threads import per_worker
 
 #: Minimum share of customers below which a cluster draws a warning.
 SMALL_CLUSTER = 0.01
@@ -330,8 +331,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
             return fitted, separation(Xp, fitted.labels)
 
         # Two k at a time: much of a fit and its scores runs outside the GIL (BLAS, numpy),
-        # and each k is seeded on its own, so the curves do not depend on the order.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # and each k is seeded on its own, so the curves do not depend on the order. The
+        # cores are shared between them: no OpenMP or BLAS pool of full size inside each.
+        workers, limited = per_worker(2)
+        with limited, ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(evaluate, ks))
         for k, (fitted, s) in zip(ks, results, strict=True):
             labels_at[k] = fitted.labels

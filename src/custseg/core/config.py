@@ -679,8 +679,10 @@ class Config(_Table):
                                 "limit; larger work spills to temp_directory.", is_(str),
                                 shown="auto: half of the memory available at the start, "
                                 "between 1 GB and 4 GB")
-    threads: int | None = setting(None, "int or null", "DuckDB threads.", is_(int, None),
-                                  shown="every core")
+    threads: int | None = setting(None, "int or null", "Threads for DuckDB and the numeric "
+                                  "libraries (OpenMP, BLAS); null: the cores this process may "
+                                  "run on.", lambda v: v is None or (_whole(v) and v >= 1),
+                                  flag="--threads", cli=int, shown="the cores it may run on")
     temp_directory: str | None = setting(None, _TEXT, "Where DuckDB spills and keeps its "
                                          "scratch database (deleted after the run).",
                                          _str_or_none, shown="the system temporary folder")

@@ -21,6 +21,7 @@ from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import MappingError
 from custseg.core.money import codes
+from custseg.core.threads import config_threads
 from custseg.core.version import __version__
 from custseg.engines import Engine, open_engine
 from custseg.engines.base import default_as_of, future_lines, without_purchase
@@ -113,6 +114,7 @@ def start_timings(started: float | None) -> dict[str, float]:
     return {} if started is None else {"start": round(time.perf_counter() - started, 3)}
 
 
+@config_threads
 def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
             customers: str | Path | None = None, config: Config | None = None,
             db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,

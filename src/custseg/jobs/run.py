@@ -20,6 +20,7 @@ from custseg.cluster._prepare import behaviour_and_table_features
 from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, CustsegWarning
+from custseg.core.threads import config_threads
 from custseg.engines import open_engine
 from custseg.engines.lines import main_levels
 from custseg.io._customers import customers_from_source
@@ -62,6 +63,7 @@ from custseg.profile.rules import segment_rules
 from custseg.profile.stage_names import action_fit, misfit, stage_names
 
 
+@config_threads
 def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
                  customers: str | Path | None = None, config: Config | None = None,
                  db: str | None = None, sql: str | None = None,
@@ -372,6 +374,7 @@ def _segment_values(labelled: pd.DataFrame, summary, config: Config,
     return values
 
 
+@config_threads
 def compare_algorithms(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
                        customers: str | Path | None = None, config: Config | None = None,
                        db: str | None = None, sql: str | None = None,

@@ -1,0 +1,74 @@
+"""The threads custseg's numeric libraries may use, and pools that wait without spinning.
+
+DuckDB, OpenMP (scikit-learn's k-means) and BLAS (numpy, SciPy) each size their thread
+pool for the whole machine; on a busy machine, or with two pools inside each other, their
+threads spin while they wait and the work slows many times over. custseg therefore:
+
+- asks OpenMP to wait passively (``OMP_WAIT_POLICY=PASSIVE``, set when custseg is
+  imported, unless the environment says otherwise);
+- counts the cores this process may run on (:func:`cores`: its CPU affinity, or the
+  ``threads`` config key when set, see :func:`using`);
+- limits OpenMP and BLAS to them (threadpoolctl), and splits them between the workers of
+  a pool (:func:`per_worker`) so that no pool runs inside another at full size.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+_limit: int | None = None
+
+
+def wait_passively() -> None:
+    """OpenMP threads sleep while they wait (read when OpenMP starts: call it before
+    scikit-learn is imported; a value already in the environment wins)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def cores() -> int:
+    """The threads custseg may use: the ``threads`` config key in force, else the cores
+    this process may run on."""
+    if _limit:
+        return _limit
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def using(threads: int | None) -> Iterator[int]:
+    """Within the block, :func:`cores` is ``threads`` (None: the machine's) and OpenMP and
+    BLAS pools are limited to it."""
+    from threadpoolctl import threadpool_limits
+
+    global _limit
+    before = _limit
+    _limit = threads or None
+    try:
+        with threadpool_limits(limits=cores()):
+            yield cores()
+    finally:
+        _limit = before
+
+
+def per_worker(workers: int) -> tuple[int, object]:
+    """How many workers a pool of at most ``workers`` gets, and a context limiting OpenMP
+    and BLAS so that all of them together use :func:`cores`, no more."""
+    from threadpoolctl import threadpool_limits
+
+    n = max(1, min(workers, cores()))
+    return n, threadpool_limits(limits=max(1, cores() // n))
+
+
+def config_threads(job: Callable) -> Callable:
+    """Run a job (a function with a ``config`` keyword) within :func:`using` its config's
+    ``threads``."""
+    @functools.wraps(job)
+    def limited(*args, **kwargs):
+        with using(getattr(kwargs.get("config"), "threads", None)):
+            return job(*args, **kwargs)
+    return limited
