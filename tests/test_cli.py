@@ -212,3 +212,19 @@ def test_run_prints_what_to_do_first_with_each_audience_command(tmp_path):
         assert args[args.index("--holdout") + 1] == "10%"
         _, picked = audience_table(table, [args[args.index("--segment") + 1]])
         assert picked == {action["name"]: action["customers"]}
+
+
+def test_rfm_prints_what_to_do_first_over_the_named_segments(tmp_path):
+    from custseg.synth import generate
+
+    paths = generate(800, tmp_path / "data", seed=5)
+    out = tmp_path / "rfm"
+    run = custseg("rfm", paths["transactions"], "--out", out, "--no-report")
+    assert run.returncode == 0, run.stderr
+    first = json.loads((out / "summary.json").read_text())["first_actions"]["actions"]
+    text = run.stdout
+    assert first and text.index("What to do first") < text.index("RFM segments")
+    for action in first:  # named by their RFM names, their audience picked by name
+        assert f"(#{action['segment']})" not in text
+        assert f'--segment "{action["segment"]}"' in text or \
+            f"--segment {action['segment']} " in text

@@ -163,6 +163,7 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
         return
     s = result.summary
     _print_audit(s)
+    _print_first_actions(s, out_dir)
     table = Table("segment", "customers", "share", "revenue share", "mean recency",
                   "mean frequency", "mean monetary", title="RFM segments")
     for seg in s["rfm_segments"]:
@@ -228,7 +229,8 @@ def _print_first_actions(s, out_dir: Path) -> None:
         for name in ("#", "segment", "customers", "value at stake", "action"):
             table.add_column(name, justify="right" if name in ("#", "customers") else "left")
         for i, a in enumerate(first.actions, start=1):
-            table.add_row(str(i), escape(f"{a.name} (#{a.segment})"), f"{a.customers:,}",
+            which = f" (#{a.segment})" if isinstance(a.segment, int) else ""
+            table.add_row(str(i), escape(f"{a.name}{which}"), f"{a.customers:,}",
                           escape(f"{money(a.stake, currency)}: {a.stake_words}"),
                           escape(a.action))
         out.print(table)
