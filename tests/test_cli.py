@@ -228,3 +228,18 @@ def test_rfm_prints_what_to_do_first_over_the_named_segments(tmp_path):
         assert f"(#{action['segment']})" not in text
         assert f'--segment "{action["segment"]}"' in text or \
             f"--segment {action['segment']} " in text
+
+
+def test_a_mapping_error_of_run_comes_before_the_clustering_libraries_load(tmp_path):
+    """`custseg run` with a wrong --map says so from a sample of the file, without loading
+    scikit-learn (the second it takes)."""
+    from custseg.synth import generate
+
+    paths = generate(200, tmp_path / "data", seed=1)
+    code = ("import sys\nfrom custseg import cli\nsys.argv = ['custseg', 'run', sys.argv[1], "
+            "'--map', 'customer_id=Nope', '--out', sys.argv[2]]\ntry:\n    cli.main()\n"
+            "except SystemExit as exc:\n    print(exc.code, 'sklearn' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, str(paths["transactions"]),
+                           str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.stdout.split() == ["1", "False"], proc.stderr
+    assert "no column 'Nope'" in proc.stderr and not (tmp_path / "out").exists()

@@ -187,6 +187,9 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
              *READ_KEYS, *CLV_KEYS, *REPORT_KEYS, "hash_ids", "salt")
 def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
+    from custseg.jobs.rfm import check_columns
+
+    check_columns(_input(input), config)  # a mapping error before scikit-learn loads
     from custseg.jobs.run import run_segments
 
     out_dir = Path(config.out)
