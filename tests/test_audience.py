@@ -116,3 +116,35 @@ def test_an_rfm_folder_exports_by_rfm_segment(tmp_path):
     assert audience.rows + audience.split.control == champions > 0
     assert audience.split.control == round(0.1 * champions)
     assert [s.segment for s in audience.split.segments] == ["Champions"]
+
+
+def test_a_run_with_hashed_ids_is_measured_with_its_salt(tmp_path):
+    from custseg.jobs.campaign import measure_campaign
+
+    paths = generate(500, tmp_path / "data", seed=3)
+    lines = pd.read_parquet(paths["transactions"])
+    cut = pd.Timestamp("2023-10-01")
+    lines[lines["InvoiceDate"] < cut].to_parquet(tmp_path / "before.parquet")
+    lines[lines["InvoiceDate"] >= cut].to_parquet(tmp_path / "after.parquet")
+    salted = Config(hash_ids=True, salt="pepper", report=False, figures=False)
+    custseg.run_segments(str(tmp_path / "before.parquet"), out_dir=tmp_path / "run",
+                         config=salted)
+    table = pd.read_csv(tmp_path / "run" / "segments.csv", dtype={"customer_id": str})
+    ids = table["segment"].astype(str).unique().tolist()
+    audience = export_audience(tmp_path / "run", ids, tmp_path / "a.csv",
+                               config=Config().overridden({"campaign.seed": 2}))
+    assert audience.split.run.customer_ids == "salted hashes"
+    with pytest.raises(InputError, match="give its salt"):
+        measure_campaign(audience.manifest, str(tmp_path / "after.parquet"))
+    result = measure_campaign(audience.manifest, str(tmp_path / "after.parquet"),
+                              config=Config(salt="pepper"))
+    later = pd.read_parquet(tmp_path / "after.parquet")
+    window = audience.split.window
+    within = later["InvoiceDate"].between(pd.Timestamp(window.start), pd.Timestamp(window.end),
+                                          inclusive="left")
+    buyers = later.loc[(later["Quantity"] > 0) & (later["UnitPrice"] > 0) & within,
+                       "CustomerID"]
+    # every buyer of the window is in a group or counted outside: nothing lost to hashing
+    grouped = result.total.buyers_target + result.total.buyers_control
+    assert grouped + result.outsiders.customers == buyers.dropna().nunique()
+    assert grouped > 0
