@@ -66,12 +66,13 @@ class Manifest(Block, kw_only=True):
     min_uplift: float  # the uplift every segment was checked against
     power: float
     alpha: float  # two-sided, over all segments: each segment's detectable uplift is at
-    tests: int  # alpha / tests, the bar Holm's correction sets the strongest segment
     files: dict[str, str]  # "target", "control" -> file name beside the manifest
     segments: list[SegmentSplit]
     target: int
     control: int
     warnings: list[str]
+    tests: int = 1  # segments tested: each detectable uplift is at alpha / tests, the bar
+    # Holm's correction sets the strongest segment
 
 
 class Comparison(Block, kw_only=True):

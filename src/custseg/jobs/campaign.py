@@ -336,8 +336,8 @@ def _comparison(test, adjusted=None) -> cp.Comparison | None:
         relative=_finite(test.relative),
         relative_interval=(None if test.relative_interval is None
                            else [round(v, 6) for v in test.relative_interval]),
-        p_value=round(test.p_value, 6),
-        p_adjusted=None if adjusted is None or pd.isna(adjusted) else round(float(adjusted), 6))
+        p_value=float(test.p_value),
+        p_adjusted=None if adjusted is None or pd.isna(adjusted) else float(adjusted))
 
 
 def _finite(v: float | None) -> float | None:
@@ -362,27 +362,39 @@ def _result(row: pd.Series, name: str, currency, total: bool = False) -> cp.Segm
         buyers_control=int(row["buyers_control"]), buying=buying,
         orders=_comparison(row["orders"]), revenue=revenue, incremental_revenue=extra,
         incremental_interval=extra_interval, incremental_buyers=buyers,
-        significant=significant, verdict=verdict(buying, revenue, extra, currency, total))
+        significant=significant, verdict=verdict(buying, revenue, extra, currency, total,
+                                                 extra_interval))
 
 
 def verdict(buying: cp.Comparison | None, revenue: cp.Comparison | None,
-            extra: float | None, currency, total: bool = False) -> str:
+            extra: float | None, currency, total: bool = False,
+            extra_interval: list[float] | None = None) -> str:
     """What the comparison says, in one sentence."""
     if buying is None:
         return "Not measured: a group is empty."
     low, high = (v * 100 for v in buying.interval)
     points = (f"{buying.uplift * 100:+.1f} points of buyers ({buying.control:.1%} in the "
               f"control group; 95% interval {low:+.1f} to {high:+.1f})")
-    p = buying.p_adjusted
+    p = buying.p_adjusted if buying.p_adjusted is not None else buying.p_value
     corrected = "" if total else " after Holm's correction"
-    if p is not None and p < uplift.ALPHA:
-        more = "more" if buying.uplift > 0 else "fewer"
-        said = f"The campaign brought {more} buyers: {points}, p = {p:.2g}{corrected}"
-        if revenue is not None and extra is not None:
-            said += f"; incremental revenue {money(extra, code_of(currency))}"
-        return said + "."
-    return (f"No significant difference in buying: {points}, p = "
-            f"{(p if p is not None else buying.p_value):.2g}{corrected}.")
+    if p >= uplift.ALPHA:
+        return f"No significant difference in buying: {points}, {p_words(p)}{corrected}."
+    more = "more" if buying.uplift > 0 else "fewer"
+    said = f"The campaign brought {more} buyers: {points}, {p_words(p)}{corrected}"
+    if revenue is not None and extra is not None:
+        code = code_of(currency)
+        r = revenue.p_adjusted if revenue.p_adjusted is not None else revenue.p_value
+        span = ("" if extra_interval is None else
+                f", 95% interval {money(extra_interval[0], code)} to "
+                f"{money(extra_interval[1], code)}")
+        said += (f"; incremental revenue {money(extra, code)}{span}"
+                 + ("" if r < uplift.ALPHA else ", not significant"))
+    return said + "."
+
+
+def p_words(p: float) -> str:
+    """A p-value as words: "p < 0.001", "p = 0.012"."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
 def code_of(currency) -> str | None:

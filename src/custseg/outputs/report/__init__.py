@@ -171,7 +171,8 @@ def template(name: str = "report.html.j2"):
     env.filters["dec3"] = _dec3
     env.filters["times"] = _times
     env.filters["pts"] = lambda v: f"{v * 100:+.1f}" if isinstance(v, int | float) else "n/a"
-    env.filters["p"] = lambda v: f"{v:.3g}" if isinstance(v, int | float) else "n/a"
+    env.filters["p"] = lambda v: ("n/a" if not isinstance(v, int | float)
+                                  else "< 0.001" if v < 0.001 else f"{v:.3f}")
     return env.get_template(name)
 
 
