@@ -243,3 +243,21 @@ def test_a_mapping_error_of_run_comes_before_the_clustering_libraries_load(tmp_p
                            str(tmp_path / "out")], capture_output=True, text=True)
     assert proc.stdout.split() == ["1", "False"], proc.stderr
     assert "no column 'Nope'" in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_run_samples_its_input_once(tmp_path, monkeypatch):
+    """The sample the early mapping check takes is the one the run reads its columns
+    from: a large file is not sampled twice."""
+    from custseg import cli as command
+    from custseg.jobs import rfm
+    from custseg.synth import generate
+
+    paths = generate(300, tmp_path / "data", seed=2)
+    sampled = []
+    original = rfm.peek
+    monkeypatch.setattr(rfm, "peek", lambda *a, **k: sampled.append(a[0]) or original(*a, **k))
+    monkeypatch.setattr(sys, "argv", ["custseg", "run", str(paths["transactions"]), "--out",
+                                      str(tmp_path / "out"), "-q", "--no-report"])
+    command.main()
+    assert (tmp_path / "out" / "segments.csv").is_file()
+    assert len(sampled) == 1 and not rfm._checked

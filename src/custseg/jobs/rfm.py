@@ -444,16 +444,31 @@ def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
 
 def _peek(input, other: dict[str, Any], config: Config) -> Peek | None:
     """A sample of a local file (None: a database, a DataFrame or a cluster path, sampled
-    once the engine has read it)."""
+    once the engine has read it); the one :func:`check_columns` took of the same file and
+    config, when it did."""
     if input is None or other.get("frame") is not None or other.get("db") \
             or isinstance(input, (list, tuple)):
         return None
     if "://" in str(input) or not Path(str(input)).exists():
         return None
+    kept = _checked.pop(_peek_key(input, config), None)
+    if kept is not None:
+        return kept
     try:
         return peek(Path(str(input)), config)
     except PeekFailed:  # the whole read says what is wrong
         return None
+
+
+#: The sample :func:`check_columns` took, for the run that follows to read again.
+_checked: dict[tuple, Peek] = {}
+
+
+def _peek_key(input, config: Config) -> tuple:
+    """The same file, unchanged, sampled under the same config."""
+    path = Path(str(input)).resolve()
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size, repr(config)
 
 
 def check_columns(input, config: Config) -> None:
@@ -470,6 +485,8 @@ def check_columns(input, config: Config) -> None:
         input_kind(con, look, config)
     finally:
         con.close()
+    _checked.clear()
+    _checked[_peek_key(input, config)] = look
 
 
 def input_kind(con, look: Peek, config: Config) -> tuple[str, Reading | None]:
