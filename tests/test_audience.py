@@ -126,7 +126,7 @@ def test_a_run_with_hashed_ids_is_measured_with_its_salt(tmp_path):
     cut = pd.Timestamp("2023-10-01")
     lines[lines["InvoiceDate"] < cut].to_parquet(tmp_path / "before.parquet")
     lines[lines["InvoiceDate"] >= cut].to_parquet(tmp_path / "after.parquet")
-    salted = Config(hash_ids=True, salt="pepper", report=False, figures=False)
+    salted = Config(hash_ids=True, salt="pepper", report=False, figures=False, currency="EUR")
     custseg.run_segments(str(tmp_path / "before.parquet"), out_dir=tmp_path / "run",
                          config=salted)
     table = pd.read_csv(tmp_path / "run" / "segments.csv", dtype={"customer_id": str})
@@ -134,6 +134,7 @@ def test_a_run_with_hashed_ids_is_measured_with_its_salt(tmp_path):
     audience = export_audience(tmp_path / "run", ids, tmp_path / "a.csv",
                                config=Config().overridden({"campaign.seed": 2}))
     assert audience.split.run.customer_ids == "salted hashes"
+    assert audience.split.currency.code == "EUR"  # the run's, kept for the measurement
     with pytest.raises(InputError, match="give its salt"):
         measure_campaign(audience.manifest, str(tmp_path / "after.parquet"))
     result = measure_campaign(audience.manifest, str(tmp_path / "after.parquet"),
@@ -146,5 +147,6 @@ def test_a_run_with_hashed_ids_is_measured_with_its_salt(tmp_path):
                        "CustomerID"]
     # every buyer of the window is in a group or counted outside: nothing lost to hashing
     grouped = result.total.buyers_target + result.total.buyers_control
+    assert result.currency.code == "EUR"
     assert grouped + result.outsiders.customers == buyers.dropna().nunique()
     assert grouped > 0

@@ -71,6 +71,7 @@ class Manifest(Block, kw_only=True):
     target: int
     control: int
     warnings: list[str]
+    currency: Currency | None = None  # the run's, for the amounts measure writes
     tests: int = 1  # segments tested: each detectable uplift is at alpha / tests, the bar
     # Holm's correction sets the strongest segment
 

@@ -680,8 +680,9 @@ class Config(_Table):
                                 shown="auto: half of the memory available at the start, "
                                 "between 1 GB and 4 GB")
     threads: int | None = setting(None, "int or null", "Threads for DuckDB and the numeric "
-                                  "libraries (OpenMP, BLAS); null: the cores this process may "
-                                  "run on.", lambda v: v is None or (_whole(v) and v >= 1),
+                                  "libraries (OpenMP, BLAS); null: DuckDB's own choice and, "
+                                  "for OpenMP and BLAS, the cores this process may run on.",
+                                  lambda v: v is None or (_whole(v) and v >= 1),
                                   flag="--threads", cli=int, shown="the cores it may run on")
     temp_directory: str | None = setting(None, _TEXT, "Where DuckDB spills and keeps its "
                                          "scratch database (deleted after the run).",

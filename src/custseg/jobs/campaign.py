@@ -103,7 +103,7 @@ def plan_split(table: pd.DataFrame, chosen: pd.Series, config: Config, *,
         window=_window(start, c.window_days), min_uplift=c.min_uplift, power=uplift.POWER,
         alpha=uplift.ALPHA, tests=len(segments), files=files or {}, segments=segments,
         target=int((group == "target").sum()), control=int((group == "control").sum()),
-        warnings=warnings)
+        warnings=warnings, currency=summary.get("currency") if summary is not None else None)
     return group, manifest
 
 
@@ -205,7 +205,7 @@ def measure_campaign(manifest_path: str | Path, orders, out_dir: str | Path | No
                         f"orders end on {last_day}, so {to_come} of its {window.days} days are "
                         "still to come: measure again when it has closed.")
     names = {s.segment: s.name for s in manifest.segments}
-    currency = _currency(manifest)
+    currency = manifest.currency
     results = [_result(row, names.get(row["segment"], str(row["segment"])), currency)
                for _, row in table.iloc[:-1].iterrows()]
     total = _result(table.iloc[-1], "all segments", currency, total=True)
@@ -309,16 +309,6 @@ def _bought(orders, manifest: cp.Manifest, config: Config
     bought["orders"] = bought["orders"].astype(int)
     bought["revenue"] = bought["revenue"].astype(float)
     return bought, lines, last
-
-
-def _currency(manifest: cp.Manifest) -> sm.Currency | None:
-    if manifest.run.path is None:
-        return None
-    try:
-        summary = sm.load(Path(manifest.run.path) / "summary.json")
-    except InputError:
-        return None
-    return summary.get("currency")
 
 
 def _described(orders, config: Config) -> str:

@@ -122,10 +122,14 @@ SMALL = 50_000
 
 
 def threads(rows: int):
-    """One thread for OpenMP and BLAS on fewer than :data:`SMALL` rows (a context)."""
+    """One thread for OpenMP and BLAS on fewer than :data:`SMALL` rows, else the cores
+    custseg may use (:func:`~custseg.core.threads.cores`; a library loaded since the job
+    began is limited too) (a context)."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1 if rows < SMALL else None)
+    from custseg.core.threads import cores
+
+    return threadpool_limits(1 if rows < SMALL else cores())
 
 
 def _estimators(kind: str, seed: int):
