@@ -221,7 +221,7 @@ def _print_first_actions(s, out_dir: Path) -> None:
     """What to do first: the actions with the most money at stake, each audience's
     command (to copy, so never wrapped) and the ranking rule."""
     from custseg.core.money import money
-    from custseg.profile.priorities import in_folder
+    from custseg.profile.priorities import HOLDOUT, in_folder
 
     first = s.get("first_actions")
     if first is None:
@@ -237,7 +237,7 @@ def _print_first_actions(s, out_dir: Path) -> None:
                           escape(f"{money(a.stake, currency)}: {a.stake_words}"),
                           escape(a.action))
         out.print(table)
-        out.print("Their audience files (10% held out to measure the campaign):",
+        out.print(f"Their audience files ({HOLDOUT} held out to measure the campaign):",
                   highlight=False)
         for i, a in enumerate(first.actions, start=1):
             out.print(f"  {i}. {escape(in_folder(a.audience, str(out_dir)))}",

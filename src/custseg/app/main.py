@@ -32,7 +32,7 @@ from custseg.profile.priorities import slug
 
 st.set_page_config(page_title="custseg: customer segments", layout="wide")
 UPLOADS = Path(tempfile.gettempdir()) / "custseg-uploads"
-HOLDOUT = 0.1  # the control share of the audience downloads (custseg export's default)
+HOLDOUT = custseg.Config().campaign.holdout  # the audience downloads' control share
 ANY = "(detect)"
 NONE = "(none)"
 

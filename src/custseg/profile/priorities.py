@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from custseg.core import summary as sm
+from custseg.core.config import CampaignConfig
 from custseg.core.money import money
 from custseg.prep.lifecycle import STATE
 from custseg.profile.profiles import stage_mix
@@ -52,7 +53,7 @@ ALL_ONCE = 0.95
 RUN_DIR = "RUN_DIR"
 #: The share of a segment's customers the audience command holds back, to measure the
 #: action against (``custseg export --holdout``).
-HOLDOUT = "10%"
+HOLDOUT = f"{CampaignConfig().holdout:.0%}"
 
 #: The kinds of stake, as ``FirstAction.stake_kind`` names them.
 AT_RISK_VALUE = "at_risk_value"
