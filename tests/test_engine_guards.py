@@ -89,3 +89,33 @@ def test_the_engines_agree_on_a_guarded_input(tmp_path):
     assert spark.summary["audit"] == duck.summary["audit"]
     assert spark.summary["as_of"] == duck.summary["as_of"]
     pd.testing.assert_frame_equal(duck.customers, spark.customers, check_dtype=False)
+
+
+def test_lines_stay_in_memory_when_half_the_free_memory_holds_them(monkeypatch):
+    """With memory_limit 'auto' the limit grows to hold the classified lines in memory when
+    half the memory available allows it; else they go to the scratch file and the limit
+    stays; a limit the user set is never raised."""
+    import custseg.engines.duckdb as engine
+
+    def limit(con):
+        return engine.limit_bytes(con)
+
+    rows = 30_000_000  # 4.2 GB of lines with descriptions: 7 GB of limit at 60%
+    mapping = {"description": "Description"}
+    for free, auto, kept in [(64 << 30, True, True), (8 << 30, True, False),
+                             (64 << 30, False, False)]:
+        monkeypatch.setattr(engine, "available_memory", lambda free=free: free)
+        config = Config(memory_limit="2GB")
+        con = engine.connect(config)
+        scratch = engine.attach_scratch(con, config)
+        before = limit(con)
+        assert engine.lines_in_memory(con, rows, mapping, auto=auto) is kept
+        where = con.execute("SELECT current_database()").fetchone()[0]
+        if kept:
+            assert limit(con) >= 0.99 * rows * 140 / 0.6
+            assert where == "memory"
+        else:
+            assert limit(con) == before
+            assert where == engine.SCRATCH
+        con.close()
+        engine.remove_scratch(scratch)

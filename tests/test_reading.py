@@ -487,3 +487,46 @@ def test_inspect_shows_the_evidence_in_one_screen(tmp_path):
     assert shown.exit_code == 0, shown.output
     text = re.sub(r"\s+", " ", shown.output)
     assert "SALES_PRICE" in text and "line total" in text and "AGE_GROUP" in text
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_parquet_sample_is_its_head_and_slices_spread_through_it(tmp_path, split):
+    """The sample holds the first 4,000 rows and 16 slices of 250 rows spread through the
+    file (cut where a row group ends), with the file's own types: a category stays a
+    category, a time zone stays, an integer with gaps stays a nullable integer."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 120_000
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({
+        "row": np.arange(n),
+        "shop": pd.Categorical(rng.choice(["north", "south"], n)),
+        "at": pd.date_range("2024-01-01", periods=n, freq="min", tz="Europe/Paris"),
+        "items": pd.array(rng.integers(1, 5, n), dtype="Int64"),
+        "price": rng.random(n).round(2)})
+    frame.loc[7, "items"] = pd.NA
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if split:  # a folder of two files of 7,000-row groups
+        path = tmp_path / "lines"
+        path.mkdir()
+        pq.write_table(table.slice(0, 50_000), path / "a.parquet", row_group_size=7_000)
+        pq.write_table(table.slice(50_000), path / "b.parquet", row_group_size=7_000)
+        group_starts = sorted({*range(0, 50_000, 7_000), *range(50_000, n, 7_000), n})
+    else:
+        path = tmp_path / "lines.parquet"
+        pq.write_table(table, path, row_group_size=7_000)
+        group_starts = [*range(0, n, 7_000), n]
+    sample = peek(path).frame
+    expected = list(range(4_000))
+    for i in range(1, 17):
+        at = 4_000 + (n - 4_000 - 250) * i // 16
+        end = min(s for s in group_starts if s > at)
+        expected += list(range(at, min(at + 250, end)))
+    assert sample["row"].tolist() == expected
+    assert isinstance(sample["shop"].dtype, pd.CategoricalDtype)
+    assert str(sample["at"].dt.tz) == "Europe/Paris"
+    assert sample["items"].dtype == "Int64" and sample["items"].isna().sum() == 1
+    pd.testing.assert_frame_equal(sample.drop(columns="row"),
+                                  frame.iloc[expected].drop(columns="row")
+                                  .reset_index(drop=True))

@@ -203,21 +203,14 @@ def _peek_parquet(path: Path) -> Peek:
     index = set(pandas_index_columns(path))
     try:
         handles = [pq.ParquetFile(f) for f in files]
-        rows = sum(h.metadata.num_rows for h in handles)
+        sizes = [h.metadata.num_rows for h in handles]
+        rows = sum(sizes)
         tables = [t for t in [next(handles[0].iter_batches(batch_size=HEAD_ROWS), None)]
                   if t is not None]
-        groups = [(h, g, h.metadata.row_group(g).num_rows) for h in handles
-                  for g in range(h.metadata.num_row_groups)]
-        starts = [sum(n for _, _, n in groups[:i]) for i in range(len(groups))]
         per = max(1, SPREAD_ROWS // CHUNKS)
-        read: dict[int, pa.Table] = {}
-        for i in range(1, CHUNKS + 1) if rows > HEAD_ROWS + per else ():
-            at = HEAD_ROWS + (rows - HEAD_ROWS - per) * i // CHUNKS
-            g = max(j for j, s in enumerate(starts) if s <= at)
-            if g not in read:
-                h, k, _ = groups[g]
-                read[g] = h.read_row_group(k)
-            tables.append(read[g].slice(at - starts[g], per))
+        ats = ([HEAD_ROWS + (rows - HEAD_ROWS - per) * i // CHUNKS
+                for i in range(1, CHUNKS + 1)] if rows > HEAD_ROWS + per else [])
+        tables += _parquet_slices(files, handles, sizes, ats, per)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]}); "
                          "export it again or convert it to CSV.") from None
@@ -228,6 +221,75 @@ def _peek_parquet(path: Path) -> Peek:
                                   for t in tables]).to_pandas()
     frame = frame.drop(columns=[c for c in frame.columns if c in index])
     return Peek(str(path), "parquet", list(frame.columns), frame.reset_index(drop=True), rows)
+
+
+def _parquet_slices(files: list[Path], handles: list, sizes: list[int], ats: list[int],
+                    per: int) -> list:
+    """The ``per`` rows from each overall row number in ``ats`` (fewer where the row group
+    ends first), as Arrow tables with the files' own schema.
+
+    DuckDB reads only the pages around the wanted row numbers (21.7M rows in 22 row
+    groups: 0.3 s, against 3 s for pyarrow reading each group whole); pyarrow reads the
+    groups where DuckDB cannot (a type it does not give back as the file has it)."""
+    import numpy as np
+    import pyarrow as pa
+
+    starts = np.cumsum([0, *sizes])
+    wanted: dict[int, list[tuple[int, int]]] = {}
+    for at in ats:
+        f = int(np.searchsorted(starts, at, side="right")) - 1
+        row = at - int(starts[f])
+        meta = handles[f].metadata
+        ends = np.cumsum([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+        end = int(ends[np.searchsorted(ends, row, side="right")])
+        wanted.setdefault(f, []).append((row, min(per, end - row)))
+    out = []
+    for f, ranges in wanted.items():
+        try:
+            out += _duckdb_rows(files[f], handles[f].schema_arrow, ranges)
+        except (duckdb.Error, pa.ArrowException, ValueError):
+            out += _pyarrow_rows(handles[f], ranges)
+    return out
+
+
+def _duckdb_rows(file: Path, schema, ranges: list[tuple[int, int]]) -> list:
+    """The rows of each (first row, count) of ``ranges`` in ``file``, read by DuckDB."""
+    import numpy as np
+    import pyarrow as pa
+
+    where = " OR ".join(f"(file_row_number >= {a} AND file_row_number < {a + n})"
+                        for a, n in ranges)
+    con = quiet_connect()
+    try:
+        table = con.sql(
+            f"SELECT * FROM read_parquet({lit(str(file))}, file_row_number = true) "
+            f"WHERE {where} ORDER BY file_row_number").to_arrow_table()
+    finally:
+        con.close()
+    numbers = table.column("file_row_number").to_numpy()
+    table = table.drop(["file_row_number"])
+    if table.schema.names != schema.names:
+        raise ValueError("columns differ")
+    table = pa.Table.from_arrays([c.cast(t) for c, t in zip(table.columns, schema.types,
+                                                              strict=True)], schema=schema)
+    return [table.slice(int(np.searchsorted(numbers, a)),
+                        int(np.searchsorted(numbers, a + n) - np.searchsorted(numbers, a)))
+            for a, n in ranges]
+
+
+def _pyarrow_rows(handle, ranges: list[tuple[int, int]]) -> list:
+    """The rows of each (first row, count) of ``ranges``, from the row groups holding them."""
+    sizes = [handle.metadata.row_group(g).num_rows
+             for g in range(handle.metadata.num_row_groups)]
+    starts = [sum(sizes[:g]) for g in range(len(sizes))]
+    read: dict = {}
+    out = []
+    for at, n in ranges:
+        g = max(j for j, s in enumerate(starts) if s <= at)
+        if g not in read:
+            read[g] = handle.read_row_group(g)
+        out.append(read[g].slice(at - starts[g], n))
+    return out
 
 
 # ----------------------------------------------------------------------------- excel

@@ -433,9 +433,11 @@ def _distinct_lines(con: duckdb.DuckDBPyConnection, source: Source, parse: str,
             f"(SELECT {parse}, {h} FROM {hashed} WHERE {repeated}) GROUP BY {cols}, {h}")
 
 
-#: Up to this many rows the repeated hashes are found by sorting them in NumPy (8 bytes a
-#: row): 4-5x faster than DuckDB's grouping by as many distinct keys (100M rows: about
-#: 7 s against 30 s on two cores). Above, DuckDB groups them, spilling to disk.
+#: Up to this many rows the repeated hashes are found in a sorted list of them (8 bytes a
+#: row), sorted by DuckDB over its threads: 4-5x faster than DuckDB's grouping by as many
+#: distinct keys (100M rows: about 7 s against 30 s on two cores; 21.7M: 1.3 s against
+#: 2.3 s, and against 1.9 s sorting in NumPy on one core). Above, DuckDB groups them,
+#: spilling to disk.
 SORT_HASHES_UP_TO = 250_000_000
 
 
@@ -448,8 +450,7 @@ def repeated_hashes(con: duckdb.DuckDBPyConnection, rel: str, raw_hash: str, row
                     f"(SELECT {raw_hash} AS {name} FROM {rel}) GROUP BY {name} "
                     "HAVING count(*) > 1")
         return
-    hashes = con.execute(f"SELECT {raw_hash} AS h FROM {rel}").fetchnumpy()["h"]
-    hashes.sort()
+    hashes = con.execute(f"SELECT {raw_hash} AS h FROM {rel} ORDER BY h").fetchnumpy()["h"]
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
     del hashes
     table = pa.table({name: pa.array(repeated, type=pa.uint64())})
