@@ -76,29 +76,52 @@ def _specs(run_dir, folder, n: int = 3) -> list:
 
 def test_pngs_rendered_by_a_second_process_equal_those_rendered_here(run_dir, tmp_path,
                                                                      monkeypatch):
-    """A cold process gives half the charts to a second process; a failed start of it
-    leaves the work to this one. The PNGs are the same either way."""
+    """A cold process gives half the charts to a renderer it starts; renderers started
+    ahead get them all; a warm process renders in itself; a renderer that cannot start
+    leaves the work to this process. The PNGs are the same every way."""
     from custseg.outputs.report import _png
 
     monkeypatch.setattr(_png, "_warm", False)
-    (tmp_path / "split").mkdir()
-    split = _specs(run_dir, tmp_path / "split")
     started = []
-    real = _png._start
-    monkeypatch.setattr(_png, "_start", lambda c: started.append(len(c)) or real(c))
-    _png.write_pngs(split)
-    assert started == [1] and _png._warm
-    (tmp_path / "here").mkdir()
-    _png.write_pngs(here := _specs(run_dir, tmp_path / "here"))  # warm: no second process
-    assert started == [1]
+    real = _png._renderer
+    monkeypatch.setattr(_png, "_renderer", lambda: started.append(1) or real())
+    rendered_here = []
+    write = _png._write
+    monkeypatch.setattr(_png, "_write", lambda p, s: rendered_here.append(p) or write(p, s))
+
+    def folder(name):
+        (tmp_path / name).mkdir()
+        return _specs(run_dir, tmp_path / name)
+
+    _png.start_ahead(2)
+    assert len(started) == 2
+    _png.start_ahead(2)  # started already: no more
+    assert len(started) == 2
+    _png.write_pngs(ahead := folder("ahead"))
+    assert not rendered_here and not _png._warm and not _png._ahead
+    _png.write_pngs(split := folder("split"))  # cold: half here, half in a renderer
+    assert len(started) == 3 and len(rendered_here) == 2 and _png._warm
+    _png.start_ahead(2)  # warm: none started
+    _png.write_pngs(here := folder("here"))
+    assert len(started) == 3 and len(rendered_here) == 5
     monkeypatch.setattr(_png, "_warm", False)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
-    monkeypatch.setattr(_png, "_start", real)
-    (tmp_path / "alone").mkdir()
-    _png.write_pngs(alone := _specs(run_dir, tmp_path / "alone"))
-    for a, b, c in zip(split, here, alone, strict=True):
-        assert a[0].read_bytes() == b[0].read_bytes() == c[0].read_bytes()
+    _png.write_pngs(alone := folder("alone"))
+    assert len(rendered_here) == 8
+    for a, b, c, d in zip(ahead, split, here, alone, strict=True):
+        assert a[0].read_bytes() == b[0].read_bytes() == c[0].read_bytes() == d[0].read_bytes()
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_renderers_started_ahead_stop_when_the_job_ends_without_charts(monkeypatch):
+    from custseg.outputs.report import _png
+
+    monkeypatch.setattr(_png, "_warm", False)
+    _png.start_ahead(2)
+    children = list(_png._ahead)
+    assert len(children) == 2
+    _png.stop_ahead()
+    assert [c.wait(timeout=60) for c in children] == [0, 0] and not _png._ahead
 
 
 def test_markup_in_the_data_never_runs(run_dir):

@@ -190,6 +190,11 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     from custseg.jobs.rfm import check_columns
 
     check_columns(_input(input), config)  # a mapping error before scikit-learn loads
+    if config.report and config.figures:  # the PNG renderers warm up while imports run
+        from custseg.core.threads import cores
+        from custseg.outputs.report._png import start_ahead
+
+        start_ahead(min(2, config.threads or cores()))
     from custseg.jobs.run import run_segments
 
     out_dir = Path(config.out)

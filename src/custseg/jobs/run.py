@@ -93,6 +93,12 @@ def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path 
                                   features=features, compare=compare, skew=skew,
                                   scaler=scaler, linkage=linkage, options=options,
                                   strategy=strategy)
+    if out_dir is not None and config.report and config.figures:
+        from custseg.core.threads import cores
+        from custseg.outputs.report._png import start_ahead
+
+        start_ahead(min(2, cores()))  # the PNG renderers warm up while the job runs (no-op
+        # when the command line started them)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter, keep_lines=True, started=started)
     try:
