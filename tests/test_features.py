@@ -118,3 +118,40 @@ def test_the_scratch_database_of_a_killed_run_is_removed_by_the_next(tmp_path):
     alive.write_bytes(b"in use")
     DuckDBEngine(Config(temp_directory=str(temp))).close()
     assert sorted(p.name for p in temp.iterdir()) == [alive.name]
+
+
+def test_distinct_products_and_lift_from_the_pairs_table_equal_those_from_the_lines(
+        tmp_path):
+    """The DuckDB engine counts distinct products, at any date, and the products' lift
+    from its table of each customer's products; the numbers are those of the lines."""
+    import numpy as np
+
+    from custseg.core.config import Config, ProfileConfig
+    from custseg.engines.duckdb import DuckDBEngine
+    from custseg.engines.lines import segment_lines
+    from custseg.jobs.rfm import read_input
+    from custseg.prep.features import customer_features_table
+    from custseg.synth import generate
+
+    path = generate(800, tmp_path, seed=3)["transactions"]
+    config = Config()
+    engine = DuckDBEngine(config)
+    source, reading = read_input(engine, path, config, {})
+    engine.clean(source, reading.mapping, config)
+    last = engine.query("SELECT max(invoice_date) AS d FROM lines")["d"][0].date()
+    dates = [last + dt.timedelta(days=1), last - dt.timedelta(days=200)]
+    from_lines = [customer_features_table(engine.sample, d, True) for d in dates]
+    assert engine.pairs is None
+    for d, expected in zip(dates, from_lines, strict=True):
+        got = engine.features(d, True)
+        assert engine.pairs is not None
+        pd.testing.assert_frame_equal(got, expected)
+        assert got["distinct_products"].sum() > len(got)
+    labels = from_lines[0][["customer_id"]].assign(
+        segment=np.arange(len(from_lines[0])) % 4)
+    with_pairs = segment_lines(engine, labels, reading.mapping, ProfileConfig()).items
+    engine.pairs = None
+    with_lines = segment_lines(engine, labels, reading.mapping, ProfileConfig()).items
+    assert (with_pairs["kind"] == "products").sum() > 10
+    pd.testing.assert_frame_equal(with_pairs, with_lines, check_exact=False, rtol=1e-12)
+    engine.close()

@@ -44,6 +44,10 @@ class Engine(Protocol):
     sample: duckdb.DuckDBPyConnection
     #: Runs of at least this many customers write segments.parquet, not .csv (None: never).
     parquet_from: int | None
+    #: The table of each customer's distinct products
+    #: (:func:`~custseg.prep.features.pairs_sql`) once :meth:`features` has made it; None
+    #: while it has not, or when the engine keeps none.
+    pairs: str | None
 
     def describe(self) -> str:
         """The engine as summary.json names it (``duckdb``, ``spark (local[*])``)."""

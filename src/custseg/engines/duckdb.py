@@ -30,7 +30,7 @@ from custseg.io._parse import lit, q, quiet_connect
 from custseg.io._readers import _describe
 from custseg.io._tables import combine
 from custseg.prep.cleaning import Audit, clean_lines
-from custseg.prep.features import DUCKDB, customer_features_table
+from custseg.prep.features import DUCKDB, customer_features_table, pairs_sql
 
 #: ``memory_limit = "auto"``: this share of the memory available at the start, within
 #: these bounds (the rest stays for the customer table in pandas and the clustering).
@@ -39,6 +39,9 @@ AUTO_MEMORY_SHARE, AUTO_MEMORY_MIN, AUTO_MEMORY_MAX = 0.5, 1 << 30, 4 << 30
 SCRATCH = "custseg_scratch"
 #: The raw rows as an export format prepares them (:meth:`DuckDBEngine.prepare`).
 PREPARED = "raw_prepared"
+#: Each customer's distinct products (:func:`~custseg.prep.features.pairs_sql`), made
+#: with the first features from the lines and kept for the later ones and the lift.
+PAIRS = "custseg_pairs"
 #: The classified lines stay in memory when, at about ``LINE_BYTES`` each (89 measured on
 #: Online Retail's columns) and ``TEXT_BYTES`` more for a description or a category (36
 #: measured for Online Retail's descriptions), they take at most ``IN_MEMORY_SHARE`` of
@@ -191,6 +194,7 @@ class DuckDBEngine:
         # removed however the engine ends (closed, collected, or at the interpreter's exit)
         self._removal = weakref.finalize(self, remove_scratch, self._scratch)
         self.source: Source | None = None
+        self.pairs: str | None = None
 
     def describe(self) -> str:
         return "duckdb"
@@ -234,12 +238,16 @@ class DuckDBEngine:
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
         lines_in_memory(self.sample, source.rows, mapping,
                         auto=self.config.memory_limit.strip().lower() == "auto")
+        self.pairs = None
         return clean_lines(self.sample, source, mapping, config)
 
     def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False
                  ) -> pd.DataFrame:
+        if has_products and self.pairs is None:  # once, for every date and the lift
+            self.sample.execute(f"CREATE OR REPLACE TABLE {PAIRS} AS {pairs_sql('lines')}")
+            self.pairs = PAIRS
         return customer_features_table(self.sample, as_of, has_products,
-                                       has_discounts=has_discounts)
+                                       has_discounts=has_discounts, pairs=self.pairs)
 
     def query(self, sql: str) -> pd.DataFrame:
         return self.sample.execute(sql).df()

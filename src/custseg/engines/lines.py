@@ -20,7 +20,7 @@ import pandas as pd
 
 from custseg.core.config import ProfileConfig
 from custseg.engines.base import Engine
-from custseg.io._parse import lit
+from custseg.io._parse import lit, q
 
 LABELS = "custseg_labels"
 _CHOSEN = "custseg_chosen_products"
@@ -82,11 +82,17 @@ def _lift(engine: Engine, kinds: list[tuple[str, str]], s: ProfileConfig,
     listed = (f"buyers >= {int(s.min_buyers)} AND support >= {float(s.min_support)!r} "
               f"AND lift >= {float(s.min_lift)!r}")
     text = engine.dialect["text"]
-    bought = "\n            UNION ALL\n".join(
-        f"""            SELECT {lit(kind)} AS kind, customer_id, CAST({column} AS {text}) AS item,
-                   {_MONEY} AS revenue
+
+    def bought_of(kind: str, column: str) -> str:
+        if column == "product_id" and engine.pairs:  # grouped by customer already
+            return (f"""            SELECT {lit(kind)} AS kind, customer_id,
+                   CAST(product_id AS {text}) AS item, CAST(revenue AS DOUBLE) AS revenue
+            FROM {q(engine.pairs)}""")
+        return f"""            SELECT {lit(kind)} AS kind, customer_id,
+                   CAST({column} AS {text}) AS item, {_MONEY} AS revenue
             FROM lines WHERE {_BOUGHT} AND {column} IS NOT NULL
-            GROUP BY customer_id, {column}""" for kind, column in kinds)
+            GROUP BY customer_id, {column}"""
+    bought = "\n            UNION ALL\n".join(bought_of(kind, column) for kind, column in kinds)
     frame = engine.query(f"""
         WITH bought AS (
 {bought}),
