@@ -58,6 +58,9 @@ from pathlib import Path
 from typing import Any
 
 STARTED = time.perf_counter()  # a child's start-up (imports) is timed from here
+#: Every contender runs in the environment this script was started in: importing custseg
+#: here (to generate data) sets OMP_WAIT_POLICY, which the baselines must not inherit.
+START_ENV = dict(os.environ)
 
 from _machine import machine_line  # noqa: E402
 from bench_rfm import dataset, warm  # noqa: E402
@@ -257,7 +260,8 @@ def run_measured(cmd: list[str], timeout: float | None = None,
     ``.stderr``, ``.returncode``); raises ``subprocess.TimeoutExpired`` (with the peak as
     ``.peak``) after killing the tree when ``timeout`` passes."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            env=START_ENV)
     peak, done = [0], threading.Event()
 
     def sample_rss() -> None:
