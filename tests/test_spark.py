@@ -25,7 +25,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("java") is None,
                        reason="no Java runtime (make install adds openjdk-17-jre-headless)"),
 ]
-SPARK = Config(engine="spark", spark_master="local[2]")
+#: Every query on Spark (the tests' inputs are small enough for the driver otherwise).
+SPARK = Config(engine="spark", spark_master="local[2]", spark_local_lines=0)
 #: Tests of reading, clustering and profiles leave out the value models (checked on a
 #: holdout, several Spark queries each): their equality on Spark is Online Retail's test.
 LOCAL_ONLY = Config(clv={"enabled": False})
@@ -70,6 +71,35 @@ def test_online_retail_equals_duckdb(spark):
     assert other.summary["audit"]["rows_in"] == 541_909
     assert other.summary["engine"] == "spark (local[2])"
     assert_same(duck, other)
+
+
+def test_small_inputs_are_aggregated_on_the_driver_with_the_same_results(spark,
+                                                                          synth_orders):
+    """Lines up to spark_local_lines are cleaned on Spark, then fetched to the driver's
+    DuckDB for the features, the value models' holdout and the line profiles: the same
+    customers, values and lift as the DuckDB engine."""
+    from custseg.jobs.run import run_segments
+
+    hybrid = SPARK.replace(spark_local_lines=1_000_000)
+    duck = run_segments(synth_orders, n_bootstrap=0)
+    other = run_segments(synth_orders, config=hybrid, n_bootstrap=0)
+    assert other.summary["engine"] == ("spark (local[2]; its classified lines aggregated on "
+                                       "the driver)")
+    assert_same(duck, other)
+    assert _untimed(duck.summary["clv"].to_dict()) == _untimed(other.summary["clv"].to_dict())
+    assert duck.summary["lift"] == other.summary["lift"]
+    assert duck.summary["cohorts"] == other.summary["cohorts"]
+    few = run_rfm(synth_orders, config=SPARK.replace(spark_local_lines=100))
+    assert few.summary["engine"] == "spark (local[2])"  # more lines than that: on Spark
+
+
+def _untimed(block):
+    """A summary block without its seconds (``fit_seconds``)."""
+    if isinstance(block, dict):
+        return {k: _untimed(v) for k, v in block.items() if not k.endswith("seconds")}
+    if isinstance(block, list):
+        return [_untimed(v) for v in block]
+    return block
 
 
 def messy_csv(path) -> None:
@@ -249,7 +279,8 @@ def test_cli_run_on_spark_with_quiet_prints_nothing(tmp_path):
     assert run.returncode == 0, run.stderr
     assert (run.stdout, run.stderr) == ("", "")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["engine"] == "spark (local[1])"
+    # 400 customers' lines: cleaned on Spark, aggregated on the driver (spark_local_lines)
+    assert summary["engine"] == "spark (local[1]; its classified lines aggregated on the driver)"
     ids = pd.read_parquet(orders)["CustomerID"].nunique()
     assert summary["customers"] + sum(summary["excluded_customers"].values()) == ids
 

@@ -24,16 +24,6 @@ from custseg.core.exceptions import (  # noqa: E402
     MappingError,
 )
 from custseg.core.version import __version__  # noqa: E402, F401
-from custseg.jobs.rfm import (  # noqa: E402
-    RunResult,
-    clean,
-    customer_features,
-    map_columns,
-    read_table,
-    run_rfm,
-)
-from custseg.prep.cleaning import REASONS, Audit  # noqa: E402
-from custseg.prep.rfm import balanced_edges, rfm_scores  # noqa: E402
 
 
 def read_customers(path, config=None):
@@ -52,7 +42,14 @@ def read_customers(path, config=None):
         con.close()
 
 
-_LAZY = {"Segmenter": "cluster", "StagedSegmenter": "cluster", "run_segments": "jobs.run",
+#: The API's names, by the module each comes from: imported on first use, so that
+#: ``import custseg`` (the command line, Spark's Python workers) loads no pandas,
+#: DuckDB or scikit-learn until a job needs them.
+_LAZY = {"RunResult": "jobs.rfm", "clean": "jobs.rfm", "customer_features": "jobs.rfm",
+         "map_columns": "jobs.rfm", "read_table": "jobs.rfm", "run_rfm": "jobs.rfm",
+         "REASONS": "prep.cleaning", "Audit": "prep.cleaning",
+         "balanced_edges": "prep.rfm", "rfm_scores": "prep.rfm",
+         "Segmenter": "cluster", "StagedSegmenter": "cluster", "run_segments": "jobs.run",
          "compare_algorithms": "jobs.run", "SavedModel": "jobs.score", "backtest": "jobs.backtest",
          "export_audience": "jobs.export", "measure_campaign": "jobs.campaign"}
 
@@ -72,7 +69,7 @@ def save_model(segmenter, path):
 
 
 def __getattr__(name: str):
-    """Clustering names load scikit-learn, so they are imported on first use."""
+    """The API's names (:data:`_LAZY`), imported on first use."""
     if name in _LAZY:
         import importlib
 

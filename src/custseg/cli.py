@@ -54,6 +54,15 @@ def _input(given: list[str] | None) -> str | list[str] | None:
     return given[0] if len(given) == 1 else list(given)
 
 
+def _start_ahead(config: Config) -> None:
+    """With engine spark, start the session now: its JVM starts while the job's modules
+    load."""
+    if config.engine == "spark":
+        from custseg.engines.spark import start_ahead
+
+        start_ahead(config)
+
+
 def _option(key: str) -> Any:
     """The typer option of a declared key: its flag, help and default in words. typer's own
     default is None, meaning "not given", so the config file's value stays."""
@@ -150,6 +159,7 @@ def _print_warnings(s: dict) -> None:
 def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv
     and the report OUT/report.html."""
+    _start_ahead(config)
     from custseg.core.money import money
     from custseg.jobs.rfm import currency_code, run_rfm
 
@@ -190,6 +200,7 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     from custseg.jobs.rfm import check_columns
 
     check_columns(_input(input), config)  # a mapping error before scikit-learn loads
+    _start_ahead(config)
     if config.report and config.figures:  # the PNG renderers warm up while imports run
         from custseg.core.threads import cores
         from custseg.outputs.report._png import start_ahead

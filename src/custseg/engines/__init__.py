@@ -9,9 +9,12 @@ can check the name without importing any engine.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from custseg.core.config import ENGINES, Config
-from custseg.engines.base import Engine
+
+if TYPE_CHECKING:
+    from custseg.engines.base import Engine
 
 
 def open_engine(config: Config | None = None) -> Engine:
@@ -19,6 +22,16 @@ def open_engine(config: Config | None = None) -> Engine:
     config = config or Config()
     module, _, name = ENGINES[config.engine].partition(":")
     return getattr(importlib.import_module(module), name)(config)
+
+
+def __getattr__(name: str):
+    """:class:`~custseg.engines.base.Engine` loads pandas and DuckDB: on first use, so
+    that Spark's Python workers (:mod:`custseg.engines._batch`) start without them."""
+    if name == "Engine":
+        from custseg.engines.base import Engine
+
+        return Engine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Engine", "open_engine"]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError
@@ -160,6 +161,22 @@ def lines_in_memory(con: duckdb.DuckDBPyConnection, rows: int,
     return True
 
 
+def register_table(con: duckdb.DuckDBPyConnection, name: str,
+                   frame: pd.DataFrame | pa.Table) -> None:
+    """``frame`` as temporary table ``name``: a table, not a view of the frame, so that
+    with its row count known the join planner builds on the customers, not on the lines
+    (the per-segment queries at 100 million lines: 38 s over a view, 5 s over the table)."""
+    view = f"{name}_frame"
+    finish = getattr(con, "complete", None)  # DuckDB 2 refuses to register while a result
+    if finish is not None:                   # is left unread (after a fetchone)
+        finish()
+    con.register(view, frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {q(name)} AS SELECT * FROM {q(view)}")
+    finally:
+        con.unregister(view)
+
+
 def remove_scratch(path: Path) -> None:
     for file in (path, path.with_name(path.name + ".wal")):
         file.unlink(missing_ok=True)
@@ -253,16 +270,7 @@ class DuckDBEngine:
         return self.sample.execute(sql).df()
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
-        # A temporary table, not a view of the frame: with its row count known the join
-        # planner builds on the customers, not on the lines (the per-segment queries at
-        # 100 million lines: 38 s over a view, 5 s over the table).
-        view = f"{name}_frame"
-        self.sample.register(view, frame)
-        try:
-            self.sample.execute(f"CREATE OR REPLACE TEMP TABLE {q(name)} AS "
-                                f"SELECT * FROM {q(view)}")
-        finally:
-            self.sample.unregister(view)
+        register_table(self.sample, name, frame)
 
     def unregister(self, name: str) -> None:
         self.sample.execute(f"DROP TABLE IF EXISTS temp.{q(name)}")

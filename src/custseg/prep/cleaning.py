@@ -114,9 +114,13 @@ def clean_lines(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[st
     return audit
 
 
+#: A line's statuses: ``purchase`` and the drop reasons.
+STATUSES = ("purchase", *REASONS)
+
+
 def create_status_type(con: duckdb.DuckDBPyConnection) -> None:
-    """The ENUM ``line_status`` (``purchase`` and the drop reasons) the statuses are cast to."""
-    statuses = ", ".join(lit(s) for s in ("purchase", *REASONS))
+    """The ENUM ``line_status`` (:data:`STATUSES`) the statuses are cast to."""
+    statuses = ", ".join(lit(s) for s in STATUSES)
     con.execute("DROP TYPE IF EXISTS line_status")
     con.execute(f"CREATE TYPE line_status AS ENUM ({statuses})")
 
