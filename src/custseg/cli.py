@@ -197,18 +197,14 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
              *READ_KEYS, *CLV_KEYS, *REPORT_KEYS, "hash_ids", "salt")
 def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Segments by clustering (after RFM for order lines; a customer table alone works too)."""
-    from custseg.jobs.rfm import check_columns
+    from custseg.jobs.rfm import check_columns, start_renderers
 
     check_columns(_input(input), config)  # a mapping error before scikit-learn loads
+    out_dir = Path(config.out)
     _start_ahead(config)
-    if config.report and config.figures:  # the PNG renderers warm up while imports run
-        from custseg.core.threads import cores
-        from custseg.outputs.report._png import start_ahead
-
-        start_ahead(min(2, config.threads or cores()))
+    start_renderers(config, out_dir)  # the PNG renderers warm up while imports run
     from custseg.jobs.run import run_segments
 
-    out_dir = Path(config.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(_input(input), out_dir=out_dir, customers=config.customers,
                               started=custseg.STARTED,

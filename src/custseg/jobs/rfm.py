@@ -115,6 +115,16 @@ def start_timings(started: float | None) -> dict[str, float]:
 
 
 @config_threads
+def start_renderers(config: Config, out_dir: str | Path | None) -> None:
+    """Start the report's PNG renderers when the job will write figures: they warm up
+    while it computes (:mod:`custseg.outputs.report._png`)."""
+    if out_dir is not None and config.report and config.figures:
+        from custseg.core.threads import cores
+        from custseg.outputs.report._png import start_ahead
+
+        start_ahead(min(2, config.threads or cores()))
+
+
 def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
             customers: str | Path | None = None, config: Config | None = None,
             db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,
@@ -131,6 +141,7 @@ def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | Non
     """
     config = config or Config()
     check_segment_map(config.rfm_map)
+    start_renderers(config, out_dir)
     timings = start_timings(started)
     engine = open_engine(config)
     with closed_on_error(engine):

@@ -35,6 +35,7 @@ from custseg.jobs.rfm import (
     line_profiles,
     read_input,
     rfm_of,
+    start_renderers,
     start_timings,
 )
 from custseg.jobs.value import (
@@ -93,12 +94,7 @@ def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path 
                                   features=features, compare=compare, skew=skew,
                                   scaler=scaler, linkage=linkage, options=options,
                                   strategy=strategy)
-    if out_dir is not None and config.report and config.figures:
-        from custseg.core.threads import cores
-        from custseg.outputs.report._png import start_ahead
-
-        start_ahead(min(2, cores()))  # the PNG renderers warm up while the job runs (no-op
-        # when the command line started them)
+    start_renderers(config, out_dir)  # (started already when the command line did)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter, keep_lines=True, started=started)
     try:
