@@ -142,8 +142,8 @@ def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | Non
     config = config or Config()
     check_segment_map(config.rfm_map)
     start_renderers(config, out_dir)
+    engine = open_engine(config)  # a Spark session starting: part of the start-up
     timings = start_timings(started)
-    engine = open_engine(config)
     with closed_on_error(engine):
         source, reading = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
                                      frame=frame)

@@ -507,8 +507,8 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
                 keep_lines: bool = False, started: float | None = None) -> RunResult:
     """RFM features of order lines, or a customer table read with a role for every column
     (``summary["columns"]``)."""
+    engine = open_engine(config)  # a Spark session starting: part of the start-up
     timings = start_timings(started)
-    engine = open_engine(config)
     with closed_on_error(engine):
         source, reading = read_input(engine, input, config, timings, reporter, db=db, sql=sql,
                                      frame=frame)
