@@ -161,9 +161,10 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     and the report OUT/report.html."""
     _start_ahead(config)
     from custseg.core.money import money
-    from custseg.jobs.rfm import currency_code, run_rfm
+    from custseg.jobs.rfm import currency_code, run_rfm, start_renderers
 
     out_dir = Path(config.out)
+    start_renderers(config, out_dir)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_rfm(_input(input), out_dir=out_dir, customers=config.customers,
                          config=config,

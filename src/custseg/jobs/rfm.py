@@ -117,7 +117,8 @@ def start_timings(started: float | None) -> dict[str, float]:
 @config_threads
 def start_renderers(config: Config, out_dir: str | Path | None) -> None:
     """Start the report's PNG renderers when the job will write figures: they warm up
-    while it computes (:mod:`custseg.outputs.report._png`)."""
+    while it computes (:mod:`custseg.outputs.report._png`). For the command line, one job
+    a process; a library call (a notebook, the dashboard's sessions) renders as before."""
     if out_dir is not None and config.report and config.figures:
         from custseg.core.threads import cores
         from custseg.outputs.report._png import start_ahead
@@ -141,7 +142,6 @@ def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | Non
     """
     config = config or Config()
     check_segment_map(config.rfm_map)
-    start_renderers(config, out_dir)
     engine = open_engine(config)  # a Spark session starting: part of the start-up
     timings = start_timings(started)
     with closed_on_error(engine):

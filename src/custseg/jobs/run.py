@@ -35,7 +35,6 @@ from custseg.jobs.rfm import (
     line_profiles,
     read_input,
     rfm_of,
-    start_renderers,
     start_timings,
 )
 from custseg.jobs.value import (
@@ -94,7 +93,6 @@ def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path 
                                   features=features, compare=compare, skew=skew,
                                   scaler=scaler, linkage=linkage, options=options,
                                   strategy=strategy)
-    start_renderers(config, out_dir)  # (started already when the command line did)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter, keep_lines=True, started=started)
     try:
