@@ -4,8 +4,9 @@ vl-convert renders one chart at a time and holds the GIL, and its first call in 
 starts a JavaScript runtime (about 0.5 s). So a command run once renders in other
 processes: :func:`start_ahead`, called by the command line as a job begins, starts one
 renderer per core (at most two) that loads vl-convert and warms its runtime while the
-job computes; at the end :func:`write_pngs` hands each a share of the charts (1,000 customers: the write stage
-takes 1.6 s against 2.6 s with a renderer started at the end, and 3.5 s in one process).
+job computes; at the end :func:`write_pngs` hands each a share of the charts (1,000
+customers: the write stage takes 2.1 s against 2.6 s with a renderer started at the end,
+and 3.5 s in one process).
 Without renderers started ahead, a cold process renders half of the charts itself and
 half in a renderer started then. A warm process (a notebook, a test session, the
 dashboard) renders in itself.
