@@ -68,10 +68,15 @@ def available_memory() -> int | None:
         return None
 
 
+def is_auto(setting: str) -> bool:
+    """Whether a ``memory_limit`` setting is "auto" (custseg sizes it)."""
+    return setting.strip().lower() == "auto"
+
+
 def memory_limit(setting: str) -> str:
     """DuckDB's memory limit for a ``memory_limit`` setting ("auto": see
     :data:`AUTO_MEMORY_SHARE`)."""
-    if setting.strip().lower() != "auto":
+    if not is_auto(setting):
         return setting
     free = available_memory()
     limit = AUTO_MEMORY_MIN if free is None else int(free * AUTO_MEMORY_SHARE)
@@ -177,6 +182,11 @@ def register_table(con: duckdb.DuckDBPyConnection, name: str,
         con.unregister(view)
 
 
+def drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop temporary table ``name`` (:func:`register_table`) if it is there."""
+    con.execute(f"DROP TABLE IF EXISTS temp.{q(name)}")
+
+
 def remove_scratch(path: Path) -> None:
     for file in (path, path.with_name(path.name + ".wal")):
         file.unlink(missing_ok=True)
@@ -254,7 +264,7 @@ class DuckDBEngine:
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
         lines_in_memory(self.sample, source.rows, mapping,
-                        auto=self.config.memory_limit.strip().lower() == "auto")
+                        auto=is_auto(self.config.memory_limit))
         self.pairs = None
         return clean_lines(self.sample, source, mapping, config)
 
@@ -273,7 +283,7 @@ class DuckDBEngine:
         register_table(self.sample, name, frame)
 
     def unregister(self, name: str) -> None:
-        self.sample.execute(f"DROP TABLE IF EXISTS temp.{q(name)}")
+        drop_table(self.sample, name)
 
     def cluster_backend(self) -> None:
         return None

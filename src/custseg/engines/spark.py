@@ -38,7 +38,7 @@ from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, InputError
 from custseg.engines._batch import BatchSQL
 from custseg.engines.base import duckdb_failure, needs_preparing, prepared_source
-from custseg.engines.duckdb import PREPARED, register_table
+from custseg.engines.duckdb import PREPARED, drop_table, register_table
 from custseg.io import Source
 from custseg.io._infer import Reading
 from custseg.io._mapping import is_row_number
@@ -405,8 +405,9 @@ def _empty(spark, table: pa.Table):
 
 
 def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict[str, str],
-          config: Config, view: str = "lines") -> Audit:
-    """Classify every line as :func:`custseg.prep.cleaning.clean_lines` does, on Spark.
+          config: Config, view: str = "lines") -> tuple[Audit, int]:
+    """Classify every line as :func:`custseg.prep.cleaning.clean_lines` does, on Spark; the
+    audit and how many classified (distinct) lines there are.
 
     Registers the classified distinct lines as temporary view ``view`` (cached).
     """
@@ -439,7 +440,7 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     unreadable = _Unreadable(distinct, con, source, config)
     check_unreadable(source, mapping, audit, config, unreadable,
                      lambda sql: _frame(spark.sql(sql).toArrow()), view)
-    return audit
+    return audit, sum(int(c[1]) for c in counts)
 
 
 #: Spark setting: aggregate once after the shuffle, without the partial aggregation before it.
@@ -706,17 +707,18 @@ class SparkEngine:
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
         self._drop_lines()
-        audit = clean(self.spark, self.sample, self._data, mapping, config, view=self.view)
-        self._to_driver(config.spark_local_lines)
+        audit, count = clean(self.spark, self.sample, self._data, mapping, config,
+                             view=self.view)
+        if 0 < count <= config.spark_local_lines:
+            self._to_driver()
         return audit
 
-    def _to_driver(self, most: int) -> None:
-        """Fetch the classified lines into the driver's DuckDB when there are at most
-        ``most``, their times naive UTC as the DuckDB engine has them."""
+    def _to_driver(self) -> None:
+        """Fetch the classified lines into the driver's DuckDB, their times naive UTC as
+        the DuckDB engine has them, and free Spark's cached copy."""
         lines = self.spark.table(self.view)
-        if not most or lines.count() > most:
-            return
         register_table(self.sample, self.view, lines.toArrow())
+        lines.unpersist()
         zoned = {name for name, kind in self.sample.execute(
             f"SELECT column_name, data_type FROM duckdb_columns() "
             f"WHERE table_name = {lit(self.view)} AND database_name = 'temp'").fetchall()
@@ -749,7 +751,7 @@ class SparkEngine:
 
     def unregister(self, name: str) -> None:
         if self.local:
-            self.sample.execute(f"DROP TABLE IF EXISTS temp.{q(name)}")
+            drop_table(self.sample, name)
             return
         self.spark.catalog.dropTempView(name)
 
@@ -765,7 +767,7 @@ class SparkEngine:
 
     def _drop_lines(self) -> None:
         if self.local:
-            self.sample.execute(f"DROP TABLE IF EXISTS temp.{q(self.view)}")
+            drop_table(self.sample, self.view)
             self.local, self.dialect = False, SPARK
         if self.spark.catalog.tableExists(self.view):
             self.spark.table(self.view).unpersist()

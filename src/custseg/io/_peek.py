@@ -235,13 +235,12 @@ def _parquet_slices(files: list[Path], handles: list, sizes: list[int], ats: lis
     import pyarrow as pa
 
     starts = np.cumsum([0, *sizes])
+    ends = [np.cumsum(_group_sizes(h)) for h in handles]  # each file's row groups' ends
     wanted: dict[int, list[tuple[int, int]]] = {}
     for at in ats:
         f = int(np.searchsorted(starts, at, side="right")) - 1
         row = at - int(starts[f])
-        meta = handles[f].metadata
-        ends = np.cumsum([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
-        end = int(ends[np.searchsorted(ends, row, side="right")])
+        end = int(ends[f][np.searchsorted(ends[f], row, side="right")])
         wanted.setdefault(f, []).append((row, min(per, end - row)))
     out = []
     for f, ranges in wanted.items():
@@ -277,18 +276,24 @@ def _duckdb_rows(file: Path, schema, ranges: list[tuple[int, int]]) -> list:
             for a, n in ranges]
 
 
+def _group_sizes(handle) -> list[int]:
+    """The rows of each row group of a Parquet file, in order."""
+    meta = handle.metadata
+    return [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+
+
 def _pyarrow_rows(handle, ranges: list[tuple[int, int]]) -> list:
     """The rows of each (first row, count) of ``ranges``, from the row groups holding them."""
-    sizes = [handle.metadata.row_group(g).num_rows
-             for g in range(handle.metadata.num_row_groups)]
-    starts = [sum(sizes[:g]) for g in range(len(sizes))]
+    import numpy as np
+
+    starts = np.cumsum([0, *_group_sizes(handle)])
     read: dict = {}
     out = []
     for at, n in ranges:
-        g = max(j for j, s in enumerate(starts) if s <= at)
+        g = int(np.searchsorted(starts, at, side="right")) - 1
         if g not in read:
             read[g] = handle.read_row_group(g)
-        out.append(read[g].slice(at - starts[g], n))
+        out.append(read[g].slice(at - int(starts[g]), n))
     return out
 
 
