@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
 import shutil
+import sys
 
 import pandas as pd
 import pytest
@@ -119,3 +121,35 @@ def test_lines_stay_in_memory_when_half_the_free_memory_holds_them(monkeypatch):
             assert where == engine.SCRATCH
         con.close()
         engine.remove_scratch(scratch)
+
+
+def test_the_memory_custseg_sized_is_given_back_once_the_lines_are_aggregated(monkeypatch):
+    """After the passes over every line, an 'auto' limit falls to its floor when the lines
+    are in the scratch file (DuckDB drops its cached blocks, the process's memory falls);
+    lines kept in memory, and a limit the user set, are left as they are."""
+    import custseg.engines.duckdb as engine
+
+    def rss_mb() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+
+    monkeypatch.setattr(engine, "available_memory", lambda: 8 << 30)  # auto: 4 GB
+    for setting, in_memory, lowered in [("auto", False, True), ("auto", True, False),
+                                        ("3GB", False, False)]:
+        duck = engine.DuckDBEngine(Config(memory_limit=setting))
+        con = duck.sample
+        con.execute("CREATE TABLE lines AS SELECT range AS i, range % 977 AS c, "
+                    "md5(range::VARCHAR) AS t FROM range(3000000)")
+        con.execute("SELECT c, count(DISTINCT t) FROM lines GROUP BY c").fetchall()
+        before, held = engine.limit_bytes(con), rss_mb()
+        duck.in_memory = in_memory
+        duck.release()
+        after = engine.limit_bytes(con)
+        if lowered:
+            assert after == engine.AUTO_MEMORY_MIN and before > after
+            if sys.platform.startswith("linux"):
+                assert rss_mb() < held - 100
+        else:
+            assert after == before
+        assert con.execute("SELECT count(*) FROM lines").fetchone()[0] == 3_000_000
+        duck.close()

@@ -172,6 +172,29 @@ def test_a_learned_model_carries_on_past_its_checked_days_no_faster_than_a_stead
     pd.testing.assert_frame_equal(chunked, year)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([("pnbd", {"r": 0.8, "alpha": 40.0, "s": 0.7, "beta": 200.0}),
+                        ("pnbd", {"r": 2.0, "alpha": 9.0, "s": 1.0, "beta": 30.0}),
+                        ("bgnbd", {"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.43}),
+                        ("mbgnbd", {"r": 0.5, "alpha": 20.0, "a": 1.2, "b": 6.0})]),
+       st.integers(0, 60), st.integers(0, 700), st.integers(0, 700),
+       st.integers(1, 200), st.integers(1, 400))
+def test_the_pace_of_a_customer_alive_gives_the_ratio_of_expected_purchases(
+        model, x, t_x, extra, days, more):
+    """P(alive) cancels from the ratio of two spans' expected purchases: the pace a learned
+    model is carried on at needs no quadrature and gives the same ratio."""
+    from custseg.prep.predict import Purchases
+
+    t_x = t_x if x else 0
+    T = t_x + extra
+    shape = Purchases(*model)
+    near, far = (shape.expected(t, [x], [t_x], [T])[0] for t in (days, days + more))
+    if not near > 1e-12:  # the ratio of a customer gone for sure is not taken
+        return
+    ratio = shape.pace(days + more, [x], [T])[0] / shape.pace(days, [x], [T])[0]
+    assert ratio == pytest.approx(far / near, rel=1e-9)
+
+
 def test_a_large_history_is_checked_on_a_sample_of_its_customers(monkeypatch):
     """Past clv's check size the check runs on a seeded sample, and says of how many;
     the predictions still cover every customer."""
@@ -183,6 +206,15 @@ def test_a_large_history_is_checked_on_a_sample_of_its_customers(monkeypatch):
     assert holdout.sample_of <= len(result.customers)
     assert result.summary.clv.fitted
     assert result.customers["churn_risk"].notna().all()
+    # the sample's features and labels alone are computed, and they are the very rows the
+    # whole table's seeded sample gives: the same check, the same predictions
+    from contextlib import nullcontext
+
+    monkeypatch.setattr("custseg.jobs.value._checked_customers",
+                        lambda *args: nullcontext(None))
+    whole = run_rfm(frame=pnbd_lines(n=2500, arrivals=700), config=Config(report=False))
+    assert whole.summary.clv.holdout == holdout
+    pd.testing.assert_frame_equal(whole.customers, result.customers)
 
 
 def seasonal_lines(n: int = 2500, *, years: int = 3, seed: int = 1, swing: float = 0.6

@@ -64,13 +64,18 @@ def test_session_listens_on_loopback_only_without_ui(spark):
 
 
 @needs_online_retail
-def test_online_retail_equals_duckdb(spark):
+def test_online_retail_equals_duckdb(spark, monkeypatch):
+    """The same customers and predictions; the value models' check on a sample of 1,500
+    customers, whose features and labels alone each engine computes."""
+    monkeypatch.setattr("custseg.jobs.value.CHECK_CUSTOMERS", 1500)
     duck = run_rfm(ONLINE_RETAIL)
     other = run_rfm(ONLINE_RETAIL, config=SPARK)
     assert len(other.customers) == 4338
     assert other.summary["audit"]["rows_in"] == 541_909
     assert other.summary["engine"] == "spark (local[2])"
     assert_same(duck, other)
+    assert duck.summary["clv"].holdout.customers == 1500
+    assert _untimed(duck.summary["clv"].to_dict()) == _untimed(other.summary["clv"].to_dict())
 
 
 def test_small_inputs_are_aggregated_on_the_driver_with_the_same_results(spark,

@@ -75,10 +75,16 @@ class Engine(Protocol):
         :func:`custseg.prep.cleaning.clean_lines`) and count the audit."""
         ...
 
-    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False
-                 ) -> pd.DataFrame:
+    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False,
+                 customers: str | None = None) -> pd.DataFrame:
         """The customer feature table from ``lines``: one row per customer, by id (with
-        ``discount_share`` when ``has_discounts``)."""
+        ``discount_share`` when ``has_discounts``); with ``customers`` (a registered
+        table's name), only the customers in its column ``customer_id``."""
+        ...
+
+    def release(self) -> None:
+        """The passes over every line (features at each date, the holdout's labels) are
+        done: give back the memory the later, smaller queries do not need."""
         ...
 
     def query(self, sql: str) -> pd.DataFrame:

@@ -31,7 +31,12 @@ from custseg.io._parse import lit, q, quiet_connect
 from custseg.io._readers import _describe
 from custseg.io._tables import combine
 from custseg.prep.cleaning import Audit, clean_lines
-from custseg.prep.features import DUCKDB, customer_features_table, pairs_sql
+from custseg.prep.features import (
+    DUCKDB,
+    customer_features_table,
+    pairs_sql,
+    restricted_sql,
+)
 
 #: ``memory_limit = "auto"``: this share of the memory available at the start, within
 #: these bounds (the rest stays for the customer table in pandas and the clustering).
@@ -166,6 +171,16 @@ def lines_in_memory(con: duckdb.DuckDBPyConnection, rows: int,
     return True
 
 
+def release_memory(con: duckdb.DuckDBPyConnection, auto: bool) -> None:
+    """With ``auto`` (a limit custseg sized, the lines in the scratch file), lower the
+    limit to :data:`AUTO_MEMORY_MIN`: DuckDB drops the file's cached blocks and gives the
+    memory back, for the customer table in pandas and the clustering (102M lines: the
+    4 GB buffer beside them made the run's peak). Lines kept in memory stay there."""
+    limit = limit_bytes(con)
+    if auto and (limit is None or limit > AUTO_MEMORY_MIN):
+        con.execute(f"SET memory_limit = '{AUTO_MEMORY_MIN >> 20}MiB'")
+
+
 def register_table(con: duckdb.DuckDBPyConnection, name: str,
                    frame: pd.DataFrame | pa.Table) -> None:
     """``frame`` as temporary table ``name``: a table, not a view of the frame, so that
@@ -222,6 +237,7 @@ class DuckDBEngine:
         self._removal = weakref.finalize(self, remove_scratch, self._scratch)
         self.source: Source | None = None
         self.pairs: str | None = None
+        self.in_memory = False  # whether clean kept the lines in memory
 
     def describe(self) -> str:
         return "duckdb"
@@ -263,18 +279,34 @@ class DuckDBEngine:
                                                  source.format), reading)
 
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
-        lines_in_memory(self.sample, source.rows, mapping,
-                        auto=is_auto(self.config.memory_limit))
+        self.in_memory = lines_in_memory(self.sample, source.rows, mapping,
+                                         auto=is_auto(self.config.memory_limit))
         self.pairs = None
         return clean_lines(self.sample, source, mapping, config)
 
-    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False
-                 ) -> pd.DataFrame:
+    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False,
+                 customers: str | None = None) -> pd.DataFrame:
         if has_products and self.pairs is None:  # once, for every date and the lift
             self.sample.execute(f"CREATE OR REPLACE TABLE {PAIRS} AS {pairs_sql('lines')}")
             self.pairs = PAIRS
-        return customer_features_table(self.sample, as_of, has_products,
-                                       has_discounts=has_discounts, pairs=self.pairs)
+        if customers is None:
+            return customer_features_table(self.sample, as_of, has_products,
+                                           has_discounts=has_discounts, pairs=self.pairs)
+        views = {"lines": "custseg_lines_of", self.pairs: "custseg_pairs_of"}
+        for table, view in views.items():
+            if table is not None:
+                self.sample.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
+                                    + restricted_sql(table, customers))
+        try:
+            return customer_features_table(
+                self.sample, as_of, has_products, lines=views["lines"],
+                has_discounts=has_discounts, pairs=self.pairs and views[self.pairs])
+        finally:
+            for view in views.values():
+                self.sample.execute(f"DROP VIEW IF EXISTS {view}")
+
+    def release(self) -> None:
+        release_memory(self.sample, is_auto(self.config.memory_limit) and not self.in_memory)
 
     def query(self, sql: str) -> pd.DataFrame:
         return self.sample.execute(sql).df()

@@ -70,7 +70,12 @@ from custseg.prep.cleaning import (
     row_number_candidates,
     row_numbers_note,
 )
-from custseg.prep.features import DUCKDB, customer_features_table, features_sql
+from custseg.prep.features import (
+    DUCKDB,
+    customer_features_table,
+    features_sql,
+    restricted_sql,
+)
 
 if TYPE_CHECKING:  # custseg.cluster loads scikit-learn: not in the executors' Python workers
     from custseg.cluster._base import Fitted
@@ -729,13 +734,28 @@ class SparkEngine:
                                 f"SELECT * REPLACE ({naive}) FROM temp.{q(self.view)}")
         self.local, self.dialect = True, DUCKDB
 
-    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False
-                 ) -> pd.DataFrame:
+    def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False,
+                 customers: str | None = None) -> pd.DataFrame:
+        view = self.view
+        if customers is not None:
+            view = "custseg_lines_of"
+            self._view(view, restricted_sql(self.view, customers))
         if self.local:
-            return customer_features_table(self.sample, as_of, has_products, lines=self.view,
+            return customer_features_table(self.sample, as_of, has_products, lines=view,
                                            has_discounts=has_discounts)
-        return customer_features(self.spark, as_of, has_products, view=self.view,
+        return customer_features(self.spark, as_of, has_products, view=view,
                                  has_discounts=has_discounts)
+
+    def _view(self, name: str, sql: str) -> None:
+        """Temporary view ``name`` of ``sql``, where the lines are."""
+        if self.local:
+            self.sample.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
+        else:
+            self.spark.sql(sql).createOrReplaceTempView(name)
+
+    def release(self) -> None:
+        """Nothing to give back: the driver's DuckDB holds at most ``spark_local_lines``
+        lines, and Spark's executors manage their own memory."""
 
     def query(self, sql: str) -> pd.DataFrame:
         if self.local:

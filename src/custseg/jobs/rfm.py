@@ -288,6 +288,8 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         with _stage("holdout", timings, reporter):
             past = past_of(engine, feats, as_of, config, "product_id" in mapping,
                            bool({"discount", "coupon"} & set(mapping)))
+    engine.release()  # the passes over every line are done
+    if config.clv.enabled:
         with _stage("value", timings, reporter):
             scored, value, models = predict_value(scored, config, past, as_of)
             audit.warnings.extend(value.warnings)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from custseg.core.money import money
 from custseg.engines import Engine
 from custseg.engines.base import default_as_of, timestamp
 from custseg.io import Source
+from custseg.io._parse import q
 from custseg.outputs.rundir import atomic_file
 from custseg.prep import boosted, season
 from custseg.prep.clv import frequency_value_correlation
@@ -95,20 +98,24 @@ class Past:
         return ids.map(self.labels[column]).fillna(0).to_numpy(dtype=float)
 
 
-def window_labels(engine: Engine, start: dt.date, days: int) -> pd.DataFrame:
-    """Per customer with a purchase in the ``days`` from ``start``: his purchase days
-    within 30, 90 and ``days`` days (``w30``, ``w90``, ``w{days}``) and his revenue."""
+def window_labels(engine: Engine, start: dt.date, days: int, customers: str | None = None
+                  ) -> pd.DataFrame:
+    """Per customer with a purchase in the ``days`` from ``start`` (of those in the
+    registered table ``customers`` when given): his purchase days within 30, 90 and
+    ``days`` days (``w30``, ``w90``, ``w{days}``) and his revenue."""
     end = start + dt.timedelta(days=days)
     windows = ",\n".join(
         f"count(DISTINCT CASE WHEN invoice_date < {timestamp(start + dt.timedelta(days=w))} "
         f"THEN CAST(invoice_date AS DATE) END) AS w{w}" for w in (30, 90) if w < days)
+    among = (f"AND customer_id IN (SELECT customer_id FROM {q(customers)})"
+             if customers else "")
     return engine.query(
         f"""SELECT customer_id, {windows + ',' if windows else ''}
                    count(DISTINCT CAST(invoice_date AS DATE)) AS w{days},
                    CAST(sum(value) AS DOUBLE) AS revenue
             FROM lines
             WHERE status = 'purchase' AND invoice_date >= {timestamp(start)}
-              AND invoice_date < {timestamp(end)}
+              AND invoice_date < {timestamp(end)} {among}
             GROUP BY customer_id""").set_index("customer_id")
 
 
@@ -126,15 +133,19 @@ def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
     if days is None:
         return Past(reason=reason)
     split = as_of - dt.timedelta(days=days)
-    calibration = engine.features(split, has_products, has_discounts=has_discounts)
-    customers = len(calibration)
-    calibration = _sampled(calibration)  # the check's customers (the whole table dropped)
-    labels = window_labels(engine, split, days)
     cut = split - dt.timedelta(days=days)
-    earlier = _sampled(engine.features(cut, has_products, has_discounts=has_discounts))
-    before = None
-    if len(earlier) >= config.clv.min_repeat_buyers:
-        before = (earlier, labelled(earlier, window_labels(engine, cut, days)))
+    tenure = pd.to_numeric(feats["tenure"], errors="coerce")
+    customers = int((tenure > days).sum())  # a first purchase before the split
+    with _checked_customers(engine, feats["customer_id"][tenure > days], "split") as ids:
+        calibration = _sampled(engine.features(split, has_products,
+                                               has_discounts=has_discounts, customers=ids))
+        labels = window_labels(engine, split, days, ids)
+    with _checked_customers(engine, feats["customer_id"][tenure > 2 * days], "cut") as ids:
+        earlier = _sampled(engine.features(cut, has_products, has_discounts=has_discounts,
+                                           customers=ids))
+        before = None
+        if len(earlier) >= config.clv.min_repeat_buyers:
+            before = (earlier, labelled(earlier, window_labels(engine, cut, days, ids)))
     daily = None
     if days < season.YEAR:  # a holdout of a year or more holds every season: no index
         found = engine.query(
@@ -328,6 +339,27 @@ def _sampled(features: pd.DataFrame, most: int | None = None, seed: int = 0
         return features
     pick = np.sort(np.random.default_rng(seed).choice(len(features), most, replace=False))
     return features.iloc[pick].reset_index(drop=True)
+
+
+@contextmanager
+def _checked_customers(engine: Engine, ids: pd.Series, when: str) -> Iterator[str | None]:
+    """The customers the check reads, as a registered table's name: :data:`CHECK_CUSTOMERS`
+    of ``ids`` (those with a purchase before the date), the very sample :func:`_sampled`
+    draws from their feature table (sorted by id), so that the features and labels of the
+    others are never computed (the holdout stage of 102M lines and 5M customers: 46 s before);
+    None (every customer) when there are no more than that."""
+    if len(ids) <= CHECK_CUSTOMERS:
+        yield None
+        return
+    ordered = np.sort(ids.to_numpy(dtype=object))
+    pick = np.sort(np.random.default_rng(0).choice(len(ordered), CHECK_CUSTOMERS,
+                                                   replace=False))
+    name = f"custseg_check_{when}"
+    engine.register(name, pd.DataFrame({"customer_id": ordered[pick]}))
+    try:
+        yield name
+    finally:
+        engine.unregister(name)
 
 
 def _checked(past: Past, config: Config) -> tuple[Selection, str | None]:

@@ -282,6 +282,14 @@ def expected_orders(params: dict[str, float], t: float, x, t_x, T,
                             _pairs(x, T), modified)
 
 
+def orders_if_alive(params: dict[str, float], t: float, x, T,
+                    modified: bool = False) -> np.ndarray:
+    """Expected purchases in the ``t`` days after the observation of a customer still
+    here: :func:`expected_orders` over P(alive), with no need of ``t_x``."""
+    x, T = (np.asarray(v, dtype=float) for v in (x, T))
+    return _expected_orders(params, t, x, T, 1.0, _pairs(x, T), modified)
+
+
 def _pairs(x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                   tuple[int, ...]]:
     """The distinct (x, T) of the rows (the hypergeometric term depends on nothing else:

@@ -134,6 +134,13 @@ def pairs_sql(lines: str) -> str:
     GROUP BY customer_id, product_id"""
 
 
+def restricted_sql(table: str, customers: str) -> str:
+    """The rows of ``table`` of the customers in table ``customers`` (its column
+    ``customer_id``): what an engine's features of a sample of customers read."""
+    return (f"SELECT * FROM {q(table)} WHERE customer_id IN "
+            f"(SELECT customer_id FROM {q(customers)})")
+
+
 def features_sql(lines: str, as_of: dt.date, has_products: bool,
                  dialect: Mapping[str, str] = DUCKDB, has_discounts: bool = False,
                  pairs: str | None = None) -> str:

@@ -128,6 +128,13 @@ def p_alive(params: dict[str, float], x, t_x, T) -> np.ndarray:
 
 def expected_orders(params: dict[str, float], t, x, t_x, T, alive=None) -> np.ndarray:
     """Expected purchases in the ``t`` days after ``T`` (the note's eq. 12)."""
+    alive = p_alive(params, x, t_x, T) if alive is None else alive
+    return alive * orders_if_alive(params, t, x, T)
+
+
+def orders_if_alive(params: dict[str, float], t, x, T) -> np.ndarray:
+    """Expected purchases in the ``t`` days after ``T`` of a customer still alive: his
+    posterior rate times his expected days alive within ``t``."""
     r, alpha, s, beta = (params[k] for k in NAMES)
     x, T = (np.asarray(v, dtype=float) for v in (x, T))
     rate = (r + x) / (alpha + T)
@@ -135,8 +142,7 @@ def expected_orders(params: dict[str, float], t, x, t_x, T, alive=None) -> np.nd
         lifetime = (beta + T) * np.log1p(t / (beta + T))
     else:
         lifetime = (beta + T) / (s - 1) * (1 - ((beta + T) / (beta + T + t)) ** (s - 1))
-    alive = p_alive(params, x, t_x, T) if alive is None else alive
-    return alive * rate * lifetime
+    return rate * lifetime
 
 
 #: Gauss-Legendre nodes of the integral over the time of leaving in :func:`p_no_purchase`.

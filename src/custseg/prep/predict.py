@@ -77,6 +77,14 @@ class Purchases:
             return pnbd.expected_orders(self.params, t, x, t_x, T, alive)
         return clv.expected_orders(self.params, t, x, t_x, T, self.model == "mbgnbd")
 
+    def pace(self, t: float, x, T) -> np.ndarray:
+        """Expected purchases in the ``t`` days after ``T`` of a customer still alive: the
+        expected purchases over P(alive), which cancels from a ratio of two spans (and
+        needs no quadrature)."""
+        if self.model == "pnbd":
+            return pnbd.orders_if_alive(self.params, t, x, T)
+        return clv.orders_if_alive(self.params, t, x, T, self.model == "mbgnbd")
+
     def p_buy(self, t: float, x, t_x, T, alive=None) -> np.ndarray:
         """P(at least one purchase in the ``t`` days after ``T``) (Pareto/NBD: ``alive``,
         its P(alive), when known)."""
@@ -203,10 +211,10 @@ class BoostedValues:
             return np.ones(len(inputs))
         if self.shape is None:
             return np.full(len(inputs), horizon / days)
-        x, t_x, T = (inputs[c].to_numpy(float) for c in ("x", "t_x", "T"))
-        near = self.shape.expected(days, x, t_x, T)
+        x, T = (inputs[c].to_numpy(float) for c in ("x", "T"))
+        near = self.shape.pace(days, x, T)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = self.shape.expected(horizon, x, t_x, T) / near
+            ratio = self.shape.pace(horizon, x, T) / near
         return np.where(np.isfinite(ratio) & (near > 0), ratio, horizon / days)
 
     def predict(self, features: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
