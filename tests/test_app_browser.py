@@ -112,13 +112,20 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         start_run(page, app_url, path)
         download = page.get_by_text("Download segments CSV")
         download.wait_for(timeout=180_000)
-        cards = page.locator("h4").all_inner_texts()
         page.get_by_text("Expected orders:").first.wait_for(timeout=30_000)
         # The totals above the tabs: wait for them too, a busy CI machine draws them late
         page.locator('[data-testid="stMetricLabel"]').filter(
             has_text="Expected orders").first.wait_for(timeout=60_000)
-        body = page.inner_text("body")
-        cards = page.locator("h4").all_inner_texts()  # every card drawn by now
+        # the cards are drawn one after another: read the page once every card has its
+        # value line (or after a minute, and the assertions below say what is missing)
+        deadline = time.monotonic() + 60
+        while True:
+            body = page.inner_text("body")
+            cards = page.locator("h4").all_inner_texts()
+            drawn = body.count("Expected orders:") == len(cards) == body.count("At risk:")
+            if drawn or time.monotonic() > deadline:
+                break
+            page.wait_for_timeout(500)
         metrics = dict(zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),
                            page.locator('[data-testid="stMetricValue"]').all_inner_texts(),
                            strict=True))
