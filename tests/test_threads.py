@@ -55,3 +55,26 @@ def test_a_run_with_one_thread_gives_the_same_segments(tmp_path):
     every = custseg.run_segments(paths["transactions"], config=config, seed=0).customers
     assert (one["segment"].to_numpy() == every["segment"].to_numpy()).all()
     assert np.allclose(one["clv"].fillna(-1), every["clv"].fillna(-1))
+
+
+def test_each_job_runs_within_its_threads_key(tmp_path, monkeypatch):
+    """run_rfm and run_segments compute under the config's threads: the engine opens, and
+    the stages run, with that many cores."""
+    from custseg.jobs import rfm
+    from custseg.synth import generate
+
+    seen = []
+    opened = rfm.open_engine
+
+    def spying(config):
+        seen.append(threads.cores())
+        return opened(config)
+
+    monkeypatch.setattr(rfm, "open_engine", spying)
+    monkeypatch.setattr("custseg.jobs.run.open_engine", spying)
+    paths = generate(200, tmp_path / "data", seed=2)
+    config = custseg.Config(report=False, figures=False, threads=1)
+    custseg.run_rfm(paths["transactions"], config=config)
+    custseg.run_segments(paths["transactions"], config=config, n_bootstrap=0)
+    assert seen == [1, 1]
+    assert threads.cores() == len(os.sched_getaffinity(0))

@@ -292,17 +292,16 @@ class DuckDBEngine:
         if customers is None:
             return customer_features_table(self.sample, as_of, has_products,
                                            has_discounts=has_discounts, pairs=self.pairs)
-        views = {"lines": "custseg_lines_of", self.pairs: "custseg_pairs_of"}
-        for table, view in views.items():
-            if table is not None:
-                self.sample.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
-                                    + restricted_sql(table, customers))
+        lines, pairs = "custseg_lines_of", self.pairs and "custseg_pairs_of"
+        views = {lines: "lines", **({pairs: self.pairs} if pairs else {})}
+        for view, table in views.items():
+            self.sample.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
+                                + restricted_sql(table, customers))
         try:
-            return customer_features_table(
-                self.sample, as_of, has_products, lines=views["lines"],
-                has_discounts=has_discounts, pairs=self.pairs and views[self.pairs])
+            return customer_features_table(self.sample, as_of, has_products, lines=lines,
+                                           has_discounts=has_discounts, pairs=pairs)
         finally:
-            for view in views.values():
+            for view in views:
                 self.sample.execute(f"DROP VIEW IF EXISTS {view}")
 
     def release(self) -> None:

@@ -114,7 +114,6 @@ def start_timings(started: float | None) -> dict[str, float]:
     return {} if started is None else {"start": round(time.perf_counter() - started, 3)}
 
 
-@config_threads
 def start_renderers(config: Config, out_dir: str | Path | None) -> None:
     """Start the report's PNG renderers when the job will write figures: they warm up
     while it computes (:mod:`custseg.outputs.report._png`). For the command line, one job
@@ -126,6 +125,7 @@ def start_renderers(config: Config, out_dir: str | Path | None) -> None:
         start_ahead(min(2, config.threads or cores()))
 
 
+@config_threads
 def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | None = None,
             customers: str | Path | None = None, config: Config | None = None,
             db: str | None = None, sql: str | None = None, frame: pd.DataFrame | None = None,

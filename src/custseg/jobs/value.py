@@ -337,8 +337,12 @@ def _sampled(features: pd.DataFrame, most: int | None = None, seed: int = 0
     most = CHECK_CUSTOMERS if most is None else most
     if len(features) <= most:
         return features
-    pick = np.sort(np.random.default_rng(seed).choice(len(features), most, replace=False))
-    return features.iloc[pick].reset_index(drop=True)
+    return features.iloc[_pick(len(features), most, seed)].reset_index(drop=True)
+
+
+def _pick(n: int, most: int, seed: int = 0) -> np.ndarray:
+    """The positions of a seeded sample of ``most`` of ``n`` rows, in order."""
+    return np.sort(np.random.default_rng(seed).choice(n, most, replace=False))
 
 
 @contextmanager
@@ -352,10 +356,9 @@ def _checked_customers(engine: Engine, ids: pd.Series, when: str) -> Iterator[st
         yield None
         return
     ordered = np.sort(ids.to_numpy(dtype=object))
-    pick = np.sort(np.random.default_rng(0).choice(len(ordered), CHECK_CUSTOMERS,
-                                                   replace=False))
     name = f"custseg_check_{when}"
-    engine.register(name, pd.DataFrame({"customer_id": ordered[pick]}))
+    engine.register(name, pd.DataFrame(
+        {"customer_id": ordered[_pick(len(ordered), CHECK_CUSTOMERS)]}))
     try:
         yield name
     finally:
