@@ -74,11 +74,19 @@ def _specs(run_dir, folder, n: int = 3) -> list:
     return [(folder / f"{name}.png", chart.to_dict()) for name, chart in built]
 
 
+def _pixels(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("L"), dtype=int)
+
+
 def test_pngs_rendered_by_a_second_process_equal_those_rendered_here(run_dir, tmp_path,
                                                                      monkeypatch):
     """A cold process gives half the charts to a renderer it starts; renderers started
     ahead get them all; a warm process renders in itself; a renderer that cannot start
-    leaves the work to this process. The PNGs are the same every way."""
+    leaves the work to this process. Each way writes the same PNGs: byte for byte where
+    the same fonts drew them (renderers use vl-convert's own Liberation Sans, this
+    process the system's), else the same size and drawing but for the glyphs' edges."""
     from custseg.outputs.report import _png
 
     monkeypatch.setattr(_png, "_warm", False)
@@ -100,7 +108,7 @@ def test_pngs_rendered_by_a_second_process_equal_those_rendered_here(run_dir, tm
     _png.write_pngs(ahead := folder("ahead"))
     assert not rendered_here and not _png._warm and not _png._ahead
     _png.write_pngs(split := folder("split"))  # cold: half here, half in a renderer
-    assert len(started) == 3 and len(rendered_here) == 2 and _png._warm
+    assert len(started) == 3 and rendered_here == [split[0][0], split[2][0]] and _png._warm
     _png.start_ahead(2)  # warm: none started
     _png.write_pngs(here := folder("here"))
     assert len(started) == 3 and len(rendered_here) == 5
@@ -108,9 +116,63 @@ def test_pngs_rendered_by_a_second_process_equal_those_rendered_here(run_dir, tm
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
     _png.write_pngs(alone := folder("alone"))
     assert len(rendered_here) == 8
-    for a, b, c, d in zip(ahead, split, here, alone, strict=True):
-        assert a[0].read_bytes() == b[0].read_bytes() == c[0].read_bytes() == d[0].read_bytes()
+    for i, (a, b, c, d) in enumerate(zip(ahead, split, here, alone, strict=True)):
+        by_renderer = a[0].read_bytes()
+        assert b[0].read_bytes() == (c[0].read_bytes() if i % 2 == 0 else by_renderer)
+        assert c[0].read_bytes() == d[0].read_bytes()
+        mine, theirs = _pixels(c[0]), _pixels(a[0])
+        assert mine.shape == theirs.shape
+        assert (np.abs(mine - theirs) > 64).mean() < 0.005  # antialiasing, not drawing
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_a_chart_the_renderers_own_font_cannot_draw_is_rendered_here(run_dir, tmp_path,
+                                                                     monkeypatch):
+    """Renderers draw with vl-convert's own font only; a chart with other scripts (here
+    a segment named in Chinese) is drawn in this process, with the system's fonts."""
+    from custseg.outputs.report import _png
+
+    monkeypatch.setattr(_png, "_warm", False)
+    rendered_here = []
+    write = _png._write
+    monkeypatch.setattr(_png, "_write", lambda p, s: rendered_here.append(p) or write(p, s))
+    specs = _specs(run_dir, tmp_path)
+    latin = json.dumps(specs[1][1])
+    specs[1] = (specs[1][0], json.loads(latin.replace("Regulars", "\u8001\u987e\u5ba2")))
+    assert not _png.own_font_covers(specs[1][1]) and _png.own_font_covers(specs[0][1])
+    _png.start_ahead(2)
+    _png.write_pngs(specs)
+    assert rendered_here == [specs[1][0]]
+    assert all(path.read_bytes()[:4] == b"\x89PNG" for path, _ in specs)
+
+
+def test_the_renderers_own_font_draws_every_character_it_is_given():
+    """Each character sent to a renderer (``OWN_FONT_COVERS``; a sample of 160 and each
+    range's ends) has a glyph in vl-convert's own font: its PNG differs from that of a
+    character no font has. A CJK character has none there (the check can fail)."""
+    from custseg.outputs.report import _png
+
+    chars = sorted(_png.OWN_FONT_COVERS - set("\t\n\r "))
+    rng = np.random.default_rng(0)
+    ends = [c for c in chars if chr(ord(c) - 1) not in _png.OWN_FONT_COVERS
+            or chr(ord(c) + 1) not in _png.OWN_FONT_COVERS]
+    sample = sorted(set(ends) | set(rng.choice(chars, 160, replace=False)))
+    script = """
+import json, sys, tempfile
+from custseg.outputs.report import _png
+with tempfile.TemporaryDirectory() as fonts:
+    _png._own_font_only(fonts)
+    def draw(ch):
+        return _png.png({"data": {"values": [{"t": ch}]}, "width": 40, "height": 40,
+                         "mark": {"type": "text", "fontSize": 30},
+                         "encoding": {"text": {"field": "t"}}})
+    none = draw("\\ue000")
+    chars = json.loads(sys.stdin.read())
+    print(json.dumps([c for c in chars if draw(c) == none]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          input=json.dumps([*sample, "\u4e00"]), timeout=300, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["\u4e00"]
 
 
 def test_renderers_started_ahead_stop_when_the_job_ends_without_charts(monkeypatch):

@@ -9,6 +9,7 @@ are embedded as JSON with ``<``, ``>`` and ``&`` escaped, so no value can close 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -182,33 +183,34 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
     ``out_dir/figures/*.png``; return the report path."""
     from markupsafe import Markup
 
-    from custseg.outputs.report._png import write_pngs
+    from custseg.outputs.report._png import Pngs
     from custseg.outputs.report.charts import CHARTS
 
     data = summary.to_dict()
     out_dir = Path(out_dir)
     folder = out_dir / "figures"
-    charts, pngs = [], []
-    for name, build in CHARTS:
-        chart = build(data, table)
-        if chart is None:
-            continue
-        spec = chart.to_dict(validate=False)  # each chart is validated in the tests
-        pngs.append((folder / f"{name}.png", spec))
-        charts.append({"id": name, "spec": Markup(_safe_json(spec)),
-                       "caption": CAPTIONS.get(name, "")})
     if figures:
         folder.mkdir(parents=True, exist_ok=True)
-        write_pngs(pngs)
-    key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
-    html = template().render(
-        s=data, charts=[c for c in charts if c["id"] not in PLACED + METHOD],
-        placed={c["id"]: c for c in charts if c["id"] in PLACED},
-        method_charts=[c for c in charts if c["id"] in METHOD], key_features=key_features,
-        bundle=Markup(vega_bundle()))
-    path = out_dir / "report.html"
-    with atomic_file(path) as tmp:
-        tmp.write_text(html, encoding="utf-8")
+    charts = []
+    with Pngs() if figures else contextlib.nullcontext() as pngs:
+        for name, build in CHARTS:
+            chart = build(data, table)
+            if chart is None:
+                continue
+            spec = chart.to_dict(validate=False)  # each chart is validated in the tests
+            if pngs is not None:
+                pngs.add(folder / f"{name}.png", spec)  # rendered while the page is built
+            charts.append({"id": name, "spec": Markup(_safe_json(spec)),
+                           "caption": CAPTIONS.get(name, "")})
+        key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
+        html = template().render(
+            s=data, charts=[c for c in charts if c["id"] not in PLACED + METHOD],
+            placed={c["id"]: c for c in charts if c["id"] in PLACED},
+            method_charts=[c for c in charts if c["id"] in METHOD],
+            key_features=key_features, bundle=Markup(vega_bundle()))
+        path = out_dir / "report.html"
+        with atomic_file(path) as tmp:
+            tmp.write_text(html, encoding="utf-8")
     return path
 
 
