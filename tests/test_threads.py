@@ -78,3 +78,66 @@ def test_each_job_runs_within_its_threads_key(tmp_path, monkeypatch):
     custseg.run_segments(paths["transactions"], config=config, n_bootstrap=0)
     assert seen == [1, 1]
     assert threads.cores() == len(os.sched_getaffinity(0))
+
+
+def test_free_cores_are_the_cores_other_processes_leave_idle(monkeypatch):
+    """Four CPUs, read twice from /proc/stat: idle ones count, busy ones do not, at least
+    one is left, the threads key caps it, and an unreadable /proc/stat gives cores()."""
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    reads = []
+    monkeypatch.setattr(threads, "_cpu_times", lambda cpus: reads.pop(0))
+
+    def free(busy: list[float]) -> int:
+        reads[:] = [[(1000, 500)] * 4, [(1100, 500 + round(100 * (1 - b))) for b in busy]]
+        return threads.free_cores(window=0)
+
+    assert free([0, 0, 0, 0]) == 4
+    assert free([1, 1, 0, 0.1]) == 2
+    assert free([1, 0.5, 0.5, 0.6]) == 1
+    assert free([1, 1, 1, 1]) == 1
+    with threads.using(2):
+        assert free([0, 0, 0, 0]) == 2
+        reads[:] = [[(1000, 500)] * 4, [(1100, 500)] * 4]  # every CPU busy
+        with threads.sharing() as n:
+            assert n == threads.cores() == 1
+        assert threads.cores() == 2
+
+    def unreadable(cpus):
+        raise OSError("no /proc/stat")
+
+    monkeypatch.setattr(threads, "_cpu_times", unreadable)
+    assert threads.free_cores(window=0) == 4
+
+
+def test_free_cores_see_processes_spinning_on_every_core():
+    """The real /proc/stat: with one spinning process per core, one core is left."""
+    n = threads.cores()
+    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(n)]
+    try:
+        import time
+
+        time.sleep(0.5)
+        assert threads.free_cores(window=0.2) == 1
+    finally:
+        for p in spinning:
+            p.kill()
+            p.wait()
+
+
+def test_the_cluster_stage_uses_the_cores_left_idle(tmp_path, monkeypatch):
+    """A run's k search and bootstraps run on the free cores, measured as the stage
+    begins (here one of the machine's), and the run's threads come back after."""
+    from custseg.cluster import _segmenter
+    from custseg.synth import generate
+
+    monkeypatch.setattr(threads, "free_cores", lambda window=0.05: 1)
+    seen = []
+    per_worker = _segmenter.per_worker
+    monkeypatch.setattr(_segmenter, "per_worker",
+                        lambda w: seen.append((threads.cores(), pools())) or per_worker(w))
+    paths = generate(300, tmp_path / "data", seed=2)
+    custseg.run_segments(paths["transactions"],
+                         config=custseg.Config(report=False, figures=False), n_bootstrap=0)
+    assert seen and all(cores == 1 and found <= {1} for cores, found in seen)
+    assert threads.cores() == len(os.sched_getaffinity(0))

@@ -20,7 +20,7 @@ from custseg.cluster._prepare import behaviour_and_table_features
 from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, CustsegWarning
-from custseg.core.threads import config_threads
+from custseg.core.threads import config_threads, sharing
 from custseg.engines import open_engine
 from custseg.engines.lines import main_levels
 from custseg.io._customers import customers_from_source
@@ -130,7 +130,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         comparison = sm.Comparison(
             table=[sm.ComparisonRow(**row) for row in json.loads(table.to_json(
                 orient="records"))], recommendation=recommendation)
-    with _stage("cluster", timings, reporter):
+    with _stage("cluster", timings, reporter), sharing():
         backend = base.engine.cluster_backend() if base.engine else None
         if strategy == "stages":
             model = StagedSegmenter(algorithm=algorithm, seed=seed, features=features,
