@@ -40,7 +40,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _machine import machine_line
+from _machine import compiled, machine_line
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    compiled()  # custseg's bytecode, as an installed wheel has it
     if args.child:
         child(args.child, args.target, Path(args.work))
         return

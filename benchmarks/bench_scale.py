@@ -62,7 +62,7 @@ STARTED = time.perf_counter()  # a child's start-up (imports) is timed from here
 #: here (to generate data) sets OMP_WAIT_POLICY, which the baselines must not inherit.
 START_ENV = dict(os.environ)
 
-from _machine import machine_line  # noqa: E402
+from _machine import compiled, machine_line  # noqa: E402
 from bench_rfm import dataset, warm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    compiled()  # custseg's bytecode, as an installed wheel has it
     if args.child:
         child(args.child, args.target, args.work)
         return

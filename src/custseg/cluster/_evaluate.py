@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from kneed import KneeLocator
 from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
@@ -381,6 +380,8 @@ def choose_k_bic(curves: dict[str, list], allowed: list[int] | None = None) -> t
 def _elbow(ks: list[int], values: list[float]) -> int | None:
     if len(ks) < 3:
         return None
+    from kneed import KneeLocator  # here: it loads scipy.signal (0.1 s) at import
+
     knee = KneeLocator(ks, values, curve="convex", direction="decreasing").knee
     return int(knee) if knee is not None else None
 
