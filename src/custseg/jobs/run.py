@@ -589,8 +589,9 @@ def clash_finder(config: Config, roles: dict | None = None):
 
 
 def with_segments(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """Add ``segment``: 1..k, and -1 for customers no cluster claims."""
-    out = frame.copy()
+    """Add ``segment``: 1..k, and -1 for customers no cluster claims (a new column on a
+    shallow copy: the customers' table is not copied, 2 GB at 5M customers)."""
+    out = frame.copy(deep=False)
     out["segment"] = np.where(labels == NOISE, -1, labels + 1)
     return out
 

@@ -534,7 +534,11 @@ def value_of(customers: pd.DataFrame, rule: AtRisk) -> sm.SegmentValue:
 def values_by(customers: pd.DataFrame, column: str, rule: AtRisk
               ) -> dict[Any, sm.SegmentValue]:
     """The predicted value of each group of ``column`` (customers with the columns)."""
-    return {key: value_of(rows, rule) for key, rows in customers.groupby(column, sort=True)}
+    read = [c for c in dict.fromkeys((column, "clv", "expected_orders", "churn_risk",
+                                      "mean_days_between_orders", "recency"))
+            if c in customers]  # each group's rows of these only, not of every column
+    return {key: value_of(rows, rule)
+            for key, rows in customers[read].groupby(column, sort=True)}
 
 
 #: A segment with at least this share of customers at risk is acted on for them first.
