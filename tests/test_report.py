@@ -11,6 +11,7 @@ import pytest
 from markupsafe import escape
 
 import custseg
+from custseg.core import threads
 from custseg.jobs.run import run_segments
 from custseg.outputs.report import CAPTIONS, charts
 from custseg.outputs.rundir import read_segments
@@ -184,6 +185,41 @@ def test_renderers_started_ahead_stop_when_the_job_ends_without_charts(monkeypat
     assert len(children) == 2
     _png.stop_ahead()
     assert [c.wait(timeout=60) for c in children] == [0, 0] and not _png._ahead
+
+
+def test_renderers_of_a_long_run_start_as_its_profiles_begin(tmp_path, monkeypatch):
+    """An input file over RENDERERS_LATER_BYTES defers the renderers (its run is long:
+    they would only wait, holding memory) to the profile stage, which starts them and
+    the write stage uses; a small file starts them at once."""
+    from custseg.jobs import rfm
+    from custseg.outputs.report import _png
+
+    monkeypatch.setattr(_png, "_warm", False)
+    monkeypatch.setattr(_png, "_deferred", 0)  # restored after, whatever happens
+    monkeypatch.setattr(rfm, "RENDERERS_LATER_BYTES", 1000)
+    frame, _ = planted_lines(seed=3)
+    big = tmp_path / "lines.csv"
+    frame.to_csv(big, index=False)
+    assert big.stat().st_size > 1000
+    config = custseg.Config(mapping=PLANTED_MAP)
+    rfm.start_renderers(config, tmp_path / "out", str(big))
+    assert not _png._ahead and _png._deferred == min(2, threads.cores())
+    started = []
+    real = _png._renderer
+    monkeypatch.setattr(_png, "_renderer", lambda: started.append(1) or real())
+    written = []
+    write = _png._write
+    monkeypatch.setattr(_png, "_write", lambda p, s: written.append(p) or write(p, s))
+    run_segments(str(big), config=config, out_dir=tmp_path / "out")
+    assert len(started) == min(2, threads.cores()) and not _png._deferred
+    assert not written and len(list((tmp_path / "out" / "figures").glob("*.png"))) >= 8
+    small = tmp_path / "small.csv"
+    small.write_text("a,b\n1,2\n")
+    rfm.start_renderers(config, tmp_path / "out2", str(small))
+    children = list(_png._ahead)
+    assert len(children) == min(2, threads.cores()) and not _png._deferred
+    _png.stop_ahead()
+    assert [c.wait(timeout=60) for c in children] == [0] * len(children)
 
 
 def test_markup_in_the_data_never_runs(run_dir):

@@ -164,7 +164,7 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     from custseg.jobs.rfm import currency_code, run_rfm, start_renderers
 
     out_dir = Path(config.out)
-    start_renderers(config, out_dir)
+    start_renderers(config, out_dir, _input(input))
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_rfm(_input(input), out_dir=out_dir, customers=config.customers,
                          config=config,
@@ -203,7 +203,7 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     check_columns(_input(input), config)  # a mapping error before scikit-learn loads
     out_dir = Path(config.out)
     _start_ahead(config)
-    start_renderers(config, out_dir)  # the PNG renderers warm up while imports run
+    start_renderers(config, out_dir, _input(input))  # they warm up while imports run
     from custseg.jobs.run import run_segments
 
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:

@@ -34,6 +34,7 @@ from custseg.io._parse import q
 from custseg.io._peek import PeekFailed
 from custseg.io._readers import load_source
 from custseg.io._reading import check_orders, looks_like_customer_table, reading_of
+from custseg.outputs.report._png import start_deferred
 from custseg.outputs.rundir import write_run
 from custseg.prep import privacy
 from custseg.prep.checks import customer_warnings, future_warning
@@ -114,15 +115,23 @@ def start_timings(started: float | None) -> dict[str, float]:
     return {} if started is None else {"start": round(time.perf_counter() - started, 3)}
 
 
-def start_renderers(config: Config, out_dir: str | Path | None) -> None:
+#: An input file over this size starts the PNG renderers as the profiles begin, not at
+#: once: its run is long enough for them to warm up then (see :func:`start_renderers`).
+RENDERERS_LATER_BYTES = 256 * 2 ** 20
+
+
+def start_renderers(config: Config, out_dir: str | Path | None, input: Any = None) -> None:
     """Start the report's PNG renderers when the job will write figures: they warm up
-    while it computes (:mod:`custseg.outputs.report._png`). For the command line, one job
+    while it computes (:mod:`custseg.outputs.report._png`); for an input file over
+    :data:`RENDERERS_LATER_BYTES`, when its profiles begin. For the command line, one job
     a process; a library call (a notebook, the dashboard's sessions) renders as before."""
     if out_dir is not None and config.report and config.figures:
         from custseg.core.threads import cores
         from custseg.outputs.report._png import start_ahead
 
-        start_ahead(min(2, config.threads or cores()))
+        later = (isinstance(input, (str, Path)) and Path(input).is_file()
+                 and Path(input).stat().st_size > RENDERERS_LATER_BYTES)
+        start_ahead(min(2, config.threads or cores()), later=later)
 
 
 @config_threads
@@ -153,6 +162,7 @@ def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | Non
                         customers=customers)
         if not keep_lines:  # custseg run profiles its own segments instead
             with _stage("profile", timings, reporter):
+                start_deferred()  # the PNG renderers of a long run, if it deferred them
                 from custseg.profile.priorities import (  # SciPy: when used
                     first_actions,
                     group_facts,

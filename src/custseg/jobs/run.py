@@ -44,6 +44,7 @@ from custseg.jobs.value import (
     with_backtest,
     with_value_action,
 )
+from custseg.outputs.report._png import start_deferred
 from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
@@ -151,6 +152,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
             warnings.simplefilter("ignore", CustsegWarning)  # kept in model.warnings_
             model.fit(base.customers)
     with _stage("profile", timings, reporter):
+        start_deferred()  # the PNG renderers of a long run, if it deferred them
         labelled = with_segments(base.customers, model.labels_)
         roles = base.summary.get("customer_table", {}).get("columns")
         outcomes = outcome_columns(labelled, roles)

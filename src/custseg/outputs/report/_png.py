@@ -39,6 +39,8 @@ OWN_FONT_COVERS = frozenset(
 _warm = False
 #: Renderers started by :func:`start_ahead`, not yet given charts.
 _ahead: list[subprocess.Popen] = []
+#: How many renderers to start when the job's profiles begin (:func:`start_deferred`).
+_deferred = 0
 
 
 def png(spec: dict) -> bytes:
@@ -55,16 +57,30 @@ def _write(path: str | Path, spec: dict) -> None:
     os.replace(tmp, path)
 
 
-def start_ahead(workers: int) -> None:
+def start_ahead(workers: int, later: bool = False) -> None:
     """Start ``workers`` renderers now, for the charts of a job that has just begun
-    (nothing in a warm process, or when they are started already)."""
+    (nothing in a warm process, or when they are started already); ``later``: when the
+    job's profiles begin (:func:`start_deferred`), for a job long enough that they would
+    only wait, holding memory (two renderers: 170 MB)."""
+    global _deferred
     if _warm or _ahead:
+        return
+    if later:
+        _deferred = workers
         return
     for _ in range(max(1, workers)):
         child = _renderer()
         if child is None:
             break
         _ahead.append(child)
+
+
+def start_deferred() -> None:
+    """Start the renderers :func:`start_ahead` was asked to start later (if any)."""
+    global _deferred
+    workers, _deferred = _deferred, 0
+    if workers:
+        start_ahead(workers)
 
 
 def stop_ahead() -> None:
