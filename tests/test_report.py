@@ -75,6 +75,17 @@ def _specs(run_dir, folder, n: int = 3) -> list:
     return [(folder / f"{name}.png", chart.to_dict()) for name, chart in built]
 
 
+def _spied(monkeypatch) -> tuple[list, list]:
+    """The renderers started and the PNGs drawn in this process, from now on."""
+    from custseg.outputs.report import _png
+
+    started, here = [], []
+    real, write = _png._renderer, _png._write
+    monkeypatch.setattr(_png, "_renderer", lambda: started.append(1) or real())
+    monkeypatch.setattr(_png, "_write", lambda p, s: here.append(p) or write(p, s))
+    return started, here
+
+
 def _pixels(path):
     from PIL import Image
 
@@ -91,12 +102,7 @@ def test_pngs_rendered_by_a_second_process_equal_those_rendered_here(run_dir, tm
     from custseg.outputs.report import _png
 
     monkeypatch.setattr(_png, "_warm", False)
-    started = []
-    real = _png._renderer
-    monkeypatch.setattr(_png, "_renderer", lambda: started.append(1) or real())
-    rendered_here = []
-    write = _png._write
-    monkeypatch.setattr(_png, "_write", lambda p, s: rendered_here.append(p) or write(p, s))
+    started, rendered_here = _spied(monkeypatch)
 
     def folder(name):
         (tmp_path / name).mkdir()
@@ -134,9 +140,7 @@ def test_a_chart_the_renderers_own_font_cannot_draw_is_rendered_here(run_dir, tm
     from custseg.outputs.report import _png
 
     monkeypatch.setattr(_png, "_warm", False)
-    rendered_here = []
-    write = _png._write
-    monkeypatch.setattr(_png, "_write", lambda p, s: rendered_here.append(p) or write(p, s))
+    _, rendered_here = _spied(monkeypatch)
     specs = _specs(run_dir, tmp_path)
     latin = json.dumps(specs[1][1])
     specs[1] = (specs[1][0], json.loads(latin.replace("Regulars", "\u8001\u987e\u5ba2")))
@@ -204,12 +208,7 @@ def test_renderers_of_a_long_run_start_as_its_profiles_begin(tmp_path, monkeypat
     config = custseg.Config(mapping=PLANTED_MAP)
     rfm.start_renderers(config, tmp_path / "out", str(big))
     assert not _png._ahead and _png._deferred == min(2, threads.cores())
-    started = []
-    real = _png._renderer
-    monkeypatch.setattr(_png, "_renderer", lambda: started.append(1) or real())
-    written = []
-    write = _png._write
-    monkeypatch.setattr(_png, "_write", lambda p, s: written.append(p) or write(p, s))
+    started, written = _spied(monkeypatch)
     run_segments(str(big), config=config, out_dir=tmp_path / "out")
     assert len(started) == min(2, threads.cores()) and not _png._deferred
     assert not written and len(list((tmp_path / "out" / "figures").glob("*.png"))) >= 8

@@ -2,10 +2,12 @@
 
 vl-convert renders one chart at a time and holds the GIL, and its first call in a process
 starts a JavaScript runtime (about 0.5 s). So a command run once renders in other
-processes: :func:`start_ahead`, called by the command line as a job begins, starts one
-renderer per core (at most two) that loads vl-convert and warms its runtime while the
-job computes; at the end :class:`Pngs` hands them the charts in turn, each as soon as it
-is built, while this process builds the next and the page.
+processes: :func:`start_ahead`, called by the command line as a job begins (for a long
+job, as its profiles begin: :func:`start_deferred`), starts one renderer per core (at
+most two) that loads vl-convert and warms its runtime while the job computes; at the end
+:class:`Pngs` hands them the charts in turn, each as soon as it is built, while this
+process builds the next and the page. Renderers draw with vl-convert's own font
+(:func:`_own_font_only`); a chart it cannot draw is drawn here with the system's fonts.
 Without renderers started ahead, a cold process renders half of the charts itself and
 half in a renderer started then. A warm process (a notebook, a test session, the
 dashboard) renders in itself.
