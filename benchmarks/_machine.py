@@ -22,15 +22,17 @@ def memory_gb() -> float:
 
 
 def compiled() -> None:
-    """Compile custseg's modules to bytecode, as an installed wheel has them: an editable
+    """Compile custseg's modules to bytecode (call it in the benchmark's parent process,
+    not in a contender's), as an installed wheel has them: an editable
     install in an environment with ``PYTHONDONTWRITEBYTECODE`` set (CI images, sandboxes)
     would compile every module from source at each start (about 0.3 s)."""
     import compileall
-    from pathlib import Path
+    from importlib.util import find_spec
 
-    import custseg
-
-    compileall.compile_dir(str(Path(custseg.__file__).parent), quiet=1)
+    # found, not imported: importing custseg sets OMP_WAIT_POLICY, which baselines must
+    # not inherit
+    for folder in find_spec("custseg").submodule_search_locations:
+        compileall.compile_dir(folder, quiet=1)
 
 
 def machine_line(names: tuple[str, ...]) -> str:

@@ -228,10 +228,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    compiled()  # custseg's bytecode, as an installed wheel has it
     if args.child:
         child(args.child, args.target, Path(args.work))
         return
+    compiled()  # custseg's bytecode, as an installed wheel has it (not in a child)
 
     path, synth = dataset(args.lines)
     info = json.loads((path.parent / "synth.json").read_text())

@@ -340,10 +340,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    compiled()  # custseg's bytecode, as an installed wheel has it
     if args.child:
         child(args.child, args.target, args.work)
         return
+    compiled()  # custseg's bytecode, as an installed wheel has it (not in a child)
     CACHE.mkdir(parents=True, exist_ok=True)
     if args.busy:
         out = (Path(args.out) if args.out != str(RESULTS / "bench_scale.md")

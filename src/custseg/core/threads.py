@@ -66,6 +66,8 @@ def free_cores(window: float = 0.05) -> int:
     CPUs less their busy share over ``window`` seconds (``/proc/stat``, while this thread
     sleeps); :func:`cores` where that cannot be read (not Linux)."""
     n = cores()
+    if n == 1:  # nothing to decide: spare the wait
+        return n
     try:
         cpus = sorted(os.sched_getaffinity(0))
         before = _cpu_times(cpus)

@@ -349,8 +349,7 @@ def with_stages(scored: pd.DataFrame, config: Config, value: sm.Clv | UnsetType
 
     rule = at_risk_of(value) if value is not UNSET and value.fitted else None
     found = stages(scored, config.lifecycle, rule.mask(scored) if rule else None)
-    out = scored.copy(deep=False)  # new columns only: no copy of the table (5M customers:
-    out[list(found.columns)] = found  # 2 GB), which pd.concat made
+    out = pd.concat([scored, found], axis=1)
     c = config.lifecycle
     gaps, median = typical_gaps(scored)
     return out, sm.Lifecycle(
