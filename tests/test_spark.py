@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,28 @@ def test_small_inputs_are_aggregated_on_the_driver_with_the_same_results(spark,
     assert duck.summary["cohorts"] == other.summary["cohorts"]
     few = run_rfm(synth_orders, config=SPARK.replace(spark_local_lines=100))
     assert few.summary["engine"] == "spark (local[2])"  # more lines than that: on Spark
+
+
+def test_duplicated_input_over_the_limit_is_counted_on_spark_then_fetched(spark, synth_orders,
+                                                                         tmp_path):
+    """An input of more rows than spark_local_lines whose distinct lines are within it:
+    classified and counted on Spark, then fetched to the driver; the same audit (each
+    copy a duplicate) and customers as DuckDB's."""
+    lines = pd.read_parquet(synth_orders)
+    doubled = tmp_path / "doubled.parquet"
+    pd.concat([lines, lines]).to_parquet(doubled, index=False)
+    rows = len(lines)
+    duck = run_rfm(doubled)
+    limit = SPARK.replace(spark_local_lines=rows)  # the input has twice as many
+    other = run_rfm(doubled, config=limit)
+    assert other.summary["engine"].endswith("its classified lines aggregated on the driver)")
+    assert_same(duck, other)
+    # every line of the copy is a duplicate, but those dropped before the duplicate rule
+    from custseg.prep.cleaning import _BEFORE_DUPLICATES
+
+    single = run_rfm(synth_orders).summary["audit"]["dropped"]
+    before = sum(single[reason] for reason in _BEFORE_DUPLICATES)
+    assert other.summary["audit"]["dropped"]["duplicate"] == single["duplicate"] + rows - before
 
 
 def _untimed(block):
@@ -348,3 +371,90 @@ def test_main_levels_of_one_time_buyers_equal_duckdb(spark, tmp_path):
     duck, other = levels(LOCAL_ONLY), levels(SPARK_ONLY)
     assert len(duck) == export.customers and {"category", "shopping_mall"} <= set(duck)
     pd.testing.assert_frame_equal(duck, other[duck.columns], check_dtype=False)
+
+
+# ------------------------------------------------------------- the driver's class archive
+_MAPPED = """
+from pyspark import SparkContext
+from custseg.core.config import Config
+from custseg.engines.spark import session
+
+spark = session(Config(spark_master="local[1]"))
+assert spark.range(1000).selectExpr("sum(id)").first()[0] == 499500
+with open(f"/proc/{SparkContext._gateway.proc.pid}/maps") as maps:  # spark-submit execs java
+    print(sum(line.rstrip().endswith(".jsa") and "classes-" in line for line in maps))
+"""
+
+
+def test_a_session_records_the_class_archive_and_the_next_maps_it(tmp_path):
+    """The first session (no archive in the cache) records one as its JVM exits, and
+    leaves no lock or half-written file; the next session's JVM maps it, and prints
+    nothing of it."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+
+    def session_maps_archive() -> bool:
+        run = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True,
+                             text=True, timeout=600, env=env)
+        assert run.returncode == 0, run.stderr
+        assert "cds" not in run.stdout + run.stderr
+        return int(run.stdout.strip()) > 0
+
+    assert not session_maps_archive()  # recording
+    folder = tmp_path / "custseg" / "spark"
+    assert [p.suffix for p in folder.iterdir()] == [".jsa"]
+    assert session_maps_archive()
+
+
+@pytest.fixture
+def archive_folder(tmp_path, monkeypatch):
+    from custseg.engines import _classes
+
+    monkeypatch.setattr(_classes, "_key", lambda conf: "k")
+    monkeypatch.setattr(_classes.atexit, "register", lambda *a: registered.append(a))
+    registered: list[tuple] = []
+    return tmp_path / "cache", registered
+
+
+def test_class_archive_is_recorded_by_one_process_then_used(archive_folder):
+    from custseg.engines._classes import archive_options
+
+    folder, registered = archive_folder
+    recording = folder / f"classes-k.{os.getpid()}.tmp"
+    assert archive_options({}, folder).startswith(f"-XX:ArchiveClassesAtExit={recording} ")
+    assert (folder / "classes-k.lock").read_text() == str(os.getpid())
+    assert [a[1:] for a in registered] == [(recording, folder / "classes-k.jsa",
+                                            folder / "classes-k.lock")]
+    assert archive_options({}, folder) == ""  # a live process records it: none, meanwhile
+    (folder / "classes-k.jsa").write_bytes(b"archive")
+    assert archive_options({}, folder).startswith(
+        f"-XX:SharedArchiveFile={folder / 'classes-k.jsa'} -Xlog:cds=off")
+
+
+def test_class_archive_lock_of_a_dead_process_is_taken_over(archive_folder):
+    from custseg.engines._classes import archive_options
+
+    folder, registered = archive_folder
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder.mkdir(parents=True)
+    (folder / "classes-k.lock").write_text(str(dead.pid))
+    (folder / f"classes-k.{dead.pid}.tmp").write_bytes(b"half an archive")
+    (folder / "classes-other.jsa").write_bytes(b"another Java's")
+    assert "ArchiveClassesAtExit" in archive_options({}, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["classes-k.lock"]
+    assert archive_options({}, folder / "with space") == ""  # Spark splits its options
+
+
+@pytest.mark.parametrize(("status", "kept"), [(0, True), (1, False), (None, False)])
+def test_class_archive_is_kept_only_when_its_jvm_exits_cleanly(tmp_path, monkeypatch,
+                                                                status, kept):
+    """A JVM that failed (or never started) may have left half an archive, which would
+    crash the next JVM that maps it: it is deleted, not moved into place."""
+    from custseg.engines import _classes
+
+    monkeypatch.setattr(_classes, "_stop_jvm", lambda timeout: status)
+    recording, final, lock = (tmp_path / n for n in ("c.1.tmp", "c.jsa", "c.lock"))
+    recording.write_bytes(b"archive")
+    lock.write_text("1")
+    assert _classes.finish(recording, final, lock) is kept
+    assert [p.name for p in tmp_path.iterdir()] == (["c.jsa"] if kept else [])

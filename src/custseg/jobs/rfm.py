@@ -129,8 +129,9 @@ def start_renderers(config: Config, out_dir: str | Path | None, input: Any = Non
         from custseg.core.threads import cores
         from custseg.outputs.report._png import start_ahead
 
-        later = (isinstance(input, (str, Path)) and Path(input).is_file()
-                 and Path(input).stat().st_size > RENDERERS_LATER_BYTES)
+        later = config.engine == "spark" or (
+            isinstance(input, (str, Path)) and Path(input).is_file()
+            and Path(input).stat().st_size > RENDERERS_LATER_BYTES)
         start_ahead(min(2, config.threads or cores()), later=later)
 
 

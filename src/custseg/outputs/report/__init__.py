@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
 
+from custseg.core.cache import cache_dir
 from custseg.core.exceptions import InputError
 from custseg.core.money import money
 from custseg.core.summary import RfmSummary, RunSummary, TableRunSummary
@@ -120,7 +120,7 @@ def vega_bundle() -> str:
     """vl-convert's Vega JavaScript bundle (about 1 s to build), cached on disk per version."""
     import vl_convert as vlc
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "custseg"
+    cache = cache_dir()
     path = cache / f"vega-bundle-{version('vl-convert-python')}.js"
     try:
         return path.read_text(encoding="utf-8")

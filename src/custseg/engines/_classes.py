@@ -1,0 +1,147 @@
+"""Java class data sharing for the Spark driver.
+
+A Spark driver loads and verifies some 20,000 classes as it starts and runs its first jobs:
+most of a local session's 5 s start-up, and seconds of its first job. Java (13+) maps
+classes an earlier JVM loaded from an archive instead (``-XX:SharedArchiveFile``). The
+archive lives in custseg's cache folder, one per Java, Spark and class path.
+
+With no archive yet, a session records one (``-XX:ArchiveClassesAtExit``), into a file of
+its own name; at exit, its process waits for the JVM to write it (10-15 s, once) and only
+then moves it into place: a half-written archive crashes the JVM that maps it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from custseg.core.cache import cache_dir
+
+#: Java's notices about the archive (a mismatch just means starting without it) off.
+QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+#: Free disk space a recording needs (an archive is about 170 MB).
+FREE_BYTES = 1 << 30
+#: A lock this old is a recording that died.
+STALE_LOCK_S = 3600
+#: Spark settings that change the driver's class path.
+_CLASS_PATH_KEYS = ("spark.driver.extraClassPath", "spark.jars", "spark.jars.packages")
+
+
+def archive_options(conf: dict[str, str], folder: Path | None = None) -> str:
+    """The JVM options that use this machine's archive, or record it (then registering the
+    wait at exit); "" where neither can be done (no Java found, a read-only cache)."""
+    key = _key(conf)
+    if key is None:
+        return ""
+    folder = folder or cache_dir() / "spark"
+    final = folder / f"classes-{key}.jsa"
+    if re.search(r"[\s\"'\\]", str(final)):  # Spark splits its Java options at spaces
+        return ""
+    if final.is_file():
+        return f"-XX:SharedArchiveFile={final} {QUIET}"
+    lock = final.with_suffix(".lock")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(folder).free < FREE_BYTES or not _take(lock):
+            return ""
+    except OSError:
+        return ""
+    # archives of another Java or Spark, and recordings that died over an hour ago
+    for old in [*folder.glob("classes-*.jsa"), *folder.glob("classes-*.tmp")]:
+        with contextlib.suppress(OSError):
+            if old.suffix == ".jsa" or time.time() - old.stat().st_mtime > STALE_LOCK_S:
+                old.unlink()
+    recording = folder / f"classes-{key}.{os.getpid()}.tmp"
+    atexit.register(finish, recording, final, lock)
+    return f"-XX:ArchiveClassesAtExit={recording} {QUIET}"
+
+
+def finish(recording: Path, final: Path, lock: Path, timeout: float = 180) -> bool:
+    """Stop the session, wait for its JVM to write ``recording``, and move it to ``final``
+    if the JVM exited cleanly; True if it did."""
+    try:
+        if sys.stderr.isatty():
+            print("custseg: keeping the classes Spark loaded, for faster starts (once, "
+                  "10-20 s)", file=sys.stderr, flush=True)
+        if _stop_jvm(timeout) == 0 and recording.is_file():
+            os.replace(recording, final)
+            return True
+        return False
+    except Exception:  # never fail a finished command over a cache
+        return False
+    finally:
+        for path in (recording, lock):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _stop_jvm(timeout: float) -> int | None:
+    """Stop the Spark session and its driver JVM; the JVM's exit status (None: no JVM)."""
+    from pyspark import SparkContext
+
+    proc = getattr(SparkContext._gateway, "proc", None)
+    if proc is None:
+        return None
+    if SparkContext._active_spark_context is not None:
+        SparkContext._active_spark_context.stop()
+    with contextlib.suppress(OSError):
+        proc.stdin.close()  # the gateway JVM exits when its stdin closes
+    return proc.wait(timeout=timeout)
+
+
+def _take(lock: Path) -> bool:
+    """Take the recording lock (a file holding the owner's pid); one left by a process that
+    is gone, or older than :data:`STALE_LOCK_S`, is taken over."""
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not _stale(lock):
+                return False
+            for path in (lock, *lock.parent.glob(f"{lock.stem}.*.tmp")):  # its recording
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _stale(lock: Path) -> bool:
+    try:
+        pid = int(lock.read_text() or 0)
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+            return True
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # unreadable, or another user's process: leave it
+        return False
+    return False
+
+
+def _key(conf: dict[str, str]) -> str | None:
+    """What an archive is valid for: the Java that runs Spark, Spark's jars, and the class
+    path settings (None: no Java found)."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
+    if java is None:
+        return None
+    try:
+        from pyspark.find_spark_home import _find_spark_home
+
+        jvm = Path(java).resolve()
+        jars = Path(_find_spark_home(), "jars")
+        parts = [str(jvm), jvm.stat().st_mtime_ns, str(jars), jars.stat().st_mtime_ns,
+                 *(f"{k}={conf.get(k, '')}" for k in _CLASS_PATH_KEYS)]
+    except (OSError, ImportError, SystemExit):  # _find_spark_home exits when it finds none
+        return None
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
