@@ -19,7 +19,11 @@ writing and teardown included); peak memory is the largest resident set of the p
   chosen automatically on a stratified sample and bootstrap stability, profiles, names,
   rules, the HTML report with its figures, ``model.json``; stage seconds from its
   ``summary.json`` (they add up to its wall clock).
-* ``spark``: the same with ``--engine spark`` (local[*] master).
+* ``spark``: the same with ``--engine spark`` (local[*] master), its driver's JVM mapping
+  the class archive an earlier session recorded (one untimed run records it first where
+  there is none).
+* ``spark-first``: the same on a machine where Spark never ran (an empty cache folder):
+  this run records the class archive as its JVM exits.
 * ``bare``: the bare minimum: one DuckDB query for recency, frequency, monetary; then
   scikit-learn KMeans for k = 2..10 scored by silhouette on a 10,000-customer sample;
   then KMeans with 10 inits at the best k.
@@ -71,6 +75,8 @@ RESULTS = HERE / "results"
 RETAIL = HERE.parent.parent / "shared" / "data" / "online_retail.parquet"
 SEED_MEMORY = 16 << 30
 LABELS = {"custseg": "custseg run (DuckDB)", "spark": "custseg run --engine spark",
+          "spark-first": "custseg run --engine spark, the machine's first (records its "
+                         "class archive)",
           "bare": "bare minimum", "seed": "seed-style notebook"}
 
 
@@ -220,7 +226,20 @@ def run_seed(path: Path, work: Path) -> dict[str, Any]:
 #: Contenders run as a child of this script (custseg and spark run as the command itself).
 CONTENDERS = {"bare": run_bare, "seed": run_seed}
 COMMANDS = {"custseg": custseg_command,
-            "spark": lambda path, work: custseg_command(path, work, engine="spark")}
+            "spark": lambda path, work: custseg_command(path, work, engine="spark"),
+            "spark-first": lambda path, work: ["env", f"XDG_CACHE_HOME={work}/cache",
+                                               *custseg_command(path, work, engine="spark")]}
+
+
+def spark_class_archive(path: Path) -> None:
+    """Record the Spark driver's class archive (one untimed run) where there is none."""
+    from custseg.core.cache import cache_dir
+
+    if not any((cache_dir() / "spark").glob("classes-*.jsa")):
+        print("  recording Spark's class archive (untimed) ...", flush=True)
+        with tempfile.TemporaryDirectory(prefix="scale-archive-", dir=CACHE) as work:
+            subprocess.run(custseg_command(path, Path(work), engine="spark"), check=True,
+                           env=START_ENV, capture_output=True)
 
 
 # -------------------------------------------------------------------------- running
@@ -365,6 +384,8 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             print(f"{spec}: {name} ...", flush=True)
             timeout = args.seed_timeout if name == "seed" else args.timeout
+            if name == "spark":
+                spark_class_archive(path)
             results[name] = measure(name, path, timeout,
                                     sample=name == "custseg" and not args.no_sample_check)
             print(f"  {json.dumps(results[name])}", flush=True)
@@ -446,6 +467,7 @@ def write(rows, names, out: Path) -> None:
     checks = ["| data | k chosen on | customers | k | silhouette | Calinski-Harabasz "
               "| Davies-Bouldin | stability | seconds |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    engines = ["| data | contender | seconds against custseg run (DuckDB) |", "|---|---|---:|"]
     for spec, lines, customers, results in rows:
         bare = results.get("bare", {}).get("seconds")
         for name in names:
@@ -460,6 +482,10 @@ def write(rows, names, out: Path) -> None:
             table.append(f"| {spec} | {lines:,} | {customers:,} | {LABELS[name]} | "
                          f"{r['seconds']:.1f} | {ratio} | {r['peak_mb']:,.0f} | {r['k']} | "
                          f"{stages} |")
+        duck = results.get("custseg", {}).get("seconds")
+        engines.extend(f"| {spec} | {LABELS[name]} | {results[name]['seconds'] / duck:.2f}x |"
+                       for name in ("spark", "spark-first")
+                       if duck and "seconds" in results.get(name, {}))
         ours, theirs = results.get("custseg", {}), results.get("bare", {})
         if "stages" in ours and "stages" in theirs:
             for label, (mine, base) in COUNTERPARTS.items():
@@ -481,6 +507,7 @@ def write(rows, names, out: Path) -> None:
         "resident memory of the process tree (sampled every 0.2 s).", "",
         *table, "", "Stages against their counterparts in the bare minimum:", "",
         *stages_table, ""]
+        + (["Spark against the DuckDB engine:", "", *engines, ""] if len(engines) > 2 else [])
         + (["k chosen on the stratified sample against the search over every customer "
             "(custseg's customer features of the same run; the final fit covers every "
             "customer in both):", "", *checks, ""] if len(checks) > 2 else []))

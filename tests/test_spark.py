@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,8 +103,9 @@ def test_small_inputs_are_aggregated_on_the_driver_with_the_same_results(spark,
 def test_duplicated_input_over_the_limit_is_counted_on_spark_then_fetched(spark, synth_orders,
                                                                          tmp_path):
     """An input of more rows than spark_local_lines whose distinct lines are within it:
-    classified and counted on Spark, then fetched to the driver; the same audit (each
-    copy a duplicate) and customers as DuckDB's."""
+    collapsed and classified on Spark, counted there, then fetched to the driver; within
+    the limit, its one partition collapsed by DuckDB in the Spark task. Both give the
+    same audit (each copy a duplicate) and customers as DuckDB's."""
     lines = pd.read_parquet(synth_orders)
     doubled = tmp_path / "doubled.parquet"
     pd.concat([lines, lines]).to_parquet(doubled, index=False)
@@ -113,6 +115,7 @@ def test_duplicated_input_over_the_limit_is_counted_on_spark_then_fetched(spark,
     other = run_rfm(doubled, config=limit)
     assert other.summary["engine"].endswith("its classified lines aggregated on the driver)")
     assert_same(duck, other)
+    assert_same(duck, run_rfm(doubled, config=SPARK.replace(spark_local_lines=2 * rows)))
     # every line of the copy is a duplicate, but those dropped before the duplicate rule
     from custseg.prep.cleaning import _BEFORE_DUPLICATES
 
@@ -374,6 +377,13 @@ def test_main_levels_of_one_time_buyers_equal_duckdb(spark, tmp_path):
 
 
 # ------------------------------------------------------------- the driver's class archive
+_RECORD = """
+import sys
+from pathlib import Path
+from custseg.jobs.spark_classes import record
+
+assert record({}, Path(sys.argv[1]), customers=60)
+"""
 _MAPPED = """
 from pyspark import SparkContext
 from custseg.core.config import Config
@@ -386,63 +396,86 @@ with open(f"/proc/{SparkContext._gateway.proc.pid}/maps") as maps:  # spark-subm
 """
 
 
-def test_a_session_records_the_class_archive_and_the_next_maps_it(tmp_path):
-    """The first session (no archive in the cache) records one as its JVM exits, and
-    leaves no lock or half-written file; the next session's JVM maps it, and prints
-    nothing of it."""
+def test_the_recorder_leaves_an_archive_the_next_session_maps(tmp_path):
+    """The recorder (a custseg run on synthetic lines, its JVM recording) leaves the
+    archive and no lock or half-written file; a session then maps it, and prints nothing
+    of it."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-
-    def session_maps_archive() -> bool:
-        run = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True,
-                             text=True, timeout=600, env=env)
-        assert run.returncode == 0, run.stderr
-        assert "cds" not in run.stdout + run.stderr
-        return int(run.stdout.strip()) > 0
-
-    assert not session_maps_archive()  # recording
     folder = tmp_path / "custseg" / "spark"
+    recorded = subprocess.run([sys.executable, "-c", _RECORD, str(folder)], env=env,
+                              capture_output=True, text=True, timeout=600)
+    assert recorded.returncode == 0, recorded.stderr
     assert [p.suffix for p in folder.iterdir()] == [".jsa"]
-    assert session_maps_archive()
+    run = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) == 1
+    assert "cds" not in run.stderr
 
 
 @pytest.fixture
 def archive_folder(tmp_path, monkeypatch):
+    """A cache folder for key ``k``, with ``atexit.register`` calls recorded, not made."""
     from custseg.engines import _classes
 
     monkeypatch.setattr(_classes, "_key", lambda conf: "k")
-    monkeypatch.setattr(_classes.atexit, "register", lambda *a: registered.append(a))
     registered: list[tuple] = []
+    monkeypatch.setattr(_classes.atexit, "register", lambda *a: registered.append(a))
     return tmp_path / "cache", registered
 
 
-def test_class_archive_is_recorded_by_one_process_then_used(archive_folder):
-    from custseg.engines._classes import archive_options
+def test_a_session_without_archive_starts_the_recorder_as_it_exits(archive_folder,
+                                                                    monkeypatch):
+    from custseg.engines import _classes
 
     folder, registered = archive_folder
-    recording = folder / f"classes-k.{os.getpid()}.tmp"
-    assert archive_options({}, folder).startswith(f"-XX:ArchiveClassesAtExit={recording} ")
-    assert (folder / "classes-k.lock").read_text() == str(os.getpid())
-    assert [a[1:] for a in registered] == [(recording, folder / "classes-k.jsa",
-                                            folder / "classes-k.lock")]
-    assert archive_options({}, folder) == ""  # a live process records it: none, meanwhile
+    assert _classes.archive_options({}, folder) == ""
+    _classes.record_later({"spark.jars": "a.jar", "spark.app.name": "x"}, folder)
+    (start, conf, where), = registered
+    assert (conf, where) == ({"spark.jars": "a.jar"}, folder)  # the class path settings
+    started = []
+    monkeypatch.setattr(_classes.subprocess, "Popen", lambda *a, **kw: started.append((a, kw)))
+    start(conf, where)
+    (args, kwargs), = started
+    assert args[0] == [sys.executable, "-m", "custseg.jobs.spark_classes",
+                       '{"spark.jars": "a.jar"}', str(folder)]
+    assert kwargs["start_new_session"]  # not stopped with the command's terminal
+    folder.mkdir(parents=True)
+    (folder / "classes-k.lock").write_text(str(os.getpid()))  # a live recorder
+    _classes.record_later({}, folder)
+    (folder / "classes-k.lock").unlink()
     (folder / "classes-k.jsa").write_bytes(b"archive")
-    assert archive_options({}, folder).startswith(
-        f"-XX:SharedArchiveFile={folder / 'classes-k.jsa'} -Xlog:cds=off")
+    _classes.record_later({}, folder)
+    assert len(registered) == 1
+    assert _classes.archive_options({}, folder) == (
+        f"-XX:SharedArchiveFile={folder / 'classes-k.jsa'} -Xlog:cds=off -Xlog:cds+dynamic=off")
+    assert _classes.archive_options({}, folder / "with space") == ""  # Spark splits there
 
 
-def test_class_archive_lock_of_a_dead_process_is_taken_over(archive_folder):
-    from custseg.engines._classes import archive_options
+def test_a_recording_takes_over_the_lock_of_a_dead_process(archive_folder, monkeypatch):
+    """One recorder at a time (a lock holding its pid); a lock whose process is gone is
+    taken over, its half-written archive deleted, as are other Javas' archives."""
+    from custseg.engines import _classes
 
-    folder, registered = archive_folder
+    folder, _ = archive_folder
+    monkeypatch.setattr(_classes, "_stop_jvm", lambda timeout: 0)
+    folder.mkdir(parents=True)
+    (folder / "classes-k.lock").write_text(str(os.getpid()))
+    assert not _classes.record({}, folder, lambda options: None)  # a live recorder
     dead = subprocess.Popen(["true"])
     dead.wait()
-    folder.mkdir(parents=True)
     (folder / "classes-k.lock").write_text(str(dead.pid))
     (folder / f"classes-k.{dead.pid}.tmp").write_bytes(b"half an archive")
     (folder / "classes-other.jsa").write_bytes(b"another Java's")
-    assert "ArchiveClassesAtExit" in archive_options({}, folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["classes-k.lock"]
-    assert archive_options({}, folder / "with space") == ""  # Spark splits its options
+    seen = []
+
+    def run(options: str) -> None:
+        seen.append(sorted(p.name for p in folder.iterdir()))
+        Path(options.split("=", 1)[1].split()[0]).write_bytes(b"archive")
+
+    assert _classes.record({}, folder, run)
+    assert seen == [["classes-k.lock"]]
+    assert sorted(p.name for p in folder.iterdir()) == ["classes-k.jsa"]
 
 
 @pytest.mark.parametrize(("status", "kept"), [(0, True), (1, False), (None, False)])

@@ -697,10 +697,10 @@ class Config(_Table):
                                          "settings, applied when the session starts.",
                                          is_(dict))
     spark_class_archive: bool = setting(
-        True, "bool", "With engine spark: keep the classes the Spark driver loads in an "
-        "archive in the user's cache (about 170 MB; recorded once, which makes that run "
-        "10-15 s longer) that later sessions map, starting about 5 s sooner (Java's class "
-        "data sharing).", is_(bool))
+        True, "bool", "With engine spark: the Spark driver maps the classes it loads from "
+        "an archive in the user's cache (about 180 MB; recorded once, in the background, "
+        "after the first session), starting and running its first jobs about 5 s sooner "
+        "(Java's class data sharing).", is_(bool))
     spark_local_lines: int = setting(
         2_000_000, "int", "With engine spark: classified lines up to this many are "
         "aggregated by DuckDB on the driver (a Spark job costs a fixed 0.1-0.5 s however "

@@ -5,9 +5,12 @@ most of a local session's 5 s start-up, and seconds of its first job. Java (13+)
 classes an earlier JVM loaded from an archive instead (``-XX:SharedArchiveFile``). The
 archive lives in custseg's cache folder, one per Java, Spark and class path.
 
-With no archive yet, a session records one (``-XX:ArchiveClassesAtExit``), into a file of
-its own name; at exit, its process waits for the JVM to write it (10-15 s, once) and only
-then moves it into place: a half-written archive crashes the JVM that maps it.
+Recording one (``-XX:ArchiveClassesAtExit``) slows a JVM about twice and its exit by 10-15
+s, so a user's session never records: the first session that finds no archive starts, as
+its process exits, a recorder in the background (as ``git gc --auto`` does), at low
+priority: ``python -m custseg.jobs.spark_classes`` runs a small job on synthetic lines
+into a file of its own, waits for its JVM to write it, and only then moves it into place
+(a half-written archive crashes the JVM that maps it).
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from custseg.core.cache import cache_dir
@@ -32,54 +38,91 @@ FREE_BYTES = 1 << 30
 STALE_LOCK_S = 3600
 #: Spark settings that change the driver's class path.
 _CLASS_PATH_KEYS = ("spark.driver.extraClassPath", "spark.jars", "spark.jars.packages")
+#: The recorder's module (a job: it runs custseg on Spark).
+RECORDER = "custseg.jobs.spark_classes"
 
 
 def archive_options(conf: dict[str, str], folder: Path | None = None) -> str:
-    """The JVM options that use this machine's archive, or record it (then registering the
-    wait at exit); "" where neither can be done (no Java found, a read-only cache)."""
+    """The JVM options that map this machine's archive; "" where there is none (see
+    :func:`record_later`) or none can be used (no Java found, a path with spaces)."""
+    final = archive_path(conf, folder)
+    if final is None or not final.is_file():
+        return ""
+    return f"-XX:SharedArchiveFile={final} {QUIET}"
+
+
+def archive_path(conf: dict[str, str], folder: Path | None = None) -> Path | None:
+    """Where the archive for ``conf``'s class path goes (None: no Java found, or a path
+    Spark would split: it splits its Java options at spaces)."""
     key = _key(conf)
-    if key is None:
-        return ""
-    folder = folder or cache_dir() / "spark"
-    final = folder / f"classes-{key}.jsa"
-    if re.search(r"[\s\"'\\]", str(final)):  # Spark splits its Java options at spaces
-        return ""
-    if final.is_file():
-        return f"-XX:SharedArchiveFile={final} {QUIET}"
+    final = (folder or cache_dir() / "spark") / f"classes-{key}.jsa"
+    return None if key is None or re.search(r"[\s\"'\\]", str(final)) else final
+
+
+def record_later(conf: dict[str, str], folder: Path | None = None) -> None:
+    """Start the recorder as this process exits, unless the archive is there or being
+    recorded."""
+    final = archive_path(conf, folder)
+    if final is None or final.is_file() or _live(final.with_suffix(".lock")):
+        return
+    wanted = {k: conf[k] for k in _CLASS_PATH_KEYS if k in conf}
+    atexit.register(_start_recorder, wanted, final.parent)
+
+
+def _start_recorder(conf: dict[str, str], folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        subprocess.Popen([sys.executable, "-m", RECORDER, json.dumps(conf), str(folder)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def record(conf: dict[str, str], folder: Path, run: Callable[[str], None]) -> bool:
+    """Record the archive for ``conf``'s class path into ``folder``: ``run(options)``
+    starts a session with these Java options and runs a job; True if the archive is now
+    in place. Nothing is done where another process records it, or disk space is short."""
+    final = archive_path(conf, folder)
+    if final is None or final.is_file():
+        return False
     lock = final.with_suffix(".lock")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if shutil.disk_usage(folder).free < FREE_BYTES or not _take(lock):
-            return ""
+            return False
     except OSError:
-        return ""
+        return False
     # archives of another Java or Spark, and recordings that died over an hour ago
     for old in [*folder.glob("classes-*.jsa"), *folder.glob("classes-*.tmp")]:
         with contextlib.suppress(OSError):
             if old.suffix == ".jsa" or time.time() - old.stat().st_mtime > STALE_LOCK_S:
                 old.unlink()
-    recording = folder / f"classes-{key}.{os.getpid()}.tmp"
-    atexit.register(finish, recording, final, lock)
-    return f"-XX:ArchiveClassesAtExit={recording} {QUIET}"
+    recording = folder / f"{final.stem}.{os.getpid()}.tmp"
+    try:
+        run(f"-XX:ArchiveClassesAtExit={recording} {QUIET}")
+    except Exception:
+        _stop_jvm(timeout=60)
+        _remove(recording, lock)
+        return False
+    return finish(recording, final, lock)
 
 
-def finish(recording: Path, final: Path, lock: Path, timeout: float = 180) -> bool:
+def finish(recording: Path, final: Path, lock: Path, timeout: float = 300) -> bool:
     """Stop the session, wait for its JVM to write ``recording``, and move it to ``final``
     if the JVM exited cleanly; True if it did."""
     try:
-        if sys.stderr.isatty():
-            print("custseg: keeping the classes Spark loaded, for faster starts (once, "
-                  "10-20 s)", file=sys.stderr, flush=True)
         if _stop_jvm(timeout) == 0 and recording.is_file():
             os.replace(recording, final)
             return True
         return False
-    except Exception:  # never fail a finished command over a cache
+    except Exception:  # a cache is never worth an error
         return False
     finally:
-        for path in (recording, lock):
-            with contextlib.suppress(OSError):
-                path.unlink()
+        _remove(recording, lock)
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _stop_jvm(timeout: float) -> int | None:
@@ -113,6 +156,10 @@ def _take(lock: Path) -> bool:
             fh.write(str(os.getpid()))
         return True
     return False
+
+
+def _live(lock: Path) -> bool:
+    return lock.exists() and not _stale(lock)
 
 
 def _stale(lock: Path) -> bool:

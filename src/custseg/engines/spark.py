@@ -37,6 +37,7 @@ import pyarrow as pa
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, InputError
 from custseg.engines._batch import BatchSQL
+from custseg.engines._classes import archive_options, record_later
 from custseg.engines.base import duckdb_failure, needs_preparing, prepared_source
 from custseg.engines.duckdb import PREPARED, drop_table, register_table
 from custseg.io import Source
@@ -126,12 +127,14 @@ def start_ahead(config: Config) -> None:
     threading.Thread(target=start, name="custseg-spark-start", daemon=True).start()
 
 
-def session(config: Config | None = None):
+def session(config: Config | None = None, java_options: str = ""):
     """The Spark session for ``config.spark_master`` (started once per process).
 
     A local master binds the driver to 127.0.0.1 and runs without the web UI; the
     executors' Python is this interpreter unless ``PYSPARK_PYTHON`` says otherwise.
-    Settings in ``config.spark_conf`` win.
+    Settings in ``config.spark_conf`` win; ``java_options`` are added to the driver's.
+    The driver's JVM maps the class archive (:mod:`custseg.engines._classes`) where
+    there is one, else a recorder starts as this process exits.
     """
     if _ready and threading.current_thread().name != "custseg-spark-start":
         _ready[0].wait()
@@ -175,9 +178,11 @@ def session(config: Config | None = None):
         try:
             from pyspark import SparkConf, SparkContext
 
-            if SparkContext._gateway is None:  # no JVM yet: start it, its stderr read here
+            launch = SparkContext._gateway is None
+            if launch:  # no JVM yet: start it, its stderr read here
                 if config.spark_class_archive:
-                    conf = _with_class_archive(conf)
+                    java_options = f"{archive_options(conf)} {java_options}"
+                conf = _with_java_options(conf, java_options)
                 stderr = _JavaStderr()
                 spark_conf = SparkConf().setAll(list(conf.items()))
                 SparkContext(conf=spark_conf, gateway=stderr.launch(spark_conf))
@@ -188,16 +193,14 @@ def session(config: Config | None = None):
                               f"{reason.rstrip('.')}. Check Java 17 and the master URL."
                               ) from None
     spark.sparkContext.setLogLevel("ERROR")
+    if launch and config.spark_class_archive and "SharedArchiveFile" not in java_options:
+        record_later(conf)
     return spark
 
 
-def _with_class_archive(conf: dict[str, str]) -> dict[str, str]:
-    """``conf`` with the driver's Java options using (or recording) the class archive."""
-    from custseg.engines._classes import archive_options
-
-    options = archive_options(conf)
+def _with_java_options(conf: dict[str, str], options: str) -> dict[str, str]:
     key = "spark.driver.extraJavaOptions"
-    return {**conf, key: f"{conf.get(key, '')} {options}".strip()} if options else conf
+    return {**conf, key: f"{conf.get(key, '')} {options.strip()}".strip()}
 
 
 class _JavaStderr:
@@ -437,19 +440,26 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     raw = data.frame
     from pyspark.sql import functions as F
 
-    if config.cleaning["duplicates"]:
-        numbers = _row_numbers(raw, source, mapping)
-        keys = [F.col(f"`{c.replace('`', '``')}`") for c in raw.columns if c not in numbers]
-        distinct = raw.groupBy(*keys).count().withColumnRenamed("count", "n")
+    numbers = _row_numbers(raw, source, mapping) if config.cleaning["duplicates"] else []
+    keys = [c for c in raw.columns if c not in numbers]
+    ones = raw.withColumn("n", F.lit(1).cast("bigint"))
+    # One partition of few enough rows: its duplicates collapsed by DuckDB in the task.
+    whole = (config.cleaning["duplicates"] and 0 < source.rows <= config.spark_local_lines
+             and raw.rdd.getNumPartitions() == 1)
+    if whole or not config.cleaning["duplicates"]:
+        distinct = ones
     else:
-        numbers = []
-        distinct = raw.withColumn("n", F.lit(1).cast("bigint"))
+        distinct = raw.groupBy(*(F.col(f"`{c.replace('`', '``')}`") for c in keys)
+                               ).count().withColumnRenamed("count", "n")
     query = plan.lines_sql(f"(SELECT {plan.parse}, n FROM batch)")
+    batch_sql = BatchSQL(query, statuses=STATUSES, collapse=(
+        f"SELECT {', '.join(q(c) for c in keys)}, count(*) AS n FROM raw GROUP BY ALL"
+        if whole else None))
     with _quiet(), _dedupe_conf(spark, config):  # the cached plan keeps the setting
         schema = _LINES_SCHEMA.replace(", n BIGINT", "".join(
             f", {name} {'BOOLEAN' if kind == 'BOOLEAN' else 'STRING'}"
             for name, kind in plan.extra) + ", n BIGINT")
-        lines = distinct.mapInArrow(BatchSQL(query, statuses=STATUSES), schema)
+        lines = (raw if whole else distinct).mapInArrow(batch_sql, schema)
         if to_driver:
             _driver_table(con, view, lines.toArrow())
         else:
