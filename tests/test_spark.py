@@ -409,7 +409,7 @@ def test_the_recorder_leaves_an_archive_the_next_session_maps(tmp_path):
     run = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True, text=True,
                          timeout=600, env=env)
     assert run.returncode == 0, run.stderr
-    assert int(run.stdout) == 1
+    assert int(run.stdout) >= 1  # its regions' mappings
     assert "cds" not in run.stderr
 
 
