@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -454,7 +455,8 @@ def test_a_session_without_archive_starts_the_recorder_as_it_exits(archive_folde
 
 def test_a_recording_takes_over_the_lock_of_a_dead_process(archive_folder, monkeypatch):
     """One recorder at a time (a lock holding its pid); a lock whose process is gone is
-    taken over, its half-written archive deleted, as are other Javas' archives."""
+    taken over, its half-written archive deleted, as is another Java's archive unused for
+    a month (another environment's, in use, is kept)."""
     from custseg.engines import _classes
 
     folder, _ = archive_folder
@@ -467,6 +469,9 @@ def test_a_recording_takes_over_the_lock_of_a_dead_process(archive_folder, monke
     (folder / "classes-k.lock").write_text(str(dead.pid))
     (folder / f"classes-k.{dead.pid}.tmp").write_bytes(b"half an archive")
     (folder / "classes-other.jsa").write_bytes(b"another Java's")
+    month_ago = time.time() - 31 * 24 * 3600
+    os.utime(folder / "classes-other.jsa", (month_ago, month_ago))
+    (folder / "classes-venv.jsa").write_bytes(b"another environment's, in use")
     seen = []
 
     def run(options: str) -> None:
@@ -474,8 +479,8 @@ def test_a_recording_takes_over_the_lock_of_a_dead_process(archive_folder, monke
         Path(options.split("=", 1)[1].split()[0]).write_bytes(b"archive")
 
     assert _classes.record({}, folder, run)
-    assert seen == [["classes-k.lock"]]
-    assert sorted(p.name for p in folder.iterdir()) == ["classes-k.jsa"]
+    assert seen == [["classes-k.lock", "classes-venv.jsa"]]
+    assert sorted(p.name for p in folder.iterdir()) == ["classes-k.jsa", "classes-venv.jsa"]
 
 
 @pytest.mark.parametrize(("status", "kept"), [(0, True), (1, False), (None, False)])

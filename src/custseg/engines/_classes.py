@@ -36,6 +36,8 @@ QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 FREE_BYTES = 1 << 30
 #: A lock this old is a recording that died.
 STALE_LOCK_S = 3600
+#: An archive no session mapped for this long is deleted when another is recorded.
+UNUSED_S = 30 * 24 * 3600
 #: Spark settings that change the driver's class path.
 _CLASS_PATH_KEYS = ("spark.driver.extraClassPath", "spark.jars", "spark.jars.packages")
 #: The recorder's module (a job: it runs custseg on Spark).
@@ -90,10 +92,12 @@ def record(conf: dict[str, str], folder: Path, run: Callable[[str], None]) -> bo
             return False
     except OSError:
         return False
-    # archives of another Java or Spark, and recordings that died over an hour ago
+    # recordings that died over an hour ago, and archives (of another Java, Spark or
+    # environment on this machine) that no session mapped for a month
     for old in [*folder.glob("classes-*.jsa"), *folder.glob("classes-*.tmp")]:
         with contextlib.suppress(OSError):
-            if old.suffix == ".jsa" or time.time() - old.stat().st_mtime > STALE_LOCK_S:
+            used = max(old.stat().st_atime, old.stat().st_mtime)
+            if time.time() - used > (UNUSED_S if old.suffix == ".jsa" else STALE_LOCK_S):
                 old.unlink()
     recording = folder / f"{final.stem}.{os.getpid()}.tmp"
     try:
