@@ -179,10 +179,9 @@ def session(config: Config | None = None, java_options: str = ""):
             from pyspark import SparkConf, SparkContext
 
             launch = SparkContext._gateway is None
+            archive = archive_options(conf) if launch and config.spark_class_archive else ""
             if launch:  # no JVM yet: start it, its stderr read here
-                if config.spark_class_archive:
-                    java_options = f"{archive_options(conf)} {java_options}"
-                conf = _with_java_options(conf, java_options)
+                conf = _with_java_options(conf, f"{archive} {java_options}")
                 stderr = _JavaStderr()
                 spark_conf = SparkConf().setAll(list(conf.items()))
                 SparkContext(conf=spark_conf, gateway=stderr.launch(spark_conf))
@@ -193,7 +192,7 @@ def session(config: Config | None = None, java_options: str = ""):
                               f"{reason.rstrip('.')}. Check Java 17 and the master URL."
                               ) from None
     spark.sparkContext.setLogLevel("ERROR")
-    if launch and config.spark_class_archive and "SharedArchiveFile" not in java_options:
+    if launch and config.spark_class_archive and not archive:
         record_later(conf)
     return spark
 
@@ -443,8 +442,8 @@ def clean(spark, con: duckdb.DuckDBPyConnection, data: SparkInput, mapping: dict
     numbers = _row_numbers(raw, source, mapping) if config.cleaning["duplicates"] else []
     keys = [c for c in raw.columns if c not in numbers]
     ones = raw.withColumn("n", F.lit(1).cast("bigint"))
-    # One partition of few enough rows: its duplicates collapsed by DuckDB in the task.
-    whole = (config.cleaning["duplicates"] and 0 < source.rows <= config.spark_local_lines
+    # Lines for the driver, of one partition: its duplicates collapsed by DuckDB in the task.
+    whole = (to_driver and config.cleaning["duplicates"]
              and raw.rdd.getNumPartitions() == 1)
     if whole or not config.cleaning["duplicates"]:
         distinct = ones
@@ -761,8 +760,7 @@ class SparkEngine:
         limit = config.spark_local_lines
         # The input's rows bound its distinct lines: within the limit, the lines go
         # straight to the driver; else they are counted first, and fetched if few enough.
-        rows = source.rows if isinstance(source.rows, int) else None
-        direct = rows is not None and 0 < rows <= limit
+        direct = 0 < source.rows <= limit
         audit, count = clean(self.spark, self.sample, self._data, mapping, config,
                              view=self.view, to_driver=direct)
         if direct:
