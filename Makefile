@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO ?= demo-output
 
-.PHONY: install demo test lint bench bench-clv clean
+.PHONY: install demo test lint docs docs-serve bench bench-clv clean
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,spark,app,postgres]"
+	$(PY) -m pip install --quiet -e ".[dev,spark,app,postgres,docs]"
 	@# An editable install is not compiled; where PYTHONDONTWRITEBYTECODE is set every run
 	@# would compile custseg's modules from source (about 0.3 s a start).
 	$(PY) -m compileall -q src/custseg
@@ -38,13 +38,25 @@ demo: install
 	@echo "Outputs: $(DEMO)/segments/report.html (open it in a browser), segments.csv, summary.json, excluded_customers.csv, figures/"
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks fuzz
+	$(VENV)/bin/ruff check src tests benchmarks fuzz docs
 	$(VENV)/bin/lint-imports --no-cache
+
+# The site in site/: the generated reference pages must match the code, the report's
+# picture is made from the demo, and the build is strict (a broken link, a missing page or
+# a tutorial command that fails is an error).
+docs: install
+	$(PY) docs/reference.py --check
+	$(PY) docs/screenshot.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# The site served on http://127.0.0.1:8000, rebuilt as the pages change.
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # Two workers (this project's machines have two cores); a file's tests stay on one worker,
 # so its module fixtures (a Spark session, an Online Retail run) are built once; the files
 # go out in conftest's order, the slowest first.
-test: install lint
+test: install lint docs
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: install
@@ -63,4 +75,4 @@ bench-clv: install $(BENCH_VENV)/.installed-stamp
 	$(PY) benchmarks/bench_clv.py --customers 1000000,5000000 --other-python $(BENCH_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(DEMO) .pytest_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(BENCH_VENV) $(DEMO) site .pytest_cache .ruff_cache .hypothesis test-artifacts

@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,7 @@ import custseg
 from conftest import MALL, needs_mall
 from custseg import Config, ConfigError, Segmenter
 from custseg.cli import app as cli_app
-from custseg.core.config import SETTINGS, default_rfm_segments, markdown_table
+from custseg.core.config import SETTINGS, default_rfm_segments
 
 
 def test_unknown_key_lists_allowed_keys(tmp_path):
@@ -156,12 +155,3 @@ def test_every_flag_is_a_declared_key(command):
         assert key in SETTINGS, option.opts
         assert SETTINGS[key].flag.split("/")[0] == option.opts[0]
         assert option.help.startswith(SETTINGS[key].help)
-
-
-def test_readme_holds_the_generated_table():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    start, end = "<!-- config-table:start -->\n", "<!-- config-table:end -->"
-    assert start in readme and end in readme, (
-        "README.md has no config-table markers: paste the output of "
-        "`python -m custseg.core.config --markdown` between them")
-    assert readme.split(start, 1)[1].split(end, 1)[0] == markdown_table()

@@ -29,7 +29,8 @@ err = Console(stderr=True)
 out = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", help="TOML or JSON config file (see README).", dir_okay=False)]
+    "--config", help="TOML or JSON config file (keys: docs/guide/configuration.md).",
+    dir_okay=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 InputArg = Annotated[list[str] | None, typer.Argument(
     help="Order lines or a customer table: CSV/TSV/delimited text, .xlsx, Parquet file or "

@@ -5,7 +5,8 @@ tables (``[clustering]``, ``[clv]``, ``[backtest]``, ``[compare]``, ``[score]``,
 ``[track]``, ``[profile]``): its default, allowed values, check, help text and command-line
 flag. The command line builds its options from these declarations,
 :class:`~custseg.Segmenter` checks its parameters with them, and
-``python -m custseg.core.config --markdown`` renders the README's table of keys.
+``python -m custseg.core.config --markdown`` renders the docs' table of keys
+(docs/guide/configuration.md).
 
 An unknown key or a value of the wrong kind raises
 :class:`~custseg.core.exceptions.ConfigError` naming the key and the allowed values.
@@ -610,7 +611,7 @@ class CampaignConfig(_Table):
 @dataclass(frozen=True)
 class Config(_Table):
     """Settings of a custseg run. All keys are optional; each is declared below (see the
-    README's table, made by :func:`markdown_table`).
+    docs' table, made by :func:`markdown_table`).
 
     >>> Config(clustering={"k": 3}).clustering.k
     3
@@ -821,7 +822,7 @@ SETTINGS: dict[str, Setting] = declared()
 
 
 def markdown_table() -> str:
-    """The README's table of config keys: key, flag, default, allowed values, meaning."""
+    """The docs' table of config keys: key, flag, default, allowed values, meaning."""
     rows = ["| key | flag | default | allowed values | meaning |",
             "|---|---|---|---|---|"]
     for key, s in SETTINGS.items():

@@ -1,0 +1,156 @@
+"""Write the docs' generated parts from the code, never by hand:
+
+* ``docs/cli-reference.md``: every command of ``custseg``, its arguments and options
+  (from the typer app, the same declarations ``--help`` prints);
+* ``docs/api.md``: every public name of ``custseg`` (``custseg.__all__``), by group,
+  each rendered from its docstring by mkdocstrings where it is defined;
+* the table of config keys in ``docs/guide/configuration.md``, between its markers
+  (:func:`custseg.core.config.markdown_table`).
+
+    python docs/reference.py           # rewrite both
+    python docs/reference.py --check   # exit 1 if either differs from the code
+
+``tests/test_docs.py`` runs the check, so a flag or key added without this fails CI.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+DOCS = Path(__file__).resolve().parent
+CLI_PAGE = DOCS / "cli-reference.md"
+CONFIG_PAGE = DOCS / "guide" / "configuration.md"
+API_PAGE = DOCS / "api.md"
+#: The public API by group; every name of ``custseg.__all__`` must be in one.
+API_GROUPS = {
+    "Whole jobs": ["run_rfm", "run_segments", "compare_algorithms", "backtest",
+                   "export_audience", "measure_campaign"],
+    "Steps over tables": ["read_table", "read_customers", "map_columns", "clean",
+                          "customer_features", "rfm_scores", "balanced_edges"],
+    "Segmenters and saved models": ["Segmenter", "StagedSegmenter", "save_model",
+                                    "load_model", "SavedModel"],
+    "Results and settings": ["RunResult", "Audit", "REASONS", "Config"],
+    "Errors and warnings": ["CustsegError", "InputError", "MappingError", "DataError",
+                            "ConfigError", "CustsegWarning"],
+}
+START, END = "<!-- config-table:start -->\n", "<!-- config-table:end -->"
+
+
+def _cell(text: object, code: bool = False) -> str:
+    """One table cell: on one line, ``|`` escaped; ``code``: in backticks, else ``<``
+    escaped (typer's value types read ``<int>``)."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    if code:
+        return f"`{text}`" if text else ""
+    return text.replace("<", "&lt;")
+
+
+def _default(param) -> str:
+    shown = getattr(param, "show_default", None)
+    if isinstance(shown, str):
+        return shown
+    if param.default in (None, (), []) or shown is False:
+        return ""
+    if getattr(param, "is_flag", False) and not param.secondary_opts:
+        return ""
+    return f"`{param.default}`"
+
+
+def _flags(param) -> str:
+    names = [*param.opts, *param.secondary_opts]
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _metavar(param, ctx) -> str:
+    if getattr(param, "is_flag", False):
+        return ""
+    return param.metavar or param.display_type(ctx)
+
+
+def cli_reference() -> str:
+    """The markdown page of every command: usage, help, arguments and options."""
+    from custseg.cli import app
+
+    group = typer.main.get_command(app)
+    out = ["# CLI reference", "",
+           "Generated from the commands' declarations by `python docs/reference.py`; "
+           "`custseg COMMAND --help` prints the same. Options that are config keys take "
+           "their default from the [config file](guide/configuration.md) when given there.",
+           ""]
+    for name, command in group.commands.items():
+        args = [p for p in command.params if p.param_type_name == "argument"]
+        usage = " ".join(["custseg", name, "[OPTIONS]",
+                          *(f"{a.name.upper()}{'...' if a.nargs == -1 else ''}"
+                            if a.required else f"[{a.name.upper()}{'...' if a.nargs == -1 else ''}]"
+                            for a in args)])
+        out += [f"## custseg {name}", "", f"```\n{usage}\n```", "",
+                (command.help or "").strip(), ""]
+        ctx = typer.Context(command)
+        rows = ["| argument or option | value | default | meaning |", "|---|---|---|---|"]
+        for p in command.params:
+            label = f"`{p.name.upper()}`" if p.param_type_name == "argument" else _flags(p)
+            need = " (required)" if p.required else ""
+            value = _cell(_metavar(p, ctx), code=True)
+            rows.append(f"| {label} | {value} | {_cell(_default(p))} | "
+                        f"{_cell(getattr(p, 'help', None) or '')}{need} |")
+        out += rows + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def api_page() -> str:
+    """The API reference: one mkdocstrings block per public name, where it is defined."""
+    import importlib
+
+    import custseg
+
+    grouped = [name for names in API_GROUPS.values() for name in names]
+    missing = sorted(set(custseg.__all__) - set(grouped))
+    if missing:
+        raise SystemExit(f"docs/reference.py: put {', '.join(missing)} in an API_GROUPS group")
+    out = ["# API reference", "",
+           "Every public name of `custseg` (`import custseg; custseg.NAME`), rendered from "
+           "its docstring. Generated by `python docs/reference.py`; the "
+           "[Python API](python-api.md) page shows them at work.", ""]
+    for group, names in API_GROUPS.items():
+        out += [f"## {group}", ""]
+        for name in names:
+            lazy = custseg._LAZY.get(name)
+            module = (f"custseg.{lazy}" if lazy else
+                      getattr(getattr(custseg, name), "__module__", "custseg"))
+            if not hasattr(importlib.import_module(module), name):
+                raise SystemExit(f"docs/reference.py: {name} is not in {module}")
+            out += [f"::: {module}.{name}", "    options:", "      heading_level: 3", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def config_page() -> str:
+    """The configuration page with the config table generated between its markers."""
+    from custseg.core.config import markdown_table
+
+    text = CONFIG_PAGE.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    return head + START + markdown_table() + END + rest.split(END, 1)[1]
+
+
+def pages() -> dict[Path, str]:
+    return {CLI_PAGE: cli_reference(), CONFIG_PAGE: config_page(), API_PAGE: api_page()}
+
+
+def main(argv: list[str]) -> int:
+    stale = [path for path, text in pages().items()
+             if not path.exists() or path.read_text(encoding="utf-8") != text]
+    if "--check" in argv:
+        for path in stale:
+            print(f"{path} differs from the code: run python docs/reference.py",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in pages().items():
+        path.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,108 @@
+"""The documentation: generated pages match the code, the README is one screen with links
+that resolve, and every column a run writes to segments.csv is explained.
+
+The site itself is built in strict mode by ``make docs``, which ``make test`` runs first
+(a broken link, a page missing from the navigation or a failing tutorial command fails it).
+"""
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import custseg
+from custseg.synth import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def reference_module():
+    spec = importlib.util.spec_from_file_location("docs_reference", DOCS / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_pages_match_the_code():
+    for path, text in reference_module().pages().items():
+        assert path.read_text(encoding="utf-8") == text, (
+            f"{path.relative_to(ROOT)} differs from the code: run python docs/reference.py")
+
+
+def test_the_check_fails_on_a_page_that_drifted(tmp_path, monkeypatch):
+    module = reference_module()
+    stale = tmp_path / "cli-reference.md"
+    page = module.CLI_PAGE.read_text(encoding="utf-8")
+    stale.write_text("\n".join(line for line in page.splitlines()
+                               if "`--holdout`" not in line) + "\n", encoding="utf-8")
+    monkeypatch.setattr(module, "CLI_PAGE", stale)
+    assert module.main(["--check"]) == 1
+    assert module.main([]) == 0  # rewritten from the code
+    assert stale.read_text(encoding="utf-8") == page
+
+
+def _section(page: str, command: str) -> str:
+    return page.split(f"## custseg {command}\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("command", ["export", "measure"])
+def test_cli_reference_names_every_flag_help_prints(command):
+    """Each flag `custseg COMMAND --help` prints (typer's own rendering) is in the
+    command's section of the reference, and no other."""
+    shown = subprocess.run([sys.executable, "-m", "custseg.cli", command, "--help"],
+                           capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""},
+                           check=True).stdout
+    panel = re.compile(r"^│\s+(?:\*\s+)?(--[a-z-]+)(?:,\s*-\w)?(?:\s+(--no-[a-z-]+))?")
+    printed = set()
+    for line in shown.splitlines():  # the options panel's first column
+        if match := panel.match(line):
+            printed |= {flag for flag in match.groups() if flag}
+    assert len(printed) > 5
+    section = _section((DOCS / "cli-reference.md").read_text(encoding="utf-8"), command)
+    listed = set(re.findall(r"`(--[a-z][a-z-]+)`", section))
+    assert printed - {"--help"} == listed, printed ^ listed
+    assert "--holdout" in listed if command == "export" else "--orders" in listed
+
+
+def test_readme_is_one_screen_with_links_that_resolve():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150
+    assert readme.startswith("# custseg\n\n```bash\nmake demo")
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    assert len(targets) >= 15
+    for target in targets:
+        if target.startswith(("http://", "https://")):
+            continue
+        assert (ROOT / target).is_file(), f"README links to {target}, which does not exist"
+        if target.startswith("docs/") and target.endswith(".md"):
+            assert target.removeprefix("docs/") in nav, f"{target} is not in mkdocs.yml's nav"
+
+
+def _documented_columns() -> set[str]:
+    page = (DOCS / "guide" / "outputs.md").read_text(encoding="utf-8")
+    table = page.split("## The columns of segments.csv", 1)[1].split("\n## ", 1)[0]
+    first_cells = [row.split("|")[1] for row in table.splitlines() if row.startswith("| `")]
+    return {name for cell in first_cells for name in re.findall(r"`([^`]+)`", cell)}
+
+
+def test_every_column_of_segments_csv_is_explained(tmp_path):
+    """A run of order lines with a customer table: each column it writes is in the docs'
+    table of segments.csv columns, except the customer table's own columns."""
+    paths = generate(800, tmp_path / "data", seed=11)
+    run = custseg.run_segments(paths["transactions"], customers=paths["customers_table"],
+                               out_dir=tmp_path / "out",
+                               config=custseg.Config(report=False))
+    written = list(pd.read_csv(tmp_path / "out" / "segments.csv", nrows=1).columns)
+    from_table = set(pd.read_parquet(paths["customers_table"]).columns)
+    documented = _documented_columns()
+    missing = [c for c in written if c not in documented and c not in from_table]
+    assert not missing, f"columns of segments.csv not in docs/guide/outputs.md: {missing}"
+    # the predictions and the lifecycle columns are there to be checked, not assumed
+    assert {"clv", "churn_risk", "stage", "stage_reason", "segment_name"} <= set(written)
+    assert len(run.customers) == len(pd.read_csv(tmp_path / "out" / "segments.csv"))
