@@ -4,8 +4,10 @@
   (from the typer app, the same declarations ``--help`` prints);
 * ``docs/api.md``: every public name of ``custseg`` (``custseg.__all__``), by group,
   each rendered from its docstring by mkdocstrings where it is defined;
-* the table of config keys in ``docs/guide/configuration.md``, between its markers
-  (:func:`custseg.core.config.markdown_table`).
+* tables inside hand-written pages, between ``<!-- NAME:start -->`` and
+  ``<!-- NAME:end -->``: the config keys (:func:`custseg.core.config.markdown_table`), the
+  customer features (``prep/features.py``'s declarations), the predicted columns
+  (``prep/predict.COLUMNS``) and every column of ``segments.csv``.
 
     python docs/reference.py           # rewrite both
     python docs/reference.py --check   # exit 1 if either differs from the code
@@ -16,13 +18,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 DOCS = Path(__file__).resolve().parent
 CLI_PAGE = DOCS / "cli-reference.md"
-CONFIG_PAGE = DOCS / "guide" / "configuration.md"
+GUIDE = DOCS / "guide"
 API_PAGE = DOCS / "api.md"
 #: The public API by group; every name of ``custseg.__all__`` must be in one.
 API_GROUPS = {
@@ -36,7 +39,6 @@ API_GROUPS = {
     "Errors and warnings": ["CustsegError", "InputError", "MappingError", "DataError",
                             "ConfigError", "CustsegWarning"],
 }
-START, END = "<!-- config-table:start -->\n", "<!-- config-table:end -->"
 
 
 def _cell(text: object, code: bool = False) -> str:
@@ -126,17 +128,91 @@ def api_page() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def config_page() -> str:
-    """The configuration page with the config table generated between its markers."""
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _features() -> list[tuple[str, str]]:
+    """(name, definition) of each customer feature, in the order segments.csv has them."""
+    from custseg.prep.features import DISCOUNT_SHARE, FEATURES
+
+    return [*((f"`{f.name}`", f.description) for f in (*FEATURES, DISCOUNT_SHARE)),
+            ("`country`", "the customer's most frequent country (ties: alphabetical)")]
+
+
+def _predicted() -> list[tuple[str, str]]:
+    from custseg.prep.predict import COLUMNS
+
+    return [(f"`{name}`", meaning) for name, meaning in COLUMNS.items()]
+
+
+def features_table() -> str:
+    return _table(("feature", "definition"), _features())
+
+
+def predictions_table() -> str:
+    return _table(("column", "meaning"), _predicted())
+
+
+def segments_columns_table() -> str:
+    """Every column of segments.csv, in order, with its meaning and the page telling more."""
+    rows = [("`customer_id`", "the customer, as in the data (salted hashes with "
+             "`--hash-ids`)", "[Inputs](inputs.md)")]
+    rows += [(*row, "[Features](features.md)") for row in _features()]
+    rows += [("*the customer table's columns*", "with `--customers`, or customer attributes "
+              "inside the order lines: age, gender, income, region, ... as in the table; "
+              "personal columns (names, e-mails, phones, addresses) are left out",
+              "[Inputs](inputs.md)"),
+             ("`r_score`, `f_score`, `m_score`", "RFM scores 1-5, 5 best",
+              "[RFM](features.md#rfm-scores-and-segments)"),
+             ("`rfm_code`", "the three scores as one code, e.g. `545`",
+              "[RFM](features.md#rfm-scores-and-segments)"),
+             ("`rfm_segment`", "the named RFM segment (Champions ... Lost)",
+              "[RFM](features.md#rfm-scores-and-segments)")]
+    rows += [(*row, "[Predictions](predictions.md)") for row in _predicted()]
+    rows += [("`stage`", "lifecycle stage: new, active, reactivated, cooling, at risk or "
+              "lapsed", "[Segments](segments.md#lifecycle-stages)"),
+             ("`stage_reason`", "why, in words from the customer's own rhythm (\"silent 25 "
+              "days: 2.5 of their typical 10-day gaps\")",
+              "[Segments](segments.md#lifecycle-stages)"),
+             ("`segment`", "`custseg run`: the segment's id (1..k; -1: unclustered)",
+              "[Segments](segments.md)"),
+             ("`segment_name`", "`custseg run`: the segment's name", "[Segments](segments.md)")]
+    return _table(("column", "meaning", "more"), rows)
+
+
+def _config_table() -> str:
     from custseg.core.config import markdown_table
 
-    text = CONFIG_PAGE.read_text(encoding="utf-8")
-    head, rest = text.split(START, 1)
-    return head + START + markdown_table() + END + rest.split(END, 1)[1]
+    return markdown_table()
+
+
+#: Generated tables inside hand-written pages: page -> marker name -> maker.
+MARKED: dict[Path, dict[str, Callable[[], str]]] = {
+    GUIDE / "configuration.md": {"config-table": _config_table},
+    GUIDE / "features.md": {"features-table": features_table},
+    GUIDE / "predictions.md": {"prediction-columns": predictions_table},
+    GUIDE / "outputs.md": {"segments-columns": segments_columns_table},
+}
+
+
+def marked_page(path: Path) -> str:
+    """``path`` with each generated table made again between its markers."""
+    text = path.read_text(encoding="utf-8")
+    for name, make in MARKED[path].items():
+        start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
+        if start not in text or end not in text:
+            raise SystemExit(f"{path}: the markers {start.strip()} and {end} are missing")
+        head, rest = text.split(start, 1)
+        text = head + start + make() + end + rest.split(end, 1)[1]
+    return text
 
 
 def pages() -> dict[Path, str]:
-    return {CLI_PAGE: cli_reference(), CONFIG_PAGE: config_page(), API_PAGE: api_page()}
+    return {CLI_PAGE: cli_reference(), API_PAGE: api_page(),
+            **{path: marked_page(path) for path in MARKED}}
 
 
 def main(argv: list[str]) -> int:
