@@ -1,10 +1,12 @@
 """MkDocs hooks: the tutorial's commands run in a folder of their own (deleted after the
 build), with the custseg of the Python that builds the site, at a terminal width that fits
-the page."""
+the page; in the API reference, the docstrings' Sphinx roles (``:func:`run_rfm` ``) are
+shown as code, linked where the name is documented on the page."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -29,12 +31,30 @@ def on_page_markdown(markdown: str, page, **kwargs) -> str:
     return markdown
 
 
+#: A Sphinx role as mkdocstrings renders it: the role's text, then the name as code.
+_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|obj):<code>(~?)([\w.]+)</code>")
+
+
+def _roles_as_code(html: str) -> str:
+    """``:func:`~custseg.run_rfm` `` -> ``run_rfm`` as code, a link when the page has it."""
+    anchors = {a.rsplit(".", 1)[-1]: a for a in re.findall(r'id="(custseg\.[\w.]+)"', html)}
+
+    def code(match: re.Match) -> str:
+        short, name = match.group(1), match.group(2)
+        shown = name.rsplit(".", 1)[-1] if short else name
+        target = anchors.get(name.rsplit(".", 1)[-1])
+        return (f'<a href="#{target}"><code>{shown}</code></a>' if target
+                else f"<code>{shown}</code>")
+
+    return _ROLE.sub(code, html)
+
+
 def on_page_content(html: str, page, **kwargs) -> str:
     global _back
     if _back is not None:
         os.chdir(_back)
         _back = None
-    return html
+    return _roles_as_code(html) if page.file.src_uri == "api.md" else html
 
 
 def on_post_build(config, **kwargs) -> None:

@@ -106,3 +106,16 @@ def test_every_column_of_segments_csv_is_explained(tmp_path):
     # the predictions and the lifecycle columns are there to be checked, not assumed
     assert {"clv", "churn_risk", "stage", "stage_reason", "segment_name"} <= set(written)
     assert len(run.customers) == len(pd.read_csv(tmp_path / "out" / "segments.csv"))
+
+
+def test_sphinx_roles_in_docstrings_show_as_code_linked_on_the_page():
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    html = ('<h3 id="custseg.jobs.rfm.run_rfm">run_rfm</h3><p>See :func:<code>~custseg.run_rfm'
+            '</code>, :mod:<code>custseg.cluster._evaluate</code> and :class:<code>Other'
+            '</code>.</p>')
+    assert hooks._roles_as_code(html) == (
+        '<h3 id="custseg.jobs.rfm.run_rfm">run_rfm</h3><p>See <a href="#custseg.jobs.rfm.'
+        'run_rfm"><code>run_rfm</code></a>, <code>custseg.cluster._evaluate</code> and '
+        '<code>Other</code>.</p>')
