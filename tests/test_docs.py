@@ -119,3 +119,15 @@ def test_sphinx_roles_in_docstrings_show_as_code_linked_on_the_page():
         '<h3 id="custseg.jobs.rfm.run_rfm">run_rfm</h3><p>See <a href="#custseg.jobs.rfm.'
         'run_rfm"><code>run_rfm</code></a>, <code>custseg.cluster._evaluate</code> and '
         '<code>Other</code>.</p>')
+
+
+def test_every_benchmark_section_says_its_command_and_date():
+    page = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    sections = re.split(r"\n(?=## )", page)[1:]
+    assert len(sections) >= 10
+    for section in sections:
+        title = section.splitlines()[0]
+        assert re.search(r"python benchmarks/\w+\.py", section), f"{title}: no command"
+        assert re.search(r"\b20\d\d-\d\d-\d\d\b", section), f"{title}: no date measured"
+    for name in re.findall(r"`(bench_[\w.-]+\.md)`", page.split("\n## ", 1)[0]):
+        assert (ROOT / "benchmarks" / "results" / name).is_file(), name
