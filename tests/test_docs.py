@@ -131,3 +131,23 @@ def test_every_benchmark_section_says_its_command_and_date():
         assert re.search(r"\b20\d\d-\d\d-\d\d\b", section), f"{title}: no date measured"
     for name in re.findall(r"`(bench_[\w.-]+\.md)`", page.split("\n## ", 1)[0]):
         assert (ROOT / "benchmarks" / "results" / name).is_file(), name
+
+
+def test_the_readmes_python_example_runs_on_a_real_shops_orders(tmp_path, monkeypatch):
+    """The README's Python block, as written, on CDNOW's sample: orders before 1998 as
+    orders.csv, the later ones as later_orders.csv."""
+    from test_clv import cdnow_sample
+
+    lines = cdnow_sample().drop(columns="new_id")
+    lines["date"] = lines["date"].dt.strftime("%Y-%m-%d")
+    lines[lines["date"] < "1998-01-01"].to_csv(tmp_path / "orders.csv", index=False)
+    lines[lines["date"] >= "1998-01-01"].to_csv(tmp_path / "later_orders.csv", index=False)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    assert scope["result"].customers["customer_id"].nunique() == len(scope["result"].customers)
+    assert (tmp_path / "winback.csv").is_file() and (tmp_path / "measured").is_dir()
+    segments = [s.name for s in scope["measured"].segments]
+    assert segments == ["Lapsed"], segments
