@@ -1,7 +1,8 @@
-"""MkDocs hooks: the tutorial's commands run in a folder of their own (deleted after the
-build), with the custseg of the Python that builds the site, at a terminal width that fits
-the page; in the API reference, the docstrings' Sphinx roles (``:func:`run_rfm` ``) are
-shown as code, linked where the name is documented on the page."""
+"""MkDocs hooks: the pages whose examples run as the site builds (:data:`EXECUTED`) run
+them each in a folder of its own (deleted after the build), with the custseg of the Python
+that builds the site, at a terminal width that fits the page. In the API reference, the
+docstrings' Sphinx roles (``:func:`run_rfm` ``) are shown as code, linked where the name
+is documented on the page."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+#: Pages whose code blocks markdown-exec runs.
+EXECUTED = ("tutorial.md", "python-api.md")
 _work: Path | None = None
 _back: str | None = None
 
@@ -20,14 +23,16 @@ def on_pre_build(config, **kwargs) -> None:
     global _work
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
     os.environ["COLUMNS"] = "88"
-    _work = Path(tempfile.mkdtemp(prefix="custseg-tutorial-"))
+    _work = Path(tempfile.mkdtemp(prefix="custseg-docs-"))
 
 
 def on_page_markdown(markdown: str, page, **kwargs) -> str:
     global _back
-    if page.file.src_uri == "tutorial.md":
+    if page.file.src_uri in EXECUTED:
         _back = os.getcwd()
-        os.chdir(_work)
+        folder = _work / Path(page.file.src_uri).stem
+        folder.mkdir()
+        os.chdir(folder)
     return markdown
 
 
