@@ -6,6 +6,7 @@ The site itself is built in strict mode by ``make docs``, which ``make test`` ru
 """
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -151,3 +152,37 @@ def test_the_readmes_python_example_runs_on_a_real_shops_orders(tmp_path, monkey
     assert (tmp_path / "winback.csv").is_file() and (tmp_path / "measured").is_dir()
     segments = [s.name for s in scope["measured"].segments]
     assert segments == ["Lapsed"], segments
+
+
+@pytest.mark.parametrize("page, error", [
+    ("```python exec=\"on\"\nprint(1 / 0)\n```\n", "ZeroDivisionError"),
+    ("[a page](missing.md)\n", "missing.md"),
+    ("```console exec=\"on\" source=\"console\"\n$ custseg no-such-command\n```\n", "Usage"),
+])
+def test_the_strict_build_fails_on_a_failing_example_or_a_broken_link(tmp_path, page, error):
+    """mkdocs.yml's own settings (strict, validation, markdown-exec) on a one-page site:
+    a failing example or a link to a missing page stops the build; the same page without
+    it builds."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    config.pop("hooks")
+    config["plugins"] = [p for p in config["plugins"] if p != "mkdocstrings"
+                         and not (isinstance(p, dict) and "mkdocstrings" in p)]
+    config.update(docs_dir=str(tmp_path / "docs"), site_dir=str(tmp_path / "site"),
+                  nav=["index.md"], exclude_docs="")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    def build(text: str) -> subprocess.CompletedProcess:
+        (tmp_path / "docs" / "index.md").write_text(f"# Page\n\n{text}", encoding="utf-8")
+        # not --quiet: it hides the warnings strict mode counts, and the build passes
+        return subprocess.run([sys.executable, "-m", "mkdocs", "build", "-f",
+                               str(tmp_path / "mkdocs.yml")], capture_output=True, text=True,
+                              env={**os.environ, "NO_MKDOCS_2_WARNING": "1",
+                                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+                                           f"{os.environ['PATH']}"})
+
+    failed = build(page)
+    assert failed.returncode != 0 and error in failed.stdout + failed.stderr, failed
+    assert build("Nothing wrong here.\n").returncode == 0
