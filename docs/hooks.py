@@ -21,7 +21,9 @@ _back: str | None = None
 
 def on_pre_build(config, **kwargs) -> None:
     global _work
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
+    bin_dir = str(Path(sys.executable).parent)
+    if not os.environ["PATH"].startswith(bin_dir + os.pathsep):  # once, under mkdocs serve
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ["PATH"]
     os.environ["COLUMNS"] = "88"
     _work = Path(tempfile.mkdtemp(prefix="custseg-docs-"))
 

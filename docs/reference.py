@@ -9,8 +9,8 @@
   customer features (``prep/features.py``'s declarations), the predicted columns
   (``prep/predict.COLUMNS``) and every column of ``segments.csv``.
 
-    python docs/reference.py           # rewrite both
-    python docs/reference.py --check   # exit 1 if either differs from the code
+    python docs/reference.py           # rewrite them
+    python docs/reference.py --check   # exit 1 if any differs from the code
 
 ``tests/test_docs.py`` runs the check, so a flag or key added without this fails CI.
 """
@@ -84,10 +84,9 @@ def cli_reference() -> str:
            ""]
     for name, command in group.commands.items():
         args = [p for p in command.params if p.param_type_name == "argument"]
+        shown = [(a, f"{a.name.upper()}{'...' if a.nargs == -1 else ''}") for a in args]
         usage = " ".join(["custseg", name, "[OPTIONS]",
-                          *(f"{a.name.upper()}{'...' if a.nargs == -1 else ''}"
-                            if a.required else f"[{a.name.upper()}{'...' if a.nargs == -1 else ''}]"
-                            for a in args)])
+                          *(s if a.required else f"[{s}]" for a, s in shown)])
         out += [f"## custseg {name}", "", f"```\n{usage}\n```", "",
                 (command.help or "").strip(), ""]
         ctx = typer.Context(command)
@@ -216,15 +215,16 @@ def pages() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    stale = [path for path, text in pages().items()
+    made = pages()
+    stale = [path for path, text in made.items()
              if not path.exists() or path.read_text(encoding="utf-8") != text]
     if "--check" in argv:
         for path in stale:
             print(f"{path} differs from the code: run python docs/reference.py",
                   file=sys.stderr)
         return 1 if stale else 0
-    for path, text in pages().items():
-        path.write_text(text, encoding="utf-8")
+    for path in stale:
+        path.write_text(made[path], encoding="utf-8")
     return 0
 
 
