@@ -116,6 +116,32 @@ def test_one_hot_block_weighs_like_one_numeric_column():
     assert block.var(axis=0).sum() == pytest.approx(1.0)
 
 
+def test_near_duplicates_dropped_by_rank_correlation_on_a_sample(monkeypatch):
+    """Past RHO_SAMPLE customers the correlations come from a sample: the same columns go
+    as with scipy's Spearman over every row, and the note gives rho and the sample."""
+    from scipy.stats import spearmanr
+
+    from custseg.cluster import _prepare
+
+    monkeypatch.setattr(_prepare, "RHO_SAMPLE", 2_000)
+    rng = np.random.default_rng(3)
+    n = 20_000
+    age = rng.normal(40, 10, n)
+    frame = pd.DataFrame({"age": age, "birth_year": 2026 - age + rng.normal(0, 1.5, n),
+                          "income": rng.lognormal(10, 0.5, n),
+                          "spend": rng.lognormal(5, 1, n)})
+    frame["spend_x"] = frame["spend"] * rng.lognormal(0, 0.6, n)  # rho about 0.85: kept
+    full = {c: abs(spearmanr(frame["age"], frame[c]).statistic) for c in ("birth_year",)}
+    full["spend_x"] = abs(spearmanr(frame["spend"], frame["spend_x"]).statistic)
+    assert full["birth_year"] > 0.95 and 0.7 < full["spend_x"] < 0.9
+    prep = FeaturePrep().fit(frame)
+    assert "birth_year" not in prep.numeric_ and "spend_x" in prep.numeric_
+    note = next(n for n in prep.notes_ if n.startswith("Dropped birth_year"))
+    rho = float(note.split("rho| = ")[1].split(" ")[0])
+    assert rho == pytest.approx(full["birth_year"], abs=0.01)
+    assert "on a random 2,000 of 20,000 customers" in note
+
+
 def test_default_features_of_a_customer_table_skip_ids_personal_and_free_text():
     n = 50
     frame = pd.DataFrame({"CustomerNo": np.arange(n), "email": [f"u{i}@x.org" for i in range(n)],

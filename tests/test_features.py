@@ -3,6 +3,8 @@ import os
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import custseg
 
@@ -120,16 +122,17 @@ def test_the_scratch_database_of_a_killed_run_is_removed_by_the_next(tmp_path):
     assert sorted(p.name for p in temp.iterdir()) == [alive.name]
 
 
-def test_distinct_products_and_lift_from_the_pairs_table_equal_those_from_the_lines(
-        tmp_path):
+def test_the_tables_of_products_and_orders_give_the_numbers_of_the_lines(tmp_path):
     """The DuckDB engine counts distinct products, at any date, and the products' lift
-    from its table of each customer's products; the numbers are those of the lines."""
+    from its table of each customer's products, and the months and the holdout's labels
+    from its table of orders; the numbers are those of the lines."""
     import numpy as np
 
     from custseg.core.config import Config, ProfileConfig
     from custseg.engines.duckdb import DuckDBEngine
     from custseg.engines.lines import segment_lines
     from custseg.jobs.rfm import read_input
+    from custseg.jobs.value import window_labels
     from custseg.prep.features import customer_features_table
     from custseg.synth import generate
 
@@ -149,9 +152,64 @@ def test_distinct_products_and_lift_from_the_pairs_table_equal_those_from_the_li
         assert got["distinct_products"].sum() > len(got)
     labels = from_lines[0][["customer_id"]].assign(
         segment=np.arange(len(from_lines[0])) % 4)
-    with_pairs = segment_lines(engine, labels, reading.mapping, ProfileConfig()).items
-    engine.pairs = None
-    with_lines = segment_lines(engine, labels, reading.mapping, ProfileConfig()).items
-    assert (with_pairs["kind"] == "products").sum() > 10
-    pd.testing.assert_frame_equal(with_pairs, with_lines, check_exact=False, rtol=1e-12)
+    with_pairs = segment_lines(engine, labels, reading.mapping, ProfileConfig())
+    split = last - dt.timedelta(days=90)
+    labels_of_orders = window_labels(engine, split, 90)
+    engine.pairs = engine.orders = None
+    with_lines = segment_lines(engine, labels, reading.mapping, ProfileConfig())
+    assert (with_pairs.items["kind"] == "products").sum() > 10
+    pd.testing.assert_frame_equal(with_pairs.items, with_lines.items, check_exact=False,
+                                  rtol=1e-12)
+    # the months and the holdout's labels, from the orders table and from the lines
+    assert len(with_pairs.months) > 50 and len(labels_of_orders) > 100
+    pd.testing.assert_frame_equal(with_pairs.months, with_lines.months, check_exact=False,
+                                  rtol=1e-12)
+    pd.testing.assert_frame_equal(labels_of_orders.sort_index(),
+                                  window_labels(engine, split, 90).sort_index(),
+                                  check_exact=False, rtol=1e-12)
     engine.close()
+
+
+_line = st.tuples(
+    st.sampled_from(["a", "b"]),  # customer
+    st.sampled_from(["1", "2", None]),  # invoice (None: a line without one)
+    st.integers(min_value=0, max_value=6),  # day
+    st.sampled_from([0, 0, 5]),  # hour: lines of one invoice at two timestamps, at times
+    st.sampled_from([-2.0, 1.0, 3.0, None]),  # quantity (None: no quantity column)
+    st.sampled_from([0.5, 2.25, 10.0]),  # unit price
+    st.sampled_from(["P1", "P2", None]),  # product
+    st.sampled_from(["UK", "FR", None]),  # country
+    st.sampled_from(["purchase", "purchase", "return", "cancellation", "refunded",
+                     "zero_quantity"]),  # status
+    st.booleans(),  # discounted
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_line, min_size=1, max_size=30), st.integers(min_value=1, max_value=8),
+       st.booleans())
+def test_features_from_the_orders_table_equal_those_from_the_lines(rows, day, quantities):
+    """orders_sql sums the lines per invoice, timestamp, status and country; the features
+    read from it, at any date, are exactly those read from the lines."""
+    import duckdb
+
+    from custseg.prep.features import customer_features_table, orders_sql
+
+    start = dt.datetime(2021, 3, 1)
+    lines = pd.DataFrame(
+        [(c, i, start + dt.timedelta(days=d, hours=h), q if quantities else None,
+          (1.0 if q is None else q) * p, p_id, None, None, k, 1, s, disc)
+         for c, i, d, h, q, p, p_id, k, s, disc in rows],
+        columns=["customer_id", "invoice_id", "invoice_date", "quantity", "value",
+                 "product_id", "description", "category", "country", "n", "status",
+                 "discounted"]).astype({"quantity": float})
+    con = duckdb.connect()
+    con.register("frame", lines)
+    con.execute("CREATE TABLE lines AS SELECT * FROM frame")
+    con.execute(f"CREATE TABLE orders AS {orders_sql('lines', has_discounts=True)}")
+    as_of = (start + dt.timedelta(days=day)).date()
+    for products in (True, False):
+        expected = customer_features_table(con, as_of, products, has_discounts=True)
+        got = customer_features_table(con, as_of, products, has_discounts=True,
+                                      orders="orders")
+        pd.testing.assert_frame_equal(got, expected)

@@ -269,10 +269,19 @@ def _codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     return pd.Categorical(values, categories=levels).codes.astype(np.int64)
 
 
+#: Customers the rank correlations of :func:`_drop_near_duplicates` are measured on at most
+#: (a seeded sample past that): its standard error near the threshold is under 0.001, and
+#: ranking every one of 5 million customers took 19 s.
+RHO_SAMPLE = 100_000
+
+
 def _drop_near_duplicates(frame: pd.DataFrame, cols: list[str], spec: dict,
                           protected: list[str]) -> tuple[list[str], list[str]]:
-    """Drop a column that nearly duplicates an earlier kept one (protected ones stay)."""
-    ranks = frame[cols].apply(pd.to_numeric, errors="coerce").rank()
+    """Drop a column that nearly duplicates an earlier kept one (protected ones stay), by
+    Spearman's rho on at most :data:`RHO_SAMPLE` customers."""
+    rows = frame if len(frame) <= RHO_SAMPLE else frame.sample(RHO_SAMPLE, random_state=0)
+    on = "" if rows is frame else f" on a random {RHO_SAMPLE:,} of {len(frame):,} customers"
+    ranks = rows[cols].apply(pd.to_numeric, errors="coerce").rank()
     rho = ranks.corr().abs()
     kept, notes = list(protected), []
     for col in cols:
@@ -283,7 +292,7 @@ def _drop_near_duplicates(frame: pd.DataFrame, cols: list[str], spec: dict,
             kept.append(col)
         else:
             notes.append(f"Dropped {col}: nearly duplicates {twin} (|Spearman rho| = "
-                         f"{rho.loc[col, twin]:.2f}).")
+                         f"{rho.loc[col, twin]:.2f}{on}).")
             spec.pop(col)
     return [c for c in cols if c in kept], notes
 

@@ -26,6 +26,7 @@ from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError
 from custseg.io import Source
 from custseg.io._infer import Reading
+from custseg.io._parse import q
 from custseg.io._readers import damaged_parquet
 from custseg.prep.cleaning import Audit
 
@@ -48,6 +49,11 @@ class Engine(Protocol):
     #: (:func:`~custseg.prep.features.pairs_sql`) once :meth:`features` has made it; None
     #: while it has not, or when the engine keeps none.
     pairs: str | None
+    #: The table of the purchase and return lines summed per invoice
+    #: (:func:`~custseg.prep.features.orders_sql`) once :meth:`features` has made it, which
+    #: the later passes read in place of the lines (:func:`purchases`); None while it has
+    #: not, or when the engine keeps none.
+    orders: str | None
 
     def describe(self) -> str:
         """The engine as summary.json names it (``duckdb``, ``spark (local[*])``)."""
@@ -141,6 +147,15 @@ def needs_preparing(reading: Reading) -> bool:
 def timestamp(day: dt.date) -> str:
     """A midnight timestamp literal both DuckDB and Spark SQL read."""
     return f"TIMESTAMP '{day.isoformat()} 00:00:00'"
+
+
+def purchases(engine: Engine) -> tuple[str, str]:
+    """Where a pass over the purchases reads (columns customer_id, invoice_date, status),
+    and its exact money in SQL: the engine's :attr:`~Engine.orders` once made (their
+    ``revenue``), else the lines (their ``value``)."""
+    if engine.orders:
+        return q(engine.orders), "sum(revenue)"
+    return "lines", "sum(CAST(value AS DECIMAL(38, 6)))"
 
 
 def default_as_of(engine: Engine) -> dt.date:

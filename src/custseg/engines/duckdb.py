@@ -34,6 +34,7 @@ from custseg.prep.cleaning import Audit, clean_lines
 from custseg.prep.features import (
     DUCKDB,
     customer_features_table,
+    orders_sql,
     pairs_sql,
     restricted_sql,
 )
@@ -48,6 +49,7 @@ PREPARED = "raw_prepared"
 #: Each customer's distinct products (:func:`~custseg.prep.features.pairs_sql`), made
 #: with the first features from the lines and kept for the later ones and the lift.
 PAIRS = "custseg_pairs"
+ORDERS = "custseg_orders"
 #: The classified lines stay in memory when, at about ``LINE_BYTES`` each (89 measured on
 #: Online Retail's columns) and ``TEXT_BYTES`` more for a description or a category (36
 #: measured for Online Retail's descriptions), they take at most ``IN_MEMORY_SHARE`` of
@@ -237,6 +239,7 @@ class DuckDBEngine:
         self._removal = weakref.finalize(self, remove_scratch, self._scratch)
         self.source: Source | None = None
         self.pairs: str | None = None
+        self.orders: str | None = None
         self.in_memory = False  # whether clean kept the lines in memory
 
     def describe(self) -> str:
@@ -281,25 +284,32 @@ class DuckDBEngine:
     def clean(self, source: Source, mapping: dict[str, str], config: Config) -> Audit:
         self.in_memory = lines_in_memory(self.sample, source.rows, mapping,
                                          auto=is_auto(self.config.memory_limit))
-        self.pairs = None
+        self.pairs = self.orders = None
         return clean_lines(self.sample, source, mapping, config)
 
     def features(self, as_of: dt.date, has_products: bool, has_discounts: bool = False,
                  customers: str | None = None) -> pd.DataFrame:
+        if self.orders is None:  # once, for every date, the holdout's labels and the months
+            self.sample.execute(f"CREATE OR REPLACE TABLE {ORDERS} AS "
+                                + orders_sql("lines", has_discounts))
+            self.orders = ORDERS
         if has_products and self.pairs is None:  # once, for every date and the lift
             self.sample.execute(f"CREATE OR REPLACE TABLE {PAIRS} AS {pairs_sql('lines')}")
             self.pairs = PAIRS
         if customers is None:
             return customer_features_table(self.sample, as_of, has_products,
-                                           has_discounts=has_discounts, pairs=self.pairs)
-        lines, pairs = "custseg_lines_of", self.pairs and "custseg_pairs_of"
-        views = {lines: "lines", **({pairs: self.pairs} if pairs else {})}
+                                           has_discounts=has_discounts, pairs=self.pairs,
+                                           orders=self.orders)
+        lines, orders = "custseg_lines_of", "custseg_orders_of"
+        pairs = self.pairs and "custseg_pairs_of"
+        views = {lines: "lines", orders: self.orders, **({pairs: self.pairs} if pairs else {})}
         for view, table in views.items():
             self.sample.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
                                 + restricted_sql(table, customers))
         try:
             return customer_features_table(self.sample, as_of, has_products, lines=lines,
-                                           has_discounts=has_discounts, pairs=pairs)
+                                           has_discounts=has_discounts, pairs=pairs,
+                                           orders=orders)
         finally:
             for view in views:
                 self.sample.execute(f"DROP VIEW IF EXISTS {view}")

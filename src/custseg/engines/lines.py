@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from custseg.core.config import ProfileConfig
-from custseg.engines.base import Engine
+from custseg.engines.base import Engine, purchases
 from custseg.io._parse import lit, q
 
 LABELS = "custseg_labels"
@@ -167,10 +167,11 @@ def _months(engine: Engine) -> pd.DataFrame:
     """Customers and revenue per segment, cohort (month of the first purchase) and month,
     months counted from year 0 (``year * 12 + month - 1``)."""
     month = "year(invoice_date) * 12 + month(invoice_date) - 1"
+    source, money = purchases(engine)
     return engine.query(f"""
         WITH per_month AS (
-            SELECT customer_id, {month} AS month, {_MONEY} AS revenue
-            FROM lines WHERE {_BOUGHT} GROUP BY customer_id, {month}),
+            SELECT customer_id, {month} AS month, CAST({money} AS DOUBLE) AS revenue
+            FROM {source} WHERE {_BOUGHT} GROUP BY customer_id, {month}),
         firsts AS (SELECT customer_id, min(month) AS cohort FROM per_month
                    GROUP BY customer_id)
         SELECT segment, cohort, month, count(*) AS customers, sum(revenue) AS revenue

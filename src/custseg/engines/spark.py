@@ -703,6 +703,7 @@ class SparkEngine:
     name = "spark"
     parquet_from = 1_000_000
     pairs = None  # each query reads the lines: no table of distinct products kept
+    orders = None  # nor of their orders
 
     def __init__(self, config: Config | None = None, view: str = "lines") -> None:
         from custseg.engines.duckdb import connect

@@ -21,7 +21,7 @@ from custseg.core.config import Config
 from custseg.core.exceptions import DataError, InputError
 from custseg.core.money import money
 from custseg.engines import Engine
-from custseg.engines.base import default_as_of, timestamp
+from custseg.engines.base import default_as_of, purchases, timestamp
 from custseg.io import Source
 from custseg.io._parse import q
 from custseg.outputs.rundir import atomic_file
@@ -109,11 +109,12 @@ def window_labels(engine: Engine, start: dt.date, days: int, customers: str | No
         f"THEN CAST(invoice_date AS DATE) END) AS w{w}" for w in (30, 90) if w < days)
     among = (f"AND customer_id IN (SELECT customer_id FROM {q(customers)})"
              if customers else "")
+    source, money = purchases(engine)
     return engine.query(
         f"""SELECT customer_id, {windows + ',' if windows else ''}
                    count(DISTINCT CAST(invoice_date AS DATE)) AS w{days},
-                   CAST(sum(value) AS DOUBLE) AS revenue
-            FROM lines
+                   CAST({money} AS DOUBLE) AS revenue
+            FROM {source}
             WHERE status = 'purchase' AND invoice_date >= {timestamp(start)}
               AND invoice_date < {timestamp(end)} {among}
             GROUP BY customer_id""").set_index("customer_id")
@@ -149,8 +150,8 @@ def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
     daily = None
     if days < season.YEAR:  # a holdout of a year or more holds every season: no index
         found = engine.query(
-            """SELECT CAST(invoice_date AS DATE) AS day, count(DISTINCT customer_id) AS n
-               FROM lines WHERE status = 'purchase' GROUP BY 1""")
+            f"""SELECT CAST(invoice_date AS DATE) AS day, count(DISTINCT customer_id) AS n
+                FROM {purchases(engine)[0]} WHERE status = 'purchase' GROUP BY 1""")
         daily = pd.Series(found["n"].to_numpy(float),
                           index=pd.to_datetime(found["day"])).sort_index()
     return Past(split=split, days=days, calibration=calibration, labels=labels,

@@ -134,6 +134,39 @@ def pairs_sql(lines: str) -> str:
     GROUP BY customer_id, product_id"""
 
 
+#: What :func:`orders_sql` keeps of each customer's invoice (one row per customer, invoice,
+#: timestamp, status and country), and how :func:`features_sql` rolls it up per invoice
+#: as :data:`INVOICE_BASE` does the lines: the same sums, in the same exact decimals.
+ORDER_COLUMNS: dict[str, str] = {
+    "revenue": f"sum({EXACT})",
+    "returned": f"sum(abs({EXACT}))",
+    "items": "sum(quantity)",
+    "lines": "count(*)",
+}
+ORDER_ROLLUP: dict[str, str] = {
+    "first_ts": "min(invoice_date)",
+    "last_ts": "max(invoice_date)",
+    "revenue": "sum(revenue)",
+    "items": "sum(items)",
+    "lines": "sum(lines)",
+}
+
+
+def orders_sql(lines: str, has_discounts: bool = False) -> str:
+    """The purchase and return lines of ``lines`` summed per customer, invoice, timestamp,
+    status and country (with the discounted revenue when ``has_discounts``): what the
+    customer features at any date, the holdout's labels and the months read, in a table
+    a few times smaller than the lines (Online Retail: 20 lines an order)."""
+    sums = {**ORDER_COLUMNS, **({"discounted": f"sum(CASE WHEN discounted THEN {EXACT} "
+                                               "ELSE 0 END)"} if has_discounts else {})}
+    statuses = ", ".join(lit(s) for s in ("purchase", *RETURN_STATUSES))
+    return f"""
+    SELECT customer_id, invoice_id, invoice_date, status, country,
+           {", ".join(f"{sql} AS {name}" for name, sql in sums.items())}
+    FROM {q(lines)} WHERE status IN ({statuses})
+    GROUP BY customer_id, invoice_id, invoice_date, status, country"""
+
+
 def restricted_sql(table: str, customers: str) -> str:
     """The rows of ``table`` of the customers in table ``customers`` (its column
     ``customer_id``): what an engine's features of a sample of customers read."""
@@ -143,25 +176,34 @@ def restricted_sql(table: str, customers: str) -> str:
 
 def features_sql(lines: str, as_of: dt.date, has_products: bool,
                  dialect: Mapping[str, str] = DUCKDB, has_discounts: bool = False,
-                 pairs: str | None = None) -> str:
+                 pairs: str | None = None, orders: str | None = None) -> str:
     """One query from the cleaned lines table to the customer feature table (with
     :data:`DISCOUNT_SHARE` when ``has_discounts``: the lines have ``discounted``), over the
     lines dated before ``as_of``: the customers as they were at any earlier date too.
     ``pairs`` names a table of :func:`pairs_sql` to count distinct products from (at
-    21.7M lines, 0.2 s against 1.8 s from the lines)."""
-    src = q(lines)
+    21.7M lines, 0.2 s against 1.8 s from the lines); ``orders`` a table of
+    :func:`orders_sql` of the same lines to read in their place (the same features: at
+    21.7M lines 0.3 s against 1.5 s, once the table is made in 0.8 s)."""
     before = f"invoice_date < CAST({lit(as_of.isoformat())} AS TIMESTAMP)"
-    inv = ",\n".join(f"{sql} AS {name}" for name, sql in INVOICE_BASE.items())
+    if orders:
+        src, invoice_base, n = q(orders), ORDER_ROLLUP, "sum(lines)"
+        returned = "CAST(sum(returned) AS DOUBLE)"
+        share = ("CAST(sum(discounted) AS DOUBLE) / "
+                 "nullif(CAST(sum(revenue) AS DOUBLE), 0)")
+    else:
+        src, invoice_base, n = q(lines), INVOICE_BASE, "count(*)"
+        returned, share = RETURNS_BASE["returned_value"], DISCOUNT_SHARE.sql
+    inv = ",\n".join(f"{sql} AS {name}" for name, sql in invoice_base.items())
     base = ",\n".join(f"{sql} AS {name}" for name, sql in BASE.items())
     first_day = dialect["first_by"].format(a="revenue", b="day")
-    ret = ",\n".join(f"{sql} AS {name}" for name, sql in RETURNS_BASE.items())
+    ret = f"{returned} AS returned_value"
     feats = ",\n".join(f"{render(f, dialect)} AS {f.name}" for f in FEATURES)
     statuses = ", ".join(lit(s) for s in RETURN_STATUSES)
-    discounts = (f"""ds AS (SELECT customer_id, {DISCOUNT_SHARE.sql} AS discount_share
+    discounts = (f"""ds AS (SELECT customer_id, {share} AS discount_share
                  FROM {src} AS l WHERE status = 'purchase' AND {before} GROUP BY customer_id),
     """ if has_discounts else "")
     bought = (f"{q(pairs)} WHERE first_ts < CAST({lit(as_of.isoformat())} AS TIMESTAMP)"
-              if pairs else f"""(SELECT customer_id, product_id FROM {src} AS l
+              if pairs else f"""(SELECT customer_id, product_id FROM {q(lines)} AS l
                 WHERE status = 'purchase' AND {before} AND product_id IS NOT NULL
                 GROUP BY customer_id, product_id) AS pairs""")
     return f"""
@@ -182,7 +224,7 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
           WHERE status IN ({statuses}) AND {before}
           GROUP BY customer_id),
     c AS (SELECT customer_id, {dialect["top_country"]} AS country
-          FROM (SELECT customer_id, country, count(*) AS n FROM {src} AS l
+          FROM (SELECT customer_id, country, {n} AS n FROM {src} AS l
                 WHERE status = 'purchase' AND {before} AND country IS NOT NULL
                 GROUP BY ALL) AS counts
           GROUP BY customer_id),
@@ -200,13 +242,13 @@ def features_sql(lines: str, as_of: dt.date, has_products: bool,
 
 def customer_features_table(con: duckdb.DuckDBPyConnection, as_of: dt.date,
                             has_products: bool, lines: str = "lines",
-                            has_discounts: bool = False, pairs: str | None = None
-                            ) -> pd.DataFrame:
+                            has_discounts: bool = False, pairs: str | None = None,
+                            orders: str | None = None) -> pd.DataFrame:
     """Run :func:`features_sql` in DuckDB; one row per customer, sorted by id.
 
     One query, however large the input: DuckDB spills its groups past the memory limit
     (100 million lines in 1 GB: 53 s, against 68 s in five passes over hashed customer
     ids; in 4 GB, 41 s).
     """
-    return con.execute(features_sql(lines, as_of, has_products,
-                                    has_discounts=has_discounts, pairs=pairs)).df()
+    return con.execute(features_sql(lines, as_of, has_products, has_discounts=has_discounts,
+                                    pairs=pairs, orders=orders)).df()
