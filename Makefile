@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml Makefile
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else echo "note: install Debian's $$missing for the browser and Spark tests (they skip without)"; fi; \
 	fi
+	@# pip says only what fails (-qq): its warnings here are about the machine's own pip
+	@# settings (an index folder that is missing), not custseg, and they buried the output.
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,spark,app,postgres,docs]"
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq -e ".[dev,spark,app,postgres,docs]"
 	@# An editable install is not compiled; where PYTHONDONTWRITEBYTECODE is set every run
 	@# would compile custseg's modules from source (about 0.3 s a start).
 	$(PY) -m compileall -q src/custseg
