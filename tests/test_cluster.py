@@ -131,8 +131,8 @@ def test_near_duplicates_dropped_by_rank_correlation_on_a_sample(monkeypatch):
                           "income": rng.lognormal(10, 0.5, n),
                           "spend": rng.lognormal(5, 1, n)})
     frame["spend_x"] = frame["spend"] * rng.lognormal(0, 0.6, n)  # rho about 0.85: kept
-    full = {c: abs(spearmanr(frame["age"], frame[c]).statistic) for c in ("birth_year",)}
-    full["spend_x"] = abs(spearmanr(frame["spend"], frame["spend_x"]).statistic)
+    full = {"birth_year": abs(spearmanr(frame["age"], frame["birth_year"]).statistic),
+            "spend_x": abs(spearmanr(frame["spend"], frame["spend_x"]).statistic)}
     assert full["birth_year"] > 0.95 and 0.7 < full["spend_x"] < 0.9
     prep = FeaturePrep().fit(frame)
     assert "birth_year" not in prep.numeric_ and "spend_x" in prep.numeric_

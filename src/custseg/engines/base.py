@@ -29,6 +29,7 @@ from custseg.io._infer import Reading
 from custseg.io._parse import q
 from custseg.io._readers import damaged_parquet
 from custseg.prep.cleaning import Audit
+from custseg.prep.features import EXACT
 
 if TYPE_CHECKING:  # importing custseg.cluster loads scikit-learn: only on first use
     from custseg.cluster._base import Backend
@@ -155,7 +156,7 @@ def purchases(engine: Engine) -> tuple[str, str]:
     ``revenue``), else the lines (their ``value``)."""
     if engine.orders:
         return q(engine.orders), "sum(revenue)"
-    return "lines", "sum(CAST(value AS DECIMAL(38, 6)))"
+    return "lines", f"sum({EXACT})"
 
 
 def default_as_of(engine: Engine) -> dt.date:

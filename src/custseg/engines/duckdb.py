@@ -49,6 +49,8 @@ PREPARED = "raw_prepared"
 #: Each customer's distinct products (:func:`~custseg.prep.features.pairs_sql`), made
 #: with the first features from the lines and kept for the later ones and the lift.
 PAIRS = "custseg_pairs"
+#: Each customer's invoices summed (:func:`~custseg.prep.features.orders_sql`), made with
+#: the first features and read by the later ones, the holdout's labels and the months.
 ORDERS = "custseg_orders"
 #: The classified lines stay in memory when, at about ``LINE_BYTES`` each (89 measured on
 #: Online Retail's columns) and ``TEXT_BYTES`` more for a description or a category (36
