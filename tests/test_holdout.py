@@ -138,6 +138,59 @@ def test_the_boosted_model_cannot_see_the_days_it_learns_to_predict():
         boosted.train(leaked, labels, 120, as_of=split, label_start=split)
 
 
+def customer_table(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n`` customers' features as at a cut-off and their purchase days in the 30, 90
+    and 120 days after it, drawn from Pareto/NBD-like rates and lifetimes (no lines: a
+    table as large as a big shop's sample, made in a moment)."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(30, 700, n).astype(float)
+    rate = rng.gamma(0.8, 1 / 40, n)
+    alive = rng.random(n) < np.exp(-tenure * rng.gamma(0.7, 1 / 300, n))
+    days = 1 + rng.poisson(rate * tenure)
+    gap = np.where(days > 1, tenure / days, np.nan)
+    silent = np.where(alive, np.minimum(rng.exponential(1 / rate), tenure),
+                      rng.uniform(0, tenure))
+    spend = days * rng.gamma(4.0, 10.0, n)
+    features = pd.DataFrame({
+        "recency": np.floor(silent) + 1, "frequency": days, "monetary": spend,
+        "tenure": tenure, "avg_order_value": spend / days, "purchase_days": days,
+        "mean_days_between_orders": gap})
+    w30 = np.where(alive, rng.poisson(rate * 30), 0)
+    w90 = w30 + np.where(alive, rng.poisson(rate * 60), 0)
+    labels = pd.DataFrame({"w30": w30, "w90": w90,
+                           "w120": w90 + np.where(alive, rng.poisson(rate * 30), 0)})
+    return features, labels
+
+
+def test_a_large_history_takes_bigger_steps_and_ranks_as_well():
+    """Trained on a full sample of the most customers, the trees step twice as far: about
+    half the trees, so half the work for each customer predicted, ranking who buys
+    within each window as well as small steps do on customers they never saw."""
+    from sklearn.metrics import roc_auc_score
+
+    from custseg.prep import boosted
+
+    split = dt.date(2024, 1, 1)
+    features, labels = customer_table(boosted.MAX_ROWS + 20_000)
+    unseen, unseen_labels = customer_table(20_000, seed=1)
+    big = boosted.train(features, labels, 120, as_of=split, label_start=split)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(boosted, "learning_rate", lambda rows: 0.1)
+        small = boosted.train(features, labels, 120, as_of=split, label_start=split)
+    assert {m.learning_rate for m in big.classifiers.values()} == {0.2}
+
+    def trees(model):
+        return sum(m.n_iter_ for m in (*model.classifiers.values(), model.regressor))
+    assert trees(big) < 0.75 * trees(small)
+    for window in (30, 90, 120):
+        bought = unseen_labels[f"w{window}"] > 0
+        aucs = [roc_auc_score(bought, m.p_buy(unseen, window)) for m in (big, small)]
+        assert aucs[0] > aucs[1] - 0.005, (window, aucs)
+    few = boosted.train(features.head(5_000), labels.head(5_000), 120, as_of=split,
+                        label_start=split)
+    assert {m.learning_rate for m in few.classifiers.values()} == {0.1}
+
+
 def test_a_learned_model_carries_on_past_its_checked_days_no_faster_than_a_steady_rate():
     """Checked on 120 days and asked for 365: a customer's purchases grow with the
     horizon, by at most the steady rate (leaving only slows them), and the chance of no

@@ -40,6 +40,16 @@ MAX_ROWS = 50_000
 MIN_ROWS = 1_000
 
 
+def learning_rate(rows: int) -> float:
+    """The trees' step: 0.1, or 0.2 on a full sample of :data:`MAX_ROWS` (a history of more
+    customers than that), where every customer's prediction costs: twice the step stops
+    early at about half the trees, so predicting takes half as long (500,000 synthetic
+    customers: the value stage 12.8 s against 19.3 s, holdout AUC 0.916 against 0.912).
+    On fewer customers the small step is better and predicting cheap (Online Retail, 4,300
+    customers: AUC 0.738 against 0.728 at 0.2; CDNOW: 0.798 against 0.796)."""
+    return 0.2 if rows >= MAX_ROWS else 0.1
+
+
 class LeakError(CustsegError):
     """A training set whose features saw the period its labels count."""
 
@@ -138,8 +148,8 @@ def threads(rows: int):
     return threadpool_limits(1 if rows < SMALL else cores())
 
 
-def _estimators(kind: str, seed: int):
-    """A classifier and a Poisson regressor of the kind."""
+def _estimators(kind: str, seed: int, rows: int):
+    """A classifier and a Poisson regressor of the kind, for ``rows`` training rows."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     if kind == "linear":
@@ -153,7 +163,7 @@ def _estimators(kind: str, seed: int):
                     StandardScaler()]
         return (lambda: make_pipeline(*steps(), LogisticRegression(C=1.0, max_iter=1000)),
                 lambda: make_pipeline(*steps(), PoissonRegressor(alpha=1e-3, max_iter=1000)))
-    common = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 15,
+    common = {"max_iter": 200, "learning_rate": learning_rate(rows), "max_leaf_nodes": 15,
               "min_samples_leaf": 40, "l2_regularization": 1.0, "early_stopping": True,
               "validation_fraction": 0.2, "n_iter_no_change": 10, "random_state": seed}
     return (lambda: HistGradientBoostingClassifier(**common),
@@ -172,7 +182,7 @@ def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int,
     columns = usable(features)
     X = design(features, columns)
     shorter = tuple(w for w in (30, 90) if w < days) if windows else ()
-    classifier, regressor = _estimators(kind, seed)
+    classifier, regressor = _estimators(kind, seed, len(features))
     classifiers: dict = {}
     for w in (*shorter, days):
         y = labels[f"w{w}"].to_numpy() > 0
