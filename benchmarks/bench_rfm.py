@@ -47,7 +47,7 @@ CACHE = HERE / ".cache"
 RESULTS = HERE / "results"
 LINES_PER_CUSTOMER = 20
 #: custseg's budget relative to the hand-written query, and its memory budget.
-MAX_RATIO = 1.5
+MAX_RATIO = 1.3
 MAX_RSS_MB = 1536
 
 #: The hand-written baseline: one statement, DuckDB default settings.

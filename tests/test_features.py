@@ -124,8 +124,8 @@ def test_the_scratch_database_of_a_killed_run_is_removed_by_the_next(tmp_path):
 
 def test_the_tables_of_products_and_orders_give_the_numbers_of_the_lines(tmp_path):
     """The DuckDB engine counts distinct products, at any date, and the products' lift
-    from its table of each customer's products, and the months and the holdout's labels
-    from its table of orders; the numbers are those of the lines."""
+    from its table of each customer's products, and the countries' lift, the months and
+    the holdout's labels from its table of orders; the numbers are those of the lines."""
     import numpy as np
 
     from custseg.core.config import Config, ProfileConfig
@@ -158,6 +158,7 @@ def test_the_tables_of_products_and_orders_give_the_numbers_of_the_lines(tmp_pat
     engine.pairs = engine.orders = None
     with_lines = segment_lines(engine, labels, reading.mapping, ProfileConfig())
     assert (with_pairs.items["kind"] == "products").sum() > 10
+    assert (with_pairs.items["kind"] == "countries").sum() > 3
     pd.testing.assert_frame_equal(with_pairs.items, with_lines.items, check_exact=False,
                                   rtol=1e-12)
     # the months and the holdout's labels, from the orders table and from the lines

@@ -21,6 +21,7 @@ import pandas as pd
 from custseg.core.config import ProfileConfig
 from custseg.engines.base import Engine, purchases
 from custseg.io._parse import lit, q
+from custseg.prep.features import EXACT
 
 LABELS = "custseg_labels"
 _CHOSEN = "custseg_chosen_products"
@@ -28,7 +29,8 @@ _CHOSEN = "custseg_chosen_products"
 #: must be present).
 KINDS = (("products", "product_id", "product_id"), ("categories", "category", "category"),
          ("countries", "country", "country"))
-_MONEY = "CAST(sum(CAST(value AS DECIMAL(38, 6))) AS DOUBLE)"
+_SUM = f"sum({EXACT})"
+_MONEY = f"CAST({_SUM} AS DOUBLE)"
 _BOUGHT = "status = 'purchase'"
 
 
@@ -88,9 +90,11 @@ def _lift(engine: Engine, kinds: list[tuple[str, str]], s: ProfileConfig,
             return (f"""            SELECT {lit(kind)} AS kind, customer_id,
                    CAST(product_id AS {text}) AS item, CAST(revenue AS DOUBLE) AS revenue
             FROM {q(engine.pairs)}""")
+        # the orders keep each invoice's country: a few times fewer rows than the lines
+        source, money = purchases(engine) if column == "country" else ("lines", _SUM)
         return f"""            SELECT {lit(kind)} AS kind, customer_id,
-                   CAST({column} AS {text}) AS item, {_MONEY} AS revenue
-            FROM lines WHERE {_BOUGHT} AND {column} IS NOT NULL
+                   CAST({column} AS {text}) AS item, CAST({money} AS DOUBLE) AS revenue
+            FROM {source} WHERE {_BOUGHT} AND {column} IS NOT NULL
             GROUP BY customer_id, {column}"""
     bought = "\n            UNION ALL\n".join(bought_of(kind, column) for kind, column in kinds)
     frame = engine.query(f"""
