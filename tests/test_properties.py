@@ -144,3 +144,28 @@ def test_spark_and_duckdb_engines_agree(frame):
                                   spark.customers.reset_index(drop=True),
                                   check_dtype=False, check_exact=False, rtol=1e-9)
     assert duck.summary["audit"]["dropped"] == spark.summary["audit"]["dropped"]
+
+
+ids = st.sets(st.sampled_from(["1", "2", "3", "007", "7", "a", "b", "é"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(ids, ids, ids)
+def test_the_customer_table_join_counts_are_those_of_sets(bought, listed, dropped):
+    """The join of a customer table counts each side as set arithmetic does, and every
+    customer of the table alone, not already excluded, is excluded once, in order."""
+    from custseg.jobs.rfm import _join_customers
+
+    dropped = dropped - bought
+    feats = pd.DataFrame({"customer_id": sorted(bought), "frequency": 1.0})
+    table = pd.DataFrame({"customer_id": sorted(listed), "age": 30.0})
+    excluded = pd.DataFrame({"customer_id": sorted(dropped), "reason": "no_valid_purchase"})
+    info = {"columns": {"age": {}}, "numeric": ["age"], "categorical": [],
+            "usable_columns": ["age"]}
+    joined, out, info = _join_customers(feats, excluded, table, info)
+    assert info["join"] == {"both": len(bought & listed),
+                            "transactions_only": len(bought - listed),
+                            "customer_table_only": len(listed - bought)}
+    assert sorted(out["customer_id"]) == sorted(dropped | (listed - bought))
+    assert list(out["customer_id"]) == sorted(out["customer_id"])
+    assert len(joined) == len(bought)

@@ -120,7 +120,8 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
         labels = np.full(n, NOISE, dtype=np.int64)
         self.groups_, self.segment_groups_ = [], []
         stabilities = []
-        present = [g for g in dict.fromkeys(GROUPS) if (group == g).any()]
+        found = set(pd.unique(group))  # not set(series): 5 s a 5M-row column of text
+        present = [g for g in dict.fromkeys(GROUPS) if g in found]
         for name in present:
             rows = np.flatnonzero(group == name)
             splits = ALONE if len(present) == 1 else self.max_splits
@@ -147,7 +148,7 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
             self.groups_.append({
                 "group": name, "state": GROUPS[name], "customers": int(len(rows)), "k": k,
                 "first": first, "reason": reason, "segmenter": model, "levels": levels,
-                "stages": sorted(set(frame[self.by].iloc[rows]), key=list(GROUPS).index)})
+                "stages": sorted(frame[self.by].iloc[rows].unique(), key=list(GROUPS).index)})
         self.labels_ = labels
         self.n_clusters_ = len(self.segment_groups_)
         Xp = self.prep_.transform_frame(frame)
@@ -172,7 +173,7 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
         joins the largest group of the same state, else of a neighbouring state
         (engaged - cooling - lapsed) that keeps its action fitting ``least_fit`` of it;
         one that none takes stays alone (and its reason says so)."""
-        unknown = sorted(set(stage) - set(GROUPS))
+        unknown = sorted(set(stage.unique()) - set(GROUPS))
         if unknown:
             raise DataError(f"Unknown lifecycle stage(s) {unknown} in column {self.by!r}; "
                             f"expected {list(GROUPS)}.")

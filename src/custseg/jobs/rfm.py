@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from msgspec import UNSET, UnsetType
 
 from custseg.core import summary as sm
@@ -606,10 +608,16 @@ def _join_customers(feats: pd.DataFrame, excluded: pd.DataFrame, table: pd.DataF
                        for c, v in info["columns"].items()}
     for key in ("numeric", "categorical", "usable_columns"):
         info[key] = [renamed.get(c, c) for c in info[key]]
-    ids_t, ids_c = set(feats["customer_id"]), set(table["customer_id"])
-    info["join"] = {"both": len(ids_t & ids_c), "transactions_only": len(ids_t - ids_c),
-                    "customer_table_only": len(ids_c - ids_t)}
-    only_table = sorted(ids_c - ids_t - set(excluded["customer_id"]))
+    # Arrow's is_in: Python sets of 5M text ids take 16 s, these 5 s (both keyed by text)
+    ids_t, ids_c, gone = (pa.array(f["customer_id"], type=pa.string())
+                          for f in (feats, table, excluded))
+    both = pc.sum(pc.is_in(ids_t, value_set=ids_c)).as_py() or 0
+    in_c = pc.is_in(ids_c, value_set=ids_t)
+    info["join"] = {"both": both, "transactions_only": len(ids_t) - both,
+                    "customer_table_only": len(ids_c) - (pc.sum(in_c).as_py() or 0)}
+    only_c = pc.filter(ids_c, pc.invert(in_c))
+    only_table = sorted(pc.filter(only_c, pc.invert(pc.is_in(only_c, value_set=gone)))
+                        .to_pylist())
     extra = pd.DataFrame({"customer_id": only_table, "reason": "no_transactions"})
     excluded = pd.concat([excluded, extra], ignore_index=True).sort_values(
         "customer_id", kind="stable").reset_index(drop=True)
