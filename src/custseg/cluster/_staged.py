@@ -120,7 +120,7 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
         labels = np.full(n, NOISE, dtype=np.int64)
         self.groups_, self.segment_groups_ = [], []
         stabilities = []
-        found = set(pd.unique(group))  # not set(series): 5 s a 5M-row column of text
+        found = set(pd.unique(group))  # one pass, not a comparison per stage
         present = [g for g in dict.fromkeys(GROUPS) if g in found]
         for name in present:
             rows = np.flatnonzero(group == name)

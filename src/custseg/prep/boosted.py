@@ -44,7 +44,10 @@ def learning_rate(rows: int) -> float:
     """The trees' step: 0.1, or 0.2 on a full sample of :data:`MAX_ROWS` (a history of more
     customers than that), where every customer's prediction costs: twice the step stops
     early at about half the trees, so predicting takes half as long (500,000 synthetic
-    customers: the value stage 12.8 s against 19.3 s, holdout AUC 0.916 against 0.912).
+    customers: the value stage 12.8 s against 19.3 s). It ranks as well and counts a
+    little worse (holdout AUC 0.916 against 0.912, mean squared error of purchases 0.4%
+    higher; 120,000 customers drawn from BG/NBD and from Pareto/NBD: AUC within 0.0002,
+    the error 4% and 2% higher), which the holdout weighs against the other models.
     On fewer customers the small step is better and predicting cheap (Online Retail, 4,300
     customers: AUC 0.738 against 0.728 at 0.2; CDNOW: 0.798 against 0.796)."""
     return 0.2 if rows >= MAX_ROWS else 0.1
