@@ -191,6 +191,53 @@ def test_a_large_history_takes_bigger_steps_and_ranks_as_well():
     assert {m.learning_rate for m in few.classifiers.values()} == {0.1}
 
 
+def test_copies_of_customers_train_the_trees_as_the_customers_alone_do():
+    """An export that holds each customer five times over (a merged or repeated export)
+    trains trees like those of the customers alone: early stopping holds out customers,
+    not copies of those it trains on, so it stops as early and ranks unseen customers
+    as well. Held out on copies, it would train all 200 trees and overfit."""
+    from sklearn.metrics import roc_auc_score
+
+    from custseg.prep import boosted
+
+    split = dt.date(2024, 1, 1)
+    features, labels = customer_table(4_000)
+    unseen, unseen_labels = customer_table(10_000, seed=1)
+    copies = np.repeat(np.arange(len(features)), 5)
+    once = boosted.train(features, labels, 120, as_of=split, label_start=split)
+    five = boosted.train(features.iloc[copies], labels.iloc[copies], 120, as_of=split,
+                         label_start=split)
+
+    def trees(model):
+        return [m.n_iter_ for m in (*model.classifiers.values(), model.regressor)]
+    assert max(trees(five)) < 200 and sum(trees(five)) < 2 * sum(trees(once)), (
+        trees(five), trees(once))
+    for window in (30, 90, 120):
+        bought = unseen_labels[f"w{window}"] > 0
+        aucs = [roc_auc_score(bought, m.p_buy(unseen, window)) for m in (five, once)]
+        assert abs(aucs[0] - aucs[1]) < 0.01, (window, aucs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 1.5, np.nan]), st.integers(0, 2)),
+                min_size=1, max_size=40))
+def test_collapsed_rows_weigh_what_they_stand_for(rows):
+    """Collapsed, every distinct (inputs, labels) row appears once, weighted by how often
+    it did, in the order of its first appearance; no two alike, no weights."""
+    from custseg.prep.boosted import collapsed
+
+    X = np.array([[x, 2.0] for x, _ in rows])
+    Y = np.array([[float(y)] for _, y in rows])
+    Xc, Yc, weight = collapsed(X, Y)
+    keys = [(("nan" if np.isnan(x) else x), y) for x, y in rows]
+    firsts = list(dict.fromkeys(keys))
+    got = [(("nan" if np.isnan(x) else x), y) for x, y in zip(Xc[:, 0], Yc[:, 0], strict=True)]
+    assert got == firsts
+    if len(firsts) == len(rows):
+        assert weight is None
+    else:
+        assert list(weight) == [keys.count(k) for k in firsts]
+
 def test_a_learned_model_carries_on_past_its_checked_days_no_faster_than_a_steady_rate():
     """Checked on 120 days and asked for 365: a customer's purchases grow with the
     horizon, by at most the steady rate (leaving only slows them), and the chance of no

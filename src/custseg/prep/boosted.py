@@ -185,16 +185,35 @@ def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int,
     columns = usable(features)
     X = design(features, columns)
     shorter = tuple(w for w in (30, 90) if w < days) if windows else ()
+    Y = labels[[f"w{w}" for w in (*shorter, days)]].to_numpy(dtype=float)
+    weight, fit = None, {}
+    if kind == "boosted":
+        X, Y, weight = collapsed(X, Y)
+        fit = {} if weight is None else {"sample_weight": weight}
     classifier, regressor = _estimators(kind, seed, len(features))
     classifiers: dict = {}
-    for w in (*shorter, days):
-        y = labels[f"w{w}"].to_numpy() > 0
+    for j, w in enumerate((*shorter, days)):
+        y = Y[:, j] > 0
         if y.all() or not y.any():
-            classifiers[w] = float(y.mean())
+            classifiers[w] = float(np.average(y, weights=weight))
             continue
-        classifiers[w] = classifier().fit(X, y)
-    counts = regressor().fit(X, labels[f"w{days}"].to_numpy(dtype=float))
+        classifiers[w] = classifier().fit(X, y, **fit)
+    counts = regressor().fit(X, Y[:, -1], **fit)
     return Boosted(days, (*shorter, days), classifiers, counts, columns)
+
+
+def collapsed(X: np.ndarray, Y: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Identical customers (the same inputs ``X`` and labels ``Y``) as one row weighted by
+    their number, in the order of their first appearance (weights None when no two are
+    the same). The trees' loss is the same; their early stopping then holds out customers,
+    not copies of the customers they train on."""
+    table = pd.DataFrame(np.column_stack([X, Y]))
+    group = table.groupby(list(table.columns), dropna=False, sort=False).ngroup().to_numpy()
+    _, first, count = np.unique(group, return_index=True, return_counts=True)
+    if len(first) == len(X):
+        return X, Y, None
+    return X[first], Y[first], count.astype(float)
 
 
 def days_to_half(probs: dict[int, np.ndarray], n: int) -> np.ndarray:
