@@ -220,23 +220,26 @@ def test_copies_of_customers_train_the_trees_as_the_customers_alone_do():
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([0.0, 1.5, np.nan]), st.integers(0, 2)),
-                min_size=1, max_size=40))
-def test_collapsed_rows_weigh_what_they_stand_for(rows):
-    """Collapsed, every distinct (inputs, labels) row appears once, weighted by how often
-    it did, in the order of its first appearance; no two alike, no weights."""
-    from custseg.prep.boosted import collapsed
+                min_size=1, max_size=40), st.integers(0, 3))
+def test_copies_of_a_customer_are_held_out_together(rows, seed):
+    """Early stopping holds out every copy of a customer or none (copies: the same inputs
+    and labels, a missing input equal to a missing one); with no two alike, or when the
+    draw would hold out all or none, the trees split for themselves (None)."""
+    from custseg.prep.boosted import copies, held_out
 
     X = np.array([[x, 2.0] for x, _ in rows])
     Y = np.array([[float(y)] for _, y in rows])
-    Xc, Yc, weight = collapsed(X, Y)
-    keys = [(("nan" if np.isnan(x) else x), y) for x, y in rows]
-    firsts = list(dict.fromkeys(keys))
-    got = [(("nan" if np.isnan(x) else x), y) for x, y in zip(Xc[:, 0], Yc[:, 0], strict=True)]
-    assert got == firsts
-    if len(firsts) == len(rows):
-        assert weight is None
-    else:
-        assert list(weight) == [keys.count(k) for k in firsts]
+    group = copies(X, Y)
+    keys = [("nan" if np.isnan(x) else x, y) for x, y in rows]
+    assert list(group) == [list(dict.fromkeys(keys)).index(k) for k in keys]
+    held = held_out(group, seed)
+    if len(set(keys)) == len(keys):
+        assert held is None
+    if held is not None:
+        assert 0 < held.sum() < len(rows)
+        for key in set(keys):
+            assert len({bool(h) for h, k in zip(held, keys, strict=True) if k == key}) == 1
+
 
 def test_a_learned_model_carries_on_past_its_checked_days_no_faster_than_a_steady_rate():
     """Checked on 120 days and asked for 365: a customer's purchases grow with the

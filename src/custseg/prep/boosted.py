@@ -36,6 +36,10 @@ INPUTS = ("recency", "frequency", "monetary", "tenure", "avg_order_value",
 #: 0.9198, their predicted orders 343,953 against 351,744 (411,805 bought), and the
 #: value step 8 s shorter (of 37 s).
 MAX_ROWS = 50_000
+#: The share of the customers the trees' early stopping holds out.
+VALIDATION = 0.2
+#: The fewest customers in a tree's leaf.
+MIN_LEAF = 40
 #: Customers the trees need at least; below, the logistic regression stands in alone.
 MIN_ROWS = 1_000
 
@@ -151,8 +155,10 @@ def threads(rows: int):
     return threadpool_limits(1 if rows < SMALL else cores())
 
 
-def _estimators(kind: str, seed: int, rows: int):
-    """A classifier and a Poisson regressor of the kind, for ``rows`` training rows."""
+def _estimators(kind: str, seed: int, rows: int, copies: float = 1.0):
+    """A classifier and a Poisson regressor of the kind, for ``rows`` training rows, each
+    customer in them ``copies`` times on average (a leaf holds :data:`MIN_LEAF`
+    customers' worth of rows)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     if kind == "linear":
@@ -167,8 +173,9 @@ def _estimators(kind: str, seed: int, rows: int):
         return (lambda: make_pipeline(*steps(), LogisticRegression(C=1.0, max_iter=1000)),
                 lambda: make_pipeline(*steps(), PoissonRegressor(alpha=1e-3, max_iter=1000)))
     common = {"max_iter": 200, "learning_rate": learning_rate(rows), "max_leaf_nodes": 15,
-              "min_samples_leaf": 40, "l2_regularization": 1.0, "early_stopping": True,
-              "validation_fraction": 0.2, "n_iter_no_change": 10, "random_state": seed}
+              "min_samples_leaf": round(MIN_LEAF * copies), "l2_regularization": 1.0,
+              "early_stopping": True, "validation_fraction": VALIDATION, "n_iter_no_change": 10,
+              "random_state": seed}
     return (lambda: HistGradientBoostingClassifier(**common),
             lambda: HistGradientBoostingRegressor(loss="poisson", **common))
 
@@ -186,34 +193,48 @@ def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int,
     X = design(features, columns)
     shorter = tuple(w for w in (30, 90) if w < days) if windows else ()
     Y = labels[[f"w{w}" for w in (*shorter, days)]].to_numpy(dtype=float)
-    weight, fit = None, {}
-    if kind == "boosted":
-        X, Y, weight = collapsed(X, Y)
-        fit = {} if weight is None else {"sample_weight": weight}
-    classifier, regressor = _estimators(kind, seed, len(features))
+    group = copies(X, Y) if kind == "boosted" else np.arange(len(X))
+    held = held_out(group, seed)
+
+    def fit(model, y: np.ndarray):
+        if held is None:
+            return model.fit(X, y)
+        return model.fit(X[~held], y[~held], X_val=X[held], y_val=y[held])
+
+    classifier, regressor = _estimators(kind, seed, len(features),
+                                        len(X) / (int(group.max(initial=0)) + 1))
     classifiers: dict = {}
     for j, w in enumerate((*shorter, days)):
         y = Y[:, j] > 0
         if y.all() or not y.any():
-            classifiers[w] = float(np.average(y, weights=weight))
+            classifiers[w] = float(y.mean())
             continue
-        classifiers[w] = classifier().fit(X, y, **fit)
-    counts = regressor().fit(X, Y[:, -1], **fit)
+        classifiers[w] = fit(classifier(), y)
+    counts = fit(regressor(), Y[:, -1])
     return Boosted(days, (*shorter, days), classifiers, counts, columns)
 
 
-def collapsed(X: np.ndarray, Y: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Identical customers (the same inputs ``X`` and labels ``Y``) as one row weighted by
-    their number, in the order of their first appearance (weights None when no two are
-    the same). The trees' loss is the same; their early stopping then holds out customers,
-    not copies of the customers they train on."""
+def copies(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Each row's group of identical customers (the same inputs ``X`` and labels ``Y``,
+    a missing value equal to a missing one), numbered from 0 in order of appearance."""
     table = pd.DataFrame(np.column_stack([X, Y]))
-    group = table.groupby(list(table.columns), dropna=False, sort=False).ngroup().to_numpy()
-    _, first, count = np.unique(group, return_index=True, return_counts=True)
-    if len(first) == len(X):
-        return X, Y, None
-    return X[first], Y[first], count.astype(float)
+    return table.groupby(list(table.columns), dropna=False, sort=False).ngroup().to_numpy()
+
+
+def held_out(group: np.ndarray, seed: int) -> np.ndarray | None:
+    """The rows the trees' early stopping holds out when some customers are identical
+    (:func:`copies`; an export that repeats its customers, or one-time buyers alike in
+    everything): a seeded :data:`VALIDATION` share of the groups, each with all its rows,
+    so that the trees are not checked on copies of the customers they train on (on
+    copies they would never stop). None when no two are alike, or when the draw would
+    hold out all or none: the trees' own split then."""
+    distinct = int(group.max(initial=0)) + 1
+    if distinct == len(group):
+        return None
+    held = np.random.default_rng(seed).random(distinct) < VALIDATION
+    if held.all() or not held.any():
+        return None
+    return held[group]
 
 
 def days_to_half(probs: dict[int, np.ndarray], n: int) -> np.ndarray:
