@@ -237,6 +237,44 @@ def test_report_command_renders_again(run_dir):
     assert (run_dir / "report.html").exists()
 
 
+def test_a_chart_given_fields_as_text_is_altairs_own_chart():
+    """The charts' ``encode`` makes channel objects of fields given as text; the chart is
+    the one Altair makes of the same text."""
+    import altair as alt
+    import pandas as pd
+
+    frame = pd.DataFrame({"segment": ["a", "b"], "value": [1.5, 2.0], "lo": [1.0, 1.0]})
+
+    def build(chart):
+        return (chart.mark_bar().encode(
+            y="segment:N", x="lo:Q", x2="value:Q", color=alt.Color("segment:N", title=None),
+            yOffset="segment:N", tooltip=["segment", alt.Tooltip("value:Q", format=".1f")])
+            .to_dict())
+    assert build(charts.Chart(frame)) == build(alt.Chart(frame))
+
+
+def test_a_page_kept_compiled_renders_as_its_source_does(run_dir, tmp_path, monkeypatch):
+    """The report's page, compiled once and then read from the cache folder, renders the
+    same HTML as when compiled from its source; with no cache folder to be had (its place
+    is a file), it is compiled each time, and renders the same."""
+    from custseg.outputs import report
+
+    def render(cache) -> str:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+        report.template.cache_clear()
+        return report.rerender(run_dir).read_text(encoding="utf-8")
+    try:
+        first = render(tmp_path / "cache")
+        kept = list((tmp_path / "cache" / "custseg" / "templates").iterdir())
+        assert len(kept) == 1
+        assert render(tmp_path / "cache") == first  # read compiled
+        (tmp_path / "file").write_text("not a folder")
+        assert render(tmp_path / "file") == first
+        assert report._compiled() is None
+    finally:
+        report.template.cache_clear()
+
+
 def test_report_command_on_a_wrong_folder(tmp_path):
     run = subprocess.run([sys.executable, "-m", "custseg.cli", "report", str(tmp_path)],
                          capture_output=True, text=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
@@ -154,16 +155,32 @@ def write_backtest_chart(backtest: dict, folder: Path) -> Path | None:
     return path
 
 
+def _compiled():
+    """Jinja's cache of compiled templates in ``<cache>/templates``: compiling the report's
+    page takes 0.2 s; loading it compiled, 0.01 s. An entry is used only for the very
+    source it was compiled from (Jinja keys it by the template's checksum). None when the
+    folder cannot be written."""
+    import jinja2
+
+    folder = cache_dir() / "templates"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder)) if os.access(folder, os.W_OK) else None
+
+
 @functools.cache
 def template(name: str = "report.html.j2"):
-    """A page's template (the report's, ``measure.html.j2``), compiled once a process
-    (about 0.2 s), with the filters the pages share; autoescaped."""
+    """A page's template (the report's, ``measure.html.j2``), with the filters the pages
+    share; autoescaped. Compiled once a process, and kept compiled in the cache folder
+    (:func:`_compiled`)."""
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(
             str(resources.files("custseg.outputs.report") / "templates")),
-        autoescape=True, undefined=jinja2.ChainableUndefined)
+        autoescape=True, undefined=jinja2.ChainableUndefined, bytecode_cache=_compiled())
     env.filters["thousands"] = lambda v: f"{v:,}" if isinstance(v, int | float) else v
     env.filters["pct"] = lambda v: f"{v:.1%}" if isinstance(v, int | float) else v
     env.filters["num"] = _num

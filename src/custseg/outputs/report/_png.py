@@ -186,7 +186,8 @@ def _send(child: subprocess.Popen, charts: list[tuple[Path, dict]]) -> str:
     """Give ``child`` its ``charts`` (in a listing file); the listing's path."""
     fd, listing = tempfile.mkstemp(prefix="custseg-png-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump([[str(p), spec] for p, spec in charts], fh, default=str)
+        # dumps, not dump: dump encodes in Python, 5x slower
+        fh.write(json.dumps([[str(p), spec] for p, spec in charts], default=str))
     try:
         child.stdin.write(listing + "\n")
         child.stdin.flush()
