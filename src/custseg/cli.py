@@ -205,8 +205,10 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     out_dir = Path(config.out)
     _start_ahead(config)
     start_renderers(config, out_dir, _input(input))  # they warm up while imports run
+    from custseg.core import preload
     from custseg.jobs.run import run_segments
 
+    preload.start()  # scikit-learn loads while the job reads and cleans
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(_input(input), out_dir=out_dir, customers=config.customers,
                               started=custseg.STARTED,

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from msgspec import UNSET, UnsetType
 
+from custseg.core import preload
 from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import MappingError
@@ -109,6 +110,14 @@ def _stage(name: str, timings: dict[str, float], reporter: Reporter | None) -> I
     timings[name] = round(prior + time.perf_counter() - start, 3)
     if reporter:
         reporter(name, "done")
+
+
+def waited(timings: dict[str, float]) -> None:
+    """Wait for the libraries the command line imports beside the job
+    (:mod:`custseg.core.preload`); the time waited is start-up (stage ``start``)."""
+    seconds = preload.wait()
+    if seconds:
+        timings["start"] = round(timings.get("start", 0.0) + seconds, 3)
 
 
 def start_timings(started: float | None) -> dict[str, float]:
@@ -274,6 +283,7 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         feats = engine.features(as_of, "product_id" in mapping,
                                 has_discounts=bool({"discount", "coupon"} & set(mapping)))
         excluded = without_purchase(engine, feats)
+    waited(timings)  # what follows may use scikit-learn and SciPy
     customer_info = None
     if customers is not None:
         with _stage("customer_table", timings, reporter):

@@ -9,14 +9,12 @@ import re
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from custseg.cluster import ALGORITHMS, NOISE, Segmenter, StagedSegmenter
-from custseg.cluster._evaluate import ACTION_RANGE
-from custseg.cluster._prepare import behaviour_and_table_features
+from custseg.cluster._base import NOISE
 from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, CustsegWarning
@@ -36,6 +34,7 @@ from custseg.jobs.rfm import (
     read_input,
     rfm_of,
     start_timings,
+    waited,
 )
 from custseg.jobs.value import (
     at_risk_of,
@@ -49,7 +48,6 @@ from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
 from custseg.prep.checks import check_segmentable
 from custseg.prep.lifecycle import STATE
-from custseg.profile.demographics import customer_table_differences
 from custseg.profile.labels import read_dictionary
 from custseg.profile.lines import monthly_trend
 from custseg.profile.outcomes import outcome_drivers
@@ -62,6 +60,13 @@ from custseg.profile.profiles import (
 )
 from custseg.profile.rules import segment_rules
 from custseg.profile.stage_names import action_fit, misfit, stage_names
+
+if TYPE_CHECKING:
+    from custseg.cluster import Segmenter
+
+# scikit-learn and SciPy (custseg.cluster, the customer table's tests) are imported where
+# they are used: the command line loads them beside the job's reading and cleaning
+# (custseg.core.preload).
 
 
 @config_threads
@@ -110,6 +115,9 @@ def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path 
 def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range, seed,
              features, reporter, compare: bool = False, strategy: str = "auto",
              **params) -> RunResult:
+    from custseg.cluster import Segmenter, StagedSegmenter
+    from custseg.profile.demographics import customer_table_differences
+
     timings = base.summary.timings_s
     features, table_notes, cluster_on = _cluster_on(base, config, features)
     check_segmentable(base.customers, base.summary.input.path, features)
@@ -284,6 +292,8 @@ def _what_where_how(base: RunResult, config: Config
     added = [c for c in columns if c in table.columns]
     if not added and not people:
         return None, None, ""
+    from custseg.cluster._prepare import behaviour_and_table_features
+
     chosen, _ = behaviour_and_table_features(table, added + people, config.max_missing)
     kept = [c for c in added + people if c in chosen]
     return chosen, next(iter(added), None), (
@@ -421,6 +431,9 @@ def compare_on(customers: pd.DataFrame, *, k, k_range, seed, features, algorithm
     every row its best action fit: the share of its least uniform segment held by that
     segment's largest state (engaged, cooling, lapsed), what a first action for that state
     would fit."""
+    from custseg.cluster import ALGORITHMS, Segmenter, StagedSegmenter
+    from custseg.cluster._evaluate import ACTION_RANGE
+
     rows = []
     staged = "stage" in customers.columns
     names = list(algorithms or ALGORITHMS) + (["stages+kmeans"] if staged else [])
@@ -516,6 +529,7 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
             base = rfm_of(engine, source, reading, config, timings, reporter,
                           customers=customers)
             return _kept(base, engine, keep_lines)
+        waited(timings)  # a customer table's reading uses SciPy
         with _stage("read", timings, reporter):
             table, info = customers_from_source(engine.sample, engine.whole(source), config)
     notes = {}
@@ -562,6 +576,8 @@ def _cluster_on(base: RunResult, config: Config, features: list[str] | None
         return features, notes if features is None else [], "table"
     if config.cluster_on != "all" or features is not None:
         return features, [], config.cluster_on if features is None else "features"
+    from custseg.cluster._prepare import behaviour_and_table_features
+
     chosen, notes = behaviour_and_table_features(base.customers, info["usable_columns"],
                                                  config.max_missing)
     return chosen, notes, "all"

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.tree import DecisionTreeClassifier
 
 from custseg.cluster._base import FitSample
 from custseg.profile.labels import humanise
@@ -215,6 +214,8 @@ def _best_path(X, y, names, sample: _Columns, shape, seed) -> list[dict[str, Any
 
 def _tree_paths(X, y, seed) -> list[list[tuple[int, bool, float]]]:
     """The path (feature, goes left, threshold) to every node of a seeded shallow tree."""
+    from sklearn.tree import DecisionTreeClassifier
+
     leaf = max(1, int(MIN_LEAF_SHARE * y.sum()))
     tree = DecisionTreeClassifier(max_depth=MAX_DEPTH, min_samples_leaf=leaf,
                                   class_weight="balanced", random_state=seed).fit(X, y)

@@ -1,0 +1,76 @@
+"""scikit-learn, SciPy and Altair imported beside a job (custseg.core.preload): the job
+itself imports none of what the background thread imports before it waits for it, so
+no module is imported by both threads at once; and a run is the same with it."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+import custseg
+
+#: The modules the command line has loaded when it starts the thread.
+LOADED = "import custseg.cli, custseg.jobs.run; from custseg.core import preload"
+
+#: Prints the modules the thread imports (started after LOADED, in a fresh process).
+THREAD = LOADED + """
+import importlib, json, sys
+for name in preload.SHARED:  # as start() does before the thread starts
+    importlib.import_module(name)
+before = set(sys.modules)
+preload.start(); preload.wait()
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+#: Runs a job (a thread started that imports nothing) and prints the modules the job
+#: imported before it waited.
+JOB = LOADED + """
+import json, sys
+preload._load = lambda: None
+preload.start()
+seen = []
+preload.wait = lambda: seen.append(sorted(set(sys.modules) - before)) or 0.0
+before = set(sys.modules)
+custseg.jobs.run.run_segments({path!r}, config=custseg.Config(report=False, figures=False))
+print(json.dumps(seen[0]))
+"""
+
+
+def imported(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_a_job_imports_nothing_the_thread_imports_before_it_waits(tmp_path):
+    from custseg.synth import generate
+
+    lines = generate(300, tmp_path / "data", seed=1)["transactions"]
+    table = tmp_path / "people.csv"
+    pd.DataFrame({"customer_id": [f"P{i}" for i in range(200)],
+                  "age": [20 + i % 50 for i in range(200)],
+                  "income": [1000 + 37 * i for i in range(200)]}).to_csv(table, index=False)
+    thread = imported(THREAD)
+    assert any(m.startswith("sklearn.") for m in thread) and "altair" in thread
+    for path in (lines, table):
+        job = imported(JOB.format(path=str(path)))
+        assert job, path  # it did import modules of its own before waiting
+        assert not job & thread, (path, sorted(job & thread)[:10])
+
+
+def test_a_run_with_the_libraries_loaded_beside_it_is_the_same(tmp_path):
+    """The command line (with the thread) writes the segments the library call does."""
+    from custseg.synth import generate
+
+    lines = generate(400, tmp_path / "data", seed=2)["transactions"]
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "custseg.cli", "run", str(lines), "--out",
+                          str(out), "--no-report", "-q"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    cli = pd.read_csv(out / "segments.csv", dtype={"customer_id": str})
+    api = custseg.run_segments(lines, config=custseg.Config(report=False)).customers
+    assert list(cli["customer_id"]) == list(api["customer_id"])
+    assert (cli["segment"].to_numpy() == api["segment"].to_numpy()).all()
+    timings = json.loads((out / "summary.json").read_text())["timings_s"]
+    assert timings["start"] > 0
