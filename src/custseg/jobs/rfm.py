@@ -272,6 +272,7 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
         with _stage("backtest", timings, reporter):
             backtest = backtest_on(engine, source, mapping, config,
                                    dt.date.fromisoformat(config.clv.backtest_split))
+    preload.go()  # DuckDB's work from here: the libraries load beside it
     with _stage("clean", timings, reporter):
         audit = engine.clean(source, mapping, config)
         if not config.as_of:
