@@ -106,6 +106,22 @@ def test_customer_table_with_given_k_recovers_groups():
     assert "channel" in model.prep_.categorical_
 
 
+@pytest.mark.parametrize("centers", [3, 6])
+def test_the_searchs_silhouette_of_the_chosen_segments_is_theirs(centers):
+    """The silhouette the search measured at the chosen k, reused, is the one the final
+    segments get when measured afresh (the same sample)."""
+    from custseg.cluster._evaluate import scores
+
+    X, _ = make_blobs(n_samples=1500, centers=centers, n_features=3, cluster_std=2.5,
+                      random_state=centers)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    seg = Segmenter(seed=0).fit(frame)
+    assert seg._search_silhouette is not None  # the search's fit was kept
+    fresh = scores(seg.prep_.transform_frame(frame), seg.labels_, seed=0)
+    assert seg.metrics_["silhouette"] == fresh["silhouette"]
+    assert seg.metrics_["silhouette_sample"] == fresh["silhouette_sample"]
+
+
 def test_one_hot_block_weighs_like_one_numeric_column():
     frame, _ = mixed_table()
     prep = FeaturePrep().fit(frame.drop(columns="client"))

@@ -145,12 +145,17 @@ def separation(X: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
 
 
 def scores(X: np.ndarray, labels: np.ndarray, *, seed: int = 0,
-           sample: int = SILHOUETTE_SAMPLE) -> dict[str, float | int | None]:
+           sample: int = SILHOUETTE_SAMPLE,
+           silhouette: tuple[float | None, int] | None = None) -> dict[str, float | int | None]:
     """Silhouette (on :func:`sampled_silhouettes`' sample), Calinski-Harabasz and
-    Davies-Bouldin over non-noise rows."""
-    sil, size = sampled_silhouettes(X, [labels], seed=seed, sample=sample)
-    return {"silhouette": sil[0], **separation(X, labels),
-            "silhouette_sample": size if sil[0] is not None else 0}
+    Davies-Bouldin over non-noise rows. ``silhouette``: the silhouette of these labels
+    and its sample's size, measured already (by the search for k, on the same sample)."""
+    if silhouette is None:
+        values, size = sampled_silhouettes(X, [labels], seed=seed, sample=sample)
+        silhouette = values[0], size
+    value, size = silhouette
+    return {"silhouette": value, **separation(X, labels),
+            "silhouette_sample": size if value is not None else 0}
 
 
 def sampled_silhouettes(X: np.ndarray, labelings: list[np.ndarray], *, seed: int = 0,

@@ -206,6 +206,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self._searched: dict[int, Fitted] = {}
         self._search_centers: np.ndarray | None = None
         self._search_stability: float | None = None
+        self._search_silhouette: tuple[float | None, int] | None = None
         tree, sampled = None, False
         if algo.needs_k:
             if self.k == "auto":
@@ -229,6 +230,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
                         "customers; the final fit covers all of them)")
                     self.k_selection_["sample"] = int(len(Xk))
                     self._searched, self._search_stability = {}, None  # fits of the sample
+                    self._search_silhouette = None
                     tree = None
             else:
                 k = int(self.k)
@@ -395,6 +397,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
             self._search_centers = np.asarray(best.centers)
         if n_init == self.n_init and self._library is None:
             self._searched[chosen] = best
+            self._search_silhouette = (curves["silhouette"][ks.index(chosen)], sample)
             self._search_stability = next((c.stability for c in candidates if c.k == chosen),
                                           None)
         return chosen, {**curves, **selection, "chosen": chosen, "reason": reason,
@@ -440,10 +443,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.n_clusters_ = int(len(centers))
         self.fitted_params_ = fitted.params
         self.extra_ = fitted.extra
-        metrics = scores(Xp, labels, seed=self.seed)
+        same = fitted.params.get("relabelled_by_rule", 0) == 0  # the search's own segments
+        metrics = scores(Xp, labels, seed=self.seed,
+                         silhouette=self._search_silhouette if same else None)
         metrics["stability_ari"] = None
-        known = (self._search_stability if fitted.params.get("relabelled_by_rule", 0) == 0
-                 else None)  # the search measured these very segments (same resamples)
+        known = self._search_stability if same else None  # the same resamples
         if self.n_bootstrap and self.n_clusters_ >= 2:
             metrics["stability_ari"] = known if known is not None else stability(
                 Xp, labels, lambda Xb, s: self._refit_labels(Xb, cats, s, self.n_clusters_),
