@@ -18,10 +18,10 @@ import time
 
 #: What the thread imports: the clustering's, the value models' and the report's
 #: libraries, which custseg's own modules import only where they are used.
-MODULES = ("sklearn.ensemble", "sklearn.linear_model", "sklearn.cluster", "sklearn.mixture",
-           "sklearn.tree", "sklearn.metrics", "sklearn.impute", "sklearn.pipeline",
-           "sklearn.preprocessing", "scipy.stats", "scipy.spatial", "scipy.cluster.hierarchy",
-           "altair", "jinja2")
+MODULES = ("scipy.optimize", "scipy.special", "sklearn.ensemble", "sklearn.linear_model",
+           "sklearn.cluster", "sklearn.mixture", "sklearn.tree", "sklearn.metrics",
+           "sklearn.impute", "sklearn.pipeline", "sklearn.preprocessing", "scipy.stats",
+           "scipy.spatial", "scipy.cluster.hierarchy", "altair", "jinja2")
 #: Modules both the thread and the job's reading import: imported before the thread starts.
 SHARED = ("threadpoolctl", "ssl", "importlib.readers", "importlib.resources.readers")
 _thread: threading.Thread | None = None

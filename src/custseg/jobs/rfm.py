@@ -256,19 +256,13 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
            customers: str | Path | None = None) -> RunResult:
     """Clean, features and RFM of the order lines read as ``source`` (its columns read
     as ``reading`` says)."""
-    from custseg.jobs.value import (  # SciPy: when used
-        at_risk_of,
-        backtest_on,
-        past_of,
-        predict_value,
-        values_by,
-    )
-
     mapping = reading.mapping
 
     segment_map = config.rfm_map
     backtest = sm.UNSET
     if config.clv.enabled and config.clv.backtest_split:
+        from custseg.jobs.value import backtest_on
+
         with _stage("backtest", timings, reporter):
             backtest = backtest_on(engine, source, mapping, config,
                                    dt.date.fromisoformat(config.clv.backtest_split))
@@ -285,6 +279,8 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
                                 has_discounts=bool({"discount", "coupon"} & set(mapping)))
         excluded = without_purchase(engine, feats)
     waited(timings)  # what follows may use scikit-learn and SciPy
+    from custseg.jobs.value import at_risk_of, past_of, predict_value, values_by
+
     customer_info = None
     if customers is not None:
         with _stage("customer_table", timings, reporter):

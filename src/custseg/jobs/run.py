@@ -36,13 +36,6 @@ from custseg.jobs.rfm import (
     start_timings,
     waited,
 )
-from custseg.jobs.value import (
-    at_risk_of,
-    unavailable,
-    values_by,
-    with_backtest,
-    with_value_action,
-)
 from custseg.outputs.report._png import start_deferred
 from custseg.outputs.rundir import atomic_file, write_run
 from custseg.prep import privacy
@@ -64,9 +57,9 @@ from custseg.profile.stage_names import action_fit, misfit, stage_names
 if TYPE_CHECKING:
     from custseg.cluster import Segmenter
 
-# scikit-learn and SciPy (custseg.cluster, the customer table's tests) are imported where
-# they are used: the command line loads them beside the job's reading and cleaning
-# (custseg.core.preload).
+# scikit-learn and SciPy (custseg.cluster, the value models, the customer table's tests)
+# are imported where they are used: the command line loads them beside the job's
+# cleaning (custseg.core.preload).
 
 
 @config_threads
@@ -225,6 +218,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
             base.engine.close()
             base.engine = None
     if out_dir is not None:
+        from custseg.jobs.value import with_backtest
         from custseg.outputs.model import build_model, save_model
         from custseg.outputs.report import render_report
 
@@ -367,6 +361,8 @@ def _segment_values(labelled: pd.DataFrame, summary, config: Config,
     in its actions (first when most of it is at risk and ``first``, its first action then
     for cooling and lapsed customers); a customer table read alone gets the ``clv`` block
     saying why it has none."""
+    from custseg.jobs.value import at_risk_of, unavailable, values_by, with_value_action
+
     if not config.clv.enabled:
         return {}
     if isinstance(summary, sm.TableSummary):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from custseg.prep import boosted, clv, pnbd, spend
 from custseg.prep.clv import Fit, _distinct
+from custseg.prep.value_columns import COLUMNS
 
 #: The purchase models, by the name the config and model.json use, and their names in words.
 PURCHASES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pnbd": "Pareto/NBD"}
@@ -25,19 +26,6 @@ SPENDS = {"gamma_gamma": "Gamma-Gamma", "lognormal": "log-normal, shrunk"}
 #: The windows (days) of the purchase probabilities besides the horizon's.
 WINDOWS = (30, 90)
 
-#: The columns a run adds per customer, and what they hold.
-COLUMNS = {
-    "p_alive": "probability the customer has not left (empty under the boosted trees, "
-               "which predict purchases, not leaving)",
-    "p_buy_30": "probability of at least one purchase in the next 30 days",
-    "p_buy_90": "probability of at least one purchase in the next 90 days",
-    "expected_orders": "expected purchases (days with an order) over the horizon",
-    "next_order_date": "the day by which the customer has more likely than not bought again "
-                       "(empty: not within the horizon)",
-    "expected_order_value": "expected value per purchase",
-    "clv": "expected value over the horizon, discounted at the annual discount rate",
-    "churn_risk": "probability of no purchase over the horizon",
-}
 _DIGITS = {"p_alive": 4, "p_buy_30": 4, "p_buy_90": 4, "expected_orders": 4,
            "expected_order_value": 2, "clv": 2, "churn_risk": 4}
 

@@ -28,7 +28,7 @@ from custseg.core.money import column_unit, currency_in, money
 from custseg.core.naming_rules import SPECIAL, check_rules, default_naming_rules, listed
 from custseg.io._roles import ROLES_ATTR
 from custseg.prep.lifecycle import MIN_GAP_DAYS, STAGES, STATE, typical_gaps
-from custseg.prep.predict import COLUMNS  # predicted value: in its own block
+from custseg.prep.value_columns import COLUMNS  # predicted value: in its own block
 from custseg.profile.labels import humanise
 
 UNCLUSTERED = "Unclustered"
