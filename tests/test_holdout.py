@@ -218,6 +218,27 @@ def test_copies_of_customers_train_the_trees_as_the_customers_alone_do():
         assert abs(aucs[0] - aucs[1]) < 0.01, (window, aucs)
 
 
+def test_trees_train_when_the_held_out_copies_hold_every_buyer():
+    """When the customers held out for early stopping hold every buyer (one customer, in
+    copies), the trees train on all of them rather than on one label."""
+    from custseg.prep import boosted
+
+    split = dt.date(2024, 1, 1)
+    features, labels = customer_table(1_500)
+    labels[:] = 0
+    buyer = np.r_[np.arange(len(features)), [7, 7, 7, 7]]
+    features, labels = features.iloc[buyer].reset_index(drop=True), labels.iloc[buyer].copy()
+    labels.iloc[[7, -4, -3, -2, -1]] = 1
+    labels = labels.reset_index(drop=True)
+    X = boosted.design(features, boosted.usable(features))
+    group = boosted.copies(X, labels.to_numpy(dtype=float))
+    seed = next(s for s in range(200)
+                if (held := boosted.held_out(group, s)) is not None
+                and held[labels["w120"].to_numpy() > 0].all())
+    model = boosted.train(features, labels, 120, as_of=split, label_start=split, seed=seed)
+    assert 0 < model.p_buy(features, 120).mean() < 0.1
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([0.0, 1.5, np.nan]), st.integers(0, 2)),
                 min_size=1, max_size=40), st.integers(0, 3))

@@ -197,7 +197,7 @@ def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int,
     held = held_out(group, seed)
 
     def fit(model, y: np.ndarray):
-        if held is None:
+        if held is None or len(np.unique(y[~held])) < 2:  # the split left one label only
             return model.fit(X, y)
         return model.fit(X[~held], y[~held], X_val=X[held], y_val=y[held])
 
