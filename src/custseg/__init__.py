@@ -49,8 +49,9 @@ _LAZY = {"RunResult": "jobs.rfm", "clean": "jobs.rfm", "customer_features": "job
          "map_columns": "jobs.rfm", "read_table": "jobs.rfm", "run_rfm": "jobs.rfm",
          "REASONS": "prep.cleaning", "Audit": "prep.cleaning",
          "balanced_edges": "prep.rfm", "rfm_scores": "prep.rfm",
-         "Segmenter": "cluster", "StagedSegmenter": "cluster", "run_segments": "jobs.run",
-         "compare_algorithms": "jobs.run", "SavedModel": "jobs.score", "backtest": "jobs.backtest",
+         "Segmenter": "cluster._segmenter", "StagedSegmenter": "cluster._staged",
+         "run_segments": "jobs.run", "compare_algorithms": "jobs.run",
+         "SavedModel": "jobs.score", "backtest": "jobs.backtest",
          "export_audience": "jobs.export", "measure_campaign": "jobs.campaign"}
 
 
