@@ -208,7 +208,7 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     from custseg.core import preload
     from custseg.jobs.run import run_segments
 
-    preload.start()  # scikit-learn loads while the job reads and cleans
+    preload.start()  # scikit-learn loads while the job cleans its lines
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(_input(input), out_dir=out_dir, customers=config.customers,
                               started=custseg.STARTED,

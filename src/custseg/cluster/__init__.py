@@ -1,7 +1,7 @@
 """Clustering: feature preparation, algorithms, choice of k, evaluation, ``Segmenter``.
 
 The names are imported on first use: a module of this package that needs no
-scikit-learn (``_base``) loads without it, so that a job reads and cleans its input while
+scikit-learn (``_base``) loads without it, so that a job cleans its lines while
 scikit-learn loads beside it (:mod:`custseg.core.preload`)."""
 
 from custseg.cluster._base import NOISE, Fitted
