@@ -4,8 +4,10 @@
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
+import pytest
 from threadpoolctl import threadpool_info
 
 import custseg
@@ -36,13 +38,43 @@ def test_the_threads_key_limits_every_pool_and_is_undone_after():
     with threads.using(1) as n:
         assert n == threads.cores() == 1
         assert pools() <= {1}
-        workers, limited = threads.per_worker(2)
-        assert workers == 1  # one core: no pool of two
+        here = threading.get_ident()
+        # one core: no pool of two, the work runs in this thread
+        assert threads.pooled(lambda _: threading.get_ident(), range(3), 2) == [here] * 3
     assert threads.cores() == machine
+
+
+def test_each_worker_of_a_pool_limits_its_own_openmp_and_a_pool_inside_runs_in_place():
+    """OpenMP's limit is a thread's own (one set before a pool does not reach its workers):
+    each worker sets its share, sees it as cores(), and a pool inside it runs in place."""
+    import sklearn.cluster  # noqa: F401  (loads OpenMP, so its pool is seen)
+
+    def inside(i):
+        me = threading.get_ident()
+        nested = threads.pooled(lambda _: threading.get_ident(), range(3), 2)
+        return i * i, me, threads.cores(), pools(), nested == [me] * 3
+
+    with threads.using(2):
+        seen = threads.pooled(inside, range(6), 2)
+        assert pools() <= {2}  # the caller's limits come back after the pool
+    assert [s[0] for s in seen] == [i * i for i in range(6)]  # in the items' order
+    workers = {s[1] for s in seen}
+    assert len(workers) == 2 and threading.get_ident() not in workers
+    assert all(cores == 1 and found <= {1} and in_place for _, _, cores, found, in_place in seen)
     with threads.using(4):
-        workers, limited = threads.per_worker(2)
-        with limited:
-            assert workers == 2 and pools() <= {2}  # two workers, two threads each
+        shares = threads.pooled(lambda _: (threads.cores(), pools()), range(4), 2)
+    assert all(cores == 2 and found <= {2} for cores, found in shares)
+    assert threads.cores() == len(os.sched_getaffinity(0))
+
+
+def test_an_error_in_a_worker_reaches_the_caller():
+    def fails(i):
+        if i == 3:
+            raise ValueError("item 3")
+        return i
+
+    with threads.using(2), pytest.raises(ValueError, match="item 3"):
+        threads.pooled(fails, range(5), 2)
 
 
 def test_a_run_with_one_thread_gives_the_same_segments(tmp_path):
@@ -128,14 +160,14 @@ def test_free_cores_see_processes_spinning_on_every_core():
 def test_the_cluster_stage_uses_the_cores_left_idle(tmp_path, monkeypatch):
     """A run's k search and bootstraps run on the free cores, measured as the stage
     begins (here one of the machine's), and the run's threads come back after."""
-    from custseg.cluster import _segmenter
+    from custseg.cluster import _segmenter, _staged
     from custseg.synth import generate
 
     monkeypatch.setattr(threads, "free_cores", lambda window=0.05: 1)
     seen = []
-    per_worker = _segmenter.per_worker
-    monkeypatch.setattr(_segmenter, "per_worker",
-                        lambda w: seen.append((threads.cores(), pools())) or per_worker(w))
+    for module in (_segmenter, _staged):
+        monkeypatch.setattr(module, "pooled", lambda fn, items, w: seen.append(
+            (threads.cores(), pools())) or threads.pooled(fn, items, w))
     paths = generate(300, tmp_path / "data", seed=2)
     custseg.run_segments(paths["transactions"],
                          config=custseg.Config(report=False, figures=False), n_bootstrap=0)

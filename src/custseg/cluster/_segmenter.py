@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -38,7 +37,7 @@ from custseg.cluster._prepare import FeaturePrep
 from custseg.cluster._rules import EXACT_KINDS, apply_rule, relabelled, rounded
 from custseg.core.config import ALGORITHMS, SETTINGS, check_options
 from custseg.core.exceptions import ConfigError, CustsegWarning, DataError
-from custseg.core.threads import per_worker
+from custseg.core.threads import pooled
 
 #: Minimum share of customers below which a cluster draws a warning.
 SMALL_CLUSTER = 0.01
@@ -335,9 +334,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         # Two k at a time: much of a fit and its scores runs outside the GIL (BLAS, numpy),
         # and each k is seeded on its own, so the curves do not depend on the order. The
         # cores are shared between them: no OpenMP or BLAS pool of full size inside each.
-        workers, limited = per_worker(2)
-        with limited, ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(evaluate, ks))
+        results = pooled(evaluate, ks, 2)
         for k, (fitted, s) in zip(ks, results, strict=True):
             labels_at[k] = fitted.labels
             curves["k"].append(k)

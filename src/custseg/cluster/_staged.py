@@ -24,6 +24,7 @@ from custseg.cluster._evaluate import scores
 from custseg.cluster._prepare import FeaturePrep
 from custseg.cluster._segmenter import Segmenter
 from custseg.core.exceptions import CustsegWarning, DataError
+from custseg.core.threads import pooled
 
 #: The stages in the order segments are numbered, and the state one action for each is for.
 GROUPS = {"new": "engaged", "active": "engaged", "reactivated": "engaged",
@@ -113,19 +114,40 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
         frame = X.reset_index(drop=True)
         group = self._grouped(frame[self.by].astype(str))
         n = len(frame)
-        self.prep_ = FeaturePrep(features=list(self.features) if self.features else None,
-                                 transform=self.skew, scaler=self.scaler).fit(frame)
         self.n_features_in_ = frame.shape[1]
-        self.notes_, self.warnings_ = list(self.prep_.notes_), []
         labels = np.full(n, NOISE, dtype=np.int64)
         self.groups_, self.segment_groups_ = [], []
         stabilities = []
         found = set(pd.unique(group))  # one pass, not a comparison per stage
         present = [g for g in dict.fromkeys(GROUPS) if g in found]
+        rows_of = {name: np.flatnonzero(group == name) for name in present}
+        splits = ALONE if len(present) == 1 else self.max_splits
+
+        def task(name: str | None):
+            if name is None:  # the features of all customers, for the scores of the whole
+                return FeaturePrep(features=list(self.features) if self.features else None,
+                                   transform=self.skew, scaler=self.scaler).fit(frame)
+            return self._split(frame.iloc[rows_of[name]], n, splits)
+
+        # The groups split two at a time, largest first, beside the preparation of all
+        # customers' features (each group its own seeded Segmenter, so the order changes
+        # nothing): a split is many small fits, much of each outside Python's lock, which
+        # one group alone leaves the second core idle through. With a backend (Spark's),
+        # one at a time, as its jobs are submitted.
+        order = [None, *sorted(present, key=lambda name: -len(rows_of[name]))]
+        with warnings.catch_warnings():  # here, not in the workers: it is process-wide
+            warnings.simplefilter("ignore", CustsegWarning)
+            done = dict(zip(order, pooled(task, order, 1 if self.backend else 2),
+                            strict=True))
+        self.prep_ = done.pop(None)
+        self.notes_, self.warnings_ = list(self.prep_.notes_), []
         for name in present:
-            rows = np.flatnonzero(group == name)
-            splits = ALONE if len(present) == 1 else self.max_splits
-            local, model, reason = self._split(frame.iloc[rows], n, splits)
+            rows = rows_of[name]
+            local, model, reason = done[name]
+            if model is not None:
+                first = frame[self.by].iloc[rows[0]]  # the stage of the group's first customer
+                self.notes_ += [f"{first}: {note}" for note in model.notes_
+                                if note not in self.notes_]
             if model is not None and not self._fits(frame[self.by].iloc[rows], local, name):
                 local, model = np.zeros(len(rows), dtype=np.int64), None
                 reason = (f"kept whole: its best split leaves a piece under "
@@ -229,9 +251,7 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
                           min_share=min(0.5, self.min_share * n / len(sub)),
                           min_stability=self.min_stability, k_sample=self.k_sample)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", CustsegWarning)
-                model.fit(sub)
+            model.fit(sub)  # its warnings are kept in model.warnings_
         except DataError as exc:
             return whole, None, f"kept whole: {exc}"
         stability = model.metrics_.get("stability_ari")
@@ -245,8 +265,6 @@ class StagedSegmenter(ClusterMixin, BaseEstimator):
         if stability is not None and stability < self.min_stability:
             return whole, None, (f"kept whole: its best split (k={model.n_clusters_}) is "
                                  f"not stable (ARI {stability:.2f} < {self.min_stability})")
-        self.notes_ += [f"{sub[self.by].iloc[0]}: {note}" for note in model.notes_
-                        if note not in self.notes_]
         why = (model.k_selection_ or {}).get("reason") or f"k={model.n_clusters_}"
         return model.labels_, model, f"split in {model.n_clusters_}: {why}"
 

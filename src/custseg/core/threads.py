@@ -9,7 +9,9 @@ threads spin while they wait and the work slows many times over. custseg therefo
 - counts the cores this process may run on (:func:`cores`: its CPU affinity, or the
   ``threads`` config key when set, see :func:`using`);
 - limits OpenMP and BLAS to them (threadpoolctl), and splits them between the workers of
-  a pool (:func:`per_worker`) so that no pool runs inside another at full size;
+  a pool (:func:`pooled`) so that no pool runs inside another at full size: each worker
+  sets its own OpenMP limit and sees its share as :func:`cores` (OpenMP's limit is a
+  thread's own: one set before a pool starts does not reach its workers);
 - where a stage's threads wait on each other (the clustering's pools), uses only the
   cores other processes leave idle (:func:`sharing`): a thread that waits at a barrier
   for one the busy machine has descheduled is slower than no second thread at all
@@ -21,11 +23,16 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 _limit: int | None = None
+#: A pool worker's share of the cores (:func:`pooled`), which :func:`cores` returns there.
+_worker = threading.local()
+T, R = TypeVar("T"), TypeVar("R")
 
 
 def wait_passively() -> None:
@@ -35,8 +42,11 @@ def wait_passively() -> None:
 
 
 def cores() -> int:
-    """The threads custseg may use: the ``threads`` config key in force, else the cores
-    this process may run on."""
+    """The threads custseg may use: in a worker of :func:`pooled`, its share; else the
+    ``threads`` config key in force, else the cores this process may run on."""
+    share = getattr(_worker, "share", None)
+    if share:
+        return share
     if _limit:
         return _limit
     try:
@@ -102,13 +112,32 @@ def sharing() -> Iterator[int]:
         yield n
 
 
-def per_worker(workers: int) -> tuple[int, object]:
-    """How many workers a pool of at most ``workers`` gets, and a context limiting OpenMP
-    and BLAS so that all of them together use :func:`cores`, no more."""
+def pooled(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:
+    """``fn`` of each item, in order, computed by a pool of at most ``workers`` threads
+    that share :func:`cores` (one: in this thread, no pool). Each worker limits OpenMP to
+    its share itself, and :func:`cores` is that share within it, so that a pool inside it
+    runs in place; BLAS's limit is the process's, set here for the whole pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
-    n = max(1, min(workers, cores()))
-    return n, threadpool_limits(limits=max(1, cores() // n))
+    items = list(items)
+    n = max(1, min(workers, cores(), len(items)))
+    if n == 1:
+        return [fn(item) for item in items]
+    share = max(1, cores() // n)
+
+    def work(item: T) -> R:
+        _worker.share = share
+        try:
+            with threadpool_limits(limits=share, user_api="openmp"):
+                return fn(item)
+        finally:
+            _worker.share = None
+
+    with threadpool_limits(limits=share, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(work, items))
 
 
 def config_threads(job: Callable) -> Callable:
