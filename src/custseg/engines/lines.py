@@ -174,11 +174,12 @@ def _months(engine: Engine) -> pd.DataFrame:
     source, money = purchases(engine)
     return engine.query(f"""
         WITH per_month AS (
-            SELECT customer_id, {month} AS month, CAST({money} AS DOUBLE) AS revenue
+            SELECT customer_id, {month} AS month, {money} AS revenue
             FROM {source} WHERE {_BOUGHT} GROUP BY customer_id, {month}),
         firsts AS (SELECT customer_id, min(month) AS cohort FROM per_month
                    GROUP BY customer_id)
-        SELECT segment, cohort, month, count(*) AS customers, sum(revenue) AS revenue
+        SELECT segment, cohort, month, count(*) AS customers,
+               CAST(sum(revenue) AS DOUBLE) AS revenue  -- exact, so each run sums alike
         FROM per_month JOIN firsts USING (customer_id) JOIN {LABELS} USING (customer_id)
         GROUP BY segment, cohort, month ORDER BY segment, cohort, month""")
 
