@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.core.exceptions import CustsegError
+from custseg.core.threads import pooled
 
 #: The customer features the trees see, where the run has them.
 INPUTS = ("recency", "frequency", "monetary", "tenure", "avg_order_value",
@@ -204,14 +205,21 @@ def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int,
     classifier, regressor = _estimators(kind, seed, len(features),
                                         len(X) / (int(group.max(initial=0)) + 1))
     classifiers: dict = {}
+    jobs: list[tuple[int | None, np.ndarray]] = []  # (window, labels); None: the counts
     for j, w in enumerate((*shorter, days)):
         y = Y[:, j] > 0
         if y.all() or not y.any():
             classifiers[w] = float(y.mean())
-            continue
-        classifiers[w] = fit(classifier(), y)
-    counts = fit(regressor(), Y[:, -1])
-    return Boosted(days, (*shorter, days), classifiers, counts, columns)
+        else:
+            jobs.append((w, y))
+    jobs.append((None, Y[:, -1]))
+    # Two fits at a time, each on one thread (see SMALL): a tree's loops run outside
+    # Python's lock, and each model is seeded on its own, so the order changes nothing.
+    fitted = pooled(lambda job: fit(classifier() if job[0] is not None else regressor(),
+                                    job[1]), jobs, 2)
+    classifiers.update({w: model for (w, _), model in zip(jobs[:-1], fitted[:-1], strict=True)})
+    return Boosted(days, (*shorter, days), dict(sorted(classifiers.items())), fitted[-1],
+                   columns)
 
 
 def copies(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
