@@ -191,6 +191,31 @@ def test_a_large_history_takes_bigger_steps_and_ranks_as_well():
     assert {m.learning_rate for m in few.classifiers.values()} == {0.1}
 
 
+def test_the_fits_of_a_training_side_by_side_give_the_models_of_one_thread():
+    """A training's fits (each window's classifier, the counts) run two at a time; each is
+    seeded on its own, so the models are those trained one after another."""
+    from custseg.core import threads
+    from custseg.prep import boosted
+
+    split = dt.date(2024, 1, 1)
+    features, labels = customer_table(6_000)
+    unseen, _ = customer_table(2_000, seed=1)
+    seen = []
+    with pytest.MonkeyPatch.context() as mp:
+        pooled = boosted.pooled
+        mp.setattr(boosted, "pooled", lambda fn, items, w: seen.append(
+            (w, threads.cores())) or pooled(fn, items, w))
+        with threads.using(2):
+            paired = boosted.train(features, labels, 120, as_of=split, label_start=split)
+        with threads.using(1):
+            alone = boosted.train(features, labels, 120, as_of=split, label_start=split)
+    assert seen == [(2, 2), (2, 1)]  # a pool of two, then one thread
+    assert list(paired.classifiers) == list(alone.classifiers) == [30, 90, 120]
+    for window in (30, 90, 120):
+        assert np.array_equal(paired.p_buy(unseen, window), alone.p_buy(unseen, window))
+    assert np.array_equal(paired.expected(unseen), alone.expected(unseen))
+
+
 def test_copies_of_customers_train_the_trees_as_the_customers_alone_do():
     """An export that holds each customer five times over (a merged or repeated export)
     trains trees like those of the customers alone: early stopping holds out customers,
