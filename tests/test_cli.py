@@ -245,19 +245,22 @@ def test_a_mapping_error_of_run_comes_before_the_clustering_libraries_load(tmp_p
     assert "no column 'Nope'" in proc.stderr and not (tmp_path / "out").exists()
 
 
-def test_run_samples_its_input_once(tmp_path, monkeypatch):
-    """The sample the early mapping check takes is the one the run reads its columns
-    from: a large file is not sampled twice."""
+def test_run_samples_its_input_and_reads_its_columns_once(tmp_path, monkeypatch):
+    """The sample the early mapping check takes, and the roles it reads there, are the
+    run's: a large file is not sampled, nor its columns read, twice."""
     from custseg import cli as command
     from custseg.jobs import rfm
     from custseg.synth import generate
 
     paths = generate(300, tmp_path / "data", seed=2)
-    sampled = []
-    original = rfm.peek
+    sampled, read = [], []
+    original, reading_of = rfm.peek, rfm.reading_of
     monkeypatch.setattr(rfm, "peek", lambda *a, **k: sampled.append(a[0]) or original(*a, **k))
+    monkeypatch.setattr(rfm, "reading_of",
+                        lambda *a, **k: read.append(a[0]) or reading_of(*a, **k))
     monkeypatch.setattr(sys, "argv", ["custseg", "run", str(paths["transactions"]), "--out",
                                       str(tmp_path / "out"), "-q", "--no-report"])
     command.main()
     assert (tmp_path / "out" / "segments.csv").is_file()
     assert len(sampled) == 1 and not rfm._checked
+    assert len(read) == 1

@@ -455,10 +455,10 @@ def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
     A local file is first sampled (:func:`~custseg.io.peek`) and its columns read on the
     sample, so that a mapping error comes before the file is read whole."""
     with _stage("read", timings, reporter):
-        look = _peek(input, other, config)
+        look, known = _peek(input, other, config)
         kind = reading = None
         if look is not None:
-            kind, reading = input_kind(engine.sample, look, config)
+            kind, reading = known or input_kind(engine.sample, look, config)
         source = engine.read(input, **other)
         if look is None:
             look = peek_source(engine.sample, source)
@@ -475,26 +475,27 @@ def read_input(engine: Engine, input, config: Config, timings: dict[str, float],
         return engine.prepare(source, reading), reading
 
 
-def _peek(input, other: dict[str, Any], config: Config) -> Peek | None:
+def _peek(input, other: dict[str, Any], config: Config
+          ) -> tuple[Peek | None, tuple[str, Reading | None] | None]:
     """A sample of a local file (None: a database, a DataFrame or a cluster path, sampled
-    once the engine has read it); the one :func:`check_columns` took of the same file and
-    config, when it did."""
+    once the engine has read it) and its :func:`input_kind` when known: the sample and
+    the reading :func:`check_columns` took of the same file and config, when it did."""
     if input is None or other.get("frame") is not None or other.get("db") \
             or isinstance(input, (list, tuple)):
-        return None
+        return None, None
     if "://" in str(input) or not Path(str(input)).exists():
-        return None
+        return None, None
     kept = _checked.pop(_peek_key(input, config), None)
     if kept is not None:
         return kept
     try:
-        return peek(Path(str(input)), config)
+        return peek(Path(str(input)), config), None
     except PeekFailed:  # the whole read says what is wrong
-        return None
+        return None, None
 
 
-#: The sample :func:`check_columns` took, for the run that follows to read again.
-_checked: dict[tuple, Peek] = {}
+#: The sample :func:`check_columns` took and its reading, for the run that follows.
+_checked: dict[tuple, tuple[Peek, tuple[str, Reading | None]]] = {}
 
 
 def _peek_key(input, config: Config) -> tuple:
@@ -508,18 +509,18 @@ def check_columns(input, config: Config) -> None:
     """Raise, from a sample of a local file, the mapping error reading it would end in, so
     that ``custseg run`` says it before it loads the clustering libraries (about a second).
     Nothing for a database, a cluster path or columns that read well."""
-    look = _peek(input, {"db": config.db}, config)
+    look, _ = _peek(input, {"db": config.db}, config)
     if look is None:
         return
     from custseg.engines.duckdb import connect
 
     con = connect(config)
     try:
-        input_kind(con, look, config)
+        kind = input_kind(con, look, config)
     finally:
         con.close()
     _checked.clear()
-    _checked[_peek_key(input, config)] = look
+    _checked[_peek_key(input, config)] = look, kind
 
 
 def input_kind(con, look: Peek, config: Config) -> tuple[str, Reading | None]:
