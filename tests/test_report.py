@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markupsafe import escape
 
 import custseg
@@ -149,6 +151,18 @@ def test_a_chart_the_renderers_own_font_cannot_draw_is_rendered_here(run_dir, tm
     _png.write_pngs(specs)
     assert rendered_here == [specs[1][0]]
     assert all(path.read_bytes()[:4] == b"\x89PNG" for path, _ in specs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12))
+def test_the_font_check_on_the_encoded_spec_agrees_with_the_check_of_its_characters(word):
+    """The check on a spec's JSON (encoded once for the page and the renderers) says what
+    the check of each character says: a text without an escape is printable ASCII."""
+    from custseg.outputs.report import _png
+
+    spec = {"title": f"Segment {word}", "data": {"values": [{"name": word, "n": 1}]}}
+    assert _png.own_font_covers(spec, _png.spec_json(spec)) == _png.own_font_covers(spec)
+    assert json.loads(_png.spec_json(spec)) == spec
 
 
 def test_the_renderers_own_font_draws_every_character_it_is_given():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 from importlib import resources
 from importlib.metadata import version
@@ -112,8 +111,8 @@ def _times(v: object) -> str:
     return f"{v:.1f}x" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 
 
-def _safe_json(spec: dict) -> str:
-    text = json.dumps(spec, separators=(",", ":"), default=str)
+def _safe_json(text: str) -> str:
+    """A spec's JSON (:func:`~._png.spec_json`), safe inside the page's script."""
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -200,7 +199,7 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
     ``out_dir/figures/*.png``; return the report path."""
     from markupsafe import Markup
 
-    from custseg.outputs.report._png import Pngs
+    from custseg.outputs.report._png import Pngs, spec_json
     from custseg.outputs.report.charts import CHARTS
 
     data = summary.to_dict()
@@ -215,9 +214,10 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
             if chart is None:
                 continue
             spec = chart.to_dict(validate=False)  # each chart is validated in the tests
-            if pngs is not None:
-                pngs.add(folder / f"{name}.png", spec)  # rendered while the page is built
-            charts.append({"id": name, "spec": Markup(_safe_json(spec)),
+            text = spec_json(spec)
+            if pngs is not None:  # rendered while the page is built
+                pngs.add(folder / f"{name}.png", spec, text)
+            charts.append({"id": name, "spec": Markup(_safe_json(text)),
                            "caption": CAPTIONS.get(name, "")})
         key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
         html = template().render(

@@ -113,20 +113,22 @@ class Pngs:
     def __enter__(self) -> Pngs:
         return self
 
-    def add(self, path: Path, spec: dict) -> None:
-        """Write the PNG of ``spec`` to ``path`` (now in a renderer, or on leaving)."""
+    def add(self, path: Path, spec: dict, text: str | None = None) -> None:
+        """Write the PNG of ``spec`` to ``path`` (now in a renderer, or on leaving);
+        ``text``: ``spec`` in JSON already (:func:`spec_json`)."""
+        text = spec_json(spec) if text is None else text
         self._added += 1
         if self._added == 2 and not self._renderers and not _warm:
             child = _renderer()
             if child is not None:
                 self._renderers, self._shares = [child], [[]]
         if (not self._renderers or (not self._shared and self._added % 2)
-                or not own_font_covers(spec)):
+                or not own_font_covers(spec, text)):
             self._mine.append((path, spec))
             return
         turn = self._added % len(self._renderers)
         self._shares[turn].append((path, spec))
-        self._listings.append(_send(self._renderers[turn], [(path, spec)]))
+        self._listings.append(_send(self._renderers[turn], [(path, text)]))
 
     def __exit__(self, kind, error, trace) -> None:
         global _warm
@@ -153,9 +155,18 @@ def write_pngs(charts: list[tuple[Path, dict]]) -> None:
             pngs.add(path, spec)
 
 
-def own_font_covers(spec: dict) -> bool:
+def spec_json(spec: dict) -> str:
+    """``spec`` in compact JSON, every character past ASCII escaped (what the report's
+    page embeds, the renderers read and :func:`own_font_covers` checks: encoded once)."""
+    return json.dumps(spec, separators=(",", ":"), default=str)
+
+
+def own_font_covers(spec: dict, text: str | None = None) -> bool:
     """Whether vl-convert's own font draws every character of ``spec`` (else the chart
-    is rendered in this process, with the system's fonts)."""
+    is rendered in this process, with the system's fonts); ``text``: its
+    :func:`spec_json`, which without an escape holds printable ASCII only, all drawn."""
+    if text is not None and "\\u" not in text:
+        return True
     return set(json.dumps(spec, ensure_ascii=False, default=str)) <= OWN_FONT_COVERS
 
 
@@ -182,12 +193,13 @@ def _renderer() -> subprocess.Popen | None:
         return None
 
 
-def _send(child: subprocess.Popen, charts: list[tuple[Path, dict]]) -> str:
-    """Give ``child`` its ``charts`` (in a listing file); the listing's path."""
+def _send(child: subprocess.Popen, charts: list[tuple[Path, str]]) -> str:
+    """Give ``child`` its ``charts`` (each spec in :func:`spec_json`, in a listing file);
+    the listing's path."""
     fd, listing = tempfile.mkstemp(prefix="custseg-png-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        # dumps, not dump: dump encodes in Python, 5x slower
-        fh.write(json.dumps([[str(p), spec] for p, spec in charts], default=str))
+        fh.write("[" + ",".join(f"[{json.dumps(str(p))},{text}]" for p, text in charts)
+                 + "]")
     try:
         child.stdin.write(listing + "\n")
         child.stdin.flush()
