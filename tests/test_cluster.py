@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.cluster.hierarchy import linkage
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
@@ -334,3 +336,15 @@ def test_algorithm_options_from_the_command_line(tmp_path):
                           "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "takes, for kmeans, ['minibatch']. Got 'eps' instead." in bad.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(-1, 3)), min_size=1, max_size=60))
+def test_the_adjusted_rand_index_is_scikit_learns(pairs):
+    """The stability bootstraps' adjusted Rand index, from a dense contingency table, is
+    scikit-learn's to the last bit (one cluster, full agreement and noise labels too)."""
+    from custseg.cluster._evaluate import adjusted_rand
+
+    a, b = (np.array(side) for side in zip(*pairs, strict=True))
+    assert adjusted_rand(a, b) == adjusted_rand_score(a, b)
+    assert adjusted_rand(a * 7 + 100, b) == adjusted_rand_score(a, b)  # labels are names
