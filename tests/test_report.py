@@ -111,8 +111,11 @@ def test_pngs_rendered_by_a_second_process_equal_those_rendered_here(run_dir, tm
         return _specs(run_dir, tmp_path / name)
 
     _png.start_ahead(2)
+    assert len(started) == 1 and _png._deferred == 1  # the second once the cleaning is done
+    _png.start_deferred(early=True)
     assert len(started) == 2
     _png.start_ahead(2)  # started already: no more
+    _png.start_deferred()
     assert len(started) == 2
     _png.write_pngs(ahead := folder("ahead"))
     assert not rendered_here and not _png._warm and not _png._ahead
@@ -199,16 +202,20 @@ def test_renderers_started_ahead_stop_when_the_job_ends_without_charts(monkeypat
 
     monkeypatch.setattr(_png, "_warm", False)
     _png.start_ahead(2)
+    _png.start_deferred(early=True)
     children = list(_png._ahead)
     assert len(children) == 2
+    _png.start_ahead(2)  # a second job's deferred renderer, which never comes
     _png.stop_ahead()
     assert [c.wait(timeout=60) for c in children] == [0, 0] and not _png._ahead
+    assert not _png._deferred
 
 
 def test_renderers_of_a_long_run_start_as_its_profiles_begin(tmp_path, monkeypatch):
     """An input file over RENDERERS_LATER_BYTES defers the renderers (its run is long:
     they would only wait, holding memory) to the profile stage, which starts them and
-    the write stage uses; a small file starts them at once."""
+    the write stage uses; a small file starts one at once and the other as the value
+    models begin, once the cleaning (which keeps every core busy) is done."""
     from custseg.jobs import rfm
     from custseg.outputs.report import _png
 
@@ -227,12 +234,17 @@ def test_renderers_of_a_long_run_start_as_its_profiles_begin(tmp_path, monkeypat
     assert len(started) == min(2, threads.cores()) and not _png._deferred
     assert not written and len(list((tmp_path / "out" / "figures").glob("*.png"))) >= 8
     small = tmp_path / "small.csv"
-    small.write_text("a,b\n1,2\n")
+    frame.to_csv(small, index=False)
+    monkeypatch.setattr(rfm, "RENDERERS_LATER_BYTES", 10 ** 9)
     rfm.start_renderers(config, tmp_path / "out2", str(small))
-    children = list(_png._ahead)
-    assert len(children) == min(2, threads.cores()) and not _png._deferred
-    _png.stop_ahead()
-    assert [c.wait(timeout=60) for c in children] == [0] * len(children)
+    assert len(started) == min(2, threads.cores()) + 1  # one more, now
+    stages, during = [], []
+    spied = _png._renderer
+    monkeypatch.setattr(_png, "_renderer", lambda: during.append(stages[-1]) or spied())
+    run_segments(str(small), config=config, out_dir=tmp_path / "out2",
+                 reporter=lambda name, state: stages.append(name) if state == "start" else None)
+    assert during == ["holdout"] * (min(2, threads.cores()) - 1)
+    assert not written and len(list((tmp_path / "out2" / "figures").glob("*.png"))) >= 8
 
 
 def test_markup_in_the_data_never_runs(run_dir):

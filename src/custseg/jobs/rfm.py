@@ -306,6 +306,7 @@ def rfm_of(engine: Engine, source: Source, reading: Reading, config: Config,
     value, models, by_segment = sm.UNSET, None, {}
     if config.clv.enabled:
         with _stage("holdout", timings, reporter):
+            start_deferred(early=True)  # the PNG renderers the cleaning would have slowed
             past = past_of(engine, feats, as_of, config, "product_id" in mapping,
                            bool({"discount", "coupon"} & set(mapping)))
     engine.release()  # the passes over every line are done

@@ -525,6 +525,7 @@ def _base_table(input, *, customers, config, db, sql, frame, reporter,
             base = rfm_of(engine, source, reading, config, timings, reporter,
                           customers=customers)
             return _kept(base, engine, keep_lines)
+        start_deferred(early=True)  # the PNG renderers: a table's reading is Python's
         waited(timings)  # a customer table's reading uses SciPy
         with _stage("read", timings, reporter):
             table, info = customers_from_source(engine.sample, engine.whole(source), config)

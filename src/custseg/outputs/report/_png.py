@@ -1,10 +1,12 @@
 """PNG figures from Vega-Lite specifications (vl-convert, at twice the nominal size).
 
 vl-convert renders one chart at a time and holds the GIL, and its first call in a process
-starts a JavaScript runtime (about 0.5 s). So a command run once renders in other
-processes: :func:`start_ahead`, called by the command line as a job begins (for a long
-job, as its profiles begin: :func:`start_deferred`), starts one renderer per core (at
-most two) that loads vl-convert and warms its runtime while the job computes; at the end
+starts a JavaScript runtime (about 0.5 s of a core). So a command run once renders in
+other processes: :func:`start_ahead`, called by the command line as a job begins, starts
+one renderer per core (at most two) that loads vl-convert and warms its runtime while the
+job computes: the first at once, the others once the job's cleaning is done
+(:func:`start_deferred` with ``early``, as its value models begin), since the cleaning
+keeps every core busy; for a long job, all of them as its profiles begin. At the end
 :class:`Pngs` hands them the charts in turn, each as soon as it is built, while this
 process builds the next and the page. Renderers draw with vl-convert's own font
 (:func:`_own_font_only`); a chart it cannot draw is drawn here with the system's fonts.
@@ -41,8 +43,9 @@ OWN_FONT_COVERS = frozenset(
 _warm = False
 #: Renderers started by :func:`start_ahead`, not yet given charts.
 _ahead: list[subprocess.Popen] = []
-#: How many renderers to start when the job's profiles begin (:func:`start_deferred`).
+#: How many renderers :func:`start_deferred` starts, and whether they are due ``early``.
 _deferred = 0
+_early = False
 
 
 def png(spec: dict) -> bytes:
@@ -60,33 +63,44 @@ def _write(path: str | Path, spec: dict) -> None:
 
 
 def start_ahead(workers: int, later: bool = False) -> None:
-    """Start ``workers`` renderers now, for the charts of a job that has just begun
-    (nothing in a warm process, or when they are started already); ``later``: when the
-    job's profiles begin (:func:`start_deferred`), for a job long enough that they would
-    only wait, holding memory (two renderers: 170 MB)."""
+    """Start ``workers`` renderers for the charts of a job that has just begun: one now,
+    the others when the job says its cleaning is done (:func:`start_deferred` with
+    ``early``); nothing in a warm process, or when they are started already. ``later``:
+    all of them when the job's profiles begin, for a job long enough that they would only
+    wait, holding memory (two renderers: 170 MB)."""
+    global _deferred, _early
+    if _warm or _ahead or _deferred:
+        return
+    if not later and _start(1):
+        workers -= 1
+    _deferred, _early = max(0, workers), not later
+
+
+def start_deferred(early: bool = False) -> None:
+    """Start the renderers :func:`start_ahead` left for later (if any): with ``early``,
+    only those due once the cleaning is done; without, all (the profiles begin)."""
     global _deferred
-    if _warm or _ahead:
+    if early and not _early:
         return
-    if later:
-        _deferred = workers
-        return
-    for _ in range(max(1, workers)):
+    workers, _deferred = _deferred, 0
+    _start(workers)
+
+
+def _start(workers: int) -> int:
+    """Start ``workers`` renderers (fewer when one cannot start); how many started."""
+    for n in range(workers):
         child = _renderer()
         if child is None:
-            break
+            return n
         _ahead.append(child)
-
-
-def start_deferred() -> None:
-    """Start the renderers :func:`start_ahead` was asked to start later (if any)."""
-    global _deferred
-    workers, _deferred = _deferred, 0
-    if workers:
-        start_ahead(workers)
+    return workers
 
 
 def stop_ahead() -> None:
-    """Let the renderers started ahead and not used stop (a job that ended early)."""
+    """Let the renderers started ahead and not used stop (a job that ended early), and
+    forget those not started yet."""
+    global _deferred
+    _deferred = 0
     while _ahead:
         _stop(_ahead.pop())
 
@@ -103,6 +117,8 @@ class Pngs:
     What this process keeps, or a renderer did not write, is rendered here on leaving."""
 
     def __init__(self) -> None:
+        global _deferred
+        _deferred = 0  # the charts have come: a renderer not started yet never will be
         self._renderers = [_ahead.pop() for _ in range(len(_ahead))]
         self._shares: list[list[tuple[Path, dict]]] = [[] for _ in self._renderers]
         self._shared = bool(self._renderers)  # False: this process renders a share too
