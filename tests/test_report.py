@@ -157,6 +157,23 @@ def test_a_chart_the_renderers_own_font_cannot_draw_is_rendered_here(run_dir, tm
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e9, 1e9, allow_nan=False), min_size=1, max_size=50))
+def test_the_histograms_count_every_customer_in_at_most_30_round_bins(values):
+    """The distributions chart's bins (counted here, not in the browser) hold every
+    value, at most 30 of them, each as wide as the others."""
+    from custseg.outputs.report.charts import nice_edges
+
+    v = np.array(values)
+    edges = nice_edges(v.min(), v.max())
+    counts, _ = np.histogram(v, bins=edges)
+    assert counts.sum() == len(v) and 1 <= len(counts) <= 30
+    widths = np.diff(edges)
+    assert np.all(widths > 0)
+    if len(widths) > 2:
+        assert np.allclose(widths[1:-1], widths[1], rtol=1e-6)
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=12))
 def test_the_font_check_on_the_encoded_spec_agrees_with_the_check_of_its_characters(word):
     """The check on a spec's JSON (encoded once for the page and the renderers) says what

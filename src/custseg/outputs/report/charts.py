@@ -196,24 +196,55 @@ def projection(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
 
 
 def distributions(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
-    """Histograms of the main features (log scale where skewed)."""
+    """Histograms of the main features over every customer (log scale where skewed),
+    counted here: the chart carries 30 bins, not the customers."""
     main = [c for c in ("recency", "frequency", "monetary") if c in table]
     if not main:
         main = [c for c in summary.get("features", {}).get("used", [])
                 if c in table and pd.api.types.is_numeric_dtype(table[c])][:3]
     if not main:
         return None
-    sample = _sample(table)
     charts = []
     for col in main:
-        values = pd.to_numeric(sample[col], errors="coerce").dropna()
-        skewed = values.min() >= 0 and values.skew() > 1
-        frame = pd.DataFrame({col: np.log10(values + 1) if skewed else values})
+        values = pd.to_numeric(table[col], errors="coerce").dropna().to_numpy(float)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            continue
+        skewed = values.min() >= 0 and pd.Series(values).skew() > 1
+        shown = np.log10(values + 1) if skewed else values
+        counts, edges = np.histogram(shown, bins=nice_edges(shown.min(), shown.max()))
+        frame = pd.DataFrame({"start": edges[:-1], "end": edges[1:], "customers": counts})
         title = f"log10({col} + 1)" if skewed else col
         charts.append(Chart(frame).mark_bar().encode(
-            x=alt.X(f"{col}:Q", bin=alt.Bin(maxbins=30), title=title),
-            y=alt.Y("count():Q", title="customers")).properties(width=170, height=140))
+            x=alt.X("start:Q", bin="binned", title=title), x2=alt.X2("end"),
+            y=alt.Y("customers:Q", title="customers"),
+            tooltip=[alt.Tooltip("start:Q", title="from", format=",.4~g"),
+                     alt.Tooltip("end:Q", title="to", format=",.4~g"), "customers:Q"],
+        ).properties(width=170, height=140))
+    if not charts:
+        return None
     return alt.hconcat(*charts, title="Distributions of the main features")
+
+
+def nice_edges(low: float, high: float, most: int = 30) -> np.ndarray:
+    """Bin edges from ``low`` to ``high`` in at most ``most`` bins of a round width (1, 2
+    or 5 times a power of ten), as Vega-Lite bins a field with ``maxbins``.
+
+    >>> nice_edges(0.0, 97.0).tolist()[:3], len(nice_edges(0.0, 97.0)) - 1
+    ([0.0, 5.0, 10.0], 20)
+    >>> nice_edges(3.0, 3.0).tolist()
+    [2.5, 3.5]
+    """
+    if not high > low:
+        return np.array([low - 0.5, low + 0.5])
+    base = 10.0 ** np.floor(np.log10((high - low) / most))
+    for step in (base * m for m in (1, 2, 5, 10, 20, 50, 100)):  # the first that fits
+        start, stop = np.floor(low / step) * step, np.ceil(high / step) * step
+        if round((stop - start) / step) <= most:
+            break
+    edges = start + step * np.arange(int(round((stop - start) / step)) + 1)
+    edges[0], edges[-1] = min(edges[0], low), max(edges[-1], high)  # rounding: keep both ends
+    return edges
 
 
 #: Spearman correlations are computed on at most this many customers (a seeded sample;
