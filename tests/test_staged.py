@@ -50,6 +50,27 @@ def test_no_segment_mixes_stage_groups_and_predict_repeats_the_fit():
                                      "lapsed", "lapsed"]
 
 
+def test_groups_split_two_at_a_time_give_the_segments_of_one_at_a_time(monkeypatch):
+    """The groups split two at a time (each its own seeded Segmenter), one at a time past
+    PAIRED_UP_TO customers: the same segments, notes and reasons either way."""
+    from custseg.cluster import _staged
+    from custseg.core import threads
+
+    frame = customers(1_200, seed=3)
+    workers = []
+    pooled = _staged.pooled
+    monkeypatch.setattr(_staged, "pooled",
+                        lambda fn, items, w: workers.append(w) or pooled(fn, items, w))
+    with threads.using(2):
+        paired = StagedSegmenter(n_bootstrap=3).fit(frame)
+        monkeypatch.setattr(_staged, "PAIRED_UP_TO", len(frame) - 1)
+        alone = StagedSegmenter(n_bootstrap=3).fit(frame)
+    assert workers == [2, 1]
+    assert np.array_equal(paired.labels_, alone.labels_) and paired.n_clusters_ > 4
+    assert paired.notes_ == alone.notes_
+    assert [g["reason"] for g in paired.groups_] == [g["reason"] for g in alone.groups_]
+
+
 def test_a_small_stage_joins_the_largest_group_of_its_state_or_a_neighbouring_one():
     stages = ["active"] * 500 + ["reactivated"] * 10 + ["lapsed"] * 300 + ["at risk"] * 8
     model = StagedSegmenter(n_bootstrap=3).fit(customers(stages=stages))
