@@ -192,13 +192,14 @@ def test_a_large_history_takes_bigger_steps_and_ranks_as_well():
 
 
 def test_the_fits_of_a_training_side_by_side_give_the_models_of_one_thread():
-    """A training's fits (each window's classifier, the counts) run two at a time; each is
-    seeded on its own, so the models are those trained one after another."""
+    """From PAIRED_FROM rows a training's fits (each window's classifier, the counts) run
+    two at a time; each is seeded on its own, so the models are those trained one after
+    another."""
     from custseg.core import threads
     from custseg.prep import boosted
 
     split = dt.date(2024, 1, 1)
-    features, labels = customer_table(6_000)
+    features, labels = customer_table(boosted.PAIRED_FROM)
     unseen, _ = customer_table(2_000, seed=1)
     seen = []
     with pytest.MonkeyPatch.context() as mp:

@@ -143,6 +143,10 @@ def train(features: pd.DataFrame, labels: pd.DataFrame, days: int, *, as_of: dt.
 #: :mod:`custseg.core.threads`), take twice as long on two cores as on one (50,000 rows:
 #: 0.74 s against 0.38 s; the logistic regression 0.14 s against 0.04 s).
 SMALL = 50_000
+#: Rows from which a training fits two models at a time (one thread each): 50,000 rows
+#: 0.9 s to 0.6 s, 25,000 1.0 s to 0.75 s; 10,000 no faster, the trees' Python then
+#: holding the lock most of the time.
+PAIRED_FROM = 20_000
 
 
 def threads(rows: int):
@@ -213,10 +217,11 @@ def _train(features: pd.DataFrame, labels: pd.DataFrame, days: int, seed: int,
         else:
             jobs.append((w, y))
     jobs.append((None, Y[:, -1]))
-    # Two fits at a time, each on one thread (see SMALL): a tree's loops run outside
-    # Python's lock, and each model is seeded on its own, so the order changes nothing.
+    # From PAIRED_FROM rows two fits at a time, each on one thread (see SMALL): a tree's
+    # loops run outside Python's lock, and each model is seeded on its own, so the order
+    # changes nothing.
     fitted = pooled(lambda job: fit(classifier() if job[0] is not None else regressor(),
-                                    job[1]), jobs, 2)
+                                    job[1]), jobs, 2 if len(X) >= PAIRED_FROM else 1)
     classifiers.update({w: model for (w, _), model in zip(jobs[:-1], fitted[:-1], strict=True)})
     return Boosted(days, (*shorter, days), dict(sorted(classifiers.items())), fitted[-1],
                    columns)
