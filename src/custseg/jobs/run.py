@@ -8,6 +8,7 @@ import json
 import re
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +158,17 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
         labelled = with_segments(base.customers, model.labels_)
         roles = base.summary.get("customer_table", {}).get("columns")
         outcomes = outcome_columns(labelled, roles)
+        # The rules are fitted in a thread beside the profiles (a decision tree a segment,
+        # much of it outside Python's lock, while DuckDB profiles the lines), on their
+        # own copy of the columns they read; stage "rules" is what is left of them.
+        categorical = model.prep_.categorical_ + (["stage"] if strategy == "stages" else [])
+        read = [c for c in dict.fromkeys(["segment", *model.prep_.numeric_, *categorical,
+                                          *outcomes]) if c in labelled.columns]
+        beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custseg-rules")
+        ruled = beside.submit(_rules, labelled[read].copy(), model.prep_.numeric_,
+                              model.prep_.categorical_, categorical, outcomes, seed,
+                              config.labels)
+        beside.shutdown(wait=False)
         profiles = build_profiles(labelled, outcomes)
         currency = currency_code(base.summary)
         staged = strategy == "stages"  # its own names, but for the unclustered
@@ -185,15 +197,7 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
                 profiles[seg_id]["top_products"] = products
     with _stage("rules", timings, reporter):
         used = model.prep_.numeric_ + model.prep_.categorical_
-        rules = segment_rules(labelled, model.prep_.numeric_,
-                              model.prep_.categorical_ + (["stage"] if strategy == "stages"
-                                                          else []),
-                              seed=seed, labels=config.labels)
-        drivers = [sm.Outcome(**{**found, "drivers": [sm.OutcomeDriver(**d)
-                                                      for d in found["drivers"]]})
-                   for found in (outcome_drivers(labelled, o, model.prep_.numeric_,
-                                                 model.prep_.categorical_, config.labels)
-                                 for o in outcomes)]
+        rules, drivers = ruled.result()
         demographics, tests = None, sm.UNSET  # with a customer table joined to order lines
         if "join" in base.summary.get("customer_table", {}):
             demographics, info = customer_table_differences(
@@ -234,6 +238,18 @@ def _segment(base: RunResult, *, out_dir, config: Config, algorithm, k, k_range,
             write_run(base, Path(out_dir), extra=with_backtest(base.summary, extra))
         base.out_dir = Path(out_dir)
     return base
+
+
+def _rules(table: pd.DataFrame, numeric: list[str], categorical: list[str],
+           rule_categorical: list[str], outcomes: list[str], seed: int,
+           labels) -> tuple[dict[int, dict[str, Any]], list[sm.Outcome]]:
+    """Each segment's rule and each outcome's drivers (see :func:`_segment`)."""
+    rules = segment_rules(table, numeric, rule_categorical, seed=seed, labels=labels)
+    drivers = [sm.Outcome(**{**found, "drivers": [sm.OutcomeDriver(**d)
+                                                  for d in found["drivers"]]})
+               for found in (outcome_drivers(table, o, numeric, categorical, labels)
+                             for o in outcomes)]
+    return rules, drivers
 
 
 def choose_strategy(strategy: str, customers: pd.DataFrame, k, k_range) -> tuple[str, str]:
