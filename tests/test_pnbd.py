@@ -94,27 +94,76 @@ def test_no_purchase_probability_is_the_simulated_one(x):
     assert float(pnbd.p_no_purchase(p, t, x, T, T)) == pytest.approx(simulated, abs=0.003)
 
 
-def test_the_likelihood_of_many_purchases_is_finite_and_the_hypergeometric_form():
-    """The quadrature against the note's hypergeometric A0 (SciPy's hyp2f1) where that
-    converges well, up to customers with hundreds of purchases."""
+def hypergeometric_log_likelihood(params, x, t_x, T) -> np.ndarray:
+    """Each customer's log-likelihood in the note's closed form (A0 by SciPy's hyp2f1),
+    which converges well for alpha < beta."""
     from scipy import special
 
-    r, alpha, s, beta = 0.8, 30.0, 0.7, 200.0
-    x = np.array([0.0, 1, 10, 100, 400])
-    t_x = np.array([0.0, 50, 300, 600, 690])
-    T = np.full(5, 700.0)
+    r, alpha, s, beta = params
     rsx = r + s + x
-    top, shape, gap = beta, r + x, beta - alpha  # alpha < beta
+    top, shape, gap = beta, r + x, beta - alpha
     first = (np.log(special.hyp2f1(rsx, shape, rsx + 1, gap / (top + t_x)))
              - rsx * np.log(top + t_x))
     second = (np.log(special.hyp2f1(rsx, shape, rsx + 1, gap / (top + T)))
               - rsx * np.log(top + T))
-    log_a0 = first + np.log1p(-np.exp(second - first))
+    with np.errstate(divide="ignore"):
+        log_a0 = first + np.log(-np.expm1(second - first))
     base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    expected = base + np.logaddexp(-(r + x) * np.log(alpha + T) - s * np.log(beta + T),
-                                   np.log(s / rsx) + log_a0)
-    got = pnbd.log_likelihood([r, alpha, s, beta], x, t_x, T)
+    return base + np.logaddexp(-(r + x) * np.log(alpha + T) - s * np.log(beta + T),
+                               np.log(s / rsx) + log_a0)
+
+
+MANY = (np.array([0.0, 1, 10, 100, 400, 3]), np.array([0.0, 50, 300, 600, 690, 700]),
+        np.full(6, 700.0))  # the last bought on the last day: nothing to integrate
+
+
+def test_the_likelihood_of_many_purchases_is_finite_and_the_hypergeometric_form():
+    """The quadrature against the note's hypergeometric A0 where that converges well, up
+    to customers with hundreds of purchases."""
+    params = [0.8, 30.0, 0.7, 200.0]
+    got = pnbd.log_likelihood(params, *MANY)
+    expected = hypergeometric_log_likelihood(params, *MANY)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)  # likelihoods within 0.01%
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.floats(0.1, 5), st.floats(1, 2000), st.floats(0.1, 5), st.floats(1, 5000),
+       st.sampled_from([0, 1, 2, 5, 20, 100]), st.floats(0, 1), st.floats(30, 1500))
+def test_the_quadrature_is_scipys_adaptive_one(r, alpha, s, beta, x, share, T):
+    """The likelihood of having left, against SciPy's adaptive quadrature, over parameters
+    in days from a fast to a slow market (the substitution once used was off by up to 2.7
+    where alpha is far below beta)."""
+    from scipy import integrate
+
+    t_x = share * T if x else 0.0
+    shift = (r + x) * np.log(alpha + t_x) + (s + 1) * np.log(beta + t_x)  # the peak: 1
+    found, _ = integrate.quad(
+        lambda u: np.exp(shift - (r + x) * np.log(alpha + u) - (s + 1) * np.log(beta + u)),
+        t_x, T, epsabs=0, epsrel=1e-11, limit=500,
+        points=[beta] if t_x < beta < T else None)
+    expected = np.log(s) + np.log(found) - shift
+    assert float(pnbd._log_left(r, alpha, s, beta, x, t_x, T)) == pytest.approx(
+        expected, abs=1e-3)
+
+
+@pytest.mark.parametrize("params", [[0.8, 30.0, 0.7, 200.0], [0.3, 5.0, 2.0, 60.0],
+                                    [2.5, 100.0, 0.2, 101.0]])
+def test_the_fitted_gradient_is_the_closed_forms(params):
+    """The gradient the fit follows (integrals on the quadrature's nodes) against central
+    differences of the closed form, customer by customer."""
+    params = np.array(params)
+    for i in range(len(MANY[0])):
+        customer = [v[i:i + 1] for v in MANY]
+        weight = np.array([2.0])
+        got = pnbd._value_and_gradient(params, weight, *customer)[1]
+        expected = np.empty(4)
+        for j in range(4):
+            step = np.zeros(4)
+            step[j] = params[j] * 1e-6
+            up, down = (float(hypergeometric_log_likelihood(params + d, *customer)[0])
+                        for d in (step, -step))
+            expected[j] = -2.0 * (up - down) / (2 * step[j])
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-6, err_msg=str(i))
 
 
 @settings(max_examples=60, deadline=None)

@@ -22,43 +22,77 @@ from custseg.core.exceptions import DataError
 from custseg.prep.clv import Fit, _counted, _distinct, _fit
 
 NAMES = ("r", "alpha", "s", "beta")
-#: The step of the likelihood's numerical gradient, on the log scale of the parameters.
-STEP = 1e-7
 
 
-#: Gauss-Legendre nodes on [0, 1] of the integrals over the time of leaving.
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(32)
+#: Gauss-Legendre nodes on [0, 1] of each of the four pieces of the integral over the time
+#: of leaving (:func:`_left`).
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(12)
 _NODES, _WEIGHTS = (_NODES + 1) / 2, _WEIGHTS / 2
+_ALL_WEIGHTS = np.tile(_WEIGHTS, 4)
+#: Customers whose quadratures are taken at a time: their arrays of nodes stay in the
+#: processor's cache (138,000 customers at once: 2.0 s; in pieces of this size: 0.3 s).
+ROWS = 4096
 
 
 def _log_left(r, alpha, s, beta, x, t_x, T) -> np.ndarray:
     """log of ``s * integral from t_x to T of (alpha+u)^-(r+x) (beta+u)^-(s+1) du``: the
     likelihood of having left at some ``u`` after the last purchase (the note's
     ``s/(r+s+x) A0``, here by quadrature rather than its hypergeometric form, which SciPy
-    evaluates slowly near ``z = 1`` for a large beta).
+    evaluates slowly near ``z = 1`` for a large beta)."""
+    x, t_x, T = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, t_x, T)))
+    if x.ndim != 1 or len(x) <= ROWS:
+        return _left(r, alpha, s, beta, x, t_x, T)[0]
+    return np.concatenate([_left(r, alpha, s, beta, x[i:i + ROWS], t_x[i:i + ROWS],
+                                 T[i:i + ROWS])[0] for i in range(0, len(x), ROWS)])
 
-    On ``v = log(c + u)`` (``c`` the lesser of alpha and beta) the integrand falls about as
-    ``exp(-k v)``, ``k = r + x + s``; the substitution ``w ~ 1 - exp(-k (v - v0))`` takes
-    that fall out, so a few Gauss-Legendre nodes integrate what is left (smooth) even for
-    customers with hundreds of purchases.
+
+def _left(r, alpha, s, beta, x, t_x, T):
+    """:func:`_log_left`, the nodes ``u`` of its quadrature, each node's share of the
+    integral (unnormalised: ``terms * _ALL_WEIGHTS``) and ``log(alpha + u)``,
+    ``log(beta + u)``.
+
+    On ``v = log(c + u)`` (``c`` the lesser of alpha and beta) the log of the integrand is
+    concave: its slope falls from about ``1 - (r + x)`` (or ``-s``) while ``u`` is below
+    the greater of alpha and beta to ``-(r + x + s)`` above it. Each half of the range on
+    either side of ``v = log(max(alpha, beta))`` is a piece; on each, the exponential trend
+    of its higher end (the slope there) is taken out by a substitution, so a few
+    Gauss-Legendre nodes integrate what is left (smooth), even for customers with hundreds
+    of purchases. Over random parameters the log-likelihood is within 5e-4 of SciPy's
+    adaptive quadrature (tests/test_pnbd.py); a single piece with the slope of all the
+    data's ``k = r + x + s`` was off by up to 2.7 where alpha is much below beta.
     """
     c = min(alpha, beta)
     x, t_x, T = (np.asarray(v, dtype=float)[..., None] for v in (x, t_x, T))
-    k = r + x + s
-    v0, v1 = np.log(c + t_x), np.log(c + T)
-    span = v1 - v0
-    width = -np.expm1(-k * span)  # the substituted range, 1 - exp(-k span)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = v0 - np.log1p(-_NODES * width) / k
+
+    def log_g(v):  # the integrand on v, with du = e^v dv
         u = np.exp(v) - c
-        log_f = (-(r + x) * np.log(alpha + u) - (s + 1) * np.log(beta + u) + v
-                 + k * (v - v0))
-        # log sum w exp(log_f), by hand: scipy's logsumexp spends more on its checks
-        top = np.max(log_f, axis=-1, keepdims=True)
+        return -(r + x) * np.log(alpha + u) - (s + 1) * np.log(beta + u) + v
+
+    v0, v1 = np.log(c + t_x), np.log(c + T)  # (n, 1)
+    middle = np.clip(np.log(max(alpha, beta)), v0, v1)
+    bounds = np.concatenate([v0, (v0 + middle) / 2, middle, (middle + v1) / 2, v1], axis=-1)
+    lo, hi = bounds[..., :-1], bounds[..., 1:]  # (n, 4): the pieces
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        at = log_g(bounds)
+        falls = (at[..., :-1] > at[..., 1:]) | (hi <= lo)
+        start = np.where(falls, lo, hi)  # each piece's higher end
+        e = np.exp(start)
+        rate = np.abs(1 - (r + x) * e / (alpha - c + e) - (s + 1) * e / (beta - c + e))
+        rate = np.maximum(rate, 1e-9)  # the slope of the log of the integrand there
+        width = -np.expm1(-rate * (hi - lo))  # the substituted range, 1 - exp(-rate span)
+        step = -np.log1p(-_NODES * width[..., None]) / rate[..., None]  # (n, 4, nodes)
+        v = start[..., None] + np.where(falls[..., None], step, -step)
+        shape = v.shape[:-2] + (-1,)
+        u = (np.exp(v) - c).reshape(shape)
+        log_a, log_b = np.log(alpha + u), np.log(beta + u)
+        terms = (-(r + x) * log_a - (s + 1) * log_b + v.reshape(shape)
+                 + (rate[..., None] * step + np.log(width / rate)[..., None]).reshape(shape))
+        top = np.max(terms, axis=-1, keepdims=True)
         top = np.where(np.isfinite(top), top, 0.0)
-        log_sum = np.log(np.exp(log_f - top) @ _WEIGHTS) + top[..., 0]
-        out = np.log(s) + np.log(width[..., 0] / k[..., 0]) + log_sum
-    return np.where(span[..., 0] > 0, out, -np.inf)
+        terms = np.exp(terms - top)
+        # log sum w exp(terms), by hand: scipy's logsumexp spends more on its checks
+        out = np.log(s) + np.log(terms @ _ALL_WEIGHTS) + top[..., 0]
+    return (np.where(v1[..., 0] > v0[..., 0], out, -np.inf), u, terms, log_a, log_b)
 
 
 def log_likelihood(params, x, t_x, T) -> np.ndarray:
@@ -68,6 +102,46 @@ def log_likelihood(params, x, t_x, T) -> np.ndarray:
     base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     return base + np.logaddexp(alive, _log_left(r, alpha, s, beta, x, t_x, T))
+
+
+def _value_and_gradient(params, weight, x, t_x, T) -> tuple[float, np.ndarray]:
+    """``-sum(weight * log_likelihood)`` and its gradient in ``(r, alpha, s, beta)``
+    (:func:`_piece_value_and_gradient`), :data:`ROWS` customers at a time."""
+    value, grad = 0.0, np.zeros(4)
+    for i in range(0, len(x), ROWS):
+        part = slice(i, i + ROWS)
+        v, g = _piece_value_and_gradient(params, weight[part], x[part], t_x[part], T[part])
+        value, grad = value + v, grad + g
+    return value, grad
+
+
+def _piece_value_and_gradient(params, weight, x, t_x, T) -> tuple[float, np.ndarray]:
+    """``-sum(weight * log_likelihood)`` and its gradient in ``(r, alpha, s, beta)``.
+
+    The parameters enter the integral of :func:`_log_left` only through its integrand, so
+    its derivatives are integrals of the integrand times ``-log(alpha + u)``,
+    ``-(r + x) / (alpha + u)``, ``-log(beta + u)`` and ``-(s + 1) / (beta + u)``, taken on
+    the same nodes: one pass instead of the five of forward differences."""
+    r, alpha, s, beta = params
+    left, u, terms, log_a, log_b = _left(r, alpha, s, beta, x, t_x, T)
+    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+    base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    both = np.logaddexp(alive, left)
+    value = -float((weight * (base + both)).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.exp(left - both)  # of having left, given the data
+        q = terms * _ALL_WEIGHTS
+        q /= q.sum(axis=-1, keepdims=True)
+        mean = [np.where(left > -np.inf, (q * g).sum(axis=-1), 0.0)  # none where t_x = T
+                for g in (log_a, 1 / (alpha + u), log_b, 1 / (beta + u))]
+    stay = 1 - share
+    by = np.stack([
+        special.digamma(r + x) - special.digamma(r) + np.log(alpha)
+        - stay * np.log(alpha + T) - share * mean[0],
+        r / alpha - (r + x) * (stay / (alpha + T) + share * mean[1]),
+        np.log(beta) - stay * np.log(beta + T) + share * (1 / s - mean[2]),
+        s / beta - stay * s / (beta + T) - share * (s + 1) * mean[3]])
+    return value, -(by * weight).sum(axis=-1)
 
 
 #: Customers Pareto/NBD is fitted on at most: past that, a seeded random sample of them
@@ -90,20 +164,10 @@ def fit_pnbd(frame, max_customers: int = MAX_CUSTOMERS, seed: int = 0) -> Fit:
     weight = weight * customers / len(frame)  # on the scale of all the customers'
     x, t_x, T = rows.T
 
-    def total(params: np.ndarray) -> float:
-        return -float((weight * log_likelihood(params, x, t_x, T)).sum())
-
     def neg_ll(params: np.ndarray) -> tuple[float, np.ndarray]:
-        value = total(params)
+        value, grad = _value_and_gradient(params, weight, x, t_x, T)
         if not np.isfinite(value):
             return 1e300, np.zeros(4)
-        # forward differences on the log scale: the integral has no cheap analytic
-        # derivative in the parameters
-        grad = np.empty(4)
-        for i in range(4):
-            step = np.ones(4)
-            step[i] = np.exp(STEP)
-            grad[i] = (total(params * step) - value) / STEP / params[i]
         return value, grad
 
     scale = float(np.mean(T)) or 1.0
