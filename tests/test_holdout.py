@@ -78,6 +78,24 @@ def test_lines_drawn_from_a_model_pick_that_model(draw, expected):
     assert first.actual_orders > last.actual_orders  # the deciles rank who buys
 
 
+def test_dropout_alike_for_every_customer_is_a_finding_not_a_flaw():
+    """Pareto/NBD's s -> infinity at a fixed s / beta is one dropout rate for all: the
+    likelihood is flat along the ridge, where a fit may stop anywhere (households shopping
+    most days: s = 14,894, beta = 1.9e7, tests/test_report.py), and the fit is shown; a
+    beta on the edge with rates that differ is not."""
+    from custseg.prep.clv import Fit
+    from custseg.prep.holdout import degeneracies
+
+    def fit(**params) -> Fit:
+        return Fit(params={"r": 6.5, "alpha": 12.0, **params}, log_likelihood=-1.0,
+                   converged=True, seconds=0.0, customers=300)
+
+    assert degeneracies("pnbd", fit(s=14_894.0, beta=1.86e7), 730.0) == []
+    assert degeneracies("pnbd", fit(s=3e6, beta=3.7e9), 730.0) == []  # further along
+    [no_dropout, edge] = degeneracies("pnbd", fit(s=5.0, beta=5e7), 730.0)
+    assert no_dropout.startswith("no dropout") and "(beta = 5e+07)" in edge
+
+
 def test_every_customer_alike_is_named_and_not_shown():
     """Every customer buys at the same rate and nobody leaves: the likelihood fits run to
     r and alpha unbounded, which is named, and they are not shown; whatever is shown ranks

@@ -91,7 +91,12 @@ def degeneracies(model: str, fit: Fit, span: float) -> list[str]:
         out.append(f"spend with no finite mean (q = {p['q']:.2f} <= 1): customers without a "
                    "repeat purchase would get no value")
     if model != "lognormal":
-        edge = [f"{k} = {v:.3g}" for k, v in p.items() if not EDGE[0] < v < EDGE[1]]
+        # Pareto/NBD's dropout rates alike (s > ALIKE) are a finding, not a flaw: the
+        # likelihood is flat along s / beta, the mean rate it determines, and P(alive)
+        # still reads each customer's own silence
+        alike = model == "pnbd" and p["s"] > ALIKE
+        edge = [f"{k} = {v:.3g}" for k, v in p.items() if not EDGE[0] < v < EDGE[1]
+                and not (alike and k in ("s", "beta"))]
         if edge:
             out.append(f"a fit on the boundary ({', '.join(edge)}): the likelihood is flat "
                        "there, so the parameter is not determined by the data")
