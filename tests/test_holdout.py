@@ -235,6 +235,36 @@ def test_the_fits_of_a_training_side_by_side_give_the_models_of_one_thread():
     assert np.array_equal(paired.expected(unseen), alone.expected(unseen))
 
 
+def test_the_purchase_models_checked_beside_the_trees_give_the_selection_of_one_thread(
+        monkeypatch):
+    """On a large holdout the purchase models are fitted while the learned ones train; each
+    candidate is its own and seeded, so the selection is the one of one thread."""
+    from custseg.prep import holdout
+
+    monkeypatch.setattr(holdout, "PAIRED_FROM", 500)
+    seen = []
+    pooled = holdout.pooled
+    monkeypatch.setattr(holdout, "pooled", lambda fn, items, w: seen.append(w)
+                        or pooled(fn, items, w))
+    lines = bg_lines(3000)
+    paired, alone = (run_rfm(frame=lines, config=Config(report=False, threads=n)).summary.clv
+                     for n in (2, 1))
+    assert seen[0] == 2 and len(seen) == 2  # two parts side by side, in each run
+    assert untimed(paired.to_dict()) == untimed(alone.to_dict())
+    assert [c.name for c in paired.holdout.candidates if c.role == "purchases"] == [
+        "BG/NBD", "MBG/NBD", "Pareto/NBD", "gradient-boosted trees",
+        "logistic regression"]  # in the order of one thread
+
+
+def untimed(block):
+    """A summary block without its timings."""
+    if isinstance(block, dict):
+        return {k: untimed(v) for k, v in block.items() if "seconds" not in k}
+    if isinstance(block, list):
+        return [untimed(v) for v in block]
+    return block
+
+
 def test_copies_of_customers_train_the_trees_as_the_customers_alone_do():
     """An export that holds each customer five times over (a merged or repeated export)
     trains trees like those of the customers alone: early stopping holds out customers,

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.core.exceptions import DataError
+from custseg.core.threads import pooled
 from custseg.prep.clv import Fit, frequency_value_correlation
 from custseg.prep.predict import (
     PURCHASES,
@@ -178,6 +179,11 @@ def baseline_score(calibration: pd.DataFrame) -> np.ndarray:
             + (-calibration["recency"]).rank().to_numpy())
 
 
+#: Holdout customers from which the purchase models are checked beside the learned ones
+#: training (below, the pool's start costs more than the overlap gives).
+PAIRED_FROM = 20_000
+
+
 def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
            revenue: np.ndarray, days: int, models: tuple[str, ...],
            learned: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]] | str] | None = None,
@@ -199,33 +205,50 @@ def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
                     baseline_auc=auc(bought, baseline_score(calibration)),
                     baseline_orders=round(float((rate * days).sum()), 2), candidates=[])
     x, t_x, T = (inputs[c].to_numpy(float) for c in ("x", "t_x", "T"))
+
+    def purchase_models() -> list[tuple[Candidate, np.ndarray | None]]:
+        found = []
+        for model in models:
+            cand = _fitted("purchases", model, lambda m=model: fit_purchases(m, inputs), span)
+            found.append((cand, None))
+            if cand.fit is None:
+                continue
+            fitted = Purchases(model, cand.fit.params)
+            alive = fitted.p_alive(x, t_x, T) if model == "pnbd" else None  # once: costly
+            found[-1] = (cand, fitted.expected(days, x, t_x, T, alive))
+            cand.auc = auc(bought, fitted.p_buy(days, x, t_x, T, alive))
+        return found
+
+    def learned_models() -> list[tuple[Candidate, np.ndarray | None]]:
+        found = []
+        for kind, predictions in (learned or {}).items():
+            cand = Candidate("purchases", kind)
+            found.append((cand, None))
+            if isinstance(predictions, str):
+                cand.problems.append(f"not trained: {predictions}")
+                continue
+            p_buy, predicted = predictions()
+            found[-1] = (cand, predicted)
+            cand.fit = Fit(params={}, log_likelihood=float("nan"), converged=True,
+                           seconds=0.0, customers=len(inputs))
+            if np.unique(np.round(p_buy, 6)).size < 2:
+                cand.problems.append("no difference between customers: every customer "
+                                     "gets the same prediction")
+            cand.auc = auc(bought, p_buy)
+        return found
+
+    # The purchase models' fits (NumPy, mostly one core) and the learned models' training
+    # (trees) side by side on a large holdout; each candidate is its own, seeded.
+    trains = any(callable(p) for p in (learned or {}).values())
+    parts = pooled(lambda part: part(), [purchase_models, learned_models],
+                   2 if trains and len(inputs) >= PAIRED_FROM else 1)
     expected: dict[str, np.ndarray] = {}
-    for model in models:
-        cand = _fitted("purchases", model, lambda m=model: fit_purchases(m, inputs), span)
+    for cand, predicted in (found for part in parts for found in part):
         out.candidates.append(cand)
-        if cand.fit is None:
-            continue
-        fitted = Purchases(model, cand.fit.params)
-        alive = fitted.p_alive(x, t_x, T) if model == "pnbd" else None  # once: costly
-        expected[model] = fitted.expected(days, x, t_x, T, alive)
-        cand.auc = auc(bought, fitted.p_buy(days, x, t_x, T, alive))
-        cand.predicted_orders = round(float(expected[model].sum()), 2)
-        cand.mse = round(float(((expected[model] - orders) ** 2).mean()), 6)
-    for kind, predictions in (learned or {}).items():
-        cand = Candidate("purchases", kind)
-        out.candidates.append(cand)
-        if isinstance(predictions, str):
-            cand.problems.append(f"not trained: {predictions}")
-            continue
-        p_buy, expected[kind] = predictions()
-        cand.fit = Fit(params={}, log_likelihood=float("nan"), converged=True,
-                       seconds=0.0, customers=len(inputs))
-        if np.unique(np.round(p_buy, 6)).size < 2:
-            cand.problems.append("no difference between customers: every customer gets "
-                                 "the same prediction")
-        cand.auc = auc(bought, p_buy)
-        cand.predicted_orders = round(float(expected[kind].sum()), 2)
-        cand.mse = round(float(((expected[kind] - orders) ** 2).mean()), 6)
+        if predicted is not None:
+            expected[cand.model] = predicted
+            cand.predicted_orders = round(float(predicted.sum()), 2)
+            cand.mse = round(float(((predicted - orders) ** 2).mean()), 6)
     winner = _winner([c for c in out.candidates if c.role == "purchases"
                       and (c.usable or keep_degenerate and c.fit is not None)])
     if winner is None:
