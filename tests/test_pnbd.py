@@ -177,3 +177,19 @@ def test_predictions_are_probabilities_and_counts(x, share, T):
     assert 0 <= alive <= 1 and 0 <= quiet <= 1
     assert float(pnbd.expected_orders(params, 90, x, t_x, T)) >= 0
     assert quiet >= 1 - alive - 1e-9  # the gone buy nothing
+
+
+def test_a_grid_of_days_gives_each_day_as_alone():
+    """P(no purchase) over a grid of days (the distinct customers found once, in pieces of
+    ROWS) is, column by column, the one of each day alone, to the last bit."""
+    rng = np.random.default_rng(5)
+    n = 3 * pnbd.ROWS + 17
+    T = rng.integers(1, 800, n).astype(float)
+    x = rng.poisson(4, n).astype(float)
+    t_x = np.where(x > 0, np.floor(T * rng.uniform(0, 1, n)), 0.0)
+    params = {"r": 0.6, "alpha": 40.0, "s": 0.8, "beta": 300.0}
+    grid = np.array([1.0, 7.0, 30.0, 90.0, 365.0])
+    together = pnbd.p_no_purchase(params, grid, x, t_x, T)
+    assert together.shape == (n, len(grid))
+    for j, t in enumerate(grid):
+        assert np.array_equal(together[:, j], pnbd.p_no_purchase(params, float(t), x, t_x, T))

@@ -220,27 +220,39 @@ _QUIET_NODES, _QUIET_WEIGHTS = np.polynomial.legendre.leggauss(48)
 
 
 def p_no_purchase(params: dict[str, float], t, x, t_x, T, alive=None) -> np.ndarray:
-    """P(no purchase in the ``t`` days after ``T``).
+    """P(no purchase in the ``t`` days after ``T``); ``t`` an array of days: a column each
+    (the distinct customers found once).
 
     Alive at ``T``, the customer's rates have posteriors Gamma(r+x, alpha+T) and
     Gamma(s, beta+T); he makes no purchase if he neither buys nor leaves in ``t`` days, or
     leaves at some ``u < t`` before buying: ``E[e^-(lambda+mu)t] + integral_0^t
     E[mu e^-mu u] E[e^-lambda u] du``, the integral by Gauss-Legendre quadrature on the
-    log of ``1 + u / (beta + T)`` (smooth there), once per distinct (x, T).
+    log of ``1 + u / (beta + T)`` (smooth there), once per distinct (x, T), :data:`ROWS`
+    of them at a time.
     """
     r, alpha, s, beta = (params[k] for k in NAMES)
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     x, t_x, T = np.broadcast_arrays(x, t_x, T)
     rows, inverse, _ = _distinct(np.column_stack([x.ravel(), T.ravel()]))
-    xs, Ts = rows[:, 0:1], rows[:, 1:2]
-    a, b = alpha + Ts, beta + Ts
-    top = np.log1p(t / b)  # v = log(1 + u / b), from 0 to top
-    v = (top / 2) * (_QUIET_NODES + 1)
-    u = b * np.expm1(v)
-    # E[mu e^-mu u] du = s / (b + u) (b / (b + u))^s du, and du = (b + u) dv
-    inner = s * np.exp(-s * v) * (a / (a + u)) ** (r + xs)
-    leave_first = (inner * _QUIET_WEIGHTS).sum(axis=1, keepdims=True) * top / 2
-    neither = (a / (a + t)) ** (r + xs) * (b / (b + t)) ** s
-    quiet = (neither + leave_first)[:, 0][inverse].reshape(x.shape)
     alive = p_alive(params, x, t_x, T) if alive is None else alive
-    return 1.0 - alive * (1.0 - np.clip(quiet, 0.0, 1.0))
+
+    def quiet_of(t: float, xs: np.ndarray, Ts: np.ndarray) -> np.ndarray:
+        a, b = alpha + Ts, beta + Ts
+        top = np.log1p(t / b)  # v = log(1 + u / b), from 0 to top
+        v = (top / 2) * (_QUIET_NODES + 1)
+        u = b * np.expm1(v)
+        # E[mu e^-mu u] du = s / (b + u) (b / (b + u))^s du, and du = (b + u) dv
+        inner = s * np.exp(-s * v) * (a / (a + u)) ** (r + xs)
+        leave_first = (inner * _QUIET_WEIGHTS).sum(axis=1, keepdims=True) * top / 2
+        neither = (a / (a + t)) ** (r + xs) * (b / (b + t)) ** s
+        return (neither + leave_first)[:, 0]
+
+    def at(t: float) -> np.ndarray:
+        quiet = np.concatenate([quiet_of(t, rows[i:i + ROWS, 0:1], rows[i:i + ROWS, 1:2])
+                                for i in range(0, len(rows), ROWS)])
+        quiet = quiet[inverse].reshape(x.shape)
+        return 1.0 - alive * (1.0 - np.clip(quiet, 0.0, 1.0))
+
+    if np.ndim(t) == 0:
+        return at(t)
+    return np.stack([at(float(v)) for v in t], axis=-1)

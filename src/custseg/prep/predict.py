@@ -102,7 +102,10 @@ class Purchases:
         grid = np.unique(np.concatenate([np.geomspace(1, horizon, 24).round(), [horizon]]))
         if self.model == "pnbd" and alive is None:
             alive = self.p_alive(x, t_x, T)
-        probs = np.column_stack([self.p_buy(float(t), x, t_x, T, alive) for t in grid])
+        if self.model == "pnbd":  # the distinct customers found once for the whole grid
+            probs = 1.0 - pnbd.p_no_purchase(self.params, grid, x, t_x, T, alive)
+        else:
+            probs = np.column_stack([self.p_buy(float(t), x, t_x, T, alive) for t in grid])
         reached = probs >= 0.5
         first = reached.argmax(axis=1)
         out = np.full(len(probs), np.nan)
