@@ -20,6 +20,7 @@ import pandas as pd
 
 from custseg.core.exceptions import DataError
 from custseg.core.threads import pooled
+from custseg.prep.boosted import PAIRED_FROM
 from custseg.prep.clv import Fit, frequency_value_correlation
 from custseg.prep.predict import (
     PURCHASES,
@@ -179,11 +180,6 @@ def baseline_score(calibration: pd.DataFrame) -> np.ndarray:
             + (-calibration["recency"]).rank().to_numpy())
 
 
-#: Holdout customers from which the purchase models are checked beside the learned ones
-#: training (below, the pool's start costs more than the overlap gives).
-PAIRED_FROM = 20_000
-
-
 def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
            revenue: np.ndarray, days: int, models: tuple[str, ...],
            learned: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]] | str] | None = None,
@@ -238,7 +234,9 @@ def select(calibration: pd.DataFrame, inputs: pd.DataFrame, orders: np.ndarray,
         return found
 
     # The purchase models' fits (NumPy, mostly one core) and the learned models' training
-    # (trees) side by side on a large holdout; each candidate is its own, seeded.
+    # (trees) side by side, from as many customers as a training pairs its own fits at
+    # (boosted.PAIRED_FROM; 10M synthetic lines: the value stage 5.92 s to 5.52 s); each
+    # candidate is its own, seeded.
     trains = any(callable(p) for p in (learned or {}).values())
     parts = pooled(lambda part: part(), [purchase_models, learned_models],
                    2 if trains and len(inputs) >= PAIRED_FROM else 1)

@@ -105,9 +105,21 @@ def log_likelihood(params, x, t_x, T) -> np.ndarray:
     """Each customer's Pareto/NBD log-likelihood (the note's eq. 1-3)."""
     r, alpha, s, beta = params
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+    base, alive = _terms(r, alpha, s, beta, x, T)
     return base + np.logaddexp(alive, _log_left(r, alpha, s, beta, x, t_x, T))
+
+
+def _terms(r, alpha, s, beta, x, T) -> tuple[np.ndarray, np.ndarray]:
+    """The likelihood's terms besides the integral: the Gamma normalisers, and
+    :func:`_stay`."""
+    base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    return base, _stay(r, alpha, s, beta, x, T)
+
+
+def _stay(r, alpha, s, beta, x, T) -> np.ndarray:
+    """The log of the likelihood of having stayed alive through ``T`` with ``x`` repeat
+    purchases (less the Gamma normalisers)."""
+    return -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
 
 
 def _value_and_gradient(params, weight, x, t_x, T) -> tuple[float, np.ndarray]:
@@ -130,8 +142,7 @@ def _piece_value_and_gradient(params, weight, x, t_x, T) -> tuple[float, np.ndar
     the same nodes: one pass instead of the five of forward differences."""
     r, alpha, s, beta = params
     left, u, terms, log_a, log_b = _left(r, alpha, s, beta, x, t_x, T)
-    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    base = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    base, alive = _terms(r, alpha, s, beta, x, T)
     both = np.logaddexp(alive, left)
     value = -float((weight * (base + both)).sum())
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -192,7 +203,7 @@ def p_alive(params: dict[str, float], x, t_x, T) -> np.ndarray:
     """P(the customer is still alive at ``T``) (the note's eq. 11)."""
     r, alpha, s, beta = (params[k] for k in NAMES)
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+    alive = _stay(r, alpha, s, beta, x, T)
     return special.expit(alive - _log_left(r, alpha, s, beta, x, t_x, T))
 
 
