@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py --data synth:1M,synth:10M,synth:100M,retail:5,retail:40
         [--contenders custseg,bare,seed,spark] [--timeout 1800] [--seed-timeout 600]
+        [--repeat N]
 
 Data sets (generated once into ``benchmarks/.cache/`` and reused):
 
@@ -39,6 +40,12 @@ stratified sample against the search over every customer (``Segmenter(k_sample=0
 the customer features of that run's ``segments.csv``: k, silhouette, Calinski-Harabasz,
 Davies-Bouldin, stability, and the seconds of each.
 
+With ``--repeat N`` the contenders run in turn, N rounds: this machine's speed moves
+by 10-40% within an hour, so one run of each can put a slow hour on one side of a ratio.
+The tables then show each contender's run of median seconds (and its largest peak), and a
+table of the rounds: each round's seconds and its ratio to the same round's bare minimum,
+with their median and range.
+
 With ``--busy N`` each data set's custseg run is timed twice, quiet and then beside N
 CPU-bound processes started for the run and stopped after it (a laptop or a shared
 server where other work runs): the ratio of busy to quiet seconds, for the whole run and
@@ -60,6 +67,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 STARTED = time.perf_counter()  # a child's start-up (imports) is timed from here
@@ -374,6 +382,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(RESULTS / "bench_scale.md"))
     parser.add_argument("--no-sample-check", action="store_true",
                         help="skip k on every customer against k on the sample")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="rounds of all contenders in turn; medians and ranges reported")
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="time custseg quiet and beside N CPU-bound processes")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -397,23 +407,43 @@ def main(argv: list[str] | None = None) -> None:
         path = data_path(spec)
         lines, customers = lines_and_customers(path)
         warm(path)
-        results = {}
-        for name in names:
-            if name == "seed" and seed_failed and customers >= seed_failed[1]:
-                results[name] = {"failed": f"not run: gave up on {seed_failed[0]}, which has "
-                                           "fewer customers"}
-                continue
-            print(f"{spec}: {name} ...", flush=True)
-            timeout = args.seed_timeout if name == "seed" else args.timeout
-            if name == "spark":
-                spark_class_archive()
-            results[name] = measure(name, path, timeout,
-                                    sample=name == "custseg" and not args.no_sample_check)
-            print(f"  {json.dumps(results[name])}", flush=True)
-            if name == "seed" and "failed" in results[name]:
-                seed_failed = (spec, customers)
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for turn in range(args.repeat):  # contenders in turn, so a slow hour hits them all
+            for name in names:
+                if name == "seed" and seed_failed and customers >= seed_failed[1]:
+                    rounds[name].append({"failed": f"not run: gave up on {seed_failed[0]}, "
+                                                   "which has fewer customers"})
+                    continue
+                print(f"{spec}: {name} ({turn + 1} of {args.repeat}) ...", flush=True)
+                timeout = args.seed_timeout if name == "seed" else args.timeout
+                if name == "spark":
+                    spark_class_archive()
+                rounds[name].append(measure(
+                    name, path, timeout, sample=(name == "custseg" and turn == 0
+                                                 and not args.no_sample_check)))
+                print(f"  {json.dumps(rounds[name][-1])}", flush=True)
+                if name == "seed" and "failed" in rounds[name][-1]:
+                    seed_failed = (spec, customers)
+        results = {name: median_run(runs) for name, runs in rounds.items()}
         rows.append((spec, lines, customers, results))
         write(rows, names, Path(args.out))
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median seconds among ``runs`` (the slower of the middle two), with every
+    run's seconds as ``rounds`` and the largest peak of them (a failed run: the first
+    failure)."""
+    failed = [r for r in runs if "failed" in r]
+    if failed:
+        return failed[0]
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[len(ordered) // 2], "rounds": [r["seconds"] for r in runs],
+            "peak_mb": max(r["peak_mb"] for r in runs)}
+
+
+def paired_ratios(ours: dict[str, Any], bare: dict[str, Any]) -> list[float]:
+    """custseg's seconds over the bare minimum's, round by round."""
+    return [a / b for a, b in zip(ours.get("rounds", []), bare.get("rounds", []), strict=False)]
 
 
 @contextlib.contextmanager
@@ -489,6 +519,8 @@ def write(rows, names, out: Path) -> None:
               "| Davies-Bouldin | stability | seconds |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     engines = ["| data | contender | seconds against custseg run (DuckDB) |", "|---|---|---:|"]
+    repeats = ["| data | contender | seconds, round by round | median | against the bare "
+               "minimum, round by round | median (range) |", "|---|---|---|---:|---|---|"]
     for spec, lines, customers, results in rows:
         bare = results.get("bare", {}).get("seconds")
         for name in names:
@@ -503,6 +535,17 @@ def write(rows, names, out: Path) -> None:
             table.append(f"| {spec} | {lines:,} | {customers:,} | {LABELS[name]} | "
                          f"{r['seconds']:.1f} | {ratio} | {r['peak_mb']:,.0f} | {r['k']} | "
                          f"{stages} |")
+        for name in names:
+            r = results[name]
+            if len(r.get("rounds", [])) < 2:
+                continue
+            ratios = paired_ratios(r, results.get("bare", {})) if name != "bare" else []
+            spread = (f"{median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}x)"
+                      if ratios else "")
+            repeats.append(f"| {spec} | {LABELS[name]} | "
+                           f"{', '.join(f'{x:.1f}' for x in r['rounds'])} | "
+                           f"{median(r['rounds']):.1f} | "
+                           f"{', '.join(f'{x:.2f}x' for x in ratios)} | {spread} |")
         duck = results.get("custseg", {}).get("seconds")
         for name in ("spark", "spark-first"):
             r = results.get(name, {})
@@ -533,6 +576,9 @@ def write(rows, names, out: Path) -> None:
         "resident memory of the process tree (sampled every 0.2 s).", "",
         *table, "", "Stages against their counterparts in the bare minimum:", "",
         *stages_table, ""]
+        + (["Rounds (`--repeat`: the contenders in turn, each round; the tables above show "
+            "each contender's run of median seconds, and its largest peak over the rounds):",
+            "", *repeats, ""] if len(repeats) > 2 else [])
         + (["Spark against the DuckDB engine:", "", *engines, ""] if len(engines) > 2 else [])
         + (["k chosen on the stratified sample against the search over every customer "
             "(custseg's customer features of the same run; the final fit covers every "
