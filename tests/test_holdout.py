@@ -336,6 +336,40 @@ def test_copies_of_a_customer_are_held_out_together(rows, seed):
             assert len({bool(h) for h, k in zip(held, keys, strict=True) if k == key}) == 1
 
 
+_AMOUNT = st.one_of(st.none(), st.just(float("nan")), st.integers(0, 60),
+                    st.floats(-5, 500))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_AMOUNT, _AMOUNT, st.one_of(st.none(), st.integers(0, 40)),
+                          st.one_of(_AMOUNT, st.just("many")), st.integers(0, 400)),
+                min_size=1, max_size=30), st.booleans())
+def test_the_trees_inputs_are_each_customers_features_and_ratios(rows, nullable):
+    """Each row of the trees' matrix is the customer's features as floats (a missing or
+    unreadable one NaN), then recency over his mean gap (NaN without a positive gap) and
+    his purchase days over his tenure of at least one day: checked customer by customer
+    against that definition, with floats, nullable integers and a column of objects
+    holding text."""
+    from custseg.prep.boosted import design
+
+    def num(v) -> float:
+        return float("nan") if v is None or isinstance(v, str) else float(v)
+
+    recency, gap, days, products, tenure = (list(c) for c in zip(*rows, strict=True))
+    features = pd.DataFrame({
+        "recency": pd.Series(recency, dtype=float),
+        "mean_days_between_orders": pd.Series(gap, dtype=float),
+        "purchase_days": pd.Series(days, dtype="Int64" if nullable else float),
+        "distinct_products": pd.Series(products, dtype=object),
+        "tenure": pd.Series(tenure)})
+    X = design(features, ["recency", "purchase_days", "distinct_products"])
+    assert X.shape == (len(rows), 5)
+    for i, (r, g, d, p, t) in enumerate(rows):
+        r, g, d = num(r), num(g), num(d)
+        expected = [r, d, num(p), r / g if g > 0 else float("nan"), d / max(t, 1)]
+        np.testing.assert_array_equal(X[i], np.array(expected, dtype=float))
+
+
 def test_a_learned_model_carries_on_past_its_checked_days_no_faster_than_a_steady_rate():
     """Checked on 120 days and asked for 365: a customer's purchases grow with the
     horizon, by at most the steady rate (leaving only slows them), and the chance of no

@@ -431,7 +431,9 @@ def _learned_check(past: Past, kind: str):
     def check() -> tuple[np.ndarray, np.ndarray]:
         model = boosted.train(earlier, labels, past.days, as_of=cut, label_start=cut,
                               kind=kind, windows=False)
-        return model.p_buy(past.calibration, past.days), model.expected(past.calibration)
+        X = model.inputs(past.calibration)
+        return (model.p_buy(past.calibration, past.days, X),
+                model.expected(past.calibration, X))
     return check
 
 

@@ -220,7 +220,8 @@ class BoostedValues:
     def _predict(self, features: pd.DataFrame, as_of: Any) -> pd.DataFrame:
         inputs = value_inputs(features)
         days = max(self.horizon, self.model.days)
-        probs = {w: self.model.p_buy(features, w) for w in self.model.windows}
+        X = self.model.inputs(features)  # once for every model
+        probs = {w: self.model.p_buy(features, w, X) for w in self.model.windows}
         out: dict[str, Any] = {"p_alive": np.full(len(features), np.nan)}
         stretch = self.stretch(inputs)
         if days not in probs:  # no purchase in the checked days, then none in the rest
@@ -228,7 +229,7 @@ class BoostedValues:
             probs[days] = 1.0 - quiet ** stretch
         for w in WINDOWS:
             out[f"p_buy_{w}"] = probs.get(w, np.full(len(features), np.nan))
-        out["expected_orders"] = self.model.expected(features) * stretch
+        out["expected_orders"] = self.model.expected(features, X) * stretch
         ahead = boosted.days_to_half(probs, len(features))
         out["next_order_date"] = (ahead if as_of is None else
                                   (pd.Timestamp(as_of)
