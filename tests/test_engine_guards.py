@@ -153,3 +153,41 @@ def test_the_memory_custseg_sized_is_given_back_once_the_lines_are_aggregated(mo
             assert after == before
         assert con.execute("SELECT count(*) FROM lines").fetchone()[0] == 3_000_000
         duck.close()
+
+
+def test_a_large_result_becomes_a_frame_beside_a_lowered_limit(monkeypatch):
+    """The customer features of a run whose lines are in the scratch file become a frame
+    while DuckDB's 'auto' limit is down at its floor (its cached blocks given back: the
+    process's memory falls), and the limit is up again afterwards for the queries that
+    follow; without ``spare`` the limit never moves. The frame is the query's either way."""
+    import custseg.engines.duckdb as engine
+
+    def rss_mb() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+
+    monkeypatch.setattr(engine, "available_memory", lambda: 8 << 30)  # auto: 4 GB
+    sql = "SELECT c, count(DISTINCT t) AS n FROM lines GROUP BY c ORDER BY c"
+    frames, convert = [], pd.DataFrame.__init__
+    for spare in (True, False):
+        duck = engine.DuckDBEngine(Config(memory_limit="auto"))
+        con = duck.sample
+        con.execute("CREATE TABLE lines AS SELECT range AS i, range % 977 AS c, "
+                    "md5(range::VARCHAR) AS t FROM range(3000000)")
+        con.execute("SELECT c, count(DISTINCT t) FROM lines GROUP BY c").fetchall()
+        before, held, seen = engine.limit_bytes(con), rss_mb(), {}
+
+        def watched(self, *args, seen=seen, **kwargs):  # the limit while DuckDB converts
+            seen.setdefault("rss", rss_mb())
+            convert(self, *args, **kwargs)
+
+        monkeypatch.setattr(pd.DataFrame, "__init__", watched)
+        frames.append(engine.fetched_lean(con, sql, spare))
+        monkeypatch.setattr(pd.DataFrame, "__init__", convert)
+        assert abs(engine.limit_bytes(con) - before) < 0.05 * before  # up again
+        assert "rss" in seen  # DuckDB made the frame through pandas
+        if sys.platform.startswith("linux"):
+            assert (seen["rss"] < held - 100) is spare
+        duck.close()
+    assert len(frames[0]) == 977 and frames[0]["n"].sum() == 3_000_000
+    pd.testing.assert_frame_equal(frames[0], frames[1])

@@ -88,8 +88,8 @@ def usable(features: pd.DataFrame) -> list[str]:
 def design(features: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The trees' inputs: ``columns`` of ``features``, the silence in the customer's own
     gaps (recency / mean days between orders) and his rate of purchase days; one float
-    matrix, filled column by column (5M customers: 0.9 s, against 3.8 s stacking the
-    columns' copies)."""
+    matrix, filled column by column (5M customers: 0.55-0.6 s; stacking the columns'
+    copies took 0.65 s in memory used before and 3.9 s in fresh memory)."""
     X = np.empty((len(features), len(columns) + 2))
     for j, c in enumerate(columns):
         X[:, j] = _floats(features[c])
