@@ -149,9 +149,13 @@ def past_of(engine: Engine, feats: pd.DataFrame, as_of: dt.date, config: Config,
             before = (earlier, labelled(earlier, window_labels(engine, cut, days, ids)))
     daily = None
     if days < season.YEAR:  # a holdout of a year or more holds every season: no index
+        # the distinct (day, customer) first, then counted: a plain aggregate DuckDB can
+        # spill, and faster than count(DISTINCT) per day (23M orders: 4.4-6.4 s, 7.1-7.6 s)
         found = engine.query(
-            f"""SELECT CAST(invoice_date AS DATE) AS day, count(DISTINCT customer_id) AS n
-                FROM {purchases(engine)[0]} WHERE status = 'purchase' GROUP BY 1""")
+            f"""SELECT day, count(*) AS n FROM (
+                    SELECT DISTINCT CAST(invoice_date AS DATE) AS day, customer_id
+                    FROM {purchases(engine)[0]} WHERE status = 'purchase') AS days
+                GROUP BY day""")
         daily = pd.Series(found["n"].to_numpy(float),
                           index=pd.to_datetime(found["day"])).sort_index()
     return Past(split=split, days=days, calibration=calibration, labels=labels,
