@@ -191,3 +191,22 @@ def test_a_large_result_becomes_a_frame_beside_a_lowered_limit(monkeypatch):
         duck.close()
     assert len(frames[0]) == 977 and frames[0]["n"].sum() == 3_000_000
     pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+def test_a_result_larger_than_the_floor_is_converted_whole(monkeypatch):
+    """The limit goes down only to what DuckDB holds besides its cached blocks of the
+    file: a sorted result larger than the floor (here 32 MB against a result of about
+    150 MB) is converted whole, not refused for want of memory."""
+    import custseg.engines.duckdb as engine
+
+    monkeypatch.setattr(engine, "available_memory", lambda: 8 << 30)  # auto: 4 GB
+    monkeypatch.setattr(engine, "AUTO_MEMORY_MIN", 32 << 20)
+    duck = engine.DuckDBEngine(Config(memory_limit="auto"))
+    con = duck.sample
+    con.execute("CREATE TABLE lines AS SELECT range AS i, md5(range::VARCHAR) AS t "
+                "FROM range(2000000)")
+    before = engine.limit_bytes(con)
+    frame = engine.fetched_lean(con, "SELECT i, t, i * 2 AS j FROM lines ORDER BY t", True)
+    assert len(frame) == 2_000_000 and frame["t"].is_monotonic_increasing
+    assert abs(engine.limit_bytes(con) - before) < 0.05 * before
+    duck.close()

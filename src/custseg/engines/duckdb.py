@@ -188,18 +188,25 @@ def release_memory(con: duckdb.DuckDBPyConnection, auto: bool) -> None:
 
 def fetched_lean(con: duckdb.DuckDBPyConnection, sql: str, spare: bool) -> pd.DataFrame:
     """The result of ``sql`` as a frame; with ``spare`` (a limit custseg sized, the lines
-    in the scratch file), converted while DuckDB's limit is down at
-    :data:`AUTO_MEMORY_MIN` (its cached blocks of the file given back, as in
-    :func:`release_memory`), then up again for the queries that follow. At 102M lines
-    the features of 5M customers become a frame beside a 4 GB buffer otherwise: the run's
-    peak (4.3 GB resident after the query, 1.1 GB once the limit is down)."""
+    in the scratch file), converted while DuckDB's limit is down to what it holds besides
+    its cached blocks of the file (the result itself, with room to spare; at least
+    :data:`AUTO_MEMORY_MIN`), so that those blocks are given back as in
+    :func:`release_memory`; then up again for the queries that follow. At 102M lines the
+    features of 5M customers become a frame beside a 4 GB buffer otherwise: the run's
+    peak."""
     limit = limit_bytes(con) if spare else None
     result = con.execute(sql)
     if limit is None or limit <= AUTO_MEMORY_MIN:
         return result.df()
     setting = con.cursor()  # a setting of the database: the pending result stays
     try:
-        setting.execute(f"SET memory_limit = '{AUTO_MEMORY_MIN >> 20}MiB'")
+        held, cached = setting.execute(
+            "SELECT sum(memory_usage_bytes), sum(memory_usage_bytes) FILTER "
+            "(tag = 'BASE_TABLE') FROM duckdb_memory()").fetchone()
+        needed = max(AUTO_MEMORY_MIN, int(1.25 * ((held or 0) - (cached or 0))) + (256 << 20))
+        if needed >= limit:
+            return result.df()
+        setting.execute(f"SET memory_limit = '{needed >> 20}MiB'")
         return result.df()
     finally:
         setting.execute(f"SET memory_limit = '{limit >> 20}MiB'")
