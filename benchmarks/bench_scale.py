@@ -441,9 +441,9 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "peak_mb": max(r["peak_mb"] for r in runs)}
 
 
-def paired_ratios(ours: dict[str, Any], bare: dict[str, Any]) -> list[float]:
-    """custseg's seconds over the bare minimum's, round by round."""
-    return [a / b for a, b in zip(ours.get("rounds", []), bare.get("rounds", []), strict=False)]
+def paired_ratios(one: dict[str, Any], other: dict[str, Any]) -> list[float]:
+    """One contender's seconds over another's, round by round."""
+    return [a / b for a, b in zip(one.get("rounds", []), other.get("rounds", []), strict=False)]
 
 
 @contextlib.contextmanager
@@ -546,6 +546,11 @@ def write(rows, names, out: Path) -> None:
                            f"{', '.join(f'{x:.1f}' for x in r['rounds'])} | "
                            f"{median(r['rounds']):.1f} | "
                            f"{', '.join(f'{x:.2f}x' for x in ratios)} | {spread} |")
+        faster = paired_ratios(results.get("seed", {}), results.get("custseg", {}))
+        if len(faster) > 1:
+            repeats.append(f"| {spec} | custseg run faster than the notebook (its seconds "
+                           f"over custseg's) | | | {', '.join(f'{x:.2f}x' for x in faster)} "
+                           f"| {median(faster):.2f}x ({min(faster):.2f}-{max(faster):.2f}x) |")
         duck = results.get("custseg", {}).get("seconds")
         for name in ("spark", "spark-first"):
             r = results.get(name, {})
