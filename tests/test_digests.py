@@ -2,8 +2,9 @@
 the demo, Online Retail and a customer table (Mall) hash to the digests recorded before
 the change (``tests/data/digests.json``; the version string is masked).
 
-The digests depend on the numerical libraries, so they are compared only under the
-versions they were recorded with; ``python tests/test_digests.py`` records them again.
+The digests depend on the numerical libraries and the processor's vector instructions,
+so they are compared only under the versions and the kind of processor they were
+recorded with; ``python tests/test_digests.py`` records them again.
 The same libraries give floats that differ in the last bits on another processor (numpy's
 and OpenBLAS's kernels for AVX-512 against AVX2 differ by up to 2e-12, relative), so
 model.json's and report.html's decimals are hashed to four significant figures, and the
@@ -38,7 +39,22 @@ def _versions() -> dict[str, str]:
             out[name] = version(name)
         except Exception:  # noqa: BLE001 - not installed
             out[name] = "absent"
+    out["processor"] = _processor()
     return out
+
+
+def _processor() -> str:
+    """The vector instructions numpy uses and the kernels OpenBLAS chose: with the same
+    libraries, an AVX2 processor and an AVX-512 one fit the models to slightly different
+    last digits, and segments.csv (hashed as it is) then differs in a rounded value."""
+    import numpy as np  # noqa: F401 - loads OpenBLAS for threadpoolctl
+    from numpy._core._multiarray_umath import __cpu_features__
+    from threadpoolctl import threadpool_info
+
+    simd = [k for k in ("AVX512F", "AVX2", "AVX", "ASIMD") if __cpu_features__.get(k)]
+    blas = sorted({str(i.get("architecture")) for i in threadpool_info()
+                   if i.get("internal_api") == "openblas"})
+    return f"{simd[0] if simd else 'none'}, OpenBLAS {'/'.join(blas) or 'absent'}"
 
 
 DECIMAL = re.compile(r"(?<![\w.])-?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+")
@@ -93,7 +109,8 @@ def test_outputs_match_the_digests_recorded_before_the_refactoring(tmp_path):
     recorded = json.loads(DIGESTS.read_text(encoding="utf-8"))
     if recorded["versions"] != _versions():
         pytest.skip(f"digests were recorded under {recorded['versions']}; these libraries "
-                    f"are {_versions()} (record again: python tests/test_digests.py)")
+                    f"and this processor are {_versions()} (record again: python "
+                    "tests/test_digests.py)")
     assert outputs(tmp_path) == recorded["digests"]
 
 
