@@ -267,3 +267,75 @@ def test_clusters_of_the_blend_say_where_their_action_misses():
             assert any(seg.action_warning in w for w in result.summary.audit.warnings)
         else:
             assert not seg.get("action_warning")
+
+
+def _plain_whole(v: float) -> str:
+    return "nan" if np.isnan(v) else str(int(np.round(v)))
+
+
+def _plain_tenths(v: float) -> str:
+    return str(float(np.round(v, 1)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.floats(0, 1e6), st.floats(0, 1e18), st.just(float("nan")),
+    st.integers(0, 10**6).map(lambda i: i / 20),  # halves and quarters: ties to even
+    st.integers(0, 10**5).map(lambda i: i / 10 + 0.05)), min_size=1, max_size=60))
+def test_numbers_in_reasons_are_written_as_python_writes_them(values):
+    """The reasons' numbers, written by Arrow's kernels, read as Python writes numpy's
+    rounded values: "12" for a whole number, "2.2" (2.25 to even), "12.0", "1e+16",
+    "nan"."""
+    from custseg.prep.lifecycle import _tenths, _whole
+
+    x = np.array(values, dtype=float)
+    assert _tenths(x).to_pylist() == [_plain_tenths(v) for v in x]
+    small = x[~(x > 1e15)]  # a whole number is written from an int64
+    assert _whole(small).to_pylist() == [_plain_whole(v) for v in small]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 2000), st.integers(1, 30), st.integers(0, 900),
+                          st.integers(0, 400), st.booleans()), min_size=1, max_size=40))
+def test_each_reason_reads_its_customers_numbers(rows):
+    """Each customer's reason, as the rule of his stage words it with his own numbers
+    (written here one customer at a time)."""
+    recency, days, span, before, risky = (np.array(c) for c in zip(*rows, strict=True))
+    recency, days, span, before = (a.astype(float) for a in (recency, days, span, before))
+    days = np.where(span < 1, 1, days)
+    before = np.where(days > 1, np.minimum(before, span), np.nan)
+    feats = pd.DataFrame({
+        "recency": recency, "purchase_days": days, "tenure": recency + span,
+        "mean_days_between_orders": np.where(days > 1, span / np.maximum(days - 1, 1),
+                                             np.nan),
+        "days_before_last_purchase": before},
+        index=pd.Index([f"c{i}" for i in range(len(rows))], name="customer_id"))
+    out = stages(feats, at_risk=pd.Series(risky, index=feats.index))
+    own = feats["mean_days_between_orders"].where(feats["mean_days_between_orders"] >= 1)
+    if own.isna().all():
+        assert (out["stage_reason"] == [
+            f"one purchase, {_plain_whole(r)} days ago; nobody bought twice, so there is "
+            "no rhythm to be overdue against" for r in recency]).all()
+        return
+    median = own.median()
+    for i, (cid, row) in enumerate(out.iterrows()):
+        g = own.iloc[i] if not np.isnan(own.iloc[i]) else median
+        r, d, b = recency[i], days[i], before[i]
+        typical = " of the repeat buyers' typical " if d <= 1 else " of their typical "
+        if row["stage"] in ("lapsed", "cooling", "at risk"):
+            want = (f"silent {_plain_whole(r)} days: {_plain_tenths(r / g)}{typical}"
+                    f"{_plain_whole(g)}-day gaps")
+            want += "; at risk by the checked churn risk" if row["stage"] == "at risk" else ""
+        elif row["stage"] == "active":
+            want = (f"last purchase {_plain_whole(r)} days ago; they buy about every "
+                    f"{_plain_whole(g)} days")
+        elif row["stage"] == "new":
+            want = (f"first and only purchase {_plain_whole(r)} days ago (repeat buyers "
+                    f"buy every {_plain_whole(g)} days)")
+        else:
+            e = (span[i] - b) / (d - 2) if d >= 3 else np.nan
+            e = e if e >= 1 else median
+            whose = " of their earlier " if d >= 3 else " of the repeat buyers' typical "
+            want = (f"back {_plain_whole(r)} days ago after {_plain_whole(b)} silent days, "
+                    f"{_plain_tenths(b / e)}{whose}{_plain_whole(e)}-day gaps")
+        assert row["stage_reason"] == want, cid

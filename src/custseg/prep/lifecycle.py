@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from custseg.core.config import LifecycleConfig
 from custseg.core.exceptions import ConfigError
@@ -58,10 +60,11 @@ def stages(features: pd.DataFrame, config: LifecycleConfig | None = None,
     days = features["purchase_days"].astype(float)
     if median is None:  # nobody bought twice: one purchase each, no rhythm to read
         stage = pd.Series("new", index=features.index, dtype="str")
-        reason = [f"one purchase, {r} days ago; nobody bought twice, so there is no rhythm "
-                  "to be overdue against" for r in _whole(recency)]
+        reason = _joined("one purchase, ", _whole(recency.to_numpy(dtype=float)),
+                         " days ago; nobody bought twice, so there is no rhythm to be "
+                         "overdue against")
         return pd.DataFrame({"stage": stage, "stage_reason": pd.Series(
-            reason, index=features.index, dtype="str")})
+            pd.array(reason, dtype="str"), index=features.index)})
     silence = recency / gap
     one = days <= 1
     before = pd.to_numeric(features["days_before_last_purchase"], errors="coerce").astype(
@@ -71,47 +74,92 @@ def stages(features: pd.DataFrame, config: LifecycleConfig | None = None,
     earlier = earlier.where(earlier >= MIN_GAP_DAYS, median)
     risky = (at_risk.reindex(features.index).fillna(False).astype(bool)
              if at_risk is not None else pd.Series(False, index=features.index))
+    # Plain arrays from here: numpy on a Series with an index of customer ids looks up
+    # attribute names in that index (2.7 s to hash 5M ids for np.select).
+    recency, gap, silence, days, before, earlier = (
+        s.to_numpy(dtype=float) for s in (recency, gap, silence, days, before, earlier))
+    one, risky = one.to_numpy(dtype=bool), risky.to_numpy(dtype=bool)
     within, beyond = silence <= c.active_gaps, silence > c.lapsed_gaps
     back = ~one & within & (before > c.reactivated_gaps * earlier)
-    named = np.array(["lapsed", "new", "reactivated", "active", "at risk", "cooling"],
-                     dtype=object)  # the stages by code: one pointer a customer, not 44 bytes
-    stage = named[np.select([beyond, one & within, back, within, risky], range(5), default=5)]
-    # Each reason is written for its own customers, each in one pass of f-strings (a chain
-    # of Series additions made a Series of strings per step: 2.9 GB at 5M customers), and
-    # kept as text in one buffer (the str dtype), not as millions of Python strings.
-    reason = np.full(len(stage), "", dtype=object)
-    whose = (" of their typical ", " of the repeat buyers' typical ")
-    quiet = (~within & (stage != "reactivated")).to_numpy()
-    reason[quiet] = [f"silent {r} days: {s}{whose[o]}{g}-day gaps" for r, s, o, g in zip(
-        _whole(recency[quiet]), _tenths(silence[quiet]), one[quiet].tolist(),
-        _whole(gap[quiet]), strict=True)]
-    risk = stage == "at risk"
-    reason[risk] = [f"{r}; at risk by the checked churn risk" for r in reason[risk]]
-    mine = stage == "active"
-    reason[mine] = [f"last purchase {r} days ago; they buy about every {g} days"
-                    for r, g in zip(_whole(recency[mine]), _whole(gap[mine]), strict=True)]
-    mine = stage == "new"
-    reason[mine] = [f"first and only purchase {r} days ago (repeat buyers buy every {g} days)"
-                    for r, g in zip(_whole(recency[mine]), _whole(gap[mine]), strict=True)]
-    mine = stage == "reactivated"
-    earlier_whose = (" of the repeat buyers' typical ", " of their earlier ")
-    reason[mine] = [f"back {r} days ago after {b} silent days, {t}{earlier_whose[w]}{e}-day gaps"
-                    for r, b, t, w, e in zip(
-                        _whole(recency[mine]), _whole(before[mine]),
-                        _tenths(before[mine] / earlier[mine]), (days[mine] >= 3).tolist(),
-                        _whole(earlier[mine]), strict=True)]
-    return pd.DataFrame({"stage": pd.Series(stage, index=features.index, dtype="str"),
-                         "stage_reason": pd.Series(reason, index=features.index, dtype="str")})
+    code = np.select([beyond, one & within, back, within, risky], range(5), default=5)
+    # Each reason is written for its own customers by Arrow's string kernels, a column at a
+    # time (5M customers: this function took 5.1-6.6 s, against 10.4-13.2 s with a Python
+    # f-string a customer), then put in the customers' order.
+    whose = pa.array([" of their typical ", " of the repeat buyers' typical "])
+    quiet, mine = ~within, {name: code == i for i, name in enumerate(_CODED)}
+    written = {
+        "quiet": _joined("silent ", _whole(recency[quiet]), " days: ", _tenths(silence[quiet]),
+                         _chosen(whose, one[quiet]), _whole(gap[quiet]), "-day gaps",
+                         _chosen(pa.array(["", "; at risk by the checked churn risk"]),
+                                 mine["at risk"][quiet])),
+        "active": _joined("last purchase ", _whole(recency[mine["active"]]),
+                          " days ago; they buy about every ", _whole(gap[mine["active"]]),
+                          " days"),
+        "new": _joined("first and only purchase ", _whole(recency[mine["new"]]),
+                       " days ago (repeat buyers buy every ", _whole(gap[mine["new"]]),
+                       " days)")}
+    r = mine["reactivated"]
+    earlier_whose = pa.array([" of the repeat buyers' typical ", " of their earlier "])
+    written["reactivated"] = _joined(
+        "back ", _whole(recency[r]), " days ago after ", _whole(before[r]), " silent days, ",
+        _tenths(before[r] / earlier[r]), _chosen(earlier_whose, days[r] >= 3),
+        _whole(earlier[r]), "-day gaps")
+    masks = {"quiet": quiet, "active": mine["active"], "new": mine["new"], "reactivated": r}
+    rows = np.concatenate([np.flatnonzero(masks[k]) for k in written])
+    place = np.empty(len(rows), dtype=np.int64)
+    place[rows] = np.arange(len(rows))
+    reason = pa.chunked_array([chunk.cast(pa.large_string()) for text in written.values()
+                               for chunk in getattr(text, "chunks", [text])],
+                              pa.large_string()).take(pa.array(place))  # no 2 GB bound
+    stage = pa.array(np.array(_CODED)).take(pa.array(code))
+    return pd.DataFrame({"stage": pd.Series(pd.array(stage, dtype="str"), index=features.index),
+                         "stage_reason": pd.Series(pd.array(reason, dtype="str"),
+                                                   index=features.index)})
 
 
-def _whole(values: pd.Series) -> list[str]:
-    """Each value rounded to a whole number, as text ("<NA>" where missing)."""
-    return values.round().astype("Int64").astype(str).tolist()
+#: The stages by their code in :func:`stages` (the order its conditions are tried in).
+_CODED = ("lapsed", "new", "reactivated", "active", "at risk", "cooling")
 
 
-def _tenths(values: pd.Series) -> list[str]:
-    """Each value rounded to tenths, as text."""
-    return values.round(1).astype(str).tolist()
+def _joined(*parts: str | pa.Array) -> pa.Array:
+    """Each row's parts (texts, and Arrow arrays of text) joined into one text."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _chosen(texts: pa.Array, which: np.ndarray) -> pa.Array:
+    """``texts[1]`` where ``which`` holds, ``texts[0]`` elsewhere."""
+    return texts.take(pa.array(which.astype(np.int8)))
+
+
+def _whole(values: np.ndarray) -> pa.Array:
+    """Each value rounded to a whole number (half to even), as text ("nan" where
+    missing), as ``str(round(value))`` writes it."""
+    rounded = np.round(values)
+    missing = np.isnan(rounded)
+    text = pc.cast(pa.array(np.where(missing, 0, rounded).astype(np.int64)), pa.string())
+    return pc.if_else(pa.array(missing), "nan", text) if missing.any() else text
+
+
+#: Up to here a value in tenths is written "units.tenth" by Python (past it, a shorter
+#: text or an exponent may stand for the same float).
+_TENTHS_PLAIN = 1e13
+
+
+def _tenths(values: np.ndarray) -> pa.Array:
+    """Each value rounded to tenths (as numpy rounds: ``rint(value * 10) / 10``), as text,
+    as ``str(float)`` writes it: "12.0", "0.3", "nan"."""
+    tenths = np.rint(values * 10.0)
+    plain = (tenths >= 0) & (tenths < _TENTHS_PLAIN * 10)
+    whole = np.where(plain, tenths, 0).astype(np.int64)
+    text = pc.binary_join_element_wise(
+        pc.cast(pa.array(whole // 10), pa.string()), ".",
+        pc.cast(pa.array(whole % 10), pa.string()), "")
+    if plain.all():
+        return text
+    others = np.flatnonzero(~plain)
+    written = text.to_numpy(zero_copy_only=False).astype(object)
+    written[others] = [str(v) for v in (tenths[others] / 10.0).tolist()]
+    return pa.array(written, type=pa.string())
 
 
 def stage_table(frame: pd.DataFrame, gap: pd.Series) -> list[dict]:
