@@ -158,20 +158,26 @@ def test_thresholds_are_settings():
         run_rfm(frame=frame, config=NO_VALUE.replace(lifecycle={"active_gaps": 3.0}))
 
 
+def histories(rows) -> pd.DataFrame:
+    """Customer features from (recency, purchase days, days from first to last purchase,
+    days before the last purchase) rows, consistent with one another."""
+    recency, days, span, before = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
+    days = np.where(span < 1, 1, days)
+    before = np.where(days > 1, np.minimum(before, span), np.nan)
+    return pd.DataFrame({
+        "recency": recency, "purchase_days": days, "tenure": recency + span,
+        "mean_days_between_orders": np.where(days > 1, span / np.maximum(days - 1, 1),
+                                             np.nan),
+        "days_before_last_purchase": before})
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 2000), st.integers(1, 30), st.integers(0, 900),
                           st.integers(0, 400)), min_size=1, max_size=40))
 def test_every_customer_gets_one_stage_that_follows_his_silence(rows):
     """Whatever the histories: one stage each, lapsed exactly beyond 3 gaps, engaged
     (new, active, reactivated) exactly within 1.5."""
-    recency, days, span, before = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
-    days = np.where(span < 1, 1, days)
-    before = np.where(days > 1, np.minimum(before, span), np.nan)
-    feats = pd.DataFrame({
-        "recency": recency, "purchase_days": days, "tenure": recency + span,
-        "mean_days_between_orders": np.where(days > 1, span / np.maximum(days - 1, 1),
-                                             np.nan),
-        "days_before_last_purchase": before})
+    feats = histories(rows)
     out = stages(feats)
     assert out.index.equals(feats.index)
     assert out["stage"].isin(STAGES).all() and out["stage_reason"].str.len().gt(0).all()
@@ -300,17 +306,12 @@ def test_numbers_in_reasons_are_written_as_python_writes_them(values):
 def test_each_reason_reads_its_customers_numbers(rows):
     """Each customer's reason, as the rule of his stage words it with his own numbers
     (written here one customer at a time)."""
-    recency, days, span, before, risky = (np.array(c) for c in zip(*rows, strict=True))
-    recency, days, span, before = (a.astype(float) for a in (recency, days, span, before))
-    days = np.where(span < 1, 1, days)
-    before = np.where(days > 1, np.minimum(before, span), np.nan)
-    feats = pd.DataFrame({
-        "recency": recency, "purchase_days": days, "tenure": recency + span,
-        "mean_days_between_orders": np.where(days > 1, span / np.maximum(days - 1, 1),
-                                             np.nan),
-        "days_before_last_purchase": before},
-        index=pd.Index([f"c{i}" for i in range(len(rows))], name="customer_id"))
-    out = stages(feats, at_risk=pd.Series(risky, index=feats.index))
+    feats = histories([row[:4] for row in rows])
+    feats.index = pd.Index([f"c{i}" for i in range(len(rows))], name="customer_id")
+    out = stages(feats, at_risk=pd.Series([row[4] for row in rows], index=feats.index))
+    recency, days, before = (feats[c].to_numpy() for c in (
+        "recency", "purchase_days", "days_before_last_purchase"))
+    span = (feats["tenure"] - feats["recency"]).to_numpy()
     own = feats["mean_days_between_orders"].where(feats["mean_days_between_orders"] >= 1)
     if own.isna().all():
         assert (out["stage_reason"] == [
