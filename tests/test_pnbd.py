@@ -193,3 +193,49 @@ def test_a_grid_of_days_gives_each_day_as_alone():
     assert together.shape == (n, len(grid))
     for j, t in enumerate(grid):
         assert np.array_equal(together[:, j], pnbd.p_no_purchase(params, float(t), x, t_x, T))
+
+
+def customers_of(n: int, seed: int) -> pd.DataFrame:
+    """``n`` customers' ``x``, ``t_x`` and ``T`` in days, many of them alike (as days are)."""
+    rng = np.random.default_rng(seed)
+    T = rng.integers(1, 400, n).astype(float)
+    x = rng.poisson(2, n).astype(float)
+    t_x = np.where(x > 0, np.floor(T * rng.uniform(0, 1, n)), 0.0)
+    return pd.DataFrame({"x": x, "t_x": t_x, "T": T})
+
+
+def test_p_alive_on_distinct_customers_is_each_customers_own():
+    """P(alive) of many customers, computed once per distinct (x, t_x, T), is each one's
+    from the integral of his own row."""
+    frame = customers_of(3 * pnbd.ROWS + 11, seed=2)
+    params = {"r": 0.6, "alpha": 40.0, "s": 0.8, "beta": 300.0}
+    x, t_x, T = (frame[c].to_numpy() for c in ("x", "t_x", "T"))
+    got = pnbd.p_alive(params, x, t_x, T)
+    for i in range(0, len(frame), 997):
+        alone = pnbd.p_alive(params, x[i], t_x[i], T[i])
+        assert got[i] == pytest.approx(float(alone), rel=1e-12, abs=1e-300), i
+
+
+def test_the_predictions_after_a_sampled_fit_take_its_integrals_once():
+    """A fit on a sample computes every customer's integral for its log-likelihood; P(alive)
+    of the same customers with the fitted parameters takes them (once), and equals P(alive)
+    computed afresh; other parameters or customers compute their own."""
+    frame = customers_of(2 * pnbd.ROWS + 500, seed=3)
+    fit = pnbd.fit_pnbd(frame, max_customers=1_000)
+    x, t_x, T = (frame[c].to_numpy() for c in ("x", "t_x", "T"))
+    assert pnbd._kept is not None
+    taken = pnbd.p_alive(fit.params, x, t_x, T)
+    assert pnbd._kept is None  # used once
+    fresh = pnbd.p_alive(fit.params, x, t_x, T)
+    np.testing.assert_array_equal(taken, fresh)
+    # the log-likelihood reported is every customer's, from the same integrals
+    whole = pnbd.log_likelihood([fit.params[k] for k in pnbd.NAMES], x, t_x, T).sum()
+    assert fit.log_likelihood == pytest.approx(whole, rel=1e-9)
+    other = {**fit.params, "beta": fit.params["beta"] * 2}
+    expected = pnbd.p_alive(other, x, t_x, T)
+    pnbd.fit_pnbd(frame, max_customers=1_000)
+    np.testing.assert_array_equal(pnbd.p_alive(other, x, t_x, T), expected)
+    assert pnbd._kept is not None  # not the same parameters: kept for its own customers
+    half = slice(0, len(frame) // 2)
+    np.testing.assert_array_equal(pnbd.p_alive(fit.params, x[half], t_x[half], T[half]),
+                                  fresh[half])
