@@ -289,12 +289,15 @@ def p_no_purchase(params: dict[str, float], t, x, t_x, T, alive=None) -> np.ndar
         neither = (a / (a + t)) ** (r + xs) * (b / (b + t)) ** s
         return (neither + leave_first)[:, 0]
 
-    def at(t: float) -> np.ndarray:
-        quiet = np.concatenate([quiet_of(t, rows[i:i + ROWS, 0:1], rows[i:i + ROWS, 1:2])
-                                for i in range(0, len(rows), ROWS)])
-        quiet = quiet[inverse].reshape(x.shape)
-        return 1.0 - alive * (1.0 - np.clip(quiet, 0.0, 1.0))
-
-    if np.ndim(t) == 0:
-        return at(t)
-    return np.stack([at(float(v)) for v in t], axis=-1)
+    days = [float(t)] if np.ndim(t) == 0 else [float(v) for v in t]
+    quiet = np.empty((len(rows), len(days)))  # each distinct (x, T)'s, a column a day
+    for j, day in enumerate(days):
+        quiet[:, j] = np.concatenate([quiet_of(day, rows[i:i + ROWS, 0:1],
+                                               rows[i:i + ROWS, 1:2])
+                                      for i in range(0, len(rows), ROWS)])
+    np.clip(quiet, 0.0, 1.0, out=quiet)
+    out = quiet[inverse].reshape(x.shape + (len(days),))  # every customer's, in one array
+    np.subtract(1.0, out, out=out)  # 1 - alive (1 - quiet), as the single day's
+    out *= np.asarray(alive)[..., None]
+    np.subtract(1.0, out, out=out)
+    return out[..., 0] if np.ndim(t) == 0 else out

@@ -170,9 +170,11 @@ class ValueModels:
         else:
             out["expected_order_value"] = out["clv"] = np.full(len(inputs), np.nan)
         out["churn_risk"] = 1.0 - model.p_buy(self.horizon, x, t_x, T, given)[inverse]
+        # new arrays, each kept as a column of its own rather than copied into one block
+        # (5M customers: 1-3 s of this machine's fresh memory)
         return pd.DataFrame({name: (np.round(v, _DIGITS[name]) if name in _DIGITS else v)
                              for name, v in ((c, out[c]) for c in COLUMNS)},
-                            index=inputs.index)
+                            index=inputs.index, copy=False)
 
 
 #: Customers a learned model predicts at a time.
@@ -245,7 +247,7 @@ class BoostedValues:
         out["churn_risk"] = 1.0 - probs[days]
         return pd.DataFrame({name: (np.round(v, _DIGITS[name]) if name in _DIGITS else v)
                              for name, v in ((c, out[c]) for c in COLUMNS)},
-                            index=features.index)
+                            index=features.index, copy=False)
 
 
 def value_inputs(features: pd.DataFrame) -> pd.DataFrame:
@@ -262,7 +264,7 @@ def value_inputs(features: pd.DataFrame) -> pd.DataFrame:
         "m": pd.to_numeric(features.get("repeat_purchase_value"), errors="coerce"),
         "n": n,
         "v": pd.to_numeric(features["monetary"], errors="coerce") / n,
-    }, index=features.index)
+    }, index=features.index, copy=False)
 
 
 def empty_columns(index: pd.Index) -> pd.DataFrame:
