@@ -101,12 +101,15 @@ def _left(r, alpha, s, beta, x, t_x, T):
     return (np.where(v1[..., 0] > v0[..., 0], out, -np.inf), u, terms, log_a, log_b)
 
 
-def log_likelihood(params, x, t_x, T) -> np.ndarray:
-    """Each customer's Pareto/NBD log-likelihood (the note's eq. 1-3)."""
+def log_likelihood(params, x, t_x, T, left: np.ndarray | None = None) -> np.ndarray:
+    """Each customer's Pareto/NBD log-likelihood (the note's eq. 1-3); ``left``, the
+    customers' :func:`_log_left`, when it is computed already."""
     r, alpha, s, beta = params
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     base, alive = _terms(r, alpha, s, beta, x, T)
-    return base + np.logaddexp(alive, _log_left(r, alpha, s, beta, x, t_x, T))
+    if left is None:
+        left = _log_left(r, alpha, s, beta, x, t_x, T)
+    return base + np.logaddexp(alive, left)
 
 
 def _terms(r, alpha, s, beta, x, T) -> tuple[np.ndarray, np.ndarray]:
@@ -198,8 +201,7 @@ def fit_pnbd(frame, max_customers: int = MAX_CUSTOMERS, seed: int = 0) -> Fit:
         x, t_x, T = rows.T
         left = _log_left(*params, x, t_x, T)
         _kept = (params, rows, left)  # for the predictions of these customers that follow
-        base, alive = _terms(*params, x, T)
-        value = (weight * (base + np.logaddexp(alive, left))).sum()
+        value = (weight * log_likelihood(params, x, t_x, T, left)).sum()
         fit = dataclasses.replace(fit, log_likelihood=float(value))
     return fit
 
