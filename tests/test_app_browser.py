@@ -102,6 +102,17 @@ def start_run(page, url: str, path: Path, mode: str | None = None) -> None:
     button.click()
 
 
+def finished(page, timeout: int):
+    """The run's download button once the run is done; the page's error at once when the
+    run failed (rather than waiting out ``timeout`` for a button that never comes)."""
+    download = page.get_by_text("Download segments CSV")
+    error = page.get_by_text(re.compile(r"^Unexpected error: "))
+    download.or_(error).first.wait_for(timeout=timeout)
+    if error.count():
+        pytest.fail(f"the run failed: {error.first.inner_text()}")
+    return download
+
+
 def test_upload_run_and_download(app_url, input_file, tmp_path):
     path, customers = input_file
     errors = []
@@ -110,8 +121,7 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("pageerror", lambda e: errors.append(str(e)))
         start_run(page, app_url, path)
-        download = page.get_by_text("Download segments CSV")
-        download.wait_for(timeout=180_000)
+        download = finished(page, timeout=180_000)
         page.get_by_text("Expected orders:").first.wait_for(timeout=30_000)
         # The totals above the tabs: wait for them too, a busy CI machine draws them late
         page.locator('[data-testid="stMetricLabel"]').filter(
@@ -210,7 +220,7 @@ def test_rfm_only_shows_the_rfm_cards_and_cohorts(app_url, input_file, tmp_path)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("pageerror", lambda e: errors.append(str(e)))
         start_run(page, app_url, path, mode="RFM only")
-        page.get_by_text("Download segments CSV").wait_for(timeout=180_000)
+        finished(page, timeout=180_000)
         page.get_by_text("Expected orders:").first.wait_for(timeout=30_000)
         # the page streams in: wait for every card
         page.wait_for_function(f"document.querySelectorAll('h4').length >= {len(named)}",
@@ -263,10 +273,9 @@ def test_five_sessions_at_once(app_url, small_file, tmp_path):
             start_run(page, app_url, small_file)
             pages.append(page)
         for i, page in enumerate(pages):
-            download = page.get_by_text("Download segments CSV")
             # five whole runs at once on two cores beside the other test worker: 58 s
             # alone, past 300 s once while that worker ran the heaviest files
-            download.wait_for(timeout=900_000)
+            download = finished(page, timeout=900_000)
             with page.expect_download() as info:
                 download.click()
             info.value.save_as(tmp_path / f"s{i}.csv")

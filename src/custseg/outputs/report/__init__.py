@@ -141,7 +141,7 @@ def write_backtest_chart(backtest: dict, folder: Path) -> Path | None:
     (``Backtest.to_dict()``); None (nothing written) when the backtest was not fitted or
     has no frequency groups."""
     from custseg.outputs.report._png import png
-    from custseg.outputs.report.charts import calibration_chart
+    from custseg.outputs.report.charts import calibration_chart, spec
 
     chart = calibration_chart(backtest)
     if chart is None:
@@ -150,7 +150,7 @@ def write_backtest_chart(backtest: dict, folder: Path) -> Path | None:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / BACKTEST_CHART
     with atomic_file(path) as tmp:
-        tmp.write_bytes(png(chart.to_dict()))
+        tmp.write_bytes(png(spec(chart)))
     return path
 
 
@@ -200,7 +200,7 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
     from markupsafe import Markup
 
     from custseg.outputs.report._png import Pngs, spec_json
-    from custseg.outputs.report.charts import CHARTS
+    from custseg.outputs.report.charts import CHARTS, spec
 
     data = summary.to_dict()
     out_dir = Path(out_dir)
@@ -213,10 +213,10 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
             chart = build(data, table)
             if chart is None:
                 continue
-            spec = chart.to_dict(validate=False)  # each chart is validated in the tests
-            text = spec_json(spec)
+            definition = spec(chart)  # each chart is validated in the tests
+            text = spec_json(definition)
             if pngs is not None:  # rendered while the page is built
-                pngs.add(folder / f"{name}.png", spec, text)
+                pngs.add(folder / f"{name}.png", definition, text)
             charts.append({"id": name, "spec": Markup(_safe_json(text)),
                            "caption": CAPTIONS.get(name, "")})
         key_features = [f for f in ("recency", "frequency", "monetary") if f in table]

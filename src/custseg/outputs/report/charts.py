@@ -2,11 +2,13 @@
 HTML report and written as PNG by vl-convert, so both outputs come from one definition.
 
 Every function takes the summary dict (as written to ``summary.json``) and the
-per-customer table, and returns an Altair chart or None when it does not apply.
+per-customer table, and returns an Altair chart or None when it does not apply;
+:func:`spec` makes its definition.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import altair as alt
@@ -20,11 +22,38 @@ PLOT_SAMPLE = 5_000
 WIDTH = 560
 
 
+#: Altair's default theme, which :func:`spec` applies itself.
+THEME = {"config": {"view": {"continuousWidth": 300, "continuousHeight": 300}}}
+
+
+def spec(chart: alt.TopLevelMixin) -> dict:
+    """The Vega-Lite definition of a chart of this module, the same whatever data
+    transformer and theme are enabled in Altair.
+
+    Both are settings of the whole process, which another thread may change while this
+    one converts a chart: Streamlit enables its own while it draws a chart for one of the
+    dashboard's sessions, and a report built in another session then lost its charts'
+    data. So every chart's data are inline values already (:func:`inline`), and the
+    theme is Altair's default, applied here (again: the same definition when it was on)."""
+    out = chart.to_dict(validate=False, context={"pre_transform": False})
+    return alt.utils.update_nested(copy.deepcopy(THEME), out)
+
+
+def inline(data):
+    """A chart's data frame as inline values (what Altair's default data transformer makes
+    of it); anything else as it is."""
+    return alt.to_values(data) if isinstance(data, pd.DataFrame) else data
+
+
 class Chart(alt.Chart):
-    """An Altair chart whose ``encode`` takes a field's text (``"k:Q"``) as its channel
-    object (``alt.X("k:Q")``), the same definition: Altair reads a text through
-    ``from_dict``, which hashes every one of its schema classes each time (11 ms a
-    channel; 0.25 s of a report's charts)."""
+    """An Altair chart whose data are inline values (:func:`inline`), and whose ``encode``
+    takes a field's text (``"k:Q"``) as its channel object (``alt.X("k:Q")``), the same
+    definition: Altair reads a text through ``from_dict``, which hashes every one of its
+    schema classes each time (11 ms a channel; 0.25 s of a report's charts). A field's
+    type is always given: without a data frame, Altair cannot infer it."""
+
+    def __init__(self, data=alt.Undefined, **kwargs):
+        super().__init__(data=inline(data), **kwargs)
 
     def encode(self, *args, **channels):
         return super().encode(*args, **{name: _channel(name, value)
@@ -92,7 +121,7 @@ def sizes(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         y=alt.Y("segment:N", sort=_order(summary), title=None),
         x=alt.X("value:Q", axis=alt.Axis(format="%"), title="share"),
         yOffset="measure:N", color=alt.Color("measure:N", title=None),
-        tooltip=["segment", "measure", alt.Tooltip("value:Q", format=".1%")],
+        tooltip=["segment:N", "measure:N", alt.Tooltip("value:Q", format=".1%")],
     ).properties(width=WIDTH)
 
 
@@ -109,7 +138,7 @@ def zscores(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     heat = base.mark_rect().encode(
         x=alt.X("feature:N", title=None), y=alt.Y("segment:N", sort=_order(summary), title=None),
         color=alt.Color("z:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True)),
-        tooltip=["segment", "feature", alt.Tooltip("z:Q", format=".2f"),
+        tooltip=["segment:N", "feature:N", alt.Tooltip("z:Q", format=".2f"),
                  alt.Tooltip("mean:Q", format=",.2f")])
     text = base.mark_text(fontSize=10).encode(
         x="feature:N", y=alt.Y("segment:N", sort=_order(summary)),
@@ -130,7 +159,7 @@ def snake(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
                      ).mark_line(point=True).encode(
         x=alt.X("feature:N", sort=used, title=None), y=alt.Y("z:Q", title="z-score"),
         color=alt.Color("segment:N", sort=_order(summary)),
-        tooltip=["segment", "feature", alt.Tooltip("z:Q", format=".2f")],
+        tooltip=["segment:N", "feature:N", alt.Tooltip("z:Q", format=".2f")],
     ).properties(width=WIDTH).interactive()
 
 
@@ -160,12 +189,12 @@ def k_curves(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         color=alt.Color("series:N", title=None,
                         scale=alt.Scale(domain=["customers", "featureless reference"],
                                         range=["#1f77b4", "#aaaaaa"])),
-        tooltip=["k", "metric", "series", alt.Tooltip("value:Q", format=",.3f")])
+        tooltip=["k:Q", "metric:N", "series:N", alt.Tooltip("value:Q", format=",.3f")])
     rule = Chart().transform_filter(alt.datum.k == ks["chosen"]).mark_rule(
         color="black", strokeDash=[4, 3]).encode(x="k:Q")
     structure = ks.get("structure")
     title = f"Choosing k: {ks['chosen']}" + (f" ({structure})" if structure else "")
-    return alt.layer(lines, rule, data=long).properties(width=250, height=160).facet(
+    return alt.layer(lines, rule, data=inline(long)).properties(width=250, height=160).facet(
         facet=alt.Facet("metric:N", title=None), columns=2
     ).resolve_scale(y="independent").properties(title=title)
 
@@ -191,7 +220,7 @@ def projection(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         size=14, opacity=0.6).encode(
         x=alt.X("PC1:Q", title=f"PC1 ({explained[0]:.0%})"),
         y=alt.Y("PC2:Q", title=f"PC2 ({explained[1]:.0%})"),
-        color=alt.Color("segment:N", sort=_order(summary)), tooltip=["segment"],
+        color=alt.Color("segment:N", sort=_order(summary)), tooltip=["segment:N"],
     ).properties(width=WIDTH, height=360).interactive()
 
 
@@ -216,7 +245,7 @@ def distributions(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         frame = pd.DataFrame({"start": edges[:-1], "end": edges[1:], "customers": counts})
         title = f"log10({col} + 1)" if skewed else col
         charts.append(Chart(frame).mark_bar().encode(
-            x=alt.X("start:Q", bin="binned", title=title), x2=alt.X2("end"),
+            x=alt.X("start:Q", bin="binned", title=title), x2=alt.X2("end:Q"),
             y=alt.Y("customers:Q", title="customers"),
             tooltip=[alt.Tooltip("start:Q", title="from", format=",.4~g"),
                      alt.Tooltip("end:Q", title="to", format=",.4~g"), "customers:Q"],
@@ -270,7 +299,7 @@ def correlations(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         x=alt.X("a:N", title=None, sort=cols), y=alt.Y("b:N", title=None, sort=cols),
         color=alt.Color("rho:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1],
                                                  reverse=True)),
-        tooltip=["a", "b", alt.Tooltip("rho:Q", format=".2f")])
+        tooltip=["a:N", "b:N", alt.Tooltip("rho:Q", format=".2f")])
         + base.mark_text(fontSize=9).encode(x=alt.X("a:N", sort=cols),
                                             y=alt.Y("b:N", sort=cols),
                                             text=alt.Text("rho:Q", format=".1f"))
@@ -288,7 +317,7 @@ def rfm_grid(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         x=alt.X("r_score:O", title="R score (5 = most recent)"),
         y=alt.Y("f_score:O", sort="descending", title="F score (5 = most orders)"),
         color=alt.Color("customers:Q", scale=alt.Scale(scheme="blues")),
-        tooltip=["r_score", "f_score", "customers", alt.Tooltip("monetary:Q", format=",.2f")],
+        tooltip=["r_score:Q", "f_score:Q", "customers:Q", alt.Tooltip("monetary:Q", format=",.2f")],
     ).properties(width=250, height=250)
     named = pd.DataFrame(summary.get("rfm_segments", []))
     if named.empty:
@@ -296,7 +325,7 @@ def rfm_grid(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     named = named[named["customers"] > 0]
     bars = Chart(named, title="Named RFM segments").mark_bar().encode(
         y=alt.Y("name:N", sort="-x", title=None), x=alt.X("customers:Q"),
-        tooltip=["name", "customers", alt.Tooltip("share:Q", format=".1%"),
+        tooltip=["name:N", "customers:Q", alt.Tooltip("share:Q", format=".1%"),
                  alt.Tooltip("revenue_share:Q", format=".1%")],
     ).properties(width=250, height=250)
     return alt.hconcat(heat, bars)
@@ -313,7 +342,7 @@ def dendrogram(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     return Chart(frame, title="Dendrogram: height of the last merges (a jump marks a "
                      "natural number of segments)").mark_line(point=True).encode(
         x=alt.X("clusters left:Q", scale=alt.Scale(reverse=True)),
-        y=alt.Y("merge height:Q"), tooltip=["clusters left", "merge height"],
+        y=alt.Y("merge height:Q"), tooltip=["clusters left:Q", "merge height:Q"],
     ).properties(width=WIDTH)
 
 
@@ -330,8 +359,8 @@ def trend(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     color = alt.Color("segment:N", sort=_order(summary))
     base = Chart(frame).mark_line(point=True).encode(
         x=alt.X("yearmonth(month):T", title=None), color=color,
-        tooltip=["segment", alt.Tooltip("yearmonth(month):T", title="month"),
-                 alt.Tooltip("revenue:Q", format=",.0f"), "active_customers"])
+        tooltip=["segment:N", alt.Tooltip("yearmonth(month):T", title="month"),
+                 alt.Tooltip("revenue:Q", format=",.0f"), "active_customers:Q"])
     revenue = base.encode(y=alt.Y("revenue:Q", title="revenue")).properties(
         width=WIDTH, height=200, title="Monthly revenue per segment")
     active = base.encode(y=alt.Y("active_customers:Q", title="active customers")).properties(
@@ -356,7 +385,7 @@ def comparison(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
                      ).mark_bar().encode(
         y=alt.Y("label:N", sort=order, title=None), x=alt.X("value:Q", title=None),
         yOffset="metric:N", color=alt.Color("metric:N", title=None),
-        tooltip=["label", "metric", alt.Tooltip("value:Q", format=".3f")],
+        tooltip=["label:N", "metric:N", alt.Tooltip("value:Q", format=".3f")],
     ).properties(width=WIDTH)
 
 
@@ -458,7 +487,7 @@ def value_by_segment(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
         frame[f"draw_{c}"] = frame[c].clip(lower=floor)
     y = alt.Y("segment:N", sort=order, title=None)
     scale = alt.Scale(type="log", domainMin=floor)
-    tooltip = ["segment", "customers"] + [
+    tooltip = ["segment:N", "customers:Q"] + [
         alt.Tooltip(f"{c}:Q", format=",.2f", title=t) for c, t in
         (("p05", "5th percentile"), ("p25", "25th percentile"), ("median", "median"),
          ("p75", "75th percentile"), ("p95", "95th percentile"), ("mean", "mean"))]
@@ -505,7 +534,7 @@ def calibration_chart(backtest: dict | None) -> alt.Chart | None:
                                   scale=alt.Scale(domain=["predicted", "actual"],
                                                   range=[[5, 3], [1, 0]])),
         tooltip=[alt.Tooltip("repeat_orders:O", title=BEFORE_SPLIT),
-                 "customers", "orders", alt.Tooltip("mean:Q", format=",.3f")],
+                 "customers:Q", "orders:N", alt.Tooltip("mean:Q", format=",.3f")],
     ).properties(width=WIDTH, height=260)
 
 
@@ -548,7 +577,7 @@ def cohorts(summary: dict, table: pd.DataFrame) -> alt.Chart | None:
     x = alt.X("months_since:O", title="months since the first purchase",
               axis=alt.Axis(labelAngle=0))
     y = alt.Y("cohort:O", title="month of the first purchase")
-    tooltip = ["segment", "cohort", alt.Tooltip("months_since:O", title="months since"),
+    tooltip = ["segment:N", "cohort:N", alt.Tooltip("months_since:O", title="months since"),
                alt.Tooltip("customers:Q", format=","), alt.Tooltip("share:Q", format=".1%")]
     heat = base.mark_rect().encode(
         x=x, y=y, tooltip=tooltip,
