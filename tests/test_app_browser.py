@@ -163,6 +163,12 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         with page.expect_download() as info:
             button.click()
         info.value.save_as(tmp_path / "audience.zip")
+        # the report itself, its interactive charts drawn inside the Charts tab
+        page.get_by_role("tab", name="Charts").click()
+        report = page.frame_locator('[data-testid="stIFrame"]')
+        report.locator("#chart-segment_sizes canvas, #chart-segment_sizes svg").first.wait_for(
+            timeout=60_000)
+        drawn_charts = report.locator(".chart canvas, .chart svg.marks").count()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
@@ -172,6 +178,7 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         assert len(seg) == customers
     assert "segment_name" in seg.columns
     assert cards and not any(c.startswith("Segment ") for c in cards)
+    assert drawn_charts >= 8
     assert errors == []
     # Predicted value: the total over all customers and a line per segment card
     assert body.count("Expected orders:") == len(cards) == body.count("At risk:")

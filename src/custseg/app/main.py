@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-import streamlit.components.v1 as components
 
 import custseg
 from custseg.app import inside_upload_area
@@ -460,7 +459,7 @@ with tabs[0]:
                 st.text("\n".join(f"- {a}" for a in seg.actions))
 with tabs[1]:
     if "report.html" in files:  # the report itself: the same interactive charts
-        components.html(files["report.html"].decode("utf-8"), height=1400, scrolling=True)
+        st.iframe(files["report.html"].decode("utf-8"), height=1400)
     else:
         st.info("No report was written for this run.")
 with tabs[2]:
