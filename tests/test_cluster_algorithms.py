@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
@@ -202,6 +202,38 @@ def test_affinity_without_exemplars_falls_back_to_kmeans(monkeypatch) -> None:
     assert fitted.params["fallback"] == "kmeans" and fitted.params["converged"] is False
     assert fitted.n_clusters == 4 and adjusted_rand_score(y, fitted.labels) >= 0.9
     check_contract(fitted, X)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), damping=st.sampled_from([0.5, 0.7, 0.9]),
+       max_iter=st.sampled_from([55, 80, 200]), quantile=st.floats(0.0, 0.5))
+def test_affinity_convergence_is_the_one_scikit_learn_warns_of(seed, damping, max_iter,
+                                                                 quantile) -> None:
+    """Whether a fit converged, read from its iterations, is what scikit-learn's own
+    warning says of the same fit (few iterations: many fits stop unconverged); a fit that
+    converges at its very last iteration is counted unconverged."""
+    import warnings
+
+    from sklearn.cluster import AffinityPropagation
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(40, 2)) + rng.integers(0, 3, size=(40, 1)) * 4
+    similarity = -((X[:, None] - X[None]) ** 2).sum(-1)
+    preference = float(np.quantile(similarity, quantile))
+    run = _affinity._propagate(similarity, preference, 0, damping, max_iter=max_iter)
+    model = AffinityPropagation(affinity="precomputed", preference=preference,
+                                damping=damping, max_iter=max_iter, convergence_iter=50,
+                                random_state=0)
+    with warnings.catch_warnings(record=True) as caught:  # this test's one thread
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(similarity)
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    np.testing.assert_array_equal(run.exemplars, model.cluster_centers_indices_)
+    if model.n_iter_ == max_iter and not warned:
+        assert not run.converged
+    else:
+        assert run.converged == (not warned)
 
 
 # --- k-prototypes ----------------------------------------------------------------------------

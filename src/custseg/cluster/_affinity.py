@@ -86,15 +86,21 @@ def fit_affinity(X: np.ndarray, k: int | None = None, *, seed: int = 0, max_fit:
                         "labels": np.arange(len(centers))})
 
 
-def _propagate(similarity: np.ndarray, preference: float, seed: int, damping: float) -> _Run:
-    """One affinity propagation fit on the precomputed similarity matrix."""
+def _propagate(similarity: np.ndarray, preference: float, seed: int, damping: float,
+               max_iter: int = 1000) -> _Run:
+    """One affinity propagation fit on the precomputed similarity matrix.
+
+    Whether it converged is read from its iterations (it stops early once converged, with
+    exemplars), not from the warning scikit-learn gives: a record of warnings is the whole
+    process's, so in the dashboard it took other sessions' warnings, and its end could
+    leave every later warning recorded in it."""
     model = AffinityPropagation(affinity="precomputed", preference=preference, damping=damping,
-                                max_iter=1000, convergence_iter=50, random_state=seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+                                max_iter=max_iter, convergence_iter=50, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(similarity)
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     exemplars = np.asarray(model.cluster_centers_indices_, dtype=np.int64)
+    converged = model.n_iter_ < max_iter and len(exemplars) > 0
     return _Run(preference=float(preference), exemplars=exemplars, converged=converged)
 
 
