@@ -159,7 +159,9 @@ def test_a_large_result_becomes_a_frame_beside_a_lowered_limit(monkeypatch):
     """The customer features of a run whose lines are in the scratch file become a frame
     while DuckDB's 'auto' limit is down at its floor (its cached blocks given back: the
     process's memory falls), and the limit is up again afterwards for the queries that
-    follow; without ``spare`` the limit never moves. The frame is the query's either way."""
+    follow; without ``spare`` the limit never moves (the memory may fall then too, as the
+    allocator gives back pages on its own: CI once saw 142 MB). The frame is the query's
+    either way."""
     import custseg.engines.duckdb as engine
 
     def rss_mb() -> int:
@@ -176,9 +178,11 @@ def test_a_large_result_becomes_a_frame_beside_a_lowered_limit(monkeypatch):
                     "md5(range::VARCHAR) AS t FROM range(3000000)")
         con.execute("SELECT c, count(DISTINCT t) FROM lines GROUP BY c").fetchall()
         before, held, seen = engine.limit_bytes(con), rss_mb(), {}
+        probe = con.cursor()  # a setting of the database, read while a result is pending
 
-        def watched(self, *args, seen=seen, **kwargs):  # the limit while DuckDB converts
+        def watched(self, *args, seen=seen, probe=probe, **kwargs):  # while DuckDB converts
             seen.setdefault("rss", rss_mb())
+            seen.setdefault("limit", engine.limit_bytes(probe))
             convert(self, *args, **kwargs)
 
         monkeypatch.setattr(pd.DataFrame, "__init__", watched)
@@ -186,8 +190,10 @@ def test_a_large_result_becomes_a_frame_beside_a_lowered_limit(monkeypatch):
         monkeypatch.setattr(pd.DataFrame, "__init__", convert)
         assert abs(engine.limit_bytes(con) - before) < 0.05 * before  # up again
         assert "rss" in seen  # DuckDB made the frame through pandas
-        if sys.platform.startswith("linux"):
-            assert (seen["rss"] < held - 100) is spare
+        assert (seen["limit"] < 0.5 * before) is spare
+        if spare and sys.platform.startswith("linux"):
+            assert seen["rss"] < held - 100
+        probe.close()
         duck.close()
     assert len(frames[0]) == 977 and frames[0]["n"].sum() == 3_000_000
     pd.testing.assert_frame_equal(frames[0], frames[1])
