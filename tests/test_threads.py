@@ -44,6 +44,35 @@ def test_the_threads_key_limits_every_pool_and_is_undone_after():
     assert threads.cores() == machine
 
 
+def test_each_thread_has_its_own_threads_key_and_none_is_left_behind():
+    """Two jobs in threads of one process (the dashboard's sessions), the first ending
+    inside the second: each sees its own limit throughout, and none is left after."""
+    machine = threads.cores()
+    one, two = machine + 5, machine + 3  # neither is the machine's
+    inside, leave, seen = threading.Event(), threading.Event(), {}
+
+    def first():
+        with threads.using(one):
+            inside.wait()  # the second is within its limit now
+            seen["first"] = threads.cores()
+        leave.set()
+
+    def second():
+        with threads.using(two):
+            inside.set()
+            leave.wait()  # the first has ended
+            seen["second"] = threads.cores()
+        seen["second after"] = threads.cores()
+
+    jobs = [threading.Thread(target=first), threading.Thread(target=second)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=60)
+    assert seen == {"first": one, "second": two, "second after": machine}
+    assert threads.cores() == machine
+
+
 def test_each_worker_of_a_pool_limits_its_own_openmp_and_a_pool_inside_runs_in_place():
     """OpenMP's limit is a thread's own (one set before a pool does not reach its workers):
     each worker sets its share, sees it as cores(), and a pool inside it runs in place."""

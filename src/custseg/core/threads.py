@@ -29,9 +29,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-_limit: int | None = None
 #: A pool worker's share of the cores (:func:`pooled`), which :func:`cores` returns there.
 _worker = threading.local()
+#: The ``threads`` limit in force in each thread (:func:`using`): a thread's own, as the
+#: dashboard runs each session's job in a thread of one process (a limit of the process
+#: was left behind by one session's job ending within another's, for every later run).
+_limit = threading.local()
 T, R = TypeVar("T"), TypeVar("R")
 
 
@@ -47,8 +50,9 @@ def cores() -> int:
     share = getattr(_worker, "share", None)
     if share:
         return share
-    if _limit:
-        return _limit
+    limit = getattr(_limit, "value", None)
+    if limit:
+        return limit
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -61,14 +65,13 @@ def using(threads: int | None) -> Iterator[int]:
     BLAS pools are limited to it."""
     from threadpoolctl import threadpool_limits
 
-    global _limit
-    before = _limit
-    _limit = threads or None
+    before = getattr(_limit, "value", None)
+    _limit.value = threads or None
     try:
         with threadpool_limits(limits=cores()):
             yield cores()
     finally:
-        _limit = before
+        _limit.value = before
 
 
 def free_cores(window: float = 0.05) -> int:
