@@ -165,10 +165,10 @@ def test_upload_run_and_download(app_url, input_file, tmp_path):
         info.value.save_as(tmp_path / "audience.zip")
         # the report itself, its interactive charts drawn inside the Charts tab
         page.get_by_role("tab", name="Charts").click()
-        report = page.frame_locator('[data-testid="stIFrame"]')
-        report.locator("#chart-segment_sizes canvas, #chart-segment_sizes svg").first.wait_for(
-            timeout=60_000)
-        drawn_charts = report.locator(".chart canvas, .chart svg.marks").count()
+        drawn = page.frame_locator('[data-testid="stIFrame"]').locator(
+            ".chart canvas, .chart svg.marks")
+        drawn.nth(7).wait_for(timeout=60_000)  # the page embeds its charts one by one
+        drawn_charts = drawn.count()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
