@@ -3,10 +3,12 @@ itself imports none of what the background thread imports before it waits for it
 no module is imported by both threads at once; and a run is the same with it."""
 
 import json
+import math
 import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 import custseg
 
@@ -74,3 +76,60 @@ def test_a_run_with_the_libraries_loaded_beside_it_is_the_same(tmp_path):
     assert (cli["segment"].to_numpy() == api["segment"].to_numpy()).all()
     timings = json.loads((out / "summary.json").read_text())["timings_s"]
     assert timings["start"] > 0
+
+
+#: Prints, in a fresh process, a SciPy function's docstring as SciPy leaves it, the same
+#: docstring as its source has it, whether SciPy still records what the function
+#: supports, and what the function computes.
+SCIPY_DOCS = """
+import ast, inspect, json, sys
+from custseg.core import preload
+if {as_written}:
+    preload.docs_as_written()
+import scipy.stats
+from scipy._lib import _array_api
+from scipy.special import _logsumexp, logsumexp
+tree = ast.parse(inspect.getsource(_logsumexp))
+source = next(ast.get_docstring(node, clean=False) for node in ast.walk(tree)
+              if isinstance(node, ast.FunctionDef) and node.name == "logsumexp")
+print(json.dumps({{"doc": logsumexp.__doc__, "source": source,
+                  "recorded": len(_array_api.xp_capabilities_table),
+                  "skew": float(scipy.stats.skew([2, 8, 0, 4, 1, 9, 9, 0])),
+                  "logsumexp": float(logsumexp([1.0, 2.0, 3.0]))}}))
+"""
+
+
+def scipy_docs(as_written: bool) -> dict:
+    out = subprocess.run([sys.executable, "-c", SCIPY_DOCS.format(as_written=as_written)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_scipy_keeps_its_docstrings_as_written_and_computes_the_same():
+    import scipy
+
+    from custseg.core import preload
+
+    if ".".join(scipy.__version__.split(".")[:2]) not in preload.DOCS_CHECKED:
+        pytest.skip(f"SciPy {scipy.__version__} rewrites its docstrings as usual")
+    rewritten, written = scipy_docs(False), scipy_docs(True)
+    assert "Array API Standard Support" in rewritten["doc"]  # what SciPy itself does
+    assert "Array API Standard Support" not in written["doc"]
+    assert written["doc"] == written["source"].lstrip(" \n")
+    # SciPy records each function's capabilities all the same, and computes the same
+    assert written["recorded"] == rewritten["recorded"] > 100
+    assert written["skew"] == rewritten["skew"] == 0.2650554122698573  # SciPy's example
+    assert written["logsumexp"] == rewritten["logsumexp"] == pytest.approx(
+        math.log(math.exp(1) + math.exp(2) + math.exp(3)))
+
+
+def test_another_scipy_release_rewrites_its_docstrings_as_usual(monkeypatch):
+    import scipy
+    from scipy._lib import _array_api
+
+    from custseg.core import preload
+
+    before = _array_api.FunctionDoc
+    monkeypatch.setattr(scipy, "__version__", "1.99.0")
+    preload.docs_as_written()
+    assert _array_api.FunctionDoc is before
