@@ -162,7 +162,10 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     and the report OUT/report.html."""
     _start_ahead(config)
     from custseg.core.money import money
+    from custseg.core.preload import docs_as_written
     from custseg.jobs.rfm import currency_code, run_rfm, start_renderers
+
+    docs_as_written()  # before the value models load SciPy
 
     out_dir = Path(config.out)
     start_renderers(config, out_dir, _input(input))
@@ -269,7 +272,10 @@ def _print_first_actions(s, out_dir: Path) -> None:
              "sheet", "delimiter", "encoding", "db", "sql", "engine", "spark_master")
 def backtest(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Check the value models: fitted before --split, compared with the orders after it."""
+    from custseg.core.preload import docs_as_written
     from custseg.jobs.backtest import backtest as run_backtest
+
+    docs_as_written()  # before the value models load SciPy
 
     out_dir = Path(config.backtest.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
@@ -295,7 +301,10 @@ def backtest(input: InputArg = None, *, config: Config, quiet: QuietOpt = False)
 @_configured("compare.out", *CLUSTER_KEYS, "cluster_on", "input_kind", *READ_KEYS)
 def compare(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> None:
     """Run every algorithm, rank them, recommend one: writes OUT/comparison.csv."""
+    from custseg.core.preload import docs_as_written
     from custseg.jobs.run import compare_algorithms
+
+    docs_as_written()  # before the clustering loads SciPy
 
     out_dir = Path(config.compare.out)
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
