@@ -133,3 +133,28 @@ def test_another_scipy_release_rewrites_its_docstrings_as_usual(monkeypatch):
     monkeypatch.setattr(scipy, "__version__", "1.99.0")
     preload.docs_as_written()
     assert _array_api.FunctionDoc is before
+
+
+#: Prints, in a fresh process, the full collections the garbage collector made while the
+#: thread imported, its thresholds before and after, and the objects it left frozen.
+COLLECTIONS = LOADED + """
+import gc, json, threading
+full = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 2
+                    and full.append(threading.current_thread().name))
+before = gc.get_threshold()
+preload.start(); preload.wait()
+print(json.dumps({"full": full, "before": before, "after": gc.get_threshold(),
+                  "frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_the_imports_run_no_full_collection_and_leave_the_collector_as_it_was():
+    """Each full collection walked every object imported so far; the thread's imports
+    make none, then freeze what they loaded, and the thresholds are put back."""
+    out = subprocess.run([sys.executable, "-c", COLLECTIONS], capture_output=True,
+                         text=True, check=True).stdout
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert "custseg-preload" not in seen["full"], seen["full"]
+    assert seen["after"] == seen["before"]
+    assert seen["frozen"] > 100_000  # scikit-learn's, SciPy's and Altair's objects
