@@ -50,6 +50,33 @@ def test_the_currency_of_values_needs_nearly_all_of_them():
     assert currency_in("sales_usd") is None
 
 
+def _one_by_one(values) -> tuple[str | None, dict[str, int]]:
+    """The currency of values read one by one (what :func:`currency_of_values` returns)."""
+    seen: dict[str, int] = {}
+    present = 0
+    for v in values:
+        if v is None or v != v or str(v).strip() == "":
+            continue
+        present += 1
+        if c := currency_in(str(v)):
+            seen[c] = seen.get(c, 0) + 1
+    if not seen:
+        return None, {}
+    top = max(seen, key=seen.get)
+    return (top if seen[top] >= 0.95 * present else None), seen
+
+
+@given(st.lists(st.sampled_from(["£1.00", "£2", "€3,50", "9,90 BRL", "$4", "12.5", "7", "",
+                                 "  ", None, "EUR", "TOP 10", "12 usd"]), max_size=60))
+def test_the_currency_of_values_is_the_same_read_once_a_distinct_value(values):
+    """Each distinct value is read once, from a list or a pandas column of text."""
+    expected = _one_by_one(values)
+    for given_values in (values, pd.Series(values, dtype="str"),
+                         pd.Series(values, dtype=object)):
+        one, seen = currency_of_values(given_values)
+        assert (one, seen) == (expected[0], expected[1])
+
+
 def lines(n: int = 1500, seed: int = 0, **columns) -> pd.DataFrame:
     """Order lines of 300 customers over two years, with extra columns."""
     rng = np.random.default_rng(seed)

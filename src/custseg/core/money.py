@@ -61,15 +61,18 @@ _COMMON = frozenset({"USD", "EUR", "GBP", "JPY", "CNY", "INR", "BRL", "MXN", "CA
 def currency_of_values(values: Iterable[object]) -> tuple[str | None, dict[str, int]]:
     """The currency of a column's values (each an amount written with its sign or code, or
     a code alone: a currency column) when at least :data:`MOST` of the present values
-    name one; and every currency seen with its count."""
+    name one; and every currency seen with its count. Each distinct value is read once
+    (a pandas Series counts them itself: a sample's prices repeat)."""
+    counts = (values.value_counts(dropna=True) if hasattr(values, "value_counts")
+              else Counter(values))
     seen: Counter[str] = Counter()
     present = 0
-    for v in values:
+    for v, n in counts.items():
         if v is None or v != v or str(v).strip() == "":
             continue
-        present += 1
+        present += int(n)
         if c := currency_in(str(v)):
-            seen[c] += 1
+            seen[c] += int(n)
     if not seen:
         return None, {}
     top, n = seen.most_common(1)[0]
