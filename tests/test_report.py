@@ -321,6 +321,37 @@ def test_a_charts_definition_is_the_same_whatever_altair_has_enabled(run_dir):
     assert all(spec["datasets"] and all(spec["datasets"].values()) for spec in alone)
 
 
+def test_a_png_is_its_charts_definition_without_the_zoom_of_the_page(run_dir, tmp_path,
+                                                                       monkeypatch):
+    """The page's zoomable charts (the snake plot, the projection) are drawn in their PNGs
+    without the zoom, which in a picture only clips their marks (and costs the rasteriser
+    most of their time); every other PNG is drawn from the page's very definition, and
+    other parameters (the cohorts' segment menu) stay."""
+    from custseg.outputs.report import _png, load_summary, render_report
+
+    summary, table = _summary(run_dir), read_segments(run_dir)
+    page = {name: charts.spec(chart) for name, build in charts.CHARTS
+            if (chart := build(summary, table)) is not None}
+    drawn = {}
+    monkeypatch.setattr(_png.Pngs, "add",
+                        lambda self, path, spec, text=None: drawn.__setitem__(path.stem, spec))
+    render_report(load_summary(run_dir / "summary.json"), table, tmp_path)
+    assert drawn.keys() == page.keys()
+    zoomed = {name for name, d in page.items()
+              if any(p.get("bind") == "scales" for p in d.get("params", []))}
+    assert zoomed == {"snake_plot", "projection"}
+    for name, definition in page.items():
+        if name in zoomed:
+            assert drawn[name] == {k: v for k, v in definition.items() if k != "params"}
+        else:
+            assert drawn[name] == definition
+    assert charts.still(page["rfm"]) is page["rfm"]
+    menu = {"name": "cohort_segment", "value": "all", "bind": {"input": "select"}}
+    zoom = {"name": "zoom", "select": {"type": "interval"}, "bind": "scales"}
+    assert charts.still({"mark": "rect", "params": [menu, zoom]}) == {
+        "mark": "rect", "params": [menu]}  # a menu, not a zoom: kept
+
+
 def test_a_page_kept_compiled_renders_as_its_source_does(run_dir, tmp_path, monkeypatch):
     """The report's page, compiled once and then read from the cache folder, renders the
     same HTML as when compiled from its source; with no cache folder to be had (its place

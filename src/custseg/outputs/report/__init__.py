@@ -200,7 +200,7 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
     from markupsafe import Markup
 
     from custseg.outputs.report._png import Pngs, spec_json
-    from custseg.outputs.report.charts import CHARTS, spec
+    from custseg.outputs.report.charts import CHARTS, spec, still
 
     data = summary.to_dict()
     out_dir = Path(out_dir)
@@ -216,7 +216,9 @@ def render_report(summary: RfmSummary | RunSummary | TableRunSummary, table: pd.
             definition = spec(chart)  # each chart is validated in the tests
             text = spec_json(definition)
             if pngs is not None:  # rendered while the page is built
-                pngs.add(folder / f"{name}.png", definition, text)
+                picture = still(definition)
+                pngs.add(folder / f"{name}.png", picture,
+                         text if picture is definition else None)
             charts.append({"id": name, "spec": Markup(_safe_json(text)),
                            "caption": CAPTIONS.get(name, "")})
         key_features = [f for f in ("recency", "frequency", "monetary") if f in table]
