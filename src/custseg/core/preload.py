@@ -13,10 +13,10 @@ The thread first leaves SciPy's docstrings as written (:func:`docs_as_written`):
 rewrites them as it imports, a third of a second a run that a command line never shows.
 While it imports, the garbage collector runs seldom (:data:`IMPORTS_GC`): each full
 collection walked every object imported so far (three in the imports of 1,000
-customers' run, 0.04-0.09 s each). Once the imports are done, the objects there are
-then are left out of every later collection (``gc.freeze``): nearly all the modules',
-as the job then is cleaning in DuckDB or waiting, and holds few objects of its own.
-The collector's thresholds are then put back.
+customers' run, 0.04-0.09 s each). Once the imports are done, every object that exists
+is left out of later collections (``gc.freeze``): nearly all are the modules', since
+the job is then cleaning in DuckDB or waiting and holds few of its own. The collector's
+thresholds are then put back.
 """
 
 from __future__ import annotations
