@@ -29,7 +29,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 #: imported before it waited.
 JOB = LOADED + """
 import json, sys
-preload._load = lambda: None
+preload._load = lambda *args: None
 preload.start()
 seen = []
 preload.wait = lambda: seen.append(sorted(set(sys.modules) - before)) or 0.0
@@ -159,3 +159,51 @@ def test_the_imports_run_no_full_collection_and_leave_the_collector_as_it_was():
     assert "custseg-preload" not in seen["full"], seen["full"]
     assert seen["after"] == seen["before"]
     assert seen["frozen"] > 100_000  # scikit-learn's, SciPy's and Altair's objects
+
+
+#: A library call in a fresh process: what its thread was given to import, what the job
+#: imported from when the thread could begin to when it waited, and what the thread left
+#: of the process's state.
+LIBRARY = """
+import gc, json, sys
+import custseg
+from custseg.core import preload
+thresholds = gc.get_threshold()
+given, went, seen = [], [], []
+load, go, wait = preload._imported, preload.go, preload.wait
+preload._imported = lambda names: given.extend(names) or ({real} and load(names))
+preload.go = lambda: went.append(set(sys.modules)) or go()
+preload.wait = lambda: seen.append(sorted(set(sys.modules) - went[0])) or wait()
+custseg.run_rfm({path!r}, out_dir={out!r}, config=custseg.Config(figures=False))
+from scipy._lib import _array_api
+print(json.dumps({{"given": given, "job": seen[0], "altair": "altair" in sys.modules,
+                  "frozen": gc.get_freeze_count(), "thresholds": gc.get_threshold() == thresholds,
+                  "docs": _array_api.FunctionDoc is not preload._AsWritten}}))
+"""
+
+
+def library_call(path, out, real: bool) -> dict:
+    """``real``: the thread imports what it is given (else nothing: what the job imported
+    from when the thread could begin to when it waited is then the job's own)."""
+    code = LIBRARY.format(path=str(path), out=out, real=real)
+    done = subprocess.run([sys.executable, "-c", code],
+                          capture_output=True, text=True, check=True).stdout
+    return json.loads(done.strip().splitlines()[-1])
+
+
+def test_a_library_call_loads_the_libraries_beside_its_cleaning_and_leaves_the_rest(tmp_path):
+    """``run_rfm`` in a notebook's process: the thread imports what the job would, the job
+    imports none of it before it waits, and SciPy's docstrings and the collector stay as
+    they were; without a report Altair is not imported at all."""
+    from custseg.synth import generate
+
+    lines = generate(300, tmp_path / "data", seed=1)["transactions"]
+    thread = imported(THREAD)
+    with_report = library_call(lines, str(tmp_path / "out"), real=False)
+    assert "sklearn.ensemble" in with_report["given"] and "altair" in with_report["given"]
+    assert "sklearn.cluster" not in with_report["given"]  # an RFM job clusters nothing
+    assert not set(with_report["job"]) & thread  # (the command line's test shows it sees)
+    without = library_call(lines, None, real=True)
+    assert "sklearn.ensemble" in without["given"] and "altair" not in without["given"]
+    assert not without["altair"]
+    assert without["docs"] and without["thresholds"] and without["frozen"] == 0

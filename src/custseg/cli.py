@@ -161,11 +161,12 @@ def rfm(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     """RFM segments: writes OUT/segments.csv, OUT/summary.json, OUT/excluded_customers.csv
     and the report OUT/report.html."""
     _start_ahead(config)
+    from custseg.core import preload
     from custseg.core.money import money
-    from custseg.core.preload import docs_as_written
     from custseg.jobs.rfm import currency_code, run_rfm, start_renderers
 
-    docs_as_written()  # before the value models load SciPy
+    preload.docs_as_written()  # before a backtest's value models load SciPy
+    preload.start(report=config.report, clustering=False)  # beside the job's cleaning
 
     out_dir = Path(config.out)
     start_renderers(config, out_dir, _input(input))
@@ -211,7 +212,7 @@ def run(input: InputArg = None, *, config: Config, quiet: QuietOpt = False) -> N
     from custseg.core import preload
     from custseg.jobs.run import run_segments
 
-    preload.start()  # scikit-learn loads while the job cleans its lines
+    preload.start(report=config.report)  # scikit-learn loads while the job cleans
     with _Reporter(enabled=not quiet and err.is_terminal) as reporter:
         result = run_segments(_input(input), out_dir=out_dir, customers=config.customers,
                               started=custseg.STARTED,

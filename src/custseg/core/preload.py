@@ -3,9 +3,11 @@ cleans and rolls up its order lines, work DuckDB does without holding Python's l
 about 1 s of imports a run, which then mostly overlaps that work.
 
 The command line starts the thread (:func:`start`) once the job's own modules are
-imported; it imports when the job says its cleaning begins (:func:`go`: reading the
-input is Python's work, which the imports would slow as much as they gain), and the job
-calls :func:`wait` before it uses any of these libraries. Until then the job imports none
+imported, a library call (:func:`~custseg.run_rfm`, :func:`~custseg.run_segments`) as it
+begins, for the modules not imported yet; it imports when the job says its cleaning
+begins (:func:`go`: reading the input is Python's work, which the imports would slow as
+much as they gain), and the job calls :func:`wait` before it uses any of these
+libraries. Until then the job imports none
 of them itself (a test checks this), so no module is ever imported by both threads at
 once.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import sys
 import threading
 import time
 
@@ -32,20 +35,39 @@ MODULES = ("scipy.optimize", "scipy.special", "sklearn.ensemble", "sklearn.linea
            "sklearn.cluster", "sklearn.mixture", "sklearn.tree", "sklearn.metrics",
            "sklearn.impute", "sklearn.pipeline", "sklearn.preprocessing", "scipy.stats",
            "scipy.spatial", "scipy.cluster.hierarchy", "altair", "jinja2")
+#: Of :data:`MODULES`, those only the report uses, and those only the clustering uses.
+REPORT_MODULES = ("altair", "jinja2")
+CLUSTER_MODULES = ("sklearn.cluster", "sklearn.mixture", "scipy.spatial",
+                   "scipy.cluster.hierarchy")
 #: Modules both the thread and the job's reading import: imported before the thread starts.
 SHARED = ("threadpoolctl", "ssl", "importlib.readers", "importlib.resources.readers")
 _thread: threading.Thread | None = None
 _go = threading.Event()
 
 
-def start() -> None:
-    """Import :data:`MODULES` in a background thread (once a process)."""
+def start(command_line: bool = True, report: bool = True, clustering: bool = True) -> None:
+    """Import :data:`MODULES` in a background thread, once a process; without
+    :data:`REPORT_MODULES` for a job that writes no report, without
+    :data:`CLUSTER_MODULES` for one that clusters nothing (an RFM job).
+
+    A command line's thread also keeps SciPy's docstrings as written and runs the
+    collector seldom (see above). A library call's (``command_line`` False: a notebook, a
+    batch job in Python) touches neither, and imports only the modules not imported yet;
+    none missing, no thread.
+    """
     global _thread
-    if _thread is None:
-        for name in SHARED:
-            importlib.import_module(name)
-        _thread = threading.Thread(target=_load, name="custseg-preload", daemon=True)
-        _thread.start()
+    if _thread is not None:
+        return
+    left_out = (() if report else REPORT_MODULES) + (() if clustering else CLUSTER_MODULES)
+    names = tuple(name for name in MODULES if name not in left_out
+                  and (command_line or name not in sys.modules))
+    if not names:
+        return
+    for name in SHARED:
+        importlib.import_module(name)
+    _thread = threading.Thread(target=_load, args=(names, command_line),
+                               name="custseg-preload", daemon=True)
+    _thread.start()
 
 
 #: The garbage collector's first threshold while the thread imports (Python's default:
@@ -53,20 +75,27 @@ def start() -> None:
 IMPORTS_GC = 100_000
 
 
-def _load() -> None:
+def _load(names: tuple[str, ...] = MODULES, command_line: bool = True) -> None:
     _go.wait()
+    if not command_line:
+        _imported(names)
+        return
     thresholds = gc.get_threshold()
     gc.set_threshold(IMPORTS_GC, *thresholds[1:])
     try:
         docs_as_written()
-        for name in MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the job imports it again and says what failed
-                return
+        _imported(names)
     finally:
         gc.freeze()  # the modules' objects: never garbage
         gc.set_threshold(*thresholds)
+
+
+def _imported(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the job imports it again and says what failed
+            return
 
 
 #: SciPy releases whose ``xp_capabilities`` reads a docstring as :class:`_AsWritten` has

@@ -163,6 +163,9 @@ def run_rfm(input: str | Path | list | None = None, *, out_dir: str | Path | Non
     """
     config = config or Config()
     check_segment_map(config.rfm_map)
+    # a library call's libraries load beside its cleaning too (a command line's: started)
+    preload.start(command_line=False, report=out_dir is not None and config.report,
+                  clustering=False)
     engine = open_engine(config)  # a Spark session starting: part of the start-up
     timings = start_timings(started)
     with closed_on_error(engine):

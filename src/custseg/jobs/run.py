@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.cluster._base import NOISE
+from custseg.core import preload
 from custseg.core import summary as sm
 from custseg.core.config import Config
 from custseg.core.exceptions import ConfigError, CustsegError, CustsegWarning
@@ -59,8 +60,8 @@ if TYPE_CHECKING:
     from custseg.cluster import Segmenter
 
 # scikit-learn and SciPy (custseg.cluster, the value models, the customer table's tests)
-# are imported where they are used: the command line loads them beside the job's
-# cleaning (custseg.core.preload).
+# are imported where they are used, and loaded beside the job's cleaning
+# (custseg.core.preload).
 
 
 @config_threads
@@ -93,6 +94,8 @@ def run_segments(input: str | Path | list | None = None, *, out_dir: str | Path 
                                   features=features, compare=compare, skew=skew,
                                   scaler=scaler, linkage=linkage, options=options,
                                   strategy=strategy)
+    # a library call's libraries load beside its cleaning too (a command line's: started)
+    preload.start(command_line=False, report=out_dir is not None and config.report)
     base = _base_table(input, customers=customers, config=config, db=db, sql=sql, frame=frame,
                        reporter=reporter, keep_lines=True, started=started)
     try:
