@@ -7,11 +7,10 @@ imported, a library call (:func:`~custseg.run_rfm`, :func:`~custseg.run_segments
 begins, for the modules not imported yet; it imports when the job says its cleaning
 begins (:func:`go`: reading the input is Python's work, which the imports would slow as
 much as they gain), and the job calls :func:`wait` before it uses any of these
-libraries. Until then the job imports none
-of them itself (a test checks this), so no module is ever imported by both threads at
-once.
+libraries. Until then the job imports none of them itself (a test checks this), so no
+module is ever imported by both threads at once.
 
-The thread first leaves SciPy's docstrings as written (:func:`docs_as_written`): SciPy
+A command line's thread first leaves SciPy's docstrings as written (:func:`docs_as_written`): SciPy
 rewrites them as it imports, a third of a second a run that a command line never shows.
 While it imports, the garbage collector runs seldom (:data:`IMPORTS_GC`): each full
 collection walked every object imported so far (three in the imports of 1,000
@@ -75,7 +74,7 @@ def start(command_line: bool = True, report: bool = True, clustering: bool = Tru
 IMPORTS_GC = 100_000
 
 
-def _load(names: tuple[str, ...] = MODULES, command_line: bool = True) -> None:
+def _load(names: tuple[str, ...], command_line: bool) -> None:
     _go.wait()
     if not command_line:
         _imported(names)
