@@ -170,7 +170,7 @@ def test_a_large_result_becomes_a_frame_beside_a_lowered_limit(monkeypatch):
 
     monkeypatch.setattr(engine, "available_memory", lambda: 8 << 30)  # auto: 4 GB
     sql = "SELECT c, count(DISTINCT t) AS n FROM lines GROUP BY c ORDER BY c"
-    frames, convert = [], pd.DataFrame.__init__
+    frames, convert = [], engine.arrow_frame
     for spare in (True, False):
         duck = engine.DuckDBEngine(Config(memory_limit="auto"))
         con = duck.sample
@@ -178,18 +178,18 @@ def test_a_large_result_becomes_a_frame_beside_a_lowered_limit(monkeypatch):
                     "md5(range::VARCHAR) AS t FROM range(3000000)")
         con.execute("SELECT c, count(DISTINCT t) FROM lines GROUP BY c").fetchall()
         before, held, seen = engine.limit_bytes(con), rss_mb(), {}
-        probe = con.cursor()  # a setting of the database, read while a result is pending
+        probe = con.cursor()  # a setting of the database, read while the frame is made
 
-        def watched(self, *args, seen=seen, probe=probe, **kwargs):  # while DuckDB converts
+        def watched(*args, seen=seen, probe=probe, **kwargs):  # Arrow's result to pandas
             seen.setdefault("rss", rss_mb())
             seen.setdefault("limit", engine.limit_bytes(probe))
-            convert(self, *args, **kwargs)
+            return convert(*args, **kwargs)
 
-        monkeypatch.setattr(pd.DataFrame, "__init__", watched)
+        monkeypatch.setattr(engine, "arrow_frame", watched)
         frames.append(engine.fetched_lean(con, sql, spare))
-        monkeypatch.setattr(pd.DataFrame, "__init__", convert)
+        monkeypatch.setattr(engine, "arrow_frame", convert)
         assert abs(engine.limit_bytes(con) - before) < 0.05 * before  # up again
-        assert "rss" in seen  # DuckDB made the frame through pandas
+        assert "rss" in seen  # the frame was made from Arrow's result
         assert (seen["limit"] < 0.5 * before) is spare
         if spare and sys.platform.startswith("linux"):
             assert seen["rss"] < held - 100
@@ -200,9 +200,9 @@ def test_a_large_result_becomes_a_frame_beside_a_lowered_limit(monkeypatch):
 
 
 def test_a_result_larger_than_the_floor_is_converted_whole(monkeypatch):
-    """The limit goes down only to what DuckDB holds besides its cached blocks of the
-    file: a sorted result larger than the floor (here 32 MB against a result of about
-    150 MB) is converted whole, not refused for want of memory."""
+    """A sorted result larger than the floor (here 32 MB against a result of about
+    150 MB) is held by Arrow, outside DuckDB's limit, while the limit is down: it is
+    converted whole and in order, not refused for want of memory."""
     import custseg.engines.duckdb as engine
 
     monkeypatch.setattr(engine, "available_memory", lambda: 8 << 30)  # auto: 4 GB

@@ -214,3 +214,36 @@ def test_features_from_the_orders_table_equal_those_from_the_lines(rows, day, qu
         got = customer_features_table(con, as_of, products, has_discounts=True,
                                       orders="orders")
         pd.testing.assert_frame_equal(got, expected)
+
+
+def test_features_fetched_through_arrow_are_the_frame_duckdb_gives():
+    """``frame_of`` (Arrow) gives DuckDB's own ``df()`` of the same query: the same dtypes
+    (nullable integers where a value is missing, dates, decimals and booleans with a gap
+    converted by DuckDB), the same values, and the ORDER BY of 300,000 rows sorted on two
+    threads."""
+    from custseg.engines.duckdb import connect
+    from custseg.prep.features import frame_of
+
+    con = connect()
+    con.execute("SET threads = 2")
+    query = """
+        SELECT md5(CAST(i AS VARCHAR)) AS id, i, CAST(i AS INTEGER) AS small,
+               CASE WHEN i % 3 = 0 THEN i END AS gaps, CAST(NULL AS BIGINT) AS empty,
+               i / 7 AS ratio, CASE WHEN i % 5 = 0 THEN i / 3 END AS ratio_gaps,
+               CASE WHEN i % 4 = 0 THEN NULL ELSE 'c' || (i % 9) END AS country,
+               i % 2 = 0 AS even, CASE WHEN i % 3 = 0 THEN i % 2 = 0 END AS even_gaps,
+               DATE '2020-01-01' + CAST(i % 900 AS INTEGER) AS day,
+               TIMESTAMP '2020-01-01 10:00' + to_seconds(i) AS at,
+               CAST(i AS DECIMAL(38, 6)) / 3 AS exact, CAST(i AS HUGEINT) AS huge,
+               CAST(i AS UBIGINT) AS unsigned
+        FROM range(300000) AS t(i) ORDER BY id"""
+    expected = con.execute(query).df()
+    got = frame_of(con, query)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["id"].is_monotonic_increasing
+    empty = query.replace("ORDER BY", "WHERE i < 0 ORDER BY")
+    pd.testing.assert_frame_equal(frame_of(con, empty), con.execute(empty).df())
+    dates = ("SELECT DATE '2020-01-01' + CAST(i * 7919 % 5000 AS INTEGER) AS day "
+             "FROM range(5000) AS t(i) ORDER BY day DESC")  # DuckDB converts every column
+    pd.testing.assert_frame_equal(frame_of(con, dates), con.execute(dates).df())
+    con.close()

@@ -27,12 +27,14 @@ from custseg.core.exceptions import ConfigError, CustsegError
 from custseg.engines.base import duckdb_failure, needs_preparing, prepared_source
 from custseg.io import Source, load_source
 from custseg.io._infer import Reading
-from custseg.io._parse import lit, q, quiet_connect
+from custseg.io._parse import lit, q, quiet_connect, settled
 from custseg.io._readers import _describe
 from custseg.io._tables import combine
 from custseg.prep.cleaning import Audit, clean_lines
 from custseg.prep.features import (
     DUCKDB,
+    arrow_frame,
+    arrow_of,
     customer_features_table,
     features_sql,
     orders_sql,
@@ -187,30 +189,21 @@ def release_memory(con: duckdb.DuckDBPyConnection, auto: bool) -> None:
 
 
 def fetched_lean(con: duckdb.DuckDBPyConnection, sql: str, spare: bool) -> pd.DataFrame:
-    """The result of ``sql`` as a frame; with ``spare`` (a limit custseg sized, the lines
-    in the scratch file), converted while DuckDB's limit is down to what it holds besides
-    its cached blocks of the file (the result itself, with room to spare; at least
-    :data:`AUTO_MEMORY_MIN`), so that those blocks are given back as in
-    :func:`release_memory`; then up again for the queries that follow. At 102M lines the
-    features of 5M customers become a frame beside a 4 GB buffer otherwise: the run's
-    peak."""
+    """The result of ``sql`` as a frame (:func:`~custseg.prep.features.frame_of`); with
+    ``spare`` (a limit custseg sized, the lines in the scratch file), converted while
+    DuckDB's limit is down at :data:`AUTO_MEMORY_MIN`, so that its cached blocks of the
+    file are given back as in :func:`release_memory`; then up again for the queries that
+    follow. At 102M lines the features of 5M customers become a frame beside a 4 GB
+    buffer otherwise: the run's peak."""
     limit = limit_bytes(con) if spare else None
-    result = con.execute(sql)
+    table = arrow_of(con, sql)  # held by Arrow now, outside DuckDB's limit
     if limit is None or limit <= AUTO_MEMORY_MIN:
-        return result.df()
-    setting = con.cursor()  # a setting of the database: the pending result stays
+        return arrow_frame(con, table)
     try:
-        held, cached = setting.execute(
-            "SELECT sum(memory_usage_bytes), sum(memory_usage_bytes) FILTER "
-            "(tag = 'BASE_TABLE') FROM duckdb_memory()").fetchone()
-        needed = max(AUTO_MEMORY_MIN, int(1.25 * ((held or 0) - (cached or 0))) + (256 << 20))
-        if needed >= limit:
-            return result.df()
-        setting.execute(f"SET memory_limit = '{needed >> 20}MiB'")
-        return result.df()
+        con.execute(f"SET memory_limit = '{AUTO_MEMORY_MIN >> 20}MiB'")
+        return arrow_frame(con, table)
     finally:
-        setting.execute(f"SET memory_limit = '{limit >> 20}MiB'")
-        setting.close()
+        con.execute(f"SET memory_limit = '{limit >> 20}MiB'")
 
 
 def register_table(con: duckdb.DuckDBPyConnection, name: str,
@@ -219,10 +212,7 @@ def register_table(con: duckdb.DuckDBPyConnection, name: str,
     with its row count known the join planner builds on the customers, not on the lines
     (the per-segment queries at 100 million lines: 38 s over a view, 5 s over the table)."""
     view = f"{name}_frame"
-    finish = getattr(con, "complete", None)  # DuckDB 2 refuses to register while a result
-    if finish is not None:                   # is left unread (after a fetchone)
-        finish()
-    con.register(view, frame)
+    settled(con).register(view, frame)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {q(name)} AS SELECT * FROM {q(view)}")
     finally:

@@ -36,6 +36,15 @@ def quiet_connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def settled(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` with its pending result, if any, finished: DuckDB 2 refuses other work on
+    a connection while a result is left unread (after a ``fetchone``)."""
+    finish = getattr(con, "complete", None)
+    if finish is not None:
+        finish()
+    return con
+
+
 def q(name: str) -> str:
     """Quote an identifier for DuckDB."""
     return '"' + name.replace('"', '""') + '"'

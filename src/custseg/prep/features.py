@@ -22,9 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from custseg.io._parse import lit, q
+from custseg.io._parse import lit, q, settled
 from custseg.prep.cleaning import RETURN_STATUSES
 
 
@@ -250,5 +252,54 @@ def customer_features_table(con: duckdb.DuckDBPyConnection, as_of: dt.date,
     (100 million lines in 1 GB: 53 s, against 68 s in five passes over hashed customer
     ids; in 4 GB, 41 s).
     """
-    return con.execute(features_sql(lines, as_of, has_products, has_discounts=has_discounts,
-                                    pairs=pairs, orders=orders)).df()
+    return frame_of(con, features_sql(lines, as_of, has_products, has_discounts=has_discounts,
+                                      pairs=pairs, orders=orders))
+
+
+def frame_of(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """The result of ``sql`` as DuckDB's ``df()`` gives it, fetched through Arrow (the
+    features of 5M customers: 1.3 s against 9.6 s; ``df()`` makes a Python string of each
+    id first). The query's ORDER BY holds: a relation's Arrow result keeps it (a cursor's
+    ``to_arrow_table()``, in DuckDB 2.0, returns sorted rows out of order)."""
+    return arrow_frame(con, arrow_of(con, sql))
+
+
+def arrow_of(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """The result of ``sql`` as an Arrow table, in the query's order (:func:`frame_of`)."""
+    return settled(con).sql(sql).to_arrow_table()
+
+
+#: Integer columns with a missing value become pandas' nullable integers, as in ``df()``.
+_NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(),
+             pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
+
+
+def _as_is(kind: pa.DataType) -> bool:
+    """Arrow converts a column of this type to what ``df()`` gives (without missing
+    values for integers and booleans)."""
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            or pa.types.is_floating(kind) or kind in _NULLABLE or pa.types.is_boolean(kind))
+
+
+def arrow_frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
+    """``table`` (a DuckDB result) as ``df()`` gives it: text, floats and whole numbers
+    converted by Arrow, integers with a missing value as nullable integers, and the other
+    columns (dates, decimals, booleans with a missing value) by DuckDB itself."""
+    if not table.num_rows:  # DuckDB's own: text without rows is of dtype object there
+        return con.from_arrow(table).df()
+    names = table.column_names
+    nullable = [n for n in names if table[n].type in _NULLABLE and table[n].null_count]
+    other = [n for n in names if not _as_is(table[n].type)
+             or (pa.types.is_boolean(table[n].type) and table[n].null_count)]
+    frame = table.drop_columns(nullable + other).to_pandas()
+    if len(frame) != table.num_rows:  # no column left, and no row
+        frame = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    for name in nullable:
+        frame[name] = table[name].to_pandas(types_mapper=_NULLABLE.get)
+    if other:  # a scan of Arrow rows may run out of order: sorted back by their number
+        row = "__custseg_row"
+        numbered = table.select(other).append_column(row, pa.array(np.arange(table.num_rows)))
+        converted = con.from_arrow(numbered).order(row).df()
+        for name in other:
+            frame[name] = converted[name]
+    return frame[names]
