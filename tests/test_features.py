@@ -130,7 +130,7 @@ def test_the_tables_of_products_and_orders_give_the_numbers_of_the_lines(tmp_pat
 
     from custseg.core.config import Config, ProfileConfig
     from custseg.engines.duckdb import DuckDBEngine
-    from custseg.engines.lines import segment_lines
+    from custseg.engines.lines import cohort_months, segment_lines
     from custseg.jobs.rfm import read_input
     from custseg.jobs.value import window_labels
     from custseg.prep.features import customer_features_table
@@ -151,7 +151,8 @@ def test_the_tables_of_products_and_orders_give_the_numbers_of_the_lines(tmp_pat
         pd.testing.assert_frame_equal(got, expected)
         assert got["distinct_products"].sum() > len(got)
     labels = from_lines[0][["customer_id"]].assign(
-        segment=np.arange(len(from_lines[0])) % 4)
+        segment=np.arange(len(from_lines[0])) % 4,
+        cohort=cohort_months(from_lines[0]["tenure"], dates[0]))
     with_pairs = segment_lines(engine, labels, reading.mapping, ProfileConfig())
     split = last - dt.timedelta(days=90)
     labels_of_orders = window_labels(engine, split, 90)

@@ -13,7 +13,7 @@ import custseg
 from conftest import ONLINE_RETAIL, needs_online_retail
 from custseg.core.config import ProfileConfig
 from custseg.engines.duckdb import DuckDBEngine
-from custseg.engines.lines import segment_lines
+from custseg.engines.lines import cohort_months, segment_lines
 from custseg.jobs.rfm import run_rfm
 from custseg.jobs.run import run_segments
 from custseg.profile.lines import cohort_retention
@@ -215,7 +215,11 @@ def test_lift_and_cohorts_hold_their_definitions(data, min_support, min_buyers, 
                               "NULL::VARCHAR AS category, NULL::VARCHAR AS country FROM raw_lines")
         s = ProfileConfig(min_support=min_support, min_buyers=min_buyers, min_lift=min_lift,
                           top=3)
-        found = segment_lines(engine, labels, {"product_id": "p"}, s)
+        as_of = dt.date(2023, 3, 1)
+        tenure = (pd.Timestamp(as_of) - lines.groupby("customer_id")["invoice_date"].min()
+                  ).dt.days
+        cohort = cohort_months(labels["customer_id"].map(tenure), as_of)
+        found = segment_lines(engine, labels.assign(cohort=cohort), {"product_id": "p"}, s)
     finally:
         engine.close()
     sizes = labels["segment"].value_counts()
@@ -230,7 +234,7 @@ def test_lift_and_cohorts_hold_their_definitions(data, min_support, min_buyers, 
             assert row.buyers >= min_buyers and row.support >= min_support - 1e-12
             assert row.lift >= min_lift - 1e-12
     assert (found.items[found.items["listed"]].groupby("segment").size() <= 3).all()
-    block = cohort_retention(found.months, as_of=dt.date(2023, 3, 1), max_cohorts=24)
+    block = cohort_retention(found.months, as_of=as_of, max_cohorts=24)
     firsts = lines.groupby("customer_id")["invoice_date"].min().dt.to_period("M")
     starts = [r for r in block["rows"] if r["months_since"] == 0]
     assert sum(r["customers"] for r in starts) == len(labels)  # each customer once

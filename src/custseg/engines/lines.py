@@ -14,8 +14,10 @@ not top the list by chance.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from custseg.core.config import ProfileConfig
@@ -48,16 +50,16 @@ def segment_lines(engine: Engine, labels: pd.DataFrame, mapping: dict[str, str],
                   settings: ProfileConfig, attributes: list[str] = ()) -> SegmentLines:
     """Lift of products, categories, countries and the line ``attributes`` (channel,
     store, payment method: kept in the lines as ``line_attr_i``, each its own kind, named
-    by its column) per segment of ``labels`` (columns customer_id, segment) and their
-    customers per cohort and month, from the purchases in ``engine``'s lines: three
-    queries (one job each on Spark)."""
+    by its column) per segment of ``labels`` (columns customer_id, segment and cohort,
+    from :func:`cohort_months`) and their customers per cohort and month, from the
+    purchases in ``engine``'s lines: three queries (one job each on Spark)."""
     kinds = [(kind, _item_column(kind, column, mapping)) for kind, column, field in KINDS
              if field in mapping or (kind == "products" and "description" in mapping)]
     taken = {kind for kind, _ in kinds}
     kinds += [(name, f"line_attr_{i}") for i, name in enumerate(attributes, start=1)
               if name not in taken]
     described = {"product_id", "description"} <= set(mapping)
-    engine.register(LABELS, labels[["customer_id", "segment"]])
+    engine.register(LABELS, labels[["customer_id", "segment", "cohort"]])
     try:
         items = _lift(engine, kinds, settings, described) if kinds else _no_items()
         return SegmentLines(items=items, months=_months(engine))
@@ -167,20 +169,33 @@ def _described(engine: Engine, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def cohort_months(tenure: pd.Series, as_of: dt.date) -> pd.Series:
+    """Each customer's cohort, the month of his first purchase counted from year 0
+    (``year * 12 + month - 1``, as :func:`_months` counts months), from his ``tenure``
+    (whole days from the first purchase to ``as_of``); missing without a purchase. The
+    months' query then needs no pass to find each customer's first month (5M customers:
+    about half its time)."""
+    days = pd.to_numeric(tenure, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    known = np.isfinite(days)
+    first = pd.DatetimeIndex(pd.Timestamp(as_of) - pd.to_timedelta(np.where(known, days, 0),
+                                                                   unit="D"))
+    months = pd.array(first.year * 12 + first.month - 1, dtype="Int64")
+    months[~known] = pd.NA
+    return pd.Series(months, index=tenure.index, name="cohort")
+
+
 def _months(engine: Engine) -> pd.DataFrame:
-    """Customers and revenue per segment, cohort (month of the first purchase) and month,
-    months counted from year 0 (``year * 12 + month - 1``)."""
+    """Customers and revenue per segment, cohort and month, months counted from year 0
+    (``year * 12 + month - 1``); the cohorts are the labels' (:func:`cohort_months`)."""
     month = "year(invoice_date) * 12 + month(invoice_date) - 1"
     source, money = purchases(engine)
     return engine.query(f"""
         WITH per_month AS (
             SELECT customer_id, {month} AS month, {money} AS revenue
-            FROM {source} WHERE {_BOUGHT} GROUP BY customer_id, {month}),
-        firsts AS (SELECT customer_id, min(month) AS cohort FROM per_month
-                   GROUP BY customer_id)
+            FROM {source} WHERE {_BOUGHT} GROUP BY customer_id, {month})
         SELECT segment, cohort, month, count(*) AS customers,
                CAST(sum(revenue) AS DOUBLE) AS revenue  -- exact, so each run sums alike
-        FROM per_month JOIN firsts USING (customer_id) JOIN {LABELS} USING (customer_id)
+        FROM per_month JOIN {LABELS} USING (customer_id)
         GROUP BY segment, cohort, month ORDER BY segment, cohort, month""")
 
 

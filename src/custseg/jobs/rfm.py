@@ -29,7 +29,7 @@ from custseg.core.version import __version__
 from custseg.engines import Engine, open_engine
 from custseg.engines.base import default_as_of, future_lines, without_purchase
 from custseg.engines.duckdb import DuckDBEngine
-from custseg.engines.lines import segment_lines
+from custseg.engines.lines import cohort_months, segment_lines
 from custseg.io import Peek, Source, guess_from_values, peek, peek_source, resolve_mapping
 from custseg.io._customers import customers_from_source, load_customers
 from custseg.io._infer import Reading
@@ -216,9 +216,11 @@ def line_profiles(engine: Engine, labels: pd.DataFrame, mapping: dict[str, str],
                   config: Config, as_of: dt.date, names: dict[Any, str],
                   attributes: list[str] = ()) -> LineProfiles:
     """Lift, best-sellers, trend and cohorts of the segments of ``labels`` (customer_id,
-    segment), computed by the engine over its lines; ``names``: segment -> name;
+    segment, tenure), computed by the engine over its lines; ``names``: segment -> name;
     ``attributes``: the line attributes the lines keep."""
     s = config.profile
+    labels = labels[["customer_id", "segment"]].assign(
+        cohort=cohort_months(labels["tenure"], as_of))
     found = segment_lines(engine, labels, mapping, s, attributes)
     over = {seg: {kind: [sm.Item(**i) for i in items] for kind, items in kinds.items()}
             for seg, kinds in by_lines.over_represented(found.items).items()}
@@ -388,7 +390,7 @@ def _report(result: RunResult, config: Config) -> Callable[[Path], None] | None:
 def _profile_rfm(engine: Engine, result: RunResult, config: Config) -> None:
     """What each named RFM segment buys and the cohorts, into the summary."""
     summary = result.summary
-    labels = result.customers[["customer_id", "rfm_segment"]].rename(
+    labels = result.customers[["customer_id", "rfm_segment", "tenure"]].rename(
         columns={"rfm_segment": "segment"})
     labels["segment"] = labels["segment"].astype(str)
     names = {row.name: row.name for row in summary.rfm_segments}
