@@ -105,12 +105,9 @@ def stages(features: pd.DataFrame, config: LifecycleConfig | None = None,
     rows = np.concatenate([np.flatnonzero(mask) for mask, _ in parts])
     place = np.empty(len(rows), dtype=np.int64)
     place[rows] = np.arange(len(rows))
-    # one array, then taken: Arrow's take from the chunks took 2.8-4.6 s for 5M customers,
-    # from one array 0.4-2.6 s (large strings: no 2 GB bound)
-    pieces = [chunk.cast(pa.large_string()) for _, text in parts
-              for chunk in getattr(text, "chunks", [text])]
-    reason = (pa.concat_arrays(pieces) if pieces else pa.array([], pa.large_string())
-              ).take(pa.array(place))
+    reason = pa.chunked_array([chunk.cast(pa.large_string()) for _, text in parts
+                               for chunk in getattr(text, "chunks", [text])],
+                              pa.large_string()).take(pa.array(place))  # no 2 GB bound
     stage = pa.array(np.array(_CODED)).take(pa.array(code))
     return pd.DataFrame({"stage": pd.Series(pd.array(stage, dtype="str"), index=features.index),
                          "stage_reason": pd.Series(pd.array(reason, dtype="str"),
