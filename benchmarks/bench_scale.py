@@ -302,8 +302,12 @@ def run_measured(cmd: list[str], timeout: float | None = None,
                  stdout: Any = subprocess.PIPE) -> tuple[float, int, Any]:
     """Run ``cmd`` as a fresh process: its wall clock in seconds, the peak resident bytes of
     its process tree (sampled every 0.2 s) and the finished process (``.stdout``,
-    ``.stderr``, ``.returncode``); raises ``subprocess.TimeoutExpired`` (with the peak as
-    ``.peak``) after killing the tree when ``timeout`` passes."""
+    ``.stderr``, ``.returncode``, and ``.cpu``: the user and system CPU seconds of the
+    process and the children it waited for); raises ``subprocess.TimeoutExpired`` (with the
+    peak as ``.peak``) after killing the tree when ``timeout`` passes."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True,
                             env=START_ENV)
@@ -330,7 +334,9 @@ def run_measured(cmd: list[str], timeout: float | None = None,
     finally:
         done.set()
         sampler.join()
-    return time.perf_counter() - start, peak[0], proc
+    seconds, now = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc.cpu = (now.ru_utime - used.ru_utime, now.ru_stime - used.ru_stime)
+    return seconds, peak[0], proc
 
 
 def measure(name: str, path: Path, timeout: float, sample: bool = False) -> dict[str, Any]:
@@ -346,13 +352,15 @@ def measure(name: str, path: Path, timeout: float, sample: bool = False) -> dict
         except subprocess.TimeoutExpired as exc:
             peak, report = exc.peak, {"failed": f"stopped after {timeout:.0f} s"}
         else:
+            cpu = proc.cpu
             if proc.returncode != 0:
                 last = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 report = {"failed": f"exit code {proc.returncode}: {last[:160]}"}
             elif name in COMMANDS:
-                report = {"seconds": seconds, **custseg_report(Path(work))}
+                report = {"seconds": seconds, "cpu": cpu, **custseg_report(Path(work))}
             else:
-                report = {**json.loads(proc.stdout.strip().splitlines()[-1]), "seconds": seconds}
+                report = {**json.loads(proc.stdout.strip().splitlines()[-1]), "seconds": seconds,
+                          "cpu": cpu}
         if name == "spark-first":  # its recorder, in the background, is done before the next
             report["recorder_seconds"] = recorders_done()
             report["recorded"] = any((Path(work) / "cache").glob("custseg/spark/classes-*.jsa"))
@@ -512,7 +520,8 @@ COUNTERPARTS = {
 
 def write(rows, names, out: Path) -> None:
     table = ["| data | lines | customers | contender | seconds | vs bare minimum | peak MB "
-             "| k | seconds per stage |", "|---|---:|---:|---|---:|---:|---:|---:|---|"]
+             "| CPU s, user + system | k | seconds per stage |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     stages_table = ["| data | stage | custseg s | bare minimum s | ratio |",
                     "|---|---|---:|---:|---:|"]
     checks = ["| data | k chosen on | customers | k | silhouette | Calinski-Harabasz "
@@ -527,14 +536,14 @@ def write(rows, names, out: Path) -> None:
             r = results[name]
             if "failed" in r:
                 table.append(f"| {spec} | {lines:,} | {customers:,} | {LABELS[name]} | "
-                             f"{r['failed']} | | {r.get('peak_mb', 0):,.0f} | | |")
+                             f"{r['failed']} | | {r.get('peak_mb', 0):,.0f} | | | |")
                 continue
             ratio = f"{r['seconds'] / bare:.2f}x" if bare else ""
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
             stages += f" (sum {sum(r['stages'].values()):.1f})"
             table.append(f"| {spec} | {lines:,} | {customers:,} | {LABELS[name]} | "
-                         f"{r['seconds']:.1f} | {ratio} | {r['peak_mb']:,.0f} | {r['k']} | "
-                         f"{stages} |")
+                         f"{r['seconds']:.1f} | {ratio} | {r['peak_mb']:,.0f} | "
+                         f"{r['cpu'][0]:.1f} + {r['cpu'][1]:.1f} | {r['k']} | {stages} |")
         for name in names:
             r = results[name]
             if len(r.get("rounds", [])) < 2:
@@ -578,7 +587,9 @@ def write(rows, names, out: Path) -> None:
         machine_line(("custseg", "duckdb", "pandas", "scikit-learn", "numpy")),
         "Each contender ran as a fresh process; seconds are its wall clock as a user waits "
         "for it (start-up, imports, writing and teardown included); peak MB is the largest "
-        "resident memory of the process tree (sampled every 0.2 s).", "",
+        "resident memory of the process tree (sampled every 0.2 s); CPU s its processor "
+        "time, in user code and in the kernel (system: on this machine mostly the first "
+        "touch of memory).", "",
         *table, "", "Stages against their counterparts in the bare minimum:", "",
         *stages_table, ""]
         + (["Rounds (`--repeat`: the contenders in turn, each round; the tables above show "
