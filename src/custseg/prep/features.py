@@ -257,10 +257,11 @@ def customer_features_table(con: duckdb.DuckDBPyConnection, as_of: dt.date,
 
 
 def frame_of(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
-    """The result of ``sql`` as DuckDB's ``df()`` gives it, fetched through Arrow (the
-    features of 5M customers: 1.3 s against 9.6 s; ``df()`` makes a Python string of each
-    id first). The query's ORDER BY holds: a relation's Arrow result keeps it (a cursor's
-    ``to_arrow_table()``, in DuckDB 2.0, returns sorted rows out of order)."""
+    """The result of ``sql`` as DuckDB's ``df()`` gives it, fetched through Arrow: a
+    table of 5M customers and 14 columns converted in 1.3 s against 9.6 s (``df()`` makes a
+    Python string of each id first). The query's ORDER BY holds: a relation's Arrow result
+    keeps it (a cursor's ``to_arrow_table()``, in DuckDB 2.0, returns sorted rows out of
+    order)."""
     return arrow_frame(con, arrow_of(con, sql))
 
 
