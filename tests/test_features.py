@@ -219,9 +219,9 @@ def test_features_from_the_orders_table_equal_those_from_the_lines(rows, day, qu
 
 def test_features_fetched_through_arrow_are_the_frame_duckdb_gives():
     """``frame_of`` (Arrow) gives DuckDB's own ``df()`` of the same query: the same dtypes
-    (nullable integers where a value is missing, dates, decimals and booleans with a gap
-    converted by DuckDB), the same values, and the ORDER BY of 300,000 rows sorted on two
-    threads."""
+    (nullable integers where a value is missing, dates, decimals, booleans with a gap and
+    columns of no value converted by DuckDB: its text of None only is of dtype object),
+    the same values, and the ORDER BY of 300,000 rows sorted on two threads."""
     from custseg.engines.duckdb import connect
     from custseg.prep.features import frame_of
 
@@ -232,6 +232,7 @@ def test_features_fetched_through_arrow_are_the_frame_duckdb_gives():
                CASE WHEN i % 3 = 0 THEN i END AS gaps, CAST(NULL AS BIGINT) AS empty,
                i / 7 AS ratio, CASE WHEN i % 5 = 0 THEN i / 3 END AS ratio_gaps,
                CASE WHEN i % 4 = 0 THEN NULL ELSE 'c' || (i % 9) END AS country,
+               CAST(NULL AS VARCHAR) AS no_country, CAST(NULL AS DOUBLE) AS no_share,
                i % 2 = 0 AS even, CASE WHEN i % 3 = 0 THEN i % 2 = 0 END AS even_gaps,
                DATE '2020-01-01' + CAST(i % 900 AS INTEGER) AS day,
                TIMESTAMP '2020-01-01 10:00' + to_seconds(i) AS at,

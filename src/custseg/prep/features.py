@@ -285,13 +285,16 @@ def _as_is(kind: pa.DataType) -> bool:
 def arrow_frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
     """``table`` (a DuckDB result) as ``df()`` gives it: text, floats and whole numbers
     converted by Arrow, integers with a missing value as nullable integers, and the other
-    columns (dates, decimals, booleans with a missing value) by DuckDB itself."""
+    columns (dates, decimals, booleans with a missing value, columns with no value at
+    all) by DuckDB itself."""
     if not table.num_rows:  # DuckDB's own: text without rows is of dtype object there
         return con.from_arrow(table).df()
     names = table.column_names
-    nullable = [n for n in names if table[n].type in _NULLABLE and table[n].null_count]
     other = [n for n in names if not _as_is(table[n].type)
-             or (pa.types.is_boolean(table[n].type) and table[n].null_count)]
+             or (pa.types.is_boolean(table[n].type) and table[n].null_count)
+             or table[n].null_count == table.num_rows]  # df(): text of None only: object
+    nullable = [n for n in names if table[n].type in _NULLABLE and table[n].null_count
+                and n not in other]
     frame = table.drop_columns(nullable + other).to_pandas()
     if len(frame) != table.num_rows:  # no column left, and no row
         frame = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
